@@ -1,0 +1,24 @@
+#ifndef CLIBUV_H
+#define CLIBUV_H
+
+/* The only door from Swift to libuv: Swift code imports CLibUV and never <uv.h> itself. */
+#include <uv.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Writes the IPv4 address of a TCP handle's peer into buf ("127.0.0.2"); returns 0 or a libuv error. */
+int CLibUV_tcp_peer_ip(const uv_tcp_t *tcp, char *buf, size_t len);
+
+/* Writes the IPv4 address a TCP handle is bound to into buf and its port into *port; 0 or a libuv error. */
+int CLibUV_tcp_local_ip(const uv_tcp_t *tcp, char *buf, size_t len, int *port);
+
+/* Reads the kernel's SO_PEERCRED of a connected Unix-socket handle; 0 or a negative errno. */
+int CLibUV_pipe_peer_credentials(const uv_pipe_t *pipe, pid_t *pid, uid_t *uid, gid_t *gid);
+
+/* Binds a TCP handle to an IPv4 address and port (port 0: any); 0 or a libuv error. */
+int CLibUV_tcp_bind4(uv_tcp_t *tcp, const char *ip, int port);
+
+/* Starts connecting a TCP handle to an IPv4 address and port; 0 or a libuv error. */
+int CLibUV_tcp_connect4(uv_connect_t *req, uv_tcp_t *tcp, const char *ip, int port, uv_connect_cb cb);
+
+#endif

@@ -1,0 +1,245 @@
+/*
+ * omx-rawbench: the raw-socket baseline of `omx bench rpc`.
+ *
+ * It does the same exchange as the RPC benchmark -- 4-byte big-endian length frames echoed by
+ * a server -- with plain blocking sockets and no envelope, authentication or event loop, so the
+ * benchmark can show what the RPC runtime costs on top of the kernel.
+ *
+ *   omx-rawbench serve TCP_HOST TCP_PORT UNIX_PATH
+ *   omx-rawbench pingpong tcp HOST PORT | unix PATH  BODY_BYTES COUNT       -> "p50_us p99_us"
+ *   omx-rawbench pipeline tcp HOST PORT | unix PATH  BODY_BYTES SECONDS WINDOW -> "calls_per_second"
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static void die(const char *what) {
+    fprintf(stderr, "omx-rawbench: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static int read_full(int fd, void *buf, size_t len) {
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = read(fd, p, len);
+        if (n == 0) return 0;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 1;
+}
+
+static int write_full(int fd, const void *buf, size_t len) {
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 1;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Reads one frame into *buf (grown as needed); returns its length, or -1 at end of stream. */
+static long read_frame(int fd, char **buf, size_t *cap) {
+    uint32_t be;
+    if (read_full(fd, &be, 4) <= 0) return -1;
+    size_t len = ntohl(be);
+    if (len > *cap) {
+        *buf = realloc(*buf, len);
+        *cap = len;
+    }
+    if (len > 0 && read_full(fd, *buf, len) <= 0) return -1;
+    return (long)len;
+}
+
+static int write_frame(int fd, const char *payload, size_t len) {
+    char header[4];
+    uint32_t be = htonl((uint32_t)len);
+    memcpy(header, &be, 4);
+    struct iovec parts[2] = {{header, 4}, {(void *)payload, len}};
+    ssize_t n;
+    do {
+        n = writev(fd, parts, 2);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return -1;
+    size_t done = (size_t)n;
+    if (done < 4) {
+        if (write_full(fd, header + done, 4 - done) < 0) return -1;
+        done = 4;
+    }
+    return write_full(fd, payload + (done - 4), len - (done - 4));
+}
+
+static void *echo_connection(void *arg) {
+    int fd = (int)(intptr_t)arg;
+    char *buf = NULL;
+    size_t cap = 0;
+    long len;
+    while ((len = read_frame(fd, &buf, &cap)) >= 0) {
+        if (write_frame(fd, buf, (size_t)len) < 0) break;
+    }
+    free(buf);
+    close(fd);
+    return NULL;
+}
+
+static void *accept_loop(void *arg) {
+    int listener = (int)(intptr_t)arg;
+    for (;;) {
+        int fd = accept(listener, NULL, NULL);
+        if (fd < 0) {
+            if (errno == EINTR) continue;
+            die("accept");
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        pthread_t thread;
+        pthread_create(&thread, NULL, echo_connection, (void *)(intptr_t)fd);
+        pthread_detach(thread);
+    }
+    return NULL;
+}
+
+static int tcp_socket(const char *host, int port, int listening) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) die("socket");
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) die("inet_pton");
+    int one = 1;
+    if (listening) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) die("bind tcp");
+        if (listen(fd, 128) < 0) die("listen tcp");
+    } else {
+        if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) die("connect tcp");
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    return fd;
+}
+
+static int unix_socket(const char *path, int listening) {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) die("socket");
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    strncpy(addr.sun_path, path, sizeof(addr.sun_path) - 1);
+    if (listening) {
+        unlink(path);
+        if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) die("bind unix");
+        if (listen(fd, 128) < 0) die("listen unix");
+    } else if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        die("connect unix");
+    }
+    return fd;
+}
+
+static int compare_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void pingpong(int fd, size_t body, long count) {
+    char *payload = calloc(1, body ? body : 1), *buf = NULL;
+    size_t cap = 0;
+    uint64_t *samples = calloc((size_t)count, sizeof(uint64_t));
+    for (long i = -count / 10; i < count; i++) {
+        uint64_t start = now_ns();
+        if (write_frame(fd, payload, body) < 0 || read_frame(fd, &buf, &cap) < 0) die("pingpong");
+        if (i >= 0) samples[i] = now_ns() - start;
+    }
+    qsort(samples, (size_t)count, sizeof(uint64_t), compare_u64);
+    printf("%.2f %.2f\n", samples[count / 2] / 1000.0, samples[(count * 99) / 100] / 1000.0);
+}
+
+struct pipeline_state {
+    int fd;
+    size_t body;
+    sem_t window;
+    volatile int stop;
+    long received;
+};
+
+static void *pipeline_reader(void *arg) {
+    struct pipeline_state *s = arg;
+    char *buf = NULL;
+    size_t cap = 0;
+    while (read_frame(s->fd, &buf, &cap) >= 0) {
+        s->received++;
+        sem_post(&s->window);
+    }
+    return NULL;
+}
+
+static void pipeline(int fd, size_t body, double seconds, int window) {
+    struct pipeline_state s = {.fd = fd, .body = body};
+    sem_init(&s.window, 0, (unsigned)window);
+    pthread_t reader;
+    pthread_create(&reader, NULL, pipeline_reader, &s);
+    char *payload = calloc(1, body ? body : 1);
+    uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9);
+    long sent = 0;
+    while (now_ns() < end) {
+        sem_wait(&s.window);
+        if (write_frame(fd, payload, body) < 0) die("pipeline write");
+        sent++;
+    }
+    while (s.received < sent) sem_wait(&s.window);
+    double elapsed = (now_ns() - start) / 1e9;
+    shutdown(fd, SHUT_RDWR);
+    pthread_join(reader, NULL);
+    printf("%.0f\n", sent / elapsed);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 5 && strcmp(argv[1], "serve") == 0) {
+        pthread_t tcp_thread, unix_thread;
+        pthread_create(&tcp_thread, NULL, accept_loop, (void *)(intptr_t)tcp_socket(argv[2], atoi(argv[3]), 1));
+        pthread_create(&unix_thread, NULL, accept_loop, (void *)(intptr_t)unix_socket(argv[4], 1));
+        printf("ready\n");
+        fflush(stdout);
+        pthread_join(tcp_thread, NULL);
+        return 0;
+    }
+    if (argc >= 6 && (strcmp(argv[1], "pingpong") == 0 || strcmp(argv[1], "pipeline") == 0)) {
+        int tcp = strcmp(argv[2], "tcp") == 0;
+        int next = tcp ? 5 : 4;
+        int fd = tcp ? tcp_socket(argv[3], atoi(argv[4]), 0) : unix_socket(argv[3], 0);
+        if (strcmp(argv[1], "pingpong") == 0 && argc == next + 2) {
+            pingpong(fd, (size_t)atol(argv[next]), atol(argv[next + 1]));
+            return 0;
+        }
+        if (strcmp(argv[1], "pipeline") == 0 && argc == next + 3) {
+            pipeline(fd, (size_t)atol(argv[next]), atof(argv[next + 1]), atoi(argv[next + 2]));
+            return 0;
+        }
+    }
+    fprintf(stderr, "usage: omx-rawbench serve TCP_HOST TCP_PORT UNIX_PATH\n"
+                    "       omx-rawbench pingpong tcp HOST PORT|unix PATH BODY_BYTES COUNT\n"
+                    "       omx-rawbench pipeline tcp HOST PORT|unix PATH BODY_BYTES SECONDS WINDOW\n");
+    return 2;
+}

@@ -1,0 +1,123 @@
+import Glibc
+
+/// A process this one started, with its output sent to files.
+public final class ChildProcess: @unchecked Sendable {
+    public let pid: pid_t
+    public let command: [String]
+    private var exitStatus: Int32?
+
+    private init(pid: pid_t, command: [String]) {
+        self.pid = pid
+        self.command = command
+    }
+
+    /// Starts `path` with `arguments`; standard input is /dev/null.
+    /// - Parameters:
+    ///   - stdoutPath: file for standard output (appended), or nil to inherit ours.
+    ///   - stderrPath: file for standard error (appended), or nil to inherit ours.
+    ///   - environment: extra variables on top of ours.
+    /// - Throws: `ConfigError` naming the program when it cannot be started.
+    public static func spawn(
+        _ path: String, _ arguments: [String], stdoutPath: String? = nil, stderrPath: String? = nil,
+        environment: [String: String] = [:]
+    ) throws -> ChildProcess {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let stdoutPath { posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_APPEND, 0o644) }
+        if let stderrPath { posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644) }
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGPIPE, SIGTERM, SIGINT] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        var variables: [String: String] = [:]
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") { variables[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
+            cursor += 1
+        }
+        for (name, value) in environment { variables[name] = value }
+
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        guard rc == 0 else {
+            throw ConfigError("\(path): cannot start: \(String(cString: strerror(rc)))")
+        }
+        return ChildProcess(pid: pid, command: [path] + arguments)
+    }
+
+    /// Sends `signal` to the process (nothing once it has been reaped).
+    public func send(_ signal: Int32) {
+        if exitStatus == nil { kill(pid, signal) }
+    }
+
+    /// The exit status if the process has ended (a signal `s` gives 128 + s), else nil.
+    public func poll() -> Int32? {
+        if let exitStatus { return exitStatus }
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        exitStatus = ChildProcess.decode(status)
+        return exitStatus
+    }
+
+    /// Waits for the process to end and returns its exit status (a signal `s` gives 128 + s).
+    @discardableResult
+    public func wait() -> Int32 {
+        if let exitStatus { return exitStatus }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        exitStatus = ChildProcess.decode(status)
+        return exitStatus!
+    }
+
+    /// Waits up to `milliseconds` for the process to end; its exit status, or nil if it still runs.
+    public func wait(milliseconds: Int) async -> Int32? {
+        let deadline = monotonicNs() + UInt64(milliseconds) * 1_000_000
+        while monotonicNs() < deadline {
+            if let status = poll() { return status }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return poll()
+    }
+
+    private static func decode(_ status: Int32) -> Int32 {
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
+}
+
+/// The path of executable `name` built beside the running one (e.g. `omx-discovery` next to `omx`).
+public func siblingExecutable(_ name: String) -> String {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard length > 0 else { return name }
+    let path = String(cString: buffer)
+    guard let slash = path.lastIndex(of: "/") else { return name }
+    return String(path[..<slash]) + "/" + name
+}
+
+/// The resident memory of process `pid` in KiB (VmRSS), or nil when it cannot be read.
+public func residentKiB(of pid: pid_t) -> Int? {
+    guard let status = try? readTextFile("/proc/\(pid)/status") else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return Int(line.dropFirst(6).trimmedWhitespace.split(separator: " ").first ?? "")
+    }
+    return nil
+}

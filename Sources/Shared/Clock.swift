@@ -1,0 +1,15 @@
+import Glibc
+
+/// Milliseconds since the Unix epoch, from the wall clock.
+public func wallClockMs() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return UInt64(now.tv_sec) * 1_000 + UInt64(now.tv_nsec) / 1_000_000
+}
+
+/// Nanoseconds from a monotonic clock, for measuring intervals.
+public func monotonicNs() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+}

@@ -1,0 +1,115 @@
+import COpenSSL
+import Glibc
+
+/// The secret every node of a cluster shares: 32 random bytes, stored as 64 hex digits in a
+/// file readable only by its owner.
+public struct ClusterKey: Sendable, Equatable {
+    /// Bytes in a key.
+    public static let size = 32
+    /// Where services and the CLI look for the key unless told otherwise.
+    public static let defaultPath = "/etc/omx/cluster.key"
+
+    public let bytes: [UInt8]
+
+    /// A key from `bytes`. - Precondition: `bytes.count == ClusterKey.size`.
+    public init(bytes: [UInt8]) {
+        precondition(bytes.count == ClusterKey.size)
+        self.bytes = bytes
+    }
+
+    /// A fresh random key.
+    public static func generate() -> ClusterKey {
+        ClusterKey(bytes: randomBytes(size))
+    }
+
+    /// Reads a key file.
+    /// - Throws: `ConfigError` naming the path when the file cannot be read, holds anything but
+    ///   64 hex digits, or can be read by other users (its mode must be 0600 or stricter).
+    public static func load(from path: String) throws -> ClusterKey {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw ConfigError("\(path): cannot read the cluster key: \(String(cString: strerror(errno))) (create one with `omx keygen`)")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw ConfigError("\(path): the cluster key is readable by others (mode \(String(info.st_mode & 0o777, radix: 8))); run `chmod 600 \(path)`")
+        }
+        let text = try readTextFile(path).trimmedWhitespace
+        guard text.utf8.count == size * 2, let bytes = hexDecode(text) else {
+            throw ConfigError("\(path):1: a cluster key is \(size * 2) hex digits, found \(text.utf8.count) characters")
+        }
+        return ClusterKey(bytes: bytes)
+    }
+
+    /// Writes the key to `path` with mode 0600.
+    /// - Parameter overwrite: replace an existing file; otherwise an existing file is an error.
+    /// - Throws: `ConfigError` naming the path.
+    public func write(to path: String, overwrite: Bool) throws {
+        let flags = O_WRONLY | O_CREAT | O_CLOEXEC | (overwrite ? O_TRUNC : O_EXCL)
+        let fd = open(path, flags, 0o600)
+        guard fd >= 0 else {
+            let reason = errno == EEXIST ? "file exists (pass --force to replace it)" : String(cString: strerror(errno))
+            throw ConfigError("\(path): cannot write the cluster key: \(reason)")
+        }
+        defer { close(fd) }
+        fchmod(fd, 0o600)
+        let text = Array((hexEncode(bytes) + "\n").utf8)
+        guard Glibc.write(fd, text, text.count) == text.count else {
+            throw ConfigError("\(path): cannot write the cluster key: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// HMAC-SHA256 of `data` under this key.
+    public func mac(_ data: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        let ok = COpenSSL_hmac_sha256(bytes, bytes.count, data, data.count, &out)
+        precondition(ok == 1, "HMAC-SHA256 failed in libcrypto")
+        return out
+    }
+}
+
+/// `count` cryptographically strong random bytes.
+public func randomBytes(_ count: Int) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: count)
+    precondition(COpenSSL_random_bytes(&out, count) == 1, "libcrypto has no randomness")
+    return out
+}
+
+/// SHA-256 of `data`.
+public func sha256(_ data: [UInt8]) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: 32)
+    precondition(COpenSSL_sha256(data, data.count, &out) == 1, "SHA-256 failed in libcrypto")
+    return out
+}
+
+/// Lower-case hex of `bytes`.
+public func hexEncode(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count * 2)
+    for byte in bytes {
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 0xf)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// The bytes of an even-length hex string, or nil when it is not one.
+public func hexDecode(_ text: String) -> [UInt8]? {
+    let chars = Array(text.utf8)
+    guard chars.count % 2 == 0 else { return nil }
+    func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+    var out: [UInt8] = []
+    out.reserveCapacity(chars.count / 2)
+    for index in stride(from: 0, to: chars.count, by: 2) {
+        guard let high = nibble(chars[index]), let low = nibble(chars[index + 1]) else { return nil }
+        out.append(high << 4 | low)
+    }
+    return out
+}

@@ -1,0 +1,177 @@
+import CLibUV
+import Glibc
+
+/// One TCP or Unix-socket stream on an event loop, carrying frames both ways.
+///
+/// Loop thread only. The libuv handle keeps the connection alive (an `Unmanaged` retain in
+/// `handle->data`) until libuv's close callback, where both are released.
+final class Connection {
+    enum Transport { case tcp, unix }
+
+    let loop: EventLoop
+    let transport: Transport
+    let stream: UnsafeMutablePointer<uv_stream_t>
+    /// Who is at the other end, for errors and logs ("127.0.0.2:51234", "unix:/run/omx/x.sock").
+    var peer: String
+    /// Called for each complete frame's payload.
+    var onFrame: ((Connection, [UInt8]) -> Void)?
+    /// Called when the byte stream cannot be cut into frames; reading has stopped.
+    var onFrameError: ((Connection, FrameError) -> Void)?
+    /// Called once, after the handle is closed; the error is nil for an orderly close.
+    var onClose: ((Connection, UVError?) -> Void)?
+
+    private var decoder: FrameDecoder
+    private var output: [UInt8] = []
+    private var flushScheduled = false
+    private(set) var isClosed = false
+    private var closeReason: UVError?
+    private let readBuffer: UnsafeMutableRawPointer
+    private static let readBufferSize = 65536
+
+    /// A new, unconnected stream handle on `loop`.
+    init(loop: EventLoop, transport: Transport, peer: String, maxFrameSize: Int) throws {
+        self.loop = loop
+        self.transport = transport
+        self.peer = peer
+        decoder = FrameDecoder(maxFrameSize: maxFrameSize)
+        let size = max(MemoryLayout<uv_tcp_t>.size, MemoryLayout<uv_pipe_t>.size)
+        stream = malloc(size)!.bindMemory(to: uv_stream_t.self, capacity: 1)
+        readBuffer = malloc(Connection.readBufferSize)!
+        let rc: Int32
+        switch transport {
+        case .tcp: rc = uv_tcp_init(loop.uvLoop, stream.reinterpreted(as: uv_tcp_t.self))
+        case .unix: rc = uv_pipe_init(loop.uvLoop, stream.reinterpreted(as: uv_pipe_t.self), 0)
+        }
+        guard rc == 0 else {
+            free(stream)
+            free(readBuffer)
+            throw UVError(code: rc, operation: "init stream", peer: peer)
+        }
+        if transport == .tcp { uv_tcp_nodelay(stream.reinterpreted(as: uv_tcp_t.self), 1) }
+        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+    }
+
+    var handle: UnsafeMutablePointer<uv_handle_t> {
+        UnsafeMutableRawPointer(stream).assumingMemoryBound(to: uv_handle_t.self)
+    }
+
+    static func owner(_ stream: UnsafeMutablePointer<uv_stream_t>) -> Connection {
+        Unmanaged<Connection>.fromOpaque(stream.pointee.data!).takeUnretainedValue()
+    }
+
+    /// Starts delivering frames to `onFrame`.
+    func startReading() throws {
+        try uvCheck(
+            uv_read_start(stream, { handle, _, buffer in
+                let connection = Unmanaged<Connection>.fromOpaque(handle!.pointee.data!).takeUnretainedValue()
+                buffer!.pointee = uv_buf_init(connection.readBuffer.assumingMemoryBound(to: CChar.self), UInt32(Connection.readBufferSize))
+            }, { stream, nread, buffer in
+                let connection = Connection.owner(stream!)
+                if nread > 0 {
+                    connection.received(UnsafeRawBufferPointer(start: buffer!.pointee.base, count: nread))
+                } else if nread < 0 {
+                    let error = nread == Int(UV_EOF.rawValue) ? nil : UVError(code: Int32(nread), operation: "read", peer: connection.peer)
+                    connection.close(error)
+                }
+            }), "read", peer: peer)
+    }
+
+    private func received(_ bytes: UnsafeRawBufferPointer) {
+        decoder.append(bytes)
+        do {
+            while !isClosed, let frame = try decoder.next() {
+                onFrame?(self, frame)
+            }
+        } catch let error as FrameError {
+            uv_read_stop(stream)
+            onFrameError?(self, error)
+        } catch {
+            preconditionFailure("FrameDecoder throws only FrameError")
+        }
+    }
+
+    /// Queues one frame carrying `payload`; it is written at the end of this loop iteration.
+    func send(_ payload: [UInt8]) {
+        guard !isClosed else { return }
+        Frame.append(payload, to: &output)
+        scheduleFlush()
+    }
+
+    /// Queues raw bytes, framed or not (tests use this to send broken input).
+    func sendRaw(_ bytes: [UInt8]) {
+        guard !isClosed else { return }
+        output.append(contentsOf: bytes)
+        scheduleFlush()
+    }
+
+    private func scheduleFlush() {
+        if !flushScheduled {
+            flushScheduled = true
+            loop.scheduleFlush(self)
+        }
+    }
+
+    /// Bytes queued but not yet handed to the kernel.
+    var pendingOutputBytes: Int { output.count + uv_stream_get_write_queue_size(stream) }
+
+    /// Hands the queued bytes to libuv in one write.
+    func flush() {
+        flushScheduled = false
+        guard !isClosed, !output.isEmpty else { return }
+        let count = output.count
+        let bytes = malloc(count)!
+        output.withUnsafeBytes { bytes.copyMemory(from: $0.baseAddress!, byteCount: count) }
+        output.removeAll(keepingCapacity: count <= 1 << 20)
+        let request = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
+        request.pointee.data = bytes
+        var buffer = uv_buf_init(bytes.assumingMemoryBound(to: CChar.self), UInt32(count))
+        let rc = uv_write(request, stream, &buffer, 1) { request, status in
+            free(request!.pointee.data)
+            let stream = request!.pointee.handle!
+            request!.deallocate()
+            if status < 0 && status != UV_ECANCELED.rawValue {
+                let connection = Connection.owner(stream)
+                connection.close(UVError(code: status, operation: "write", peer: connection.peer))
+            }
+        }
+        if rc < 0 {
+            free(bytes)
+            request.deallocate()
+            close(UVError(code: rc, operation: "write", peer: peer))
+        }
+    }
+
+    /// Writes what is queued, then closes the stream (used after refusing a peer).
+    func closeAfterFlush() {
+        guard !isClosed else { return }
+        flush()
+        uv_read_stop(stream)
+        let request = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
+        let rc = uv_shutdown(request, stream) { request, _ in
+            let stream = request!.pointee.handle!
+            request!.deallocate()
+            Connection.owner(stream).close(nil)
+        }
+        if rc < 0 {
+            request.deallocate()
+            close(nil)
+        }
+    }
+
+    /// Closes the stream now; queued output that was not yet written is dropped.
+    func close(_ error: UVError?) {
+        guard !isClosed else { return }
+        isClosed = true
+        closeReason = error
+        output = []
+        uv_close(handle) { handle in
+            let connection = Unmanaged<Connection>.fromOpaque(handle!.pointee.data!).takeRetainedValue()
+            connection.onClose?(connection, connection.closeReason)
+            connection.onClose = nil
+            connection.onFrame = nil
+            connection.onFrameError = nil
+            free(connection.readBuffer)
+            free(handle)
+        }
+    }
+}

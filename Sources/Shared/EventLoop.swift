@@ -1,0 +1,153 @@
+import CLibUV
+import Glibc
+import Synchronization
+
+/// One libuv loop running on its own thread. Every libuv call of a service happens on this
+/// thread; other threads hand work to it with `execute(_:)` (the one place where Swift
+/// concurrency crosses into the loop).
+public final class EventLoop: @unchecked Sendable {
+    /// The libuv loop; touch only on the loop thread.
+    let uvLoop: UnsafeMutablePointer<uv_loop_t>
+    private let wakeup: UnsafeMutablePointer<uv_async_t>
+    private let beforePoll: UnsafeMutablePointer<uv_prepare_t>
+    private let afterPoll: UnsafeMutablePointer<uv_check_t>
+    /// Work handed in from other threads, and whether the loop still takes any.
+    private let queue = Mutex<(open: Bool, work: [() -> Void])>((true, []))
+    private let finished = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private var thread = pthread_t()
+    private let threadID = Mutex<pthread_t?>(nil)
+    /// Connections with buffered output, flushed once per loop iteration (loop thread only).
+    var connectionsToFlush: [Connection] = []
+    private var stopping = false
+
+    /// Starts a loop thread.
+    /// - Throws: `UVError` when libuv cannot set up the loop.
+    public init() throws {
+        // A peer that goes away must surface as EPIPE on the write, not kill the process.
+        signal(SIGPIPE, SIG_IGN)
+        uvLoop = .allocate(capacity: 1)
+        wakeup = .allocate(capacity: 1)
+        beforePoll = .allocate(capacity: 1)
+        afterPoll = .allocate(capacity: 1)
+        try uvCheck(uv_loop_init(uvLoop), "uv_loop_init")
+        try uvCheck(uv_async_init(uvLoop, wakeup, { handle in EventLoop.owner(of: handle!).drainQueue() }), "uv_async_init")
+        uv_prepare_init(uvLoop, beforePoll)
+        uv_check_init(uvLoop, afterPoll)
+        let unmanaged = Unmanaged.passUnretained(self).toOpaque()
+        wakeup.pointee.data = unmanaged
+        beforePoll.pointee.data = unmanaged
+        afterPoll.pointee.data = unmanaged
+        // Writes buffered by callbacks go out right after the poll phase that produced them, and
+        // writes buffered by timers go out before the loop blocks again.
+        uv_prepare_start(beforePoll) { handle in EventLoop.owner(of: handle!).flushConnections() }
+        uv_check_start(afterPoll) { handle in EventLoop.owner(of: handle!).flushConnections() }
+        uv_unref(UnsafeMutableRawPointer(beforePoll).assumingMemoryBound(to: uv_handle_t.self))
+        uv_unref(UnsafeMutableRawPointer(afterPoll).assumingMemoryBound(to: uv_handle_t.self))
+
+        let box = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&thread, nil, { arg in
+            let loop = Unmanaged<EventLoop>.fromOpaque(arg!).takeRetainedValue()
+            loop.threadID.withLock { $0 = pthread_self() }
+            uv_run(loop.uvLoop, UV_RUN_DEFAULT)
+            loop.didFinish()
+            return nil
+        }, box)
+        if rc != 0 { throw UVError(code: -rc, operation: "pthread_create") }
+        while threadID.withLock({ $0 }) == nil { sched_yield() }
+    }
+
+    private static func owner<H>(of handle: UnsafeMutablePointer<H>) -> EventLoop {
+        let data = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self).pointee.data
+        return Unmanaged<EventLoop>.fromOpaque(data!).takeUnretainedValue()
+    }
+
+    /// True on the loop's own thread.
+    public var inLoop: Bool {
+        guard let id = threadID.withLock({ $0 }) else { return false }
+        return pthread_equal(id, pthread_self()) != 0
+    }
+
+    /// Runs `work` on the loop thread, soon; callable from any thread.
+    /// - Returns: false, and drops `work`, when the loop has been shut down.
+    @discardableResult
+    public func execute(_ work: @escaping () -> Void) -> Bool {
+        queue.withLock { queue in
+            guard queue.open else { return false }
+            queue.work.append(work)
+            uv_async_send(wakeup)
+            return true
+        }
+    }
+
+    /// Runs `work` on the loop thread and returns its result to the calling task.
+    /// - Throws: what `work` throws, or `UVError` (ECANCELED) when the loop has been shut down.
+    public func submit<T>(_ work: @escaping () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let accepted = execute { continuation.resume(with: Result { try work() }) }
+            if !accepted { continuation.resume(throwing: UVError(code: UV_ECANCELED.rawValue, operation: "event loop stopped")) }
+        }
+    }
+
+    private func drainQueue() {
+        let work = queue.withLock { queue -> [() -> Void] in
+            let taken = queue.work
+            queue.work.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for item in work { item() }
+        if stopping { closeEverything() }
+    }
+
+    func scheduleFlush(_ connection: Connection) {
+        connectionsToFlush.append(connection)
+    }
+
+    private func flushConnections() {
+        guard !connectionsToFlush.isEmpty else { return }
+        let connections = connectionsToFlush
+        connectionsToFlush.removeAll(keepingCapacity: true)
+        for connection in connections { connection.flush() }
+    }
+
+    /// Stops the loop: every handle still open is closed, the thread ends, and the call returns
+    /// once it has. Owners should close their handles first (servers drain, clients close).
+    public func shutdown() async {
+        execute { [self] in
+            stopping = true
+            closeEverything()
+        }
+        await withCheckedContinuation { continuation in
+            let alreadyDone = finished.withLock { state -> Bool in
+                if state.done { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if alreadyDone { continuation.resume() }
+        }
+    }
+
+    private func closeEverything() {
+        let remaining = queue.withLock { queue -> [() -> Void] in
+            queue.open = false
+            defer { queue.work = [] }
+            return queue.work
+        }
+        for item in remaining { item() }
+        flushConnections()
+        uv_walk(uvLoop, { handle, _ in
+            guard let handle, uv_is_closing(handle) == 0 else { return }
+            uv_close(handle, nil)
+        }, nil)
+    }
+
+    private func didFinish() {
+        uv_loop_close(uvLoop)
+        let waiters = finished.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.done = true
+            let waiters = state.waiters
+            state.waiters = []
+            return waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}

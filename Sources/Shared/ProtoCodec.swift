@@ -1,0 +1,108 @@
+import OMXProto
+import Glibc
+
+/// Packs and unpacks one protoc-c generated message type `C`, given its generated functions.
+/// Swift never touches protobuf-c beyond this file and the message files that use it.
+struct ProtoCodec<C> {
+    let name: String
+    let initialize: (UnsafeMutablePointer<C>) -> Void
+    let packedSize: (UnsafePointer<C>) -> Int
+    let pack: (UnsafePointer<C>, UnsafeMutablePointer<UInt8>) -> Int
+    let unpack: (Int, UnsafePointer<UInt8>) -> UnsafeMutablePointer<C>?
+    let free: (UnsafeMutablePointer<C>) -> Void
+
+    /// Builds a message with `fill` and returns its serialized bytes.
+    func encode(_ fill: (inout C, CArena) -> Void) -> [UInt8] {
+        let arena = CArena()
+        let message = arena.message(self)
+        fill(&message.pointee, arena)
+        let size = packedSize(message)
+        return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            count = size == 0 ? 0 : pack(message, buffer.baseAddress!)
+        }
+    }
+
+    /// Parses `bytes` and hands the C message to `read` while it is alive.
+    /// - Throws: `RPCError` with status INVALID_ARGUMENT naming the message when the bytes do
+    ///   not parse.
+    func decode<T>(_ bytes: [UInt8], _ read: (C) throws -> T) throws -> T {
+        let parsed: UnsafeMutablePointer<C>? = bytes.withUnsafeBufferPointer { buffer in
+            if buffer.isEmpty {
+                var empty: UInt8 = 0
+                return unpack(0, &empty)
+            }
+            return unpack(buffer.count, buffer.baseAddress!)
+        }
+        guard let parsed else {
+            throw RPCError(.invalidArgument, "malformed \(name) (\(bytes.count) bytes)")
+        }
+        defer { free(parsed) }
+        return try read(parsed.pointee)
+    }
+}
+
+/// Memory for C messages being built: strings, byte buffers and nested messages, all freed
+/// together when the arena goes away.
+final class CArena {
+    private var allocations: [UnsafeMutableRawPointer] = []
+
+    deinit {
+        for pointer in allocations { Glibc.free(pointer) }
+    }
+
+    /// A NUL-terminated copy of `string`.
+    func string(_ string: String) -> UnsafeMutablePointer<CChar> {
+        let copy = strdup(string)!
+        allocations.append(copy)
+        return copy
+    }
+
+    /// A copy of `bytes` as protobuf-c binary data.
+    func bytes(_ bytes: [UInt8]) -> ProtobufCBinaryData {
+        guard !bytes.isEmpty else { return ProtobufCBinaryData(len: 0, data: nil) }
+        let copy = malloc(bytes.count)!
+        allocations.append(copy)
+        bytes.withUnsafeBytes { copy.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        return ProtobufCBinaryData(len: bytes.count, data: copy.assumingMemoryBound(to: UInt8.self))
+    }
+
+    /// A new, initialised message of the codec's type.
+    func message<C>(_ codec: ProtoCodec<C>) -> UnsafeMutablePointer<C> {
+        let raw = calloc(1, MemoryLayout<C>.stride)!
+        allocations.append(raw)
+        let message = raw.assumingMemoryBound(to: C.self)
+        codec.initialize(message)
+        return message
+    }
+
+    /// A C array of `count` elements of `T`, for repeated fields.
+    func array<T>(of type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+        let raw = calloc(max(count, 1), MemoryLayout<T>.stride)!
+        allocations.append(raw)
+        return raw.assumingMemoryBound(to: T.self)
+    }
+
+    /// A C array of strings, for repeated string fields.
+    func strings(_ values: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
+        let array = array(of: UnsafeMutablePointer<CChar>?.self, count: values.count)
+        for (index, value) in values.enumerated() { array[index] = string(value) }
+        return array
+    }
+}
+
+/// Reads a protobuf-c string field.
+func cString(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
+    pointer.map { String(cString: $0) } ?? ""
+}
+
+/// Reads a protobuf-c bytes field.
+func cBytes(_ data: ProtobufCBinaryData) -> [UInt8] {
+    guard data.len > 0, let base = data.data else { return [] }
+    return Array(UnsafeBufferPointer(start: base, count: data.len))
+}
+
+/// Reads a protobuf-c repeated string field.
+func cStrings(_ count: Int, _ values: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> [String] {
+    guard count > 0, let values else { return [] }
+    return (0..<count).map { cString(values[$0]) }
+}

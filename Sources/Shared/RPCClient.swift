@@ -1,0 +1,321 @@
+import CLibUV
+import Glibc
+import HeapModule
+import Logging
+import Synchronization
+
+/// Calls methods of one remote service over one connection, many calls in flight at once.
+///
+/// The connection is made on the first call and made again after it is lost. When connecting
+/// fails, calls fail fast with UNAVAILABLE until the next attempt is due; the wait doubles
+/// after each failure (with jitter) up to `maxBackoff` and resets after a success.
+public final class RPCClient: @unchecked Sendable {
+    /// Settings of a client.
+    public struct Configuration: Sendable {
+        public var maxFrameSize = Frame.defaultMaxSize
+        /// Signs TCP requests and checks responses; required by every OMX service on TCP.
+        public var authenticator: Authenticator?
+        /// The local IPv4 address TCP connections come from (a node's own map address).
+        public var bindAddress: String?
+        public var connectTimeout: Duration = .seconds(3)
+        public var initialBackoff: Duration = .milliseconds(50)
+        public var maxBackoff: Duration = .seconds(5)
+
+        public init(authenticator: Authenticator? = nil, bindAddress: String? = nil) {
+            self.authenticator = authenticator
+            self.bindAddress = bindAddress
+        }
+    }
+
+    private struct Pending {
+        let continuation: CheckedContinuation<[UInt8], Error>
+        let method: String
+        let deadlineNs: UInt64
+        let timeoutMs: UInt64
+    }
+
+    private struct Deadline: Comparable {
+        let ns: UInt64
+        let callID: UInt64
+        static func < (a: Deadline, b: Deadline) -> Bool { (a.ns, a.callID) < (b.ns, b.callID) }
+    }
+
+    private enum State {
+        case idle
+        case connecting(Connection)
+        case connected(Connection)
+        case waiting(untilNs: UInt64, reason: String)
+        case closed
+    }
+
+    public let loop: EventLoop
+    public let endpoint: RPCEndpoint
+    public let configuration: Configuration
+    private let logger: Logger
+    private let nextCallID = Atomic<UInt64>(1)
+    // Loop thread only:
+    private var state = State.idle
+    private var queued: [[UInt8]] = []
+    private var pending: [UInt64: Pending] = [:]
+    private var deadlines = Heap<Deadline>()
+    private var deadlineTimer: LoopTimer?
+    private var armedForNs = UInt64.max
+    private var connectTimer: LoopTimer?
+    private var backoffMs: UInt64
+
+    public init(loop: EventLoop, endpoint: RPCEndpoint, configuration: Configuration = Configuration(), logger: Logger) {
+        self.loop = loop
+        self.endpoint = endpoint
+        self.configuration = configuration
+        self.logger = logger
+        backoffMs = configuration.initialBackoff.milliseconds
+    }
+
+    /// Calls `method` with `body` and returns the response's body.
+    /// - Parameter timeout: how long to wait for the answer; the callee is told too.
+    /// - Throws: `RPCError`: the callee's status, or UNAVAILABLE (cannot connect, connection
+    ///   lost), DEADLINE_EXCEEDED, CANCELLED (the calling task was cancelled or the client closed).
+    public func call(_ method: String, _ body: [UInt8], timeout: Duration = .seconds(5)) async throws -> [UInt8] {
+        let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let timeoutMs = max(timeout.milliseconds, 1)
+        var envelope = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
+        if case .tcp = endpoint { configuration.authenticator?.sign(&envelope) }
+        let payload = envelope.serialized()
+        let deadlineNs = monotonicNs() + timeoutMs * 1_000_000
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let call = Pending(continuation: continuation, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
+                let accepted = loop.execute { [self] in start(callID, call, payload) }
+                if !accepted { continuation.resume(throwing: RPCError(.unavailable, "\(method) to \(endpoint): the event loop has stopped")) }
+            }
+        } onCancel: {
+            loop.execute { [self] in fail(callID, RPCError(.cancelled, "\(method) to \(endpoint) was cancelled")) }
+        }
+    }
+
+    /// Calls `method` with a typed request and decodes the typed response.
+    public func call<Request: WireMessage, Response: WireMessage>(
+        _ method: String, _ request: Request, returning: Response.Type, timeout: Duration = .seconds(5)
+    ) async throws -> Response {
+        try Response(wire: try await call(method, request.wire(), timeout: timeout))
+    }
+
+    /// Fails the calls in flight with CANCELLED and closes the connection; later calls fail.
+    public func close() async {
+        _ = try? await loop.submit { [self] in
+            let connection: Connection?
+            switch state {
+            case let .connecting(c), let .connected(c): connection = c
+            default: connection = nil
+            }
+            state = .closed
+            failAll(RPCError(.cancelled, "client of \(endpoint) was closed"))
+            connection?.close(nil)
+            deadlineTimer?.close()
+            connectTimer?.close()
+        }
+    }
+
+    // MARK: Loop thread
+
+    private func start(_ callID: UInt64, _ call: Pending, _ payload: [UInt8]) {
+        switch state {
+        case .closed:
+            call.continuation.resume(throwing: RPCError(.failedPrecondition, "client of \(endpoint) is closed"))
+            return
+        case let .waiting(untilNs, reason):
+            let now = monotonicNs()
+            if now < untilNs {
+                let retryMs = (untilNs - now) / 1_000_000
+                call.continuation.resume(throwing: RPCError(.unavailable, "\(call.method) to \(endpoint): \(reason); next attempt in \(retryMs) ms"))
+                return
+            }
+        default:
+            break
+        }
+        pending[callID] = call
+        addDeadline(Deadline(ns: call.deadlineNs, callID: callID))
+        switch state {
+        case let .connected(connection):
+            connection.send(payload)
+        case .connecting:
+            queued.append(payload)
+        case .idle, .waiting:
+            queued.append(payload)
+            connect()
+        case .closed:
+            break
+        }
+    }
+
+    private func connect() {
+        let connection: Connection
+        do {
+            switch endpoint {
+            case .tcp:
+                connection = try Connection(loop: loop, transport: .tcp, peer: endpoint.description, maxFrameSize: configuration.maxFrameSize)
+            case .unix:
+                connection = try Connection(loop: loop, transport: .unix, peer: endpoint.description, maxFrameSize: configuration.maxFrameSize)
+            }
+        } catch {
+            connectFailed("\(error)")
+            return
+        }
+        state = .connecting(connection)
+        let request = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
+        request.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        let onConnect: uv_connect_cb = { request, status in
+            let client = Unmanaged<RPCClient>.fromOpaque(request!.pointee.data!).takeRetainedValue()
+            let stream = request!.pointee.handle!
+            request!.deallocate()
+            client.connected(Connection.owner(stream), status: status)
+        }
+        var rc: Int32 = 0
+        switch endpoint {
+        case let .tcp(host, port):
+            if let source = configuration.bindAddress {
+                rc = CLibUV_tcp_bind4(connection.stream.reinterpreted(as: uv_tcp_t.self), source, 0)
+            }
+            if rc == 0 { rc = CLibUV_tcp_connect4(request, connection.stream.reinterpreted(as: uv_tcp_t.self), host, Int32(port), onConnect) }
+        case let .unix(path):
+            uv_pipe_connect(request, connection.stream.reinterpreted(as: uv_pipe_t.self), path, onConnect)
+        }
+        if rc < 0 {
+            Unmanaged<RPCClient>.fromOpaque(request.pointee.data!).release()
+            request.deallocate()
+            connection.close(nil)
+            connectFailed("\(UVError(code: rc, operation: "connect", peer: endpoint.description))")
+            return
+        }
+        if connectTimer == nil { connectTimer = LoopTimer(loop: loop) }
+        connectTimer!.start(afterMs: configuration.connectTimeout.milliseconds) { [unowned self] in
+            if case let .connecting(attempt) = state, attempt === connection {
+                connectFailed("connect \(endpoint): timed out after \(configuration.connectTimeout.milliseconds) ms")
+                connection.close(nil)
+            }
+        }
+    }
+
+    private func connected(_ connection: Connection, status: Int32) {
+        connectTimer?.stop()
+        guard case let .connecting(attempt) = state, attempt === connection else {
+            connection.close(nil)
+            return
+        }
+        guard status == 0 else {
+            connection.close(nil)
+            connectFailed("\(UVError(code: status, operation: "connect", peer: endpoint.description))")
+            return
+        }
+        state = .connected(connection)
+        backoffMs = configuration.initialBackoff.milliseconds
+        connection.onFrame = { [unowned self] _, payload in received(payload) }
+        connection.onClose = { [unowned self] connection, error in lost(connection, error) }
+        do {
+            try connection.startReading()
+        } catch {
+            connection.close(error as? UVError)
+            return
+        }
+        for payload in queued { connection.send(payload) }
+        queued = []
+    }
+
+    private func connectFailed(_ reason: String) {
+        queued = []
+        let jitter = UInt64.random(in: 0...(backoffMs / 4 + 1))
+        state = .waiting(untilNs: monotonicNs() + (backoffMs + jitter) * 1_000_000, reason: reason)
+        logger.debug("\(reason); retrying after \(backoffMs + jitter) ms")
+        backoffMs = min(backoffMs * 2, configuration.maxBackoff.milliseconds)
+        failAll(RPCError(.unavailable, reason))
+    }
+
+    private func lost(_ connection: Connection, _ error: UVError?) {
+        guard case let .connected(current) = state, current === connection else { return }
+        state = .idle
+        let reason = error.map { "\($0)" } ?? "closed by the peer"
+        failAll(RPCError(.unavailable, "connection to \(endpoint) lost: \(reason)"))
+    }
+
+    private func received(_ payload: [UInt8]) {
+        let envelope: Envelope
+        do {
+            envelope = try Envelope(serialized: payload)
+            // Answers that carry data must be signed; refusals are taken as they come, since a
+            // peer that refuses us (another key, an address outside its map) may be unable to sign.
+            if case .tcp = endpoint, envelope.status == .ok, let authenticator = configuration.authenticator {
+                try authenticator.verify(envelope)
+            }
+        } catch {
+            logger.warning("bad response from \(endpoint): \(error)")
+            failAll(RPCError(.dataLoss, "bad response from \(endpoint): \(error)"))
+            if case let .connected(connection) = state { connection.close(nil) }
+            return
+        }
+        if envelope.callID == 0 {
+            // The peer refused the connection itself and is closing it; the next call reconnects.
+            if case let .connected(connection) = state {
+                state = .idle
+                connection.close(nil)
+            }
+            failAll(RPCError(envelope.status, "\(endpoint) refused: \(envelope.error)"))
+            return
+        }
+        guard let call = pending.removeValue(forKey: envelope.callID) else { return }
+        if envelope.status == .ok {
+            call.continuation.resume(returning: envelope.body)
+        } else {
+            call.continuation.resume(throwing: RPCError(envelope.status, envelope.error))
+        }
+    }
+
+    private func fail(_ callID: UInt64, _ error: RPCError) {
+        pending.removeValue(forKey: callID)?.continuation.resume(throwing: error)
+    }
+
+    private func failAll(_ error: RPCError) {
+        let calls = pending
+        pending = [:]
+        deadlines = Heap()
+        for call in calls.values {
+            call.continuation.resume(throwing: RPCError(error.status, "\(call.method): \(error.message)"))
+        }
+    }
+
+    private func addDeadline(_ deadline: Deadline) {
+        if deadlines.count > 2 * pending.count + 1024 {
+            deadlines = Heap(pending.map { Deadline(ns: $0.value.deadlineNs, callID: $0.key) })
+        }
+        deadlines.insert(deadline)
+        if deadline.ns < armedForNs { armDeadlineTimer(deadline.ns) }
+    }
+
+    private func armDeadlineTimer(_ ns: UInt64) {
+        if deadlineTimer == nil { deadlineTimer = LoopTimer(loop: loop) }
+        armedForNs = ns
+        let now = monotonicNs()
+        let delayMs = ns > now ? (ns - now + 999_999) / 1_000_000 : 0
+        deadlineTimer!.start(afterMs: delayMs) { [unowned self] in expireDeadlines() }
+    }
+
+    private func expireDeadlines() {
+        armedForNs = .max
+        let now = monotonicNs()
+        while let next = deadlines.min, next.ns <= now {
+            deadlines.removeMin()
+            if let call = pending[next.callID], call.deadlineNs == next.ns {
+                fail(next.callID, RPCError(.deadlineExceeded, "\(call.method) to \(endpoint) got no answer within \(call.timeoutMs) ms"))
+            }
+        }
+        if let next = deadlines.min { armDeadlineTimer(next.ns) }
+    }
+}
+
+extension Duration {
+    /// The duration in whole milliseconds (negative durations count as 0).
+    public var milliseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        guard seconds >= 0 else { return 0 }
+        return UInt64(seconds) * 1_000 + UInt64(attoseconds / 1_000_000_000_000_000)
+    }
+}

@@ -1,0 +1,212 @@
+import Logging
+import Synchronization
+
+/// Serves calls on TCP and Unix-socket listeners of one event loop.
+///
+/// The loop thread only cuts frames; each request is unpacked, authenticated and handled in
+/// its own task, so a slow handler never blocks the loop, and its response is handed back to
+/// the loop to be written.
+public final class RPCServer: @unchecked Sendable {
+    /// A method implementation: the request's body in, the response's body out.
+    /// Throw `RPCError` to answer with a status; any other error answers INTERNAL.
+    public typealias Handler = @Sendable (RPCRequest) async throws -> [UInt8]
+
+    /// Settings of a server.
+    public struct Configuration: Sendable {
+        /// Largest accepted frame; a larger one is refused and its connection closed.
+        public var maxFrameSize: Int
+        /// Checks TCP envelopes; nil only for tests and benchmarks that measure without it.
+        public var authenticator: Authenticator?
+        /// TCP peers must come from one of these addresses (the map's); nil accepts any.
+        public var allowedAddresses: Set<String>?
+        /// A name for logs and errors ("discovery").
+        public var name: String
+
+        public init(name: String, maxFrameSize: Int = Frame.defaultMaxSize, authenticator: Authenticator?, allowedAddresses: Set<String>?) {
+            self.name = name
+            self.maxFrameSize = maxFrameSize
+            self.authenticator = authenticator
+            self.allowedAddresses = allowedAddresses
+        }
+    }
+
+    public let loop: EventLoop
+    public let configuration: Configuration
+    private let logger: Logger
+    private let handlers = Mutex<[String: Handler]>([:])
+    // Loop thread only:
+    private var listeners: [Listener] = []
+    private var connections: [ObjectIdentifier: Connection] = [:]
+    private var inFlight = 0
+    private var draining = false
+    private var drainWaiters: [CheckedContinuation<Void, Never>] = []
+
+    public init(loop: EventLoop, configuration: Configuration, logger: Logger) {
+        self.loop = loop
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Adds `handler` for `method`, replacing any earlier one.
+    public func register(_ method: String, _ handler: @escaping Handler) {
+        handlers.withLock { $0[method] = handler }
+    }
+
+    /// Adds a handler that takes and returns typed messages.
+    public func register<Request: WireMessage, Response: WireMessage>(
+        _ method: String, _ handler: @escaping @Sendable (Request, RPCRequest) async throws -> Response
+    ) {
+        register(method) { request in
+            try await handler(try Request(wire: request.body), request).wire()
+        }
+    }
+
+    /// The registered method names, sorted.
+    public var methods: [String] { handlers.withLock { $0.keys.sorted() } }
+
+    /// Starts listening on `endpoint`; returns the bound TCP port (0 for Unix sockets).
+    /// - Throws: `UVError` or `ConfigError` naming the endpoint.
+    @discardableResult
+    public func listen(on endpoint: RPCEndpoint) async throws -> Int {
+        try await loop.submit { [self] in
+            let listener = try Listener(loop: loop, endpoint: endpoint, maxFrameSize: configuration.maxFrameSize)
+            listener.onConnection = { [unowned self] connection in accept(connection) }
+            listener.onAcceptError = { [logger] error in logger.warning("\(error)") }
+            listeners.append(listener)
+            return listener.boundPort
+        }
+    }
+
+    private func accept(_ connection: Connection) {
+        if draining {
+            connection.close(nil)
+            return
+        }
+        var caller: Caller
+        switch connection.transport {
+        case .tcp:
+            let address = connection.tcpPeerIP ?? "?"
+            if let allowed = configuration.allowedAddresses, !allowed.contains(address) {
+                let message = "address \(address) is not in the cluster map of \(configuration.name)"
+                logger.warning("refused connection: \(message)")
+                connection.send(Envelope.failure(callID: 0, method: "", RPCError(.permissionDenied, message)).serialized())
+                connection.closeAfterFlush()
+                return
+            }
+            caller = .remote(address: address, nodeID: 0)
+        case .unix:
+            guard let credentials = connection.unixCredentials else {
+                logger.warning("refused Unix connection on \(connection.peer): no peer credentials")
+                connection.close(nil)
+                return
+            }
+            caller = .local(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
+        }
+        connections[ObjectIdentifier(connection)] = connection
+        connection.onFrame = { [unowned self] connection, payload in received(payload, on: connection, from: caller) }
+        connection.onFrameError = { [unowned self] connection, error in
+            logger.warning("closing connection from \(connection.peer): \(error)")
+            let refusal = RPCError(.resourceExhausted, "\(error); closing the connection")
+            connection.send(Envelope.failure(callID: 0, method: "", refusal).serialized())
+            connection.closeAfterFlush()
+        }
+        connection.onClose = { [unowned self] connection, _ in connections[ObjectIdentifier(connection)] = nil }
+        do {
+            try connection.startReading()
+        } catch {
+            logger.warning("\(error)")
+            connection.close(nil)
+        }
+    }
+
+    private func received(_ payload: [UInt8], on connection: Connection, from caller: Caller) {
+        inFlight += 1
+        let authenticator = connection.transport == .tcp ? configuration.authenticator : nil
+        Task { [self] in
+            let response = await respond(to: payload, from: caller, peer: connection.peer, authenticator: authenticator)
+            loop.execute { [self] in
+                connection.send(response)
+                inFlight -= 1
+                if draining && inFlight == 0 { finishDrain() }
+            }
+        }
+    }
+
+    /// Unpacks, authenticates and handles one request; returns the response envelope's bytes.
+    private func respond(to payload: [UInt8], from caller: Caller, peer: String, authenticator: Authenticator?) async -> [UInt8] {
+        let request: Envelope
+        do {
+            request = try Envelope(serialized: payload)
+        } catch {
+            logger.warning("malformed envelope from \(peer): \(error)")
+            let failure = RPCError(.invalidArgument, "malformed envelope (\(payload.count) bytes) from \(peer)")
+            return sign(Envelope.failure(callID: 0, method: "", failure), authenticator)
+        }
+        var who = caller
+        do {
+            guard request.kind == .request else {
+                throw RPCError(.invalidArgument, "expected a request, got a response to call \(request.callID)")
+            }
+            if let authenticator {
+                try authenticator.verify(request)
+                if case let .remote(address, _) = caller { who = .remote(address: address, nodeID: request.auth!.nodeID) }
+            }
+            guard !isDraining else {
+                throw RPCError(.unavailable, "\(configuration.name) is shutting down")
+            }
+            guard let handler = handlers.withLock({ $0[request.method] }) else {
+                throw RPCError(.unimplemented, "\(configuration.name) has no method '\(request.method)' (it has: \(methods.joined(separator: ", ")))")
+            }
+            let body = try await handler(RPCRequest(method: request.method, body: request.body, caller: who, deadlineMs: request.deadlineMs))
+            return sign(Envelope.response(to: request, body: body), authenticator)
+        } catch {
+            let failure = error as? RPCError ?? RPCError(.internal, "\(request.method): \(error)")
+            if failure.status == .unauthenticated || failure.status == .permissionDenied {
+                logger.warning("refused \(request.method) from \(peer): \(failure.message)")
+            }
+            return sign(Envelope.failure(callID: request.callID, method: request.method, failure), authenticator)
+        }
+    }
+
+    private func sign(_ envelope: Envelope, _ authenticator: Authenticator?) -> [UInt8] {
+        var envelope = envelope
+        authenticator?.sign(&envelope)
+        return envelope.serialized()
+    }
+
+    private let drainingFlag = Atomic<Bool>(false)
+    private var isDraining: Bool { drainingFlag.load(ordering: .relaxed) }
+
+    /// Stops accepting, lets the calls in flight finish (up to `grace`), then closes every
+    /// connection after writing their responses. New requests meanwhile get UNAVAILABLE.
+    public func shutdown(grace: Duration = .seconds(5)) async {
+        drainingFlag.store(true, ordering: .relaxed)
+        let deadline = Task { [self] in
+            try await Task.sleep(for: grace)
+            loop.execute { [self] in
+                if !drainWaiters.isEmpty {
+                    logger.warning("\(configuration.name): \(inFlight) calls still running after \(grace); closing anyway")
+                    finishDrain()
+                }
+            }
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let accepted = loop.execute { [self] in
+                draining = true
+                for listener in listeners { listener.close() }
+                listeners = []
+                drainWaiters.append(continuation)
+                if inFlight == 0 { finishDrain() }
+            }
+            if !accepted { continuation.resume() }
+        }
+        deadline.cancel()
+    }
+
+    private func finishDrain() {
+        for connection in connections.values { connection.closeAfterFlush() }
+        let waiters = drainWaiters
+        drainWaiters = []
+        for waiter in waiters { waiter.resume() }
+    }
+}

@@ -1,0 +1,85 @@
+import Glibc
+import Logging
+
+/// What every `omx-*` service process shares: the map, its node, the key, the event loop and
+/// an RPC server listening on the node's address and on a Unix socket in the run directory,
+/// answering `Ping` and `Health`, and stopping cleanly on SIGTERM.
+public final class ServiceHost: @unchecked Sendable {
+    public let kind: ServiceKind
+    public let instance: UInt32
+    public let map: ClusterMap
+    public let node: MapNode
+    public let runDir: String
+    public let loop: EventLoop
+    public let server: RPCServer
+    public let authenticator: Authenticator
+    public let logger: Logger
+    private let options: ServiceOptions
+    private let startedNs = monotonicNs()
+
+    /// Loads the map and the key and prepares the server; nothing listens yet.
+    /// - Throws: `MapError` or `ConfigError` saying what is wrong with the configuration.
+    public init(kind: ServiceKind, instance: UInt32 = 0, options: ServiceOptions) throws {
+        bootstrapLogging(level: options.logLevel)
+        self.kind = kind
+        self.instance = instance
+        self.options = options
+        map = try ClusterMap.load(path: resolveMapPath(options.mapPath))
+        if let id = options.nodeID {
+            guard let node = map.node(id: id) else {
+                throw ConfigError("--node-id \(id): \(map.source) has no node \(id) (it has \(map.nodes.map { String($0.id) }.joined(separator: ", ")))")
+            }
+            self.node = node
+        } else {
+            node = try map.localNode()
+        }
+        runDir = resolveRunDir(options.runDir)
+        let key = try ClusterKey.load(from: resolveKeyPath(options.keyPath))
+        authenticator = Authenticator(key: key, nodeID: node.id)
+        var logger = Logger(label: "omx-\(kind.rawValue)")
+        logger[metadataKey: "node"] = "\(node.id)"
+        if kind == .fsgateway { logger[metadataKey: "instance"] = "\(instance)" }
+        self.logger = logger
+        loop = try EventLoop()
+        server = RPCServer(
+            loop: loop,
+            configuration: .init(
+                name: "\(kind.rawValue) on node \(node.id)", maxFrameSize: options.maxFrameSize,
+                authenticator: authenticator, allowedAddresses: map.resolvedAddresses()),
+            logger: logger)
+        registerCommonMethods()
+    }
+
+    /// The TCP endpoint this service listens on.
+    public var tcpEndpoint: RPCEndpoint {
+        .tcp(host: resolveIPv4(node.address).first ?? node.address, port: options.port ?? kind.port(instance: instance))
+    }
+
+    /// The Unix socket this service listens on.
+    public var unixEndpoint: RPCEndpoint { .unix(path: "\(runDir)/\(kind.socketName(instance: instance))") }
+
+    private func registerCommonMethods() {
+        let nodeID = node.id
+        server.register("Ping") { (request: PingRequest, _) in PingResponse(payload: request.payload, nodeID: nodeID) }
+        server.register("Health") { [self] (_: HealthRequest, _) in
+            HealthResponse(
+                service: kind.rawValue, version: omxVersion, nodeID: nodeID,
+                uptimeMs: (monotonicNs() - startedNs) / 1_000_000, mapDigest: map.digest, instance: instance,
+                pid: UInt32(getpid()))
+        }
+    }
+
+    /// Listens, serves until SIGTERM or SIGINT, then drains the calls in flight and returns.
+    /// - Throws: `UVError` or `ConfigError` when an endpoint cannot be bound.
+    public func run() async throws {
+        try makeDirectories(runDir)
+        try await server.listen(on: tcpEndpoint)
+        try await server.listen(on: unixEndpoint)
+        logger.info("\(kind.executableName) \(omxVersion) serving node \(node.id) on \(tcpEndpoint) and \(unixEndpoint) (map \(map.source), digest \(map.shortDigest))")
+        let signal = await SignalWatcher.waitForTermination(on: loop)
+        logger.info("received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"); draining calls in flight")
+        await server.shutdown(grace: .seconds(5))
+        await loop.shutdown()
+        logger.info("stopped")
+    }
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+/// `omx`: the command-line tool of an OMX cluster (openMosix's setpe, mosrun, migrate, mps, mosmon, mosctl).
+@main
+struct OMX: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "omx",
+        abstract: "Runs and inspects an OMX cluster.",
+        subcommands: [KeygenCommand.self, MapCommand.self, PingCommand.self, BenchCommand.self])
+}

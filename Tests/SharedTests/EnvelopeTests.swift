@@ -1,0 +1,50 @@
+import XCTest
+
+@testable import Shared
+
+final class EnvelopeTests: XCTestCase {
+    func testAnEnvelopeSurvivesTheRoundTrip() throws {
+        let envelope = Envelope(
+            callID: 42, kind: .response, method: "Discovery.Members", body: [1, 2, 3], status: .notFound,
+            error: "no such node", deadlineMs: 1500,
+            auth: EnvelopeAuth(nodeID: 3, timestampMs: 1_700_000_000_000, nonce: Array(0..<16), mac: Array(repeating: 7, count: 32)))
+        XCTAssertEqual(try Envelope(serialized: envelope.serialized()), envelope)
+    }
+
+    func testAnEmptyPayloadIsADefaultRequest() throws {
+        let envelope = try Envelope(serialized: [])
+        XCTAssertEqual(envelope.callID, 0)
+        XCTAssertEqual(envelope.kind, .request)
+        XCTAssertEqual(envelope.method, "")
+    }
+
+    func testAGarbageBodyIsAnInvalidArgumentNamingTheMessage() {
+        XCTAssertThrowsError(try Envelope(serialized: [0xff, 0xff, 0xff, 0xff, 0x0f, 0x01])) { error in
+            XCTAssertEqual((error as? RPCError)?.status, .invalidArgument)
+            XCTAssertTrue("\(error)".contains("malformed omx.Envelope (6 bytes)"), "\(error)")
+        }
+    }
+
+    func testCommonMessagesSurviveTheRoundTrip() throws {
+        let health = HealthResponse(service: "migrator", version: "0.1.0", nodeID: 2, uptimeMs: 12_345, mapDigest: "abc", instance: 1, pid: 99)
+        XCTAssertEqual(try HealthResponse(wire: health.wire()), health)
+        let ping = PingResponse(payload: [9, 8, 7], nodeID: 4)
+        XCTAssertEqual(try PingResponse(wire: ping.wire()), ping)
+    }
+
+    /// The test vector of proto/README.md: a client in another language must produce this MAC.
+    func testTheSigningStringAndMacMatchTheDocumentedVector() {
+        let key = ClusterKey(bytes: Array(0..<32))
+        let envelope = Envelope(
+            callID: 1, kind: .request, method: "Ping", body: [0x0a, 0x02, 0x68, 0x69], deadlineMs: 2000,
+            auth: EnvelopeAuth(nodeID: 1, timestampMs: 1_700_000_000_000, nonce: Array(repeating: 0xab, count: 16)))
+        XCTAssertEqual(
+            hexEncode(envelope.signingBytes()),
+            "4f4d5831" + "0000000000000001" + "00000000" + "00000004" + "50696e67" + "00000000" + "00000000"
+                + "000007d0" + "00000001" + "0000018bcfe56800" + "00000010" + String(repeating: "ab", count: 16)
+                + "00000004" + "0a026869")
+        XCTAssertEqual(hexEncode(key.mac(envelope.signingBytes())), EnvelopeTests.documentedMac)
+    }
+
+    static let documentedMac = "d658cdc0b7adb400ee57afee060fb3ec923e1616737d96aa7c63291d555692a0"
+}

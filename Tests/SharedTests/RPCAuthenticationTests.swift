@@ -1,0 +1,72 @@
+import Foundation
+import XCTest
+
+@testable import Shared
+
+/// Every refusal of the TCP authentication, over real sockets.
+final class RPCAuthenticationTests: XCTestCase {
+    func testAnUnsignedTCPCallIsRefused() async throws {
+        let fixture = try RPCFixture()
+        try await fixture.listen()
+        await assertRPCError(.unauthenticated, containing: "carries no authentication") {
+            try await fixture.tcpClient(signed: false).call("Echo", [])
+        }
+        await fixture.close()
+    }
+
+    func testACallSignedWithAnotherKeyIsRefused() async throws {
+        let fixture = try RPCFixture()
+        try await fixture.listen()
+        await assertRPCError(.unauthenticated, containing: "bad MAC from node 2") {
+            try await fixture.tcpClient(key: .generate()).call("Echo", [])
+        }
+        await fixture.close()
+    }
+
+    func testAReplayedFrameIsRefused() async throws {
+        let fixture = try RPCFixture()
+        try await fixture.listen()
+        var request = Envelope(callID: 1, kind: .request, method: "Echo", body: [1])
+        Authenticator(key: fixture.key, nodeID: 2).sign(&request)
+        let frame = Frame.encode(request.serialized())
+        let raw = try RawSocket(port: fixture.port)
+        raw.send(frame)
+        XCTAssertEqual(raw.readEnvelope()?.status, .ok)
+        let again = try RawSocket(port: fixture.port)
+        again.send(frame)
+        let refusal = try XCTUnwrap(again.readEnvelope())
+        XCTAssertEqual(refusal.status, .unauthenticated)
+        XCTAssertTrue(refusal.error.contains("replayed envelope from node 2"), refusal.error)
+        await fixture.close()
+    }
+
+    func testAPeerWhoseAddressIsNotInTheMapIsRefused() async throws {
+        let fixture = try RPCFixture(allowedAddresses: ["127.0.0.2", "127.0.0.3"])
+        try await fixture.listen()
+        await assertRPCError(.permissionDenied, containing: "address 127.0.0.1 is not in the cluster map of test server") {
+            try await fixture.tcpClient(bindAddress: "127.0.0.1").call("Echo", [])
+        }
+        await fixture.close()
+    }
+
+    func testAPeerFromAnAddressInTheMapIsServed() async throws {
+        let fixture = try RPCFixture(allowedAddresses: ["127.0.0.2"])
+        fixture.server.register("Who") { request in Array("\(request.caller)".utf8) }
+        try await fixture.listen()
+        let answer = try await fixture.tcpClient(bindAddress: "127.0.0.2").call("Who", [])
+        XCTAssertEqual(String(decoding: answer, as: UTF8.self), "node 2 (127.0.0.2)")
+        await fixture.close()
+    }
+
+    func testUnixSocketCallersAreIdentifiedByTheirPeerCredentials() async throws {
+        let fixture = try RPCFixture()
+        fixture.server.register("Who") { request in
+            guard case let .local(pid, uid, gid) = request.caller else { throw RPCError(.internal, "not local") }
+            return Array("\(pid) \(uid) \(gid)".utf8)
+        }
+        try await fixture.listen()
+        let answer = try await fixture.unixClient().call("Who", [])
+        XCTAssertEqual(String(decoding: answer, as: UTF8.self), "\(getpid()) \(getuid()) \(getgid())")
+        await fixture.close()
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import Logging
+import XCTest
+
+@testable import Shared
+
+/// A server and a client on separate event loops, over real sockets.
+final class RPCFixture {
+    let serverLoop: EventLoop
+    let clientLoop: EventLoop
+    let server: RPCServer
+    let key: ClusterKey
+    let socketPath: String
+    private(set) var port = 0
+    private var clients: [RPCClient] = []
+
+    init(maxFrameSize: Int = Frame.defaultMaxSize, allowedAddresses: Set<String>? = ["127.0.0.1"], key: ClusterKey = .generate()) throws {
+        self.key = key
+        serverLoop = try EventLoop()
+        clientLoop = try EventLoop()
+        socketPath = NSTemporaryDirectory() + "omx-test-\(UUID().uuidString.prefix(8)).sock"
+        server = RPCServer(
+            loop: serverLoop,
+            configuration: .init(name: "test server", maxFrameSize: maxFrameSize, authenticator: Authenticator(key: key, nodeID: 1), allowedAddresses: allowedAddresses),
+            logger: Logger(label: "test-server"))
+        server.register("Echo") { request in request.body }
+    }
+
+    func listen() async throws {
+        port = try await server.listen(on: .tcp(host: "127.0.0.1", port: 0))
+        try await server.listen(on: .unix(path: socketPath))
+    }
+
+    func tcpClient(key: ClusterKey? = nil, signed: Bool = true, bindAddress: String? = nil) -> RPCClient {
+        let authenticator = signed ? Authenticator(key: key ?? self.key, nodeID: 2) : nil
+        let client = RPCClient(
+            loop: clientLoop, endpoint: .tcp(host: "127.0.0.1", port: port),
+            configuration: .init(authenticator: authenticator, bindAddress: bindAddress), logger: Logger(label: "test-client"))
+        clients.append(client)
+        return client
+    }
+
+    func unixClient() -> RPCClient {
+        let client = RPCClient(loop: clientLoop, endpoint: .unix(path: socketPath), logger: Logger(label: "test-client"))
+        clients.append(client)
+        return client
+    }
+
+    func close() async {
+        for client in clients { await client.close() }
+        await server.shutdown(grace: .seconds(1))
+        await serverLoop.shutdown()
+        await clientLoop.shutdown()
+    }
+}
+
+/// A blocking socket for sending hand-made bytes to a server.
+final class RawSocket {
+    let fd: Int32
+
+    init(port: Int, host: String = "127.0.0.1") throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, host, &address.sin_addr)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { Glibc.close(fd) }
+
+    func send(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Reads one frame and parses it; nil at end of stream or after the timeout.
+    func readEnvelope() -> Envelope? {
+        guard let header = read(4) else { return nil }
+        let length = Int(header[0]) << 24 | Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
+        guard let body = read(length) else { return nil }
+        return try? Envelope(serialized: body)
+    }
+
+    /// True when the server closed the connection (read returns 0).
+    func isClosedByPeer() -> Bool {
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, 0) == 0
+    }
+
+    private func read(_ count: Int) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + done, count - done, 0) }
+            if n <= 0 { return nil }
+            done += n
+        }
+        return out
+    }
+}
+
+/// Asserts that `body` throws an `RPCError` with `status` whose message contains `text`.
+func assertRPCError<T>(
+    _ status: StatusCode, containing text: String, file: StaticString = #filePath, line: UInt = #line, _ body: () async throws -> T
+) async {
+    do {
+        _ = try await body()
+        XCTFail("expected \(status) containing '\(text)'", file: file, line: line)
+    } catch let error as RPCError {
+        XCTAssertEqual(error.status, status, "\(error)", file: file, line: line)
+        XCTAssertTrue(error.message.contains(text), "'\(error.message)' lacks '\(text)'", file: file, line: line)
+    } catch {
+        XCTFail("unexpected \(error)", file: file, line: line)
+    }
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds once, and runs every test (unit and end-to-end).
+# End-to-end tests start real services on 127.0.0.x; tests that need root say so loudly when
+# they cannot run. Usage: sudo scripts/test.sh [swift test --filter PATTERN]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "test: building (debug, with tests)"
+swift build --build-tests
+echo "test: running"
+swift test --skip-build "$@"
