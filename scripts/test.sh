@@ -8,4 +8,4 @@ scripts/setup.sh
 echo "test: building (debug, with tests)"
 swift build --build-tests
 echo "test: running"
-swift test --skip-build "$@"
+swift test --skip-build --disable-swift-testing "$@"

@@ -79,14 +79,15 @@ public struct RPCBenchmark {
         for transport in transports {
             let client = RPCClient(loop: loop, endpoint: transport.omx, configuration: .init(authenticator: transport.auth), logger: logger)
             progress("\(transport.name): ping-pong latency, 64 B, \(options.pingCount) calls")
-            let latency = try await pingPong(client, count: options.pingCount)
+            // The measuring code runs on the client's loop thread, as a service's own code does.
+            let latency = try await withTaskExecutorPreference(loop) { try await pingPong(client, count: options.pingCount) }
             let rawLatency = try runRaw(["pingpong"] + transport.raw + ["64", "\(options.pingCount)"], dir: dir)
             report.rows.append(Row(transport: transport.name, test: "ping-pong p50", unit: "us", omx: latency.p50, raw: rawLatency[0], ratio: latency.p50 / rawLatency[0]))
             report.rows.append(Row(transport: transport.name, test: "ping-pong p99", unit: "us", omx: latency.p99, raw: rawLatency[1], ratio: latency.p99 / rawLatency[1]))
             for (size, window) in [(64, options.window), (65_536, options.largeWindow)] {
                 let label = size == 64 ? "64 B" : "64 KiB"
                 progress("\(transport.name): pipelined \(label), \(window) in flight, \(options.seconds) s")
-                let rate = try await pipelined(client, bodySize: size, window: window)
+                let rate = try await pipelined(client, bodySize: size, window: window, on: loop)
                 let rawRate = try runRaw(["pipeline"] + transport.raw + ["\(size)", "\(options.seconds)", "\(window)"], dir: dir)[0]
                 report.rows.append(Row(transport: transport.name, test: "pipelined \(label)", unit: "calls/s", omx: rate, raw: rawRate, ratio: rate / rawRate))
             }
@@ -112,13 +113,13 @@ public struct RPCBenchmark {
         return (samples[count / 2], samples[count * 99 / 100])
     }
 
-    private func pipelined(_ client: RPCClient, bodySize: Int, window: Int) async throws -> Double {
+    private func pipelined(_ client: RPCClient, bodySize: Int, window: Int, on loop: EventLoop) async throws -> Double {
         let body = [UInt8](repeating: 7, count: bodySize)
         let start = monotonicNs()
         let end = start + UInt64(options.seconds * 1e9)
         let completed = try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<window {
-                group.addTask {
+                group.addTask(executorPreference: loop) {
                     var calls = 0
                     while monotonicNs() < end {
                         _ = try await client.call(BenchServer.echoMethod, body, timeout: .seconds(30))

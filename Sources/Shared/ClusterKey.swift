@@ -10,12 +10,19 @@ public struct ClusterKey: Sendable, Equatable {
     public static let defaultPath = "/etc/omx/cluster.key"
 
     public let bytes: [UInt8]
+    /// The HMAC states after the key's pads, computed once.
+    private let prepared: COpenSSL_hmac_key
 
     /// A key from `bytes`. - Precondition: `bytes.count == ClusterKey.size`.
     public init(bytes: [UInt8]) {
         precondition(bytes.count == ClusterKey.size)
         self.bytes = bytes
+        var prepared = COpenSSL_hmac_key()
+        precondition(COpenSSL_hmac_prepare(&prepared, bytes, bytes.count) == 1, "HMAC-SHA256 key setup failed in libcrypto")
+        self.prepared = prepared
     }
+
+    public static func == (a: ClusterKey, b: ClusterKey) -> Bool { a.bytes == b.bytes }
 
     /// A fresh random key.
     public static func generate() -> ClusterKey {
@@ -61,7 +68,7 @@ public struct ClusterKey: Sendable, Equatable {
     /// HMAC-SHA256 of `data` under this key.
     public func mac(_ data: [UInt8]) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
-        let ok = COpenSSL_hmac_sha256(bytes, bytes.count, data, data.count, &out)
+        let ok = withUnsafePointer(to: prepared) { COpenSSL_hmac_sha256_prepared($0, data, data.count, &out) }
         precondition(ok == 1, "HMAC-SHA256 failed in libcrypto")
         return out
     }

@@ -4,18 +4,24 @@ import Synchronization
 
 /// One libuv loop running on its own thread. Every libuv call of a service happens on this
 /// thread; other threads hand work to it with `execute(_:)` (the one place where Swift
-/// concurrency crosses into the loop).
+/// concurrency crosses into the loop). The loop is also a `TaskExecutor`: tasks that prefer it
+/// run on the loop thread and reach sockets without a thread hop (see `EventLoop+Executor.swift`).
 public final class EventLoop: @unchecked Sendable {
     /// The libuv loop; touch only on the loop thread.
     let uvLoop: UnsafeMutablePointer<uv_loop_t>
     private let wakeup: UnsafeMutablePointer<uv_async_t>
     private let beforePoll: UnsafeMutablePointer<uv_prepare_t>
     private let afterPoll: UnsafeMutablePointer<uv_check_t>
+    private let pendingLocalWork: UnsafeMutablePointer<uv_idle_t>
     /// Work handed in from other threads, and whether the loop still takes any.
     private let queue = Mutex<(open: Bool, work: [() -> Void])>((true, []))
     private let finished = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
     private var thread = pthread_t()
-    private let threadID = Mutex<pthread_t?>(nil)
+    private let startedThread = Mutex<pthread_t?>(nil)
+    /// The loop thread, fixed once `init` returns.
+    private var loopThread = pthread_t()
+    /// Work handed in on the loop thread itself: run in this iteration, no wakeup needed.
+    private var localWork: [() -> Void] = []
     /// Connections with buffered output, flushed once per loop iteration (loop thread only).
     var connectionsToFlush: [Connection] = []
     private var stopping = false
@@ -29,31 +35,40 @@ public final class EventLoop: @unchecked Sendable {
         wakeup = .allocate(capacity: 1)
         beforePoll = .allocate(capacity: 1)
         afterPoll = .allocate(capacity: 1)
+        pendingLocalWork = .allocate(capacity: 1)
         try uvCheck(uv_loop_init(uvLoop), "uv_loop_init")
         try uvCheck(uv_async_init(uvLoop, wakeup, { handle in EventLoop.owner(of: handle!).drainQueue() }), "uv_async_init")
         uv_prepare_init(uvLoop, beforePoll)
         uv_check_init(uvLoop, afterPoll)
+        uv_idle_init(uvLoop, pendingLocalWork)
         let unmanaged = Unmanaged.passUnretained(self).toOpaque()
         wakeup.pointee.data = unmanaged
         beforePoll.pointee.data = unmanaged
         afterPoll.pointee.data = unmanaged
+        pendingLocalWork.pointee.data = unmanaged
         // Writes buffered by callbacks go out right after the poll phase that produced them, and
         // writes buffered by timers go out before the loop blocks again.
         uv_prepare_start(beforePoll) { handle in EventLoop.owner(of: handle!).flushConnections() }
-        uv_check_start(afterPoll) { handle in EventLoop.owner(of: handle!).flushConnections() }
-        uv_unref(UnsafeMutableRawPointer(beforePoll).assumingMemoryBound(to: uv_handle_t.self))
-        uv_unref(UnsafeMutableRawPointer(afterPoll).assumingMemoryBound(to: uv_handle_t.self))
+        uv_check_start(afterPoll) { handle in
+            let loop = EventLoop.owner(of: handle!)
+            loop.runLocalWork()
+            loop.flushConnections()
+        }
+        uv_unref(beforePoll.reinterpreted(as: uv_handle_t.self))
+        uv_unref(afterPoll.reinterpreted(as: uv_handle_t.self))
+        uv_unref(pendingLocalWork.reinterpreted(as: uv_handle_t.self))
 
         let box = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&thread, nil, { arg in
             let loop = Unmanaged<EventLoop>.fromOpaque(arg!).takeRetainedValue()
-            loop.threadID.withLock { $0 = pthread_self() }
+            loop.startedThread.withLock { $0 = pthread_self() }
             uv_run(loop.uvLoop, UV_RUN_DEFAULT)
             loop.didFinish()
             return nil
         }, box)
         if rc != 0 { throw UVError(code: -rc, operation: "pthread_create") }
-        while threadID.withLock({ $0 }) == nil { sched_yield() }
+        while startedThread.withLock({ $0 }) == nil { sched_yield() }
+        loopThread = startedThread.withLock { $0! }
     }
 
     private static func owner<H>(of handle: UnsafeMutablePointer<H>) -> EventLoop {
@@ -62,16 +77,19 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// True on the loop's own thread.
-    public var inLoop: Bool {
-        guard let id = threadID.withLock({ $0 }) else { return false }
-        return pthread_equal(id, pthread_self()) != 0
-    }
+    public var inLoop: Bool { pthread_equal(loopThread, pthread_self()) != 0 }
 
     /// Runs `work` on the loop thread, soon; callable from any thread.
     /// - Returns: false, and drops `work`, when the loop has been shut down.
     @discardableResult
     public func execute(_ work: @escaping () -> Void) -> Bool {
-        queue.withLock { queue in
+        if inLoop && !stopping {
+            localWork.append(work)
+            // An active idle handle keeps the loop from blocking in poll until the work has run.
+            if localWork.count == 1 { uv_idle_start(pendingLocalWork) { handle in EventLoop.owner(of: handle!).runLocalWork() } }
+            return true
+        }
+        return queue.withLock { queue in
             guard queue.open else { return false }
             queue.work.append(work)
             uv_async_send(wakeup)
@@ -96,6 +114,25 @@ public final class EventLoop: @unchecked Sendable {
         }
         for item in work { item() }
         if stopping { closeEverything() }
+    }
+
+    /// Runs `work` now when called on the loop thread, else hands it to the loop.
+    /// - Returns: false, and drops `work`, when the loop has been shut down.
+    @discardableResult
+    public func run(_ work: @escaping () -> Void) -> Bool {
+        guard inLoop else { return execute(work) }
+        work()
+        return true
+    }
+
+    private func runLocalWork() {
+        guard !localWork.isEmpty else {
+            uv_idle_stop(pendingLocalWork)
+            return
+        }
+        let work = localWork
+        localWork.removeAll(keepingCapacity: true)
+        for item in work { item() }
     }
 
     func scheduleFlush(_ connection: Connection) {
@@ -133,6 +170,7 @@ public final class EventLoop: @unchecked Sendable {
             return queue.work
         }
         for item in remaining { item() }
+        runLocalWork()
         flushConnections()
         uv_walk(uvLoop, { handle, _ in
             guard let handle, uv_is_closing(handle) == 0 else { return }

@@ -85,7 +85,7 @@ public final class RPCClient: @unchecked Sendable {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 let call = Pending(continuation: continuation, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
-                let accepted = loop.execute { [self] in start(callID, call, payload) }
+                let accepted = loop.run { [self] in start(callID, call, payload) }
                 if !accepted { continuation.resume(throwing: RPCError(.unavailable, "\(method) to \(endpoint): the event loop has stopped")) }
             }
         } onCancel: {
@@ -188,7 +188,8 @@ public final class RPCClient: @unchecked Sendable {
             return
         }
         if connectTimer == nil { connectTimer = LoopTimer(loop: loop) }
-        connectTimer!.start(afterMs: configuration.connectTimeout.milliseconds) { [unowned self] in
+        connectTimer!.start(afterMs: configuration.connectTimeout.milliseconds) { [weak self] in
+            guard let self else { return }
             if case let .connecting(attempt) = state, attempt === connection {
                 connectFailed("connect \(endpoint): timed out after \(configuration.connectTimeout.milliseconds) ms")
                 connection.close(nil)
@@ -209,8 +210,8 @@ public final class RPCClient: @unchecked Sendable {
         }
         state = .connected(connection)
         backoffMs = configuration.initialBackoff.milliseconds
-        connection.onFrame = { [unowned self] _, payload in received(payload) }
-        connection.onClose = { [unowned self] connection, error in lost(connection, error) }
+        connection.onFrame = { [weak self] _, payload in self?.received(payload) }
+        connection.onClose = { [weak self] connection, error in self?.lost(connection, error) }
         do {
             try connection.startReading()
         } catch {
@@ -295,7 +296,7 @@ public final class RPCClient: @unchecked Sendable {
         armedForNs = ns
         let now = monotonicNs()
         let delayMs = ns > now ? (ns - now + 999_999) / 1_000_000 : 0
-        deadlineTimer!.start(afterMs: delayMs) { [unowned self] in expireDeadlines() }
+        deadlineTimer!.start(afterMs: delayMs) { [weak self] in self?.expireDeadlines() }
     }
 
     private func expireDeadlines() {

@@ -3,13 +3,22 @@ import Synchronization
 
 /// Serves calls on TCP and Unix-socket listeners of one event loop.
 ///
-/// The loop thread only cuts frames; each request is unpacked, authenticated and handled in
-/// its own task, so a slow handler never blocks the loop, and its response is handed back to
-/// the loop to be written.
+/// Each request is handled in its own task, so a handler that waits never holds up the others.
+/// Handlers placed on `.loop` run on the loop thread (no thread hop: the fastest path, for work
+/// that never blocks); handlers placed on `.pool` run on Swift's global executor (for work that
+/// blocks or computes at length). Either way the response is written by the loop.
 public final class RPCServer: @unchecked Sendable {
     /// A method implementation: the request's body in, the response's body out.
     /// Throw `RPCError` to answer with a status; any other error answers INTERNAL.
     public typealias Handler = @Sendable (RPCRequest) async throws -> [UInt8]
+
+    /// Where a handler runs.
+    public enum Placement: Sendable {
+        /// On the loop thread: must not block.
+        case loop
+        /// On Swift's global concurrent executor.
+        case pool
+    }
 
     /// Settings of a server.
     public struct Configuration: Sendable {
@@ -33,7 +42,7 @@ public final class RPCServer: @unchecked Sendable {
     public let loop: EventLoop
     public let configuration: Configuration
     private let logger: Logger
-    private let handlers = Mutex<[String: Handler]>([:])
+    private let handlers = Mutex<[String: (placement: Placement, handler: Handler)]>([:])
     // Loop thread only:
     private var listeners: [Listener] = []
     private var connections: [ObjectIdentifier: Connection] = [:]
@@ -48,15 +57,16 @@ public final class RPCServer: @unchecked Sendable {
     }
 
     /// Adds `handler` for `method`, replacing any earlier one.
-    public func register(_ method: String, _ handler: @escaping Handler) {
-        handlers.withLock { $0[method] = handler }
+    /// - Parameter placement: where the handler runs; `.loop` handlers must never block.
+    public func register(_ method: String, on placement: Placement = .loop, _ handler: @escaping Handler) {
+        handlers.withLock { $0[method] = (placement, handler) }
     }
 
     /// Adds a handler that takes and returns typed messages.
     public func register<Request: WireMessage, Response: WireMessage>(
-        _ method: String, _ handler: @escaping @Sendable (Request, RPCRequest) async throws -> Response
+        _ method: String, on placement: Placement = .loop, _ handler: @escaping @Sendable (Request, RPCRequest) async throws -> Response
     ) {
-        register(method) { request in
+        register(method, on: placement) { request in
             try await handler(try Request(wire: request.body), request).wire()
         }
     }
@@ -70,7 +80,7 @@ public final class RPCServer: @unchecked Sendable {
     public func listen(on endpoint: RPCEndpoint) async throws -> Int {
         try await loop.submit { [self] in
             let listener = try Listener(loop: loop, endpoint: endpoint, maxFrameSize: configuration.maxFrameSize)
-            listener.onConnection = { [unowned self] connection in accept(connection) }
+            listener.onConnection = { [weak self] connection in self?.accept(connection) }
             listener.onAcceptError = { [logger] error in logger.warning("\(error)") }
             listeners.append(listener)
             return listener.boundPort
@@ -103,14 +113,14 @@ public final class RPCServer: @unchecked Sendable {
             caller = .local(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
         }
         connections[ObjectIdentifier(connection)] = connection
-        connection.onFrame = { [unowned self] connection, payload in received(payload, on: connection, from: caller) }
-        connection.onFrameError = { [unowned self] connection, error in
+        connection.onFrame = { [weak self] connection, payload in self?.received(payload, on: connection, from: caller) }
+        connection.onFrameError = { [logger] connection, error in
             logger.warning("closing connection from \(connection.peer): \(error)")
             let refusal = RPCError(.resourceExhausted, "\(error); closing the connection")
             connection.send(Envelope.failure(callID: 0, method: "", refusal).serialized())
             connection.closeAfterFlush()
         }
-        connection.onClose = { [unowned self] connection, _ in connections[ObjectIdentifier(connection)] = nil }
+        connection.onClose = { [weak self] connection, _ in self?.connections[ObjectIdentifier(connection)] = nil }
         do {
             try connection.startReading()
         } catch {
@@ -120,11 +130,21 @@ public final class RPCServer: @unchecked Sendable {
     }
 
     private func received(_ payload: [UInt8], on connection: Connection, from caller: Caller) {
-        inFlight += 1
         let authenticator = connection.transport == .tcp ? configuration.authenticator : nil
-        Task { [self] in
-            let response = await respond(to: payload, from: caller, peer: connection.peer, authenticator: authenticator)
-            loop.execute { [self] in
+        let request: Envelope
+        do {
+            request = try Envelope(serialized: payload)
+        } catch {
+            logger.warning("malformed envelope from \(connection.peer): \(error)")
+            let failure = RPCError(.invalidArgument, "malformed envelope (\(payload.count) bytes) from \(connection.peer)")
+            connection.send(sign(Envelope.failure(callID: 0, method: "", failure), authenticator))
+            return
+        }
+        let entry = handlers.withLock { $0[request.method] }
+        inFlight += 1
+        Task(executorPreference: entry?.placement == .pool ? nil : loop) { [self] in
+            let response = await respond(to: request, handler: entry?.handler, from: caller, peer: connection.peer, authenticator: authenticator)
+            loop.run { [self] in
                 connection.send(response)
                 inFlight -= 1
                 if draining && inFlight == 0 { finishDrain() }
@@ -132,16 +152,8 @@ public final class RPCServer: @unchecked Sendable {
         }
     }
 
-    /// Unpacks, authenticates and handles one request; returns the response envelope's bytes.
-    private func respond(to payload: [UInt8], from caller: Caller, peer: String, authenticator: Authenticator?) async -> [UInt8] {
-        let request: Envelope
-        do {
-            request = try Envelope(serialized: payload)
-        } catch {
-            logger.warning("malformed envelope from \(peer): \(error)")
-            let failure = RPCError(.invalidArgument, "malformed envelope (\(payload.count) bytes) from \(peer)")
-            return sign(Envelope.failure(callID: 0, method: "", failure), authenticator)
-        }
+    /// Authenticates and handles one request; returns the response envelope's bytes.
+    private func respond(to request: Envelope, handler: Handler?, from caller: Caller, peer: String, authenticator: Authenticator?) async -> [UInt8] {
         var who = caller
         do {
             guard request.kind == .request else {
@@ -154,7 +166,7 @@ public final class RPCServer: @unchecked Sendable {
             guard !isDraining else {
                 throw RPCError(.unavailable, "\(configuration.name) is shutting down")
             }
-            guard let handler = handlers.withLock({ $0[request.method] }) else {
+            guard let handler else {
                 throw RPCError(.unimplemented, "\(configuration.name) has no method '\(request.method)' (it has: \(methods.joined(separator: ", ")))")
             }
             let body = try await handler(RPCRequest(method: request.method, body: request.body, caller: who, deadlineMs: request.deadlineMs))

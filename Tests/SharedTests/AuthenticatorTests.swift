@@ -94,3 +94,44 @@ final class AuthenticatorTests: XCTestCase {
         }
     }
 }
+
+final class ReplayWindowTests: XCTestCase {
+    private func nonce(epoch: UInt64, counter: UInt64) -> [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: epoch >> UInt64(56 - 8 * $0)) } + (0..<8).map { UInt8(truncatingIfNeeded: counter >> UInt64(56 - 8 * $0)) }
+    }
+
+    func testCountersOutOfOrderWithinTheWindowAreEachAcceptedOnce() {
+        var window = ReplayWindow()
+        for counter: UInt64 in [5, 3, 4, 1, 2, 900, 6] {
+            XCTAssertEqual(window.admit(nonce(epoch: 1, counter: counter), nowMs: 1_000, retentionMs: 60_000), .fresh, "\(counter)")
+        }
+        for counter: UInt64 in [1, 2, 3, 4, 5, 6, 900] {
+            XCTAssertEqual(window.admit(nonce(epoch: 1, counter: counter), nowMs: 1_000, retentionMs: 60_000), .replayed, "\(counter)")
+        }
+    }
+
+    func testACounterFarBehindTheHighestIsRefused() {
+        var window = ReplayWindow()
+        XCTAssertEqual(window.admit(nonce(epoch: 1, counter: 5_000), nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(nonce(epoch: 1, counter: 5_000 - 1_024), nowMs: 0, retentionMs: 60_000), .tooOld(highest: 5_000))
+        XCTAssertEqual(window.admit(nonce(epoch: 1, counter: 5_000 - 1_023), nowMs: 0, retentionMs: 60_000), .fresh)
+    }
+
+    func testBitsSurviveShiftsAcrossWords() {
+        var window = ReplayWindow()
+        XCTAssertEqual(window.admit(nonce(epoch: 7, counter: 10), nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(nonce(epoch: 7, counter: 10 + 130), nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(nonce(epoch: 7, counter: 10 + 200), nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(nonce(epoch: 7, counter: 10), nowMs: 0, retentionMs: 60_000), .replayed)
+        XCTAssertEqual(window.admit(nonce(epoch: 7, counter: 140), nowMs: 0, retentionMs: 60_000), .replayed)
+        XCTAssertEqual(window.admit(nonce(epoch: 7, counter: 11), nowMs: 0, retentionMs: 60_000), .fresh)
+    }
+
+    func testEpochsAreIndependentAndForgottenAfterTheirRetention() {
+        var window = ReplayWindow()
+        XCTAssertEqual(window.admit(nonce(epoch: 1, counter: 1), nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(nonce(epoch: 2, counter: 1), nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(nonce(epoch: 1, counter: 1), nowMs: 59_000, retentionMs: 60_000), .replayed)
+        XCTAssertEqual(window.admit(nonce(epoch: 2, counter: 1), nowMs: 121_000, retentionMs: 60_000), .fresh, "a timestamp check refuses such an old envelope first")
+    }
+}

@@ -78,7 +78,7 @@ struct  Omx__Auth
    */
   uint64_t timestamp_ms;
   /*
-   * 16 random bytes, never reused
+   * 16 bytes: random 8-byte sender epoch, then a big-endian 8-byte counter
    */
   ProtobufCBinaryData nonce;
   /*

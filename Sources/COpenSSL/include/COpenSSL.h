@@ -5,8 +5,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* HMAC-SHA256 of data under key, written to out (32 bytes). Returns 1 on success, 0 on failure. */
-int COpenSSL_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *data, size_t data_len, uint8_t *out);
+/* A key prepared for HMAC-SHA256: the hash states after absorbing key^ipad and key^opad, so
+   each message costs two SHA-256 runs over the message and one block, with no allocation. */
+typedef struct COpenSSL_hmac_key {
+    uint8_t inner[128];
+    uint8_t outer[128];
+} COpenSSL_hmac_key;
+
+/* Prepares key for COpenSSL_hmac_sha256_prepared. Returns 1 on success, 0 on failure. */
+int COpenSSL_hmac_prepare(COpenSSL_hmac_key *prepared, const uint8_t *key, size_t key_len);
+
+/* HMAC-SHA256 of data under a prepared key, written to out (32 bytes). Returns 1 on success. */
+int COpenSSL_hmac_sha256_prepared(const COpenSSL_hmac_key *prepared, const uint8_t *data, size_t data_len, uint8_t *out);
 
 /* SHA-256 of data, written to out (32 bytes). Returns 1 on success, 0 on failure. */
 int COpenSSL_sha256(const uint8_t *data, size_t data_len, uint8_t *out);
