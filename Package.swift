@@ -5,10 +5,10 @@ let package = Package(
     name: "omx",
     products: [
         .executable(name: "omx", targets: ["omx"]),
-        .executable(name: "omx-discovery", targets: ["Discovery"]),
-        .executable(name: "omx-balancer", targets: ["Balancer"]),
-        .executable(name: "omx-migrator", targets: ["Migrator"]),
-        .executable(name: "omx-fsgateway", targets: ["FSGateway"]),
+        .executable(name: "omx-discovery", targets: ["omx-discovery"]),
+        .executable(name: "omx-balancer", targets: ["omx-balancer"]),
+        .executable(name: "omx-migrator", targets: ["omx-migrator"]),
+        .executable(name: "omx-fsgateway", targets: ["omx-fsgateway"]),
         .executable(name: "omx-rawbench", targets: ["RawBench"]),
     ],
     dependencies: [
@@ -38,22 +38,28 @@ let package = Package(
             ]
         ),
 
-        // MARK: The per-node services
-        .executableTarget(name: "Discovery", dependencies: ["Shared"]),
-        .executableTarget(name: "Balancer", dependencies: ["Shared"]),
-        .executableTarget(name: "Migrator", dependencies: ["Shared"]),
-        .executableTarget(name: "FSGateway", dependencies: ["Shared"]),
+        // MARK: The per-node services: each a library (shared with tests and benchmarks) and a
+        // one-line executable that runs it
+        .target(name: "Discovery", dependencies: ["Shared"]),
+        .target(name: "Balancer", dependencies: ["Shared"]),
+        .target(name: "Migrator", dependencies: ["Shared"]),
+        .target(name: "FSGateway", dependencies: ["Shared"]),
+        .executableTarget(name: "omx-discovery", dependencies: ["Discovery", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "omx-balancer", dependencies: ["Balancer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "omx-migrator", dependencies: ["Migrator", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "omx-fsgateway", dependencies: ["FSGateway", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: The command-line tool and the benchmarks
         .executableTarget(
             name: "omx",
-            dependencies: ["Shared", "OMXBench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Shared", "Discovery", "OMXBench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .target(name: "OMXBench", dependencies: ["Shared"]),
+        .target(name: "OMXBench", dependencies: ["Shared", "Discovery"]),
         .executableTarget(name: "RawBench"),
 
         // MARK: Tests
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
+        .testTarget(name: "DiscoveryTests", dependencies: ["Discovery"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Shared"]),
     ],
     swiftLanguageModes: [.v5]

@@ -2,16 +2,18 @@ import ArgumentParser
 import Shared
 
 /// `omx-discovery`: the Discovery service of one node.
-@main
-struct DiscoveryCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct DiscoveryCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "omx-discovery",
         abstract: "Runs the Discovery service of one OMX node.")
 
     @OptionGroup var options: ServiceOptions
 
-    func run() async throws {
+    public init() {}
+
+    public func run() async throws {
         let host = try ServiceHost(kind: .discovery, options: options)
-        try await host.run()
+        let service = DiscoveryService(host: host)
+        try await host.run(background: { await service.run() }, beforeStop: { await service.stop() })
     }
 }

@@ -16,10 +16,11 @@ public final class ChildProcess: @unchecked Sendable {
     ///   - stdoutPath: file for standard output (appended), or nil to inherit ours.
     ///   - stderrPath: file for standard error (appended), or nil to inherit ours.
     ///   - environment: extra variables on top of ours.
+    ///   - detached: start it in a session of its own, so it outlives this process's terminal.
     /// - Throws: `ConfigError` naming the program when it cannot be started.
     public static func spawn(
         _ path: String, _ arguments: [String], stdoutPath: String? = nil, stderrPath: String? = nil,
-        environment: [String: String] = [:]
+        environment: [String: String] = [:], detached: Bool = false
     ) throws -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -38,7 +39,9 @@ public final class ChildProcess: @unchecked Sendable {
         var none = sigset_t()
         sigemptyset(&none)
         posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        // glibc's POSIX_SPAWN_SETSID (0x80) is not visible to Swift.
+        let setsid: Int32 = detached ? 0x80 : 0
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | setsid))
 
         var variables: [String: String] = [:]
         var cursor = environ

@@ -3,7 +3,7 @@ import Glibc
 
 /// Packs and unpacks one protoc-c generated message type `C`, given its generated functions.
 /// Swift never touches protobuf-c beyond this file and the message files that use it.
-struct ProtoCodec<C> {
+public struct ProtoCodec<C> {
     let name: String
     let initialize: (UnsafeMutablePointer<C>) -> Void
     let packedSize: (UnsafePointer<C>) -> Int
@@ -11,8 +11,22 @@ struct ProtoCodec<C> {
     let unpack: (Int, UnsafePointer<UInt8>) -> UnsafeMutablePointer<C>?
     let free: (UnsafeMutablePointer<C>) -> Void
 
+    /// A codec from the generated functions of one message type.
+    public init(
+        name: String, initialize: @escaping (UnsafeMutablePointer<C>) -> Void, packedSize: @escaping (UnsafePointer<C>) -> Int,
+        pack: @escaping (UnsafePointer<C>, UnsafeMutablePointer<UInt8>) -> Int,
+        unpack: @escaping (Int, UnsafePointer<UInt8>) -> UnsafeMutablePointer<C>?, free: @escaping (UnsafeMutablePointer<C>) -> Void
+    ) {
+        self.name = name
+        self.initialize = initialize
+        self.packedSize = packedSize
+        self.pack = pack
+        self.unpack = unpack
+        self.free = free
+    }
+
     /// Builds a message with `fill` and returns its serialized bytes.
-    func encode(_ fill: (inout C, CArena) -> Void) -> [UInt8] {
+    public func encode(_ fill: (inout C, CArena) -> Void) -> [UInt8] {
         let arena = CArena()
         let message = arena.message(self)
         fill(&message.pointee, arena)
@@ -25,7 +39,7 @@ struct ProtoCodec<C> {
     /// Parses `bytes` and hands the C message to `read` while it is alive.
     /// - Throws: `RPCError` with status INVALID_ARGUMENT naming the message when the bytes do
     ///   not parse.
-    func decode<T>(_ bytes: [UInt8], _ read: (C) throws -> T) throws -> T {
+    public func decode<T>(_ bytes: [UInt8], _ read: (C) throws -> T) throws -> T {
         let parsed: UnsafeMutablePointer<C>? = bytes.withUnsafeBufferPointer { buffer in
             if buffer.isEmpty {
                 var empty: UInt8 = 0
@@ -43,7 +57,7 @@ struct ProtoCodec<C> {
 
 /// Memory for C messages being built: strings, byte buffers and nested messages, all freed
 /// together when the arena goes away.
-final class CArena {
+public final class CArena {
     private var allocations: [UnsafeMutableRawPointer] = []
 
     deinit {
@@ -51,14 +65,14 @@ final class CArena {
     }
 
     /// A NUL-terminated copy of `string`.
-    func string(_ string: String) -> UnsafeMutablePointer<CChar> {
+    public func string(_ string: String) -> UnsafeMutablePointer<CChar> {
         let copy = strdup(string)!
         allocations.append(copy)
         return copy
     }
 
     /// A copy of `bytes` as protobuf-c binary data.
-    func bytes(_ bytes: [UInt8]) -> ProtobufCBinaryData {
+    public func bytes(_ bytes: [UInt8]) -> ProtobufCBinaryData {
         guard !bytes.isEmpty else { return ProtobufCBinaryData(len: 0, data: nil) }
         let copy = malloc(bytes.count)!
         allocations.append(copy)
@@ -67,7 +81,7 @@ final class CArena {
     }
 
     /// A new, initialised message of the codec's type.
-    func message<C>(_ codec: ProtoCodec<C>) -> UnsafeMutablePointer<C> {
+    public func message<C>(_ codec: ProtoCodec<C>) -> UnsafeMutablePointer<C> {
         let raw = calloc(1, MemoryLayout<C>.stride)!
         allocations.append(raw)
         let message = raw.assumingMemoryBound(to: C.self)
@@ -76,14 +90,14 @@ final class CArena {
     }
 
     /// A C array of `count` elements of `T`, for repeated fields.
-    func array<T>(of type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+    public func array<T>(of type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
         let raw = calloc(max(count, 1), MemoryLayout<T>.stride)!
         allocations.append(raw)
         return raw.assumingMemoryBound(to: T.self)
     }
 
     /// A C array of strings, for repeated string fields.
-    func strings(_ values: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
+    public func strings(_ values: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
         let array = array(of: UnsafeMutablePointer<CChar>?.self, count: values.count)
         for (index, value) in values.enumerated() { array[index] = string(value) }
         return array
@@ -91,18 +105,18 @@ final class CArena {
 }
 
 /// Reads a protobuf-c string field.
-func cString(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
+public func cString(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
     pointer.map { String(cString: $0) } ?? ""
 }
 
 /// Reads a protobuf-c bytes field.
-func cBytes(_ data: ProtobufCBinaryData) -> [UInt8] {
+public func cBytes(_ data: ProtobufCBinaryData) -> [UInt8] {
     guard data.len > 0, let base = data.data else { return [] }
     return Array(UnsafeBufferPointer(start: base, count: data.len))
 }
 
 /// Reads a protobuf-c repeated string field.
-func cStrings(_ count: Int, _ values: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> [String] {
+public func cStrings(_ count: Int, _ values: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> [String] {
     guard count > 0, let values else { return [] }
     return (0..<count).map { cString(values[$0]) }
 }

@@ -43,6 +43,7 @@ public final class RPCServer: @unchecked Sendable {
     public let configuration: Configuration
     private let logger: Logger
     private let handlers = Mutex<[String: (placement: Placement, handler: Handler)]>([:])
+    private let allowedAddresses: Mutex<Set<String>?>
     // Loop thread only:
     private var listeners: [Listener] = []
     private var connections: [ObjectIdentifier: Connection] = [:]
@@ -54,6 +55,12 @@ public final class RPCServer: @unchecked Sendable {
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
+        allowedAddresses = Mutex(configuration.allowedAddresses)
+    }
+
+    /// Replaces the addresses TCP peers may come from (after the map changed).
+    public func setAllowedAddresses(_ addresses: Set<String>?) {
+        allowedAddresses.withLock { $0 = addresses }
     }
 
     /// Adds `handler` for `method`, replacing any earlier one.
@@ -96,7 +103,7 @@ public final class RPCServer: @unchecked Sendable {
         switch connection.transport {
         case .tcp:
             let address = connection.tcpPeerIP ?? "?"
-            if let allowed = configuration.allowedAddresses, !allowed.contains(address) {
+            if let allowed = allowedAddresses.withLock({ $0 }), !allowed.contains(address) {
                 let message = "address \(address) is not in the cluster map of \(configuration.name)"
                 logger.warning("refused connection: \(message)")
                 connection.send(Envelope.failure(callID: 0, method: "", RPCError(.permissionDenied, message)).serialized())

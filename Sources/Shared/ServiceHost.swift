@@ -70,16 +70,42 @@ public final class ServiceHost: @unchecked Sendable {
     }
 
     /// Listens, serves until SIGTERM or SIGINT, then drains the calls in flight and returns.
+    /// Every service but Discovery registers itself with its node's Discovery meanwhile.
+    /// - Parameters:
+    ///   - background: the service's own work, run on the loop once it listens; cancelled at the end.
+    ///   - beforeStop: run after the signal, before the server drains.
     /// - Throws: `UVError` or `ConfigError` when an endpoint cannot be bound.
-    public func run() async throws {
+    public func run(background: (@Sendable () async -> Void)? = nil, beforeStop: (@Sendable () async -> Void)? = nil) async throws {
         try makeDirectories(runDir)
         try await server.listen(on: tcpEndpoint)
         try await server.listen(on: unixEndpoint)
         logger.info("\(kind.executableName) \(omxVersion) serving node \(node.id) on \(tcpEndpoint) and \(unixEndpoint) (map \(map.source), digest \(map.shortDigest))")
+        let work = background.map { body in Task(executorPreference: loop) { await body() } }
+        let registration = kind == .discovery ? nil : ServiceRegistration(host: self)
+        let registering = registration.map { registration in Task(executorPreference: loop) { await registration.keepRegistered() } }
         let signal = await SignalWatcher.waitForTermination(on: loop)
         logger.info("received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"); draining calls in flight")
+        registering?.cancel()
+        await registration?.deregister()
+        if let beforeStop { await withTaskExecutorPreference(loop) { await beforeStop() } }
+        work?.cancel()
         await server.shutdown(grace: .seconds(5))
         await loop.shutdown()
         logger.info("stopped")
+    }
+
+    /// This service instance as Discovery lists it.
+    public var serviceInstance: ServiceInstance {
+        var address = node.address
+        var port = 0
+        if case let .tcp(host, tcpPort) = tcpEndpoint {
+            address = host
+            port = tcpPort
+        }
+        var unixPath = ""
+        if case let .unix(path) = unixEndpoint { unixPath = path }
+        return ServiceInstance(
+            kind: kind.rawValue, instance: instance, nodeID: node.id, address: address, port: UInt32(port), unixPath: unixPath,
+            pid: UInt32(getpid()))
     }
 }

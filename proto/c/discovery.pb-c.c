@@ -7,6 +7,51 @@
 #endif
 
 #include "discovery.pb-c.h"
+void   omx__discovery__service_instance__init
+                     (Omx__Discovery__ServiceInstance         *message)
+{
+  static const Omx__Discovery__ServiceInstance init_value = OMX__DISCOVERY__SERVICE_INSTANCE__INIT;
+  *message = init_value;
+}
+size_t omx__discovery__service_instance__get_packed_size
+                     (const Omx__Discovery__ServiceInstance *message)
+{
+  assert(message->base.descriptor == &omx__discovery__service_instance__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__discovery__service_instance__pack
+                     (const Omx__Discovery__ServiceInstance *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__discovery__service_instance__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__discovery__service_instance__pack_to_buffer
+                     (const Omx__Discovery__ServiceInstance *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__discovery__service_instance__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Discovery__ServiceInstance *
+       omx__discovery__service_instance__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Discovery__ServiceInstance *)
+     protobuf_c_message_unpack (&omx__discovery__service_instance__descriptor,
+                                allocator, len, data);
+}
+void   omx__discovery__service_instance__free_unpacked
+                     (Omx__Discovery__ServiceInstance *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__discovery__service_instance__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   omx__discovery__member__init
                      (Omx__Discovery__Member         *message)
 {
@@ -142,52 +187,457 @@ void   omx__discovery__members_response__free_unpacked
   assert(message->base.descriptor == &omx__discovery__members_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-void   omx__discovery__service_instance__init
-                     (Omx__Discovery__ServiceInstance         *message)
+void   omx__discovery__watch_request__init
+                     (Omx__Discovery__WatchRequest         *message)
 {
-  static const Omx__Discovery__ServiceInstance init_value = OMX__DISCOVERY__SERVICE_INSTANCE__INIT;
+  static const Omx__Discovery__WatchRequest init_value = OMX__DISCOVERY__WATCH_REQUEST__INIT;
   *message = init_value;
 }
-size_t omx__discovery__service_instance__get_packed_size
-                     (const Omx__Discovery__ServiceInstance *message)
+size_t omx__discovery__watch_request__get_packed_size
+                     (const Omx__Discovery__WatchRequest *message)
 {
-  assert(message->base.descriptor == &omx__discovery__service_instance__descriptor);
+  assert(message->base.descriptor == &omx__discovery__watch_request__descriptor);
   return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
 }
-size_t omx__discovery__service_instance__pack
-                     (const Omx__Discovery__ServiceInstance *message,
+size_t omx__discovery__watch_request__pack
+                     (const Omx__Discovery__WatchRequest *message,
                       uint8_t       *out)
 {
-  assert(message->base.descriptor == &omx__discovery__service_instance__descriptor);
+  assert(message->base.descriptor == &omx__discovery__watch_request__descriptor);
   return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
 }
-size_t omx__discovery__service_instance__pack_to_buffer
-                     (const Omx__Discovery__ServiceInstance *message,
+size_t omx__discovery__watch_request__pack_to_buffer
+                     (const Omx__Discovery__WatchRequest *message,
                       ProtobufCBuffer *buffer)
 {
-  assert(message->base.descriptor == &omx__discovery__service_instance__descriptor);
+  assert(message->base.descriptor == &omx__discovery__watch_request__descriptor);
   return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
 }
-Omx__Discovery__ServiceInstance *
-       omx__discovery__service_instance__unpack
+Omx__Discovery__WatchRequest *
+       omx__discovery__watch_request__unpack
                      (ProtobufCAllocator  *allocator,
                       size_t               len,
                       const uint8_t       *data)
 {
-  return (Omx__Discovery__ServiceInstance *)
-     protobuf_c_message_unpack (&omx__discovery__service_instance__descriptor,
+  return (Omx__Discovery__WatchRequest *)
+     protobuf_c_message_unpack (&omx__discovery__watch_request__descriptor,
                                 allocator, len, data);
 }
-void   omx__discovery__service_instance__free_unpacked
-                     (Omx__Discovery__ServiceInstance *message,
+void   omx__discovery__watch_request__free_unpacked
+                     (Omx__Discovery__WatchRequest *message,
                       ProtobufCAllocator *allocator)
 {
   if(!message)
     return;
-  assert(message->base.descriptor == &omx__discovery__service_instance__descriptor);
+  assert(message->base.descriptor == &omx__discovery__watch_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor omx__discovery__member__field_descriptors[6] =
+void   omx__discovery__member_update__init
+                     (Omx__Discovery__MemberUpdate         *message)
+{
+  static const Omx__Discovery__MemberUpdate init_value = OMX__DISCOVERY__MEMBER_UPDATE__INIT;
+  *message = init_value;
+}
+size_t omx__discovery__member_update__get_packed_size
+                     (const Omx__Discovery__MemberUpdate *message)
+{
+  assert(message->base.descriptor == &omx__discovery__member_update__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__discovery__member_update__pack
+                     (const Omx__Discovery__MemberUpdate *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__discovery__member_update__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__discovery__member_update__pack_to_buffer
+                     (const Omx__Discovery__MemberUpdate *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__discovery__member_update__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Discovery__MemberUpdate *
+       omx__discovery__member_update__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Discovery__MemberUpdate *)
+     protobuf_c_message_unpack (&omx__discovery__member_update__descriptor,
+                                allocator, len, data);
+}
+void   omx__discovery__member_update__free_unpacked
+                     (Omx__Discovery__MemberUpdate *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__discovery__member_update__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__discovery__gossip__init
+                     (Omx__Discovery__Gossip         *message)
+{
+  static const Omx__Discovery__Gossip init_value = OMX__DISCOVERY__GOSSIP__INIT;
+  *message = init_value;
+}
+size_t omx__discovery__gossip__get_packed_size
+                     (const Omx__Discovery__Gossip *message)
+{
+  assert(message->base.descriptor == &omx__discovery__gossip__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__discovery__gossip__pack
+                     (const Omx__Discovery__Gossip *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__discovery__gossip__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__discovery__gossip__pack_to_buffer
+                     (const Omx__Discovery__Gossip *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__discovery__gossip__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Discovery__Gossip *
+       omx__discovery__gossip__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Discovery__Gossip *)
+     protobuf_c_message_unpack (&omx__discovery__gossip__descriptor,
+                                allocator, len, data);
+}
+void   omx__discovery__gossip__free_unpacked
+                     (Omx__Discovery__Gossip *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__discovery__gossip__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__discovery__service_lease__init
+                     (Omx__Discovery__ServiceLease         *message)
+{
+  static const Omx__Discovery__ServiceLease init_value = OMX__DISCOVERY__SERVICE_LEASE__INIT;
+  *message = init_value;
+}
+size_t omx__discovery__service_lease__get_packed_size
+                     (const Omx__Discovery__ServiceLease *message)
+{
+  assert(message->base.descriptor == &omx__discovery__service_lease__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__discovery__service_lease__pack
+                     (const Omx__Discovery__ServiceLease *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__discovery__service_lease__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__discovery__service_lease__pack_to_buffer
+                     (const Omx__Discovery__ServiceLease *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__discovery__service_lease__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Discovery__ServiceLease *
+       omx__discovery__service_lease__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Discovery__ServiceLease *)
+     protobuf_c_message_unpack (&omx__discovery__service_lease__descriptor,
+                                allocator, len, data);
+}
+void   omx__discovery__service_lease__free_unpacked
+                     (Omx__Discovery__ServiceLease *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__discovery__service_lease__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__discovery__lookup_request__init
+                     (Omx__Discovery__LookupRequest         *message)
+{
+  static const Omx__Discovery__LookupRequest init_value = OMX__DISCOVERY__LOOKUP_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__discovery__lookup_request__get_packed_size
+                     (const Omx__Discovery__LookupRequest *message)
+{
+  assert(message->base.descriptor == &omx__discovery__lookup_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__discovery__lookup_request__pack
+                     (const Omx__Discovery__LookupRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__discovery__lookup_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__discovery__lookup_request__pack_to_buffer
+                     (const Omx__Discovery__LookupRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__discovery__lookup_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Discovery__LookupRequest *
+       omx__discovery__lookup_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Discovery__LookupRequest *)
+     protobuf_c_message_unpack (&omx__discovery__lookup_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__discovery__lookup_request__free_unpacked
+                     (Omx__Discovery__LookupRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__discovery__lookup_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__discovery__lookup_response__init
+                     (Omx__Discovery__LookupResponse         *message)
+{
+  static const Omx__Discovery__LookupResponse init_value = OMX__DISCOVERY__LOOKUP_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t omx__discovery__lookup_response__get_packed_size
+                     (const Omx__Discovery__LookupResponse *message)
+{
+  assert(message->base.descriptor == &omx__discovery__lookup_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__discovery__lookup_response__pack
+                     (const Omx__Discovery__LookupResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__discovery__lookup_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__discovery__lookup_response__pack_to_buffer
+                     (const Omx__Discovery__LookupResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__discovery__lookup_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Discovery__LookupResponse *
+       omx__discovery__lookup_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Discovery__LookupResponse *)
+     protobuf_c_message_unpack (&omx__discovery__lookup_response__descriptor,
+                                allocator, len, data);
+}
+void   omx__discovery__lookup_response__free_unpacked
+                     (Omx__Discovery__LookupResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__discovery__lookup_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__discovery__map_text__init
+                     (Omx__Discovery__MapText         *message)
+{
+  static const Omx__Discovery__MapText init_value = OMX__DISCOVERY__MAP_TEXT__INIT;
+  *message = init_value;
+}
+size_t omx__discovery__map_text__get_packed_size
+                     (const Omx__Discovery__MapText *message)
+{
+  assert(message->base.descriptor == &omx__discovery__map_text__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__discovery__map_text__pack
+                     (const Omx__Discovery__MapText *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__discovery__map_text__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__discovery__map_text__pack_to_buffer
+                     (const Omx__Discovery__MapText *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__discovery__map_text__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Discovery__MapText *
+       omx__discovery__map_text__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Discovery__MapText *)
+     protobuf_c_message_unpack (&omx__discovery__map_text__descriptor,
+                                allocator, len, data);
+}
+void   omx__discovery__map_text__free_unpacked
+                     (Omx__Discovery__MapText *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__discovery__map_text__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__discovery__empty__init
+                     (Omx__Discovery__Empty         *message)
+{
+  static const Omx__Discovery__Empty init_value = OMX__DISCOVERY__EMPTY__INIT;
+  *message = init_value;
+}
+size_t omx__discovery__empty__get_packed_size
+                     (const Omx__Discovery__Empty *message)
+{
+  assert(message->base.descriptor == &omx__discovery__empty__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__discovery__empty__pack
+                     (const Omx__Discovery__Empty *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__discovery__empty__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__discovery__empty__pack_to_buffer
+                     (const Omx__Discovery__Empty *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__discovery__empty__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Discovery__Empty *
+       omx__discovery__empty__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Discovery__Empty *)
+     protobuf_c_message_unpack (&omx__discovery__empty__descriptor,
+                                allocator, len, data);
+}
+void   omx__discovery__empty__free_unpacked
+                     (Omx__Discovery__Empty *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__discovery__empty__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor omx__discovery__service_instance__field_descriptors[5] =
+{
+  {
+    "kind",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__ServiceInstance, kind),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "instance",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__ServiceInstance, instance),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "node_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__ServiceInstance, node_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "endpoint",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__ServiceInstance, endpoint),
+    &omx__endpoint__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pid",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__ServiceInstance, pid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__discovery__service_instance__field_indices_by_name[] = {
+  3,   /* field[3] = endpoint */
+  1,   /* field[1] = instance */
+  0,   /* field[0] = kind */
+  2,   /* field[2] = node_id */
+  4,   /* field[4] = pid */
+};
+static const ProtobufCIntRange omx__discovery__service_instance__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor omx__discovery__service_instance__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.discovery.ServiceInstance",
+  "ServiceInstance",
+  "Omx__Discovery__ServiceInstance",
+  "omx.discovery",
+  sizeof(Omx__Discovery__ServiceInstance),
+  5,
+  omx__discovery__service_instance__field_descriptors,
+  omx__discovery__service_instance__field_indices_by_name,
+  1,  omx__discovery__service_instance__number_ranges,
+  (ProtobufCMessageInit) omx__discovery__service_instance__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__discovery__member__field_descriptors[9] =
 {
   {
     "node",
@@ -261,19 +711,58 @@ static const ProtobufCFieldDescriptor omx__discovery__member__field_descriptors[
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "services",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Omx__Discovery__Member, n_services),
+    offsetof(Omx__Discovery__Member, services),
+    &omx__discovery__service_instance__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mismatch",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__Member, mismatch),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "liveness",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__Member, liveness),
+    &omx__discovery__member_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__discovery__member__field_indices_by_name[] = {
   2,   /* field[2] = incarnation */
   5,   /* field[5] = last_heard_ms */
+  8,   /* field[8] = liveness */
   3,   /* field[3] = map_digest */
+  7,   /* field[7] = mismatch */
   0,   /* field[0] = node */
+  6,   /* field[6] = services */
   1,   /* field[1] = state */
   4,   /* field[4] = version */
 };
 static const ProtobufCIntRange omx__discovery__member__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor omx__discovery__member__descriptor =
 {
@@ -283,7 +772,7 @@ const ProtobufCMessageDescriptor omx__discovery__member__descriptor =
   "Omx__Discovery__Member",
   "omx.discovery",
   sizeof(Omx__Discovery__Member),
-  6,
+  9,
   omx__discovery__member__field_descriptors,
   omx__discovery__member__field_indices_by_name,
   1,  omx__discovery__member__number_ranges,
@@ -308,7 +797,7 @@ const ProtobufCMessageDescriptor omx__discovery__members_request__descriptor =
   (ProtobufCMessageInit) omx__discovery__members_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__discovery__members_response__field_descriptors[1] =
+static const ProtobufCFieldDescriptor omx__discovery__members_response__field_descriptors[3] =
 {
   {
     "members",
@@ -322,14 +811,40 @@ static const ProtobufCFieldDescriptor omx__discovery__members_response__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "self_node",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__MembersResponse, self_node),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "change",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__MembersResponse, change),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__discovery__members_response__field_indices_by_name[] = {
+  2,   /* field[2] = change */
   0,   /* field[0] = members */
+  1,   /* field[1] = self_node */
 };
 static const ProtobufCIntRange omx__discovery__members_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor omx__discovery__members_response__descriptor =
 {
@@ -339,14 +854,322 @@ const ProtobufCMessageDescriptor omx__discovery__members_response__descriptor =
   "Omx__Discovery__MembersResponse",
   "omx.discovery",
   sizeof(Omx__Discovery__MembersResponse),
-  1,
+  3,
   omx__discovery__members_response__field_descriptors,
   omx__discovery__members_response__field_indices_by_name,
   1,  omx__discovery__members_response__number_ranges,
   (ProtobufCMessageInit) omx__discovery__members_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__discovery__service_instance__field_descriptors[4] =
+static const ProtobufCFieldDescriptor omx__discovery__watch_request__field_descriptors[2] =
+{
+  {
+    "after_change",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__WatchRequest, after_change),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "timeout_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__WatchRequest, timeout_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__discovery__watch_request__field_indices_by_name[] = {
+  0,   /* field[0] = after_change */
+  1,   /* field[1] = timeout_ms */
+};
+static const ProtobufCIntRange omx__discovery__watch_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__discovery__watch_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.discovery.WatchRequest",
+  "WatchRequest",
+  "Omx__Discovery__WatchRequest",
+  "omx.discovery",
+  sizeof(Omx__Discovery__WatchRequest),
+  2,
+  omx__discovery__watch_request__field_descriptors,
+  omx__discovery__watch_request__field_indices_by_name,
+  1,  omx__discovery__watch_request__number_ranges,
+  (ProtobufCMessageInit) omx__discovery__watch_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__discovery__member_update__field_descriptors[7] =
+{
+  {
+    "node_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__MemberUpdate, node_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__MemberUpdate, state),
+    &omx__discovery__member_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "incarnation",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__MemberUpdate, incarnation),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "map_digest",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__MemberUpdate, map_digest),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__MemberUpdate, version),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "registry_version",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__MemberUpdate, registry_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "services",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Omx__Discovery__MemberUpdate, n_services),
+    offsetof(Omx__Discovery__MemberUpdate, services),
+    &omx__discovery__service_instance__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__discovery__member_update__field_indices_by_name[] = {
+  2,   /* field[2] = incarnation */
+  3,   /* field[3] = map_digest */
+  0,   /* field[0] = node_id */
+  5,   /* field[5] = registry_version */
+  6,   /* field[6] = services */
+  1,   /* field[1] = state */
+  4,   /* field[4] = version */
+};
+static const ProtobufCIntRange omx__discovery__member_update__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor omx__discovery__member_update__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.discovery.MemberUpdate",
+  "MemberUpdate",
+  "Omx__Discovery__MemberUpdate",
+  "omx.discovery",
+  sizeof(Omx__Discovery__MemberUpdate),
+  7,
+  omx__discovery__member_update__field_descriptors,
+  omx__discovery__member_update__field_indices_by_name,
+  1,  omx__discovery__member_update__number_ranges,
+  (ProtobufCMessageInit) omx__discovery__member_update__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__discovery__gossip__field_descriptors[5] =
+{
+  {
+    "from_node",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__Gossip, from_node),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "target_node",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__Gossip, target_node),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "updates",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Omx__Discovery__Gossip, n_updates),
+    offsetof(Omx__Discovery__Gossip, updates),
+    &omx__discovery__member_update__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "timeout_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__Gossip, timeout_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reached",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__Gossip, reached),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__discovery__gossip__field_indices_by_name[] = {
+  0,   /* field[0] = from_node */
+  4,   /* field[4] = reached */
+  1,   /* field[1] = target_node */
+  3,   /* field[3] = timeout_ms */
+  2,   /* field[2] = updates */
+};
+static const ProtobufCIntRange omx__discovery__gossip__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor omx__discovery__gossip__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.discovery.Gossip",
+  "Gossip",
+  "Omx__Discovery__Gossip",
+  "omx.discovery",
+  sizeof(Omx__Discovery__Gossip),
+  5,
+  omx__discovery__gossip__field_descriptors,
+  omx__discovery__gossip__field_indices_by_name,
+  1,  omx__discovery__gossip__number_ranges,
+  (ProtobufCMessageInit) omx__discovery__gossip__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__discovery__service_lease__field_descriptors[2] =
+{
+  {
+    "instance",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__ServiceLease, instance),
+    &omx__discovery__service_instance__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lease_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__ServiceLease, lease_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__discovery__service_lease__field_indices_by_name[] = {
+  0,   /* field[0] = instance */
+  1,   /* field[1] = lease_ms */
+};
+static const ProtobufCIntRange omx__discovery__service_lease__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__discovery__service_lease__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.discovery.ServiceLease",
+  "ServiceLease",
+  "Omx__Discovery__ServiceLease",
+  "omx.discovery",
+  sizeof(Omx__Discovery__ServiceLease),
+  2,
+  omx__discovery__service_lease__field_descriptors,
+  omx__discovery__service_lease__field_indices_by_name,
+  1,  omx__discovery__service_lease__number_ranges,
+  (ProtobufCMessageInit) omx__discovery__service_lease__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__discovery__lookup_request__field_descriptors[2] =
 {
   {
     "kind",
@@ -354,73 +1177,167 @@ static const ProtobufCFieldDescriptor omx__discovery__service_instance__field_de
     PROTOBUF_C_LABEL_NONE,
     PROTOBUF_C_TYPE_STRING,
     0,   /* quantifier_offset */
-    offsetof(Omx__Discovery__ServiceInstance, kind),
+    offsetof(Omx__Discovery__LookupRequest, kind),
     NULL,
     &protobuf_c_empty_string,
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
-    "instance",
+    "node_id",
     2,
     PROTOBUF_C_LABEL_NONE,
     PROTOBUF_C_TYPE_UINT32,
     0,   /* quantifier_offset */
-    offsetof(Omx__Discovery__ServiceInstance, instance),
+    offsetof(Omx__Discovery__LookupRequest, node_id),
     NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "node_id",
-    3,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_UINT32,
-    0,   /* quantifier_offset */
-    offsetof(Omx__Discovery__ServiceInstance, node_id),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "endpoint",
-    4,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_MESSAGE,
-    0,   /* quantifier_offset */
-    offsetof(Omx__Discovery__ServiceInstance, endpoint),
-    &omx__endpoint__descriptor,
     NULL,
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
 };
-static const unsigned omx__discovery__service_instance__field_indices_by_name[] = {
-  3,   /* field[3] = endpoint */
-  1,   /* field[1] = instance */
+static const unsigned omx__discovery__lookup_request__field_indices_by_name[] = {
   0,   /* field[0] = kind */
-  2,   /* field[2] = node_id */
+  1,   /* field[1] = node_id */
 };
-static const ProtobufCIntRange omx__discovery__service_instance__number_ranges[1 + 1] =
+static const ProtobufCIntRange omx__discovery__lookup_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 2 }
 };
-const ProtobufCMessageDescriptor omx__discovery__service_instance__descriptor =
+const ProtobufCMessageDescriptor omx__discovery__lookup_request__descriptor =
 {
   PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "omx.discovery.ServiceInstance",
-  "ServiceInstance",
-  "Omx__Discovery__ServiceInstance",
+  "omx.discovery.LookupRequest",
+  "LookupRequest",
+  "Omx__Discovery__LookupRequest",
   "omx.discovery",
-  sizeof(Omx__Discovery__ServiceInstance),
-  4,
-  omx__discovery__service_instance__field_descriptors,
-  omx__discovery__service_instance__field_indices_by_name,
-  1,  omx__discovery__service_instance__number_ranges,
-  (ProtobufCMessageInit) omx__discovery__service_instance__init,
+  sizeof(Omx__Discovery__LookupRequest),
+  2,
+  omx__discovery__lookup_request__field_descriptors,
+  omx__discovery__lookup_request__field_indices_by_name,
+  1,  omx__discovery__lookup_request__number_ranges,
+  (ProtobufCMessageInit) omx__discovery__lookup_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__discovery__lookup_response__field_descriptors[1] =
+{
+  {
+    "instances",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Omx__Discovery__LookupResponse, n_instances),
+    offsetof(Omx__Discovery__LookupResponse, instances),
+    &omx__discovery__service_instance__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__discovery__lookup_response__field_indices_by_name[] = {
+  0,   /* field[0] = instances */
+};
+static const ProtobufCIntRange omx__discovery__lookup_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor omx__discovery__lookup_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.discovery.LookupResponse",
+  "LookupResponse",
+  "Omx__Discovery__LookupResponse",
+  "omx.discovery",
+  sizeof(Omx__Discovery__LookupResponse),
+  1,
+  omx__discovery__lookup_response__field_descriptors,
+  omx__discovery__lookup_response__field_indices_by_name,
+  1,  omx__discovery__lookup_response__number_ranges,
+  (ProtobufCMessageInit) omx__discovery__lookup_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__discovery__map_text__field_descriptors[3] =
+{
+  {
+    "text",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__MapText, text),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "source",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__MapText, source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "digest",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Discovery__MapText, digest),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__discovery__map_text__field_indices_by_name[] = {
+  2,   /* field[2] = digest */
+  1,   /* field[1] = source */
+  0,   /* field[0] = text */
+};
+static const ProtobufCIntRange omx__discovery__map_text__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor omx__discovery__map_text__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.discovery.MapText",
+  "MapText",
+  "Omx__Discovery__MapText",
+  "omx.discovery",
+  sizeof(Omx__Discovery__MapText),
+  3,
+  omx__discovery__map_text__field_descriptors,
+  omx__discovery__map_text__field_indices_by_name,
+  1,  omx__discovery__map_text__number_ranges,
+  (ProtobufCMessageInit) omx__discovery__map_text__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define omx__discovery__empty__field_descriptors NULL
+#define omx__discovery__empty__field_indices_by_name NULL
+#define omx__discovery__empty__number_ranges NULL
+const ProtobufCMessageDescriptor omx__discovery__empty__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.discovery.Empty",
+  "Empty",
+  "Omx__Discovery__Empty",
+  "omx.discovery",
+  sizeof(Omx__Discovery__Empty),
+  0,
+  omx__discovery__empty__field_descriptors,
+  omx__discovery__empty__field_indices_by_name,
+  0,  omx__discovery__empty__number_ranges,
+  (ProtobufCMessageInit) omx__discovery__empty__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue omx__discovery__member_state__enum_values_by_number[5] =

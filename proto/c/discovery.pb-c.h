@@ -16,10 +16,18 @@ PROTOBUF_C__BEGIN_DECLS
 
 #include "common.pb-c.h"
 
+typedef struct Omx__Discovery__ServiceInstance Omx__Discovery__ServiceInstance;
 typedef struct Omx__Discovery__Member Omx__Discovery__Member;
 typedef struct Omx__Discovery__MembersRequest Omx__Discovery__MembersRequest;
 typedef struct Omx__Discovery__MembersResponse Omx__Discovery__MembersResponse;
-typedef struct Omx__Discovery__ServiceInstance Omx__Discovery__ServiceInstance;
+typedef struct Omx__Discovery__WatchRequest Omx__Discovery__WatchRequest;
+typedef struct Omx__Discovery__MemberUpdate Omx__Discovery__MemberUpdate;
+typedef struct Omx__Discovery__Gossip Omx__Discovery__Gossip;
+typedef struct Omx__Discovery__ServiceLease Omx__Discovery__ServiceLease;
+typedef struct Omx__Discovery__LookupRequest Omx__Discovery__LookupRequest;
+typedef struct Omx__Discovery__LookupResponse Omx__Discovery__LookupResponse;
+typedef struct Omx__Discovery__MapText Omx__Discovery__MapText;
+typedef struct Omx__Discovery__Empty Omx__Discovery__Empty;
 
 
 /* --- enums --- */
@@ -29,12 +37,38 @@ typedef enum _Omx__Discovery__MemberState {
   OMX__DISCOVERY__MEMBER_STATE__SUSPECT = 1,
   OMX__DISCOVERY__MEMBER_STATE__DEAD = 2,
   OMX__DISCOVERY__MEMBER_STATE__LEFT = 3,
+  /*
+   * reported by Members only: the node runs another map or OMX version
+   */
   OMX__DISCOVERY__MEMBER_STATE__MISMATCH = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(OMX__DISCOVERY__MEMBER_STATE)
 } Omx__Discovery__MemberState;
 
 /* --- messages --- */
 
+/*
+ * A service instance registered with its node's Discovery.
+ */
+struct  Omx__Discovery__ServiceInstance
+{
+  ProtobufCMessage base;
+  /*
+   * "balancer", "migrator", "fsgateway", ...
+   */
+  char *kind;
+  uint32_t instance;
+  uint32_t node_id;
+  Omx__Endpoint *endpoint;
+  uint32_t pid;
+};
+#define OMX__DISCOVERY__SERVICE_INSTANCE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__discovery__service_instance__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, NULL, 0 }
+
+
+/*
+ * A member as one node sees it (Members, Watch).
+ */
 struct  Omx__Discovery__Member
 {
   ProtobufCMessage base;
@@ -44,13 +78,23 @@ struct  Omx__Discovery__Member
   char *map_digest;
   char *version;
   /*
-   * milliseconds since the Unix epoch
+   * milliseconds since the Unix epoch; 0 = never heard
    */
   uint64_t last_heard_ms;
+  size_t n_services;
+  Omx__Discovery__ServiceInstance **services;
+  /*
+   * for MISMATCH: what differs, for a person
+   */
+  char *mismatch;
+  /*
+   * ALIVE, SUSPECT, DEAD or LEFT, also for a MISMATCH member
+   */
+  Omx__Discovery__MemberState liveness;
 };
 #define OMX__DISCOVERY__MEMBER__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__discovery__member__descriptor) \
-    , NULL, OMX__DISCOVERY__MEMBER_STATE__ALIVE, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+    , NULL, OMX__DISCOVERY__MEMBER_STATE__ALIVE, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, (char *)protobuf_c_empty_string, OMX__DISCOVERY__MEMBER_STATE__ALIVE }
 
 
 struct  Omx__Discovery__MembersRequest
@@ -67,31 +111,169 @@ struct  Omx__Discovery__MembersResponse
   ProtobufCMessage base;
   size_t n_members;
   Omx__Discovery__Member **members;
+  uint32_t self_node;
+  /*
+   * grows with every change; Watch waits for a larger one
+   */
+  uint64_t change;
 };
 #define OMX__DISCOVERY__MEMBERS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__discovery__members_response__descriptor) \
+    , 0,NULL, 0, 0 }
+
+
+/*
+ * Watch: answers as soon as the membership changes after `after_change` (or when timeout_ms
+ * passes) with the whole membership; call it again with the new `change` for a stream.
+ */
+struct  Omx__Discovery__WatchRequest
+{
+  ProtobufCMessage base;
+  uint64_t after_change;
+  uint32_t timeout_ms;
+};
+#define OMX__DISCOVERY__WATCH_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__discovery__watch_request__descriptor) \
+    , 0, 0 }
+
+
+/*
+ * What one node says about one member, piggybacked on probes (SWIM) and exchanged in full on
+ * joins.
+ */
+struct  Omx__Discovery__MemberUpdate
+{
+  ProtobufCMessage base;
+  uint32_t node_id;
+  /*
+   * ALIVE, SUSPECT, DEAD or LEFT
+   */
+  Omx__Discovery__MemberState state;
+  uint64_t incarnation;
+  char *map_digest;
+  char *version;
+  /*
+   * grows with each change of the node's services
+   */
+  uint64_t registry_version;
+  /*
+   * the node's services as of registry_version
+   */
+  size_t n_services;
+  Omx__Discovery__ServiceInstance **services;
+};
+#define OMX__DISCOVERY__MEMBER_UPDATE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__discovery__member_update__descriptor) \
+    , 0, OMX__DISCOVERY__MEMBER_STATE__ALIVE, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL }
+
+
+/*
+ * The failure detector's traffic: Discovery.Probe (direct), Discovery.ProbeVia (ask a member
+ * to probe target_node for us) and Discovery.Sync (exchange full state on join).
+ */
+struct  Omx__Discovery__Gossip
+{
+  ProtobufCMessage base;
+  uint32_t from_node;
+  uint32_t target_node;
+  size_t n_updates;
+  Omx__Discovery__MemberUpdate **updates;
+  /*
+   * ProbeVia: how long the helper may try
+   */
+  uint32_t timeout_ms;
+  /*
+   * ProbeVia answer: the helper got an ack from target_node
+   */
+  protobuf_c_boolean reached;
+};
+#define OMX__DISCOVERY__GOSSIP__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__discovery__gossip__descriptor) \
+    , 0, 0, 0,NULL, 0, 0 }
+
+
+/*
+ * Register / Renew / Deregister: an instance and its lease.
+ */
+struct  Omx__Discovery__ServiceLease
+{
+  ProtobufCMessage base;
+  Omx__Discovery__ServiceInstance *instance;
+  uint32_t lease_ms;
+};
+#define OMX__DISCOVERY__SERVICE_LEASE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__discovery__service_lease__descriptor) \
+    , NULL, 0 }
+
+
+struct  Omx__Discovery__LookupRequest
+{
+  ProtobufCMessage base;
+  char *kind;
+  /*
+   * 0: every node
+   */
+  uint32_t node_id;
+};
+#define OMX__DISCOVERY__LOOKUP_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__discovery__lookup_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Omx__Discovery__LookupResponse
+{
+  ProtobufCMessage base;
+  size_t n_instances;
+  Omx__Discovery__ServiceInstance **instances;
+};
+#define OMX__DISCOVERY__LOOKUP_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__discovery__lookup_response__descriptor) \
     , 0,NULL }
 
 
 /*
- * A service instance known to Discovery.
+ * GetMap / SetMap: the map a node runs with.
  */
-struct  Omx__Discovery__ServiceInstance
+struct  Omx__Discovery__MapText
 {
   ProtobufCMessage base;
-  /*
-   * "balancer", "migrator", "fsgateway", ...
-   */
-  char *kind;
-  uint32_t instance;
-  uint32_t node_id;
-  Omx__Endpoint *endpoint;
+  char *text;
+  char *source;
+  char *digest;
 };
-#define OMX__DISCOVERY__SERVICE_INSTANCE__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&omx__discovery__service_instance__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, NULL }
+#define OMX__DISCOVERY__MAP_TEXT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__discovery__map_text__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+struct  Omx__Discovery__Empty
+{
+  ProtobufCMessage base;
+};
+#define OMX__DISCOVERY__EMPTY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__discovery__empty__descriptor) \
+     }
+
+
+/* Omx__Discovery__ServiceInstance methods */
+void   omx__discovery__service_instance__init
+                     (Omx__Discovery__ServiceInstance         *message);
+size_t omx__discovery__service_instance__get_packed_size
+                     (const Omx__Discovery__ServiceInstance   *message);
+size_t omx__discovery__service_instance__pack
+                     (const Omx__Discovery__ServiceInstance   *message,
+                      uint8_t             *out);
+size_t omx__discovery__service_instance__pack_to_buffer
+                     (const Omx__Discovery__ServiceInstance   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Discovery__ServiceInstance *
+       omx__discovery__service_instance__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__discovery__service_instance__free_unpacked
+                     (Omx__Discovery__ServiceInstance *message,
+                      ProtobufCAllocator *allocator);
 /* Omx__Discovery__Member methods */
 void   omx__discovery__member__init
                      (Omx__Discovery__Member         *message);
@@ -149,27 +331,163 @@ Omx__Discovery__MembersResponse *
 void   omx__discovery__members_response__free_unpacked
                      (Omx__Discovery__MembersResponse *message,
                       ProtobufCAllocator *allocator);
-/* Omx__Discovery__ServiceInstance methods */
-void   omx__discovery__service_instance__init
-                     (Omx__Discovery__ServiceInstance         *message);
-size_t omx__discovery__service_instance__get_packed_size
-                     (const Omx__Discovery__ServiceInstance   *message);
-size_t omx__discovery__service_instance__pack
-                     (const Omx__Discovery__ServiceInstance   *message,
+/* Omx__Discovery__WatchRequest methods */
+void   omx__discovery__watch_request__init
+                     (Omx__Discovery__WatchRequest         *message);
+size_t omx__discovery__watch_request__get_packed_size
+                     (const Omx__Discovery__WatchRequest   *message);
+size_t omx__discovery__watch_request__pack
+                     (const Omx__Discovery__WatchRequest   *message,
                       uint8_t             *out);
-size_t omx__discovery__service_instance__pack_to_buffer
-                     (const Omx__Discovery__ServiceInstance   *message,
+size_t omx__discovery__watch_request__pack_to_buffer
+                     (const Omx__Discovery__WatchRequest   *message,
                       ProtobufCBuffer     *buffer);
-Omx__Discovery__ServiceInstance *
-       omx__discovery__service_instance__unpack
+Omx__Discovery__WatchRequest *
+       omx__discovery__watch_request__unpack
                      (ProtobufCAllocator  *allocator,
                       size_t               len,
                       const uint8_t       *data);
-void   omx__discovery__service_instance__free_unpacked
-                     (Omx__Discovery__ServiceInstance *message,
+void   omx__discovery__watch_request__free_unpacked
+                     (Omx__Discovery__WatchRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Discovery__MemberUpdate methods */
+void   omx__discovery__member_update__init
+                     (Omx__Discovery__MemberUpdate         *message);
+size_t omx__discovery__member_update__get_packed_size
+                     (const Omx__Discovery__MemberUpdate   *message);
+size_t omx__discovery__member_update__pack
+                     (const Omx__Discovery__MemberUpdate   *message,
+                      uint8_t             *out);
+size_t omx__discovery__member_update__pack_to_buffer
+                     (const Omx__Discovery__MemberUpdate   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Discovery__MemberUpdate *
+       omx__discovery__member_update__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__discovery__member_update__free_unpacked
+                     (Omx__Discovery__MemberUpdate *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Discovery__Gossip methods */
+void   omx__discovery__gossip__init
+                     (Omx__Discovery__Gossip         *message);
+size_t omx__discovery__gossip__get_packed_size
+                     (const Omx__Discovery__Gossip   *message);
+size_t omx__discovery__gossip__pack
+                     (const Omx__Discovery__Gossip   *message,
+                      uint8_t             *out);
+size_t omx__discovery__gossip__pack_to_buffer
+                     (const Omx__Discovery__Gossip   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Discovery__Gossip *
+       omx__discovery__gossip__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__discovery__gossip__free_unpacked
+                     (Omx__Discovery__Gossip *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Discovery__ServiceLease methods */
+void   omx__discovery__service_lease__init
+                     (Omx__Discovery__ServiceLease         *message);
+size_t omx__discovery__service_lease__get_packed_size
+                     (const Omx__Discovery__ServiceLease   *message);
+size_t omx__discovery__service_lease__pack
+                     (const Omx__Discovery__ServiceLease   *message,
+                      uint8_t             *out);
+size_t omx__discovery__service_lease__pack_to_buffer
+                     (const Omx__Discovery__ServiceLease   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Discovery__ServiceLease *
+       omx__discovery__service_lease__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__discovery__service_lease__free_unpacked
+                     (Omx__Discovery__ServiceLease *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Discovery__LookupRequest methods */
+void   omx__discovery__lookup_request__init
+                     (Omx__Discovery__LookupRequest         *message);
+size_t omx__discovery__lookup_request__get_packed_size
+                     (const Omx__Discovery__LookupRequest   *message);
+size_t omx__discovery__lookup_request__pack
+                     (const Omx__Discovery__LookupRequest   *message,
+                      uint8_t             *out);
+size_t omx__discovery__lookup_request__pack_to_buffer
+                     (const Omx__Discovery__LookupRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Discovery__LookupRequest *
+       omx__discovery__lookup_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__discovery__lookup_request__free_unpacked
+                     (Omx__Discovery__LookupRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Discovery__LookupResponse methods */
+void   omx__discovery__lookup_response__init
+                     (Omx__Discovery__LookupResponse         *message);
+size_t omx__discovery__lookup_response__get_packed_size
+                     (const Omx__Discovery__LookupResponse   *message);
+size_t omx__discovery__lookup_response__pack
+                     (const Omx__Discovery__LookupResponse   *message,
+                      uint8_t             *out);
+size_t omx__discovery__lookup_response__pack_to_buffer
+                     (const Omx__Discovery__LookupResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Discovery__LookupResponse *
+       omx__discovery__lookup_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__discovery__lookup_response__free_unpacked
+                     (Omx__Discovery__LookupResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Discovery__MapText methods */
+void   omx__discovery__map_text__init
+                     (Omx__Discovery__MapText         *message);
+size_t omx__discovery__map_text__get_packed_size
+                     (const Omx__Discovery__MapText   *message);
+size_t omx__discovery__map_text__pack
+                     (const Omx__Discovery__MapText   *message,
+                      uint8_t             *out);
+size_t omx__discovery__map_text__pack_to_buffer
+                     (const Omx__Discovery__MapText   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Discovery__MapText *
+       omx__discovery__map_text__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__discovery__map_text__free_unpacked
+                     (Omx__Discovery__MapText *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Discovery__Empty methods */
+void   omx__discovery__empty__init
+                     (Omx__Discovery__Empty         *message);
+size_t omx__discovery__empty__get_packed_size
+                     (const Omx__Discovery__Empty   *message);
+size_t omx__discovery__empty__pack
+                     (const Omx__Discovery__Empty   *message,
+                      uint8_t             *out);
+size_t omx__discovery__empty__pack_to_buffer
+                     (const Omx__Discovery__Empty   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Discovery__Empty *
+       omx__discovery__empty__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__discovery__empty__free_unpacked
+                     (Omx__Discovery__Empty *message,
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Omx__Discovery__ServiceInstance_Closure)
+                 (const Omx__Discovery__ServiceInstance *message,
+                  void *closure_data);
 typedef void (*Omx__Discovery__Member_Closure)
                  (const Omx__Discovery__Member *message,
                   void *closure_data);
@@ -179,8 +497,29 @@ typedef void (*Omx__Discovery__MembersRequest_Closure)
 typedef void (*Omx__Discovery__MembersResponse_Closure)
                  (const Omx__Discovery__MembersResponse *message,
                   void *closure_data);
-typedef void (*Omx__Discovery__ServiceInstance_Closure)
-                 (const Omx__Discovery__ServiceInstance *message,
+typedef void (*Omx__Discovery__WatchRequest_Closure)
+                 (const Omx__Discovery__WatchRequest *message,
+                  void *closure_data);
+typedef void (*Omx__Discovery__MemberUpdate_Closure)
+                 (const Omx__Discovery__MemberUpdate *message,
+                  void *closure_data);
+typedef void (*Omx__Discovery__Gossip_Closure)
+                 (const Omx__Discovery__Gossip *message,
+                  void *closure_data);
+typedef void (*Omx__Discovery__ServiceLease_Closure)
+                 (const Omx__Discovery__ServiceLease *message,
+                  void *closure_data);
+typedef void (*Omx__Discovery__LookupRequest_Closure)
+                 (const Omx__Discovery__LookupRequest *message,
+                  void *closure_data);
+typedef void (*Omx__Discovery__LookupResponse_Closure)
+                 (const Omx__Discovery__LookupResponse *message,
+                  void *closure_data);
+typedef void (*Omx__Discovery__MapText_Closure)
+                 (const Omx__Discovery__MapText *message,
+                  void *closure_data);
+typedef void (*Omx__Discovery__Empty_Closure)
+                 (const Omx__Discovery__Empty *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -189,10 +528,18 @@ typedef void (*Omx__Discovery__ServiceInstance_Closure)
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    omx__discovery__member_state__descriptor;
+extern const ProtobufCMessageDescriptor omx__discovery__service_instance__descriptor;
 extern const ProtobufCMessageDescriptor omx__discovery__member__descriptor;
 extern const ProtobufCMessageDescriptor omx__discovery__members_request__descriptor;
 extern const ProtobufCMessageDescriptor omx__discovery__members_response__descriptor;
-extern const ProtobufCMessageDescriptor omx__discovery__service_instance__descriptor;
+extern const ProtobufCMessageDescriptor omx__discovery__watch_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__discovery__member_update__descriptor;
+extern const ProtobufCMessageDescriptor omx__discovery__gossip__descriptor;
+extern const ProtobufCMessageDescriptor omx__discovery__service_lease__descriptor;
+extern const ProtobufCMessageDescriptor omx__discovery__lookup_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__discovery__lookup_response__descriptor;
+extern const ProtobufCMessageDescriptor omx__discovery__map_text__descriptor;
+extern const ProtobufCMessageDescriptor omx__discovery__empty__descriptor;
 
 PROTOBUF_C__END_DECLS
 

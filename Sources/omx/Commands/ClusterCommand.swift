@@ -1,0 +1,55 @@
+import ArgumentParser
+import Glibc
+import Shared
+
+/// `omx cluster`: a whole cluster of real nodes on this machine (node k on 127.0.0.k).
+struct ClusterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster",
+        abstract: "Starts and stops a local cluster: every node's services as separate processes on 127.0.0.k.",
+        subcommands: [Up.self, Down.self])
+
+    /// `omx cluster up`.
+    struct Up: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Starts N nodes (any service not running yet); D/node-K/run is node K's run directory.")
+
+        @Option(help: "How many nodes.")
+        var nodes = 3
+
+        @Option(help: "The cluster's directory: key, map, and each node's run directory, pids and logs.")
+        var dir: String
+
+        @Option(help: "FSGateway instances per node.")
+        var gateways: UInt32 = 1
+
+        @Option(help: "Seconds to wait for every node to be alive.")
+        var timeout = 20
+
+        func validate() throws {
+            guard (1...254).contains(nodes) else { throw ValidationError("--nodes must be 1 to 254") }
+        }
+
+        func run() async throws {
+            let cluster = try LocalClusterLauncher(dir: dir)
+            let started = try cluster.up(nodes: nodes, gateways: gateways)
+            print("started \(started) service processes for \(nodes) nodes in \(cluster.dir)")
+            try await cluster.waitUntilAlive(nodes: nodes, timeoutSeconds: timeout)
+            print("all \(nodes) nodes are alive")
+            print("export OMX_MAP=\(cluster.mapPath) OMX_KEY=\(cluster.keyPath) OMX_RUN_DIR=\(cluster.runDir(node: 1))")
+        }
+    }
+
+    /// `omx cluster down`.
+    struct Down: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stops every process of the cluster in D (SIGTERM, then SIGKILL after 5 s).")
+
+        @Option(help: "The cluster's directory.")
+        var dir: String
+
+        func run() async throws {
+            let stopped = await LocalClusterLauncher.down(dir: dir)
+            print("stopped \(stopped) service processes in \(dir)")
+        }
+    }
+}

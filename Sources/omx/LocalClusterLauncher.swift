@@ -1,0 +1,126 @@
+import Glibc
+import Logging
+import Shared
+
+/// Starts and stops the service processes of a local cluster kept in one directory:
+/// `cluster.key`, `cluster.map` (`1 127.0.0.1 N`), and for node K `node-K/run` (sockets and
+/// pid files) and `node-K/log`.
+struct LocalClusterLauncher {
+    let dir: String
+
+    var mapPath: String { "\(dir)/cluster.map" }
+    var keyPath: String { "\(dir)/cluster.key" }
+    func runDir(node: Int) -> String { "\(dir)/node-\(node)/run" }
+    func logDir(node: Int) -> String { "\(dir)/node-\(node)/log" }
+
+    init(dir: String) throws {
+        self.dir = dir.hasPrefix("/") ? dir : "\(currentDirectory())/\(dir)"
+    }
+
+    /// The services of a node: name for files, executable, arguments.
+    private func services(node: Int, gateways: UInt32) -> [(name: String, executable: String, arguments: [String])] {
+        let common = ["--map", mapPath, "--key", keyPath, "--node-id", "\(node)", "--run-dir", runDir(node: node)]
+        var list: [(String, String, [String])] = [ServiceKind.discovery, .balancer, .migrator].map { ($0.rawValue, $0.executableName, common) }
+        for instance in 0..<gateways {
+            list.append(("fsgateway-\(instance)", ServiceKind.fsgateway.executableName, ["serve", "--instance", "\(instance)"] + common))
+        }
+        return list
+    }
+
+    /// Writes the key and map if missing and starts every service that is not running.
+    /// - Returns: how many processes were started.
+    func up(nodes: Int, gateways: UInt32) throws -> Int {
+        try makeDirectories(dir)
+        if !fileExists(keyPath) { try ClusterKey.generate().write(to: keyPath, overwrite: false) }
+        let wanted = "# a local OMX cluster: node k on 127.0.0.k\n1 127.0.0.1 \(nodes)\n"
+        if (try? readTextFile(mapPath)) != wanted { try writeTextFile(mapPath, wanted) }
+        var started = 0
+        for node in 1...nodes {
+            try makeDirectories(runDir(node: node))
+            try makeDirectories(logDir(node: node))
+            for service in services(node: node, gateways: gateways) {
+                let pidFile = "\(runDir(node: node))/\(service.name).pid"
+                if LocalClusterLauncher.runningPID(pidFile) != nil { continue }
+                let process = try ChildProcess.spawn(
+                    siblingExecutable(service.executable), service.arguments, stdoutPath: "\(logDir(node: node))/\(service.name).log",
+                    stderrPath: "\(logDir(node: node))/\(service.name).log", detached: true)
+                try writeTextFile(pidFile, "\(process.pid)\n")
+                started += 1
+            }
+        }
+        return started
+    }
+
+    /// Waits until node 1's Discovery sees every node alive.
+    /// - Throws: `ConfigError` with the states seen when the time runs out.
+    func waitUntilAlive(nodes: Int, timeoutSeconds: Int) async throws {
+        let loop = try EventLoop()
+        let client = RPCClient(loop: loop, endpoint: .unix(path: "\(runDir(node: 1))/discovery.sock"), logger: Logger(label: "omx"))
+        let deadline = monotonicNs() + UInt64(timeoutSeconds) * 1_000_000_000
+        var last = "no answer from node 1's Discovery"
+        while monotonicNs() < deadline {
+            if let response = try? await client.call("Discovery.Members", MembersRequest(), returning: MembersResponse.self) {
+                let alive = response.members.filter { $0.state == .alive }.count
+                if alive == nodes {
+                    await client.close()
+                    await loop.shutdown()
+                    return
+                }
+                last = response.members.map { "node \($0.id) \($0.state)" }.joined(separator: ", ")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        await client.close()
+        await loop.shutdown()
+        throw ConfigError("not every node was alive within \(timeoutSeconds) s: \(last); logs are in \(dir)/node-*/log")
+    }
+
+    /// Stops every process whose pid file is under `dir`: SIGTERM, then SIGKILL after 5 s.
+    /// - Returns: how many were running.
+    static func down(dir: String) async -> Int {
+        var pids: [(pid_t, String)] = []
+        var node = 1
+        while fileExists("\(dir)/node-\(node)") {
+            let run = "\(dir)/node-\(node)/run"
+            for name in (try? listDirectory(run)) ?? [] where name.hasSuffix(".pid") {
+                let pidFile = "\(run)/\(name)"
+                if let pid = runningPID(pidFile) { pids.append((pid, pidFile)) }
+                unlink(pidFile)
+            }
+            node += 1
+        }
+        for (pid, _) in pids { kill(pid, SIGTERM) }
+        let deadline = monotonicNs() + 5_000_000_000
+        while monotonicNs() < deadline && pids.contains(where: { kill($0.0, 0) == 0 }) {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        for (pid, _) in pids where kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        return pids.count
+    }
+
+    /// The pid in `pidFile` when that process still runs.
+    static func runningPID(_ pidFile: String) -> pid_t? {
+        guard let text = try? readTextFile(pidFile), let pid = pid_t(text.trimmedWhitespace), pid > 0, kill(pid, 0) == 0 else { return nil }
+        // A zombie or a recycled pid is not our service.
+        guard let status = try? readTextFile("/proc/\(pid)/status"), !status.contains("State:\tZ") else { return nil }
+        return pid
+    }
+}
+
+/// The names in directory `path`.
+func listDirectory(_ path: String) throws -> [String] {
+    guard let directory = opendir(path) else { throw ConfigError("\(path): \(String(cString: strerror(errno)))") }
+    defer { closedir(directory) }
+    var names: [String] = []
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+}
+
+/// The working directory.
+func currentDirectory() -> String {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    return getcwd(&buffer, buffer.count) != nil ? String(cString: buffer) : "."
+}
