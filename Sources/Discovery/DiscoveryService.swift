@@ -53,7 +53,11 @@ public final class DiscoveryService: @unchecked Sendable {
             let roundStart = monotonicNs()
             round += 1
             let now = wallClockMs()
+            let before = membership.members.mapValues(\.state)
             membership.tick(nowMs: now)
+            for (id, member) in membership.members where before[id] != member.state {
+                logger.info("node \(id) is \(member.state): suspect for \(suspicionTimeoutMs(members: membership.members.count, configuration)) ms without refuting")
+            }
             if registry.expire(nowMs: now) { membership.setServices(registry.instances) }
             if let target = membership.nextProbeTarget(using: &random) { await probe(target) }
             if round % syncEveryRounds == 0 { await join(everyone: false) }

@@ -3,7 +3,7 @@ import Logging
 import Shared
 
 /// Starts and stops the service processes of a local cluster kept in one directory:
-/// `cluster.key`, `cluster.map` (`1 127.0.0.1 N`), and for node K `node-K/run` (sockets and
+/// `cluster.key`, `cluster.map` (`1 127.0.0.1 N` by default), and for node K `node-K/run` (sockets and
 /// pid files) and `node-K/log`.
 struct LocalClusterLauncher {
     let dir: String
@@ -29,10 +29,10 @@ struct LocalClusterLauncher {
 
     /// Writes the key and map if missing and starts every service that is not running.
     /// - Returns: how many processes were started.
-    func up(nodes: Int, gateways: UInt32) throws -> Int {
+    func up(nodes: Int, gateways: UInt32, firstAddress: String) throws -> Int {
         try makeDirectories(dir)
         if !fileExists(keyPath) { try ClusterKey.generate().write(to: keyPath, overwrite: false) }
-        let wanted = "# a local OMX cluster: node k on 127.0.0.k\n1 127.0.0.1 \(nodes)\n"
+        let wanted = "# a local OMX cluster of \(nodes) nodes on this machine\n1 \(firstAddress) \(nodes)\n"
         if (try? readTextFile(mapPath)) != wanted { try writeTextFile(mapPath, wanted) }
         var started = 0
         for node in 1...nodes {

@@ -23,16 +23,21 @@ struct ClusterCommand: AsyncParsableCommand {
         @Option(help: "FSGateway instances per node.")
         var gateways: UInt32 = 1
 
+        @Option(name: .customLong("first-address"), help: "Node 1's address; node k gets the k-th address from it.")
+        var firstAddress = "127.0.0.1"
+
         @Option(help: "Seconds to wait for every node to be alive.")
         var timeout = 20
 
         func validate() throws {
             guard (1...254).contains(nodes) else { throw ValidationError("--nodes must be 1 to 254") }
+            guard let first = IPv4Address(firstAddress) else { throw ValidationError("--first-address \(firstAddress) is no IPv4 address") }
+            guard Int(first.octets.3) + nodes - 1 <= 255 else { throw ValidationError("\(nodes) nodes from \(firstAddress) run past .255") }
         }
 
         func run() async throws {
             let cluster = try LocalClusterLauncher(dir: dir)
-            let started = try cluster.up(nodes: nodes, gateways: gateways)
+            let started = try cluster.up(nodes: nodes, gateways: gateways, firstAddress: firstAddress)
             print("started \(started) service processes for \(nodes) nodes in \(cluster.dir)")
             try await cluster.waitUntilAlive(nodes: nodes, timeoutSeconds: timeout)
             print("all \(nodes) nodes are alive")
