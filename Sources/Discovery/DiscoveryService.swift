@@ -108,14 +108,8 @@ public final class DiscoveryService: @unchecked Sendable {
 
     // MARK: The failure detector
 
-    /// The updates for a message to `target`: this node's own record, what this node believes of
-    /// `target` when that is bad news (so it can refute at once), and the gossip queue.
     private func outgoing(to target: UInt32) -> [MemberUpdate] {
-        var updates = [membership.own.update]
-        if let member = membership.members[target], member.state == .suspect || member.state == .dead {
-            updates.append(member.update)
-        }
-        return updates + membership.piggyback().filter { $0.nodeID != selfID && $0.nodeID != target }
+        membership.outgoing(to: target)
     }
 
     private func received(_ gossip: Gossip, from sender: UInt32) {

@@ -37,6 +37,8 @@ public struct Membership: Sendable {
     /// True after `leave()`, until `rejoin`.
     public private(set) var hasLeft = false
     private var broadcasts = BroadcastQueue()
+    /// The members now suspect, so a tick looks at them only.
+    private var suspects: Set<UInt32> = []
     private var probeOrder: [UInt32] = []
     private var probeIndex = 0
     private var rounds = 0
@@ -101,7 +103,8 @@ public struct Membership: Sendable {
 
     /// Declares dead the suspects whose suspicion ran out.
     public mutating func tick(nowMs: UInt64) {
-        for member in members.values where member.state == .suspect && member.suspicionDeadlineMs <= nowMs {
+        for id in suspects {
+            guard let member = members[id], member.state == .suspect, member.suspicionDeadlineMs <= nowMs else { continue }
             apply(MemberUpdate(nodeID: member.id, state: .dead, incarnation: member.incarnation, mapDigest: member.mapDigest, version: member.version, registryVersion: member.registryVersion, services: member.services), nowMs: nowMs)
         }
     }
@@ -113,9 +116,25 @@ public struct Membership: Sendable {
         broadcasts.take(max: configuration.maxPiggyback, limit: retransmitLimit(members: members.count, configuration))
     }
 
+    /// The updates for a message to `target`: this node's own record, what this node believes of
+    /// `target` when that is bad news (so it can refute at once), and the gossip queue.
+    public mutating func outgoing(to target: UInt32) -> [MemberUpdate] {
+        var updates = [own.update]
+        if let member = members[target], member.state == .suspect || member.state == .dead {
+            updates.append(member.update)
+        }
+        return updates + piggyback().filter { $0.nodeID != selfID && $0.nodeID != target }
+    }
+
     /// Everything this node knows, for a full-state exchange (join, anti-entropy).
     public var fullState: [MemberUpdate] {
         members.values.filter { $0.id == selfID || $0.incarnation > 0 }.map(\.update)
+    }
+
+    /// Drops the updates waiting to be gossiped: the state of a node that has nothing left to
+    /// tell (a simulation's converged starting point).
+    public mutating func markConverged() {
+        broadcasts = BroadcastQueue()
     }
 
     /// Merges updates heard from others; accepted news is queued to be passed on.
@@ -160,6 +179,7 @@ public struct Membership: Sendable {
             member.services = update.services
         }
         members[update.nodeID] = member
+        if member.state == .suspect { suspects.insert(member.id) } else { suspects.remove(member.id) }
         broadcasts.enqueue(member.update)
         change += 1
         return true
@@ -207,7 +227,10 @@ public struct Membership: Sendable {
     /// Follows a new map: new node ids start dead, removed ones are forgotten.
     public mutating func setNodes(_ nodeIDs: [UInt32], mapDigest: String) {
         let wanted = Set(nodeIDs)
-        for id in members.keys where !wanted.contains(id) && id != selfID { members[id] = nil }
+        for id in members.keys where !wanted.contains(id) && id != selfID {
+            members[id] = nil
+            suspects.remove(id)
+        }
         for id in wanted where members[id] == nil {
             members[id] = Member(id: id, state: .dead, incarnation: 0, mapDigest: "", version: "", registryVersion: 0, services: [], lastHeardMs: 0, suspicionDeadlineMs: 0)
         }
