@@ -1,65 +1,68 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, starts a local 3-node OMX cluster on
-# 127.0.0.1-3 (every service of every node as its own process), shows that every service of
-# every node answers over TCP with the cluster key and over its Unix socket, and stops it all.
+# The main job: installs what is missing, builds, and runs a local 3-node OMX cluster on
+# 127.0.0.1-3 doing real work: every node's services as separate processes, membership and the
+# service registry spreading by SWIM gossip, every service answering signed TCP calls, a node
+# killed and found dead everywhere, restarted and rejoining. It stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 echo "main-job: building (release)"
 swift build -c release
-bin="$(swift build -c release --show-bin-path)"
-omx="$bin/omx"
+omx="$(swift build -c release --show-bin-path)/omx"
 
 dir="$(mktemp -d /tmp/omx-main-job.XXXXXX)"
-pids=()
-stop_all() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap stop_all EXIT
+trap '"$omx" cluster down --dir "$dir" >/dev/null 2>&1 || true' EXIT
+export OMX_MAP="$dir/cluster.map" OMX_KEY="$dir/cluster.key" OMX_RUN_DIR="$dir/node-1/run"
 
-export OMX_MAP="$dir/openmosix.map" OMX_KEY="$dir/cluster.key"
-cp compose/local-cluster.map "$OMX_MAP"
-"$omx" keygen -o "$OMX_KEY"
+echo "== a local cluster of 3 nodes (discovery, balancer, migrator, 2 fsgateway instances each)"
+"$omx" cluster up --nodes 3 --dir "$dir" --gateways 2
 "$omx" map check
 
-echo "main-job: starting discovery, balancer, migrator and two fsgateway instances on nodes 1-3"
-for node in 1 2 3; do
-  run="$dir/node-$node/run"
-  mkdir -p "$run"
-  for service in discovery balancer migrator; do
-    "$bin/omx-$service" --node-id "$node" --run-dir "$run" 2>"$dir/node-$node/$service.log" &
-    pids+=($!)
+state_of() { # node whose view, node asked about
+  OMX_RUN_DIR="$dir/node-$1/run" "$omx" status | awk -v id="$2" '$1 == id { print $NF }'
+}
+wait_state() { # node-view, node, state, seconds; prints the time it took
+  local start=$(date +%s%N)
+  for _ in $(seq 1 $(( $4 * 20 ))); do
+    if [[ "$(state_of "$1" "$2")" == "$3" ]]; then
+      echo "$(( ($(date +%s%N) - start) / 1000000 )) ms"; return 0
+    fi
+    sleep 0.05
   done
-  for instance in 0 1; do
-    "$bin/omx-fsgateway" serve --instance "$instance" --node-id "$node" --run-dir "$run" \
-      2>"$dir/node-$node/fsgateway-$instance.log" &
-    pids+=($!)
-  done
-done
-for node in 1 2 3; do
-  for socket in discovery balancer migrator fsgateway-0 fsgateway-1; do
-    for _ in $(seq 100); do [[ -S "$dir/node-$node/run/$socket.sock" ]] && break; sleep 0.05; done
-  done
+  echo "not $3 after $4 s"; return 1
+}
+for _ in $(seq 1 60); do # every instance registered and gossiped
+  [[ $("$omx" status | grep -c "balancer,fsgatewayx2,migrator") -eq 3 ]] && break
+  sleep 0.1
 done
 
+echo "== membership and service registry, as node 1's Discovery sees them"
+"$omx" status
+
+echo "== every service of every node over TCP, signed with the cluster key"
 answered=0
 for node in 1 2 3; do
   for service in discovery balancer migrator fsgateway; do
-    "$omx" ping "$service" --node "$node" --count 3
+    "$omx" ping "$service" --node "$node" --count 2 | tail -1
     answered=$((answered + 1))
   done
-  "$omx" ping fsgateway --instance 1 --node "$node"
+  "$omx" ping fsgateway --instance 1 --node "$node" | tail -1
   answered=$((answered + 1))
 done
-"$omx" ping discovery --run-dir "$dir/node-1/run"
 
-echo "main-job: stopping every service with SIGTERM"
-clean=0
-for pid in "${pids[@]}"; do
-  kill -TERM "$pid"
-  if wait "$pid"; then clean=$((clean + 1)); fi
-done
-pids=()
-echo "main-job: summary: 3 nodes, ${answered} service instances answered over TCP (HMAC-signed) and Unix sockets; ${clean} of 15 processes exited cleanly on SIGTERM; logs in $dir"
-[[ $clean -eq 15 ]]
+echo "== node 3's Discovery killed with SIGKILL"
+kill -9 "$(cat "$dir/node-3/run/discovery.pid")"
+dead1=$(wait_state 1 3 dead 6); dead2=$(wait_state 2 3 dead 6)
+echo "node 3 is dead on node 1 after $dead1, on node 2 after $dead2"
+"$omx" status
+
+echo "== node 3's Discovery restarted"
+"$omx" cluster up --nodes 3 --dir "$dir" --gateways 2 | head -1
+back=$(wait_state 1 3 alive 6)
+echo "node 3 is alive again on node 1 after $back"
+
+echo "== stopping the cluster"
+"$omx" cluster down --dir "$dir"
+trap - EXIT
+echo "main-job: summary: 3 nodes, 15 service instances registered and answering signed TCP calls (${answered} pinged);"
+echo "main-job: a killed node was dead on node 1 after ${dead1} and rejoined after ${back}; everything stopped; logs in $dir"
