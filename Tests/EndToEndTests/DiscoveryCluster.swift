@@ -61,6 +61,13 @@ final class DiscoveryCluster {
         await members(seenBy: node)?.members.first { $0.id == target }?.state
     }
 
+    /// Waits (Discovery.Watch) for node `node`'s membership to change after `change`.
+    func watch(seenBy node: Int, after change: UInt64, timeoutMs: UInt32) async throws -> MembersResponse {
+        try await client(node).call(
+            "Discovery.Watch", WatchRequest(afterChange: change, timeoutMs: timeoutMs), returning: MembersResponse.self,
+            timeout: .milliseconds(Int64(timeoutMs) + 1_000))
+    }
+
     func lookup(_ kind: String, seenBy node: Int) async -> [ServiceInstance]? {
         try? await client(node).call("Discovery.Lookup", LookupRequest(kind: kind), returning: LookupResponse.self, timeout: .milliseconds(500)).instances
     }

@@ -16,6 +16,16 @@ final class DiscoveryEndToEndTests: XCTestCase {
         let alive = await cluster.waitFor(seconds: 10) { await allAlive(cluster) }
         XCTAssertNotNil(alive, "all 5 nodes alive on every node")
 
+        let seen = await cluster.members(seenBy: 1)
+        let before = try XCTUnwrap(seen)
+        // A stream of Watch calls, each from the last change seen, until node 3 is no longer alive.
+        let watcher = Task {
+            var latest = before
+            while latest.members.first(where: { $0.id == 3 })?.state == .alive {
+                latest = try await cluster.watch(seenBy: 1, after: latest.change, timeoutMs: 10_000)
+            }
+            return latest
+        }
         cluster.kill9(3, "discovery")
         let dead = await cluster.waitFor(seconds: 6) {
             for node in [1, 2, 4, 5] where await cluster.state(of: 3, seenBy: node) != .dead { return false }
@@ -23,6 +33,9 @@ final class DiscoveryEndToEndTests: XCTestCase {
         }
         XCTAssertNotNil(dead, "node 3 dead on every other node")
         XCTAssertLessThan(dead ?? 99, 3.0, "dead everywhere within 3 s")
+        let watched = try await watcher.value
+        XCTAssertGreaterThan(watched.change, before.change, "Watch answered with the change")
+        XCTAssertNotEqual(watched.members.first { $0.id == 3 }?.state, .alive, "Watch reported node 3's suspicion or death")
 
         let restart = cluster.omx(["cluster", "up", "--nodes", "5", "--dir", cluster.dir, "--first-address", "127.0.31.1", "--timeout", "1"])
         let rejoined = await cluster.waitFor(seconds: 6) {
