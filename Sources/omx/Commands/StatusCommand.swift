@@ -1,5 +1,6 @@
 import ArgumentParser
 import FoundationEssentials
+import Glibc
 import Shared
 
 /// `omx status`: every node of the cluster as the local node's Discovery sees it.
@@ -20,12 +21,14 @@ struct StatusCommand: AsyncParsableCommand {
         do {
             var response = try await client.call("Discovery.Members", MembersRequest(), returning: MembersResponse.self)
             show(response)
+            fflush(stdout)
             while watch {
                 response = try await client.call(
                     "Discovery.Watch", WatchRequest(afterChange: response.change, timeoutMs: 30_000), returning: MembersResponse.self,
                     timeout: .seconds(35))
                 if !global.json { print("") }
                 show(response)
+                fflush(stdout)
             }
         } catch let error as RPCError {
             printError("omx status: Discovery at \(client.endpoint): \(error)")
