@@ -55,6 +55,13 @@ public final class ServiceHost: @unchecked Sendable {
         .tcp(host: resolveIPv4(node.address).first ?? node.address, port: options.port ?? kind.port(instance: instance))
     }
 
+    /// The node's aliases that belong to this host: the service listens there too, so peers
+    /// whose route to the main address fails can reach it through an alias.
+    public var aliasEndpoints: [RPCEndpoint] {
+        guard case let .tcp(_, port) = tcpEndpoint else { return [] }
+        return node.aliases.flatMap(resolveIPv4).filter(isLocalIPv4Address).map { .tcp(host: $0, port: port) }
+    }
+
     /// The Unix socket this service listens on.
     public var unixEndpoint: RPCEndpoint { .unix(path: "\(runDir)/\(kind.socketName(instance: instance))") }
 
@@ -77,9 +84,10 @@ public final class ServiceHost: @unchecked Sendable {
     /// - Throws: `UVError` or `ConfigError` when an endpoint cannot be bound.
     public func run(background: (@Sendable () async -> Void)? = nil, beforeStop: (@Sendable () async -> Void)? = nil) async throws {
         try makeDirectories(runDir)
-        try await server.listen(on: tcpEndpoint)
+        for endpoint in [tcpEndpoint] + aliasEndpoints { try await server.listen(on: endpoint) }
         try await server.listen(on: unixEndpoint)
-        logger.info("\(kind.executableName) \(omxVersion) serving node \(node.id) on \(tcpEndpoint) and \(unixEndpoint) (map \(map.source), digest \(map.shortDigest))")
+        let endpoints = ([tcpEndpoint] + aliasEndpoints + [unixEndpoint]).map(\.description).joined(separator: ", ")
+        logger.info("\(kind.executableName) \(omxVersion) serving node \(node.id) on \(endpoints) (map \(map.source), digest \(map.shortDigest))")
         let work = background.map { body in Task(executorPreference: loop) { await body() } }
         let registration = kind == .discovery ? nil : ServiceRegistration(host: self)
         let registering = registration.map { registration in Task(executorPreference: loop) { await registration.keepRegistered() } }

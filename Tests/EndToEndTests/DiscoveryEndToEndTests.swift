@@ -102,6 +102,20 @@ final class DiscoveryEndToEndTests: XCTestCase {
         XCTAssertEqual(view?.liveness, .alive)
         let status = cluster.omx(["status", "--json"], runDir: 1)
         XCTAssertTrue(status.stdout.contains("\"state\" : \"mismatch\""), status.stdout)
+
+        // An instance registered on the mismatched node is left out of the others' Lookup.
+        let loop = try EventLoop()
+        let local = RPCClient(loop: loop, endpoint: .unix(path: runDir + "/discovery.sock"), logger: .init(label: "test"))
+        let instance = ServiceInstance(kind: "migrator", instance: 0, nodeID: 5, address: "127.0.33.5", port: 7703, unixPath: "", pid: 1)
+        _ = try await local.call("Discovery.Register", ServiceLease(instance: instance, leaseMs: 30_000), returning: ServiceLease.self)
+        let gossiped = await cluster.waitFor(seconds: 5) {
+            await cluster.members(seenBy: 1)?.members.first { $0.id == 5 }?.services.count == 1
+        }
+        XCTAssertNotNil(gossiped, "node 1 heard of node 5's instance")
+        let migrators = await cluster.lookup("migrator", seenBy: 1) ?? []
+        XCTAssertFalse(migrators.contains { $0.nodeID == 5 }, "a mismatched node's services are not offered: \(migrators)")
+        await local.close()
+        await loop.shutdown()
         odd.send(SIGKILL)
         odd.wait()
         await cluster.down()
