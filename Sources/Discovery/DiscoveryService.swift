@@ -285,6 +285,7 @@ public final class DiscoveryService: @unchecked Sendable {
         mapText = text
         peers.map = newMap
         host.server.setAllowedAddresses(newMap.resolvedAddresses())
+        host.mapDigest = newMap.digest
         membership.setNodes(newMap.nodes.map(\.id), mapDigest: newMap.digest)
         if membership.hasLeft { membership.rejoin(incarnation: wallClockMs()) }
         logger.notice("loaded map \(source) (\(newMap.nodes.count) nodes, digest \(newMap.shortDigest))")

@@ -95,12 +95,8 @@ public struct MembershipSimulator {
         nodes.filter { !crashed.contains($0.selfID) && $0.selfID != id && states.contains($0.members[id]?.state ?? .dead) }.count
     }
 
-    /// Live nodes that some live node believes dead: false positives.
-    public func falselyDead() -> Int {
-        var declared: Set<UInt32> = []
-        for node in nodes where !crashed.contains(node.selfID) {
-            for member in node.members.values where member.state == .dead && !crashed.contains(member.id) { declared.insert(member.id) }
-        }
-        return declared.count
+    /// How many times live nodes declared a member dead so far (their own suspicion ran out).
+    public var deathsDeclared: Int {
+        nodes.filter { !crashed.contains($0.selfID) }.reduce(0) { $0 + $1.declaredDead }
     }
 }

@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import Synchronization
 
 /// What every `omx-*` service process shares: the map, its node, the key, the event loop and
 /// an RPC server listening on the node's address and on a Unix socket in the run directory,
@@ -16,6 +17,7 @@ public final class ServiceHost: @unchecked Sendable {
     public let logger: Logger
     private let options: ServiceOptions
     private let startedNs = monotonicNs()
+    private let currentMapDigest: Mutex<String>
 
     /// Loads the map and the key and prepares the server; nothing listens yet.
     /// - Throws: `MapError` or `ConfigError` saying what is wrong with the configuration.
@@ -25,6 +27,7 @@ public final class ServiceHost: @unchecked Sendable {
         self.instance = instance
         self.options = options
         map = try ClusterMap.load(path: resolveMapPath(options.mapPath))
+        currentMapDigest = Mutex(map.digest)
         if let id = options.nodeID {
             guard let node = map.node(id: id) else {
                 throw ConfigError("--node-id \(id): \(map.source) has no node \(id) (it has \(map.nodes.map { String($0.id) }.joined(separator: ", ")))")
@@ -50,6 +53,12 @@ public final class ServiceHost: @unchecked Sendable {
         registerCommonMethods()
     }
 
+    /// The digest of the map the service runs with now (Discovery may load another: `setpe -w`).
+    public var mapDigest: String {
+        get { currentMapDigest.withLock { $0 } }
+        set { currentMapDigest.withLock { $0 = newValue } }
+    }
+
     /// The TCP endpoint this service listens on.
     public var tcpEndpoint: RPCEndpoint {
         .tcp(host: resolveIPv4(node.address).first ?? node.address, port: options.port ?? kind.port(instance: instance))
@@ -71,7 +80,7 @@ public final class ServiceHost: @unchecked Sendable {
         server.register("Health") { [self] (_: HealthRequest, _) in
             HealthResponse(
                 service: kind.rawValue, version: omxVersion, nodeID: nodeID,
-                uptimeMs: (monotonicNs() - startedNs) / 1_000_000, mapDigest: map.digest, instance: instance,
+                uptimeMs: (monotonicNs() - startedNs) / 1_000_000, mapDigest: mapDigest, instance: instance,
                 pid: UInt32(getpid()))
         }
     }

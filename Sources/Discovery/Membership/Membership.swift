@@ -34,6 +34,8 @@ public struct Membership: Sendable {
     public private(set) var members: [UInt32: Member] = [:]
     /// Grows with every change anyone could see in `members`.
     public private(set) var change: UInt64 = 1
+    /// How many members this node itself declared dead (its suspicion ran out), ever.
+    public private(set) var declaredDead = 0
     /// True after `leave()`, until `rejoin`.
     public private(set) var hasLeft = false
     private var broadcasts = BroadcastQueue()
@@ -105,6 +107,7 @@ public struct Membership: Sendable {
     public mutating func tick(nowMs: UInt64) {
         for id in suspects {
             guard let member = members[id], member.state == .suspect, member.suspicionDeadlineMs <= nowMs else { continue }
+            declaredDead += 1
             apply(MemberUpdate(nodeID: member.id, state: .dead, incarnation: member.incarnation, mapDigest: member.mapDigest, version: member.version, registryVersion: member.registryVersion, services: member.services), nowMs: nowMs)
         }
     }
