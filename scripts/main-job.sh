@@ -5,6 +5,8 @@
 # killed and found dead everywhere, restarted and rejoining. It stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# sudo resets PATH: find the Swift toolchain where this machine kind installs it.
+command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 scripts/setup.sh
 echo "main-job: building (release)"
 swift build -c release

@@ -4,6 +4,8 @@
 # they cannot run. Usage: sudo scripts/test.sh [swift test --filter PATTERN]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# sudo resets PATH: find the Swift toolchain where this machine kind installs it.
+command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 scripts/setup.sh
 echo "test: building (debug, with tests)"
 swift build --build-tests
