@@ -7,25 +7,28 @@ import Shared
 /// are SWIM's with incarnation numbers: only a member itself raises its incarnation, to refute
 /// a suspicion or to rejoin; at equal incarnation, dead beats suspect beats alive.
 public struct Membership: Sendable {
-    /// What this node knows about one member.
+    /// What this node knows about one member: the member's record in the form it is gossiped,
+    /// plus what only this node measures. The record's fields read as the member's own
+    /// (`member.state`, `member.incarnation`, ...).
+    @dynamicMemberLookup
     public struct Member: Sendable, Equatable {
-        public let id: UInt32
-        /// alive, suspect, dead or left (never mismatch: that is derived from digest and version).
-        public var state: MemberState
-        public var incarnation: UInt64
-        public var mapDigest: String
-        public var version: String
-        public var registryVersion: UInt64
-        public var services: [ServiceInstance]
+        /// The record; its state is alive, suspect, dead or left (mismatch is derived elsewhere).
+        public var update: MemberUpdate
         /// When this node last had a message from the member; 0: never.
-        public var lastHeardMs: UInt64
+        public var lastHeardMs: UInt64 = 0
         /// When a suspicion becomes death.
-        public var suspicionDeadlineMs: UInt64
+        public var suspicionDeadlineMs: UInt64 = 0
 
-        var update: MemberUpdate {
-            MemberUpdate(
-                nodeID: id, state: state, incarnation: incarnation, mapDigest: mapDigest, version: version,
-                registryVersion: registryVersion, services: services)
+        public var id: UInt32 { update.nodeID }
+
+        public subscript<T>(dynamicMember field: WritableKeyPath<MemberUpdate, T>) -> T {
+            get { update[keyPath: field] }
+            set { update[keyPath: field] = newValue }
+        }
+
+        /// A member never heard of: dead, incarnation 0.
+        static func unknown(_ id: UInt32) -> Member {
+            Member(update: MemberUpdate(nodeID: id, state: .dead, incarnation: 0, mapDigest: "", version: ""))
         }
     }
 
@@ -53,10 +56,8 @@ public struct Membership: Sendable {
     public init(selfID: UInt32, nodeIDs: [UInt32], mapDigest: String, version: String, incarnation: UInt64, configuration: SWIMConfiguration = SWIMConfiguration()) {
         self.selfID = selfID
         self.configuration = configuration
-        for id in nodeIDs where id != selfID {
-            members[id] = Member(id: id, state: .dead, incarnation: 0, mapDigest: "", version: "", registryVersion: 0, services: [], lastHeardMs: 0, suspicionDeadlineMs: 0)
-        }
-        members[selfID] = Member(id: selfID, state: .alive, incarnation: incarnation, mapDigest: mapDigest, version: version, registryVersion: 0, services: [], lastHeardMs: 0, suspicionDeadlineMs: 0)
+        for id in nodeIDs where id != selfID { members[id] = .unknown(id) }
+        members[selfID] = Member(update: MemberUpdate(nodeID: selfID, state: .alive, incarnation: incarnation, mapDigest: mapDigest, version: version))
         broadcasts.enqueue(members[selfID]!.update)
     }
 
@@ -94,8 +95,9 @@ public struct Membership: Sendable {
 
     /// The target missed its direct and indirect probes: suspect it.
     public mutating func probeFailed(_ target: UInt32, nowMs: UInt64) {
-        guard let member = members[target], member.state == .alive else { return }
-        apply(MemberUpdate(nodeID: target, state: .suspect, incarnation: member.incarnation, mapDigest: member.mapDigest, version: member.version, registryVersion: member.registryVersion, services: member.services), nowMs: nowMs)
+        guard var suspicion = members[target]?.update, suspicion.state == .alive else { return }
+        suspicion.state = .suspect
+        apply(suspicion, nowMs: nowMs)
     }
 
     /// A message came from `id` itself.
@@ -108,7 +110,9 @@ public struct Membership: Sendable {
         for id in suspects {
             guard let member = members[id], member.state == .suspect, member.suspicionDeadlineMs <= nowMs else { continue }
             declaredDead += 1
-            apply(MemberUpdate(nodeID: member.id, state: .dead, incarnation: member.incarnation, mapDigest: member.mapDigest, version: member.version, registryVersion: member.registryVersion, services: member.services), nowMs: nowMs)
+            var death = member.update
+            death.state = .dead
+            apply(death, nowMs: nowMs)
         }
     }
 
@@ -234,9 +238,7 @@ public struct Membership: Sendable {
             members[id] = nil
             suspects.remove(id)
         }
-        for id in wanted where members[id] == nil {
-            members[id] = Member(id: id, state: .dead, incarnation: 0, mapDigest: "", version: "", registryVersion: 0, services: [], lastHeardMs: 0, suspicionDeadlineMs: 0)
-        }
+        for id in wanted where members[id] == nil { members[id] = .unknown(id) }
         members[selfID]!.mapDigest = mapDigest
         members[selfID]!.incarnation += 1
         broadcasts.enqueue(own.update)
