@@ -53,10 +53,8 @@ public final class DiscoveryService: @unchecked Sendable {
             let roundStart = monotonicNs()
             round += 1
             let now = wallClockMs()
-            let before = membership.members.mapValues(\.state)
-            membership.tick(nowMs: now)
-            for (id, member) in membership.members where before[id] != member.state {
-                logger.info("node \(id) is \(member.state): suspect for \(suspicionTimeoutMs(members: membership.members.count, configuration)) ms without refuting")
+            for id in membership.tick(nowMs: now) {
+                logger.info("node \(id) is dead: suspect for \(suspicionTimeoutMs(members: membership.members.count, configuration)) ms without refuting")
             }
             if registry.expire(nowMs: now) { membership.setServices(registry.instances) }
             if let target = membership.nextProbeTarget(using: &random) { await probe(target) }
@@ -115,9 +113,8 @@ public final class DiscoveryService: @unchecked Sendable {
     private func received(_ gossip: Gossip, from sender: UInt32) {
         let now = wallClockMs()
         membership.heardFrom(sender, nowMs: now)
-        let before = membership.members.mapValues(\.state)
-        membership.apply(gossip.updates, nowMs: now)
-        for (id, member) in membership.members where before[id] != member.state {
+        for id in membership.apply(gossip.updates, nowMs: now) {
+            guard let member = membership.members[id] else { continue }
             logger.info("node \(id) is \(member.state) (incarnation \(member.incarnation), heard from node \(sender))")
         }
     }

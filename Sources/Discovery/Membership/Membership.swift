@@ -106,14 +106,19 @@ public struct Membership: Sendable {
     }
 
     /// Declares dead the suspects whose suspicion ran out.
-    public mutating func tick(nowMs: UInt64) {
+    /// - Returns: the members declared dead now.
+    @discardableResult
+    public mutating func tick(nowMs: UInt64) -> [UInt32] {
+        var dead: [UInt32] = []
         for id in suspects {
             guard let member = members[id], member.state == .suspect, member.suspicionDeadlineMs <= nowMs else { continue }
             declaredDead += 1
             var death = member.update
             death.state = .dead
             apply(death, nowMs: nowMs)
+            dead.append(id)
         }
+        return dead
     }
 
     // MARK: Gossip
@@ -145,8 +150,15 @@ public struct Membership: Sendable {
     }
 
     /// Merges updates heard from others; accepted news is queued to be passed on.
-    public mutating func apply(_ updates: [MemberUpdate], nowMs: UInt64) {
-        for update in updates { apply(update, nowMs: nowMs) }
+    /// - Returns: the members whose state changed.
+    @discardableResult
+    public mutating func apply(_ updates: [MemberUpdate], nowMs: UInt64) -> [UInt32] {
+        var changed: [UInt32] = []
+        for update in updates {
+            let before = members[update.nodeID]?.state
+            if apply(update, nowMs: nowMs), members[update.nodeID]?.state != before { changed.append(update.nodeID) }
+        }
+        return changed
     }
 
     /// Merges one update (SWIM's rules); returns true when it changed something.
