@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "omx-balancer", targets: ["omx-balancer"]),
         .executable(name: "omx-migrator", targets: ["omx-migrator"]),
         .executable(name: "omx-fsgateway", targets: ["omx-fsgateway"]),
+        .executable(name: "omx-jobinit", targets: ["JobInit"]),
         .executable(name: "omx-rawbench", targets: ["RawBench"]),
     ],
     dependencies: [
@@ -20,6 +21,7 @@ let package = Package(
         // MARK: C shims (nothing else includes C headers)
         .target(name: "CLibUV", linkerSettings: [.linkedLibrary("uv")]),
         .target(name: "COpenSSL", linkerSettings: [.linkedLibrary("crypto")]),
+        .target(name: "CMigrator", linkerSettings: [.linkedLibrary("z")]),
         .target(
             name: "OMXProto",
             path: "proto/c",
@@ -42,7 +44,9 @@ let package = Package(
         // one-line executable that runs it
         .target(name: "Discovery", dependencies: ["Shared"]),
         .target(name: "Balancer", dependencies: ["Shared"]),
-        .target(name: "Migrator", dependencies: ["Shared"]),
+        .target(name: "Migrator", dependencies: ["Shared", "CMigrator"]),
+        // The init of every job's PID namespace (C: it must start fast and stay small).
+        .executableTarget(name: "JobInit"),
         .target(name: "FSGateway", dependencies: ["Shared"]),
         .executableTarget(name: "omx-discovery", dependencies: ["Discovery", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "omx-balancer", dependencies: ["Balancer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -84,7 +84,7 @@ public final class DiscoveryService: @unchecked Sendable {
             for target in targets {
                 group.addTask(executorPreference: host.loop) { [self] in
                     let request = Gossip(fromNode: selfID, targetNode: target, updates: membership.fullState)
-                    if let answer = try? await peers.call(target, "Discovery.Sync", request, timeoutMs: 1_000) {
+                    if let answer = try? await peers.call(target, "Discovery.Sync", request, returning: Gossip.self, timeoutMs: 1_000) {
                         received(answer, from: target)
                     }
                 }
@@ -98,7 +98,7 @@ public final class DiscoveryService: @unchecked Sendable {
         await withTaskGroup(of: Void.self) { group in
             for target in live {
                 group.addTask(executorPreference: host.loop) { [self] in
-                    _ = try? await peers.call(target, "Discovery.Sync", Gossip(fromNode: selfID, targetNode: target, updates: [membership.own.update]), timeoutMs: 500)
+                    _ = try? await peers.call(target, "Discovery.Sync", Gossip(fromNode: selfID, targetNode: target, updates: [membership.own.update]), returning: Gossip.self, timeoutMs: 500)
                 }
             }
         }
@@ -122,7 +122,7 @@ public final class DiscoveryService: @unchecked Sendable {
     /// One SWIM probe: direct, then through helpers; a member that answers neither is suspect.
     private func probe(_ target: UInt32) async {
         do {
-            let ack = try await peers.call(target, "Discovery.Probe", Gossip(fromNode: selfID, targetNode: target, updates: outgoing(to: target)), timeoutMs: configuration.probeTimeoutMs)
+            let ack = try await peers.call(target, "Discovery.Probe", Gossip(fromNode: selfID, targetNode: target, updates: outgoing(to: target)), returning: Gossip.self, timeoutMs: configuration.probeTimeoutMs)
             received(ack, from: target)
             return
         } catch {
@@ -134,7 +134,7 @@ public final class DiscoveryService: @unchecked Sendable {
             for helper in helpers {
                 group.addTask(executorPreference: host.loop) { [self] in
                     let request = Gossip(fromNode: selfID, targetNode: target, updates: outgoing(to: helper), timeoutMs: UInt32(budget - 10))
-                    guard let answer = try? await peers.call(helper, "Discovery.ProbeVia", request, timeoutMs: budget) else { return false }
+                    guard let answer = try? await peers.call(helper, "Discovery.ProbeVia", request, returning: Gossip.self, timeoutMs: budget) else { return false }
                     received(answer, from: helper)
                     return answer.reached
                 }
@@ -164,7 +164,7 @@ public final class DiscoveryService: @unchecked Sendable {
             received(gossip, from: gossip.fromNode)
             var reached = false
             let request = Gossip(fromNode: selfID, targetNode: gossip.targetNode, updates: outgoing(to: gossip.targetNode))
-            if let ack = try? await peers.call(gossip.targetNode, "Discovery.Probe", request, timeoutMs: UInt64(max(gossip.timeoutMs, 10))) {
+            if let ack = try? await peers.call(gossip.targetNode, "Discovery.Probe", request, returning: Gossip.self, timeoutMs: UInt64(max(gossip.timeoutMs, 10))) {
                 received(ack, from: gossip.targetNode)
                 reached = true
             }

@@ -16,11 +16,12 @@ public final class ChildProcess: @unchecked Sendable {
     ///   - stdoutPath: file for standard output (appended), or nil to inherit ours.
     ///   - stderrPath: file for standard error (appended), or nil to inherit ours.
     ///   - environment: extra variables on top of ours.
+    ///   - inheritEnvironment: false to give the child `environment` alone.
     ///   - detached: start it in a session of its own, so it outlives this process's terminal.
     /// - Throws: `ConfigError` naming the program when it cannot be started.
     public static func spawn(
         _ path: String, _ arguments: [String], stdoutPath: String? = nil, stderrPath: String? = nil,
-        environment: [String: String] = [:], detached: Bool = false
+        environment: [String: String] = [:], inheritEnvironment: Bool = true, detached: Bool = false
     ) throws -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -48,7 +49,7 @@ public final class ChildProcess: @unchecked Sendable {
 
         var variables: [String: String] = [:]
         var cursor = environ
-        while let entry = cursor.pointee {
+        while inheritEnvironment, let entry = cursor.pointee {
             let text = String(cString: entry)
             if let equals = text.firstIndex(of: "=") { variables[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
             cursor += 1

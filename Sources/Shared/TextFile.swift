@@ -3,6 +3,12 @@ import Glibc
 /// The whole text of the file at `path`.
 /// - Throws: `ConfigError` naming the path and the system's reason.
 public func readTextFile(_ path: String) throws -> String {
+    String(decoding: try readFileBytes(path), as: UTF8.self)
+}
+
+/// The bytes of the file at `path`.
+/// - Throws: `ConfigError` naming the path and the system's reason.
+public func readFileBytes(_ path: String) throws -> [UInt8] {
     guard let file = fopen(path, "r") else {
         throw ConfigError("\(path): \(String(cString: strerror(errno)))")
     }
@@ -17,7 +23,7 @@ public func readTextFile(_ path: String) throws -> String {
             break
         }
     }
-    return String(decoding: bytes, as: UTF8.self)
+    return bytes
 }
 
 /// True when something exists at `path`.

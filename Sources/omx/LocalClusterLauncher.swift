@@ -4,7 +4,8 @@ import Shared
 
 /// Starts and stops the service processes of a local cluster kept in one directory:
 /// `cluster.key`, `cluster.map` (`1 127.0.0.1 N` by default), and for node K `node-K/run` (sockets and
-/// pid files) and `node-K/log`.
+/// pid files), `node-K/log`, `node-K/state` (the Migrator's registry) and `node-K/spool` (job output:
+/// every node sees every spool at the same path, as CRIU needs).
 struct LocalClusterLauncher {
     let dir: String
 
@@ -12,6 +13,8 @@ struct LocalClusterLauncher {
     var keyPath: String { "\(dir)/cluster.key" }
     func runDir(node: Int) -> String { "\(dir)/node-\(node)/run" }
     func logDir(node: Int) -> String { "\(dir)/node-\(node)/log" }
+    func stateDir(node: Int) -> String { "\(dir)/node-\(node)/state" }
+    func spoolDir(node: Int) -> String { "\(dir)/node-\(node)/spool" }
 
     init(dir: String) throws {
         self.dir = dir.hasPrefix("/") ? dir : "\(currentDirectory())/\(dir)"
@@ -20,7 +23,8 @@ struct LocalClusterLauncher {
     /// The services of a node: name for files, executable, arguments.
     private func services(node: Int, gateways: UInt32) -> [(name: String, executable: String, arguments: [String])] {
         let common = ["--map", mapPath, "--key", keyPath, "--node-id", "\(node)", "--run-dir", runDir(node: node)]
-        var list: [(String, String, [String])] = [ServiceKind.discovery, .balancer, .migrator].map { ($0.rawValue, $0.executableName, common) }
+        var list: [(String, String, [String])] = [ServiceKind.discovery, .balancer].map { ($0.rawValue, $0.executableName, common) }
+        list.append((ServiceKind.migrator.rawValue, ServiceKind.migrator.executableName, common + ["--state-dir", stateDir(node: node), "--spool-dir", spoolDir(node: node)]))
         for instance in 0..<gateways {
             list.append(("fsgateway-\(instance)", ServiceKind.fsgateway.executableName, ["serve", "--instance", "\(instance)"] + common))
         }
@@ -75,9 +79,11 @@ struct LocalClusterLauncher {
         throw ConfigError("not every node was alive within \(timeoutSeconds) s: \(last); logs are in \(dir)/node-*/log")
     }
 
-    /// Stops every process whose pid file is under `dir`: SIGTERM, then SIGKILL after 5 s.
-    /// - Returns: how many were running.
+    /// Stops every process whose pid file is under `dir` (SIGTERM, then SIGKILL after 5 s),
+    /// then the jobs still running from its spools.
+    /// - Returns: how many services were running.
     static func down(dir: String) async -> Int {
+        defer { killJobs(spooledUnder: dir) }
         var pids: [(pid_t, String)] = []
         var node = 1
         while fileExists("\(dir)/node-\(node)") {
@@ -98,6 +104,17 @@ struct LocalClusterLauncher {
         return pids.count
     }
 
+    /// Kills every job whose namespace init (omx-jobinit, its command line kept across
+    /// migrations) writes to a spool under `dir`.
+    static func killJobs(spooledUnder dir: String) {
+        for name in (try? listDirectory("/proc")) ?? [] {
+            guard let pid = pid_t(name), let bytes = try? readFileBytes("/proc/\(pid)/cmdline") else { continue }
+            let arguments = bytes.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+            guard arguments.count > 2, arguments[0].hasSuffix("omx-jobinit"), arguments[1] == "--spool", arguments[2].hasPrefix(dir + "/") else { continue }
+            kill(pid, SIGKILL)
+        }
+    }
+
     /// The pid in `pidFile` when that process still runs.
     static func runningPID(_ pidFile: String) -> pid_t? {
         guard let text = try? readTextFile(pidFile), let pid = pid_t(text.trimmedWhitespace), pid > 0, kill(pid, 0) == 0 else { return nil }
@@ -105,18 +122,6 @@ struct LocalClusterLauncher {
         guard let status = try? readTextFile("/proc/\(pid)/status"), !status.contains("State:\tZ") else { return nil }
         return pid
     }
-}
-
-/// The names in directory `path`.
-func listDirectory(_ path: String) throws -> [String] {
-    guard let directory = opendir(path) else { throw ConfigError("\(path): \(String(cString: strerror(errno)))") }
-    defer { closedir(directory) }
-    var names: [String] = []
-    while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
 }
 
 /// The working directory.

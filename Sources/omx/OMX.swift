@@ -6,5 +6,8 @@ struct OMX: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "omx",
         abstract: "Runs and inspects an OMX cluster.",
-        subcommands: [KeygenCommand.self, MapCommand.self, SetpeCommand.self, StatusCommand.self, ClusterCommand.self, PingCommand.self, BenchCommand.self])
+        subcommands: [
+            KeygenCommand.self, MapCommand.self, SetpeCommand.self, StatusCommand.self, ClusterCommand.self, PingCommand.self, RunCommand.self,
+            MpsCommand.self, LogsCommand.self, KillCommand.self, MigrateCommand.self, MosctlCommand.self, BenchCommand.self,
+        ])
 }

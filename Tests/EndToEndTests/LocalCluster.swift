@@ -87,8 +87,13 @@ final class LocalCluster {
 
     /// Runs a built executable and collects its output.
     static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) -> CommandResult {
+        runAbsolute(siblingExecutable(executable), arguments, environment: environment)
+    }
+
+    /// Runs the program at `path` to its end and collects its output.
+    static func runAbsolute(_ path: String, _ arguments: [String], environment: [String: String] = [:]) -> CommandResult {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: siblingExecutable(executable))
+        process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let stdout = Pipe()
@@ -99,7 +104,7 @@ final class LocalCluster {
         do {
             try process.run()
         } catch {
-            return CommandResult(status: -1, stdout: "", stderr: "cannot run \(executable): \(error)")
+            return CommandResult(status: -1, stdout: "", stderr: "cannot run \(path): \(error)")
         }
         let out = stdout.fileHandleForReading.readDataToEndOfFile()
         let err = stderr.fileHandleForReading.readDataToEndOfFile()

@@ -7,6 +7,51 @@
 #endif
 
 #include "migrator.pb-c.h"
+void   omx__migrator__migration_report__init
+                     (Omx__Migrator__MigrationReport         *message)
+{
+  static const Omx__Migrator__MigrationReport init_value = OMX__MIGRATOR__MIGRATION_REPORT__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__migration_report__get_packed_size
+                     (const Omx__Migrator__MigrationReport *message)
+{
+  assert(message->base.descriptor == &omx__migrator__migration_report__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__migration_report__pack
+                     (const Omx__Migrator__MigrationReport *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__migration_report__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__migration_report__pack_to_buffer
+                     (const Omx__Migrator__MigrationReport *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__migration_report__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__MigrationReport *
+       omx__migrator__migration_report__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__MigrationReport *)
+     protobuf_c_message_unpack (&omx__migrator__migration_report__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__migration_report__free_unpacked
+                     (Omx__Migrator__MigrationReport *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__migration_report__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   omx__migrator__job__init
                      (Omx__Migrator__Job         *message)
 {
@@ -50,6 +95,96 @@ void   omx__migrator__job__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &omx__migrator__job__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__run_request__init
+                     (Omx__Migrator__RunRequest         *message)
+{
+  static const Omx__Migrator__RunRequest init_value = OMX__MIGRATOR__RUN_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__run_request__get_packed_size
+                     (const Omx__Migrator__RunRequest *message)
+{
+  assert(message->base.descriptor == &omx__migrator__run_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__run_request__pack
+                     (const Omx__Migrator__RunRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__run_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__run_request__pack_to_buffer
+                     (const Omx__Migrator__RunRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__run_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__RunRequest *
+       omx__migrator__run_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__RunRequest *)
+     protobuf_c_message_unpack (&omx__migrator__run_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__run_request__free_unpacked
+                     (Omx__Migrator__RunRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__run_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__start_request__init
+                     (Omx__Migrator__StartRequest         *message)
+{
+  static const Omx__Migrator__StartRequest init_value = OMX__MIGRATOR__START_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__start_request__get_packed_size
+                     (const Omx__Migrator__StartRequest *message)
+{
+  assert(message->base.descriptor == &omx__migrator__start_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__start_request__pack
+                     (const Omx__Migrator__StartRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__start_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__start_request__pack_to_buffer
+                     (const Omx__Migrator__StartRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__start_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__StartRequest *
+       omx__migrator__start_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__StartRequest *)
+     protobuf_c_message_unpack (&omx__migrator__start_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__start_request__free_unpacked
+                     (Omx__Migrator__StartRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__start_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   omx__migrator__list_jobs_request__init
@@ -142,7 +277,753 @@ void   omx__migrator__list_jobs_response__free_unpacked
   assert(message->base.descriptor == &omx__migrator__list_jobs_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[6] =
+void   omx__migrator__kill_request__init
+                     (Omx__Migrator__KillRequest         *message)
+{
+  static const Omx__Migrator__KillRequest init_value = OMX__MIGRATOR__KILL_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__kill_request__get_packed_size
+                     (const Omx__Migrator__KillRequest *message)
+{
+  assert(message->base.descriptor == &omx__migrator__kill_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__kill_request__pack
+                     (const Omx__Migrator__KillRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__kill_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__kill_request__pack_to_buffer
+                     (const Omx__Migrator__KillRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__kill_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__KillRequest *
+       omx__migrator__kill_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__KillRequest *)
+     protobuf_c_message_unpack (&omx__migrator__kill_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__kill_request__free_unpacked
+                     (Omx__Migrator__KillRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__kill_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__wait_request__init
+                     (Omx__Migrator__WaitRequest         *message)
+{
+  static const Omx__Migrator__WaitRequest init_value = OMX__MIGRATOR__WAIT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__wait_request__get_packed_size
+                     (const Omx__Migrator__WaitRequest *message)
+{
+  assert(message->base.descriptor == &omx__migrator__wait_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__wait_request__pack
+                     (const Omx__Migrator__WaitRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__wait_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__wait_request__pack_to_buffer
+                     (const Omx__Migrator__WaitRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__wait_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__WaitRequest *
+       omx__migrator__wait_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__WaitRequest *)
+     protobuf_c_message_unpack (&omx__migrator__wait_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__wait_request__free_unpacked
+                     (Omx__Migrator__WaitRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__wait_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__read_log_request__init
+                     (Omx__Migrator__ReadLogRequest         *message)
+{
+  static const Omx__Migrator__ReadLogRequest init_value = OMX__MIGRATOR__READ_LOG_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__read_log_request__get_packed_size
+                     (const Omx__Migrator__ReadLogRequest *message)
+{
+  assert(message->base.descriptor == &omx__migrator__read_log_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__read_log_request__pack
+                     (const Omx__Migrator__ReadLogRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__read_log_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__read_log_request__pack_to_buffer
+                     (const Omx__Migrator__ReadLogRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__read_log_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__ReadLogRequest *
+       omx__migrator__read_log_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__ReadLogRequest *)
+     protobuf_c_message_unpack (&omx__migrator__read_log_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__read_log_request__free_unpacked
+                     (Omx__Migrator__ReadLogRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__read_log_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__read_log_response__init
+                     (Omx__Migrator__ReadLogResponse         *message)
+{
+  static const Omx__Migrator__ReadLogResponse init_value = OMX__MIGRATOR__READ_LOG_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__read_log_response__get_packed_size
+                     (const Omx__Migrator__ReadLogResponse *message)
+{
+  assert(message->base.descriptor == &omx__migrator__read_log_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__read_log_response__pack
+                     (const Omx__Migrator__ReadLogResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__read_log_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__read_log_response__pack_to_buffer
+                     (const Omx__Migrator__ReadLogResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__read_log_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__ReadLogResponse *
+       omx__migrator__read_log_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__ReadLogResponse *)
+     protobuf_c_message_unpack (&omx__migrator__read_log_response__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__read_log_response__free_unpacked
+                     (Omx__Migrator__ReadLogResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__read_log_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__migrate_request__init
+                     (Omx__Migrator__MigrateRequest         *message)
+{
+  static const Omx__Migrator__MigrateRequest init_value = OMX__MIGRATOR__MIGRATE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__migrate_request__get_packed_size
+                     (const Omx__Migrator__MigrateRequest *message)
+{
+  assert(message->base.descriptor == &omx__migrator__migrate_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__migrate_request__pack
+                     (const Omx__Migrator__MigrateRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__migrate_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__migrate_request__pack_to_buffer
+                     (const Omx__Migrator__MigrateRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__migrate_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__MigrateRequest *
+       omx__migrator__migrate_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__MigrateRequest *)
+     protobuf_c_message_unpack (&omx__migrator__migrate_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__migrate_request__free_unpacked
+                     (Omx__Migrator__MigrateRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__migrate_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__migrate_response__init
+                     (Omx__Migrator__MigrateResponse         *message)
+{
+  static const Omx__Migrator__MigrateResponse init_value = OMX__MIGRATOR__MIGRATE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__migrate_response__get_packed_size
+                     (const Omx__Migrator__MigrateResponse *message)
+{
+  assert(message->base.descriptor == &omx__migrator__migrate_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__migrate_response__pack
+                     (const Omx__Migrator__MigrateResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__migrate_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__migrate_response__pack_to_buffer
+                     (const Omx__Migrator__MigrateResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__migrate_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__MigrateResponse *
+       omx__migrator__migrate_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__MigrateResponse *)
+     protobuf_c_message_unpack (&omx__migrator__migrate_response__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__migrate_response__free_unpacked
+                     (Omx__Migrator__MigrateResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__migrate_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__expel_request__init
+                     (Omx__Migrator__ExpelRequest         *message)
+{
+  static const Omx__Migrator__ExpelRequest init_value = OMX__MIGRATOR__EXPEL_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__expel_request__get_packed_size
+                     (const Omx__Migrator__ExpelRequest *message)
+{
+  assert(message->base.descriptor == &omx__migrator__expel_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__expel_request__pack
+                     (const Omx__Migrator__ExpelRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__expel_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__expel_request__pack_to_buffer
+                     (const Omx__Migrator__ExpelRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__expel_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__ExpelRequest *
+       omx__migrator__expel_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__ExpelRequest *)
+     protobuf_c_message_unpack (&omx__migrator__expel_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__expel_request__free_unpacked
+                     (Omx__Migrator__ExpelRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__expel_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__expel_response__init
+                     (Omx__Migrator__ExpelResponse         *message)
+{
+  static const Omx__Migrator__ExpelResponse init_value = OMX__MIGRATOR__EXPEL_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__expel_response__get_packed_size
+                     (const Omx__Migrator__ExpelResponse *message)
+{
+  assert(message->base.descriptor == &omx__migrator__expel_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__expel_response__pack
+                     (const Omx__Migrator__ExpelResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__expel_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__expel_response__pack_to_buffer
+                     (const Omx__Migrator__ExpelResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__expel_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__ExpelResponse *
+       omx__migrator__expel_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__ExpelResponse *)
+     protobuf_c_message_unpack (&omx__migrator__expel_response__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__expel_response__free_unpacked
+                     (Omx__Migrator__ExpelResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__expel_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__image_file__init
+                     (Omx__Migrator__ImageFile         *message)
+{
+  static const Omx__Migrator__ImageFile init_value = OMX__MIGRATOR__IMAGE_FILE__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__image_file__get_packed_size
+                     (const Omx__Migrator__ImageFile *message)
+{
+  assert(message->base.descriptor == &omx__migrator__image_file__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__image_file__pack
+                     (const Omx__Migrator__ImageFile *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__image_file__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__image_file__pack_to_buffer
+                     (const Omx__Migrator__ImageFile *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__image_file__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__ImageFile *
+       omx__migrator__image_file__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__ImageFile *)
+     protobuf_c_message_unpack (&omx__migrator__image_file__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__image_file__free_unpacked
+                     (Omx__Migrator__ImageFile *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__image_file__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__transfer_begin__init
+                     (Omx__Migrator__TransferBegin         *message)
+{
+  static const Omx__Migrator__TransferBegin init_value = OMX__MIGRATOR__TRANSFER_BEGIN__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__transfer_begin__get_packed_size
+                     (const Omx__Migrator__TransferBegin *message)
+{
+  assert(message->base.descriptor == &omx__migrator__transfer_begin__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__transfer_begin__pack
+                     (const Omx__Migrator__TransferBegin *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__transfer_begin__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__transfer_begin__pack_to_buffer
+                     (const Omx__Migrator__TransferBegin *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__transfer_begin__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__TransferBegin *
+       omx__migrator__transfer_begin__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__TransferBegin *)
+     protobuf_c_message_unpack (&omx__migrator__transfer_begin__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__transfer_begin__free_unpacked
+                     (Omx__Migrator__TransferBegin *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__transfer_begin__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__transfer_chunk__init
+                     (Omx__Migrator__TransferChunk         *message)
+{
+  static const Omx__Migrator__TransferChunk init_value = OMX__MIGRATOR__TRANSFER_CHUNK__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__transfer_chunk__get_packed_size
+                     (const Omx__Migrator__TransferChunk *message)
+{
+  assert(message->base.descriptor == &omx__migrator__transfer_chunk__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__transfer_chunk__pack
+                     (const Omx__Migrator__TransferChunk *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__transfer_chunk__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__transfer_chunk__pack_to_buffer
+                     (const Omx__Migrator__TransferChunk *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__transfer_chunk__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__TransferChunk *
+       omx__migrator__transfer_chunk__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__TransferChunk *)
+     protobuf_c_message_unpack (&omx__migrator__transfer_chunk__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__transfer_chunk__free_unpacked
+                     (Omx__Migrator__TransferChunk *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__transfer_chunk__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__transfer_ref__init
+                     (Omx__Migrator__TransferRef         *message)
+{
+  static const Omx__Migrator__TransferRef init_value = OMX__MIGRATOR__TRANSFER_REF__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__transfer_ref__get_packed_size
+                     (const Omx__Migrator__TransferRef *message)
+{
+  assert(message->base.descriptor == &omx__migrator__transfer_ref__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__transfer_ref__pack
+                     (const Omx__Migrator__TransferRef *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__transfer_ref__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__transfer_ref__pack_to_buffer
+                     (const Omx__Migrator__TransferRef *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__transfer_ref__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__TransferRef *
+       omx__migrator__transfer_ref__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__TransferRef *)
+     protobuf_c_message_unpack (&omx__migrator__transfer_ref__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__transfer_ref__free_unpacked
+                     (Omx__Migrator__TransferRef *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__transfer_ref__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__restore_response__init
+                     (Omx__Migrator__RestoreResponse         *message)
+{
+  static const Omx__Migrator__RestoreResponse init_value = OMX__MIGRATOR__RESTORE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__restore_response__get_packed_size
+                     (const Omx__Migrator__RestoreResponse *message)
+{
+  assert(message->base.descriptor == &omx__migrator__restore_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__restore_response__pack
+                     (const Omx__Migrator__RestoreResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__restore_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__restore_response__pack_to_buffer
+                     (const Omx__Migrator__RestoreResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__restore_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__RestoreResponse *
+       omx__migrator__restore_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__RestoreResponse *)
+     protobuf_c_message_unpack (&omx__migrator__restore_response__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__restore_response__free_unpacked
+                     (Omx__Migrator__RestoreResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__restore_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__outcome_response__init
+                     (Omx__Migrator__OutcomeResponse         *message)
+{
+  static const Omx__Migrator__OutcomeResponse init_value = OMX__MIGRATOR__OUTCOME_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__outcome_response__get_packed_size
+                     (const Omx__Migrator__OutcomeResponse *message)
+{
+  assert(message->base.descriptor == &omx__migrator__outcome_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__outcome_response__pack
+                     (const Omx__Migrator__OutcomeResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__outcome_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__outcome_response__pack_to_buffer
+                     (const Omx__Migrator__OutcomeResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__outcome_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__OutcomeResponse *
+       omx__migrator__outcome_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__OutcomeResponse *)
+     protobuf_c_message_unpack (&omx__migrator__outcome_response__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__outcome_response__free_unpacked
+                     (Omx__Migrator__OutcomeResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__outcome_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor omx__migrator__migration_report__field_descriptors[7] =
+{
+  {
+    "from",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__MigrationReport, from),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__MigrationReport, to),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "freeze_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__MigrationReport, freeze_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__MigrationReport, total_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bytes",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__MigrationReport, bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mode",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__MigrationReport, mode),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rounds",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__MigrationReport, rounds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__migration_report__field_indices_by_name[] = {
+  4,   /* field[4] = bytes */
+  2,   /* field[2] = freeze_ms */
+  0,   /* field[0] = from */
+  5,   /* field[5] = mode */
+  6,   /* field[6] = rounds */
+  1,   /* field[1] = to */
+  3,   /* field[3] = total_ms */
+};
+static const ProtobufCIntRange omx__migrator__migration_report__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor omx__migrator__migration_report__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.MigrationReport",
+  "MigrationReport",
+  "Omx__Migrator__MigrationReport",
+  "omx.migrator",
+  sizeof(Omx__Migrator__MigrationReport),
+  7,
+  omx__migrator__migration_report__field_descriptors,
+  omx__migrator__migration_report__field_indices_by_name,
+  1,  omx__migrator__migration_report__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__migration_report__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[24] =
 {
   {
     "id",
@@ -216,19 +1097,253 @@ static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[6] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "name",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "spool",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, spool),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "started_ms",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, started_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "exit",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, exit),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cpu_percent",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, cpu_percent),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rss_bytes",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, rss_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cantmove",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, cantmove),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stay",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, stay),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lock",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, lock),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uid",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, uid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "migrations",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, migrations),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_migration",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, last_migration),
+    &omx__migrator__migration_report__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pid_start_ticks",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, pid_start_ticks),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "gid",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, gid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cwd",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, cwd),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "env",
+    22,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Omx__Migrator__Job, n_env),
+    offsetof(Omx__Migrator__Job, env),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "transfer",
+    23,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, transfer),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "peer",
+    24,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, peer),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__migrator__job__field_indices_by_name[] = {
   5,   /* field[5] = argv */
+  12,   /* field[12] = cantmove */
+  10,   /* field[10] = cpu_percent */
+  20,   /* field[20] = cwd */
+  21,   /* field[21] = env */
+  9,   /* field[9] = exit */
+  19,   /* field[19] = gid */
   1,   /* field[1] = home */
   0,   /* field[0] = id */
+  17,   /* field[17] = last_migration */
+  14,   /* field[14] = lock */
+  16,   /* field[16] = migrations */
+  6,   /* field[6] = name */
+  23,   /* field[23] = peer */
   3,   /* field[3] = pid */
+  18,   /* field[18] = pid_start_ticks */
+  11,   /* field[11] = rss_bytes */
+  7,   /* field[7] = spool */
+  8,   /* field[8] = started_ms */
   4,   /* field[4] = state */
+  13,   /* field[13] = stay */
+  22,   /* field[22] = transfer */
+  15,   /* field[15] = uid */
   2,   /* field[2] = where */
 };
 static const ProtobufCIntRange omx__migrator__job__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 24 }
 };
 const ProtobufCMessageDescriptor omx__migrator__job__descriptor =
 {
@@ -238,16 +1353,216 @@ const ProtobufCMessageDescriptor omx__migrator__job__descriptor =
   "Omx__Migrator__Job",
   "omx.migrator",
   sizeof(Omx__Migrator__Job),
-  6,
+  24,
   omx__migrator__job__field_descriptors,
   omx__migrator__job__field_indices_by_name,
   1,  omx__migrator__job__number_ranges,
   (ProtobufCMessageInit) omx__migrator__job__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-#define omx__migrator__list_jobs_request__field_descriptors NULL
-#define omx__migrator__list_jobs_request__field_indices_by_name NULL
-#define omx__migrator__list_jobs_request__number_ranges NULL
+static const ProtobufCFieldDescriptor omx__migrator__run_request__field_descriptors[9] =
+{
+  {
+    "argv",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Omx__Migrator__RunRequest, n_argv),
+    offsetof(Omx__Migrator__RunRequest, argv),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "env",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Omx__Migrator__RunRequest, n_env),
+    offsetof(Omx__Migrator__RunRequest, env),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cwd",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__RunRequest, cwd),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "node",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__RunRequest, node),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__RunRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stay",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__RunRequest, stay),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lock",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__RunRequest, lock),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uid",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__RunRequest, uid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "gid",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__RunRequest, gid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__run_request__field_indices_by_name[] = {
+  0,   /* field[0] = argv */
+  2,   /* field[2] = cwd */
+  1,   /* field[1] = env */
+  8,   /* field[8] = gid */
+  6,   /* field[6] = lock */
+  4,   /* field[4] = name */
+  3,   /* field[3] = node */
+  5,   /* field[5] = stay */
+  7,   /* field[7] = uid */
+};
+static const ProtobufCIntRange omx__migrator__run_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor omx__migrator__run_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.RunRequest",
+  "RunRequest",
+  "Omx__Migrator__RunRequest",
+  "omx.migrator",
+  sizeof(Omx__Migrator__RunRequest),
+  9,
+  omx__migrator__run_request__field_descriptors,
+  omx__migrator__run_request__field_indices_by_name,
+  1,  omx__migrator__run_request__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__run_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__start_request__field_descriptors[1] =
+{
+  {
+    "job",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__StartRequest, job),
+    &omx__migrator__job__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__start_request__field_indices_by_name[] = {
+  0,   /* field[0] = job */
+};
+static const ProtobufCIntRange omx__migrator__start_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor omx__migrator__start_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.StartRequest",
+  "StartRequest",
+  "Omx__Migrator__StartRequest",
+  "omx.migrator",
+  sizeof(Omx__Migrator__StartRequest),
+  1,
+  omx__migrator__start_request__field_descriptors,
+  omx__migrator__start_request__field_indices_by_name,
+  1,  omx__migrator__start_request__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__start_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__list_jobs_request__field_descriptors[1] =
+{
+  {
+    "cluster",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__ListJobsRequest, cluster),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__list_jobs_request__field_indices_by_name[] = {
+  0,   /* field[0] = cluster */
+};
+static const ProtobufCIntRange omx__migrator__list_jobs_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
 const ProtobufCMessageDescriptor omx__migrator__list_jobs_request__descriptor =
 {
   PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
@@ -256,14 +1571,14 @@ const ProtobufCMessageDescriptor omx__migrator__list_jobs_request__descriptor =
   "Omx__Migrator__ListJobsRequest",
   "omx.migrator",
   sizeof(Omx__Migrator__ListJobsRequest),
-  0,
+  1,
   omx__migrator__list_jobs_request__field_descriptors,
   omx__migrator__list_jobs_request__field_indices_by_name,
-  0,  omx__migrator__list_jobs_request__number_ranges,
+  1,  omx__migrator__list_jobs_request__number_ranges,
   (ProtobufCMessageInit) omx__migrator__list_jobs_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__migrator__list_jobs_response__field_descriptors[1] =
+static const ProtobufCFieldDescriptor omx__migrator__list_jobs_response__field_descriptors[2] =
 {
   {
     "jobs",
@@ -277,14 +1592,27 @@ static const ProtobufCFieldDescriptor omx__migrator__list_jobs_response__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "unreachable",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Omx__Migrator__ListJobsResponse, n_unreachable),
+    offsetof(Omx__Migrator__ListJobsResponse, unreachable),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__migrator__list_jobs_response__field_indices_by_name[] = {
   0,   /* field[0] = jobs */
+  1,   /* field[1] = unreachable */
 };
 static const ProtobufCIntRange omx__migrator__list_jobs_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor omx__migrator__list_jobs_response__descriptor =
 {
@@ -294,27 +1622,801 @@ const ProtobufCMessageDescriptor omx__migrator__list_jobs_response__descriptor =
   "Omx__Migrator__ListJobsResponse",
   "omx.migrator",
   sizeof(Omx__Migrator__ListJobsResponse),
-  1,
+  2,
   omx__migrator__list_jobs_response__field_descriptors,
   omx__migrator__list_jobs_response__field_indices_by_name,
   1,  omx__migrator__list_jobs_response__number_ranges,
   (ProtobufCMessageInit) omx__migrator__list_jobs_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue omx__migrator__job_state__enum_values_by_number[3] =
+static const ProtobufCFieldDescriptor omx__migrator__kill_request__field_descriptors[2] =
+{
+  {
+    "job",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__KillRequest, job),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "signal",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__KillRequest, signal),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__kill_request__field_indices_by_name[] = {
+  0,   /* field[0] = job */
+  1,   /* field[1] = signal */
+};
+static const ProtobufCIntRange omx__migrator__kill_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__migrator__kill_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.KillRequest",
+  "KillRequest",
+  "Omx__Migrator__KillRequest",
+  "omx.migrator",
+  sizeof(Omx__Migrator__KillRequest),
+  2,
+  omx__migrator__kill_request__field_descriptors,
+  omx__migrator__kill_request__field_indices_by_name,
+  1,  omx__migrator__kill_request__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__kill_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__wait_request__field_descriptors[2] =
+{
+  {
+    "job",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__WaitRequest, job),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "timeout_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__WaitRequest, timeout_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__wait_request__field_indices_by_name[] = {
+  0,   /* field[0] = job */
+  1,   /* field[1] = timeout_ms */
+};
+static const ProtobufCIntRange omx__migrator__wait_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__migrator__wait_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.WaitRequest",
+  "WaitRequest",
+  "Omx__Migrator__WaitRequest",
+  "omx.migrator",
+  sizeof(Omx__Migrator__WaitRequest),
+  2,
+  omx__migrator__wait_request__field_descriptors,
+  omx__migrator__wait_request__field_indices_by_name,
+  1,  omx__migrator__wait_request__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__wait_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__read_log_request__field_descriptors[4] =
+{
+  {
+    "job",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__ReadLogRequest, job),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stream",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__ReadLogRequest, stream),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__ReadLogRequest, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_bytes",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__ReadLogRequest, max_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__read_log_request__field_indices_by_name[] = {
+  0,   /* field[0] = job */
+  3,   /* field[3] = max_bytes */
+  2,   /* field[2] = offset */
+  1,   /* field[1] = stream */
+};
+static const ProtobufCIntRange omx__migrator__read_log_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor omx__migrator__read_log_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.ReadLogRequest",
+  "ReadLogRequest",
+  "Omx__Migrator__ReadLogRequest",
+  "omx.migrator",
+  sizeof(Omx__Migrator__ReadLogRequest),
+  4,
+  omx__migrator__read_log_request__field_descriptors,
+  omx__migrator__read_log_request__field_indices_by_name,
+  1,  omx__migrator__read_log_request__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__read_log_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__read_log_response__field_descriptors[3] =
+{
+  {
+    "data",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__ReadLogResponse, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__ReadLogResponse, size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ended",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__ReadLogResponse, ended),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__read_log_response__field_indices_by_name[] = {
+  0,   /* field[0] = data */
+  2,   /* field[2] = ended */
+  1,   /* field[1] = size */
+};
+static const ProtobufCIntRange omx__migrator__read_log_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor omx__migrator__read_log_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.ReadLogResponse",
+  "ReadLogResponse",
+  "Omx__Migrator__ReadLogResponse",
+  "omx.migrator",
+  sizeof(Omx__Migrator__ReadLogResponse),
+  3,
+  omx__migrator__read_log_response__field_descriptors,
+  omx__migrator__read_log_response__field_indices_by_name,
+  1,  omx__migrator__read_log_response__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__read_log_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__migrate_request__field_descriptors[2] =
+{
+  {
+    "job",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__MigrateRequest, job),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "target",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__MigrateRequest, target),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__migrate_request__field_indices_by_name[] = {
+  0,   /* field[0] = job */
+  1,   /* field[1] = target */
+};
+static const ProtobufCIntRange omx__migrator__migrate_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__migrator__migrate_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.MigrateRequest",
+  "MigrateRequest",
+  "Omx__Migrator__MigrateRequest",
+  "omx.migrator",
+  sizeof(Omx__Migrator__MigrateRequest),
+  2,
+  omx__migrator__migrate_request__field_descriptors,
+  omx__migrator__migrate_request__field_indices_by_name,
+  1,  omx__migrator__migrate_request__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__migrate_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__migrate_response__field_descriptors[2] =
+{
+  {
+    "job",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__MigrateResponse, job),
+    &omx__migrator__job__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "report",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__MigrateResponse, report),
+    &omx__migrator__migration_report__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__migrate_response__field_indices_by_name[] = {
+  0,   /* field[0] = job */
+  1,   /* field[1] = report */
+};
+static const ProtobufCIntRange omx__migrator__migrate_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__migrator__migrate_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.MigrateResponse",
+  "MigrateResponse",
+  "Omx__Migrator__MigrateResponse",
+  "omx.migrator",
+  sizeof(Omx__Migrator__MigrateResponse),
+  2,
+  omx__migrator__migrate_response__field_descriptors,
+  omx__migrator__migrate_response__field_indices_by_name,
+  1,  omx__migrator__migrate_response__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__migrate_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define omx__migrator__expel_request__field_descriptors NULL
+#define omx__migrator__expel_request__field_indices_by_name NULL
+#define omx__migrator__expel_request__number_ranges NULL
+const ProtobufCMessageDescriptor omx__migrator__expel_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.ExpelRequest",
+  "ExpelRequest",
+  "Omx__Migrator__ExpelRequest",
+  "omx.migrator",
+  sizeof(Omx__Migrator__ExpelRequest),
+  0,
+  omx__migrator__expel_request__field_descriptors,
+  omx__migrator__expel_request__field_indices_by_name,
+  0,  omx__migrator__expel_request__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__expel_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__expel_response__field_descriptors[2] =
+{
+  {
+    "moved",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Omx__Migrator__ExpelResponse, n_moved),
+    offsetof(Omx__Migrator__ExpelResponse, moved),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "failed",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Omx__Migrator__ExpelResponse, n_failed),
+    offsetof(Omx__Migrator__ExpelResponse, failed),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__expel_response__field_indices_by_name[] = {
+  1,   /* field[1] = failed */
+  0,   /* field[0] = moved */
+};
+static const ProtobufCIntRange omx__migrator__expel_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__migrator__expel_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.ExpelResponse",
+  "ExpelResponse",
+  "Omx__Migrator__ExpelResponse",
+  "omx.migrator",
+  sizeof(Omx__Migrator__ExpelResponse),
+  2,
+  omx__migrator__expel_response__field_descriptors,
+  omx__migrator__expel_response__field_indices_by_name,
+  1,  omx__migrator__expel_response__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__expel_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__image_file__field_descriptors[2] =
+{
+  {
+    "path",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__ImageFile, path),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__ImageFile, size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__image_file__field_indices_by_name[] = {
+  0,   /* field[0] = path */
+  1,   /* field[1] = size */
+};
+static const ProtobufCIntRange omx__migrator__image_file__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__migrator__image_file__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.ImageFile",
+  "ImageFile",
+  "Omx__Migrator__ImageFile",
+  "omx.migrator",
+  sizeof(Omx__Migrator__ImageFile),
+  2,
+  omx__migrator__image_file__field_descriptors,
+  omx__migrator__image_file__field_indices_by_name,
+  1,  omx__migrator__image_file__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__image_file__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__transfer_begin__field_descriptors[4] =
+{
+  {
+    "transfer",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__TransferBegin, transfer),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "job",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__TransferBegin, job),
+    &omx__migrator__job__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "files",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Omx__Migrator__TransferBegin, n_files),
+    offsetof(Omx__Migrator__TransferBegin, files),
+    &omx__migrator__image_file__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "source",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__TransferBegin, source),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__transfer_begin__field_indices_by_name[] = {
+  2,   /* field[2] = files */
+  1,   /* field[1] = job */
+  3,   /* field[3] = source */
+  0,   /* field[0] = transfer */
+};
+static const ProtobufCIntRange omx__migrator__transfer_begin__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor omx__migrator__transfer_begin__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.TransferBegin",
+  "TransferBegin",
+  "Omx__Migrator__TransferBegin",
+  "omx.migrator",
+  sizeof(Omx__Migrator__TransferBegin),
+  4,
+  omx__migrator__transfer_begin__field_descriptors,
+  omx__migrator__transfer_begin__field_indices_by_name,
+  1,  omx__migrator__transfer_begin__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__transfer_begin__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__transfer_chunk__field_descriptors[5] =
+{
+  {
+    "transfer",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__TransferChunk, transfer),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "file",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__TransferChunk, file),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__TransferChunk, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__TransferChunk, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "crc32",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__TransferChunk, crc32),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__transfer_chunk__field_indices_by_name[] = {
+  4,   /* field[4] = crc32 */
+  3,   /* field[3] = data */
+  1,   /* field[1] = file */
+  2,   /* field[2] = offset */
+  0,   /* field[0] = transfer */
+};
+static const ProtobufCIntRange omx__migrator__transfer_chunk__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor omx__migrator__transfer_chunk__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.TransferChunk",
+  "TransferChunk",
+  "Omx__Migrator__TransferChunk",
+  "omx.migrator",
+  sizeof(Omx__Migrator__TransferChunk),
+  5,
+  omx__migrator__transfer_chunk__field_descriptors,
+  omx__migrator__transfer_chunk__field_indices_by_name,
+  1,  omx__migrator__transfer_chunk__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__transfer_chunk__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__transfer_ref__field_descriptors[2] =
+{
+  {
+    "transfer",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__TransferRef, transfer),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "report",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__TransferRef, report),
+    &omx__migrator__migration_report__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__transfer_ref__field_indices_by_name[] = {
+  1,   /* field[1] = report */
+  0,   /* field[0] = transfer */
+};
+static const ProtobufCIntRange omx__migrator__transfer_ref__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__migrator__transfer_ref__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.TransferRef",
+  "TransferRef",
+  "Omx__Migrator__TransferRef",
+  "omx.migrator",
+  sizeof(Omx__Migrator__TransferRef),
+  2,
+  omx__migrator__transfer_ref__field_descriptors,
+  omx__migrator__transfer_ref__field_indices_by_name,
+  1,  omx__migrator__transfer_ref__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__transfer_ref__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__restore_response__field_descriptors[2] =
+{
+  {
+    "pid",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__RestoreResponse, pid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pid_start_ticks",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__RestoreResponse, pid_start_ticks),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__restore_response__field_indices_by_name[] = {
+  0,   /* field[0] = pid */
+  1,   /* field[1] = pid_start_ticks */
+};
+static const ProtobufCIntRange omx__migrator__restore_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__migrator__restore_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.RestoreResponse",
+  "RestoreResponse",
+  "Omx__Migrator__RestoreResponse",
+  "omx.migrator",
+  sizeof(Omx__Migrator__RestoreResponse),
+  2,
+  omx__migrator__restore_response__field_descriptors,
+  omx__migrator__restore_response__field_indices_by_name,
+  1,  omx__migrator__restore_response__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__restore_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__outcome_response__field_descriptors[1] =
+{
+  {
+    "outcome",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__OutcomeResponse, outcome),
+    &omx__migrator__outcome__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__outcome_response__field_indices_by_name[] = {
+  0,   /* field[0] = outcome */
+};
+static const ProtobufCIntRange omx__migrator__outcome_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor omx__migrator__outcome_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.OutcomeResponse",
+  "OutcomeResponse",
+  "Omx__Migrator__OutcomeResponse",
+  "omx.migrator",
+  sizeof(Omx__Migrator__OutcomeResponse),
+  1,
+  omx__migrator__outcome_response__field_descriptors,
+  omx__migrator__outcome_response__field_indices_by_name,
+  1,  omx__migrator__outcome_response__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__outcome_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue omx__migrator__job_state__enum_values_by_number[4] =
 {
   { "RUNNING", "OMX__MIGRATOR__JOB_STATE__RUNNING", 0 },
   { "MIGRATING", "OMX__MIGRATOR__JOB_STATE__MIGRATING", 1 },
   { "EXITED", "OMX__MIGRATOR__JOB_STATE__EXITED", 2 },
+  { "STARTING", "OMX__MIGRATOR__JOB_STATE__STARTING", 3 },
 };
 static const ProtobufCIntRange omx__migrator__job_state__value_ranges[] = {
-{0, 0},{0, 3}
+{0, 0},{0, 4}
 };
-static const ProtobufCEnumValueIndex omx__migrator__job_state__enum_values_by_name[3] =
+static const ProtobufCEnumValueIndex omx__migrator__job_state__enum_values_by_name[4] =
 {
   { "EXITED", 2 },
   { "MIGRATING", 1 },
   { "RUNNING", 0 },
+  { "STARTING", 3 },
 };
 const ProtobufCEnumDescriptor omx__migrator__job_state__descriptor =
 {
@@ -323,11 +2425,41 @@ const ProtobufCEnumDescriptor omx__migrator__job_state__descriptor =
   "JobState",
   "Omx__Migrator__JobState",
   "omx.migrator",
-  3,
+  4,
   omx__migrator__job_state__enum_values_by_number,
-  3,
+  4,
   omx__migrator__job_state__enum_values_by_name,
   1,
   omx__migrator__job_state__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue omx__migrator__outcome__enum_values_by_number[3] =
+{
+  { "UNDECIDED", "OMX__MIGRATOR__OUTCOME__UNDECIDED", 0 },
+  { "COMMITTED", "OMX__MIGRATOR__OUTCOME__COMMITTED", 1 },
+  { "ABORTED", "OMX__MIGRATOR__OUTCOME__ABORTED", 2 },
+};
+static const ProtobufCIntRange omx__migrator__outcome__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex omx__migrator__outcome__enum_values_by_name[3] =
+{
+  { "ABORTED", 2 },
+  { "COMMITTED", 1 },
+  { "UNDECIDED", 0 },
+};
+const ProtobufCEnumDescriptor omx__migrator__outcome__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "omx.migrator.Outcome",
+  "Outcome",
+  "Omx__Migrator__Outcome",
+  "omx.migrator",
+  3,
+  omx__migrator__outcome__enum_values_by_number,
+  3,
+  omx__migrator__outcome__enum_values_by_name,
+  1,
+  omx__migrator__outcome__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

@@ -15,9 +15,26 @@ PROTOBUF_C__BEGIN_DECLS
 #endif
 
 
+typedef struct Omx__Migrator__MigrationReport Omx__Migrator__MigrationReport;
 typedef struct Omx__Migrator__Job Omx__Migrator__Job;
+typedef struct Omx__Migrator__RunRequest Omx__Migrator__RunRequest;
+typedef struct Omx__Migrator__StartRequest Omx__Migrator__StartRequest;
 typedef struct Omx__Migrator__ListJobsRequest Omx__Migrator__ListJobsRequest;
 typedef struct Omx__Migrator__ListJobsResponse Omx__Migrator__ListJobsResponse;
+typedef struct Omx__Migrator__KillRequest Omx__Migrator__KillRequest;
+typedef struct Omx__Migrator__WaitRequest Omx__Migrator__WaitRequest;
+typedef struct Omx__Migrator__ReadLogRequest Omx__Migrator__ReadLogRequest;
+typedef struct Omx__Migrator__ReadLogResponse Omx__Migrator__ReadLogResponse;
+typedef struct Omx__Migrator__MigrateRequest Omx__Migrator__MigrateRequest;
+typedef struct Omx__Migrator__MigrateResponse Omx__Migrator__MigrateResponse;
+typedef struct Omx__Migrator__ExpelRequest Omx__Migrator__ExpelRequest;
+typedef struct Omx__Migrator__ExpelResponse Omx__Migrator__ExpelResponse;
+typedef struct Omx__Migrator__ImageFile Omx__Migrator__ImageFile;
+typedef struct Omx__Migrator__TransferBegin Omx__Migrator__TransferBegin;
+typedef struct Omx__Migrator__TransferChunk Omx__Migrator__TransferChunk;
+typedef struct Omx__Migrator__TransferRef Omx__Migrator__TransferRef;
+typedef struct Omx__Migrator__RestoreResponse Omx__Migrator__RestoreResponse;
+typedef struct Omx__Migrator__OutcomeResponse Omx__Migrator__OutcomeResponse;
 
 
 /* --- enums --- */
@@ -25,11 +42,46 @@ typedef struct Omx__Migrator__ListJobsResponse Omx__Migrator__ListJobsResponse;
 typedef enum _Omx__Migrator__JobState {
   OMX__MIGRATOR__JOB_STATE__RUNNING = 0,
   OMX__MIGRATOR__JOB_STATE__MIGRATING = 1,
-  OMX__MIGRATOR__JOB_STATE__EXITED = 2
+  OMX__MIGRATOR__JOB_STATE__EXITED = 2,
+  OMX__MIGRATOR__JOB_STATE__STARTING = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(OMX__MIGRATOR__JOB_STATE)
 } Omx__Migrator__JobState;
+typedef enum _Omx__Migrator__Outcome {
+  OMX__MIGRATOR__OUTCOME__UNDECIDED = 0,
+  OMX__MIGRATOR__OUTCOME__COMMITTED = 1,
+  OMX__MIGRATOR__OUTCOME__ABORTED = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(OMX__MIGRATOR__OUTCOME)
+} Omx__Migrator__Outcome;
 
 /* --- messages --- */
+
+struct  Omx__Migrator__MigrationReport
+{
+  ProtobufCMessage base;
+  uint32_t from;
+  uint32_t to;
+  /*
+   * the job was stopped this long
+   */
+  uint64_t freeze_ms;
+  uint64_t total_ms;
+  /*
+   * image bytes sent
+   */
+  uint64_t bytes;
+  /*
+   * "stop-and-copy" or "pre-copy"
+   */
+  char *mode;
+  /*
+   * pre-copy rounds before the final freeze
+   */
+  uint32_t rounds;
+};
+#define OMX__MIGRATOR__MIGRATION_REPORT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__migration_report__descriptor) \
+    , 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0 }
+
 
 struct  Omx__Migrator__Job
 {
@@ -41,25 +93,114 @@ struct  Omx__Migrator__Job
   uint32_t home;
   uint32_t where;
   /*
-   * host pid on the node where it runs
+   * host pid of the job's namespace init on the node where it runs
    */
   int32_t pid;
   Omx__Migrator__JobState state;
   size_t n_argv;
   char **argv;
+  char *name;
+  /*
+   * directory holding stdout, stderr and status (same path on every node)
+   */
+  char *spool;
+  /*
+   * Unix epoch ms
+   */
+  uint64_t started_ms;
+  /*
+   * when EXITED: "exit N", "signal N" or "lost: <why>"
+   */
+  char *exit;
+  double cpu_percent;
+  uint64_t rss_bytes;
+  /*
+   * why the job cannot migrate now ("" = it can)
+   */
+  char *cantmove;
+  /*
+   * not moved automatically
+   */
+  protobuf_c_boolean stay;
+  /*
+   * never moved
+   */
+  protobuf_c_boolean lock;
+  uint32_t uid;
+  uint32_t migrations;
+  Omx__Migrator__MigrationReport *last_migration;
+  /*
+   * the init's start time (/proc/PID/stat field 22) on `where`
+   */
+  uint64_t pid_start_ticks;
+  uint32_t gid;
+  char *cwd;
+  size_t n_env;
+  char **env;
+  /*
+   * while MIGRATING: the migration under way
+   */
+  char *transfer;
+  /*
+   * while MIGRATING: the target (on the source) or the source (on the target)
+   */
+  uint32_t peer;
 };
 #define OMX__MIGRATOR__JOB__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__job__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, OMX__MIGRATOR__JOB_STATE__RUNNING, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, OMX__MIGRATOR__JOB_STATE__RUNNING, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Omx__Migrator__RunRequest
+{
+  ProtobufCMessage base;
+  size_t n_argv;
+  char **argv;
+  /*
+   * NAME=VALUE
+   */
+  size_t n_env;
+  char **env;
+  char *cwd;
+  /*
+   * where to start it (0 = the called node)
+   */
+  uint32_t node;
+  char *name;
+  protobuf_c_boolean stay;
+  protobuf_c_boolean lock;
+  /*
+   * honoured over TCP only; on the Unix socket the caller's credentials count
+   */
+  uint32_t uid;
+  uint32_t gid;
+};
+#define OMX__MIGRATOR__RUN_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__run_request__descriptor) \
+    , 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+
+
+struct  Omx__Migrator__StartRequest
+{
+  ProtobufCMessage base;
+  Omx__Migrator__Job *job;
+};
+#define OMX__MIGRATOR__START_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__start_request__descriptor) \
+    , NULL }
 
 
 struct  Omx__Migrator__ListJobsRequest
 {
   ProtobufCMessage base;
+  /*
+   * gather every node's jobs (each job once, from where it runs)
+   */
+  protobuf_c_boolean cluster;
 };
 #define OMX__MIGRATOR__LIST_JOBS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__list_jobs_request__descriptor) \
-     }
+    , 0 }
 
 
 struct  Omx__Migrator__ListJobsResponse
@@ -67,12 +208,237 @@ struct  Omx__Migrator__ListJobsResponse
   ProtobufCMessage base;
   size_t n_jobs;
   Omx__Migrator__Job **jobs;
+  /*
+   * with cluster: nodes whose Migrator did not answer
+   */
+  size_t n_unreachable;
+  uint32_t *unreachable;
 };
 #define OMX__MIGRATOR__LIST_JOBS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__list_jobs_response__descriptor) \
-    , 0,NULL }
+    , 0,NULL, 0,NULL }
 
 
+struct  Omx__Migrator__KillRequest
+{
+  ProtobufCMessage base;
+  char *job;
+  /*
+   * 0 = SIGTERM
+   */
+  int32_t signal;
+};
+#define OMX__MIGRATOR__KILL_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__kill_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Omx__Migrator__WaitRequest
+{
+  ProtobufCMessage base;
+  char *job;
+  uint32_t timeout_ms;
+};
+#define OMX__MIGRATOR__WAIT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__wait_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Omx__Migrator__ReadLogRequest
+{
+  ProtobufCMessage base;
+  char *job;
+  /*
+   * "stdout" (default) or "stderr"
+   */
+  char *stream;
+  uint64_t offset;
+  uint32_t max_bytes;
+};
+#define OMX__MIGRATOR__READ_LOG_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__read_log_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Omx__Migrator__ReadLogResponse
+{
+  ProtobufCMessage base;
+  ProtobufCBinaryData data;
+  /*
+   * the file's size now
+   */
+  uint64_t size;
+  /*
+   * the job has ended: nothing more will come after size
+   */
+  protobuf_c_boolean ended;
+};
+#define OMX__MIGRATOR__READ_LOG_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__read_log_response__descriptor) \
+    , {0,NULL}, 0, 0 }
+
+
+struct  Omx__Migrator__MigrateRequest
+{
+  ProtobufCMessage base;
+  char *job;
+  /*
+   * 0 = the job's home
+   */
+  uint32_t target;
+};
+#define OMX__MIGRATOR__MIGRATE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__migrate_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Omx__Migrator__MigrateResponse
+{
+  ProtobufCMessage base;
+  Omx__Migrator__Job *job;
+  Omx__Migrator__MigrationReport *report;
+};
+#define OMX__MIGRATOR__MIGRATE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__migrate_response__descriptor) \
+    , NULL, NULL }
+
+
+struct  Omx__Migrator__ExpelRequest
+{
+  ProtobufCMessage base;
+};
+#define OMX__MIGRATOR__EXPEL_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__expel_request__descriptor) \
+     }
+
+
+struct  Omx__Migrator__ExpelResponse
+{
+  ProtobufCMessage base;
+  /*
+   * "JOB -> NODE"
+   */
+  size_t n_moved;
+  char **moved;
+  /*
+   * "JOB: why"
+   */
+  size_t n_failed;
+  char **failed;
+};
+#define OMX__MIGRATOR__EXPEL_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__expel_response__descriptor) \
+    , 0,NULL, 0,NULL }
+
+
+struct  Omx__Migrator__ImageFile
+{
+  ProtobufCMessage base;
+  /*
+   * relative to the transfer's image directory
+   */
+  char *path;
+  uint64_t size;
+};
+#define OMX__MIGRATOR__IMAGE_FILE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__image_file__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Omx__Migrator__TransferBegin
+{
+  ProtobufCMessage base;
+  char *transfer;
+  Omx__Migrator__Job *job;
+  size_t n_files;
+  Omx__Migrator__ImageFile **files;
+  /*
+   * the node sending
+   */
+  uint32_t source;
+};
+#define OMX__MIGRATOR__TRANSFER_BEGIN__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__transfer_begin__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL, 0,NULL, 0 }
+
+
+struct  Omx__Migrator__TransferChunk
+{
+  ProtobufCMessage base;
+  char *transfer;
+  /*
+   * index into TransferBegin.files
+   */
+  uint32_t file;
+  uint64_t offset;
+  /*
+   * at most 1 MiB
+   */
+  ProtobufCBinaryData data;
+  /*
+   * CRC-32 (zlib) of data
+   */
+  uint32_t crc32;
+};
+#define OMX__MIGRATOR__TRANSFER_CHUNK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__transfer_chunk__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, {0,NULL}, 0 }
+
+
+struct  Omx__Migrator__TransferRef
+{
+  ProtobufCMessage base;
+  char *transfer;
+  /*
+   * with Commit: what the migration took
+   */
+  Omx__Migrator__MigrationReport *report;
+};
+#define OMX__MIGRATOR__TRANSFER_REF__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__transfer_ref__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Omx__Migrator__RestoreResponse
+{
+  ProtobufCMessage base;
+  int32_t pid;
+  uint64_t pid_start_ticks;
+};
+#define OMX__MIGRATOR__RESTORE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__restore_response__descriptor) \
+    , 0, 0 }
+
+
+struct  Omx__Migrator__OutcomeResponse
+{
+  ProtobufCMessage base;
+  Omx__Migrator__Outcome outcome;
+};
+#define OMX__MIGRATOR__OUTCOME_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__outcome_response__descriptor) \
+    , OMX__MIGRATOR__OUTCOME__UNDECIDED }
+
+
+/* Omx__Migrator__MigrationReport methods */
+void   omx__migrator__migration_report__init
+                     (Omx__Migrator__MigrationReport         *message);
+size_t omx__migrator__migration_report__get_packed_size
+                     (const Omx__Migrator__MigrationReport   *message);
+size_t omx__migrator__migration_report__pack
+                     (const Omx__Migrator__MigrationReport   *message,
+                      uint8_t             *out);
+size_t omx__migrator__migration_report__pack_to_buffer
+                     (const Omx__Migrator__MigrationReport   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__MigrationReport *
+       omx__migrator__migration_report__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__migration_report__free_unpacked
+                     (Omx__Migrator__MigrationReport *message,
+                      ProtobufCAllocator *allocator);
 /* Omx__Migrator__Job methods */
 void   omx__migrator__job__init
                      (Omx__Migrator__Job         *message);
@@ -91,6 +457,44 @@ Omx__Migrator__Job *
                       const uint8_t       *data);
 void   omx__migrator__job__free_unpacked
                      (Omx__Migrator__Job *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__RunRequest methods */
+void   omx__migrator__run_request__init
+                     (Omx__Migrator__RunRequest         *message);
+size_t omx__migrator__run_request__get_packed_size
+                     (const Omx__Migrator__RunRequest   *message);
+size_t omx__migrator__run_request__pack
+                     (const Omx__Migrator__RunRequest   *message,
+                      uint8_t             *out);
+size_t omx__migrator__run_request__pack_to_buffer
+                     (const Omx__Migrator__RunRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__RunRequest *
+       omx__migrator__run_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__run_request__free_unpacked
+                     (Omx__Migrator__RunRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__StartRequest methods */
+void   omx__migrator__start_request__init
+                     (Omx__Migrator__StartRequest         *message);
+size_t omx__migrator__start_request__get_packed_size
+                     (const Omx__Migrator__StartRequest   *message);
+size_t omx__migrator__start_request__pack
+                     (const Omx__Migrator__StartRequest   *message,
+                      uint8_t             *out);
+size_t omx__migrator__start_request__pack_to_buffer
+                     (const Omx__Migrator__StartRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__StartRequest *
+       omx__migrator__start_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__start_request__free_unpacked
+                     (Omx__Migrator__StartRequest *message,
                       ProtobufCAllocator *allocator);
 /* Omx__Migrator__ListJobsRequest methods */
 void   omx__migrator__list_jobs_request__init
@@ -130,16 +534,333 @@ Omx__Migrator__ListJobsResponse *
 void   omx__migrator__list_jobs_response__free_unpacked
                      (Omx__Migrator__ListJobsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Omx__Migrator__KillRequest methods */
+void   omx__migrator__kill_request__init
+                     (Omx__Migrator__KillRequest         *message);
+size_t omx__migrator__kill_request__get_packed_size
+                     (const Omx__Migrator__KillRequest   *message);
+size_t omx__migrator__kill_request__pack
+                     (const Omx__Migrator__KillRequest   *message,
+                      uint8_t             *out);
+size_t omx__migrator__kill_request__pack_to_buffer
+                     (const Omx__Migrator__KillRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__KillRequest *
+       omx__migrator__kill_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__kill_request__free_unpacked
+                     (Omx__Migrator__KillRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__WaitRequest methods */
+void   omx__migrator__wait_request__init
+                     (Omx__Migrator__WaitRequest         *message);
+size_t omx__migrator__wait_request__get_packed_size
+                     (const Omx__Migrator__WaitRequest   *message);
+size_t omx__migrator__wait_request__pack
+                     (const Omx__Migrator__WaitRequest   *message,
+                      uint8_t             *out);
+size_t omx__migrator__wait_request__pack_to_buffer
+                     (const Omx__Migrator__WaitRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__WaitRequest *
+       omx__migrator__wait_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__wait_request__free_unpacked
+                     (Omx__Migrator__WaitRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__ReadLogRequest methods */
+void   omx__migrator__read_log_request__init
+                     (Omx__Migrator__ReadLogRequest         *message);
+size_t omx__migrator__read_log_request__get_packed_size
+                     (const Omx__Migrator__ReadLogRequest   *message);
+size_t omx__migrator__read_log_request__pack
+                     (const Omx__Migrator__ReadLogRequest   *message,
+                      uint8_t             *out);
+size_t omx__migrator__read_log_request__pack_to_buffer
+                     (const Omx__Migrator__ReadLogRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__ReadLogRequest *
+       omx__migrator__read_log_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__read_log_request__free_unpacked
+                     (Omx__Migrator__ReadLogRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__ReadLogResponse methods */
+void   omx__migrator__read_log_response__init
+                     (Omx__Migrator__ReadLogResponse         *message);
+size_t omx__migrator__read_log_response__get_packed_size
+                     (const Omx__Migrator__ReadLogResponse   *message);
+size_t omx__migrator__read_log_response__pack
+                     (const Omx__Migrator__ReadLogResponse   *message,
+                      uint8_t             *out);
+size_t omx__migrator__read_log_response__pack_to_buffer
+                     (const Omx__Migrator__ReadLogResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__ReadLogResponse *
+       omx__migrator__read_log_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__read_log_response__free_unpacked
+                     (Omx__Migrator__ReadLogResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__MigrateRequest methods */
+void   omx__migrator__migrate_request__init
+                     (Omx__Migrator__MigrateRequest         *message);
+size_t omx__migrator__migrate_request__get_packed_size
+                     (const Omx__Migrator__MigrateRequest   *message);
+size_t omx__migrator__migrate_request__pack
+                     (const Omx__Migrator__MigrateRequest   *message,
+                      uint8_t             *out);
+size_t omx__migrator__migrate_request__pack_to_buffer
+                     (const Omx__Migrator__MigrateRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__MigrateRequest *
+       omx__migrator__migrate_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__migrate_request__free_unpacked
+                     (Omx__Migrator__MigrateRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__MigrateResponse methods */
+void   omx__migrator__migrate_response__init
+                     (Omx__Migrator__MigrateResponse         *message);
+size_t omx__migrator__migrate_response__get_packed_size
+                     (const Omx__Migrator__MigrateResponse   *message);
+size_t omx__migrator__migrate_response__pack
+                     (const Omx__Migrator__MigrateResponse   *message,
+                      uint8_t             *out);
+size_t omx__migrator__migrate_response__pack_to_buffer
+                     (const Omx__Migrator__MigrateResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__MigrateResponse *
+       omx__migrator__migrate_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__migrate_response__free_unpacked
+                     (Omx__Migrator__MigrateResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__ExpelRequest methods */
+void   omx__migrator__expel_request__init
+                     (Omx__Migrator__ExpelRequest         *message);
+size_t omx__migrator__expel_request__get_packed_size
+                     (const Omx__Migrator__ExpelRequest   *message);
+size_t omx__migrator__expel_request__pack
+                     (const Omx__Migrator__ExpelRequest   *message,
+                      uint8_t             *out);
+size_t omx__migrator__expel_request__pack_to_buffer
+                     (const Omx__Migrator__ExpelRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__ExpelRequest *
+       omx__migrator__expel_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__expel_request__free_unpacked
+                     (Omx__Migrator__ExpelRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__ExpelResponse methods */
+void   omx__migrator__expel_response__init
+                     (Omx__Migrator__ExpelResponse         *message);
+size_t omx__migrator__expel_response__get_packed_size
+                     (const Omx__Migrator__ExpelResponse   *message);
+size_t omx__migrator__expel_response__pack
+                     (const Omx__Migrator__ExpelResponse   *message,
+                      uint8_t             *out);
+size_t omx__migrator__expel_response__pack_to_buffer
+                     (const Omx__Migrator__ExpelResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__ExpelResponse *
+       omx__migrator__expel_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__expel_response__free_unpacked
+                     (Omx__Migrator__ExpelResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__ImageFile methods */
+void   omx__migrator__image_file__init
+                     (Omx__Migrator__ImageFile         *message);
+size_t omx__migrator__image_file__get_packed_size
+                     (const Omx__Migrator__ImageFile   *message);
+size_t omx__migrator__image_file__pack
+                     (const Omx__Migrator__ImageFile   *message,
+                      uint8_t             *out);
+size_t omx__migrator__image_file__pack_to_buffer
+                     (const Omx__Migrator__ImageFile   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__ImageFile *
+       omx__migrator__image_file__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__image_file__free_unpacked
+                     (Omx__Migrator__ImageFile *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__TransferBegin methods */
+void   omx__migrator__transfer_begin__init
+                     (Omx__Migrator__TransferBegin         *message);
+size_t omx__migrator__transfer_begin__get_packed_size
+                     (const Omx__Migrator__TransferBegin   *message);
+size_t omx__migrator__transfer_begin__pack
+                     (const Omx__Migrator__TransferBegin   *message,
+                      uint8_t             *out);
+size_t omx__migrator__transfer_begin__pack_to_buffer
+                     (const Omx__Migrator__TransferBegin   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__TransferBegin *
+       omx__migrator__transfer_begin__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__transfer_begin__free_unpacked
+                     (Omx__Migrator__TransferBegin *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__TransferChunk methods */
+void   omx__migrator__transfer_chunk__init
+                     (Omx__Migrator__TransferChunk         *message);
+size_t omx__migrator__transfer_chunk__get_packed_size
+                     (const Omx__Migrator__TransferChunk   *message);
+size_t omx__migrator__transfer_chunk__pack
+                     (const Omx__Migrator__TransferChunk   *message,
+                      uint8_t             *out);
+size_t omx__migrator__transfer_chunk__pack_to_buffer
+                     (const Omx__Migrator__TransferChunk   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__TransferChunk *
+       omx__migrator__transfer_chunk__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__transfer_chunk__free_unpacked
+                     (Omx__Migrator__TransferChunk *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__TransferRef methods */
+void   omx__migrator__transfer_ref__init
+                     (Omx__Migrator__TransferRef         *message);
+size_t omx__migrator__transfer_ref__get_packed_size
+                     (const Omx__Migrator__TransferRef   *message);
+size_t omx__migrator__transfer_ref__pack
+                     (const Omx__Migrator__TransferRef   *message,
+                      uint8_t             *out);
+size_t omx__migrator__transfer_ref__pack_to_buffer
+                     (const Omx__Migrator__TransferRef   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__TransferRef *
+       omx__migrator__transfer_ref__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__transfer_ref__free_unpacked
+                     (Omx__Migrator__TransferRef *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__RestoreResponse methods */
+void   omx__migrator__restore_response__init
+                     (Omx__Migrator__RestoreResponse         *message);
+size_t omx__migrator__restore_response__get_packed_size
+                     (const Omx__Migrator__RestoreResponse   *message);
+size_t omx__migrator__restore_response__pack
+                     (const Omx__Migrator__RestoreResponse   *message,
+                      uint8_t             *out);
+size_t omx__migrator__restore_response__pack_to_buffer
+                     (const Omx__Migrator__RestoreResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__RestoreResponse *
+       omx__migrator__restore_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__restore_response__free_unpacked
+                     (Omx__Migrator__RestoreResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__OutcomeResponse methods */
+void   omx__migrator__outcome_response__init
+                     (Omx__Migrator__OutcomeResponse         *message);
+size_t omx__migrator__outcome_response__get_packed_size
+                     (const Omx__Migrator__OutcomeResponse   *message);
+size_t omx__migrator__outcome_response__pack
+                     (const Omx__Migrator__OutcomeResponse   *message,
+                      uint8_t             *out);
+size_t omx__migrator__outcome_response__pack_to_buffer
+                     (const Omx__Migrator__OutcomeResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__OutcomeResponse *
+       omx__migrator__outcome_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__outcome_response__free_unpacked
+                     (Omx__Migrator__OutcomeResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Omx__Migrator__MigrationReport_Closure)
+                 (const Omx__Migrator__MigrationReport *message,
+                  void *closure_data);
 typedef void (*Omx__Migrator__Job_Closure)
                  (const Omx__Migrator__Job *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__RunRequest_Closure)
+                 (const Omx__Migrator__RunRequest *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__StartRequest_Closure)
+                 (const Omx__Migrator__StartRequest *message,
                   void *closure_data);
 typedef void (*Omx__Migrator__ListJobsRequest_Closure)
                  (const Omx__Migrator__ListJobsRequest *message,
                   void *closure_data);
 typedef void (*Omx__Migrator__ListJobsResponse_Closure)
                  (const Omx__Migrator__ListJobsResponse *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__KillRequest_Closure)
+                 (const Omx__Migrator__KillRequest *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__WaitRequest_Closure)
+                 (const Omx__Migrator__WaitRequest *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__ReadLogRequest_Closure)
+                 (const Omx__Migrator__ReadLogRequest *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__ReadLogResponse_Closure)
+                 (const Omx__Migrator__ReadLogResponse *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__MigrateRequest_Closure)
+                 (const Omx__Migrator__MigrateRequest *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__MigrateResponse_Closure)
+                 (const Omx__Migrator__MigrateResponse *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__ExpelRequest_Closure)
+                 (const Omx__Migrator__ExpelRequest *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__ExpelResponse_Closure)
+                 (const Omx__Migrator__ExpelResponse *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__ImageFile_Closure)
+                 (const Omx__Migrator__ImageFile *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__TransferBegin_Closure)
+                 (const Omx__Migrator__TransferBegin *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__TransferChunk_Closure)
+                 (const Omx__Migrator__TransferChunk *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__TransferRef_Closure)
+                 (const Omx__Migrator__TransferRef *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__RestoreResponse_Closure)
+                 (const Omx__Migrator__RestoreResponse *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__OutcomeResponse_Closure)
+                 (const Omx__Migrator__OutcomeResponse *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -148,9 +869,27 @@ typedef void (*Omx__Migrator__ListJobsResponse_Closure)
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    omx__migrator__job_state__descriptor;
+extern const ProtobufCEnumDescriptor    omx__migrator__outcome__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__migration_report__descriptor;
 extern const ProtobufCMessageDescriptor omx__migrator__job__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__run_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__start_request__descriptor;
 extern const ProtobufCMessageDescriptor omx__migrator__list_jobs_request__descriptor;
 extern const ProtobufCMessageDescriptor omx__migrator__list_jobs_response__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__kill_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__wait_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__read_log_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__read_log_response__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__migrate_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__migrate_response__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__expel_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__expel_response__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__image_file__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__transfer_begin__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__transfer_chunk__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__transfer_ref__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__restore_response__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__outcome_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

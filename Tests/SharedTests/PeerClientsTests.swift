@@ -1,8 +1,7 @@
 import Logging
-import Shared
 import XCTest
 
-@testable import Discovery
+@testable import Shared
 
 /// Calls to other nodes fall back to a node's ALIAS addresses when its main address fails.
 final class PeerClientsTests: XCTestCase {
@@ -19,7 +18,7 @@ final class PeerClientsTests: XCTestCase {
         let port = try await server.listen(on: .tcp(host: "127.0.60.12", port: 0))
         let peers = PeerClients(loop: loop, map: map, port: port, authenticator: Authenticator(key: key, nodeID: 1), bindAddress: "127.0.60.1", logger: Logger(label: "test"))
         let answer = try await withTaskExecutorPreference(loop) {
-            try await peers.call(2, "Discovery.Probe", Gossip(fromNode: 1, updates: []), timeoutMs: 2_000)
+            try await peers.call(2, "Discovery.Probe", Gossip(fromNode: 1, updates: []), returning: Gossip.self, timeoutMs: 2_000)
         }
         XCTAssertTrue(answer.reached)
         XCTAssertEqual(answer.fromNode, 2)

@@ -1,0 +1,79 @@
+import CMigrator
+import Glibc
+import Shared
+
+/// The target's side of one image transfer: writes each chunk where it belongs after
+/// checking its CRC-32 and bounds, and knows when every file is complete.
+final class ImageReceiver {
+    let transfer: String
+    let directory: String
+    let begin: TransferBegin
+    private var descriptors: [Int32] = []
+    private var received: [UInt64]
+
+    /// Creates `directory` and the (empty) files announced by `begin`.
+    /// - Throws: `RPCError` naming a bad path or a file that cannot be created.
+    init(begin: TransferBegin, directory: String) throws {
+        transfer = begin.transfer
+        self.directory = directory
+        self.begin = begin
+        received = Array(repeating: 0, count: begin.files.count)
+        try makeDirectories(directory)
+        for file in begin.files {
+            let parts = file.path.split(separator: "/")
+            guard !file.path.hasPrefix("/"), !parts.contains(".."), !parts.isEmpty else {
+                close()
+                throw RPCError(.invalidArgument, "Migrator.Receive: image path \"\(file.path)\" leaves the image directory")
+            }
+            if parts.count > 1 { try makeDirectories("\(directory)/\(parts.dropLast().joined(separator: "/"))") }
+            let path = "\(directory)/\(file.path)"
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                close()
+                throw RPCError(.internal, "\(path): cannot create: \(String(cString: strerror(errno)))")
+            }
+            descriptors.append(fd)
+        }
+    }
+
+    /// Writes one chunk.
+    /// - Throws: `RPCError` DATA_LOSS on a CRC mismatch, INVALID_ARGUMENT on a chunk that
+    ///   does not fit the announced files.
+    func write(_ chunk: TransferChunk) throws {
+        let index = Int(chunk.file)
+        guard index < descriptors.count else {
+            throw RPCError(.invalidArgument, "Migrator.Chunk: transfer \(transfer) has no file #\(chunk.file)")
+        }
+        let file = begin.files[index]
+        guard chunk.offset + UInt64(chunk.data.count) <= file.size else {
+            throw RPCError(.invalidArgument, "Migrator.Chunk: \(file.path) bytes \(chunk.offset)+\(chunk.data.count) run past its size \(file.size)")
+        }
+        let crc = chunk.data.withUnsafeBufferPointer { omx_crc32($0.baseAddress, $0.count) }
+        guard crc == chunk.crc32 else {
+            throw RPCError(.dataLoss, "Migrator.Chunk: checksum mismatch in \(file.path) at offset \(chunk.offset) (CRC-32 \(hex(crc)), sender said \(hex(chunk.crc32)))")
+        }
+        let written = chunk.data.withUnsafeBytes { pwrite(descriptors[index], $0.baseAddress, $0.count, off_t(chunk.offset)) }
+        guard written == chunk.data.count else {
+            throw RPCError(.internal, "\(directory)/\(file.path): cannot write: \(String(cString: strerror(errno)))")
+        }
+        received[index] += UInt64(written)
+    }
+
+    /// The files not yet complete, or nil when every byte arrived.
+    var missing: String? {
+        let incomplete = begin.files.indices.filter { received[$0] != begin.files[$0].size }
+        guard !incomplete.isEmpty else { return nil }
+        return incomplete.prefix(3).map { "\(begin.files[$0].path) (\(received[$0]) of \(begin.files[$0].size) bytes)" }.joined(separator: ", ")
+    }
+
+    /// Closes the files.
+    func close() {
+        for fd in descriptors { Glibc.close(fd) }
+        descriptors = []
+    }
+}
+
+private func hex(_ value: UInt32) -> String {
+    let digits = String(value, radix: 16)
+    return String(repeating: "0", count: 8 - digits.count) + digits
+}

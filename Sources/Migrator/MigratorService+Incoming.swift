@@ -1,0 +1,125 @@
+import Glibc
+import Shared
+
+/// Receiving a job: images arrive, CRIU restores the job stopped, and it runs only when the
+/// source commits. A restored job whose source never says is asked about until it does.
+extension MigratorService {
+    /// After this long without a word from the source, a restored job asks it for the outcome.
+    static let askSourceAfterNs: UInt64 = 3_000_000_000
+
+    /// `Migrator.Receive`: a migration's images are coming.
+    func receive(_ begin: TransferBegin, caller: Caller) throws -> Empty {
+        guard case .remote = caller else { throw RPCError(.permissionDenied, "Migrator.Receive is for other nodes' Migrators (caller: \(caller))") }
+        guard !begin.transfer.isEmpty, !begin.transfer.contains("/"), !begin.transfer.hasPrefix(".") else {
+            throw RPCError(.invalidArgument, "Migrator.Receive: bad transfer id \"\(begin.transfer)\"")
+        }
+        guard incoming[begin.transfer] == nil, pending[begin.transfer] == nil else {
+            throw RPCError(.alreadyExists, "Migrator.Receive: transfer \(begin.transfer) is already under way")
+        }
+        incoming[begin.transfer] = try ImageReceiver(begin: begin, directory: store.imagesDir(begin.transfer))
+        logger.info("receiving job \(begin.job.id) from node \(begin.source): \(begin.files.count) image files, \(begin.files.reduce(0) { $0 + $1.size }) bytes (transfer \(begin.transfer))")
+        return Empty()
+    }
+
+    /// `Migrator.Chunk`: one checked piece of an image file.
+    func writeChunk(_ chunk: TransferChunk) throws -> Empty {
+        guard let receiver = incoming[chunk.transfer] else {
+            if let reason = droppedTransfers[chunk.transfer] { throw RPCError(.aborted, "Migrator.Chunk: node \(nodeID) dropped transfer \(chunk.transfer): \(reason)") }
+            throw RPCError(.notFound, "Migrator.Chunk: node \(nodeID) has no transfer \(chunk.transfer) under way")
+        }
+        do {
+            try receiver.write(chunk)
+        } catch {
+            dropIncoming(chunk.transfer)
+            if droppedTransfers.count > 100 { droppedTransfers.removeAll() }
+            droppedTransfers[chunk.transfer] = (error as? RPCError)?.message ?? "\(error)"
+            logger.warning("transfer \(chunk.transfer) dropped: \(error)")
+            throw error
+        }
+        return Empty()
+    }
+
+    /// `Migrator.Restore`: restores the received job, stopped until Commit.
+    func restore(_ transfer: String) async throws -> RestoreResponse {
+        guard let receiver = incoming[transfer] else {
+            throw RPCError(.notFound, "Migrator.Restore: node \(nodeID) has no transfer \(transfer) under way")
+        }
+        if let missing = receiver.missing {
+            dropIncoming(transfer)
+            throw RPCError(.failedPrecondition, "Migrator.Restore: transfer \(transfer) is incomplete: \(missing)")
+        }
+        receiver.close()
+        incoming[transfer] = nil
+        let started = monotonicNs()
+        let pid: Int32
+        do {
+            pid = try await criu.restore(from: receiver.directory)
+        } catch {
+            removeTree(receiver.directory)
+            logger.warning("restore of job \(receiver.begin.job.id) failed: \(error)")
+            throw RPCError(.internal, "restore on node \(nodeID) failed: \(error)")
+        }
+        var job = receiver.begin.job
+        job.where = nodeID
+        job.pid = pid
+        job.pidStartTicks = ProcessTree.startTicks(of: pid) ?? 0
+        job.state = .migrating
+        job.transfer = transfer
+        job.peer = receiver.begin.source
+        pending[transfer] = (job, monotonicNs())
+        do { try store.saveIncoming(job) } catch { logger.error("cannot save restored job \(job.id): \(error)") }
+        logger.info("restored job \(job.id) as pid \(pid) in \((monotonicNs() - started) / 1_000_000) ms; stopped until node \(job.peer) commits")
+        return RestoreResponse(pid: pid, pidStartTicks: job.pidStartTicks)
+    }
+
+    /// `Migrator.Commit`: the source let go of its copy; the restored job runs.
+    func commit(_ transfer: String, report: MigrationReport? = nil) throws -> Empty {
+        guard let (restored, _) = pending.removeValue(forKey: transfer) else {
+            throw RPCError(.notFound, "Migrator.Commit: node \(nodeID) has no restored job for transfer \(transfer)")
+        }
+        var job = restored
+        resume(job.pid)
+        job.state = .running
+        job.transfer = ""
+        job.peer = 0
+        job.migrations += 1
+        if let report { job.lastMigration = report }
+        keep(job)
+        store.removeIncoming(transfer)
+        removeTree(store.imagesDir(transfer))
+        logger.info("job \(job.id) runs here now as pid \(job.pid)")
+        if job.home != nodeID { unreportedMoves.insert(job.id) }
+        return Empty()
+    }
+
+    /// `Migrator.Abort`, or the source's "aborted": drops the transfer and any restored copy.
+    func abortIncoming(_ transfer: String, why: String) -> Empty {
+        if let (job, _) = pending.removeValue(forKey: transfer) {
+            killTree(job.pid)
+            store.removeIncoming(transfer)
+            logger.notice("dropped the restored copy of job \(job.id) (pid \(job.pid)): \(why)")
+        }
+        dropIncoming(transfer)
+        return Empty()
+    }
+
+    private func dropIncoming(_ transfer: String) {
+        incoming.removeValue(forKey: transfer)?.close()
+        removeTree(store.imagesDir(transfer))
+    }
+
+    /// Asks the source of each restored job that has waited too long what it decided.
+    func resolvePending() async {
+        let now = monotonicNs()
+        for (transfer, entry) in pending where entry.restoredNs == 0 || now - entry.restoredNs > MigratorService.askSourceAfterNs {
+            guard let answer = try? await peers.call(entry.job.peer, "Migrator.Outcome", TransferRef(transfer: transfer), returning: OutcomeResponse.self, timeoutMs: 2_000) else {
+                continue
+            }
+            switch answer.outcome {
+            case .committed: _ = try? commit(transfer)
+            case .aborted: _ = abortIncoming(transfer, why: "node \(entry.job.peer) resumed its original")
+            case .undecided: continue
+            }
+        }
+    }
+}

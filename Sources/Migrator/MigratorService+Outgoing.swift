@@ -1,0 +1,144 @@
+import Glibc
+import Shared
+
+/// Moving a job from here to another node. The source decides: it records "committed" only
+/// after the target has restored the job (stopped), then kills its frozen original and lets
+/// the target run; any failure before that records "aborted" and resumes the original, and a
+/// target that restored a copy drops it. So a job is never lost and never runs twice.
+extension MigratorService {
+    /// `Migrator.Migrate`: moves the job here to `request.target`, or forwards to where it runs.
+    func migrate(_ request: MigrateRequest, caller: Caller) async throws -> MigrateResponse {
+        if let node = try forwardTarget(request.job, caller: caller) {
+            return try await peers.call(node, "Migrator.Migrate", request, returning: MigrateResponse.self, timeoutMs: 900_000)
+        }
+        let job = try runningHere(request.job, caller: caller, method: "Migrator.Migrate")
+        return try await migrateOut(job, to: request.target == 0 ? job.home : request.target)
+    }
+
+    /// Checkpoints `original`, streams its images to `target`, has them restored there, and
+    /// commits or rolls back.
+    func migrateOut(_ original: Job, to target: UInt32) async throws -> MigrateResponse {
+        var job = original
+        let route = "job \(job.id) from node \(nodeID) to node \(target)"
+        guard job.state == .running else { throw RPCError(.failedPrecondition, "cannot move \(route): it is \(job.state.rawValue)") }
+        guard target != nodeID else { throw RPCError(.failedPrecondition, "job \(job.id) already runs on node \(nodeID)") }
+        guard host.map.node(id: target) != nil else { throw RPCError(.notFound, "cannot move \(route): node \(target) is not in the map") }
+        guard !job.lock else { throw RPCError(.failedPrecondition, "cannot move \(route): the job is locked (omx unlock \(job.id))") }
+        if let reason = ProcessTree.cantmove(root: job.pid) {
+            job.cantmove = reason
+            jobs[job.id] = job
+            throw RPCError(.failedPrecondition, "cannot move \(route): cantmove: \(reason)")
+        }
+        let transfer = "\(job.id)-\(wallClockMs())"
+        let directory = store.imagesDir(transfer)
+        defer { removeTree(directory) }
+        var report = MigrationReport()
+        report.from = nodeID
+        report.to = target
+        report.mode = "stop-and-copy"
+        let started = monotonicNs()
+        job.state = .migrating
+        job.transfer = transfer
+        job.peer = target
+        keep(job)
+        logger.info("migrating \(route) (transfer \(transfer))")
+
+        let restored: RestoreResponse
+        var frozeAt = started
+        do {
+            try makeDirectories(directory)
+            frozeAt = monotonicNs()
+            try await criu.dump(pid: job.pid, into: directory)
+            let files = ImageSender.files(in: directory).filter { !$0.path.hasSuffix(".log") && !$0.path.hasSuffix(".out") }
+            var sent = job
+            sent.state = .running
+            sent.transfer = ""
+            sent.peer = 0
+            _ = try await peers.call(target, "Migrator.Receive", TransferBegin(transfer: transfer, job: sent, files: files, source: nodeID), returning: Empty.self, timeoutMs: 10_000)
+            let sender = ImageSender(peers: peers, target: target, transfer: transfer, maxBytesPerSecond: maxTransferRate, corruptOneChunk: fault == "corrupt-chunk")
+            report.bytes = try await sender.send(files, from: directory)
+            restored = try await peers.call(target, "Migrator.Restore", TransferRef(transfer: transfer), returning: RestoreResponse.self, timeoutMs: 300_000)
+            try store.recordOutcome(transfer, .committed)
+        } catch {
+            try? store.recordOutcome(transfer, .aborted)
+            resume(job.pid)
+            job.state = .running
+            job.transfer = ""
+            job.peer = 0
+            keep(job)
+            _ = try? await peers.call(target, "Migrator.Abort", TransferRef(transfer: transfer), returning: Empty.self, timeoutMs: 2_000)
+            let status = (error as? RPCError)?.status ?? .internal
+            logger.warning("migration of \(route) failed; the job runs on here: \(error)")
+            throw RPCError(status == .ok ? .internal : status, "migration of \(route) failed; the job runs on at node \(nodeID): \(error)")
+        }
+
+        killTree(job.pid)
+        let frozenUntil = monotonicNs()
+        report.freezeMs = (frozenUntil - frozeAt) / 1_000_000
+        report.totalMs = (frozenUntil - started) / 1_000_000
+        var committed = false
+        for attempt in 0..<3 where !committed {
+            if attempt > 0 { try? await Task.sleep(for: .milliseconds(200)) }
+            committed = (try? await peers.call(target, "Migrator.Commit", TransferRef(transfer: transfer, report: report), returning: Empty.self, timeoutMs: 5_000)) != nil
+        }
+        if !committed { logger.warning("node \(target) did not confirm the commit of \(transfer); it will ask for the outcome") }
+        // The job was stopped until the target resumed it on Commit.
+        report.freezeMs = (monotonicNs() - frozeAt) / 1_000_000
+        report.totalMs = (monotonicNs() - started) / 1_000_000
+        job.where = target
+        job.pid = restored.pid
+        job.pidStartTicks = restored.pidStartTicks
+        job.state = .running
+        job.transfer = ""
+        job.peer = 0
+        job.migrations += 1
+        job.lastMigration = report
+        job.cpuPercent = 0
+        cpuSamples[job.id] = nil
+        if job.home == nodeID {
+            keep(job)
+        } else {
+            jobs[job.id] = nil
+            store.remove(job.id)
+        }
+        logger.info("migrated \(route): pid \(original.pid) -> \(restored.pid), \(report.bytes) bytes, frozen \(report.freezeMs) ms, total \(report.totalMs) ms")
+        return MigrateResponse(job: job, report: report)
+    }
+
+    /// `Migrator.Expel` (`omx mosctl expel`): sends every guest job home, or to another node
+    /// when home cannot take it.
+    func expel(caller: Caller) async throws -> ExpelResponse {
+        if case let .local(_, uid, _) = caller, uid != 0 { throw RPCError(.permissionDenied, "Migrator.Expel: only root may expel guests (caller uid \(uid))") }
+        return await sendGuestsAway()
+    }
+
+    /// Moves every guest job running here away: home first, else the other nodes in id order.
+    @discardableResult
+    func sendGuestsAway() async -> ExpelResponse {
+        var moved: [String] = []
+        var failed: [String] = []
+        let guests = jobs.values.filter { $0.where == nodeID && $0.home != nodeID && $0.state == .running }.sorted { jobOrder($0.id, $1.id) }
+        for job in guests {
+            let candidates = [job.home] + host.map.nodes.map(\.id).filter { $0 != job.home && $0 != nodeID }
+            var reasons: [String] = []
+            var done = false
+            for target in candidates where !done {
+                guard (try? await peers.call(target, "Health", HealthRequest(), returning: HealthResponse.self, timeoutMs: 1_000)) != nil else {
+                    reasons.append("node \(target) is down")
+                    continue
+                }
+                do {
+                    _ = try await migrateOut(job, to: target)
+                    moved.append("\(job.id) -> \(target)")
+                    done = true
+                } catch {
+                    reasons.append("\(error)")
+                    if let current = jobs[job.id], !current.cantmove.isEmpty || current.lock { break }
+                }
+            }
+            if !done { failed.append("\(job.id): \(reasons.joined(separator: "; "))") }
+        }
+        if !guests.isEmpty { logger.notice("expelled \(moved.count) of \(guests.count) guest job(s)\(failed.isEmpty ? "" : "; stayed: \(failed.joined(separator: " | "))")") }
+        return ExpelResponse(moved: moved, failed: failed)
+    }
+}

@@ -1,0 +1,285 @@
+import CMigrator
+import Glibc
+import Logging
+import Shared
+
+/// The Migrator of one node: starts jobs, keeps their registry, moves them with CRIU and
+/// answers for them wherever they run. A job's home node always knows where it is; a call
+/// about a job that runs elsewhere is forwarded there by its home.
+actor MigratorService {
+    let host: ServiceHost
+    let nodeID: UInt32
+    let store: JobStore
+    let spoolDir: String
+    let criu: CRIU
+    let launcher: JobLauncher
+    let peers: PeerClients
+    let maxTransferRate: UInt64
+    /// OMX_MIGRATOR_FAULT, a test hook: "corrupt-chunk" damages one image chunk in transit.
+    let fault: String
+    var logger: Logger { host.logger }
+
+    /// Every job this node keeps: those running here, and those whose home it is.
+    var jobs: [String: Job] = [:]
+    /// Image transfers being received, by transfer id.
+    var incoming: [String: ImageReceiver] = [:]
+    /// Why recent transfers were dropped, so chunks still in flight get the first reason.
+    var droppedTransfers: [String: String] = [:]
+    /// Jobs restored here, stopped until their source decides, by transfer id, with when
+    /// they were restored (monotonic ns; 0 after a restart).
+    var pending: [String: (job: Job, restoredNs: UInt64)] = [:]
+    /// Ended guest jobs whose home has not heard of it yet.
+    var unreportedEnds: Set<String> = []
+    /// Jobs that moved here whose home has not heard of it yet.
+    var unreportedMoves: Set<String> = []
+    /// The last CPU sample of each running job, for CPU%.
+    var cpuSamples: [String: (ticks: UInt64, atNs: UInt64)] = [:]
+
+    init(host: ServiceHost, stateDir: String, spoolDir: String, criu: CRIU, maxTransferRate: UInt64) throws {
+        self.host = host
+        nodeID = host.node.id
+        store = try JobStore(stateDir: stateDir)
+        self.spoolDir = spoolDir
+        self.criu = criu
+        launcher = JobLauncher(jobInit: siblingExecutable("omx-jobinit"))
+        let bindAddress = resolveIPv4(host.node.address).first
+        peers = PeerClients(loop: host.loop, map: host.map, port: ServiceKind.migrator.port(), authenticator: host.authenticator, bindAddress: bindAddress, logger: host.logger)
+        self.maxTransferRate = maxTransferRate
+        fault = getenv("OMX_MIGRATOR_FAULT").map { String(cString: $0) } ?? ""
+        try makeDirectories(spoolDir)
+        if omx_become_child_subreaper() != 0 {
+            host.logger.warning("cannot become child subreaper (\(String(cString: strerror(errno)))): exit statuses of restored jobs may be lost")
+        }
+        registerHandlers()
+    }
+
+    private nonisolated func registerHandlers() {
+        let server = host.server
+        server.register("Migrator.Run", on: .pool) { [self] (request: RunRequest, rpc) in try await run(request, caller: rpc.caller) }
+        server.register("Migrator.Start", on: .pool) { [self] (request: StartRequest, rpc) in try await startGuest(request.job, caller: rpc.caller) }
+        server.register("Migrator.List", on: .pool) { [self] (request: ListJobsRequest, _) in await list(cluster: request.cluster) }
+        server.register("Migrator.Kill", on: .pool) { [self] (request: KillRequest, rpc) in try await kill(request, caller: rpc.caller) }
+        server.register("Migrator.Wait", on: .pool) { [self] (request: WaitRequest, rpc) in try await wait(request, caller: rpc.caller) }
+        server.register("Migrator.ReadLog", on: .pool) { [self] (request: ReadLogRequest, rpc) in try await readLog(request, caller: rpc.caller) }
+        server.register("Migrator.Update", on: .pool) { [self] (job: Job, rpc) in try await update(job, caller: rpc.caller) }
+        server.register("Migrator.Migrate", on: .pool) { [self] (request: MigrateRequest, rpc) in try await migrate(request, caller: rpc.caller) }
+        server.register("Migrator.Expel", on: .pool) { [self] (_: ExpelRequest, rpc) in try await expel(caller: rpc.caller) }
+        server.register("Migrator.Receive", on: .pool) { [self] (begin: TransferBegin, rpc) in try await receive(begin, caller: rpc.caller) }
+        server.register("Migrator.Chunk", on: .pool) { [self] (chunk: TransferChunk, _) in try await writeChunk(chunk) }
+        server.register("Migrator.Restore", on: .pool) { [self] (ref: TransferRef, _) in try await restore(ref.transfer) }
+        server.register("Migrator.Commit", on: .pool) { [self] (ref: TransferRef, _) in try await commit(ref.transfer, report: ref.report) }
+        server.register("Migrator.Abort", on: .pool) { [self] (ref: TransferRef, _) in await abortIncoming(ref.transfer, why: "the source aborted") }
+        server.register("Migrator.Outcome", on: .pool) { [self] (ref: TransferRef, _) in await outcome(of: ref.transfer) }
+    }
+
+    // MARK: Jobs
+
+    /// `Migrator.Run`: a new job whose home is this node, started here or on `request.node`.
+    func run(_ request: RunRequest, caller: Caller) async throws -> Job {
+        var job = Job()
+        switch caller {
+        case let .local(_, uid, gid):
+            job.uid = uid
+            job.gid = gid
+        case .remote:
+            job.uid = request.uid
+            job.gid = request.gid
+        }
+        job.home = nodeID
+        job.where = request.node == 0 ? nodeID : request.node
+        guard host.map.node(id: job.where) != nil else { throw RPCError(.notFound, "Migrator.Run: node \(job.where) is not in the map") }
+        job.argv = request.argv
+        job.env = request.env
+        job.cwd = request.cwd
+        job.name = request.name
+        job.stay = request.stay
+        job.lock = request.lock
+        if job.where == nodeID { try JobLauncher.validate(job) }
+        job.id = "\(nodeID).\(try store.nextJobNumber())"
+        job.spool = "\(spoolDir)/\(job.id)"
+        if job.where == nodeID {
+            try await launcher.launch(&job)
+        } else {
+            job = try await peers.call(job.where, "Migrator.Start", StartRequest(job: job), returning: Job.self, timeoutMs: 15_000)
+        }
+        jobs[job.id] = job
+        try store.save(job)
+        logger.info("job \(job.id) started on node \(job.where) as pid \(job.pid) for uid \(job.uid): \(job.argv.joined(separator: " "))")
+        return job
+    }
+
+    /// `Migrator.Start`: the job's home asks this node to run it.
+    func startGuest(_ request: Job, caller: Caller) async throws -> Job {
+        guard case .remote = caller else { throw RPCError(.permissionDenied, "Migrator.Start is for other nodes' Migrators (caller: \(caller))") }
+        var job = request
+        job.where = nodeID
+        try JobLauncher.validate(job)
+        try await launcher.launch(&job)
+        jobs[job.id] = job
+        try store.save(job)
+        logger.info("guest job \(job.id) (home node \(job.home)) started as pid \(job.pid)")
+        return job
+    }
+
+    /// `Migrator.List`: the jobs running here (with fresh figures) and this home's other jobs;
+    /// with `cluster`, every node's, each job once: from where it runs, else from its home.
+    func list(cluster: Bool) async -> ListJobsResponse {
+        let own = jobs.values.sorted { jobOrder($0.id, $1.id) }
+        guard cluster else { return ListJobsResponse(jobs: own) }
+        var reports: [(node: UInt32, jobs: [Job])] = [(nodeID, own)]
+        var unreachable: [UInt32] = []
+        await withTaskGroup(of: (UInt32, [Job]?).self) { group in
+            for node in host.map.nodes.map(\.id) where node != nodeID {
+                group.addTask { [peers] in
+                    (node, try? await peers.call(node, "Migrator.List", ListJobsRequest(cluster: false), returning: ListJobsResponse.self, timeoutMs: 1_500).jobs)
+                }
+            }
+            for await (node, answer) in group {
+                if let answer { reports.append((node, answer)) } else { unreachable.append(node) }
+            }
+        }
+        return ListJobsResponse(jobs: mergeJobReports(reports), unreachable: unreachable.sorted())
+    }
+
+    /// `Migrator.Kill`: signals the job here, or forwards to where it runs.
+    func kill(_ request: KillRequest, caller: Caller) async throws -> Job {
+        let signal = request.signal == 0 ? SIGTERM : request.signal
+        guard signal > 0 && signal < 65 else { throw RPCError(.invalidArgument, "Migrator.Kill: no signal \(request.signal)") }
+        if let node = try forwardTarget(request.job, caller: caller) {
+            return try await peers.call(node, "Migrator.Kill", request, returning: Job.self, timeoutMs: 10_000)
+        }
+        let job = try runningHere(request.job, caller: caller, method: "Migrator.Kill")
+        switch signal {
+        case SIGSTOP, SIGCONT:
+            for pid in ProcessTree.members(of: job.pid) { Glibc.kill(pid, signal) }
+        default:
+            // The init forwards catchable signals to the command; SIGKILL ends the namespace.
+            Glibc.kill(job.pid, signal)
+        }
+        logger.info("job \(job.id): sent signal \(signal) (asked by \(caller))")
+        return job
+    }
+
+    /// `Migrator.Wait`: the job once it has ended, or as it is when `timeoutMs` ran out.
+    func wait(_ request: WaitRequest, caller: Caller) async throws -> Job {
+        let home = try homeNode(of: request.job)
+        if home != nodeID {
+            guard case .local = caller else { throw RPCError(.notFound, "Migrator.Wait: node \(nodeID) is not the home of job \(request.job)") }
+            return try await peers.call(home, "Migrator.Wait", request, returning: Job.self, timeoutMs: UInt64(request.timeoutMs) + 5_000)
+        }
+        let deadline = monotonicNs() + UInt64(request.timeoutMs) * 1_000_000
+        while true {
+            guard let job = jobs[request.job] else { throw RPCError(.notFound, "Migrator.Wait: node \(nodeID) has no job \(request.job)") }
+            if job.state == .exited || monotonicNs() >= deadline { return job }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// `Migrator.ReadLog`: the job's stdout or stderr from an offset.
+    func readLog(_ request: ReadLogRequest, caller: Caller) async throws -> ReadLogResponse {
+        guard let job = jobs[request.job] else {
+            let home = try homeNode(of: request.job)
+            guard home != nodeID, case .local = caller else { throw RPCError(.notFound, "Migrator.ReadLog: node \(nodeID) has no job \(request.job)") }
+            return try await peers.call(home, "Migrator.ReadLog", request, returning: ReadLogResponse.self, timeoutMs: 10_000)
+        }
+        try authorize(caller, for: job, method: "Migrator.ReadLog")
+        let stream = request.stream.isEmpty ? "stdout" : request.stream
+        guard stream == "stdout" || stream == "stderr" else { throw RPCError(.invalidArgument, "Migrator.ReadLog: stream \"\(stream)\" is neither stdout nor stderr") }
+        let path = "\(job.spool)/\(stream)"
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RPCError(.notFound, "\(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var info = stat()
+        fstat(fd, &info)
+        let size = UInt64(info.st_size)
+        let wanted = Int(min(UInt64(min(request.maxBytes == 0 ? 1 << 20 : request.maxBytes, 1 << 20)), size > request.offset ? size - request.offset : 0))
+        var data = [UInt8](repeating: 0, count: wanted)
+        let count = data.withUnsafeMutableBytes { pread(fd, $0.baseAddress, wanted, off_t(request.offset)) }
+        data.removeLast(wanted - max(count, 0))
+        return ReadLogResponse(data: data, size: size, ended: job.state == .exited)
+    }
+
+    /// `Migrator.Update`: a job whose home is here moved or ended elsewhere. A record with
+    /// fewer migrations than the one kept is stale and ignored.
+    func update(_ job: Job, caller: Caller) throws -> Empty {
+        guard case .remote = caller else { throw RPCError(.permissionDenied, "Migrator.Update is for other nodes' Migrators (caller: \(caller))") }
+        guard job.home == nodeID else { throw RPCError(.failedPrecondition, "Migrator.Update: node \(nodeID) is not the home of job \(job.id)") }
+        if let known = jobs[job.id] {
+            if job.migrations < known.migrations { return Empty() }
+            if known.where == nodeID && known.state != .exited && job.where != nodeID && job.migrations == known.migrations { return Empty() }
+        }
+        var record = job
+        if record.lastMigration == nil { record.lastMigration = jobs[job.id]?.lastMigration }
+        jobs[job.id] = record
+        try store.save(record)
+        logger.info(job.state == .exited ? "job \(job.id) ended on node \(job.where): \(job.exit)" : "job \(job.id) now runs on node \(job.where) as pid \(job.pid)")
+        return Empty()
+    }
+
+    /// `Migrator.Outcome`: what this node decided for a migration it sent.
+    func outcome(of transfer: String) -> OutcomeResponse {
+        OutcomeResponse(outcome: store.outcome(of: transfer))
+    }
+
+    // MARK: Routing and permissions
+
+    /// The home node in job id "HOME.N".
+    func homeNode(of id: String) throws -> UInt32 {
+        let parts = id.split(separator: ".")
+        guard parts.count == 2, let home = UInt32(parts[0]), UInt64(parts[1]) != nil else {
+            throw RPCError(.invalidArgument, "\"\(id)\" is not a job id (HOME.N, e.g. 1.7)")
+        }
+        return home
+    }
+
+    /// The node a call about job `id` must go to, or nil when it is to be answered here.
+    /// The home forwards to where the job runs; another node forwards local callers to the home.
+    func forwardTarget(_ id: String, caller: Caller) throws -> UInt32? {
+        let home = try homeNode(of: id)
+        if let job = jobs[id], job.where == nodeID { return nil }
+        if home == nodeID {
+            guard let job = jobs[id] else { return nil }
+            if job.state == .exited { return nil }
+            return job.where
+        }
+        if case .local = caller { return home }
+        return nil
+    }
+
+    /// The job `id` running here, which `caller` may act on.
+    func runningHere(_ id: String, caller: Caller, method: String) throws -> Job {
+        guard let job = jobs[id] else { throw RPCError(.notFound, "\(method): node \(nodeID) has no job \(id)") }
+        try authorize(caller, for: job, method: method)
+        guard job.where == nodeID else { throw RPCError(.notFound, "\(method): job \(id) runs on node \(job.where), not \(nodeID)") }
+        guard job.state == .running || job.state == .migrating else { throw RPCError(.failedPrecondition, "\(method): job \(id) has ended (\(job.exit))") }
+        return job
+    }
+
+    /// Root, the job's owner and other nodes' Migrators may act on a job; others may not.
+    func authorize(_ caller: Caller, for job: Job, method: String) throws {
+        if case let .local(_, uid, _) = caller, uid != 0 && uid != job.uid {
+            throw RPCError(.permissionDenied, "\(method): job \(job.id) belongs to uid \(job.uid), not to uid \(uid)")
+        }
+    }
+}
+
+/// Each job once out of several nodes' lists: the record of the node it runs on, else its
+/// home's, else any.
+func mergeJobReports(_ reports: [(node: UInt32, jobs: [Job])]) -> [Job] {
+    var best: [String: (job: Job, rank: Int)] = [:]
+    for (node, jobs) in reports {
+        for job in jobs {
+            let rank = job.where == node && job.state != .exited ? 2 : (job.home == node ? 1 : 0)
+            if let current = best[job.id], current.rank >= rank { continue }
+            best[job.id] = (job, rank)
+        }
+    }
+    return best.values.map(\.job).sorted { jobOrder($0.id, $1.id) }
+}
+
+/// Orders job ids by home node, then number ("1.2" before "1.10").
+func jobOrder(_ a: String, _ b: String) -> Bool {
+    let left = a.split(separator: ".").map { UInt64($0) ?? 0 }
+    let right = b.split(separator: ".").map { UInt64($0) ?? 0 }
+    return left.lexicographicallyPrecedes(right)
+}

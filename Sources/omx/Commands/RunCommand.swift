@@ -1,0 +1,74 @@
+import ArgumentParser
+import Glibc
+import Shared
+
+/// `omx run` (openMosix's `mosrun`): starts a command as a migratable job.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Starts a command as a job that can migrate (openMosix's mosrun) and prints its id.",
+        discussion: """
+            The job runs in a PID namespace of its own, with your cwd, environment, uid and gid, stdin
+            from /dev/null and stdout/stderr in its spool directory (see omx logs). Its home is this
+            node; --node starts it elsewhere.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: "The node to start it on (default: this one).")
+    var node: UInt32?
+
+    @Flag(help: "Do not move it automatically (it may still be moved by hand).")
+    var stay = false
+
+    @Flag(help: "Never move it.")
+    var lock = false
+
+    @Option(help: "A name shown by omx mps.")
+    var name = ""
+
+    @Flag(help: "Wait for the job to end and exit with its status.")
+    var wait = false
+
+    @Argument(parsing: .captureForPassthrough, help: "-- CMD ARGS...")
+    var command: [String] = []
+
+    func run() async throws {
+        bootstrapLogging(level: global.logLevel)
+        let argv = command.first == "--" ? Array(command.dropFirst()) : command
+        guard !argv.isEmpty else { throw ValidationError("no command given: omx run [OPTIONS] -- CMD ARGS...") }
+        var environment: [String] = []
+        var cursor = environ
+        while let entry = cursor.pointee {
+            environment.append(String(cString: entry))
+            cursor += 1
+        }
+        var request = RunRequest(argv: argv, env: environment, cwd: currentDirectory())
+        request.node = node ?? 0
+        request.name = name
+        request.stay = stay
+        request.lock = lock
+        request.uid = getuid()
+        request.gid = getgid()
+        let session = try ClusterSession(global: global)
+        let job = try await session.callMigrator("run", "Migrator.Run", request, returning: Job.self)
+        if global.json {
+            printJSON(JobRow(job))
+        } else {
+            print(job.id)
+        }
+        fflush(stdout)
+        guard wait else {
+            await session.close()
+            return
+        }
+        var current = job
+        while current.state != .exited {
+            current = try await session.callMigrator("run", "Migrator.Wait", WaitRequest(job: job.id, timeoutMs: 30_000), returning: Job.self, timeout: .seconds(40))
+        }
+        await session.close()
+        if current.exit.hasPrefix("lost") { printError("omx run: job \(job.id) \(current.exit)") }
+        let status = shellStatus(ofJobExit: current.exit)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
