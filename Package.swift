@@ -56,7 +56,7 @@ let package = Package(
         // MARK: The command-line tool and the benchmarks
         .executableTarget(
             name: "omx",
-            dependencies: ["Shared", "Discovery", "OMXBench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Shared", "Discovery", "Migrator", "OMXBench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "OMXBench", dependencies: ["Shared", "Discovery"]),
         .executableTarget(name: "RawBench"),
@@ -64,6 +64,7 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
         .testTarget(name: "DiscoveryTests", dependencies: ["Discovery"]),
+        .testTarget(name: "MigratorTests", dependencies: ["Migrator"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Shared"]),
     ],
     swiftLanguageModes: [.v5]

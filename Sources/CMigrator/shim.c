@@ -1,4 +1,5 @@
 #include "CMigrator.h"
+#include <malloc.h>
 #include <sys/prctl.h>
 #include <zlib.h>
 
@@ -15,4 +16,10 @@ uint32_t omx_crc32(const uint8_t *data, size_t length) {
 
 int omx_become_child_subreaper(void) {
     return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}
+
+void omx_heap_allocations_up_to(int bytes) {
+    mallopt(M_MMAP_THRESHOLD, bytes);
+    // Freed chunk buffers stay for the next chunk instead of going back to the kernel.
+    mallopt(M_TRIM_THRESHOLD, 8 * bytes);
 }

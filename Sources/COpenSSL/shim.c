@@ -28,11 +28,12 @@ int COpenSSL_hmac_prepare(COpenSSL_hmac_key *prepared, const uint8_t *key, size_
     return 1;
 }
 
-int COpenSSL_hmac_sha256_prepared(const COpenSSL_hmac_key *prepared, const uint8_t *data, size_t data_len, uint8_t *out) {
+int COpenSSL_hmac_sha256_prepared(const COpenSSL_hmac_key *prepared, const uint8_t *head, size_t head_len,
+                                  const uint8_t *tail, size_t tail_len, uint8_t *out) {
     SHA256_CTX ctx;
     uint8_t inner_hash[32];
     memcpy(&ctx, prepared->inner, sizeof(ctx));
-    if (!SHA256_Update(&ctx, data, data_len) || !SHA256_Final(inner_hash, &ctx)) return 0;
+    if (!SHA256_Update(&ctx, head, head_len) || (tail_len > 0 && !SHA256_Update(&ctx, tail, tail_len)) || !SHA256_Final(inner_hash, &ctx)) return 0;
     memcpy(&ctx, prepared->outer, sizeof(ctx));
     return SHA256_Update(&ctx, inner_hash, sizeof(inner_hash)) && SHA256_Final(out, &ctx);
 }

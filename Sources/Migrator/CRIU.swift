@@ -3,13 +3,13 @@ import Shared
 
 /// Runs CRIU (`criu dump` / `criu restore`) on job trees, each run logging to its image
 /// directory so a failure can say why.
-struct CRIU: Sendable {
+public struct CRIU: Sendable {
     /// The criu executable.
-    let executable: String
+    public let executable: String
 
     /// The criu to use: `path` if given, else `omx-criu` (the CRIU that works on this kernel,
     /// installed by scripts/install-criu.sh) or `criu` from PATH.
-    static func locate(_ path: String?) -> CRIU {
+    public static func locate(_ path: String?) -> CRIU {
         if let path { return CRIU(executable: path) }
         for name in ["omx-criu", "criu"] {
             if let found = searchPath(name, in: getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin") { return CRIU(executable: found) }

@@ -1,15 +1,18 @@
 import CMigrator
 import Glibc
 import Shared
+import Synchronization
 
 /// The target's side of one image transfer: writes each chunk where it belongs after
-/// checking its CRC-32 and bounds, and knows when every file is complete.
-final class ImageReceiver {
+/// checking its CRC-32 and bounds, and knows when every file is complete. Chunks may be
+/// written from several threads at once.
+final class ImageReceiver: @unchecked Sendable {
     let transfer: String
     let directory: String
     let begin: TransferBegin
+    // Set in init, closed only by `close()` after the last chunk.
     private var descriptors: [Int32] = []
-    private var received: [UInt64]
+    private let received: Mutex<[UInt64]>
 
     /// Creates `directory` and the (empty) files announced by `begin`.
     /// - Throws: `RPCError` naming a bad path or a file that cannot be created.
@@ -17,7 +20,7 @@ final class ImageReceiver {
         transfer = begin.transfer
         self.directory = directory
         self.begin = begin
-        received = Array(repeating: 0, count: begin.files.count)
+        received = Mutex(Array(repeating: 0, count: begin.files.count))
         try makeDirectories(directory)
         for file in begin.files {
             let parts = file.path.split(separator: "/")
@@ -36,31 +39,32 @@ final class ImageReceiver {
         }
     }
 
-    /// Writes one chunk.
+    /// Writes one chunk's `data`.
     /// - Throws: `RPCError` DATA_LOSS on a CRC mismatch, INVALID_ARGUMENT on a chunk that
     ///   does not fit the announced files.
-    func write(_ chunk: TransferChunk) throws {
+    func write(_ chunk: TransferChunk.Header, _ data: UnsafeRawBufferPointer) throws {
         let index = Int(chunk.file)
         guard index < descriptors.count else {
             throw RPCError(.invalidArgument, "Migrator.Chunk: transfer \(transfer) has no file #\(chunk.file)")
         }
         let file = begin.files[index]
-        guard chunk.offset + UInt64(chunk.data.count) <= file.size else {
-            throw RPCError(.invalidArgument, "Migrator.Chunk: \(file.path) bytes \(chunk.offset)+\(chunk.data.count) run past its size \(file.size)")
+        guard chunk.offset + UInt64(data.count) <= file.size else {
+            throw RPCError(.invalidArgument, "Migrator.Chunk: \(file.path) bytes \(chunk.offset)+\(data.count) run past its size \(file.size)")
         }
-        let crc = chunk.data.withUnsafeBufferPointer { omx_crc32($0.baseAddress, $0.count) }
+        let crc = omx_crc32(data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count)
         guard crc == chunk.crc32 else {
             throw RPCError(.dataLoss, "Migrator.Chunk: checksum mismatch in \(file.path) at offset \(chunk.offset) (CRC-32 \(hex(crc)), sender said \(hex(chunk.crc32)))")
         }
-        let written = chunk.data.withUnsafeBytes { pwrite(descriptors[index], $0.baseAddress, $0.count, off_t(chunk.offset)) }
-        guard written == chunk.data.count else {
+        let written = pwrite(descriptors[index], data.baseAddress, data.count, off_t(chunk.offset))
+        guard written == data.count else {
             throw RPCError(.internal, "\(directory)/\(file.path): cannot write: \(String(cString: strerror(errno)))")
         }
-        received[index] += UInt64(written)
+        received.withLock { $0[index] += UInt64(written) }
     }
 
     /// The files not yet complete, or nil when every byte arrived.
     var missing: String? {
+        let received = received.withLock { $0 }
         let incomplete = begin.files.indices.filter { received[$0] != begin.files[$0].size }
         guard !incomplete.isEmpty else { return nil }
         return incomplete.prefix(3).map { "\(begin.files[$0].path) (\(received[$0]) of \(begin.files[$0].size) bytes)" }.joined(separator: ", ")

@@ -41,6 +41,8 @@ struct ImageSender {
         let started = monotonicNs()
         var sent: UInt64 = 0
         var chunkNumber = 0
+        // One read buffer: each chunk is serialized (copied) before the next read.
+        var buffer = [UInt8](repeating: 0, count: ImageSender.chunkSize)
         try await withThrowingTaskGroup(of: Void.self) { group in
             var inFlight = 0
             for (index, file) in files.enumerated() {
@@ -51,13 +53,16 @@ struct ImageSender {
                 var offset: UInt64 = 0
                 repeat {
                     let length = Int(min(UInt64(ImageSender.chunkSize), file.size - offset))
-                    var data = [UInt8](repeating: 0, count: length)
-                    let count = data.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(offset)) }
+                    let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(offset)) }
                     guard count == length else { throw RPCError(.internal, "\(path): short read at offset \(offset)") }
-                    let crc = data.withUnsafeBufferPointer { omx_crc32($0.baseAddress, $0.count) }
                     chunkNumber += 1
-                    if corruptOneChunk && chunkNumber == 2 && !data.isEmpty { data[data.count / 2] ^= 0xff }
-                    let chunk = TransferChunk(transfer: transfer, file: UInt32(index), offset: offset, data: data, crc32: crc)
+                    let damage = corruptOneChunk && chunkNumber == 2 && length > 0
+                    let chunk = buffer.withUnsafeMutableBytes { raw -> PackedMessage in
+                        let data = UnsafeRawBufferPointer(rebasing: raw[0..<length])
+                        let crc = omx_crc32(data.baseAddress?.assumingMemoryBound(to: UInt8.self), length)
+                        if damage { raw[length / 2] ^= 0xff }
+                        return PackedMessage(wire: TransferChunk.encode(transfer: transfer, file: UInt32(index), offset: offset, data: data, crc32: crc))
+                    }
                     if inFlight == ImageSender.window {
                         try await group.next()
                         inFlight -= 1

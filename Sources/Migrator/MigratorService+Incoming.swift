@@ -13,43 +13,24 @@ extension MigratorService {
         guard !begin.transfer.isEmpty, !begin.transfer.contains("/"), !begin.transfer.hasPrefix(".") else {
             throw RPCError(.invalidArgument, "Migrator.Receive: bad transfer id \"\(begin.transfer)\"")
         }
-        guard incoming[begin.transfer] == nil, pending[begin.transfer] == nil else {
+        guard !incoming.contains(begin.transfer), pending[begin.transfer] == nil,
+              incoming.add(try ImageReceiver(begin: begin, directory: store.imagesDir(begin.transfer)))
+        else {
             throw RPCError(.alreadyExists, "Migrator.Receive: transfer \(begin.transfer) is already under way")
         }
-        incoming[begin.transfer] = try ImageReceiver(begin: begin, directory: store.imagesDir(begin.transfer))
         logger.info("receiving job \(begin.job.id) from node \(begin.source): \(begin.files.count) image files, \(begin.files.reduce(0) { $0 + $1.size }) bytes (transfer \(begin.transfer))")
-        return Empty()
-    }
-
-    /// `Migrator.Chunk`: one checked piece of an image file.
-    func writeChunk(_ chunk: TransferChunk) throws -> Empty {
-        guard let receiver = incoming[chunk.transfer] else {
-            if let reason = droppedTransfers[chunk.transfer] { throw RPCError(.aborted, "Migrator.Chunk: node \(nodeID) dropped transfer \(chunk.transfer): \(reason)") }
-            throw RPCError(.notFound, "Migrator.Chunk: node \(nodeID) has no transfer \(chunk.transfer) under way")
-        }
-        do {
-            try receiver.write(chunk)
-        } catch {
-            dropIncoming(chunk.transfer)
-            if droppedTransfers.count > 100 { droppedTransfers.removeAll() }
-            droppedTransfers[chunk.transfer] = (error as? RPCError)?.message ?? "\(error)"
-            logger.warning("transfer \(chunk.transfer) dropped: \(error)")
-            throw error
-        }
         return Empty()
     }
 
     /// `Migrator.Restore`: restores the received job, stopped until Commit.
     func restore(_ transfer: String) async throws -> RestoreResponse {
-        guard let receiver = incoming[transfer] else {
+        guard let receiver = incoming.remove(transfer) else {
             throw RPCError(.notFound, "Migrator.Restore: node \(nodeID) has no transfer \(transfer) under way")
         }
         if let missing = receiver.missing {
-            dropIncoming(transfer)
+            removeTree(receiver.directory)
             throw RPCError(.failedPrecondition, "Migrator.Restore: transfer \(transfer) is incomplete: \(missing)")
         }
-        receiver.close()
-        incoming[transfer] = nil
         let started = monotonicNs()
         let pid: Int32
         do {
@@ -104,7 +85,7 @@ extension MigratorService {
     }
 
     private func dropIncoming(_ transfer: String) {
-        incoming.removeValue(forKey: transfer)?.close()
+        incoming.remove(transfer)
         removeTree(store.imagesDir(transfer))
     }
 

@@ -45,10 +45,14 @@ extension MigratorService {
 
         let restored: RestoreResponse
         var frozeAt = started
+        var phases: [(String, UInt64)] = []
+        func phase(_ name: String, since: UInt64) { phases.append((name, (monotonicNs() - since) / 1_000_000)) }
         do {
             try makeDirectories(directory)
             frozeAt = monotonicNs()
             try await criu.dump(pid: job.pid, into: directory)
+            phase("dump", since: frozeAt)
+            let sending = monotonicNs()
             let files = ImageSender.files(in: directory).filter { !$0.path.hasSuffix(".log") && !$0.path.hasSuffix(".out") }
             var sent = job
             sent.state = .running
@@ -57,7 +61,10 @@ extension MigratorService {
             _ = try await peers.call(target, "Migrator.Receive", TransferBegin(transfer: transfer, job: sent, files: files, source: nodeID), returning: Empty.self, timeoutMs: 10_000)
             let sender = ImageSender(peers: peers, target: target, transfer: transfer, maxBytesPerSecond: maxTransferRate, corruptOneChunk: fault == "corrupt-chunk")
             report.bytes = try await sender.send(files, from: directory)
+            phase("send", since: sending)
+            let restoring = monotonicNs()
             restored = try await peers.call(target, "Migrator.Restore", TransferRef(transfer: transfer), returning: RestoreResponse.self, timeoutMs: 300_000)
+            phase("restore", since: restoring)
             try store.recordOutcome(transfer, .committed)
         } catch {
             try? store.recordOutcome(transfer, .aborted)
@@ -101,7 +108,8 @@ extension MigratorService {
             jobs[job.id] = nil
             store.remove(job.id)
         }
-        logger.info("migrated \(route): pid \(original.pid) -> \(restored.pid), \(report.bytes) bytes, frozen \(report.freezeMs) ms, total \(report.totalMs) ms")
+        let breakdown = phases.map { "\($0.0) \($0.1) ms" }.joined(separator: ", ")
+        logger.info("migrated \(route): pid \(original.pid) -> \(restored.pid), \(report.bytes) bytes, frozen \(report.freezeMs) ms (\(breakdown)), total \(report.totalMs) ms")
         return MigrateResponse(job: job, report: report)
     }
 

@@ -21,10 +21,8 @@ actor MigratorService {
 
     /// Every job this node keeps: those running here, and those whose home it is.
     var jobs: [String: Job] = [:]
-    /// Image transfers being received, by transfer id.
-    var incoming: [String: ImageReceiver] = [:]
-    /// Why recent transfers were dropped, so chunks still in flight get the first reason.
-    var droppedTransfers: [String: String] = [:]
+    /// Image transfers being received.
+    let incoming = IncomingTransfers()
     /// Jobs restored here, stopped until their source decides, by transfer id, with when
     /// they were restored (monotonic ns; 0 after a restart).
     var pending: [String: (job: Job, restoredNs: UInt64)] = [:]
@@ -47,6 +45,7 @@ actor MigratorService {
         self.maxTransferRate = maxTransferRate
         fault = getenv("OMX_MIGRATOR_FAULT").map { String(cString: $0) } ?? ""
         try makeDirectories(spoolDir)
+        omx_heap_allocations_up_to(8 << 20)
         if omx_become_child_subreaper() != 0 {
             host.logger.warning("cannot become child subreaper (\(String(cString: strerror(errno)))): exit statuses of restored jobs may be lost")
         }
@@ -65,7 +64,15 @@ actor MigratorService {
         server.register("Migrator.Migrate", on: .pool) { [self] (request: MigrateRequest, rpc) in try await migrate(request, caller: rpc.caller) }
         server.register("Migrator.Expel", on: .pool) { [self] (_: ExpelRequest, rpc) in try await expel(caller: rpc.caller) }
         server.register("Migrator.Receive", on: .pool) { [self] (begin: TransferBegin, rpc) in try await receive(begin, caller: rpc.caller) }
-        server.register("Migrator.Chunk", on: .pool) { [self] (chunk: TransferChunk, _) in try await writeChunk(chunk) }
+        server.register("Migrator.Chunk", on: .pool) { [self] request in
+            do {
+                _ = try incoming.write(request.body, node: nodeID)
+            } catch let error as RPCError {
+                if error.status != .aborted { host.logger.warning("transfer dropped: \(error)") }
+                throw error
+            }
+            return Empty().wire()
+        }
         server.register("Migrator.Restore", on: .pool) { [self] (ref: TransferRef, _) in try await restore(ref.transfer) }
         server.register("Migrator.Commit", on: .pool) { [self] (ref: TransferRef, _) in try await commit(ref.transfer, report: ref.report) }
         server.register("Migrator.Abort", on: .pool) { [self] (ref: TransferRef, _) in await abortIncoming(ref.transfer, why: "the source aborted") }

@@ -36,7 +36,7 @@ public final class Authenticator: Sendable {
         var nonce = epoch
         for shift in stride(from: 56, through: 0, by: -8) { nonce.append(UInt8(truncatingIfNeeded: count >> UInt64(shift))) }
         envelope.auth = EnvelopeAuth(nodeID: nodeID, timestampMs: nowMs, nonce: nonce)
-        envelope.auth!.mac = key.mac(envelope.signingBytes())
+        envelope.auth!.mac = key.mac(envelope.signingHead(), followedBy: envelope.body)
     }
 
     /// Checks that `envelope` was signed with our key, recently, and not seen before.
@@ -45,7 +45,7 @@ public final class Authenticator: Sendable {
         guard let auth = envelope.auth else {
             throw RPCError(.unauthenticated, "envelope carries no authentication (TCP calls must be signed with the cluster key)")
         }
-        let expected = key.mac(envelope.signingBytes())
+        let expected = key.mac(envelope.signingHead(), followedBy: envelope.body)
         guard auth.mac.count == expected.count,
             COpenSSL_constant_time_compare(auth.mac, expected, expected.count) == 0
         else {

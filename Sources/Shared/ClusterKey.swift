@@ -67,8 +67,14 @@ public struct ClusterKey: Sendable, Equatable {
 
     /// HMAC-SHA256 of `data` under this key.
     public func mac(_ data: [UInt8]) -> [UInt8] {
+        mac(data, followedBy: [])
+    }
+
+    /// HMAC-SHA256 of `head` followed by `tail` under this key, without joining them (a large
+    /// body is never copied to be signed).
+    public func mac(_ head: [UInt8], followedBy tail: [UInt8]) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
-        let ok = withUnsafePointer(to: prepared) { COpenSSL_hmac_sha256_prepared($0, data, data.count, &out) }
+        let ok = withUnsafePointer(to: prepared) { COpenSSL_hmac_sha256_prepared($0, head, head.count, tail, tail.count, &out) }
         precondition(ok == 1, "HMAC-SHA256 failed in libcrypto")
         return out
     }

@@ -26,7 +26,7 @@ final class Connection {
     private(set) var isClosed = false
     private var closeReason: UVError?
     private let readBuffer: UnsafeMutableRawPointer
-    private static let readBufferSize = 65536
+    private static let readBufferSize = 256 << 10
 
     /// A new, unconnected stream handle on `loop`.
     init(loop: EventLoop, transport: Transport, peer: String, maxFrameSize: Int) throws {

@@ -111,8 +111,14 @@ public struct Envelope: Sendable, Equatable {
     /// The bytes the MAC covers, exactly as `proto/README.md` specifies them: every field but
     /// the MAC itself, in a fixed order, integers big-endian, strings and bytes length-prefixed.
     public func signingBytes() -> [UInt8] {
+        signingHead() + body
+    }
+
+    /// `signingBytes()` up to the body's length prefix: the MAC is taken over this followed
+    /// by the body, which is never copied to be signed.
+    func signingHead() -> [UInt8] {
         var out: [UInt8] = Array("OMX1".utf8)
-        out.reserveCapacity(64 + method.utf8.count + error.utf8.count + body.count)
+        out.reserveCapacity(64 + method.utf8.count + error.utf8.count)
         func u32(_ value: UInt32) { for shift in stride(from: 24, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) } }
         func u64(_ value: UInt64) { for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) } }
         func field(_ bytes: [UInt8]) { u32(UInt32(bytes.count)); out.append(contentsOf: bytes) }
@@ -125,7 +131,7 @@ public struct Envelope: Sendable, Equatable {
         u32(auth?.nodeID ?? 0)
         u64(auth?.timestampMs ?? 0)
         field(auth?.nonce ?? [])
-        field(body)
+        u32(UInt32(body.count))
         return out
     }
 }

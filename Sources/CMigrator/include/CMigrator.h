@@ -1,5 +1,5 @@
 // What the Migrator needs from C: zlib's CRC-32, which checks migration image chunks end to
-// end, and prctl(2), which Swift cannot call (it is variadic).
+// end, prctl(2), which Swift cannot call (it is variadic), and mallopt(3) from <malloc.h>.
 #include <stddef.h>
 #include <stdint.h>
 
@@ -9,3 +9,8 @@ uint32_t omx_crc32(const uint8_t *data, size_t length);
 /// Makes this process the reaper of its orphaned descendants (PR_SET_CHILD_SUBREAPER), so
 /// jobs whose launcher or CRIU exits stay its children. 0 on success, else -1 and errno.
 int omx_become_child_subreaper(void);
+
+/// Keeps allocations up to `bytes` in the heap (M_MMAP_THRESHOLD) and up to 8 x `bytes` of
+/// free heap (M_TRIM_THRESHOLD), so 1 MiB chunk buffers are reused instead of being mapped
+/// and zeroed afresh for every chunk.
+void omx_heap_allocations_up_to(int bytes);

@@ -15,8 +15,10 @@ typedef struct COpenSSL_hmac_key {
 /* Prepares key for COpenSSL_hmac_sha256_prepared. Returns 1 on success, 0 on failure. */
 int COpenSSL_hmac_prepare(COpenSSL_hmac_key *prepared, const uint8_t *key, size_t key_len);
 
-/* HMAC-SHA256 of data under a prepared key, written to out (32 bytes). Returns 1 on success. */
-int COpenSSL_hmac_sha256_prepared(const COpenSSL_hmac_key *prepared, const uint8_t *data, size_t data_len, uint8_t *out);
+/* HMAC-SHA256 of head followed by tail (without joining them) under a prepared key, written
+   to out (32 bytes). Returns 1 on success. */
+int COpenSSL_hmac_sha256_prepared(const COpenSSL_hmac_key *prepared, const uint8_t *head, size_t head_len,
+                                  const uint8_t *tail, size_t tail_len, uint8_t *out);
 
 /* SHA-256 of data, written to out (32 bytes). Returns 1 on success, 0 on failure. */
 int COpenSSL_sha256(const uint8_t *data, size_t data_len, uint8_t *out);

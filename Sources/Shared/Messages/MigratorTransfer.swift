@@ -87,20 +87,50 @@ public struct TransferChunk: WireMessage, Equatable {
         unpack: { omx__migrator__transfer_chunk__unpack(nil, $0, $1) }, free: { omx__migrator__transfer_chunk__free_unpacked($0, nil) })
 
     public init(wire bytes: [UInt8]) throws {
-        self = try TransferChunk.codec.decode(bytes) {
-            TransferChunk(transfer: cString($0.transfer), file: $0.file, offset: $0.offset, data: cBytes($0.data), crc32: $0.crc32)
+        self = try TransferChunk.decode(bytes) { header, data in
+            TransferChunk(transfer: header.transfer, file: header.file, offset: header.offset, data: Array(data), crc32: header.crc32)
         }
     }
 
     public func wire() -> [UInt8] {
-        TransferChunk.codec.encode { message, arena in
+        data.withUnsafeBytes { TransferChunk.encode(transfer: transfer, file: file, offset: offset, data: $0, crc32: crc32) }
+    }
+
+    /// A chunk's fields but its data.
+    public struct Header: Sendable {
+        public let transfer: String
+        public let file: UInt32
+        public let offset: UInt64
+        public let crc32: UInt32
+    }
+
+    /// The serialized chunk, its data packed straight from `data` (no intermediate copy).
+    public static func encode(transfer: String, file: UInt32, offset: UInt64, data: UnsafeRawBufferPointer, crc32: UInt32) -> [UInt8] {
+        codec.encode { message, arena in
             message.transfer = arena.string(transfer)
             message.file = file
             message.offset = offset
-            message.data = arena.bytes(data)
+            message.data = ProtobufCBinaryData(len: data.count, data: UnsafeMutablePointer(mutating: data.baseAddress?.assumingMemoryBound(to: UInt8.self)))
             message.crc32 = crc32
         }
     }
+
+    /// Parses a chunk and hands its data to `read` in place, valid only during the call.
+    /// - Throws: `RPCError` INVALID_ARGUMENT when the bytes are no TransferChunk.
+    public static func decode<T>(_ bytes: [UInt8], _ read: (Header, UnsafeRawBufferPointer) throws -> T) throws -> T {
+        try codec.decode(bytes) { message in
+            let header = Header(transfer: cString(message.transfer), file: message.file, offset: message.offset, crc32: message.crc32)
+            return try read(header, UnsafeRawBufferPointer(start: message.data.data, count: message.data.len))
+        }
+    }
+}
+
+/// A message already serialized, sent as is.
+public struct PackedMessage: WireMessage {
+    public let bytes: [UInt8]
+
+    public init(wire bytes: [UInt8]) { self.bytes = bytes }
+    public func wire() -> [UInt8] { bytes }
 }
 
 /// `omx.migrator.TransferRef`: names a migration for Restore, Commit, Abort and Outcome.

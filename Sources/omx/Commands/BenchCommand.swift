@@ -1,4 +1,6 @@
 import ArgumentParser
+import Glibc
+import Migrator
 import OMXBench
 import Shared
 
@@ -7,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measures OMX against a baseline in the same run and prints ratios and absolute figures.",
-        subcommands: [RPC.self, Membership.self, RPCServerCommand.self])
+        subcommands: [RPC.self, Membership.self, Migrate.self, RPCServerCommand.self])
 
     /// `omx bench rpc`.
     struct RPC: AsyncParsableCommand {
@@ -95,6 +97,56 @@ struct BenchCommand: AsyncParsableCommand {
                 independent of N; dissemination in O(log N) rounds; message load constant per member per round (at most
                 4k+2 = 14 with k = 3 indirect probes, about 2 without loss); false positives fall with k at a given loss.
                 """)
+        }
+    }
+
+    /// `omx bench migrate`.
+    struct Migrate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "migrate",
+            abstract: "Migrates jobs of 64 MiB to 1 GiB between two local nodes, against criu dump + cp -r + criu restore (root).")
+
+        @Option(help: "Job sizes in MiB, comma separated.")
+        var sizes = "64,256,1024"
+
+        @Option(help: "Where the benchmark's 2-node cluster lives (removed afterwards).")
+        var dir = "/tmp/omx-bench-migrate"
+
+        @Option(name: .customLong("first-address"), help: "Node 1's address.")
+        var firstAddress = "127.0.98.1"
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() async throws {
+            let sizeList = sizes.split(separator: ",").compactMap { Int($0) }
+            guard !sizeList.isEmpty, sizeList.allSatisfy({ $0 > 0 }) else { throw ValidationError("--sizes takes sizes in MiB like 64,256") }
+            guard getuid() == 0 else { throw ValidationError("omx bench migrate needs root (CRIU)") }
+            removeTree(dir)
+            let benchmark = MigrationBenchmark(sizes: sizeList, dir: dir, firstAddress: firstAddress, criu: CRIU.locate(nil).executable)
+            let report = try await benchmark.run { line in
+                if !json { print("... \(line)") }
+            }
+            if let log = try? readTextFile("\(dir)/node-1/log/migrator.log") {
+                for line in log.split(separator: "\n") where line.contains("migrated job") && !json { print("... \(line.split(separator: "]").last ?? "")") }
+            }
+            _ = await LocalClusterLauncher.down(dir: dir)
+            removeTree(dir)
+            if json {
+                printJSON(report)
+                return
+            }
+            print("\nomx bench migrate: a job holding N MiB moved between 2 local nodes; naive = criu dump, cp -r, criu restore (the job is down throughout)")
+            let rows = report.rows.map { row in
+                ["\(row.mebibytes) MiB", "\(formatMs(row.naiveDowntimeMs)) ms", "\(formatMs(row.omxFreezeMs)) ms", "\(String(format: row.freezeRatio, decimals: 2))x",
+                 "\(formatMs(row.naiveTotalMs)) ms", "\(formatMs(row.omxTotalMs)) ms", "\(String(format: row.totalRatio, decimals: 2))x",
+                 "\(formatMiB(row.sourcePeakExtraMiB)) / \(formatMiB(row.targetPeakExtraMiB)) MiB", row.mode]
+            }
+            print(formatTable(
+                header: ["JOB", "NAIVE DOWN", "OMX FREEZE", "FREEZE/NAIVE", "NAIVE TOTAL", "OMX TOTAL", "TOTAL/NAIVE", "MIGRATOR PEAK +MEM (SRC / DST)", "MODE"],
+                rows: rows), terminator: "")
+            print("idle omx-migrator resident memory: \(formatMiB(report.idleMigratorMiB)) MiB (target: under 30 MiB)")
+            print("targets: freeze <= 0.10x naive downtime, total <= 1.5x naive total, peak extra memory <= 64 MiB per Migrator")
         }
     }
 
