@@ -56,7 +56,7 @@ let package = Package(
         // MARK: The command-line tool and the benchmarks
         .executableTarget(
             name: "omx",
-            dependencies: ["Shared", "Discovery", "Migrator", "OMXBench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Shared", "Discovery", "Migrator", "Balancer", "OMXBench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "OMXBench", dependencies: ["Shared", "Discovery"]),
         .executableTarget(name: "RawBench"),
@@ -65,6 +65,7 @@ let package = Package(
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
         .testTarget(name: "DiscoveryTests", dependencies: ["Discovery"]),
         .testTarget(name: "MigratorTests", dependencies: ["Migrator"]),
+        .testTarget(name: "BalancerTests", dependencies: ["Balancer"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Shared"]),
     ],
     swiftLanguageModes: [.v5]

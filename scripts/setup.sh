@@ -9,7 +9,7 @@ log() { echo "setup: $*"; }
 packages=(
   pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev
   libfuse3-dev fuse3 iproute2 debian-archive-keyring gpg
-  protobuf-compiler python3-protobuf stress-ng procps psmisc
+  protobuf-compiler python3-protobuf stress-ng procps psmisc tmux gcc util-linux
 )
 missing=()
 for package in "${packages[@]}"; do

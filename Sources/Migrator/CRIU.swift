@@ -8,13 +8,15 @@ public struct CRIU: Sendable {
     public let executable: String
 
     /// The criu to use: `path` if given, else `omx-criu` (the CRIU that works on this kernel,
-    /// installed by scripts/install-criu.sh) or `criu` from PATH.
+    /// installed by scripts/install-criu.sh) or `criu`, from PATH or the usual system folders
+    /// (a service's PATH may be minimal).
     public static func locate(_ path: String?) -> CRIU {
         if let path { return CRIU(executable: path) }
+        let folders = (getenv("PATH").map { String(cString: $0) } ?? "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         for name in ["omx-criu", "criu"] {
-            if let found = searchPath(name, in: getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin") { return CRIU(executable: found) }
+            if let found = searchPath(name, in: folders) { return CRIU(executable: found) }
         }
-        return CRIU(executable: "/usr/sbin/criu")
+        return CRIU(executable: "criu")
     }
 
     /// Checkpoints the tree rooted at `pid` into `directory`, leaving it stopped (not killed).

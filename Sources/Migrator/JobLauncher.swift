@@ -52,5 +52,6 @@ struct JobLauncher {
         job.pidStartTicks = ticks
         job.state = .running
         job.startedMs = wallClockMs()
+        job.arrivedMs = job.startedMs
     }
 }

@@ -8,8 +8,9 @@ extension MigratorService {
     static let askSourceAfterNs: UInt64 = 3_000_000_000
 
     /// `Migrator.Receive`: a migration's images are coming.
-    func receive(_ begin: TransferBegin, caller: Caller) throws -> Empty {
+    func receive(_ begin: TransferBegin, caller: Caller) async throws -> Empty {
         guard case .remote = caller else { throw RPCError(.permissionDenied, "Migrator.Receive is for other nodes' Migrators (caller: \(caller))") }
+        try await admitGuest(begin.job, method: "Migrator.Receive")
         guard !begin.transfer.isEmpty, !begin.transfer.contains("/"), !begin.transfer.hasPrefix(".") else {
             throw RPCError(.invalidArgument, "Migrator.Receive: bad transfer id \"\(begin.transfer)\"")
         }
@@ -20,6 +21,16 @@ extension MigratorService {
         }
         logger.info("receiving job \(begin.job.id) from node \(begin.source): \(begin.files.count) image files, \(begin.files.reduce(0) { $0 + $1.size }) bytes (transfer \(begin.transfer))")
         return Empty()
+    }
+
+    /// Refuses a guest when this node's Balancer says `block` (a job coming home is no guest).
+    /// A Balancer that does not answer blocks nothing.
+    func admitGuest(_ job: Job, method: String) async throws {
+        guard job.home != nodeID else { return }
+        let answer = try? await balancer.call("Balancer.GetLoad", GetLoadRequest(), returning: GetLoadResponse.self, timeout: .milliseconds(500))
+        if answer?.load.policy.block == true {
+            throw RPCError(.failedPrecondition, "\(method): node \(nodeID) blocks guest jobs (omx mosctl noblock on node \(nodeID) lifts it)")
+        }
     }
 
     /// `Migrator.Restore`: restores the received job, stopped until Commit.
@@ -64,6 +75,7 @@ extension MigratorService {
         job.transfer = ""
         job.peer = 0
         job.migrations += 1
+        job.arrivedMs = wallClockMs()
         if let report { job.lastMigration = report }
         keep(job)
         store.removeIncoming(transfer)

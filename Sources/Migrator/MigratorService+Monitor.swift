@@ -85,6 +85,8 @@ extension MigratorService {
                 job.cpuPercent = Double(ticks &- previous.ticks) / Double(sysconf(Int32(_SC_CLK_TCK))) / seconds * 100
             }
             cpuSamples[job.id] = (ticks, now)
+            // Smoothed over about two seconds of half-second samples.
+            job.demand = 0.75 * job.demand + 0.25 * Double(ProcessTree.runnableThreads(of: job.pid))
             job.rssBytes = ProcessTree.residentBytes(of: job.pid)
             job.cantmove = ProcessTree.cantmove(root: job.pid) ?? ""
             jobs[job.id] = job

@@ -120,6 +120,24 @@ extension MigratorService {
         return await sendGuestsAway()
     }
 
+    /// `Migrator.Bring` (`omx mosctl bring`): brings every job whose home is here back home.
+    func bring(caller: Caller) async throws -> ExpelResponse {
+        if case let .local(_, uid, _) = caller, uid != 0 { throw RPCError(.permissionDenied, "Migrator.Bring: only root may bring jobs home (caller uid \(uid))") }
+        var moved: [String] = []
+        var failed: [String] = []
+        let away = jobs.values.filter { $0.home == nodeID && $0.where != nodeID && $0.state == .running }.sorted { jobOrder($0.id, $1.id) }
+        for job in away {
+            do {
+                _ = try await peers.call(job.where, "Migrator.Migrate", MigrateRequest(job: job.id, target: nodeID), returning: MigrateResponse.self, timeoutMs: 900_000)
+                moved.append("\(job.id) -> \(nodeID)")
+            } catch {
+                failed.append("\(job.id): \(error)")
+            }
+        }
+        if !away.isEmpty { logger.notice("brought \(moved.count) of \(away.count) job(s) home\(failed.isEmpty ? "" : "; stayed: \(failed.joined(separator: " | "))")") }
+        return ExpelResponse(moved: moved, failed: failed)
+    }
+
     /// Moves every guest job running here away: home first, else the other nodes in id order.
     @discardableResult
     func sendGuestsAway() async -> ExpelResponse {

@@ -14,6 +14,8 @@ actor MigratorService {
     let criu: CRIU
     let launcher: JobLauncher
     let peers: PeerClients
+    /// This node's Balancer, asked whether guests are blocked.
+    let balancer: RPCClient
     let maxTransferRate: UInt64
     /// OMX_MIGRATOR_FAULT, a test hook: "corrupt-chunk" damages one image chunk in transit.
     let fault: String
@@ -42,6 +44,7 @@ actor MigratorService {
         launcher = JobLauncher(jobInit: siblingExecutable("omx-jobinit"))
         let bindAddress = resolveIPv4(host.node.address).first
         peers = PeerClients(loop: host.loop, map: host.map, port: ServiceKind.migrator.port(), authenticator: host.authenticator, bindAddress: bindAddress, logger: host.logger)
+        balancer = RPCClient(loop: host.loop, endpoint: .unix(path: "\(host.runDir)/\(ServiceKind.balancer.socketName())"), logger: host.logger)
         self.maxTransferRate = maxTransferRate
         fault = getenv("OMX_MIGRATOR_FAULT").map { String(cString: $0) } ?? ""
         try makeDirectories(spoolDir)
@@ -63,6 +66,8 @@ actor MigratorService {
         server.register("Migrator.Update", on: .pool) { [self] (job: Job, rpc) in try await update(job, caller: rpc.caller) }
         server.register("Migrator.Migrate", on: .pool) { [self] (request: MigrateRequest, rpc) in try await migrate(request, caller: rpc.caller) }
         server.register("Migrator.Expel", on: .pool) { [self] (_: ExpelRequest, rpc) in try await expel(caller: rpc.caller) }
+        server.register("Migrator.Bring", on: .pool) { [self] (_: BringRequest, rpc) in try await bring(caller: rpc.caller) }
+        server.register("Migrator.SetFlags", on: .pool) { [self] (request: FlagsRequest, rpc) in try await setFlags(request, caller: rpc.caller) }
         server.register("Migrator.Receive", on: .pool) { [self] (begin: TransferBegin, rpc) in try await receive(begin, caller: rpc.caller) }
         server.register("Migrator.Chunk", on: .pool) { [self] request in
             do {
@@ -120,6 +125,7 @@ actor MigratorService {
         guard case .remote = caller else { throw RPCError(.permissionDenied, "Migrator.Start is for other nodes' Migrators (caller: \(caller))") }
         var job = request
         job.where = nodeID
+        try await admitGuest(job, method: "Migrator.Start")
         try JobLauncher.validate(job)
         try await launcher.launch(&job)
         jobs[job.id] = job
@@ -164,6 +170,26 @@ actor MigratorService {
             Glibc.kill(job.pid, signal)
         }
         logger.info("job \(job.id): sent signal \(signal) (asked by \(caller))")
+        return job
+    }
+
+    /// `Migrator.SetFlags` (`omx lock` / `omx unlock`): changes a job's lock and stay flags
+    /// where it runs, and at its home.
+    func setFlags(_ request: FlagsRequest, caller: Caller) async throws -> Job {
+        if let node = try forwardTarget(request.job, caller: caller) {
+            let job = try await peers.call(node, "Migrator.SetFlags", request, returning: Job.self, timeoutMs: 10_000)
+            if var home = jobs[job.id], home.home == nodeID {
+                home.lock = job.lock
+                home.stay = job.stay
+                keep(home)
+            }
+            return job
+        }
+        var job = try runningHere(request.job, caller: caller, method: "Migrator.SetFlags")
+        if let lock = request.lock { job.lock = lock }
+        if let stay = request.stay { job.stay = stay }
+        keep(job)
+        logger.info("job \(job.id): lock \(job.lock), stay \(job.stay) (asked by \(caller))")
         return job
     }
 

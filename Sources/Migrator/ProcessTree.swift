@@ -46,6 +46,18 @@ enum ProcessTree {
         }
     }
 
+    /// Threads of the tree that are running or waiting for a CPU (state R) right now.
+    static func runnableThreads(of root: Int32) -> Int {
+        var count = 0
+        for pid in members(of: root) {
+            for thread in (try? listDirectory("/proc/\(pid)/task")) ?? [] {
+                guard let text = try? readTextFile("/proc/\(pid)/task/\(thread)/stat"), let close = text.lastIndex(of: ")") else { continue }
+                if text[text.index(after: close)...].dropFirst().first == "R" { count += 1 }
+            }
+        }
+        return count
+    }
+
     /// Resident memory of the whole tree in bytes.
     static func residentBytes(of root: Int32) -> UInt64 {
         members(of: root).reduce(0) { $0 + UInt64(residentKiB(of: $1) ?? 0) * 1024 }

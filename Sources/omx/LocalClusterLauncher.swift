@@ -23,7 +23,9 @@ struct LocalClusterLauncher {
     /// The services of a node: name for files, executable, arguments.
     private func services(node: Int, gateways: UInt32) -> [(name: String, executable: String, arguments: [String])] {
         let common = ["--map", mapPath, "--key", keyPath, "--node-id", "\(node)", "--run-dir", runDir(node: node)]
-        var list: [(String, String, [String])] = [ServiceKind.discovery, .balancer].map { ($0.rawValue, $0.executableName, common) }
+        var list: [(String, String, [String])] = [(ServiceKind.discovery.rawValue, ServiceKind.discovery.executableName, common)]
+        // The nodes share this machine: each balances by its own jobs' load.
+        list.append((ServiceKind.balancer.rawValue, ServiceKind.balancer.executableName, common + ["--load-source", "jobs"]))
         list.append((ServiceKind.migrator.rawValue, ServiceKind.migrator.executableName, common + ["--state-dir", stateDir(node: node), "--spool-dir", spoolDir(node: node)]))
         for instance in 0..<gateways {
             list.append(("fsgateway-\(instance)", ServiceKind.fsgateway.executableName, ["serve", "--instance", "\(instance)"] + common))

@@ -8,6 +8,7 @@ struct OMX: AsyncParsableCommand {
         abstract: "Runs and inspects an OMX cluster.",
         subcommands: [
             KeygenCommand.self, MapCommand.self, SetpeCommand.self, StatusCommand.self, ClusterCommand.self, PingCommand.self, RunCommand.self,
-            MpsCommand.self, LogsCommand.self, KillCommand.self, MigrateCommand.self, MosctlCommand.self, BenchCommand.self,
+            MpsCommand.self, LogsCommand.self, KillCommand.self, MigrateCommand.self, LockCommand.self, UnlockCommand.self, MosctlCommand.self,
+            MonCommand.self, BenchCommand.self,
         ])
 }

@@ -7,6 +7,51 @@
 #endif
 
 #include "balancer.pb-c.h"
+void   omx__balancer__policy__init
+                     (Omx__Balancer__Policy         *message)
+{
+  static const Omx__Balancer__Policy init_value = OMX__BALANCER__POLICY__INIT;
+  *message = init_value;
+}
+size_t omx__balancer__policy__get_packed_size
+                     (const Omx__Balancer__Policy *message)
+{
+  assert(message->base.descriptor == &omx__balancer__policy__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__balancer__policy__pack
+                     (const Omx__Balancer__Policy *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__balancer__policy__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__balancer__policy__pack_to_buffer
+                     (const Omx__Balancer__Policy *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__balancer__policy__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Balancer__Policy *
+       omx__balancer__policy__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Balancer__Policy *)
+     protobuf_c_message_unpack (&omx__balancer__policy__descriptor,
+                                allocator, len, data);
+}
+void   omx__balancer__policy__free_unpacked
+                     (Omx__Balancer__Policy *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__balancer__policy__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   omx__balancer__load_record__init
                      (Omx__Balancer__LoadRecord         *message)
 {
@@ -142,7 +187,264 @@ void   omx__balancer__get_load_response__free_unpacked
   assert(message->base.descriptor == &omx__balancer__get_load_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor omx__balancer__load_record__field_descriptors[6] =
+void   omx__balancer__cluster_load_request__init
+                     (Omx__Balancer__ClusterLoadRequest         *message)
+{
+  static const Omx__Balancer__ClusterLoadRequest init_value = OMX__BALANCER__CLUSTER_LOAD_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__balancer__cluster_load_request__get_packed_size
+                     (const Omx__Balancer__ClusterLoadRequest *message)
+{
+  assert(message->base.descriptor == &omx__balancer__cluster_load_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__balancer__cluster_load_request__pack
+                     (const Omx__Balancer__ClusterLoadRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__balancer__cluster_load_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__balancer__cluster_load_request__pack_to_buffer
+                     (const Omx__Balancer__ClusterLoadRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__balancer__cluster_load_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Balancer__ClusterLoadRequest *
+       omx__balancer__cluster_load_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Balancer__ClusterLoadRequest *)
+     protobuf_c_message_unpack (&omx__balancer__cluster_load_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__balancer__cluster_load_request__free_unpacked
+                     (Omx__Balancer__ClusterLoadRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__balancer__cluster_load_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__balancer__cluster_load_response__init
+                     (Omx__Balancer__ClusterLoadResponse         *message)
+{
+  static const Omx__Balancer__ClusterLoadResponse init_value = OMX__BALANCER__CLUSTER_LOAD_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t omx__balancer__cluster_load_response__get_packed_size
+                     (const Omx__Balancer__ClusterLoadResponse *message)
+{
+  assert(message->base.descriptor == &omx__balancer__cluster_load_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__balancer__cluster_load_response__pack
+                     (const Omx__Balancer__ClusterLoadResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__balancer__cluster_load_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__balancer__cluster_load_response__pack_to_buffer
+                     (const Omx__Balancer__ClusterLoadResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__balancer__cluster_load_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Balancer__ClusterLoadResponse *
+       omx__balancer__cluster_load_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Balancer__ClusterLoadResponse *)
+     protobuf_c_message_unpack (&omx__balancer__cluster_load_response__descriptor,
+                                allocator, len, data);
+}
+void   omx__balancer__cluster_load_response__free_unpacked
+                     (Omx__Balancer__ClusterLoadResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__balancer__cluster_load_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__balancer__control_request__init
+                     (Omx__Balancer__ControlRequest         *message)
+{
+  static const Omx__Balancer__ControlRequest init_value = OMX__BALANCER__CONTROL_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__balancer__control_request__get_packed_size
+                     (const Omx__Balancer__ControlRequest *message)
+{
+  assert(message->base.descriptor == &omx__balancer__control_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__balancer__control_request__pack
+                     (const Omx__Balancer__ControlRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__balancer__control_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__balancer__control_request__pack_to_buffer
+                     (const Omx__Balancer__ControlRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__balancer__control_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Balancer__ControlRequest *
+       omx__balancer__control_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Balancer__ControlRequest *)
+     protobuf_c_message_unpack (&omx__balancer__control_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__balancer__control_request__free_unpacked
+                     (Omx__Balancer__ControlRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__balancer__control_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__balancer__control_response__init
+                     (Omx__Balancer__ControlResponse         *message)
+{
+  static const Omx__Balancer__ControlResponse init_value = OMX__BALANCER__CONTROL_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t omx__balancer__control_response__get_packed_size
+                     (const Omx__Balancer__ControlResponse *message)
+{
+  assert(message->base.descriptor == &omx__balancer__control_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__balancer__control_response__pack
+                     (const Omx__Balancer__ControlResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__balancer__control_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__balancer__control_response__pack_to_buffer
+                     (const Omx__Balancer__ControlResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__balancer__control_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Balancer__ControlResponse *
+       omx__balancer__control_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Balancer__ControlResponse *)
+     protobuf_c_message_unpack (&omx__balancer__control_response__descriptor,
+                                allocator, len, data);
+}
+void   omx__balancer__control_response__free_unpacked
+                     (Omx__Balancer__ControlResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__balancer__control_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor omx__balancer__policy__field_descriptors[4] =
+{
+  {
+    "stay",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Balancer__Policy, stay),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lstay",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Balancer__Policy, lstay),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "block",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Balancer__Policy, block),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "quiet",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Balancer__Policy, quiet),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__balancer__policy__field_indices_by_name[] = {
+  2,   /* field[2] = block */
+  1,   /* field[1] = lstay */
+  3,   /* field[3] = quiet */
+  0,   /* field[0] = stay */
+};
+static const ProtobufCIntRange omx__balancer__policy__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor omx__balancer__policy__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.balancer.Policy",
+  "Policy",
+  "Omx__Balancer__Policy",
+  "omx.balancer",
+  sizeof(Omx__Balancer__Policy),
+  4,
+  omx__balancer__policy__field_descriptors,
+  omx__balancer__policy__field_indices_by_name,
+  1,  omx__balancer__policy__number_ranges,
+  (ProtobufCMessageInit) omx__balancer__policy__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__balancer__load_record__field_descriptors[9] =
 {
   {
     "node_id",
@@ -216,19 +518,58 @@ static const ProtobufCFieldDescriptor omx__balancer__load_record__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "policy",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Balancer__LoadRecord, policy),
+    &omx__balancer__policy__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "jobs",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Balancer__LoadRecord, jobs),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total_memory",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Balancer__LoadRecord, total_memory),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__balancer__load_record__field_indices_by_name[] = {
   2,   /* field[2] = cpus */
   4,   /* field[4] = free_memory */
+  7,   /* field[7] = jobs */
   1,   /* field[1] = load */
   0,   /* field[0] = node_id */
+  6,   /* field[6] = policy */
   5,   /* field[5] = sampled_ms */
   3,   /* field[3] = speed */
+  8,   /* field[8] = total_memory */
 };
 static const ProtobufCIntRange omx__balancer__load_record__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor omx__balancer__load_record__descriptor =
 {
@@ -238,7 +579,7 @@ const ProtobufCMessageDescriptor omx__balancer__load_record__descriptor =
   "Omx__Balancer__LoadRecord",
   "omx.balancer",
   sizeof(Omx__Balancer__LoadRecord),
-  6,
+  9,
   omx__balancer__load_record__field_descriptors,
   omx__balancer__load_record__field_indices_by_name,
   1,  omx__balancer__load_record__number_ranges,
@@ -263,7 +604,7 @@ const ProtobufCMessageDescriptor omx__balancer__get_load_request__descriptor =
   (ProtobufCMessageInit) omx__balancer__get_load_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__balancer__get_load_response__field_descriptors[1] =
+static const ProtobufCFieldDescriptor omx__balancer__get_load_response__field_descriptors[3] =
 {
   {
     "load",
@@ -277,14 +618,40 @@ static const ProtobufCFieldDescriptor omx__balancer__get_load_response__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "decisions",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Omx__Balancer__GetLoadResponse, n_decisions),
+    offsetof(Omx__Balancer__GetLoadResponse, decisions),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "peers_known",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Balancer__GetLoadResponse, peers_known),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__balancer__get_load_response__field_indices_by_name[] = {
+  1,   /* field[1] = decisions */
   0,   /* field[0] = load */
+  2,   /* field[2] = peers_known */
 };
 static const ProtobufCIntRange omx__balancer__get_load_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor omx__balancer__get_load_response__descriptor =
 {
@@ -294,10 +661,181 @@ const ProtobufCMessageDescriptor omx__balancer__get_load_response__descriptor =
   "Omx__Balancer__GetLoadResponse",
   "omx.balancer",
   sizeof(Omx__Balancer__GetLoadResponse),
-  1,
+  3,
   omx__balancer__get_load_response__field_descriptors,
   omx__balancer__get_load_response__field_indices_by_name,
   1,  omx__balancer__get_load_response__number_ranges,
   (ProtobufCMessageInit) omx__balancer__get_load_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define omx__balancer__cluster_load_request__field_descriptors NULL
+#define omx__balancer__cluster_load_request__field_indices_by_name NULL
+#define omx__balancer__cluster_load_request__number_ranges NULL
+const ProtobufCMessageDescriptor omx__balancer__cluster_load_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.balancer.ClusterLoadRequest",
+  "ClusterLoadRequest",
+  "Omx__Balancer__ClusterLoadRequest",
+  "omx.balancer",
+  sizeof(Omx__Balancer__ClusterLoadRequest),
+  0,
+  omx__balancer__cluster_load_request__field_descriptors,
+  omx__balancer__cluster_load_request__field_indices_by_name,
+  0,  omx__balancer__cluster_load_request__number_ranges,
+  (ProtobufCMessageInit) omx__balancer__cluster_load_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__balancer__cluster_load_response__field_descriptors[2] =
+{
+  {
+    "nodes",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Omx__Balancer__ClusterLoadResponse, n_nodes),
+    offsetof(Omx__Balancer__ClusterLoadResponse, nodes),
+    &omx__balancer__load_record__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "unreachable",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Omx__Balancer__ClusterLoadResponse, n_unreachable),
+    offsetof(Omx__Balancer__ClusterLoadResponse, unreachable),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__balancer__cluster_load_response__field_indices_by_name[] = {
+  0,   /* field[0] = nodes */
+  1,   /* field[1] = unreachable */
+};
+static const ProtobufCIntRange omx__balancer__cluster_load_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__balancer__cluster_load_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.balancer.ClusterLoadResponse",
+  "ClusterLoadResponse",
+  "Omx__Balancer__ClusterLoadResponse",
+  "omx.balancer",
+  sizeof(Omx__Balancer__ClusterLoadResponse),
+  2,
+  omx__balancer__cluster_load_response__field_descriptors,
+  omx__balancer__cluster_load_response__field_indices_by_name,
+  1,  omx__balancer__cluster_load_response__number_ranges,
+  (ProtobufCMessageInit) omx__balancer__cluster_load_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__balancer__control_request__field_descriptors[2] =
+{
+  {
+    "action",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Balancer__ControlRequest, action),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "speed",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Balancer__ControlRequest, speed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__balancer__control_request__field_indices_by_name[] = {
+  0,   /* field[0] = action */
+  1,   /* field[1] = speed */
+};
+static const ProtobufCIntRange omx__balancer__control_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__balancer__control_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.balancer.ControlRequest",
+  "ControlRequest",
+  "Omx__Balancer__ControlRequest",
+  "omx.balancer",
+  sizeof(Omx__Balancer__ControlRequest),
+  2,
+  omx__balancer__control_request__field_descriptors,
+  omx__balancer__control_request__field_indices_by_name,
+  1,  omx__balancer__control_request__number_ranges,
+  (ProtobufCMessageInit) omx__balancer__control_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__balancer__control_response__field_descriptors[2] =
+{
+  {
+    "load",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Balancer__ControlResponse, load),
+    &omx__balancer__load_record__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "message",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Balancer__ControlResponse, message),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__balancer__control_response__field_indices_by_name[] = {
+  0,   /* field[0] = load */
+  1,   /* field[1] = message */
+};
+static const ProtobufCIntRange omx__balancer__control_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__balancer__control_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.balancer.ControlResponse",
+  "ControlResponse",
+  "Omx__Balancer__ControlResponse",
+  "omx.balancer",
+  sizeof(Omx__Balancer__ControlResponse),
+  2,
+  omx__balancer__control_response__field_descriptors,
+  omx__balancer__control_response__field_indices_by_name,
+  1,  omx__balancer__control_response__number_ranges,
+  (ProtobufCMessageInit) omx__balancer__control_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

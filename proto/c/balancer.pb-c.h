@@ -15,15 +15,48 @@ PROTOBUF_C__BEGIN_DECLS
 #endif
 
 
+typedef struct Omx__Balancer__Policy Omx__Balancer__Policy;
 typedef struct Omx__Balancer__LoadRecord Omx__Balancer__LoadRecord;
 typedef struct Omx__Balancer__GetLoadRequest Omx__Balancer__GetLoadRequest;
 typedef struct Omx__Balancer__GetLoadResponse Omx__Balancer__GetLoadResponse;
+typedef struct Omx__Balancer__ClusterLoadRequest Omx__Balancer__ClusterLoadRequest;
+typedef struct Omx__Balancer__ClusterLoadResponse Omx__Balancer__ClusterLoadResponse;
+typedef struct Omx__Balancer__ControlRequest Omx__Balancer__ControlRequest;
+typedef struct Omx__Balancer__ControlResponse Omx__Balancer__ControlResponse;
 
 
 /* --- enums --- */
 
 
 /* --- messages --- */
+
+/*
+ * A node's policies (openMosix's mosctl names).
+ */
+struct  Omx__Balancer__Policy
+{
+  ProtobufCMessage base;
+  /*
+   * no job running here moves automatically
+   */
+  protobuf_c_boolean stay;
+  /*
+   * this node's own jobs stay; guests may go
+   */
+  protobuf_c_boolean lstay;
+  /*
+   * no guest may arrive
+   */
+  protobuf_c_boolean block;
+  /*
+   * neither send nor receive load
+   */
+  protobuf_c_boolean quiet;
+};
+#define OMX__BALANCER__POLICY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__balancer__policy__descriptor) \
+    , 0, 0, 0, 0 }
+
 
 /*
  * One node's load as it reports it to others.
@@ -33,12 +66,12 @@ struct  Omx__Balancer__LoadRecord
   ProtobufCMessage base;
   uint32_t node_id;
   /*
-   * smoothed run-queue length per CPU
+   * runnable processes, smoothed (the CPU demand on the node)
    */
   double load;
   uint32_t cpus;
   /*
-   * relative speed (mosctl setspeed)
+   * relative speed, 1000 = the reference CPU (mosctl setspeed)
    */
   uint32_t speed;
   /*
@@ -49,10 +82,19 @@ struct  Omx__Balancer__LoadRecord
    * milliseconds since the Unix epoch
    */
   uint64_t sampled_ms;
+  Omx__Balancer__Policy *policy;
+  /*
+   * jobs running on the node
+   */
+  uint32_t jobs;
+  /*
+   * bytes
+   */
+  uint64_t total_memory;
 };
 #define OMX__BALANCER__LOAD_RECORD__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__balancer__load_record__descriptor) \
-    , 0, 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0, NULL, 0, 0 }
 
 
 struct  Omx__Balancer__GetLoadRequest
@@ -68,12 +110,91 @@ struct  Omx__Balancer__GetLoadResponse
 {
   ProtobufCMessage base;
   Omx__Balancer__LoadRecord *load;
+  /*
+   * the latest decisions with their reasons, newest last
+   */
+  size_t n_decisions;
+  char **decisions;
+  /*
+   * records in this node's window
+   */
+  uint32_t peers_known;
 };
 #define OMX__BALANCER__GET_LOAD_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__balancer__get_load_response__descriptor) \
-    , NULL }
+    , NULL, 0,NULL, 0 }
 
 
+struct  Omx__Balancer__ClusterLoadRequest
+{
+  ProtobufCMessage base;
+};
+#define OMX__BALANCER__CLUSTER_LOAD_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__balancer__cluster_load_request__descriptor) \
+     }
+
+
+struct  Omx__Balancer__ClusterLoadResponse
+{
+  ProtobufCMessage base;
+  size_t n_nodes;
+  Omx__Balancer__LoadRecord **nodes;
+  size_t n_unreachable;
+  uint32_t *unreachable;
+};
+#define OMX__BALANCER__CLUSTER_LOAD_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__balancer__cluster_load_response__descriptor) \
+    , 0,NULL, 0,NULL }
+
+
+/*
+ * action: stay, nostay, lstay, nolstay, block, noblock, quiet, noquiet, setspeed (with speed),
+ * expel (block, then send the guests away), bring (lstay, then bring this node's jobs home).
+ */
+struct  Omx__Balancer__ControlRequest
+{
+  ProtobufCMessage base;
+  char *action;
+  uint32_t speed;
+};
+#define OMX__BALANCER__CONTROL_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__balancer__control_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Omx__Balancer__ControlResponse
+{
+  ProtobufCMessage base;
+  Omx__Balancer__LoadRecord *load;
+  /*
+   * what was done
+   */
+  char *message;
+};
+#define OMX__BALANCER__CONTROL_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__balancer__control_response__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string }
+
+
+/* Omx__Balancer__Policy methods */
+void   omx__balancer__policy__init
+                     (Omx__Balancer__Policy         *message);
+size_t omx__balancer__policy__get_packed_size
+                     (const Omx__Balancer__Policy   *message);
+size_t omx__balancer__policy__pack
+                     (const Omx__Balancer__Policy   *message,
+                      uint8_t             *out);
+size_t omx__balancer__policy__pack_to_buffer
+                     (const Omx__Balancer__Policy   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Balancer__Policy *
+       omx__balancer__policy__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__balancer__policy__free_unpacked
+                     (Omx__Balancer__Policy *message,
+                      ProtobufCAllocator *allocator);
 /* Omx__Balancer__LoadRecord methods */
 void   omx__balancer__load_record__init
                      (Omx__Balancer__LoadRecord         *message);
@@ -131,8 +252,87 @@ Omx__Balancer__GetLoadResponse *
 void   omx__balancer__get_load_response__free_unpacked
                      (Omx__Balancer__GetLoadResponse *message,
                       ProtobufCAllocator *allocator);
+/* Omx__Balancer__ClusterLoadRequest methods */
+void   omx__balancer__cluster_load_request__init
+                     (Omx__Balancer__ClusterLoadRequest         *message);
+size_t omx__balancer__cluster_load_request__get_packed_size
+                     (const Omx__Balancer__ClusterLoadRequest   *message);
+size_t omx__balancer__cluster_load_request__pack
+                     (const Omx__Balancer__ClusterLoadRequest   *message,
+                      uint8_t             *out);
+size_t omx__balancer__cluster_load_request__pack_to_buffer
+                     (const Omx__Balancer__ClusterLoadRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Balancer__ClusterLoadRequest *
+       omx__balancer__cluster_load_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__balancer__cluster_load_request__free_unpacked
+                     (Omx__Balancer__ClusterLoadRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Balancer__ClusterLoadResponse methods */
+void   omx__balancer__cluster_load_response__init
+                     (Omx__Balancer__ClusterLoadResponse         *message);
+size_t omx__balancer__cluster_load_response__get_packed_size
+                     (const Omx__Balancer__ClusterLoadResponse   *message);
+size_t omx__balancer__cluster_load_response__pack
+                     (const Omx__Balancer__ClusterLoadResponse   *message,
+                      uint8_t             *out);
+size_t omx__balancer__cluster_load_response__pack_to_buffer
+                     (const Omx__Balancer__ClusterLoadResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Balancer__ClusterLoadResponse *
+       omx__balancer__cluster_load_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__balancer__cluster_load_response__free_unpacked
+                     (Omx__Balancer__ClusterLoadResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Balancer__ControlRequest methods */
+void   omx__balancer__control_request__init
+                     (Omx__Balancer__ControlRequest         *message);
+size_t omx__balancer__control_request__get_packed_size
+                     (const Omx__Balancer__ControlRequest   *message);
+size_t omx__balancer__control_request__pack
+                     (const Omx__Balancer__ControlRequest   *message,
+                      uint8_t             *out);
+size_t omx__balancer__control_request__pack_to_buffer
+                     (const Omx__Balancer__ControlRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Balancer__ControlRequest *
+       omx__balancer__control_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__balancer__control_request__free_unpacked
+                     (Omx__Balancer__ControlRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Balancer__ControlResponse methods */
+void   omx__balancer__control_response__init
+                     (Omx__Balancer__ControlResponse         *message);
+size_t omx__balancer__control_response__get_packed_size
+                     (const Omx__Balancer__ControlResponse   *message);
+size_t omx__balancer__control_response__pack
+                     (const Omx__Balancer__ControlResponse   *message,
+                      uint8_t             *out);
+size_t omx__balancer__control_response__pack_to_buffer
+                     (const Omx__Balancer__ControlResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Balancer__ControlResponse *
+       omx__balancer__control_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__balancer__control_response__free_unpacked
+                     (Omx__Balancer__ControlResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Omx__Balancer__Policy_Closure)
+                 (const Omx__Balancer__Policy *message,
+                  void *closure_data);
 typedef void (*Omx__Balancer__LoadRecord_Closure)
                  (const Omx__Balancer__LoadRecord *message,
                   void *closure_data);
@@ -142,15 +342,32 @@ typedef void (*Omx__Balancer__GetLoadRequest_Closure)
 typedef void (*Omx__Balancer__GetLoadResponse_Closure)
                  (const Omx__Balancer__GetLoadResponse *message,
                   void *closure_data);
+typedef void (*Omx__Balancer__ClusterLoadRequest_Closure)
+                 (const Omx__Balancer__ClusterLoadRequest *message,
+                  void *closure_data);
+typedef void (*Omx__Balancer__ClusterLoadResponse_Closure)
+                 (const Omx__Balancer__ClusterLoadResponse *message,
+                  void *closure_data);
+typedef void (*Omx__Balancer__ControlRequest_Closure)
+                 (const Omx__Balancer__ControlRequest *message,
+                  void *closure_data);
+typedef void (*Omx__Balancer__ControlResponse_Closure)
+                 (const Omx__Balancer__ControlResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
 
 /* --- descriptors --- */
 
+extern const ProtobufCMessageDescriptor omx__balancer__policy__descriptor;
 extern const ProtobufCMessageDescriptor omx__balancer__load_record__descriptor;
 extern const ProtobufCMessageDescriptor omx__balancer__get_load_request__descriptor;
 extern const ProtobufCMessageDescriptor omx__balancer__get_load_response__descriptor;
+extern const ProtobufCMessageDescriptor omx__balancer__cluster_load_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__balancer__cluster_load_response__descriptor;
+extern const ProtobufCMessageDescriptor omx__balancer__control_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__balancer__control_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -592,6 +592,96 @@ void   omx__migrator__expel_request__free_unpacked
   assert(message->base.descriptor == &omx__migrator__expel_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   omx__migrator__bring_request__init
+                     (Omx__Migrator__BringRequest         *message)
+{
+  static const Omx__Migrator__BringRequest init_value = OMX__MIGRATOR__BRING_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__bring_request__get_packed_size
+                     (const Omx__Migrator__BringRequest *message)
+{
+  assert(message->base.descriptor == &omx__migrator__bring_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__bring_request__pack
+                     (const Omx__Migrator__BringRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__bring_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__bring_request__pack_to_buffer
+                     (const Omx__Migrator__BringRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__bring_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__BringRequest *
+       omx__migrator__bring_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__BringRequest *)
+     protobuf_c_message_unpack (&omx__migrator__bring_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__bring_request__free_unpacked
+                     (Omx__Migrator__BringRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__bring_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__flags_request__init
+                     (Omx__Migrator__FlagsRequest         *message)
+{
+  static const Omx__Migrator__FlagsRequest init_value = OMX__MIGRATOR__FLAGS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__flags_request__get_packed_size
+                     (const Omx__Migrator__FlagsRequest *message)
+{
+  assert(message->base.descriptor == &omx__migrator__flags_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__flags_request__pack
+                     (const Omx__Migrator__FlagsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__flags_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__flags_request__pack_to_buffer
+                     (const Omx__Migrator__FlagsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__flags_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__FlagsRequest *
+       omx__migrator__flags_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__FlagsRequest *)
+     protobuf_c_message_unpack (&omx__migrator__flags_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__flags_request__free_unpacked
+                     (Omx__Migrator__FlagsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__flags_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   omx__migrator__expel_response__init
                      (Omx__Migrator__ExpelResponse         *message)
 {
@@ -1023,7 +1113,7 @@ const ProtobufCMessageDescriptor omx__migrator__migration_report__descriptor =
   (ProtobufCMessageInit) omx__migrator__migration_report__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[24] =
+static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[26] =
 {
   {
     "id",
@@ -1313,12 +1403,38 @@ static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[24] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "arrived_ms",
+    25,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, arrived_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "demand",
+    26,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, demand),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__migrator__job__field_indices_by_name[] = {
   5,   /* field[5] = argv */
+  24,   /* field[24] = arrived_ms */
   12,   /* field[12] = cantmove */
   10,   /* field[10] = cpu_percent */
   20,   /* field[20] = cwd */
+  25,   /* field[25] = demand */
   21,   /* field[21] = env */
   9,   /* field[9] = exit */
   19,   /* field[19] = gid */
@@ -1343,7 +1459,7 @@ static const unsigned omx__migrator__job__field_indices_by_name[] = {
 static const ProtobufCIntRange omx__migrator__job__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 24 }
+  { 0, 26 }
 };
 const ProtobufCMessageDescriptor omx__migrator__job__descriptor =
 {
@@ -1353,7 +1469,7 @@ const ProtobufCMessageDescriptor omx__migrator__job__descriptor =
   "Omx__Migrator__Job",
   "omx.migrator",
   sizeof(Omx__Migrator__Job),
-  24,
+  26,
   omx__migrator__job__field_descriptors,
   omx__migrator__job__field_indices_by_name,
   1,  omx__migrator__job__number_ranges,
@@ -1990,6 +2106,114 @@ const ProtobufCMessageDescriptor omx__migrator__expel_request__descriptor =
   omx__migrator__expel_request__field_indices_by_name,
   0,  omx__migrator__expel_request__number_ranges,
   (ProtobufCMessageInit) omx__migrator__expel_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define omx__migrator__bring_request__field_descriptors NULL
+#define omx__migrator__bring_request__field_indices_by_name NULL
+#define omx__migrator__bring_request__number_ranges NULL
+const ProtobufCMessageDescriptor omx__migrator__bring_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.BringRequest",
+  "BringRequest",
+  "Omx__Migrator__BringRequest",
+  "omx.migrator",
+  sizeof(Omx__Migrator__BringRequest),
+  0,
+  omx__migrator__bring_request__field_descriptors,
+  omx__migrator__bring_request__field_indices_by_name,
+  0,  omx__migrator__bring_request__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__bring_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__flags_request__field_descriptors[5] =
+{
+  {
+    "job",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__FlagsRequest, job),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "set_lock",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__FlagsRequest, set_lock),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lock",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__FlagsRequest, lock),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "set_stay",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__FlagsRequest, set_stay),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stay",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__FlagsRequest, stay),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__flags_request__field_indices_by_name[] = {
+  0,   /* field[0] = job */
+  2,   /* field[2] = lock */
+  1,   /* field[1] = set_lock */
+  3,   /* field[3] = set_stay */
+  4,   /* field[4] = stay */
+};
+static const ProtobufCIntRange omx__migrator__flags_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor omx__migrator__flags_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.FlagsRequest",
+  "FlagsRequest",
+  "Omx__Migrator__FlagsRequest",
+  "omx.migrator",
+  sizeof(Omx__Migrator__FlagsRequest),
+  5,
+  omx__migrator__flags_request__field_descriptors,
+  omx__migrator__flags_request__field_indices_by_name,
+  1,  omx__migrator__flags_request__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__flags_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor omx__migrator__expel_response__field_descriptors[2] =

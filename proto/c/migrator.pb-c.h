@@ -28,6 +28,8 @@ typedef struct Omx__Migrator__ReadLogResponse Omx__Migrator__ReadLogResponse;
 typedef struct Omx__Migrator__MigrateRequest Omx__Migrator__MigrateRequest;
 typedef struct Omx__Migrator__MigrateResponse Omx__Migrator__MigrateResponse;
 typedef struct Omx__Migrator__ExpelRequest Omx__Migrator__ExpelRequest;
+typedef struct Omx__Migrator__BringRequest Omx__Migrator__BringRequest;
+typedef struct Omx__Migrator__FlagsRequest Omx__Migrator__FlagsRequest;
 typedef struct Omx__Migrator__ExpelResponse Omx__Migrator__ExpelResponse;
 typedef struct Omx__Migrator__ImageFile Omx__Migrator__ImageFile;
 typedef struct Omx__Migrator__TransferBegin Omx__Migrator__TransferBegin;
@@ -145,10 +147,18 @@ struct  Omx__Migrator__Job
    * while MIGRATING: the target (on the source) or the source (on the target)
    */
   uint32_t peer;
+  /*
+   * Unix epoch ms when it started on, or last arrived at, `where`
+   */
+  uint64_t arrived_ms;
+  /*
+   * runnable threads, smoothed: the CPU the job asks for (1 = one busy thread)
+   */
+  double demand;
 };
 #define OMX__MIGRATOR__JOB__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__job__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, OMX__MIGRATOR__JOB_STATE__RUNNING, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, OMX__MIGRATOR__JOB_STATE__RUNNING, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
 struct  Omx__Migrator__RunRequest
@@ -310,6 +320,35 @@ struct  Omx__Migrator__ExpelRequest
 #define OMX__MIGRATOR__EXPEL_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__expel_request__descriptor) \
      }
+
+
+struct  Omx__Migrator__BringRequest
+{
+  ProtobufCMessage base;
+};
+#define OMX__MIGRATOR__BRING_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__bring_request__descriptor) \
+     }
+
+
+struct  Omx__Migrator__FlagsRequest
+{
+  ProtobufCMessage base;
+  char *job;
+  /*
+   * change `lock` to `lock`
+   */
+  protobuf_c_boolean set_lock;
+  protobuf_c_boolean lock;
+  /*
+   * change `stay` to `stay`
+   */
+  protobuf_c_boolean set_stay;
+  protobuf_c_boolean stay;
+};
+#define OMX__MIGRATOR__FLAGS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__flags_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
 
 
 struct  Omx__Migrator__ExpelResponse
@@ -667,6 +706,44 @@ Omx__Migrator__ExpelRequest *
 void   omx__migrator__expel_request__free_unpacked
                      (Omx__Migrator__ExpelRequest *message,
                       ProtobufCAllocator *allocator);
+/* Omx__Migrator__BringRequest methods */
+void   omx__migrator__bring_request__init
+                     (Omx__Migrator__BringRequest         *message);
+size_t omx__migrator__bring_request__get_packed_size
+                     (const Omx__Migrator__BringRequest   *message);
+size_t omx__migrator__bring_request__pack
+                     (const Omx__Migrator__BringRequest   *message,
+                      uint8_t             *out);
+size_t omx__migrator__bring_request__pack_to_buffer
+                     (const Omx__Migrator__BringRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__BringRequest *
+       omx__migrator__bring_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__bring_request__free_unpacked
+                     (Omx__Migrator__BringRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__FlagsRequest methods */
+void   omx__migrator__flags_request__init
+                     (Omx__Migrator__FlagsRequest         *message);
+size_t omx__migrator__flags_request__get_packed_size
+                     (const Omx__Migrator__FlagsRequest   *message);
+size_t omx__migrator__flags_request__pack
+                     (const Omx__Migrator__FlagsRequest   *message,
+                      uint8_t             *out);
+size_t omx__migrator__flags_request__pack_to_buffer
+                     (const Omx__Migrator__FlagsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__FlagsRequest *
+       omx__migrator__flags_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__flags_request__free_unpacked
+                     (Omx__Migrator__FlagsRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Omx__Migrator__ExpelResponse methods */
 void   omx__migrator__expel_response__init
                      (Omx__Migrator__ExpelResponse         *message);
@@ -841,6 +918,12 @@ typedef void (*Omx__Migrator__MigrateResponse_Closure)
 typedef void (*Omx__Migrator__ExpelRequest_Closure)
                  (const Omx__Migrator__ExpelRequest *message,
                   void *closure_data);
+typedef void (*Omx__Migrator__BringRequest_Closure)
+                 (const Omx__Migrator__BringRequest *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__FlagsRequest_Closure)
+                 (const Omx__Migrator__FlagsRequest *message,
+                  void *closure_data);
 typedef void (*Omx__Migrator__ExpelResponse_Closure)
                  (const Omx__Migrator__ExpelResponse *message,
                   void *closure_data);
@@ -883,6 +966,8 @@ extern const ProtobufCMessageDescriptor omx__migrator__read_log_response__descri
 extern const ProtobufCMessageDescriptor omx__migrator__migrate_request__descriptor;
 extern const ProtobufCMessageDescriptor omx__migrator__migrate_response__descriptor;
 extern const ProtobufCMessageDescriptor omx__migrator__expel_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__bring_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__flags_request__descriptor;
 extern const ProtobufCMessageDescriptor omx__migrator__expel_response__descriptor;
 extern const ProtobufCMessageDescriptor omx__migrator__image_file__descriptor;
 extern const ProtobufCMessageDescriptor omx__migrator__transfer_begin__descriptor;

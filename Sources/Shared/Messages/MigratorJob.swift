@@ -103,6 +103,10 @@ public struct Job: WireMessage, Equatable {
     public var transfer = ""
     /// While migrating: the target (on the source) or the source (on the target).
     public var peer: UInt32 = 0
+    /// When it started on, or last arrived at, `where` (Unix epoch ms).
+    public var arrivedMs: UInt64 = 0
+    /// Runnable threads, smoothed: the CPU the job asks for (1 = one busy thread).
+    public var demand = 0.0
 
     public init() {}
 
@@ -139,6 +143,8 @@ public struct Job: WireMessage, Equatable {
         message.pointee.pid_start_ticks = pidStartTicks
         message.pointee.transfer = arena.string(transfer)
         message.pointee.peer = peer
+        message.pointee.arrived_ms = arrivedMs
+        message.pointee.demand = demand
         return message
     }
 
@@ -167,6 +173,8 @@ public struct Job: WireMessage, Equatable {
         pidStartTicks = message.pid_start_ticks
         transfer = cString(message.transfer)
         peer = message.peer
+        arrivedMs = message.arrived_ms
+        demand = message.demand
     }
 
     public init(wire bytes: [UInt8]) throws { self = try Job.codec.decode(bytes) { Job(wire: $0) } }

@@ -347,3 +347,52 @@ public struct ExpelResponse: WireMessage, Equatable {
         }
     }
 }
+
+/// `omx.migrator.BringRequest`: bring this home's jobs home.
+public struct BringRequest: WireMessage, Equatable {
+    public init() {}
+
+    static let codec = ProtoCodec<Omx__Migrator__BringRequest>(
+        name: "omx.migrator.BringRequest", initialize: { omx__migrator__bring_request__init($0) },
+        packedSize: { omx__migrator__bring_request__get_packed_size($0) }, pack: { omx__migrator__bring_request__pack($0, $1) },
+        unpack: { omx__migrator__bring_request__unpack(nil, $0, $1) }, free: { omx__migrator__bring_request__free_unpacked($0, nil) })
+
+    public init(wire bytes: [UInt8]) throws { self = try BringRequest.codec.decode(bytes) { _ in BringRequest() } }
+    public func wire() -> [UInt8] { BringRequest.codec.encode { _, _ in } }
+}
+
+/// `omx.migrator.FlagsRequest`: lock/unlock or stay/nostay one job (nil leaves a flag alone).
+public struct FlagsRequest: WireMessage, Equatable {
+    public var job: String
+    public var lock: Bool?
+    public var stay: Bool?
+
+    public init(job: String, lock: Bool? = nil, stay: Bool? = nil) {
+        self.job = job
+        self.lock = lock
+        self.stay = stay
+    }
+
+    static let codec = ProtoCodec<Omx__Migrator__FlagsRequest>(
+        name: "omx.migrator.FlagsRequest", initialize: { omx__migrator__flags_request__init($0) },
+        packedSize: { omx__migrator__flags_request__get_packed_size($0) }, pack: { omx__migrator__flags_request__pack($0, $1) },
+        unpack: { omx__migrator__flags_request__unpack(nil, $0, $1) }, free: { omx__migrator__flags_request__free_unpacked($0, nil) })
+
+    public init(wire bytes: [UInt8]) throws {
+        self = try FlagsRequest.codec.decode(bytes) { message in
+            FlagsRequest(
+                job: cString(message.job), lock: message.set_lock != 0 ? message.lock != 0 : nil,
+                stay: message.set_stay != 0 ? message.stay != 0 : nil)
+        }
+    }
+
+    public func wire() -> [UInt8] {
+        FlagsRequest.codec.encode { message, arena in
+            message.job = arena.string(job)
+            message.set_lock = lock == nil ? 0 : 1
+            message.lock = lock == true ? 1 : 0
+            message.set_stay = stay == nil ? 0 : 1
+            message.stay = stay == true ? 1 : 0
+        }
+    }
+}
