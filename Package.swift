@@ -58,7 +58,7 @@ let package = Package(
             name: "omx",
             dependencies: ["Shared", "Discovery", "Migrator", "Balancer", "OMXBench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .target(name: "OMXBench", dependencies: ["Shared", "Discovery"]),
+        .target(name: "OMXBench", dependencies: ["Shared", "Discovery", "Balancer"]),
         .executableTarget(name: "RawBench"),
 
         // MARK: Tests

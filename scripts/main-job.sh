@@ -2,8 +2,8 @@
 # The main job: installs what is missing, builds, and runs a local 3-node OMX cluster on
 # 127.0.0.1-3 doing real work: every node's services as separate processes, membership and the
 # service registry spreading by SWIM gossip, every service answering signed TCP calls, a
-# counting job live-migrated 1 -> 2 -> 3 -> home with CRIU and checked for a lost or repeated
-# line, a node killed and found dead everywhere, restarted and rejoining. It stops everything
+# counting job migrated 1 -> 2 -> 3 -> home with CRIU and checked for a lost or repeated
+# line, six busy jobs on node 1 spread over the nodes by the Balancers, a node killed and found dead everywhere, restarted and rejoining. It stops everything
 # it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,6 +69,23 @@ lines=$("$omx" logs "$job" | wc -l)
 "$omx" logs "$job" | awk 'NR != $1 { print "main-job: line " NR " reads " $1 ": a number was lost or repeated"; bad = 1; exit 1 } END { exit bad }'
 echo "the job's output has all $lines numbers once and in order; $("$omx" mps | awk -v j="$job" '$1 == j { print "it ended with: " $5 " " $6 }')"
 
+echo "== the Balancer: 6 CPU-bound jobs started on node 1 spread by themselves (no command given)"
+busy=()
+for _ in 1 2 3 4 5 6; do busy+=("$("$omx" run --node 1 --name busy -- /bin/sh -c 'while :; do :; done')"); done
+"$omx" mps
+spread=""
+for second in $(seq 1 30); do
+  sleep 1
+  spread=$("$omx" mps | awk '$5 == "running" { n[$3]++ } END { printf "%d/%d/%d", n[1], n[2], n[3] }')
+  echo "after ${second} s: jobs on nodes 1/2/3: $spread"
+  [[ "$spread" == "2/2/2" ]] && break
+done
+spread_seconds=$second
+"$omx" mps
+"$omx" mon --once | sed '/^$/d'
+grep -h "move job" "$dir"/node-*/log/balancer.log | sed 's/.*\] /balancer: /' | head -4
+"$omx" kill -KILL "${busy[@]}"
+
 echo "== node 3's Discovery killed with SIGKILL"
 kill -9 "$(cat "$dir/node-3/run/discovery.pid")"
 dead1=$(wait_state 1 3 dead 6); dead2=$(wait_state 2 3 dead 6)
@@ -85,4 +102,5 @@ echo "== stopping the cluster"
 trap - EXIT
 echo "main-job: summary: 3 nodes, 15 service instances registered and answering signed TCP calls (${answered} pinged);"
 echo "main-job: job $job migrated 1 -> 2 -> 3 -> home with nothing lost or repeated in its $lines lines;"
+echo "main-job: 6 busy jobs started on node 1 were spread ${spread} by the Balancers after ${spread_seconds} s;"
 echo "main-job: a killed node was dead on node 1 after ${dead1} and rejoined after ${back}; everything stopped; logs in $dir"

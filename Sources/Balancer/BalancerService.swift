@@ -8,8 +8,6 @@ import Shared
 actor BalancerService {
     static let roundInterval: Duration = .seconds(1)
     static let samplesPerRound = 4
-    /// Peers each round's record goes to.
-    static let fanout = 2
 
     let host: ServiceHost
     let nodeID: UInt32
@@ -57,6 +55,7 @@ actor BalancerService {
         server.register("Balancer.GetLoad", on: .pool) { [self] (_: GetLoadRequest, _) in await loadReport() }
         server.register("Balancer.ClusterLoad", on: .pool) { [self] (_: ClusterLoadRequest, _) in await clusterLoad() }
         server.register("Balancer.Control", on: .pool) { [self] (request: ControlRequest, rpc) in try await control(request, caller: rpc.caller) }
+        server.register("Balancer.Place", on: .pool) { [self] (request: PlaceRequest, _) in await place(request) }
     }
 
     /// Samples four times a second and runs a round every second until cancelled.
@@ -109,9 +108,9 @@ actor BalancerService {
         Task { await carryOut(decision) }
     }
 
-    /// Sends the own record to `fanout` random live peers and keeps their answers.
+    /// Sends the own record to `configuration.fanout` random live peers and keeps their answers.
     private func trade() async {
-        let targets = alive.shuffled(using: &random).prefix(BalancerService.fanout)
+        let targets = alive.shuffled(using: &random).prefix(configuration.fanout)
         let record = own
         await withTaskGroup(of: NodeLoad?.self) { group in
             for target in targets {
@@ -146,6 +145,18 @@ actor BalancerService {
         guard !policy.quiet else { throw RPCError(.unavailable, "Balancer.Exchange: node \(nodeID) is quiet (omx mosctl noquiet)") }
         window.insert(record)
         return own
+    }
+
+    /// `Balancer.Place`: where a new job should start, from this node's load and window.
+    func place(_ request: PlaceRequest) -> PlaceResponse {
+        let nowMs = wallClockMs()
+        let node = DecisionCore.place(
+            demand: request.demand, own: own, peers: window.eligible(alive: alive), configuration: configuration, nowMs: nowMs, random: &random)
+        guard node != nodeID, let target = window.records[node] else { return PlaceResponse(node: nodeID, reason: "this node is as light as any it knows of") }
+        window.assume(request.demand, movedTo: node)
+        let reason = "load \(formatLoad(own.normalizedLoad)) here vs \(formatLoad(target.normalizedLoad)) on node \(node) (per reference CPU)"
+        record("start a new job on node \(node): \(reason)")
+        return PlaceResponse(node: node, reason: reason)
     }
 
     /// `Balancer.GetLoad`.

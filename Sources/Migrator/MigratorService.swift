@@ -99,6 +99,12 @@ actor MigratorService {
         }
         job.home = nodeID
         job.where = request.node == 0 ? nodeID : request.node
+        if request.node == 0 && !request.stay && !request.lock,
+           let placed = try? await balancer.call("Balancer.Place", PlaceRequest(demand: 1), returning: PlaceResponse.self, timeout: .milliseconds(500)),
+           host.map.node(id: placed.node) != nil {
+            // Starting where the Balancer would soon move it anyway costs nothing.
+            job.where = placed.node
+        }
         guard host.map.node(id: job.where) != nil else { throw RPCError(.notFound, "Migrator.Run: node \(job.where) is not in the map") }
         job.argv = request.argv
         job.env = request.env
@@ -112,7 +118,15 @@ actor MigratorService {
         if job.where == nodeID {
             try await launcher.launch(&job)
         } else {
-            job = try await peers.call(job.where, "Migrator.Start", StartRequest(job: job), returning: Job.self, timeoutMs: 15_000)
+            do {
+                job = try await peers.call(job.where, "Migrator.Start", StartRequest(job: job), returning: Job.self, timeoutMs: 15_000)
+            } catch where request.node == 0 {
+                // The Balancer's pick could not take it: start it here after all.
+                logger.notice("job \(job.id): node \(job.where) could not start it (\(error)); starting it here")
+                job.where = nodeID
+                try JobLauncher.validate(job)
+                try await launcher.launch(&job)
+            }
         }
         jobs[job.id] = job
         try store.save(job)

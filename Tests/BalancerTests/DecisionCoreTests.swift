@@ -78,6 +78,20 @@ final class DecisionCoreTests: XCTestCase {
         XCTAssertNotNil(decide(node(1, load: 4, policy: NodePolicy(lstay: true)), jobs(4, home: 5), [node(2, load: 0)]), "lstay: guests may go")
     }
 
+    func testANewJobStartsOnTheLightestKnownNodeUnlessHomeIsAsLight() {
+        var placeRandom = SystemRandomNumberGenerator()
+        func place(_ own: NodeLoad, _ peers: [NodeLoad]) -> UInt32 {
+            DecisionCore.place(demand: 1, own: own, peers: peers, configuration: configuration, nowMs: now, random: &placeRandom)
+        }
+        XCTAssertEqual(place(node(1, load: 4), [node(2, load: 3), node(3, load: 0)]), 3)
+        XCTAssertEqual(place(node(1, load: 1), [node(2, load: 1)]), 1, "as light: stay home")
+        XCTAssertEqual(place(node(1, load: 4, cpus: 1), [node(2, load: 4, cpus: 1, speed: 4000)]), 2, "a much faster node is lighter")
+        XCTAssertEqual(place(node(1, load: 4), [node(2, load: 0, policy: NodePolicy(block: true))]), 1, "never onto a blocked node")
+        var stale = node(3, load: 0)
+        stale.sampledMs = now - 60_000
+        XCTAssertEqual(place(node(1, load: 4), [stale]), 1, "never from a stale record")
+    }
+
     func testTheWindowOffersOnlyAliveFreshNodesAndKeepsTheFreshestRecord() {
         var window = LoadWindow(capacity: 2, staleAfterMs: 5_000)
         window.insert(NodeLoad(node: 2, load: 1, cpus: 1, speed: 1000, freeMemory: 0, totalMemory: 0, sampledMs: 100))

@@ -19,7 +19,7 @@ final class BalancerEndToEndTests: XCTestCase {
     func testSixBusyJobsSpreadTwoPerNodeAndPoliciesHold() async throws {
         try DiscoveryCluster.requireCRIU()
         let cluster = try DiscoveryCluster(subnet: 46, nodes: 3)
-        let jobs = try (0..<6).map { _ in try cluster.run(BalancerEndToEndTests.busy) }
+        let jobs = try (0..<6).map { _ in try cluster.run(BalancerEndToEndTests.busy, options: ["--node", "1"]) }
         XCTAssertEqual(spread(cluster)[1], 6, "all six start on node 1")
         let spreadIn = await cluster.waitFor(seconds: 20) { self.spread(cluster) == [1: 2, 2: 2, 3: 2] }
         XCTAssertNotNil(spreadIn, "two per node within 20 s, with no command given: \(spread(cluster))")
@@ -70,8 +70,8 @@ final class BalancerEndToEndTests: XCTestCase {
         try DiscoveryCluster.requireCRIU()
         let cluster = try DiscoveryCluster(subnet: 47, nodes: 3)
         let pinned = try cluster.run(BalancerEndToEndTests.busy, options: ["--lock"])
-        let second = try cluster.run(BalancerEndToEndTests.busy)
-        let third = try cluster.run(BalancerEndToEndTests.busy)
+        let second = try cluster.run(BalancerEndToEndTests.busy, options: ["--node", "1"])
+        let third = try cluster.run(BalancerEndToEndTests.busy, options: ["--node", "1"])
         XCTAssertEqual(cluster.omx(["lock", second]).status, 0)
         let moved = await cluster.waitFor(seconds: 15) { cluster.job(third)?["where"] as? Int != 1 }
         XCTAssertNotNil(moved, "the unlocked job moves")
@@ -80,6 +80,24 @@ final class BalancerEndToEndTests: XCTestCase {
         XCTAssertTrue(cluster.omx(["migrate", second, "2"]).stderr.contains("the job is locked"))
         XCTAssertEqual(cluster.omx(["unlock", second]).status, 0)
         XCTAssertEqual(cluster.omx(["migrate", second, "2"]).status, 0, "unlocked, it moves")
+        await cluster.down()
+    }
+
+    func testANewJobStartsWhereTheBalancerPlacesIt() async throws {
+        try DiscoveryCluster.requireCRIU()
+        let cluster = try DiscoveryCluster(subnet: 49, nodes: 3)
+        for _ in 0..<4 { _ = try cluster.run(BalancerEndToEndTests.busy, options: ["--node", "1"]) }
+        // Wait until node 1's load shows and the others' records have reached it.
+        let loaded = await cluster.waitFor(seconds: 10) {
+            cluster.omx(["mosctl", "getload"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines).compare("2.5", options: .numeric) == .orderedDescending
+        }
+        XCTAssertNotNil(loaded, "node 1 is loaded")
+        XCTAssertEqual(cluster.omx(["mosctl", "stay"]).status, 0, "nothing moves automatically from node 1 now")
+        let placed = try cluster.run(BalancerEndToEndTests.busy)
+        XCTAssertNotEqual(cluster.job(placed)?["where"] as? Int, 1, "omx run without --node starts it on a lighter node")
+        XCTAssertTrue(cluster.log(1, "balancer").contains("start a new job on node"), "with the reason logged")
+        let home = try cluster.run(BalancerEndToEndTests.busy, options: ["--stay"])
+        XCTAssertEqual(cluster.job(home)?["where"] as? Int, 1, "--stay starts it at home")
         await cluster.down()
     }
 

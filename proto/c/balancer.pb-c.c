@@ -367,6 +367,96 @@ void   omx__balancer__control_response__free_unpacked
   assert(message->base.descriptor == &omx__balancer__control_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   omx__balancer__place_request__init
+                     (Omx__Balancer__PlaceRequest         *message)
+{
+  static const Omx__Balancer__PlaceRequest init_value = OMX__BALANCER__PLACE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__balancer__place_request__get_packed_size
+                     (const Omx__Balancer__PlaceRequest *message)
+{
+  assert(message->base.descriptor == &omx__balancer__place_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__balancer__place_request__pack
+                     (const Omx__Balancer__PlaceRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__balancer__place_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__balancer__place_request__pack_to_buffer
+                     (const Omx__Balancer__PlaceRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__balancer__place_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Balancer__PlaceRequest *
+       omx__balancer__place_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Balancer__PlaceRequest *)
+     protobuf_c_message_unpack (&omx__balancer__place_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__balancer__place_request__free_unpacked
+                     (Omx__Balancer__PlaceRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__balancer__place_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__balancer__place_response__init
+                     (Omx__Balancer__PlaceResponse         *message)
+{
+  static const Omx__Balancer__PlaceResponse init_value = OMX__BALANCER__PLACE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t omx__balancer__place_response__get_packed_size
+                     (const Omx__Balancer__PlaceResponse *message)
+{
+  assert(message->base.descriptor == &omx__balancer__place_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__balancer__place_response__pack
+                     (const Omx__Balancer__PlaceResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__balancer__place_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__balancer__place_response__pack_to_buffer
+                     (const Omx__Balancer__PlaceResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__balancer__place_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Balancer__PlaceResponse *
+       omx__balancer__place_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Balancer__PlaceResponse *)
+     protobuf_c_message_unpack (&omx__balancer__place_response__descriptor,
+                                allocator, len, data);
+}
+void   omx__balancer__place_response__free_unpacked
+                     (Omx__Balancer__PlaceResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__balancer__place_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor omx__balancer__policy__field_descriptors[4] =
 {
   {
@@ -837,5 +927,94 @@ const ProtobufCMessageDescriptor omx__balancer__control_response__descriptor =
   omx__balancer__control_response__field_indices_by_name,
   1,  omx__balancer__control_response__number_ranges,
   (ProtobufCMessageInit) omx__balancer__control_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__balancer__place_request__field_descriptors[1] =
+{
+  {
+    "demand",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Balancer__PlaceRequest, demand),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__balancer__place_request__field_indices_by_name[] = {
+  0,   /* field[0] = demand */
+};
+static const ProtobufCIntRange omx__balancer__place_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor omx__balancer__place_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.balancer.PlaceRequest",
+  "PlaceRequest",
+  "Omx__Balancer__PlaceRequest",
+  "omx.balancer",
+  sizeof(Omx__Balancer__PlaceRequest),
+  1,
+  omx__balancer__place_request__field_descriptors,
+  omx__balancer__place_request__field_indices_by_name,
+  1,  omx__balancer__place_request__number_ranges,
+  (ProtobufCMessageInit) omx__balancer__place_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__balancer__place_response__field_descriptors[2] =
+{
+  {
+    "node",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Balancer__PlaceResponse, node),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Balancer__PlaceResponse, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__balancer__place_response__field_indices_by_name[] = {
+  0,   /* field[0] = node */
+  1,   /* field[1] = reason */
+};
+static const ProtobufCIntRange omx__balancer__place_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__balancer__place_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.balancer.PlaceResponse",
+  "PlaceResponse",
+  "Omx__Balancer__PlaceResponse",
+  "omx.balancer",
+  sizeof(Omx__Balancer__PlaceResponse),
+  2,
+  omx__balancer__place_response__field_descriptors,
+  omx__balancer__place_response__field_indices_by_name,
+  1,  omx__balancer__place_response__number_ranges,
+  (ProtobufCMessageInit) omx__balancer__place_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

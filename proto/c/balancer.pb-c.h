@@ -23,6 +23,8 @@ typedef struct Omx__Balancer__ClusterLoadRequest Omx__Balancer__ClusterLoadReque
 typedef struct Omx__Balancer__ClusterLoadResponse Omx__Balancer__ClusterLoadResponse;
 typedef struct Omx__Balancer__ControlRequest Omx__Balancer__ControlRequest;
 typedef struct Omx__Balancer__ControlResponse Omx__Balancer__ControlResponse;
+typedef struct Omx__Balancer__PlaceRequest Omx__Balancer__PlaceRequest;
+typedef struct Omx__Balancer__PlaceResponse Omx__Balancer__PlaceResponse;
 
 
 /* --- enums --- */
@@ -174,6 +176,33 @@ struct  Omx__Balancer__ControlResponse
 #define OMX__BALANCER__CONTROL_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__balancer__control_response__descriptor) \
     , NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Omx__Balancer__PlaceRequest
+{
+  ProtobufCMessage base;
+  /*
+   * the new job's expected CPU demand (1 = one busy thread)
+   */
+  double demand;
+};
+#define OMX__BALANCER__PLACE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__balancer__place_request__descriptor) \
+    , 0 }
+
+
+struct  Omx__Balancer__PlaceResponse
+{
+  ProtobufCMessage base;
+  /*
+   * where to start it
+   */
+  uint32_t node;
+  char *reason;
+};
+#define OMX__BALANCER__PLACE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__balancer__place_response__descriptor) \
+    , 0, (char *)protobuf_c_empty_string }
 
 
 /* Omx__Balancer__Policy methods */
@@ -328,6 +357,44 @@ Omx__Balancer__ControlResponse *
 void   omx__balancer__control_response__free_unpacked
                      (Omx__Balancer__ControlResponse *message,
                       ProtobufCAllocator *allocator);
+/* Omx__Balancer__PlaceRequest methods */
+void   omx__balancer__place_request__init
+                     (Omx__Balancer__PlaceRequest         *message);
+size_t omx__balancer__place_request__get_packed_size
+                     (const Omx__Balancer__PlaceRequest   *message);
+size_t omx__balancer__place_request__pack
+                     (const Omx__Balancer__PlaceRequest   *message,
+                      uint8_t             *out);
+size_t omx__balancer__place_request__pack_to_buffer
+                     (const Omx__Balancer__PlaceRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Balancer__PlaceRequest *
+       omx__balancer__place_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__balancer__place_request__free_unpacked
+                     (Omx__Balancer__PlaceRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Balancer__PlaceResponse methods */
+void   omx__balancer__place_response__init
+                     (Omx__Balancer__PlaceResponse         *message);
+size_t omx__balancer__place_response__get_packed_size
+                     (const Omx__Balancer__PlaceResponse   *message);
+size_t omx__balancer__place_response__pack
+                     (const Omx__Balancer__PlaceResponse   *message,
+                      uint8_t             *out);
+size_t omx__balancer__place_response__pack_to_buffer
+                     (const Omx__Balancer__PlaceResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Balancer__PlaceResponse *
+       omx__balancer__place_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__balancer__place_response__free_unpacked
+                     (Omx__Balancer__PlaceResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Omx__Balancer__Policy_Closure)
@@ -354,6 +421,12 @@ typedef void (*Omx__Balancer__ControlRequest_Closure)
 typedef void (*Omx__Balancer__ControlResponse_Closure)
                  (const Omx__Balancer__ControlResponse *message,
                   void *closure_data);
+typedef void (*Omx__Balancer__PlaceRequest_Closure)
+                 (const Omx__Balancer__PlaceRequest *message,
+                  void *closure_data);
+typedef void (*Omx__Balancer__PlaceResponse_Closure)
+                 (const Omx__Balancer__PlaceResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -368,6 +441,8 @@ extern const ProtobufCMessageDescriptor omx__balancer__cluster_load_request__des
 extern const ProtobufCMessageDescriptor omx__balancer__cluster_load_response__descriptor;
 extern const ProtobufCMessageDescriptor omx__balancer__control_request__descriptor;
 extern const ProtobufCMessageDescriptor omx__balancer__control_response__descriptor;
+extern const ProtobufCMessageDescriptor omx__balancer__place_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__balancer__place_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

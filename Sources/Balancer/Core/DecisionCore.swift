@@ -32,6 +32,24 @@ public enum DecisionCore {
         return balanceLoad(own: own, jobs: movable, targets: targets, configuration: configuration, random: &random)
     }
 
+    /// Where a new job of `demand` should start: the node it would find least loaded, this one
+    /// unless another is lighter by more than the placement margin. Starting elsewhere costs nothing
+    /// (no image to move), so this spares the migration the job would otherwise soon need.
+    public static func place<R: RandomNumberGenerator>(
+        demand: Double, own: NodeLoad, peers: [NodeLoad], configuration: BalancerConfiguration, nowMs: UInt64, random: inout R
+    ) -> UInt32 {
+        guard !own.policy.quiet else { return own.node }
+        let here = own.normalizedLoad(adding: demand)
+        let candidates = peers.filter { peer in
+            peer.node != own.node && !peer.policy.block && !peer.policy.quiet
+                && (nowMs < peer.sampledMs || nowMs - peer.sampledMs <= configuration.staleAfterMs)
+                && peer.normalizedLoad(adding: demand) < here - configuration.placementMargin
+        }
+        guard let best = candidates.map({ $0.normalizedLoad(adding: demand) }).min() else { return own.node }
+        let ties = candidates.filter { abs($0.normalizedLoad(adding: demand) - best) < 1e-9 }
+        return ties[Int.random(in: 0..<ties.count, using: &random)].node
+    }
+
     /// Free memory below the low share: the largest job goes where memory is most plentiful.
     private static func usherMemory(own: NodeLoad, jobs: [JobSample], targets: [NodeLoad], configuration: BalancerConfiguration) -> Decision? {
         guard own.totalMemory > 0, Double(own.freeMemory) < configuration.lowMemoryShare * Double(own.totalMemory) else { return nil }

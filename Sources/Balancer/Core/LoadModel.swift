@@ -51,6 +51,9 @@ public struct Decision: Sendable, Equatable, CustomStringConvertible {
 public struct BalancerConfiguration: Sendable {
     /// A move must lower the busier node's normalized load by more than this (hysteresis).
     public var hysteresis = 0.2
+    /// A new job starts elsewhere when it would find that node lighter by more than this
+    /// (starting elsewhere is free: no ping-pong to fear, only stale records).
+    public var placementMargin = 0.2
     /// A job moves at most this often (doubled with every move it made), and not before it
     /// has run this long.
     public var minResidenceMs: UInt64 = 2_000
@@ -65,6 +68,8 @@ public struct BalancerConfiguration: Sendable {
     public var lowMemoryShare = 0.1
     /// A job whose I/O goes this much to one node is drawn toward that node.
     public var ioLocalityShare = 0.6
+    /// Peers each node sends its load record to per round (push-pull: each answers with its own).
+    public var fanout = 2
     /// Load records older than this are ignored.
     public var staleAfterMs: UInt64 = 5_000
 

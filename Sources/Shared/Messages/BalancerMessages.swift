@@ -259,3 +259,43 @@ public struct ControlResponse: WireMessage, Equatable {
         }
     }
 }
+
+/// `omx.balancer.PlaceRequest`: where should a new job of `demand` start?
+public struct PlaceRequest: WireMessage, Equatable {
+    public var demand: Double
+
+    public init(demand: Double) { self.demand = demand }
+
+    static let codec = ProtoCodec<Omx__Balancer__PlaceRequest>(
+        name: "omx.balancer.PlaceRequest", initialize: { omx__balancer__place_request__init($0) },
+        packedSize: { omx__balancer__place_request__get_packed_size($0) }, pack: { omx__balancer__place_request__pack($0, $1) },
+        unpack: { omx__balancer__place_request__unpack(nil, $0, $1) }, free: { omx__balancer__place_request__free_unpacked($0, nil) })
+
+    public init(wire bytes: [UInt8]) throws { self = try PlaceRequest.codec.decode(bytes) { PlaceRequest(demand: $0.demand) } }
+    public func wire() -> [UInt8] { PlaceRequest.codec.encode { message, _ in message.demand = demand } }
+}
+
+/// `omx.balancer.PlaceResponse`: the node to start it on, and why.
+public struct PlaceResponse: WireMessage, Equatable {
+    public var node: UInt32
+    public var reason: String
+
+    public init(node: UInt32, reason: String) {
+        self.node = node
+        self.reason = reason
+    }
+
+    static let codec = ProtoCodec<Omx__Balancer__PlaceResponse>(
+        name: "omx.balancer.PlaceResponse", initialize: { omx__balancer__place_response__init($0) },
+        packedSize: { omx__balancer__place_response__get_packed_size($0) }, pack: { omx__balancer__place_response__pack($0, $1) },
+        unpack: { omx__balancer__place_response__unpack(nil, $0, $1) }, free: { omx__balancer__place_response__free_unpacked($0, nil) })
+
+    public init(wire bytes: [UInt8]) throws { self = try PlaceResponse.codec.decode(bytes) { PlaceResponse(node: $0.node, reason: cString($0.reason)) } }
+
+    public func wire() -> [UInt8] {
+        PlaceResponse.codec.encode { message, arena in
+            message.node = node
+            message.reason = arena.string(reason)
+        }
+    }
+}
