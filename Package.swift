@@ -22,6 +22,8 @@ let package = Package(
         .target(name: "CLibUV", linkerSettings: [.linkedLibrary("uv")]),
         .target(name: "COpenSSL", linkerSettings: [.linkedLibrary("crypto")]),
         .target(name: "CMigrator", linkerSettings: [.linkedLibrary("z")]),
+        .target(name: "CFileSystem"),
+        .target(name: "CFuse", cSettings: [.unsafeFlags(["-I/usr/include/fuse3"])], linkerSettings: [.linkedLibrary("fuse3")]),
         .target(
             name: "OMXProto",
             path: "proto/c",
@@ -47,7 +49,7 @@ let package = Package(
         .target(name: "Migrator", dependencies: ["Shared", "CMigrator"]),
         // The init of every job's PID namespace (C: it must start fast and stay small).
         .executableTarget(name: "JobInit"),
-        .target(name: "FSGateway", dependencies: ["Shared"]),
+        .target(name: "FSGateway", dependencies: ["Shared", "CFileSystem", "CFuse"]),
         .executableTarget(name: "omx-discovery", dependencies: ["Discovery", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "omx-balancer", dependencies: ["Balancer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "omx-migrator", dependencies: ["Migrator", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -5,8 +5,13 @@ import FSGateway
 // module, so parse and run the concrete subcommand here.
 do {
     let command = try FSGatewayCommand.parseAsRoot()
-    guard let serve = command as? FSGatewayCommand.Serve else { throw CleanExit.helpRequest(FSGatewayCommand.self) }
-    try await serve.run()
+    if let serve = command as? FSGatewayCommand.Serve {
+        try await serve.run()
+    } else if let mount = command as? FSGatewayCommand.Mount {
+        try mount.run()
+    } else {
+        throw CleanExit.helpRequest(FSGatewayCommand.self)
+    }
 } catch {
     FSGatewayCommand.exit(withError: error)
 }

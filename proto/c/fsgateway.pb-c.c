@@ -7,6 +7,96 @@
 #endif
 
 #include "fsgateway.pb-c.h"
+void   omx__fsgateway__attr__init
+                     (Omx__Fsgateway__Attr         *message)
+{
+  static const Omx__Fsgateway__Attr init_value = OMX__FSGATEWAY__ATTR__INIT;
+  *message = init_value;
+}
+size_t omx__fsgateway__attr__get_packed_size
+                     (const Omx__Fsgateway__Attr *message)
+{
+  assert(message->base.descriptor == &omx__fsgateway__attr__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__fsgateway__attr__pack
+                     (const Omx__Fsgateway__Attr *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__fsgateway__attr__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__fsgateway__attr__pack_to_buffer
+                     (const Omx__Fsgateway__Attr *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__fsgateway__attr__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Fsgateway__Attr *
+       omx__fsgateway__attr__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Fsgateway__Attr *)
+     protobuf_c_message_unpack (&omx__fsgateway__attr__descriptor,
+                                allocator, len, data);
+}
+void   omx__fsgateway__attr__free_unpacked
+                     (Omx__Fsgateway__Attr *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__fsgateway__attr__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__fsgateway__dir_entry__init
+                     (Omx__Fsgateway__DirEntry         *message)
+{
+  static const Omx__Fsgateway__DirEntry init_value = OMX__FSGATEWAY__DIR_ENTRY__INIT;
+  *message = init_value;
+}
+size_t omx__fsgateway__dir_entry__get_packed_size
+                     (const Omx__Fsgateway__DirEntry *message)
+{
+  assert(message->base.descriptor == &omx__fsgateway__dir_entry__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__fsgateway__dir_entry__pack
+                     (const Omx__Fsgateway__DirEntry *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__fsgateway__dir_entry__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__fsgateway__dir_entry__pack_to_buffer
+                     (const Omx__Fsgateway__DirEntry *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__fsgateway__dir_entry__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Fsgateway__DirEntry *
+       omx__fsgateway__dir_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Fsgateway__DirEntry *)
+     protobuf_c_message_unpack (&omx__fsgateway__dir_entry__descriptor,
+                                allocator, len, data);
+}
+void   omx__fsgateway__dir_entry__free_unpacked
+                     (Omx__Fsgateway__DirEntry *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__fsgateway__dir_entry__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   omx__fsgateway__statfs_request__init
                      (Omx__Fsgateway__StatfsRequest         *message)
 {
@@ -97,6 +187,360 @@ void   omx__fsgateway__statfs_response__free_unpacked
   assert(message->base.descriptor == &omx__fsgateway__statfs_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   omx__fsgateway__fs_request__init
+                     (Omx__Fsgateway__FsRequest         *message)
+{
+  static const Omx__Fsgateway__FsRequest init_value = OMX__FSGATEWAY__FS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__fsgateway__fs_request__get_packed_size
+                     (const Omx__Fsgateway__FsRequest *message)
+{
+  assert(message->base.descriptor == &omx__fsgateway__fs_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__fsgateway__fs_request__pack
+                     (const Omx__Fsgateway__FsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__fsgateway__fs_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__fsgateway__fs_request__pack_to_buffer
+                     (const Omx__Fsgateway__FsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__fsgateway__fs_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Fsgateway__FsRequest *
+       omx__fsgateway__fs_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Fsgateway__FsRequest *)
+     protobuf_c_message_unpack (&omx__fsgateway__fs_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__fsgateway__fs_request__free_unpacked
+                     (Omx__Fsgateway__FsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__fsgateway__fs_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__fsgateway__io_counter__init
+                     (Omx__Fsgateway__IoCounter         *message)
+{
+  static const Omx__Fsgateway__IoCounter init_value = OMX__FSGATEWAY__IO_COUNTER__INIT;
+  *message = init_value;
+}
+size_t omx__fsgateway__io_counter__get_packed_size
+                     (const Omx__Fsgateway__IoCounter *message)
+{
+  assert(message->base.descriptor == &omx__fsgateway__io_counter__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__fsgateway__io_counter__pack
+                     (const Omx__Fsgateway__IoCounter *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__fsgateway__io_counter__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__fsgateway__io_counter__pack_to_buffer
+                     (const Omx__Fsgateway__IoCounter *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__fsgateway__io_counter__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Fsgateway__IoCounter *
+       omx__fsgateway__io_counter__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Fsgateway__IoCounter *)
+     protobuf_c_message_unpack (&omx__fsgateway__io_counter__descriptor,
+                                allocator, len, data);
+}
+void   omx__fsgateway__io_counter__free_unpacked
+                     (Omx__Fsgateway__IoCounter *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__fsgateway__io_counter__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__fsgateway__fs_response__init
+                     (Omx__Fsgateway__FsResponse         *message)
+{
+  static const Omx__Fsgateway__FsResponse init_value = OMX__FSGATEWAY__FS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t omx__fsgateway__fs_response__get_packed_size
+                     (const Omx__Fsgateway__FsResponse *message)
+{
+  assert(message->base.descriptor == &omx__fsgateway__fs_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__fsgateway__fs_response__pack
+                     (const Omx__Fsgateway__FsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__fsgateway__fs_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__fsgateway__fs_response__pack_to_buffer
+                     (const Omx__Fsgateway__FsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__fsgateway__fs_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Fsgateway__FsResponse *
+       omx__fsgateway__fs_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Fsgateway__FsResponse *)
+     protobuf_c_message_unpack (&omx__fsgateway__fs_response__descriptor,
+                                allocator, len, data);
+}
+void   omx__fsgateway__fs_response__free_unpacked
+                     (Omx__Fsgateway__FsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__fsgateway__fs_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor omx__fsgateway__attr__field_descriptors[11] =
+{
+  {
+    "ino",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__Attr, ino),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mode",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__Attr, mode),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "nlink",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__Attr, nlink),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uid",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__Attr, uid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "gid",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__Attr, gid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "size",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__Attr, size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "blocks",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__Attr, blocks),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "atime_ns",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__Attr, atime_ns),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mtime_ns",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__Attr, mtime_ns),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ctime_ns",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__Attr, ctime_ns),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "blksize",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__Attr, blksize),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__fsgateway__attr__field_indices_by_name[] = {
+  7,   /* field[7] = atime_ns */
+  10,   /* field[10] = blksize */
+  6,   /* field[6] = blocks */
+  9,   /* field[9] = ctime_ns */
+  4,   /* field[4] = gid */
+  0,   /* field[0] = ino */
+  1,   /* field[1] = mode */
+  8,   /* field[8] = mtime_ns */
+  2,   /* field[2] = nlink */
+  5,   /* field[5] = size */
+  3,   /* field[3] = uid */
+};
+static const ProtobufCIntRange omx__fsgateway__attr__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 11 }
+};
+const ProtobufCMessageDescriptor omx__fsgateway__attr__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.fsgateway.Attr",
+  "Attr",
+  "Omx__Fsgateway__Attr",
+  "omx.fsgateway",
+  sizeof(Omx__Fsgateway__Attr),
+  11,
+  omx__fsgateway__attr__field_descriptors,
+  omx__fsgateway__attr__field_indices_by_name,
+  1,  omx__fsgateway__attr__number_ranges,
+  (ProtobufCMessageInit) omx__fsgateway__attr__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__fsgateway__dir_entry__field_descriptors[2] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__DirEntry, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attr",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__DirEntry, attr),
+    &omx__fsgateway__attr__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__fsgateway__dir_entry__field_indices_by_name[] = {
+  1,   /* field[1] = attr */
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange omx__fsgateway__dir_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__fsgateway__dir_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.fsgateway.DirEntry",
+  "DirEntry",
+  "Omx__Fsgateway__DirEntry",
+  "omx.fsgateway",
+  sizeof(Omx__Fsgateway__DirEntry),
+  2,
+  omx__fsgateway__dir_entry__field_descriptors,
+  omx__fsgateway__dir_entry__field_indices_by_name,
+  1,  omx__fsgateway__dir_entry__number_ranges,
+  (ProtobufCMessageInit) omx__fsgateway__dir_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor omx__fsgateway__statfs_request__field_descriptors[1] =
 {
   {
@@ -135,7 +579,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__statfs_request__descriptor =
   (ProtobufCMessageInit) omx__fsgateway__statfs_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__fsgateway__statfs_response__field_descriptors[7] =
+static const ProtobufCFieldDescriptor omx__fsgateway__statfs_response__field_descriptors[8] =
 {
   {
     "block_size",
@@ -221,6 +665,18 @@ static const ProtobufCFieldDescriptor omx__fsgateway__statfs_response__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "fragment_size",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__StatfsResponse, fragment_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__fsgateway__statfs_response__field_indices_by_name[] = {
   0,   /* field[0] = block_size */
@@ -229,12 +685,13 @@ static const unsigned omx__fsgateway__statfs_response__field_indices_by_name[] =
   2,   /* field[2] = blocks_free */
   4,   /* field[4] = files */
   5,   /* field[5] = files_free */
+  7,   /* field[7] = fragment_size */
   6,   /* field[6] = name_max */
 };
 static const ProtobufCIntRange omx__fsgateway__statfs_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor omx__fsgateway__statfs_response__descriptor =
 {
@@ -244,10 +701,501 @@ const ProtobufCMessageDescriptor omx__fsgateway__statfs_response__descriptor =
   "Omx__Fsgateway__StatfsResponse",
   "omx.fsgateway",
   sizeof(Omx__Fsgateway__StatfsResponse),
-  7,
+  8,
   omx__fsgateway__statfs_response__field_descriptors,
   omx__fsgateway__statfs_response__field_indices_by_name,
   1,  omx__fsgateway__statfs_response__number_ranges,
   (ProtobufCMessageInit) omx__fsgateway__statfs_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__fsgateway__fs_request__field_descriptors[18] =
+{
+  {
+    "path",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, path),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "path2",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, path2),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "handle",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, handle),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "size",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mode",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, mode),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "flags",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, flags),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uid",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, uid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "gid",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, gid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "atime_ns",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, atime_ns),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mtime_ns",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, mtime_ns),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "caller_uid",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, caller_uid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "caller_gid",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, caller_gid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "caller_groups",
+    15,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Omx__Fsgateway__FsRequest, n_caller_groups),
+    offsetof(Omx__Fsgateway__FsRequest, caller_groups),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "job",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, job),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "caller_node",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, caller_node),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "datasync",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, datasync),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__fsgateway__fs_request__field_indices_by_name[] = {
+  10,   /* field[10] = atime_ns */
+  13,   /* field[13] = caller_gid */
+  14,   /* field[14] = caller_groups */
+  16,   /* field[16] = caller_node */
+  12,   /* field[12] = caller_uid */
+  5,   /* field[5] = data */
+  17,   /* field[17] = datasync */
+  7,   /* field[7] = flags */
+  9,   /* field[9] = gid */
+  2,   /* field[2] = handle */
+  15,   /* field[15] = job */
+  6,   /* field[6] = mode */
+  11,   /* field[11] = mtime_ns */
+  3,   /* field[3] = offset */
+  0,   /* field[0] = path */
+  1,   /* field[1] = path2 */
+  4,   /* field[4] = size */
+  8,   /* field[8] = uid */
+};
+static const ProtobufCIntRange omx__fsgateway__fs_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 18 }
+};
+const ProtobufCMessageDescriptor omx__fsgateway__fs_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.fsgateway.FsRequest",
+  "FsRequest",
+  "Omx__Fsgateway__FsRequest",
+  "omx.fsgateway",
+  sizeof(Omx__Fsgateway__FsRequest),
+  18,
+  omx__fsgateway__fs_request__field_descriptors,
+  omx__fsgateway__fs_request__field_indices_by_name,
+  1,  omx__fsgateway__fs_request__number_ranges,
+  (ProtobufCMessageInit) omx__fsgateway__fs_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__fsgateway__io_counter__field_descriptors[4] =
+{
+  {
+    "job",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__IoCounter, job),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "node",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__IoCounter, node),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bytes_read",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__IoCounter, bytes_read),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bytes_written",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__IoCounter, bytes_written),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__fsgateway__io_counter__field_indices_by_name[] = {
+  2,   /* field[2] = bytes_read */
+  3,   /* field[3] = bytes_written */
+  0,   /* field[0] = job */
+  1,   /* field[1] = node */
+};
+static const ProtobufCIntRange omx__fsgateway__io_counter__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor omx__fsgateway__io_counter__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.fsgateway.IoCounter",
+  "IoCounter",
+  "Omx__Fsgateway__IoCounter",
+  "omx.fsgateway",
+  sizeof(Omx__Fsgateway__IoCounter),
+  4,
+  omx__fsgateway__io_counter__field_descriptors,
+  omx__fsgateway__io_counter__field_indices_by_name,
+  1,  omx__fsgateway__io_counter__number_ranges,
+  (ProtobufCMessageInit) omx__fsgateway__io_counter__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__fsgateway__fs_response__field_descriptors[10] =
+{
+  {
+    "error_number",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsResponse, error_number),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "error",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsResponse, error),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attr",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsResponse, attr),
+    &omx__fsgateway__attr__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "entries",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Omx__Fsgateway__FsResponse, n_entries),
+    offsetof(Omx__Fsgateway__FsResponse, entries),
+    &omx__fsgateway__dir_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "handle",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsResponse, handle),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsResponse, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "size",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsResponse, size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "target",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsResponse, target),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "statfs",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsResponse, statfs),
+    &omx__fsgateway__statfs_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "counters",
+    10,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Omx__Fsgateway__FsResponse, n_counters),
+    offsetof(Omx__Fsgateway__FsResponse, counters),
+    &omx__fsgateway__io_counter__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__fsgateway__fs_response__field_indices_by_name[] = {
+  2,   /* field[2] = attr */
+  9,   /* field[9] = counters */
+  5,   /* field[5] = data */
+  3,   /* field[3] = entries */
+  1,   /* field[1] = error */
+  0,   /* field[0] = error_number */
+  4,   /* field[4] = handle */
+  6,   /* field[6] = size */
+  8,   /* field[8] = statfs */
+  7,   /* field[7] = target */
+};
+static const ProtobufCIntRange omx__fsgateway__fs_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 10 }
+};
+const ProtobufCMessageDescriptor omx__fsgateway__fs_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.fsgateway.FsResponse",
+  "FsResponse",
+  "Omx__Fsgateway__FsResponse",
+  "omx.fsgateway",
+  sizeof(Omx__Fsgateway__FsResponse),
+  10,
+  omx__fsgateway__fs_response__field_descriptors,
+  omx__fsgateway__fs_response__field_indices_by_name,
+  1,  omx__fsgateway__fs_response__number_ranges,
+  (ProtobufCMessageInit) omx__fsgateway__fs_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

@@ -15,14 +15,56 @@ PROTOBUF_C__BEGIN_DECLS
 #endif
 
 
+typedef struct Omx__Fsgateway__Attr Omx__Fsgateway__Attr;
+typedef struct Omx__Fsgateway__DirEntry Omx__Fsgateway__DirEntry;
 typedef struct Omx__Fsgateway__StatfsRequest Omx__Fsgateway__StatfsRequest;
 typedef struct Omx__Fsgateway__StatfsResponse Omx__Fsgateway__StatfsResponse;
+typedef struct Omx__Fsgateway__FsRequest Omx__Fsgateway__FsRequest;
+typedef struct Omx__Fsgateway__IoCounter Omx__Fsgateway__IoCounter;
+typedef struct Omx__Fsgateway__FsResponse Omx__Fsgateway__FsResponse;
 
 
 /* --- enums --- */
 
 
 /* --- messages --- */
+
+struct  Omx__Fsgateway__Attr
+{
+  ProtobufCMessage base;
+  uint64_t ino;
+  /*
+   * type and permission bits, as st_mode
+   */
+  uint32_t mode;
+  uint32_t nlink;
+  uint32_t uid;
+  uint32_t gid;
+  uint64_t size;
+  /*
+   * 512-byte blocks
+   */
+  uint64_t blocks;
+  int64_t atime_ns;
+  int64_t mtime_ns;
+  int64_t ctime_ns;
+  uint32_t blksize;
+};
+#define OMX__FSGATEWAY__ATTR__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__attr__descriptor) \
+    , 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+
+struct  Omx__Fsgateway__DirEntry
+{
+  ProtobufCMessage base;
+  char *name;
+  Omx__Fsgateway__Attr *attr;
+};
+#define OMX__FSGATEWAY__DIR_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__dir_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
 
 struct  Omx__Fsgateway__StatfsRequest
 {
@@ -47,12 +89,134 @@ struct  Omx__Fsgateway__StatfsResponse
   uint64_t files;
   uint64_t files_free;
   uint32_t name_max;
+  uint64_t fragment_size;
 };
 #define OMX__FSGATEWAY__STATFS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__statfs_response__descriptor) \
-    , 0, 0, 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0, 0, 0 }
 
 
+struct  Omx__Fsgateway__FsRequest
+{
+  ProtobufCMessage base;
+  char *path;
+  char *path2;
+  uint64_t handle;
+  int64_t offset;
+  uint32_t size;
+  ProtobufCBinaryData data;
+  uint32_t mode;
+  int32_t flags;
+  /*
+   * with Chown: the new owner
+   */
+  uint32_t uid;
+  uint32_t gid;
+  int64_t atime_ns;
+  int64_t mtime_ns;
+  /*
+   * who asks (TCP); the Unix socket uses the kernel's word
+   */
+  uint32_t caller_uid;
+  uint32_t caller_gid;
+  size_t n_caller_groups;
+  uint32_t *caller_groups;
+  /*
+   * the calling process's job, if any (I/O counters)
+   */
+  char *job;
+  /*
+   * where the calling process runs (I/O counters)
+   */
+  uint32_t caller_node;
+  protobuf_c_boolean datasync;
+};
+#define OMX__FSGATEWAY__FS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__fs_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, {0,NULL}, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Omx__Fsgateway__IoCounter
+{
+  ProtobufCMessage base;
+  char *job;
+  /*
+   * where the job ran when it did the I/O
+   */
+  uint32_t node;
+  uint64_t bytes_read;
+  uint64_t bytes_written;
+};
+#define OMX__FSGATEWAY__IO_COUNTER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__io_counter__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0 }
+
+
+struct  Omx__Fsgateway__FsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * 0 = success, else a POSIX errno value (ENOENT, EACCES, ...)
+   */
+  int32_t error_number;
+  /*
+   * what failed, naming the path
+   */
+  char *error;
+  Omx__Fsgateway__Attr *attr;
+  size_t n_entries;
+  Omx__Fsgateway__DirEntry **entries;
+  uint64_t handle;
+  ProtobufCBinaryData data;
+  uint32_t size;
+  char *target;
+  Omx__Fsgateway__StatfsResponse *statfs;
+  size_t n_counters;
+  Omx__Fsgateway__IoCounter **counters;
+};
+#define OMX__FSGATEWAY__FS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__fs_response__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, 0, {0,NULL}, 0, (char *)protobuf_c_empty_string, NULL, 0,NULL }
+
+
+/* Omx__Fsgateway__Attr methods */
+void   omx__fsgateway__attr__init
+                     (Omx__Fsgateway__Attr         *message);
+size_t omx__fsgateway__attr__get_packed_size
+                     (const Omx__Fsgateway__Attr   *message);
+size_t omx__fsgateway__attr__pack
+                     (const Omx__Fsgateway__Attr   *message,
+                      uint8_t             *out);
+size_t omx__fsgateway__attr__pack_to_buffer
+                     (const Omx__Fsgateway__Attr   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Fsgateway__Attr *
+       omx__fsgateway__attr__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__fsgateway__attr__free_unpacked
+                     (Omx__Fsgateway__Attr *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Fsgateway__DirEntry methods */
+void   omx__fsgateway__dir_entry__init
+                     (Omx__Fsgateway__DirEntry         *message);
+size_t omx__fsgateway__dir_entry__get_packed_size
+                     (const Omx__Fsgateway__DirEntry   *message);
+size_t omx__fsgateway__dir_entry__pack
+                     (const Omx__Fsgateway__DirEntry   *message,
+                      uint8_t             *out);
+size_t omx__fsgateway__dir_entry__pack_to_buffer
+                     (const Omx__Fsgateway__DirEntry   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Fsgateway__DirEntry *
+       omx__fsgateway__dir_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__fsgateway__dir_entry__free_unpacked
+                     (Omx__Fsgateway__DirEntry *message,
+                      ProtobufCAllocator *allocator);
 /* Omx__Fsgateway__StatfsRequest methods */
 void   omx__fsgateway__statfs_request__init
                      (Omx__Fsgateway__StatfsRequest         *message);
@@ -91,13 +255,85 @@ Omx__Fsgateway__StatfsResponse *
 void   omx__fsgateway__statfs_response__free_unpacked
                      (Omx__Fsgateway__StatfsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Omx__Fsgateway__FsRequest methods */
+void   omx__fsgateway__fs_request__init
+                     (Omx__Fsgateway__FsRequest         *message);
+size_t omx__fsgateway__fs_request__get_packed_size
+                     (const Omx__Fsgateway__FsRequest   *message);
+size_t omx__fsgateway__fs_request__pack
+                     (const Omx__Fsgateway__FsRequest   *message,
+                      uint8_t             *out);
+size_t omx__fsgateway__fs_request__pack_to_buffer
+                     (const Omx__Fsgateway__FsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Fsgateway__FsRequest *
+       omx__fsgateway__fs_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__fsgateway__fs_request__free_unpacked
+                     (Omx__Fsgateway__FsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Fsgateway__IoCounter methods */
+void   omx__fsgateway__io_counter__init
+                     (Omx__Fsgateway__IoCounter         *message);
+size_t omx__fsgateway__io_counter__get_packed_size
+                     (const Omx__Fsgateway__IoCounter   *message);
+size_t omx__fsgateway__io_counter__pack
+                     (const Omx__Fsgateway__IoCounter   *message,
+                      uint8_t             *out);
+size_t omx__fsgateway__io_counter__pack_to_buffer
+                     (const Omx__Fsgateway__IoCounter   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Fsgateway__IoCounter *
+       omx__fsgateway__io_counter__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__fsgateway__io_counter__free_unpacked
+                     (Omx__Fsgateway__IoCounter *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Fsgateway__FsResponse methods */
+void   omx__fsgateway__fs_response__init
+                     (Omx__Fsgateway__FsResponse         *message);
+size_t omx__fsgateway__fs_response__get_packed_size
+                     (const Omx__Fsgateway__FsResponse   *message);
+size_t omx__fsgateway__fs_response__pack
+                     (const Omx__Fsgateway__FsResponse   *message,
+                      uint8_t             *out);
+size_t omx__fsgateway__fs_response__pack_to_buffer
+                     (const Omx__Fsgateway__FsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Fsgateway__FsResponse *
+       omx__fsgateway__fs_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__fsgateway__fs_response__free_unpacked
+                     (Omx__Fsgateway__FsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Omx__Fsgateway__Attr_Closure)
+                 (const Omx__Fsgateway__Attr *message,
+                  void *closure_data);
+typedef void (*Omx__Fsgateway__DirEntry_Closure)
+                 (const Omx__Fsgateway__DirEntry *message,
+                  void *closure_data);
 typedef void (*Omx__Fsgateway__StatfsRequest_Closure)
                  (const Omx__Fsgateway__StatfsRequest *message,
                   void *closure_data);
 typedef void (*Omx__Fsgateway__StatfsResponse_Closure)
                  (const Omx__Fsgateway__StatfsResponse *message,
+                  void *closure_data);
+typedef void (*Omx__Fsgateway__FsRequest_Closure)
+                 (const Omx__Fsgateway__FsRequest *message,
+                  void *closure_data);
+typedef void (*Omx__Fsgateway__IoCounter_Closure)
+                 (const Omx__Fsgateway__IoCounter *message,
+                  void *closure_data);
+typedef void (*Omx__Fsgateway__FsResponse_Closure)
+                 (const Omx__Fsgateway__FsResponse *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -105,8 +341,13 @@ typedef void (*Omx__Fsgateway__StatfsResponse_Closure)
 
 /* --- descriptors --- */
 
+extern const ProtobufCMessageDescriptor omx__fsgateway__attr__descriptor;
+extern const ProtobufCMessageDescriptor omx__fsgateway__dir_entry__descriptor;
 extern const ProtobufCMessageDescriptor omx__fsgateway__statfs_request__descriptor;
 extern const ProtobufCMessageDescriptor omx__fsgateway__statfs_response__descriptor;
+extern const ProtobufCMessageDescriptor omx__fsgateway__fs_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__fsgateway__io_counter__descriptor;
+extern const ProtobufCMessageDescriptor omx__fsgateway__fs_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -1,0 +1,34 @@
+// What the FSGateway needs from the kernel that Swift's Glibc does not offer: openat2 with
+// RESOLVE_IN_ROOT, per-thread credentials (glibc makes setgroups process-wide), renameat2
+// and faccessat2.
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/// openat2(2) with `resolve` flags (RESOLVE_IN_ROOT = 0x10, RESOLVE_NO_MAGICLINKS = 0x02).
+/// Returns the descriptor, or -1 and errno.
+int omx_openat2(int dirfd, const char *path, int flags, mode_t mode, uint64_t resolve);
+
+/// Sets this thread's file-system uid, gid and supplementary groups (raw syscalls: they
+/// change the calling thread only). 0 on success, -1 and errno otherwise.
+int omx_set_thread_credentials(uid_t uid, gid_t gid, const gid_t *groups, size_t count);
+
+/// renameat2(2). Returns 0, or -1 and errno.
+int omx_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+
+/// faccessat2(2): checks with the thread's file-system ids (AT_EACCESS). 0, or -1 and errno.
+int omx_faccessat2(int dirfd, const char *path, int mode, int flags);
+
+/// GNU open flags Swift's Glibc module does not show (values of x86-64 and arm64 Linux).
+enum {
+    OMX_O_PATH = 010000000,
+    OMX_O_DIRECT = 040000,
+    OMX_O_NOATIME = 01000000,
+    OMX_AT_EACCESS = 0x200,
+};
+
+/// utimensat(2)'s special nanosecond values.
+enum {
+    OMX_UTIME_NOW = (1l << 30) - 1l,
+    OMX_UTIME_OMIT = (1l << 30) - 2l,
+};

@@ -1,0 +1,94 @@
+import CFileSystem
+import Glibc
+import Shared
+
+/// The operations that change entries (or read a link), each on the entry `path` names,
+/// never following a last-component symlink out of the tree.
+extension ExportedTree {
+    private func check(_ result: Int32, _ path: String, _ what: String = "") throws {
+        if result != 0 { throw Failure(errno, path, what) }
+    }
+
+    func mkdir(_ path: String, mode: UInt32) throws -> FileAttr {
+        try withParent(path) { fd, name in try check(mkdirat(fd, name, mode_t(mode)), path) }
+        return try getattr(path)
+    }
+
+    func rmdir(_ path: String) throws {
+        try withParent(path) { fd, name in try check(unlinkat(fd, name, AT_REMOVEDIR), path) }
+    }
+
+    func unlink(_ path: String) throws {
+        try withParent(path) { fd, name in try check(unlinkat(fd, name, 0), path) }
+    }
+
+    func rename(_ path: String, to newPath: String, flags: UInt32) throws {
+        try withParent(path) { from, oldName in
+            try withParent(newPath) { to, newName in try check(omx_renameat2(from, oldName, to, newName, flags), path, "rename to \(newPath)") }
+        }
+    }
+
+    /// A hard link `newPath` to the existing `path`.
+    func link(_ path: String, as newPath: String) throws -> FileAttr {
+        try withParent(path) { from, oldName in
+            try withParent(newPath) { to, newName in try check(linkat(from, oldName, to, newName, 0), newPath, "link to \(path)") }
+        }
+        return try getattr(newPath)
+    }
+
+    /// A symbolic link `path` holding `target` (resolved, when used, beneath the root).
+    func symlink(_ target: String, at path: String) throws -> FileAttr {
+        try withParent(path) { fd, name in try check(symlinkat(target, fd, name), path) }
+        return try getattr(path)
+    }
+
+    func readlink(_ path: String) throws -> String {
+        try withParent(path) { fd, name in
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let length = readlinkat(fd, name, &buffer, buffer.count - 1)
+            guard length >= 0 else { throw Failure(errno, path) }
+            buffer[length] = 0
+            return String(cString: buffer)
+        }
+    }
+
+    func chmod(_ path: String, mode: UInt32) throws {
+        try withParent(path) { fd, name in
+            var info = stat()
+            try check(fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW), path)
+            // The mode of a symlink means nothing; the file it points at is not this entry.
+            if info.st_mode & S_IFMT == S_IFLNK { return }
+            try check(fchmodat(fd, name, mode_t(mode & 0o7777), 0), path, "chmod")
+        }
+    }
+
+    /// chown of the entry itself (lchown); 0xffffffff leaves the uid or gid unchanged.
+    func chown(_ path: String, uid: UInt32, gid: UInt32) throws {
+        try withParent(path) { fd, name in try check(fchownat(fd, name, uid, gid, AT_SYMLINK_NOFOLLOW), path, "chown") }
+    }
+
+    /// utimensat of the entry itself; nanoseconds UTIME_NOW / UTIME_OMIT as the syscall takes.
+    func utimens(_ path: String, atimeNs: Int64, mtimeNs: Int64) throws {
+        func spec(_ ns: Int64) -> timespec {
+            if ns == Int64(OMX_UTIME_NOW) || ns == Int64(OMX_UTIME_OMIT) { return timespec(tv_sec: 0, tv_nsec: Int(ns)) }
+            return timespec(tv_sec: Int(ns / 1_000_000_000), tv_nsec: Int(ns % 1_000_000_000))
+        }
+        var times = [spec(atimeNs), spec(mtimeNs)]
+        try withParent(path) { fd, name in try check(utimensat(fd, name, &times, AT_SYMLINK_NOFOLLOW), path, "utimens") }
+    }
+
+    func truncate(_ path: String, size: Int64) throws {
+        let (fd, _) = try open(path, flags: O_WRONLY, mode: 0)
+        defer { close(fd) }
+        try check(ftruncate(fd, off_t(size)), path, "truncate")
+    }
+
+    /// access(2) with the caller's ids.
+    func access(_ path: String, mode: Int32) throws {
+        if path.isEmpty || path == "/" {
+            try check(omx_faccessat2(rootFD, ".", mode, Int32(OMX_AT_EACCESS)), path)
+            return
+        }
+        try withParent(path) { fd, name in try check(omx_faccessat2(fd, name, mode, Int32(OMX_AT_EACCESS) | AT_SYMLINK_NOFOLLOW), path) }
+    }
+}

@@ -1,0 +1,186 @@
+import CFileSystem
+import Glibc
+import Shared
+
+/// A node's exported tree, with every path resolved beneath its root: the directory part
+/// through openat2(RESOLVE_IN_ROOT), which keeps "..", absolute symlinks and races inside the
+/// root, and the last component acted on without following it (FUSE names the entry itself).
+/// /proc, /sys, /dev and other excluded trees (the /mfs mount) are not there.
+final class ExportedTree: Sendable {
+    static let resolveInRoot: UInt64 = 0x10
+    static let resolveNoMagicLinks: UInt64 = 0x02
+
+    let root: String
+    let rootFD: Int32
+    /// Absolute paths (as the kernel reports them) that are not exported.
+    let excluded: [String]
+
+    /// - Throws: `ConfigError` when the root cannot be opened.
+    init(root: String, exclude: [String]) throws {
+        let fd = Glibc.open(root, Int32(OMX_O_PATH) | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw ConfigError("export root \(root): \(String(cString: strerror(errno)))") }
+        rootFD = fd
+        let canonical = readLink("/proc/self/fd/\(fd)") ?? root
+        self.root = canonical
+        let base = canonical == "/" ? "" : canonical
+        excluded = ["\(base)/proc", "\(base)/sys", "\(base)/dev"] + exclude.map { path in
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            return realpath(path, &buffer) != nil ? String(cString: buffer) : path
+        }
+    }
+
+    /// An error for `path`: the errno and text naming it.
+    struct Failure: Error {
+        let code: Int32
+        let message: String
+        init(_ code: Int32, _ path: String, _ what: String = "") {
+            self.code = code
+            message = "\(path.isEmpty ? "/" : path): \(what.isEmpty ? "" : what + ": ")\(String(cString: strerror(code)))"
+        }
+    }
+
+    /// True when the kernel's path of `fd` (plus `name`) lies in an excluded tree.
+    func isExcluded(_ fd: Int32, name: String? = nil) -> Bool {
+        guard var path = readLink("/proc/self/fd/\(fd)") else { return true }
+        if let name { path = path == "/" ? "/\(name)" : "\(path)/\(name)" }
+        return excluded.contains { path == $0 || path.hasPrefix($0 + "/") }
+    }
+
+    /// Opens directory `path` beneath the root (O_PATH unless `flags` say otherwise).
+    func openDirectory(_ path: String, flags: Int32 = Int32(OMX_O_PATH)) throws -> Int32 {
+        let relative = path.isEmpty || path == "/" ? "." : path
+        let fd = omx_openat2(rootFD, relative, flags | O_DIRECTORY | O_CLOEXEC, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks)
+        guard fd >= 0 else { throw Failure(errno, path) }
+        if isExcluded(fd) {
+            close(fd)
+            throw Failure(ENOENT, path, "not exported")
+        }
+        return fd
+    }
+
+    /// The directory holding the last component of `path`, and that component's name.
+    /// - Throws: EINVAL for the root itself or a name of "." or "..".
+    func parent(of path: String) throws -> (fd: Int32, name: String) {
+        let parts = path.split(separator: "/")
+        guard let last = parts.last, last != ".", last != ".." else { throw Failure(EINVAL, path, "no entry named") }
+        let fd = try openDirectory(parts.dropLast().joined(separator: "/"))
+        if isExcluded(fd, name: String(last)) {
+            close(fd)
+            throw Failure(ENOENT, path, "not exported")
+        }
+        return (fd, String(last))
+    }
+
+    /// Runs `body` on the parent directory and name of `path`, closing the directory after.
+    func withParent<T>(_ path: String, _ body: (Int32, String) throws -> T) throws -> T {
+        let (fd, name) = try parent(of: path)
+        defer { close(fd) }
+        return try body(fd, name)
+    }
+
+    func attributes(_ info: stat) -> FileAttr {
+        var attr = FileAttr()
+        attr.ino = UInt64(info.st_ino)
+        attr.mode = UInt32(info.st_mode)
+        attr.nlink = UInt32(info.st_nlink)
+        attr.uid = info.st_uid
+        attr.gid = info.st_gid
+        attr.size = UInt64(info.st_size)
+        attr.blocks = UInt64(info.st_blocks)
+        attr.blksize = UInt32(info.st_blksize)
+        attr.atimeNs = Int64(info.st_atim.tv_sec) * 1_000_000_000 + Int64(info.st_atim.tv_nsec)
+        attr.mtimeNs = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+        attr.ctimeNs = Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec)
+        return attr
+    }
+
+    /// lstat of `path` (the root when empty).
+    func getattr(_ path: String) throws -> FileAttr {
+        var info = stat()
+        if path.isEmpty || path == "/" {
+            guard fstat(rootFD, &info) == 0 else { throw Failure(errno, path) }
+            return attributes(info)
+        }
+        return try withParent(path) { fd, name in
+            guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { throw Failure(errno, path) }
+            return attributes(info)
+        }
+    }
+
+    /// The entries of directory `path` with their attributes ("." and ".." left out).
+    func readdir(_ path: String) throws -> [(name: String, attr: FileAttr)] {
+        let fd = try openDirectory(path, flags: O_RDONLY)
+        guard let directory = fdopendir(fd) else {
+            close(fd)
+            throw Failure(errno, path)
+        }
+        defer { closedir(directory) }
+        var entries: [(String, FileAttr)] = []
+        while let entry = Glibc.readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            guard name != ".", name != "..", !isExcluded(fd, name: name) else { continue }
+            var info = stat()
+            guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            entries.append((name, attributes(info)))
+        }
+        return entries
+    }
+
+    /// Opens regular file `path` (creating it with `mode` under O_CREAT); device nodes,
+    /// sockets and fifos are refused without being opened.
+    func open(_ path: String, flags: Int32, mode: UInt32) throws -> (fd: Int32, attr: FileAttr) {
+        try withParent(path) { directory, name in
+            var info = stat()
+            if fstatat(directory, name, &info, AT_SYMLINK_NOFOLLOW) == 0 {
+                try refuseSpecial(info, path)
+            }
+            // O_NONBLOCK: a fifo swapped in meanwhile must not hang the open.
+            let fd = openat(directory, name, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, mode_t(mode))
+            guard fd >= 0 else { throw Failure(errno, path, "open") }
+            guard fstat(fd, &info) == 0 else {
+                let code = errno
+                close(fd)
+                throw Failure(code, path)
+            }
+            do { try refuseSpecial(info, path) } catch {
+                close(fd)
+                throw error
+            }
+            if flags & O_NONBLOCK == 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK & (O_APPEND | Int32(OMX_O_DIRECT) | Int32(OMX_O_NOATIME))) }
+            return (fd, attributes(info))
+        }
+    }
+
+    private func refuseSpecial(_ info: stat, _ path: String) throws {
+        let type = info.st_mode & S_IFMT
+        guard type == S_IFREG || type == S_IFDIR else {
+            throw Failure(EACCES, path, "device nodes, sockets and fifos are not served")
+        }
+    }
+
+    func statfs(_ path: String) throws -> FsStatfs {
+        let fd = try openDirectory(path.isEmpty ? "" : path)
+        defer { close(fd) }
+        var info = statvfs()
+        guard fstatvfs(fd, &info) == 0 else { throw Failure(errno, path) }
+        var result = FsStatfs()
+        result.blockSize = UInt64(info.f_bsize)
+        result.fragmentSize = UInt64(info.f_frsize)
+        result.blocks = UInt64(info.f_blocks)
+        result.blocksFree = UInt64(info.f_bfree)
+        result.blocksAvailable = UInt64(info.f_bavail)
+        result.files = UInt64(info.f_files)
+        result.filesFree = UInt64(info.f_ffree)
+        result.nameMax = UInt32(info.f_namemax)
+        return result
+    }
+}
+
+/// The target of symbolic link `path`, or nil.
+func readLink(_ path: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let length = readlink(path, &buffer, buffer.count - 1)
+    guard length >= 0 else { return nil }
+    buffer[length] = 0
+    return String(cString: buffer)
+}

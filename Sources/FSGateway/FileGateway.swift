@@ -1,0 +1,181 @@
+import CFileSystem
+import Glibc
+import Logging
+import Shared
+import Synchronization
+
+/// The gateway service: every `FSGateway.*` file method on the exported tree, each run on
+/// one thread under the caller's uid, gid and groups; open files are handles with leases; I/O
+/// is counted per job and per node the job ran on.
+final class FileGateway: Sendable {
+    static let maxChunk = 1 << 20
+    static let leaseNs: UInt64 = 600_000_000_000
+
+    struct Handle {
+        let fd: Int32
+        let path: String
+        let append: Bool
+        var lastUsedNs: UInt64
+    }
+
+    let tree: ExportedTree
+    let logger: Logger
+    private let handles = Mutex<(next: UInt64, open: [UInt64: Handle])>((1, [:]))
+    private let counters = Mutex<[String: IoCounter]>([:])
+
+    init(tree: ExportedTree, logger: Logger) {
+        self.tree = tree
+        self.logger = logger
+    }
+
+    /// Registers the file methods on `server`.
+    func register(on server: RPCServer) {
+        let methods: [(String, (FsRequest) throws -> FsResponse)] = [
+            ("Getattr", { var r = FsResponse(); r.attr = try self.tree.getattr($0.path); return r }),
+            ("Readdir", { var r = FsResponse(); r.entries = try self.tree.readdir($0.path); return r }),
+            ("Open", open),
+            ("Read", read),
+            ("Write", write),
+            ("Fsync", fsync),
+            ("Release", release),
+            ("Truncate", truncate),
+            ("Chmod", { try self.tree.chmod($0.path, mode: $0.mode); return FsResponse() }),
+            ("Chown", { try self.tree.chown($0.path, uid: $0.uid, gid: $0.gid); return FsResponse() }),
+            ("Utimens", { try self.tree.utimens($0.path, atimeNs: $0.atimeNs, mtimeNs: $0.mtimeNs); return FsResponse() }),
+            ("Access", { try self.tree.access($0.path, mode: Int32($0.mode)); return FsResponse() }),
+            ("Mkdir", { var r = FsResponse(); r.attr = try self.tree.mkdir($0.path, mode: $0.mode); return r }),
+            ("Rmdir", { try self.tree.rmdir($0.path); return FsResponse() }),
+            ("Unlink", { try self.tree.unlink($0.path); return FsResponse() }),
+            ("Rename", { try self.tree.rename($0.path, to: $0.path2, flags: UInt32(bitPattern: $0.flags)); return FsResponse() }),
+            ("Link", { var r = FsResponse(); r.attr = try self.tree.link($0.path, as: $0.path2); return r }),
+            ("Symlink", { var r = FsResponse(); r.attr = try self.tree.symlink($0.path2, at: $0.path); return r }),
+            ("Readlink", { var r = FsResponse(); r.target = try self.tree.readlink($0.path); return r }),
+            ("Statfs", { var r = FsResponse(); r.statfs = try self.tree.statfs($0.path); return r }),
+            ("Counters", { _ in var r = FsResponse(); r.counters = self.counters.withLock { Array($0.values) }; return r }),
+        ]
+        for (name, body) in methods {
+            server.register("FSGateway.\(name)", on: .pool) { (request: FsRequest, rpc) in
+                self.perform(request, caller: rpc.caller, method: name, body)
+            }
+        }
+    }
+
+    /// Runs `body` with the caller's credentials on this thread (restored to ours after).
+    private func perform(_ request: FsRequest, caller: Caller, method: String, _ body: (FsRequest) throws -> FsResponse) -> FsResponse {
+        var uid = request.callerUID
+        var gid = request.callerGID
+        var groups = request.callerGroups
+        if case let .local(_, peerUID, peerGID) = caller, peerUID != 0 {
+            // Only root may speak for another user on the Unix socket.
+            uid = peerUID
+            gid = peerGID
+            groups = []
+        }
+        guard omx_set_thread_credentials(uid, gid, groups, groups.count) == 0 else {
+            return FsResponse(errorNumber: errno, error: "FSGateway.\(method): cannot take uid \(uid) gid \(gid): \(String(cString: strerror(errno)))")
+        }
+        defer { _ = omx_set_thread_credentials(0, 0, nil, 0) }
+        do {
+            return try body(request)
+        } catch let failure as ExportedTree.Failure {
+            return FsResponse(errorNumber: failure.code, error: "FSGateway.\(method) \(failure.message)")
+        } catch {
+            return FsResponse(errorNumber: EIO, error: "FSGateway.\(method) \(request.path): \(error)")
+        }
+    }
+
+    private func open(_ request: FsRequest) throws -> FsResponse {
+        let (fd, attr) = try tree.open(request.path, flags: request.flags, mode: request.mode)
+        var response = FsResponse()
+        response.attr = attr
+        response.handle = handles.withLock { state in
+            let id = state.next
+            state.next += 1
+            state.open[id] = Handle(fd: fd, path: request.path, append: request.flags & O_APPEND != 0, lastUsedNs: monotonicNs())
+            return id
+        }
+        return response
+    }
+
+    private func handle(_ id: UInt64, _ method: String) throws -> Handle {
+        try handles.withLock { state in
+            guard var handle = state.open[id] else { throw ExportedTree.Failure(EBADF, "handle \(id)", "\(method): no such open file (closed, or its lease ran out)") }
+            handle.lastUsedNs = monotonicNs()
+            state.open[id] = handle
+            return handle
+        }
+    }
+
+    private func read(_ request: FsRequest) throws -> FsResponse {
+        let handle = try handle(request.handle, "read")
+        let size = min(Int(request.size), FileGateway.maxChunk)
+        var response = FsResponse()
+        response.data = [UInt8](repeating: 0, count: size)
+        let count = response.data.withUnsafeMutableBytes { pread(handle.fd, $0.baseAddress, size, off_t(request.offset)) }
+        guard count >= 0 else { throw ExportedTree.Failure(errno, handle.path, "read") }
+        response.data.removeLast(size - count)
+        response.size = UInt32(count)
+        tally(request, read: UInt64(count), written: 0)
+        return response
+    }
+
+    private func write(_ request: FsRequest) throws -> FsResponse {
+        let handle = try handle(request.handle, "write")
+        guard request.data.count <= FileGateway.maxChunk else { throw ExportedTree.Failure(EFBIG, handle.path, "write of more than 1 MiB at once") }
+        let count = request.data.withUnsafeBytes { bytes in
+            handle.append ? Glibc.write(handle.fd, bytes.baseAddress, bytes.count) : pwrite(handle.fd, bytes.baseAddress, bytes.count, off_t(request.offset))
+        }
+        guard count >= 0 else { throw ExportedTree.Failure(errno, handle.path, "write") }
+        var response = FsResponse()
+        response.size = UInt32(count)
+        tally(request, read: 0, written: UInt64(count))
+        return response
+    }
+
+    private func fsync(_ request: FsRequest) throws -> FsResponse {
+        let handle = try handle(request.handle, "fsync")
+        guard (request.datasync ? fdatasync(handle.fd) : Glibc.fsync(handle.fd)) == 0 else { throw ExportedTree.Failure(errno, handle.path, "fsync") }
+        return FsResponse()
+    }
+
+    private func release(_ request: FsRequest) throws -> FsResponse {
+        guard let handle = handles.withLock({ $0.open.removeValue(forKey: request.handle) }) else { return FsResponse() }
+        close(handle.fd)
+        return FsResponse()
+    }
+
+    private func truncate(_ request: FsRequest) throws -> FsResponse {
+        if request.handle != 0 {
+            let handle = try handle(request.handle, "truncate")
+            guard ftruncate(handle.fd, off_t(request.offset)) == 0 else { throw ExportedTree.Failure(errno, handle.path, "truncate") }
+        } else {
+            try tree.truncate(request.path, size: request.offset)
+        }
+        return FsResponse()
+    }
+
+    private func tally(_ request: FsRequest, read: UInt64, written: UInt64) {
+        guard !request.job.isEmpty else { return }
+        counters.withLock { counters in
+            let key = "\(request.job)@\(request.callerNode)"
+            var counter = counters[key] ?? IoCounter(job: request.job, node: request.callerNode, bytesRead: 0, bytesWritten: 0)
+            counter.bytesRead += read
+            counter.bytesWritten += written
+            counters[key] = counter
+        }
+    }
+
+    /// Closes handles unused for longer than their lease.
+    func expireLeases() {
+        let now = monotonicNs()
+        let stale = handles.withLock { state -> [Handle] in
+            let expired = state.open.filter { now - $0.value.lastUsedNs > FileGateway.leaseNs }
+            for id in expired.keys { state.open[id] = nil }
+            return Array(expired.values)
+        }
+        for handle in stale {
+            close(handle.fd)
+            logger.notice("closed \(handle.path): its handle was unused for 10 minutes")
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import Dispatch
+import Logging
+import Shared
+import Synchronization
+
+/// Finds every node's live gateway instances (Discovery's Lookup, refreshed every two
+/// seconds; the map's address and the first instance's port when Discovery has nothing) and
+/// makes blocking calls to them for the FUSE threads. Path operations that are idempotent
+/// retry on another instance when one dies; the rest fail with EIO.
+final class GatewayDirectory: Sendable {
+    let loop: EventLoop
+    let map: ClusterMap
+    let authenticator: Authenticator
+    let bindAddress: String?
+    let discovery: RPCClient
+    let logger: Logger
+    private let clients = Mutex<[String: RPCClient]>([:])
+    private let instances = Mutex<(atNs: UInt64, byNode: [UInt32: [ServiceInstance]])>((0, [:]))
+    private let turn = Atomic<UInt64>(0)
+
+    init(loop: EventLoop, map: ClusterMap, authenticator: Authenticator, bindAddress: String?, runDir: String, logger: Logger) {
+        self.loop = loop
+        self.map = map
+        self.authenticator = authenticator
+        self.bindAddress = bindAddress
+        self.logger = logger
+        discovery = RPCClient(loop: loop, endpoint: .unix(path: "\(runDir)/\(ServiceKind.discovery.socketName())"), logger: logger)
+    }
+
+    /// Runs `work` on the event loop's side and waits for it on this (FUSE) thread.
+    func blocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
+        let semaphore = DispatchSemaphore(value: 0)
+        let result = Mutex<Result<T, Error>?>(nil)
+        Task {
+            let outcome: Result<T, Error>
+            do { outcome = .success(try await work()) } catch { outcome = .failure(error) }
+            result.withLock { $0 = outcome }
+            semaphore.signal()
+        }
+        semaphore.wait()
+        return try result.withLock { $0! }.get()
+    }
+
+    /// The nodes with a live gateway (all map nodes while Discovery does not answer).
+    func liveNodes() throws -> [UInt32] {
+        try blocking {
+            _ = await self.endpoints(of: 0)
+            let known = self.instances.withLock { $0 }
+            return known.atNs == 0 ? self.map.nodes.map(\.id) : known.byNode.keys.sorted()
+        }
+    }
+
+    /// The live instances of node `node`'s gateway, in an order that spreads the work.
+    private func endpoints(of node: UInt32) async -> [(host: String, port: Int)] {
+        let cached = instances.withLock { $0 }
+        var byNode = cached.byNode
+        if monotonicNs() - cached.atNs > 2_000_000_000 {
+            if let answer = try? await discovery.call("Discovery.Lookup", LookupRequest(kind: "fsgateway"), returning: LookupResponse.self, timeout: .milliseconds(500)) {
+                byNode = Dictionary(grouping: answer.instances, by: \.nodeID)
+                instances.withLock { $0 = (monotonicNs(), byNode) }
+            }
+        }
+        var list = (byNode[node] ?? []).sorted { $0.instance < $1.instance }.map { (host: $0.address, port: Int($0.port)) }
+        if list.isEmpty, let entry = map.node(id: node) {
+            list = [(resolveIPv4(entry.address).first ?? entry.address, ServiceKind.fsgateway.port(instance: 0))]
+        }
+        guard list.count > 1 else { return list }
+        let start = Int(turn.wrappingAdd(1, ordering: .relaxed).oldValue % UInt64(list.count))
+        return Array(list[start...] + list[..<start])
+    }
+
+    private func client(_ host: String, _ port: Int) -> RPCClient {
+        clients.withLock { clients in
+            let key = "\(host):\(port)"
+            if let client = clients[key] { return client }
+            var configuration = RPCClient.Configuration(authenticator: authenticator, bindAddress: bindAddress)
+            configuration.connectTimeout = .seconds(1)
+            configuration.initialBackoff = .milliseconds(20)
+            configuration.maxBackoff = .milliseconds(500)
+            let client = RPCClient(loop: loop, endpoint: .tcp(host: host, port: port), configuration: configuration, logger: logger)
+            clients[key] = client
+            return client
+        }
+    }
+
+    /// Calls `method` on a gateway of `node`; with `retry`, on each live instance in turn until
+    /// one answers. Returns the answer and the instance that gave it ("host:port").
+    func call(_ node: UInt32, _ method: String, _ request: FsRequest, retry: Bool, pinned: String? = nil) throws -> (FsResponse, String) {
+        try blocking {
+            var targets = await self.endpoints(of: node)
+            if let pinned, let colon = pinned.lastIndex(of: ":"), let port = Int(pinned[pinned.index(after: colon)...]) {
+                targets = [(String(pinned[..<colon]), port)]
+            }
+            var lastError: Error = RPCError(.unavailable, "node \(node) has no gateway")
+            for (host, port) in retry ? targets : Array(targets.prefix(1)) {
+                do {
+                    let answer = try await self.client(host, port).call("FSGateway.\(method)", request, returning: FsResponse.self, timeout: .seconds(30))
+                    return (answer, "\(host):\(port)")
+                } catch {
+                    lastError = error
+                }
+            }
+            throw lastError
+        }
+    }
+}

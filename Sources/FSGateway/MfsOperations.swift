@@ -1,0 +1,246 @@
+import CFuse
+import Glibc
+import Shared
+
+/// The FUSE operations of the /mfs mount: C callbacks that hand each request to
+/// `MfsMount.shared` and answer with 0, a byte count, or a negative errno.
+enum MfsOperations {
+    static var mount: MfsMount { MfsMount.shared }
+
+    static func path(_ raw: UnsafePointer<CChar>?) -> String { raw.map { String(cString: $0) } ?? "/" }
+
+    /// `body` for a path on a node; EROFS for the mount's own entries, ENOENT for others.
+    static func onNode(_ raw: UnsafePointer<CChar>?, _ body: (UInt32, String) -> Int32) -> Int32 {
+        switch MfsOperations.mount.place(MfsOperations.path(raw)) {
+        case let .node(node, rest): return rest.isEmpty ? -EACCES : body(node, rest)
+        case .root, .magic: return -EROFS
+        case .missing: return -ENOENT
+        }
+    }
+
+    static func operations() -> fuse_operations {
+        var ops = fuse_operations()
+        ops.getattr = { raw, stat, _ in
+            guard let stat else { return -EINVAL }
+            switch MfsOperations.mount.place(MfsOperations.path(raw)) {
+            case .root:
+                fill(stat, syntheticAttr(directory: true))
+                return 0
+            case let .magic(name):
+                fill(stat, syntheticAttr(directory: false, size: MfsOperations.mount.magicTarget(name).utf8.count))
+                return 0
+            case let .node(node, rest):
+                if rest.isEmpty, (try? MfsOperations.mount.gateways.liveNodes().contains(node)) != true { return -ENOENT }
+                let (code, answer) = MfsOperations.mount.call(node, "Getattr", MfsOperations.mount.request(rest))
+                if code == 0, let attr = answer.attr { fill(stat, attr) }
+                return code
+            case .missing: return -ENOENT
+            }
+        }
+        ops.readdir = { raw, buffer, filler, _, _, _ in
+            guard let filler else { return -EINVAL }
+            var entries: [(String, FileAttr)] = []
+            switch MfsOperations.mount.place(MfsOperations.path(raw)) {
+            case .root:
+                let nodes = (try? MfsOperations.mount.gateways.liveNodes()) ?? []
+                entries = nodes.map { (String($0), syntheticAttr(directory: true)) }
+                    + MfsMount.magicEntries.map { ($0, syntheticAttr(directory: false, size: 1)) }
+            case let .node(node, rest):
+                let (code, answer) = MfsOperations.mount.call(node, "Readdir", MfsOperations.mount.request(rest))
+                guard code == 0 else { return code }
+                entries = answer.entries.map { ($0.name, $0.attr) }
+            case .magic: return -ENOTDIR
+            case .missing: return -ENOENT
+            }
+            var info = stat()
+            for name in [".", ".."] { _ = filler(buffer, name, nil, 0, fuse_fill_dir_flags(rawValue: 0)) }
+            for (name, attr) in entries {
+                fill(&info, attr)
+                if filler(buffer, name, &info, 0, FUSE_FILL_DIR_PLUS) != 0 { break }
+            }
+            return 0
+        }
+        ops.readlink = { raw, buffer, size in
+            guard let buffer, size > 0 else { return -EINVAL }
+            let target: String
+            switch MfsOperations.mount.place(MfsOperations.path(raw)) {
+            case let .magic(name): target = MfsOperations.mount.magicTarget(name)
+            case let .node(node, rest):
+                let (code, answer) = MfsOperations.mount.call(node, "Readlink", MfsOperations.mount.request(rest))
+                guard code == 0 else { return code }
+                target = answer.target
+            case .root: return -EINVAL
+            case .missing: return -ENOENT
+            }
+            let bytes = Array(target.utf8.prefix(size - 1))
+            for (index, byte) in bytes.enumerated() { buffer[index] = CChar(bitPattern: byte) }
+            buffer[bytes.count] = 0
+            return 0
+        }
+        ops.open = { raw, info in
+            guard let info else { return -EINVAL }
+            return MfsOperations.onNode(raw) { node, rest in MfsOperations.openFile(node, rest, flags: info.pointee.flags & ~(O_CREAT | O_EXCL), mode: 0, info: info) }
+        }
+        ops.create = { raw, mode, info in
+            guard let info else { return -EINVAL }
+            return MfsOperations.onNode(raw) { node, rest in MfsOperations.openFile(node, rest, flags: info.pointee.flags | O_CREAT, mode: UInt32(mode), info: info) }
+        }
+        ops.read = { _, buffer, size, offset, info in
+            guard let info, let buffer else { return -EINVAL }
+            var done = 0
+            while done < size {
+                let piece = min(size - done, 1 << 20)
+                let (code, answer) = MfsOperations.mount.callFile(info.pointee.fh, "Read") {
+                    $0.offset = Int64(offset) + Int64(done)
+                    $0.size = UInt32(piece)
+                }
+                guard code == 0 else { return done > 0 ? Int32(done) : code }
+                answer.data.withUnsafeBytes { bytes in
+                    if let base = bytes.baseAddress { _ = memcpy(buffer + done, base, bytes.count) }
+                }
+                done += answer.data.count
+                if answer.data.count < piece { break }
+            }
+            return Int32(done)
+        }
+        ops.write = { _, buffer, size, offset, info in
+            guard let info, let buffer else { return -EINVAL }
+            var done = 0
+            while done < size {
+                let piece = min(size - done, 1 << 20)
+                let (code, answer) = MfsOperations.mount.callFile(info.pointee.fh, "Write") {
+                    $0.offset = Int64(offset) + Int64(done)
+                    $0.data = Array(UnsafeRawBufferPointer(start: buffer + done, count: piece))
+                }
+                guard code == 0 else { return done > 0 ? Int32(done) : code }
+                done += Int(answer.size)
+                if answer.size == 0 { break }
+            }
+            return Int32(done)
+        }
+        ops.release = { _, info in
+            guard let info, let open = MfsOperations.mount.forget(info.pointee.fh) else { return 0 }
+            var request = MfsOperations.mount.request("")
+            request.handle = open.handle
+            _ = try? MfsOperations.mount.gateways.call(open.node, "Release", request, retry: false, pinned: open.instance)
+            return 0
+        }
+        ops.fsync = { _, datasync, info in
+            guard let info else { return -EINVAL }
+            return MfsOperations.mount.callFile(info.pointee.fh, "Fsync") { $0.datasync = datasync != 0 }.0
+        }
+        ops.truncate = { raw, size, info in
+            if let info, info.pointee.fh != 0 { return MfsOperations.mount.callFile(info.pointee.fh, "Truncate") { $0.offset = Int64(size) }.0 }
+            return MfsOperations.onNode(raw) { node, rest in
+                var request = MfsOperations.mount.request(rest)
+                request.offset = Int64(size)
+                return MfsOperations.mount.call(node, "Truncate", request, retry: false).0
+            }
+        }
+        ops.chmod = { raw, mode, _ in
+            MfsOperations.onNode(raw) { node, rest in
+                var request = MfsOperations.mount.request(rest)
+                request.mode = UInt32(mode)
+                return MfsOperations.mount.call(node, "Chmod", request).0
+            }
+        }
+        ops.chown = { raw, uid, gid, _ in
+            MfsOperations.onNode(raw) { node, rest in
+                var request = MfsOperations.mount.request(rest)
+                request.uid = uid
+                request.gid = gid
+                return MfsOperations.mount.call(node, "Chown", request).0
+            }
+        }
+        ops.utimens = { raw, times, _ in
+            MfsOperations.onNode(raw) { node, rest in
+                var request = MfsOperations.mount.request(rest)
+                let now = Int64(1 << 30) - 1
+                request.atimeNs = times.map { Int64($0[0].tv_sec) * 1_000_000_000 + Int64($0[0].tv_nsec) } ?? now
+                request.mtimeNs = times.map { Int64($0[1].tv_sec) * 1_000_000_000 + Int64($0[1].tv_nsec) } ?? now
+                if let times {
+                    for (index, spec) in [times[0], times[1]].enumerated() where spec.tv_nsec == (1 << 30) - 1 || spec.tv_nsec == (1 << 30) - 2 {
+                        if index == 0 { request.atimeNs = Int64(spec.tv_nsec) } else { request.mtimeNs = Int64(spec.tv_nsec) }
+                    }
+                }
+                return MfsOperations.mount.call(node, "Utimens", request).0
+            }
+        }
+        ops.access = { raw, mask in
+            switch MfsOperations.mount.place(MfsOperations.path(raw)) {
+            case .root, .magic: return mask & W_OK != 0 ? -EROFS : 0
+            case let .node(node, rest):
+                var request = MfsOperations.mount.request(rest)
+                request.mode = UInt32(mask)
+                return MfsOperations.mount.call(node, "Access", request).0
+            case .missing: return -ENOENT
+            }
+        }
+        ops.mkdir = { raw, mode in
+            MfsOperations.onNode(raw) { node, rest in
+                var request = MfsOperations.mount.request(rest)
+                request.mode = UInt32(mode)
+                return MfsOperations.mount.call(node, "Mkdir", request, retry: false).0
+            }
+        }
+        ops.rmdir = { raw in MfsOperations.onNode(raw) { node, rest in MfsOperations.mount.call(node, "Rmdir", MfsOperations.mount.request(rest), retry: false).0 } }
+        ops.unlink = { raw in MfsOperations.onNode(raw) { node, rest in MfsOperations.mount.call(node, "Unlink", MfsOperations.mount.request(rest), retry: false).0 } }
+        ops.symlink = { target, raw in
+            MfsOperations.onNode(raw) { node, rest in
+                var request = MfsOperations.mount.request(rest)
+                request.path2 = MfsOperations.path(target)
+                return MfsOperations.mount.call(node, "Symlink", request, retry: false).0
+            }
+        }
+        ops.rename = { from, to, flags in MfsOperations.twoPaths(from, to, "Rename") { $0.flags = Int32(bitPattern: flags) } }
+        ops.link = { from, to in MfsOperations.twoPaths(from, to, "Link") { _ in } }
+        ops.statfs = { raw, info in
+            guard let info else { return -EINVAL }
+            var node = MfsOperations.mount.nodeID
+            var rest = ""
+            if case let .node(target, inside) = MfsOperations.mount.place(MfsOperations.path(raw)) {
+                node = target
+                rest = inside
+            }
+            let (code, answer) = MfsOperations.mount.call(node, "Statfs", MfsOperations.mount.request(rest))
+            guard code == 0, let figures = answer.statfs else { return code == 0 ? -EIO : code }
+            memset(info, 0, MemoryLayout<statvfs>.size)
+            info.pointee.f_bsize = UInt(figures.blockSize)
+            info.pointee.f_frsize = UInt(figures.fragmentSize)
+            info.pointee.f_blocks = fsblkcnt_t(figures.blocks)
+            info.pointee.f_bfree = fsblkcnt_t(figures.blocksFree)
+            info.pointee.f_bavail = fsblkcnt_t(figures.blocksAvailable)
+            info.pointee.f_files = fsfilcnt_t(figures.files)
+            info.pointee.f_ffree = fsfilcnt_t(figures.filesFree)
+            info.pointee.f_namemax = UInt(figures.nameMax)
+            return 0
+        }
+        return ops
+    }
+
+    static func openFile(_ node: UInt32, _ rest: String, flags: Int32, mode: UInt32, info: UnsafeMutablePointer<fuse_file_info>) -> Int32 {
+        var request = MfsOperations.mount.request(rest)
+        request.flags = flags
+        request.mode = mode
+        do {
+            let (answer, instance) = try MfsOperations.mount.gateways.call(node, "Open", request, retry: flags & O_CREAT == 0)
+            guard answer.errorNumber == 0 else { return -answer.errorNumber }
+            info.pointee.fh = MfsOperations.mount.remember(node: node, instance: instance, handle: answer.handle)
+            return 0
+        } catch {
+            MfsOperations.mount.logger.warning("FSGateway.Open \(rest) on node \(node): \(error)")
+            return -EIO
+        }
+    }
+
+    /// rename and link: both paths on one node (EXDEV otherwise, as across file systems).
+    static func twoPaths(_ from: UnsafePointer<CChar>?, _ to: UnsafePointer<CChar>?, _ method: String, _ fill: (inout FsRequest) -> Void) -> Int32 {
+        guard case let .node(source, old) = MfsOperations.mount.place(MfsOperations.path(from)), !old.isEmpty else { return -EACCES }
+        guard case let .node(target, new) = MfsOperations.mount.place(MfsOperations.path(to)), !new.isEmpty else { return -EACCES }
+        guard source == target else { return -EXDEV }
+        var request = MfsOperations.mount.request(old)
+        request.path2 = new
+        fill(&request)
+        return MfsOperations.mount.call(source, method, request, retry: false).0
+    }
+}

@@ -1,0 +1,287 @@
+import OMXProto
+
+/// A file's attributes as the gateway reports them (`omx.fsgateway.Attr`, like struct stat).
+public struct FileAttr: Sendable, Equatable {
+    public var ino: UInt64 = 0
+    /// Type and permission bits, as st_mode.
+    public var mode: UInt32 = 0
+    public var nlink: UInt32 = 0
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+    public var size: UInt64 = 0
+    /// 512-byte blocks.
+    public var blocks: UInt64 = 0
+    public var atimeNs: Int64 = 0
+    public var mtimeNs: Int64 = 0
+    public var ctimeNs: Int64 = 0
+    public var blksize: UInt32 = 0
+
+    public init() {}
+
+    static let codec = ProtoCodec<Omx__Fsgateway__Attr>(
+        name: "omx.fsgateway.Attr", initialize: { omx__fsgateway__attr__init($0) },
+        packedSize: { omx__fsgateway__attr__get_packed_size($0) }, pack: { omx__fsgateway__attr__pack($0, $1) },
+        unpack: { omx__fsgateway__attr__unpack(nil, $0, $1) }, free: { omx__fsgateway__attr__free_unpacked($0, nil) })
+
+    func wire(in arena: CArena) -> UnsafeMutablePointer<Omx__Fsgateway__Attr> {
+        let message = arena.message(FileAttr.codec)
+        message.pointee.ino = ino
+        message.pointee.mode = mode
+        message.pointee.nlink = nlink
+        message.pointee.uid = uid
+        message.pointee.gid = gid
+        message.pointee.size = size
+        message.pointee.blocks = blocks
+        message.pointee.atime_ns = atimeNs
+        message.pointee.mtime_ns = mtimeNs
+        message.pointee.ctime_ns = ctimeNs
+        message.pointee.blksize = blksize
+        return message
+    }
+
+    init(wire message: Omx__Fsgateway__Attr) {
+        ino = message.ino
+        mode = message.mode
+        nlink = message.nlink
+        uid = message.uid
+        gid = message.gid
+        size = message.size
+        blocks = message.blocks
+        atimeNs = message.atime_ns
+        mtimeNs = message.mtime_ns
+        ctimeNs = message.ctime_ns
+        blksize = message.blksize
+    }
+}
+
+/// A file system's figures (`omx.fsgateway.StatfsResponse`, like struct statvfs).
+public struct FsStatfs: Sendable, Equatable {
+    public var blockSize: UInt64 = 0
+    public var fragmentSize: UInt64 = 0
+    public var blocks: UInt64 = 0
+    public var blocksFree: UInt64 = 0
+    public var blocksAvailable: UInt64 = 0
+    public var files: UInt64 = 0
+    public var filesFree: UInt64 = 0
+    public var nameMax: UInt32 = 0
+
+    public init() {}
+}
+
+/// Bytes of I/O one job did through a gateway from one node (`omx.fsgateway.IoCounter`).
+public struct IoCounter: Sendable, Equatable {
+    public var job: String
+    public var node: UInt32
+    public var bytesRead: UInt64
+    public var bytesWritten: UInt64
+
+    public init(job: String, node: UInt32, bytesRead: UInt64, bytesWritten: UInt64) {
+        self.job = job
+        self.node = node
+        self.bytesRead = bytesRead
+        self.bytesWritten = bytesWritten
+    }
+}
+
+/// `omx.fsgateway.FsRequest`: the arguments of every file method (each uses the fields its
+/// row in `fsgateway.proto` names).
+public struct FsRequest: WireMessage, Equatable {
+    public var path = ""
+    public var path2 = ""
+    public var handle: UInt64 = 0
+    public var offset: Int64 = 0
+    public var size: UInt32 = 0
+    public var data: [UInt8] = []
+    public var mode: UInt32 = 0
+    public var flags: Int32 = 0
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+    public var atimeNs: Int64 = 0
+    public var mtimeNs: Int64 = 0
+    public var callerUID: UInt32 = 0
+    public var callerGID: UInt32 = 0
+    public var callerGroups: [UInt32] = []
+    public var job = ""
+    public var callerNode: UInt32 = 0
+    public var datasync = false
+
+    public init(path: String = "") { self.path = path }
+
+    static let codec = ProtoCodec<Omx__Fsgateway__FsRequest>(
+        name: "omx.fsgateway.FsRequest", initialize: { omx__fsgateway__fs_request__init($0) },
+        packedSize: { omx__fsgateway__fs_request__get_packed_size($0) }, pack: { omx__fsgateway__fs_request__pack($0, $1) },
+        unpack: { omx__fsgateway__fs_request__unpack(nil, $0, $1) }, free: { omx__fsgateway__fs_request__free_unpacked($0, nil) })
+
+    public init(wire bytes: [UInt8]) throws {
+        self = try FsRequest.codec.decode(bytes) { message in
+            var request = FsRequest(path: cString(message.path))
+            request.path2 = cString(message.path2)
+            request.handle = message.handle
+            request.offset = message.offset
+            request.size = message.size
+            request.data = cBytes(message.data)
+            request.mode = message.mode
+            request.flags = message.flags
+            request.uid = message.uid
+            request.gid = message.gid
+            request.atimeNs = message.atime_ns
+            request.mtimeNs = message.mtime_ns
+            request.callerUID = message.caller_uid
+            request.callerGID = message.caller_gid
+            request.callerGroups = (0..<message.n_caller_groups).map { message.caller_groups[$0] }
+            request.job = cString(message.job)
+            request.callerNode = message.caller_node
+            request.datasync = message.datasync != 0
+            return request
+        }
+    }
+
+    public func wire() -> [UInt8] {
+        data.withUnsafeBytes { bytes in
+            FsRequest.codec.encode { message, arena in
+                message.path = arena.string(path)
+                message.path2 = arena.string(path2)
+                message.handle = handle
+                message.offset = offset
+                message.size = size
+                message.data = ProtobufCBinaryData(len: bytes.count, data: UnsafeMutablePointer(mutating: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)))
+                message.mode = mode
+                message.flags = flags
+                message.uid = uid
+                message.gid = gid
+                message.atime_ns = atimeNs
+                message.mtime_ns = mtimeNs
+                message.caller_uid = callerUID
+                message.caller_gid = callerGID
+                let groups = arena.array(of: UInt32.self, count: callerGroups.count)
+                for (index, group) in callerGroups.enumerated() { groups[index] = group }
+                message.n_caller_groups = callerGroups.count
+                message.caller_groups = groups
+                message.job = arena.string(job)
+                message.caller_node = callerNode
+                message.datasync = datasync ? 1 : 0
+            }
+        }
+    }
+}
+
+/// `omx.fsgateway.FsResponse`: `errorNumber` 0 and the results, or a POSIX errno value and
+/// the error naming the path.
+public struct FsResponse: WireMessage, Equatable {
+    public var errorNumber: Int32 = 0
+    public var error = ""
+    public var attr: FileAttr?
+    public var entries: [(name: String, attr: FileAttr)] = []
+    public var handle: UInt64 = 0
+    public var data: [UInt8] = []
+    public var size: UInt32 = 0
+    public var target = ""
+    public var statfs: FsStatfs?
+    public var counters: [IoCounter] = []
+
+    public init() {}
+
+    public init(errorNumber: Int32, error: String) {
+        self.errorNumber = errorNumber
+        self.error = error
+    }
+
+    public static func == (a: FsResponse, b: FsResponse) -> Bool {
+        a.errorNumber == b.errorNumber && a.error == b.error && a.attr == b.attr && a.entries.map(\.name) == b.entries.map(\.name)
+            && a.entries.map(\.attr) == b.entries.map(\.attr) && a.handle == b.handle && a.data == b.data && a.size == b.size
+            && a.target == b.target && a.statfs == b.statfs && a.counters == b.counters
+    }
+
+    static let codec = ProtoCodec<Omx__Fsgateway__FsResponse>(
+        name: "omx.fsgateway.FsResponse", initialize: { omx__fsgateway__fs_response__init($0) },
+        packedSize: { omx__fsgateway__fs_response__get_packed_size($0) }, pack: { omx__fsgateway__fs_response__pack($0, $1) },
+        unpack: { omx__fsgateway__fs_response__unpack(nil, $0, $1) }, free: { omx__fsgateway__fs_response__free_unpacked($0, nil) })
+    static let entryCodec = ProtoCodec<Omx__Fsgateway__DirEntry>(
+        name: "omx.fsgateway.DirEntry", initialize: { omx__fsgateway__dir_entry__init($0) },
+        packedSize: { omx__fsgateway__dir_entry__get_packed_size($0) }, pack: { omx__fsgateway__dir_entry__pack($0, $1) },
+        unpack: { omx__fsgateway__dir_entry__unpack(nil, $0, $1) }, free: { omx__fsgateway__dir_entry__free_unpacked($0, nil) })
+    static let statfsCodec = ProtoCodec<Omx__Fsgateway__StatfsResponse>(
+        name: "omx.fsgateway.StatfsResponse", initialize: { omx__fsgateway__statfs_response__init($0) },
+        packedSize: { omx__fsgateway__statfs_response__get_packed_size($0) }, pack: { omx__fsgateway__statfs_response__pack($0, $1) },
+        unpack: { omx__fsgateway__statfs_response__unpack(nil, $0, $1) }, free: { omx__fsgateway__statfs_response__free_unpacked($0, nil) })
+    static let counterCodec = ProtoCodec<Omx__Fsgateway__IoCounter>(
+        name: "omx.fsgateway.IoCounter", initialize: { omx__fsgateway__io_counter__init($0) },
+        packedSize: { omx__fsgateway__io_counter__get_packed_size($0) }, pack: { omx__fsgateway__io_counter__pack($0, $1) },
+        unpack: { omx__fsgateway__io_counter__unpack(nil, $0, $1) }, free: { omx__fsgateway__io_counter__free_unpacked($0, nil) })
+
+    public init(wire bytes: [UInt8]) throws {
+        self = try FsResponse.codec.decode(bytes) { message in
+            var response = FsResponse(errorNumber: message.error_number, error: cString(message.error))
+            response.attr = message.attr.map { FileAttr(wire: $0.pointee) }
+            response.entries = (0..<message.n_entries).compactMap { index in
+                message.entries[index].map { (cString($0.pointee.name), $0.pointee.attr.map { FileAttr(wire: $0.pointee) } ?? FileAttr()) }
+            }
+            response.handle = message.handle
+            response.data = cBytes(message.data)
+            response.size = message.size
+            response.target = cString(message.target)
+            response.statfs = message.statfs.map { wire in
+                var statfs = FsStatfs()
+                statfs.blockSize = wire.pointee.block_size
+                statfs.fragmentSize = wire.pointee.fragment_size
+                statfs.blocks = wire.pointee.blocks
+                statfs.blocksFree = wire.pointee.blocks_free
+                statfs.blocksAvailable = wire.pointee.blocks_available
+                statfs.files = wire.pointee.files
+                statfs.filesFree = wire.pointee.files_free
+                statfs.nameMax = wire.pointee.name_max
+                return statfs
+            }
+            response.counters = (0..<message.n_counters).compactMap { index in
+                message.counters[index].map { IoCounter(job: cString($0.pointee.job), node: $0.pointee.node, bytesRead: $0.pointee.bytes_read, bytesWritten: $0.pointee.bytes_written) }
+            }
+            return response
+        }
+    }
+
+    public func wire() -> [UInt8] {
+        data.withUnsafeBytes { bytes in
+            FsResponse.codec.encode { message, arena in
+                message.error_number = errorNumber
+                message.error = arena.string(error)
+                message.attr = attr?.wire(in: arena)
+                let entryArray = arena.array(of: UnsafeMutablePointer<Omx__Fsgateway__DirEntry>?.self, count: entries.count)
+                for (index, entry) in entries.enumerated() {
+                    let wire = arena.message(FsResponse.entryCodec)
+                    wire.pointee.name = arena.string(entry.name)
+                    wire.pointee.attr = entry.attr.wire(in: arena)
+                    entryArray[index] = wire
+                }
+                message.n_entries = entries.count
+                message.entries = entryArray
+                message.handle = handle
+                message.data = ProtobufCBinaryData(len: bytes.count, data: UnsafeMutablePointer(mutating: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)))
+                message.size = size
+                message.target = arena.string(target)
+                if let statfs {
+                    let wire = arena.message(FsResponse.statfsCodec)
+                    wire.pointee.block_size = statfs.blockSize
+                    wire.pointee.fragment_size = statfs.fragmentSize
+                    wire.pointee.blocks = statfs.blocks
+                    wire.pointee.blocks_free = statfs.blocksFree
+                    wire.pointee.blocks_available = statfs.blocksAvailable
+                    wire.pointee.files = statfs.files
+                    wire.pointee.files_free = statfs.filesFree
+                    wire.pointee.name_max = statfs.nameMax
+                    message.statfs = wire
+                }
+                let counterArray = arena.array(of: UnsafeMutablePointer<Omx__Fsgateway__IoCounter>?.self, count: counters.count)
+                for (index, counter) in counters.enumerated() {
+                    let wire = arena.message(FsResponse.counterCodec)
+                    wire.pointee.job = arena.string(counter.job)
+                    wire.pointee.node = counter.node
+                    wire.pointee.bytes_read = counter.bytesRead
+                    wire.pointee.bytes_written = counter.bytesWritten
+                    counterArray[index] = wire
+                }
+                message.n_counters = counters.count
+                message.counters = counterArray
+            }
+        }
+    }
+}
