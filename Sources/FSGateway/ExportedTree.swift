@@ -63,7 +63,13 @@ final class ExportedTree: Sendable {
     func parent(of path: String) throws -> (fd: Int32, name: String) {
         let parts = path.split(separator: "/")
         guard let last = parts.last, last != ".", last != ".." else { throw Failure(EINVAL, path, "no entry named") }
-        let fd = try openDirectory(parts.dropLast().joined(separator: "/"))
+        let fd: Int32
+        do {
+            fd = try openDirectory(parts.dropLast().joined(separator: "/"))
+        } catch let failure as Failure {
+            // Name the path asked about, not just its directory.
+            throw Failure(failure.code, path)
+        }
         if isExcluded(fd, name: String(last)) {
             close(fd)
             throw Failure(ENOENT, path, "not exported")

@@ -15,21 +15,25 @@ struct LocalClusterLauncher {
     func logDir(node: Int) -> String { "\(dir)/node-\(node)/log" }
     func stateDir(node: Int) -> String { "\(dir)/node-\(node)/state" }
     func spoolDir(node: Int) -> String { "\(dir)/node-\(node)/spool" }
+    func mfsDir(node: Int) -> String { "\(dir)/node-\(node)/mfs" }
 
     init(dir: String) throws {
         self.dir = dir.hasPrefix("/") ? dir : "\(currentDirectory())/\(dir)"
     }
 
     /// The services of a node: name for files, executable, arguments.
-    private func services(node: Int, gateways: UInt32) -> [(name: String, executable: String, arguments: [String])] {
+    private func services(node: Int, of nodes: Int, gateways: UInt32) -> [(name: String, executable: String, arguments: [String])] {
         let common = ["--map", mapPath, "--key", keyPath, "--node-id", "\(node)", "--run-dir", runDir(node: node)]
         var list: [(String, String, [String])] = [(ServiceKind.discovery.rawValue, ServiceKind.discovery.executableName, common)]
         // The nodes share this machine: each balances by its own jobs' load.
         list.append((ServiceKind.balancer.rawValue, ServiceKind.balancer.executableName, common + ["--load-source", "jobs"]))
         list.append((ServiceKind.migrator.rawValue, ServiceKind.migrator.executableName, common + ["--state-dir", stateDir(node: node), "--spool-dir", spoolDir(node: node)]))
+        // Every node's /mfs view lives on this machine's disk: no gateway exports any of them.
+        let excluded = (1...nodes).flatMap { ["--exclude", mfsDir(node: $0)] }
         for instance in 0..<gateways {
-            list.append(("fsgateway-\(instance)", ServiceKind.fsgateway.executableName, ["serve", "--instance", "\(instance)"] + common))
+            list.append(("fsgateway-\(instance)", ServiceKind.fsgateway.executableName, ["serve", "--instance", "\(instance)"] + common + excluded))
         }
+        if gateways > 0 { list.append(("mfs", ServiceKind.fsgateway.executableName, ["mount", mfsDir(node: node)] + common)) }
         return list
     }
 
@@ -44,9 +48,10 @@ struct LocalClusterLauncher {
         for node in 1...nodes {
             try makeDirectories(runDir(node: node))
             try makeDirectories(logDir(node: node))
-            for service in services(node: node, gateways: gateways) {
+            for service in services(node: node, of: nodes, gateways: gateways) {
                 let pidFile = "\(runDir(node: node))/\(service.name).pid"
                 if LocalClusterLauncher.runningPID(pidFile) != nil { continue }
+                if service.name == "mfs" { LocalClusterLauncher.unmount(mfsDir(node: node)) }
                 let process = try ChildProcess.spawn(
                     siblingExecutable(service.executable), service.arguments, stdoutPath: "\(logDir(node: node))/\(service.name).log",
                     stderrPath: "\(logDir(node: node))/\(service.name).log", detached: true)
@@ -103,7 +108,16 @@ struct LocalClusterLauncher {
             try? await Task.sleep(for: .milliseconds(50))
         }
         for (pid, _) in pids where kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        for node in 1..<node { unmount("\(dir)/node-\(node)/mfs") }
         return pids.count
+    }
+
+    /// Detaches a FUSE mount left behind by a killed mount process (nothing when none is there).
+    static func unmount(_ path: String) {
+        guard let mounts = try? readTextFile("/proc/self/mounts"), mounts.contains(" \(path) fuse") else { return }
+        if let process = try? ChildProcess.spawn("/usr/bin/fusermount3", ["-u", "-z", path], stdoutPath: "/dev/null", stderrPath: "/dev/null") {
+            process.wait()
+        }
     }
 
     /// Kills every job whose namespace init (omx-jobinit, its command line kept across

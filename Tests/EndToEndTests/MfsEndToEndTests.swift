@@ -1,0 +1,209 @@
+import Foundation
+import Logging
+import Shared
+import XCTest
+
+/// oMFS on real local clusters: the FSGateway services and every node's real FUSE mount at
+/// D/node-K/mfs (`omx cluster up`), driven with ordinary file calls.
+final class MfsEndToEndTests: XCTestCase {
+    private func requireFUSE() throws {
+        guard getuid() == 0, FileManager.default.fileExists(atPath: "/dev/fuse") else {
+            XCTFail("the /mfs tests need root and /dev/fuse (a FUSE mount); they cannot run here")
+            throw XCTSkip("no FUSE")
+        }
+    }
+
+    /// Waits until node `node`'s mount lists the live nodes.
+    private func mounted(_ cluster: DiscoveryCluster, _ node: Int, nodes: Int) async -> Bool {
+        await cluster.waitFor(seconds: 10) {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(cluster.dir)/node-\(node)/mfs")) ?? []
+            return (1...nodes).allSatisfy { names.contains(String($0)) }
+        } != nil
+    }
+
+    private func errnoOf(_ body: () -> Int32) -> Int32 {
+        errno = 0
+        return body() < 0 ? errno : 0
+    }
+
+    func testFilesBehaveThroughTheMountAsOnTheDisk() async throws {
+        try requireFUSE()
+        let cluster = try DiscoveryCluster(subnet: 50, nodes: 2)
+        let isMounted = await mounted(cluster, 1, nodes: 2)
+        XCTAssertTrue(isMounted, "node 1's /mfs lists nodes 1 and 2")
+        let disk = "\(cluster.dir)/scratch"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        let remote = "\(cluster.dir)/node-1/mfs/2\(disk)"
+        let files = FileManager.default
+
+        // Create, write at offsets, append, read back; the disk holds the same bytes.
+        XCTAssertTrue(files.createFile(atPath: "\(remote)/a.txt", contents: Data("hello world".utf8)))
+        let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: "\(remote)/a.txt"))
+        try handle.seek(toOffset: 6)
+        handle.write(Data("WORLD".utf8))
+        try handle.close()
+        let appender = open("\(remote)/a.txt", O_WRONLY | O_APPEND)
+        XCTAssertGreaterThanOrEqual(appender, 0)
+        XCTAssertEqual(write(appender, "!\n", 2), 2)
+        close(appender)
+        XCTAssertEqual(try String(contentsOfFile: "\(disk)/a.txt", encoding: .utf8), "hello WORLD!\n")
+        XCTAssertEqual(try String(contentsOfFile: "\(remote)/a.txt", encoding: .utf8), "hello WORLD!\n")
+
+        // Several chunks: 3 MiB and a bit, byte for byte.
+        let big = Data((0..<(3 << 20) + 12345).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) })
+        try big.write(to: URL(fileURLWithPath: "\(remote)/big.bin"))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(disk)/big.bin")), big)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(remote)/big.bin")), big)
+        XCTAssertEqual(truncate("\(remote)/big.bin", 1000), 0)
+        XCTAssertEqual((try files.attributesOfItem(atPath: "\(disk)/big.bin"))[.size] as? Int, 1000)
+
+        // Directories, rename (also over an existing file), links, modes, removal.
+        XCTAssertEqual(mkdir("\(remote)/sub", 0o750), 0)
+        XCTAssertEqual(rename("\(remote)/a.txt", "\(remote)/sub/b.txt"), 0)
+        XCTAssertTrue(files.createFile(atPath: "\(remote)/c.txt", contents: Data("c".utf8)))
+        XCTAssertEqual(rename("\(remote)/c.txt", "\(remote)/sub/b.txt"), 0, "rename over an existing file")
+        XCTAssertEqual(try String(contentsOfFile: "\(disk)/sub/b.txt", encoding: .utf8), "c")
+        XCTAssertEqual(errnoOf { rmdir("\(remote)/sub") }, ENOTEMPTY)
+        XCTAssertEqual(symlink("sub/b.txt", "\(remote)/link"), 0)
+        XCTAssertEqual(try files.destinationOfSymbolicLink(atPath: "\(remote)/link"), "sub/b.txt")
+        XCTAssertEqual(try String(contentsOfFile: "\(remote)/link", encoding: .utf8), "c", "the kernel follows the link through the mount")
+        XCTAssertEqual(link("\(remote)/sub/b.txt", "\(remote)/hard"), 0)
+        var info = stat()
+        XCTAssertEqual(stat("\(disk)/hard", &info), 0)
+        XCTAssertEqual(info.st_nlink, 2)
+        XCTAssertEqual(chmod("\(remote)/hard", 0o600), 0)
+        XCTAssertEqual(stat("\(disk)/sub/b.txt", &info), 0)
+        XCTAssertEqual(info.st_mode & 0o777, 0o600)
+        XCTAssertEqual(Set(try files.contentsOfDirectory(atPath: remote)), ["big.bin", "sub", "link", "hard"])
+        XCTAssertEqual(errnoOf { rename("\(remote)/hard", "\(cluster.dir)/node-1/mfs/1\(disk)/x") }, EXDEV, "no rename across nodes")
+        for path in ["link", "hard", "sub/b.txt", "big.bin"] { XCTAssertEqual(unlink("\(remote)/\(path)"), 0, path) }
+        XCTAssertEqual(rmdir("\(remote)/sub"), 0)
+        XCTAssertEqual(try files.contentsOfDirectory(atPath: disk), [])
+        XCTAssertEqual(errnoOf { open("\(remote)/missing", O_RDONLY) }, ENOENT)
+
+        // statfs: the exported file system's real figures (df).
+        var through = statvfs()
+        var direct = statvfs()
+        XCTAssertEqual(statvfs(remote, &through), 0)
+        XCTAssertEqual(statvfs(disk, &direct), 0)
+        XCTAssertEqual(through.f_blocks, direct.f_blocks)
+        XCTAssertEqual(through.f_frsize, direct.f_frsize)
+
+        // /proc, /sys, /dev and the mounts themselves are not served (fifos and devices: see
+        // the export-root test; the kernel opens special files on the client side itself).
+        for hidden in ["/proc/self/status", "/sys/kernel", "/dev/null", "\(cluster.dir)/node-1/mfs/2", "\(cluster.dir)/node-2/mfs/1"] {
+            XCTAssertFalse(files.fileExists(atPath: "\(cluster.dir)/node-1/mfs/2\(hidden)"), "\(hidden) is not exported")
+        }
+        XCTAssertFalse(try files.contentsOfDirectory(atPath: "\(cluster.dir)/node-1/mfs/2/").contains("proc"))
+
+        // The magic entries, per calling process.
+        XCTAssertEqual(try files.destinationOfSymbolicLink(atPath: "\(cluster.dir)/node-1/mfs/here"), "1")
+        XCTAssertEqual(try files.destinationOfSymbolicLink(atPath: "\(cluster.dir)/node-2/mfs/here"), "2")
+        XCTAssertEqual(try files.destinationOfSymbolicLink(atPath: "\(cluster.dir)/node-2/mfs/home"), "2", "a process that is no job: its home is the local node")
+        await cluster.down()
+    }
+
+    func testEveryOperationRunsAsTheCallingUser() async throws {
+        try requireFUSE()
+        let cluster = try DiscoveryCluster(subnet: 51, nodes: 2)
+        let isMounted = await mounted(cluster, 1, nodes: 2)
+        XCTAssertTrue(isMounted)
+        let disk = "\(cluster.dir)/perm"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        chmod(cluster.dir, 0o755)
+        chmod(disk, 0o777)
+        try "secret".write(toFile: "\(disk)/secret", atomically: false, encoding: .utf8)
+        chmod("\(disk)/secret", 0o600)
+        let remote = "\(cluster.dir)/node-1/mfs/2\(disk)"
+        let asNobody = { (script: String) in
+            LocalCluster.runAbsolute("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "/bin/sh", "-c", script])
+        }
+        let denied = asNobody("cat \(remote)/secret")
+        XCTAssertNotEqual(denied.status, 0)
+        XCTAssertTrue(denied.stderr.contains("Permission denied"), denied.stderr)
+        let created = asNobody("echo mine > \(remote)/mine && cat \(remote)/mine")
+        XCTAssertEqual(created.stdout, "mine\n", created.stderr)
+        var info = stat()
+        XCTAssertEqual(stat("\(disk)/mine", &info), 0)
+        XCTAssertEqual(info.st_uid, 65534, "the file belongs to the caller, not to the gateway")
+        XCTAssertNotEqual(asNobody("chmod 777 \(remote)/secret").status, 0, "nobody may chmod root's file")
+        await cluster.down()
+    }
+
+    func testTheGatewayKeepsEveryPathBeneathItsExportRoot() async throws {
+        try requireFUSE()
+        let cluster = try LocalCluster(subnet: 52, nodes: 1)
+        let export = "\(cluster.dir)/export"
+        try FileManager.default.createDirectory(atPath: "\(export)/inner", withIntermediateDirectories: true)
+        try "inside".write(toFile: "\(export)/inner/file", atomically: false, encoding: .utf8)
+        XCTAssertEqual(symlink("/etc", "\(export)/absolute"), 0)
+        XCTAssertEqual(symlink("../../../../../..", "\(export)/inner/up"), 0)
+        try cluster.start(.fsgateway, node: 1, extra: ["--export", export])
+        let loop = try EventLoop()
+        let client = RPCClient(loop: loop, endpoint: .unix(path: "\(cluster.runDir(1))/fsgateway-0.sock"), logger: Logger(label: "test"))
+        func call(_ method: String, _ path: String) async throws -> FsResponse {
+            try await client.call("FSGateway.\(method)", FsRequest(path: path), returning: FsResponse.self)
+        }
+        let passwdOutside = try await call("Getattr", "../../../../etc/passwd")
+        XCTAssertEqual(passwdOutside.errorNumber, ENOENT, "\"..\" stops at the export root: \(passwdOutside.error)")
+        let viaAbsolute = try await call("Getattr", "absolute/passwd")
+        XCTAssertEqual(viaAbsolute.errorNumber, ENOENT, "an absolute symlink resolves inside the export root")
+        let viaUp = try await call("Readdir", "inner/up")
+        XCTAssertEqual(Set(viaUp.entries.map(\.name)), ["absolute", "inner"], "climbing out lands on the export root")
+        let inside = try await call("Getattr", "inner/../inner/file")
+        XCTAssertEqual(inside.attr?.size, 6)
+        XCTAssertTrue(passwdOutside.error.contains("../../../../etc/passwd"), "errors name the path: \(passwdOutside.error)")
+        let statfs = try await call("Statfs", "")
+        XCTAssertNotNil(statfs.statfs)
+        XCTAssertEqual(mkfifo("\(export)/pipe", 0o666), 0)
+        var open = FsRequest(path: "pipe")
+        open.flags = O_RDONLY
+        let fifo = try await client.call("FSGateway.Open", open, returning: FsResponse.self)
+        XCTAssertEqual(fifo.errorNumber, EACCES, "fifos (and device nodes, sockets) are refused: \(fifo.error)")
+        XCTAssertTrue(fifo.error.contains("not served"), fifo.error)
+        await client.close()
+        await loop.shutdown()
+        cluster.stop()
+    }
+
+    func testGatewaysCountEachJobsIOAndReadsSurviveALostInstance() async throws {
+        try requireFUSE()
+        try DiscoveryCluster.requireCRIU()
+        let cluster = try DiscoveryCluster(subnet: 53, nodes: 2, gateways: 2)
+        let isMounted = await mounted(cluster, 1, nodes: 2)
+        XCTAssertTrue(isMounted)
+        let disk = "\(cluster.dir)/io"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        let remote = "\(cluster.dir)/node-1/mfs/2\(disk)"
+        // A job on node 1 writes 3 MiB into node 2's files through node 1's mount.
+        let result = cluster.omx(["run", "--node", "1", "--wait", "--", "/bin/sh", "-c", "head -c 3145728 /dev/zero > \(remote)/out && cat \(remote)/out > /dev/null"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let job = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let loop = try EventLoop()
+        var written: UInt64 = 0
+        var read: UInt64 = 0
+        for instance in 0..<2 {
+            let client = RPCClient(loop: loop, endpoint: .unix(path: "\(cluster.runDir(2))/fsgateway-\(instance).sock"), logger: Logger(label: "test"))
+            let counters = try await client.call("FSGateway.Counters", FsRequest(), returning: FsResponse.self).counters
+            for counter in counters where counter.job == job {
+                XCTAssertEqual(counter.node, 1, "the I/O came from node 1, where the job ran")
+                written += counter.bytesWritten
+                read += counter.bytesRead
+            }
+            await client.close()
+        }
+        await loop.shutdown()
+        XCTAssertEqual(written, 3 << 20, "node 2's gateways counted the job's writes")
+        XCTAssertGreaterThanOrEqual(read, 3 << 20, "and its reads")
+
+        // One of node 2's two gateway instances dies: reads go on through the other.
+        kill(try XCTUnwrap(cluster.pid(2, "fsgateway-0")), SIGKILL)
+        for attempt in 0..<10 {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: "\(remote)/out")
+            XCTAssertEqual(attributes?[.size] as? Int, 3 << 20, "stat #\(attempt) after the loss")
+            XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: remote)) ?? [], ["out"])
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        await cluster.down()
+    }
+}
