@@ -3,7 +3,8 @@
 # 127.0.0.1-3 doing real work: every node's services as separate processes, membership and the
 # service registry spreading by SWIM gossip, every service answering signed TCP calls, a
 # counting job migrated 1 -> 2 -> 3 -> home with CRIU and checked for a lost or repeated
-# line, six busy jobs on node 1 spread over the nodes by the Balancers, a node killed and found dead everywhere, restarted and rejoining. It stops everything
+# line, six busy jobs on node 1 spread over the nodes by the Balancers, a file written on node 3
+# through node 1's /mfs and read through node 2's, a node killed and found dead everywhere, restarted and rejoining. It stops everything
 # it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ dir="$(mktemp -d /tmp/omx-main-job.XXXXXX)"
 trap '"$omx" cluster down --dir "$dir" >/dev/null 2>&1 || true' EXIT
 export OMX_MAP="$dir/cluster.map" OMX_KEY="$dir/cluster.key" OMX_RUN_DIR="$dir/node-1/run"
 
-echo "== a local cluster of 3 nodes (discovery, balancer, migrator, 2 fsgateway instances each)"
+echo "== a local cluster of 3 nodes (discovery, balancer, migrator, 2 fsgateway instances and a /mfs mount each)"
 "$omx" cluster up --nodes 3 --dir "$dir" --gateways 2
 "$omx" map check
 
@@ -86,6 +87,16 @@ spread_seconds=$second
 grep -h "move job" "$dir"/node-*/log/balancer.log | sed 's/.*\] /balancer: /' | head -4
 "$omx" kill -KILL "${busy[@]}"
 
+echo "== /mfs: a file written on node 3 through node 1's /mfs/3, read back through node 2's /mfs/3"
+shared="$dir/shared"
+mkdir -p "$shared"
+date > "$dir/node-1/mfs/3$shared/note.txt"
+echo "written through node 1's mount: $(cat "$dir/node-1/mfs/3$shared/note.txt")"
+echo "read through node 2's mount:    $(cat "$dir/node-2/mfs/3$shared/note.txt")"
+cmp "$dir/node-1/mfs/3$shared/note.txt" "$dir/node-2/mfs/3$shared/note.txt"
+ls -la "$dir/node-2/mfs/"
+df -h "$dir/node-2/mfs/3" | tail -1
+
 echo "== node 3's Discovery killed with SIGKILL"
 kill -9 "$(cat "$dir/node-3/run/discovery.pid")"
 dead1=$(wait_state 1 3 dead 6); dead2=$(wait_state 2 3 dead 6)
@@ -103,4 +114,5 @@ trap - EXIT
 echo "main-job: summary: 3 nodes, 15 service instances registered and answering signed TCP calls (${answered} pinged);"
 echo "main-job: job $job migrated 1 -> 2 -> 3 -> home with nothing lost or repeated in its $lines lines;"
 echo "main-job: 6 busy jobs started on node 1 were spread ${spread} by the Balancers after ${spread_seconds} s;"
+echo "main-job: a file written through node 1's /mfs/3 read back the same through node 2's;"
 echo "main-job: a killed node was dead on node 1 after ${dead1} and rejoined after ${back}; everything stopped; logs in $dir"

@@ -164,9 +164,13 @@ final class ExportedTree: Sendable {
         }
     }
 
+    /// The figures of the file system holding `path` (a file or a directory).
     func statfs(_ path: String) throws -> FsStatfs {
-        let fd = try openDirectory(path.isEmpty ? "" : path)
+        let relative = path.isEmpty || path == "/" ? "." : path
+        let fd = omx_openat2(rootFD, relative, Int32(OMX_O_PATH) | O_CLOEXEC, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks)
+        guard fd >= 0 else { throw Failure(errno, path) }
         defer { close(fd) }
+        if isExcluded(fd) { throw Failure(ENOENT, path, "not exported") }
         var info = statvfs()
         guard fstatvfs(fd, &info) == 0 else { throw Failure(errno, path) }
         var result = FsStatfs()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CFuse
+import Glibc
 import Logging
 import Shared
 
@@ -71,7 +72,10 @@ public struct FSGatewayCommand: AsyncParsableCommand {
             let gateways = GatewayDirectory(
                 loop: loop, map: map, authenticator: Authenticator(key: key, nodeID: node.id), bindAddress: resolveIPv4(node.address).first,
                 runDir: resolveRunDir(options.runDir), logger: logger)
-            MfsMount.shared = MfsMount(nodeID: node.id, gateways: gateways, logger: logger)
+            let selections = "\(resolveRunDir(options.runDir))/mfs-selected"
+            try makeDirectories(selections, mode: 0o1777)
+            chmod(selections, 0o1777)
+            MfsMount.shared = MfsMount(nodeID: node.id, gateways: gateways, logger: logger, selections: selections)
             try makeDirectories(mountpoint)
             var operations = MfsOperations.operations()
             logger.info("mounting the cluster's files at \(mountpoint) for node \(node.id)")

@@ -16,15 +16,21 @@ final class MfsMount: Sendable {
     let nodeID: UInt32
     let gateways: GatewayDirectory
     let logger: Logger
-    /// A file open on a node: the gateway instance that holds it ("host:port") and its handle there.
-    typealias OpenFile = (node: UInt32, instance: String, handle: UInt64)
+    /// Where `omx select` keeps each process's selected node (`<pid>.<start ticks>` files).
+    let selections: String
+    /// The node of each process's last successful create, by pid and start ticks.
+    private let lastCreate = Mutex<[String: UInt32]>([:])
+    /// A file open on a node: the gateway instance that holds it ("host:port"), its handle
+    /// there, and how to open it again should that instance restart or die.
+    typealias OpenFile = (node: UInt32, instance: String, handle: UInt64, path: String, flags: Int32)
     /// Open files by our handle.
     private let files = Mutex<(next: UInt64, open: [UInt64: OpenFile])>((1, [:]))
 
-    init(nodeID: UInt32, gateways: GatewayDirectory, logger: Logger) {
+    init(nodeID: UInt32, gateways: GatewayDirectory, logger: Logger, selections: String) {
         self.nodeID = nodeID
         self.gateways = gateways
         self.logger = logger
+        self.selections = selections
     }
 
     /// Where `path` points: the mount's root, a magic link, or a path on a node.
@@ -35,7 +41,7 @@ final class MfsMount: Sendable {
         case missing
     }
 
-    static let magicEntries = ["here", "home"]
+    static let magicEntries = ["here", "home", "magic", "selected"]
 
     func place(_ path: String) -> Place {
         let parts = path.split(separator: "/", maxSplits: 1)
@@ -63,32 +69,77 @@ final class MfsMount: Sendable {
     /// The job whose namespace `pid` runs in: the spool name of the nearest omx-jobinit
     /// ancestor ("2.17"), or nil.
     static func job(of pid: pid_t) -> String? {
-        var current = pid
-        for _ in 0..<64 where current > 1 {
-            if let bytes = try? readFileBytes("/proc/\(current)/cmdline") {
-                let arguments = bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-                if arguments.count > 2, arguments[0].hasSuffix("omx-jobinit"), arguments[1] == "--spool" {
-                    return arguments[2].split(separator: "/").last.map(String.init)
-                }
+        for process in lineage(of: pid) {
+            guard let bytes = try? readFileBytes("/proc/\(process)/cmdline") else { continue }
+            let arguments = bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            if arguments.count > 2, arguments[0].hasSuffix("omx-jobinit"), arguments[1] == "--spool" {
+                return arguments[2].split(separator: "/").last.map(String.init)
             }
-            guard let stat = try? readTextFile("/proc/\(current)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
-            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-            guard fields.count > 1, let parent = pid_t(fields[1]) else { return nil }
-            current = parent
         }
         return nil
     }
 
-    /// What a magic entry points at for the calling process.
+    /// What a magic entry points at for the calling process: `here` its node, `home` its
+    /// job's home, `magic` the node of its last successful create, `selected` the node it or
+    /// an ancestor chose with `omx select` (each falls back to this node).
     func magicTarget(_ name: String) -> String {
+        let pid = fuse_get_context()?.pointee.pid ?? 0
         switch name {
         case "home":
-            let pid = fuse_get_context()?.pointee.pid ?? 0
             if let job = MfsMount.job(of: pid), let home = job.split(separator: ".").first { return String(home) }
-            return String(nodeID)
+        case "magic":
+            if let node = lastCreate.withLock({ $0[MfsMount.processKey(pid)] }) { return String(node) }
+        case "selected":
+            for ancestor in MfsMount.lineage(of: pid) {
+                let path = "\(selections)/\(MfsMount.processKey(ancestor))"
+                var info = stat()
+                // Only the process's own user (or root) may have chosen for it.
+                guard stat(path, &info) == 0, info.st_uid == 0 || info.st_uid == MfsMount.owner(of: ancestor) else { continue }
+                if let text = try? readTextFile(path), let node = UInt32(text.trimmedWhitespace) { return String(node) }
+            }
         default:
-            return String(nodeID)
+            break
         }
+        return String(nodeID)
+    }
+
+    /// Remembers that the calling process created a file on `node` (for `magic`).
+    func createdOn(_ node: UInt32) {
+        guard let pid = fuse_get_context()?.pointee.pid else { return }
+        lastCreate.withLock { table in
+            if table.count > 10_000 { table.removeAll() }
+            table[MfsMount.processKey(pid)] = node
+        }
+    }
+
+    /// The real uid of process `pid`.
+    static func owner(of pid: pid_t) -> uid_t? {
+        guard let status = try? readTextFile("/proc/\(pid)/status") else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("Uid:") {
+            return line.dropFirst(4).split(whereSeparator: { $0 == "\t" || $0 == " " }).first.flatMap { uid_t($0) }
+        }
+        return nil
+    }
+
+    /// "<pid>.<start ticks>": a process, not a later one reusing its pid.
+    static func processKey(_ pid: pid_t) -> String {
+        guard let stat = try? readTextFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return "\(pid).0" }
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        return "\(pid).\(fields.count > 19 ? fields[19] : "0")"
+    }
+
+    /// `pid` and its ancestors, nearest first.
+    static func lineage(of pid: pid_t) -> [pid_t] {
+        var result: [pid_t] = []
+        var current = pid
+        while current > 1 && result.count < 64 {
+            result.append(current)
+            guard let stat = try? readTextFile("/proc/\(current)/stat"), let close = stat.lastIndex(of: ")") else { break }
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            guard fields.count > 1, let parent = pid_t(fields[1]) else { break }
+            current = parent
+        }
+        return result
     }
 
     /// Calls the gateway of `node`; a failure to reach any instance is EIO.
@@ -102,11 +153,12 @@ final class MfsMount: Sendable {
         }
     }
 
-    func remember(node: UInt32, instance: String, handle: UInt64) -> UInt64 {
+    func remember(node: UInt32, instance: String, handle: UInt64, path: String, flags: Int32) -> UInt64 {
         files.withLock { state in
             let id = state.next
             state.next += 1
-            state.open[id] = (node, instance, handle)
+            // Reopening must neither create, truncate nor fail on an existing file.
+            state.open[id] = (node, instance, handle, path, flags & ~(O_CREAT | O_EXCL | O_TRUNC))
             return id
         }
     }
@@ -115,17 +167,30 @@ final class MfsMount: Sendable {
 
     func forget(_ id: UInt64) -> OpenFile? { files.withLock { $0.open.removeValue(forKey: id) } }
 
-    /// Calls the instance that holds open file `id` (no retry: the handle lives there).
+    /// Calls the instance that holds open file `id`. When that instance lost the handle (it
+    /// restarted) or cannot be reached (it died), the file is opened again by path on a live
+    /// instance of the node and the call made once more.
     func callFile(_ id: UInt64, _ method: String, _ fill: (inout FsRequest) -> Void) -> (Int32, FsResponse) {
         guard let open = file(id) else { return (-EBADF, FsResponse()) }
         var request = request("")
         request.handle = open.handle
         fill(&request)
+        if let (answer, _) = try? gateways.call(open.node, method, request, retry: false, pinned: open.instance), answer.errorNumber != EBADF {
+            return (answer.errorNumber == 0 ? 0 : -answer.errorNumber, answer)
+        }
+        var reopen = self.request(open.path)
+        reopen.flags = open.flags
+        guard let (opened, instance) = try? gateways.call(open.node, "Open", reopen, retry: true), opened.errorNumber == 0 else {
+            logger.warning("FSGateway.\(method) \(open.path) on node \(open.node): the open file was lost and cannot be opened again")
+            return (-EIO, FsResponse())
+        }
+        files.withLock { $0.open[id] = (open.node, instance, opened.handle, open.path, open.flags) }
+        logger.notice("reopened \(open.path) on node \(open.node) at \(instance) after its gateway instance was lost")
+        request.handle = opened.handle
         do {
-            let (answer, _) = try gateways.call(open.node, method, request, retry: false, pinned: open.instance)
+            let (answer, _) = try gateways.call(open.node, method, request, retry: false, pinned: instance)
             return (answer.errorNumber == 0 ? 0 : -answer.errorNumber, answer)
         } catch {
-            logger.warning("FSGateway.\(method) on node \(open.node) (\(open.instance)): \(error); the open file is lost")
             return (-EIO, FsResponse())
         }
     }

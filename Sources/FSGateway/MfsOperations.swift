@@ -225,7 +225,8 @@ enum MfsOperations {
         do {
             let (answer, instance) = try MfsOperations.mount.gateways.call(node, "Open", request, retry: flags & O_CREAT == 0)
             guard answer.errorNumber == 0 else { return -answer.errorNumber }
-            info.pointee.fh = MfsOperations.mount.remember(node: node, instance: instance, handle: answer.handle)
+            if flags & O_CREAT != 0 { MfsOperations.mount.createdOn(node) }
+            info.pointee.fh = MfsOperations.mount.remember(node: node, instance: instance, handle: answer.handle, path: rest, flags: flags)
             return 0
         } catch {
             MfsOperations.mount.logger.warning("FSGateway.Open \(rest) on node \(node): \(error)")

@@ -74,12 +74,23 @@ final class MfsEndToEndTests: XCTestCase {
         XCTAssertEqual(chmod("\(remote)/hard", 0o600), 0)
         XCTAssertEqual(stat("\(disk)/sub/b.txt", &info), 0)
         XCTAssertEqual(info.st_mode & 0o777, 0o600)
+        XCTAssertEqual(chown("\(remote)/hard", 65534, 65534), 0)
+        XCTAssertEqual(stat("\(disk)/sub/b.txt", &info), 0)
+        XCTAssertEqual(info.st_uid, 65534, "chown reached the disk")
+        XCTAssertEqual(errnoOf { mkdir("\(remote)/sub", 0o755) }, EEXIST)
+        XCTAssertEqual(errnoOf { open("\(remote)/hard", O_WRONLY | O_CREAT | O_EXCL, 0o644) }, EEXIST)
         XCTAssertEqual(Set(try files.contentsOfDirectory(atPath: remote)), ["big.bin", "sub", "link", "hard"])
         XCTAssertEqual(errnoOf { rename("\(remote)/hard", "\(cluster.dir)/node-1/mfs/1\(disk)/x") }, EXDEV, "no rename across nodes")
         for path in ["link", "hard", "sub/b.txt", "big.bin"] { XCTAssertEqual(unlink("\(remote)/\(path)"), 0, path) }
         XCTAssertEqual(rmdir("\(remote)/sub"), 0)
         XCTAssertEqual(try files.contentsOfDirectory(atPath: disk), [])
         XCTAssertEqual(errnoOf { open("\(remote)/missing", O_RDONLY) }, ENOENT)
+
+        // A directory of thousands of entries.
+        try files.createDirectory(atPath: "\(disk)/many", withIntermediateDirectories: true)
+        for index in 0..<3000 { XCTAssertTrue(files.createFile(atPath: "\(disk)/many/f\(index)", contents: nil)) }
+        XCTAssertEqual(try files.contentsOfDirectory(atPath: "\(remote)/many").count, 3000)
+        try files.removeItem(atPath: "\(disk)/many")
 
         // statfs: the exported file system's real figures (df).
         var through = statvfs()
@@ -127,6 +138,101 @@ final class MfsEndToEndTests: XCTestCase {
         XCTAssertEqual(stat("\(disk)/mine", &info), 0)
         XCTAssertEqual(info.st_uid, 65534, "the file belongs to the caller, not to the gateway")
         XCTAssertNotEqual(asNobody("chmod 777 \(remote)/secret").status, 0, "nobody may chmod root's file")
+        await cluster.down()
+    }
+
+    func testTheMagicEntriesAnswerForTheCallingProcess() async throws {
+        try requireFUSE()
+        let cluster = try DiscoveryCluster(subnet: 54, nodes: 2)
+        let isMounted = await mounted(cluster, 2, nodes: 2)
+        XCTAssertTrue(isMounted)
+        let mfs = "\(cluster.dir)/node-2/mfs"
+        let disk = "\(cluster.dir)/magic"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        // A job whose home is node 1 running on node 2: here is 2, home is 1.
+        let job = cluster.omx(["run", "--node", "2", "--wait", "--", "/bin/sh", "-c", "readlink \(mfs)/here; readlink \(mfs)/home"])
+        XCTAssertEqual(job.status, 0, job.stderr)
+        XCTAssertEqual(cluster.output(of: job.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "2\n1\n")
+        // magic: the node of the caller's last successful create.
+        let created = LocalCluster.runAbsolute("/usr/bin/python3", ["-c", """
+            import os
+            print(os.readlink("\(mfs)/magic"))
+            open("\(mfs)/1\(disk)/made", "w").close()
+            print(os.readlink("\(mfs)/magic"))
+            """])
+        XCTAssertEqual(created.stdout, "2\n1\n", created.stderr)
+        // selected: what the calling shell chose with omx select, for it and its children.
+        let env = "OMX_RUN_DIR=\(cluster.runDir(2)) OMX_MAP=\(cluster.mapPath) OMX_KEY=\(cluster.keyPath)"
+        let omx = siblingExecutable("omx")
+        let selected = LocalCluster.runAbsolute("/bin/sh", ["-c", "readlink \(mfs)/selected; \(env) \(omx) select 1 && readlink \(mfs)/selected && sh -c 'readlink \(mfs)/selected'"])
+        XCTAssertEqual(selected.stdout, "2\n1\n1\n", selected.stderr)
+        XCTAssertEqual(LocalCluster.runAbsolute("/bin/sh", ["-c", "readlink \(mfs)/selected"]).stdout, "2\n", "another shell has its own")
+        await cluster.down()
+    }
+
+    func testConcurrentWritersThroughTwoMountsAndAGatewayRestartWhileAFileIsOpen() async throws {
+        try requireFUSE()
+        let cluster = try DiscoveryCluster(subnet: 55, nodes: 2)
+        for node in 1...2 {
+            let isMounted = await mounted(cluster, node, nodes: 2)
+            XCTAssertTrue(isMounted)
+        }
+        let disk = "\(cluster.dir)/concurrent"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        let payloads = (0..<4).map { writer in Data((0..<(2 << 20)).map { UInt8(truncatingIfNeeded: $0 &* (writer + 3) &+ writer) }) }
+        await withTaskGroup(of: Void.self) { group in
+            for (writer, payload) in payloads.enumerated() {
+                let path = "\(cluster.dir)/node-\(writer % 2 + 1)/mfs/2\(disk)/w\(writer)"
+                group.addTask { try? payload.write(to: URL(fileURLWithPath: path)) }
+            }
+        }
+        for (writer, payload) in payloads.enumerated() {
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(disk)/w\(writer)")), payload, "writer \(writer) through node \(writer % 2 + 1)'s mount")
+        }
+
+        // An open file outlives a restart of the gateway that holds it.
+        let fd = open("\(cluster.dir)/node-1/mfs/2\(disk)/open.txt", O_RDWR | O_CREAT, 0o644)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        XCTAssertEqual(pwrite(fd, "before", 6, 0), 6)
+        cluster.kill9(2, "fsgateway-0")
+        let restarted = cluster.omx(["cluster", "up", "--nodes", "2", "--dir", cluster.dir, "--first-address", "127.0.55.1", "--timeout", "5"])
+        XCTAssertEqual(restarted.status, 0, restarted.stderr)
+        let answering = await cluster.waitFor(seconds: 10) { cluster.omx(["ping", "fsgateway"], runDir: 2).status == 0 }
+        XCTAssertNotNil(answering)
+        XCTAssertEqual(pwrite(fd, "after", 5, 6), 5, "a write after the restart: \(String(cString: strerror(errno)))")
+        var buffer = [UInt8](repeating: 0, count: 11)
+        XCTAssertEqual(pread(fd, &buffer, 11, 0), 11)
+        XCTAssertEqual(String(decoding: buffer, as: UTF8.self), "beforeafter")
+        close(fd)
+        XCTAssertEqual(try String(contentsOfFile: "\(disk)/open.txt", encoding: .utf8), "beforeafter")
+        await cluster.down()
+    }
+
+    func testAMigratedJobKeepsWorkingOnItsMfsFile() async throws {
+        try requireFUSE()
+        try DiscoveryCluster.requireCRIU()
+        let cluster = try DiscoveryCluster(subnet: 56, nodes: 2)
+        let isMounted = await mounted(cluster, 1, nodes: 2)
+        XCTAssertTrue(isMounted)
+        let disk = "\(cluster.dir)/jobfiles"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        let file = "\(cluster.dir)/node-1/mfs/1\(disk)/count.txt"
+        let mfs = "\(cluster.dir)/node-1/mfs"
+        // The job holds the file open (fd 3) across the migration, and asks /mfs where home is.
+        let job = try cluster.run(["/bin/sh", "-c", "exec 3>>\(file); i=0; while :; do i=$((i+1)); echo \"$i $(readlink \(mfs)/home)\" >&3; sleep 0.05; done"], options: ["--node", "1"])
+        try await Task.sleep(for: .milliseconds(800))
+        let moved = cluster.omx(["migrate", job, "2"])
+        XCTAssertEqual(moved.status, 0, moved.stderr)
+        let before = (try? String(contentsOfFile: "\(disk)/count.txt", encoding: .utf8))?.count ?? 0
+        try await Task.sleep(for: .milliseconds(800))
+        let text = try String(contentsOfFile: "\(disk)/count.txt", encoding: .utf8)
+        XCTAssertGreaterThan(text.count, before, "the migrated job still writes its /mfs file")
+        _ = cluster.omx(["kill", "-KILL", job])
+        let lines = text.split(separator: "\n")
+        for (index, line) in lines.enumerated() {
+            XCTAssertEqual(line, "\(index + 1) 1", "line \(index + 1): every number once, and home is node 1 wherever the job runs")
+            if line != "\(index + 1) 1" { break }
+        }
         await cluster.down()
     }
 

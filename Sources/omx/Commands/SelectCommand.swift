@@ -1,0 +1,44 @@
+import ArgumentParser
+import Glibc
+import Shared
+
+/// `omx select`: the node `/mfs/selected` points at for the calling shell and its children.
+struct SelectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "select",
+        abstract: "Makes /mfs/selected point at NODE for the calling shell and every process it starts.",
+        discussion: "Without NODE, prints the current selection; --clear removes it.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "A node id.")
+    var node: UInt32?
+
+    @Flag(help: "Forget the selection.")
+    var clear = false
+
+    func run() throws {
+        let directory = "\(resolveRunDir(global.runDir))/mfs-selected"
+        let shell = getppid()
+        let key = "\(shell).\(startTicks(of: shell))"
+        let path = "\(directory)/\(key)"
+        if clear {
+            unlink(path)
+            return
+        }
+        guard let node else {
+            print((try? readTextFile(path))?.trimmedWhitespace ?? "none (selected is this node)")
+            return
+        }
+        let map = try ClusterMap.load(path: resolveMapPath(global.mapPath))
+        guard map.node(id: node) != nil else { throw ValidationError("\(map.source) has no node \(node)") }
+        guard fileExists(directory) else { throw ValidationError("\(directory) does not exist: is this node's /mfs mounted (omx-fsgateway mount)?") }
+        try writeTextFile(path, "\(node)\n")
+    }
+
+    private func startTicks(of pid: pid_t) -> String {
+        guard let stat = try? readTextFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return "0" }
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        return fields.count > 19 ? String(fields[19]) : "0"
+    }
+}
