@@ -4,8 +4,8 @@
 # service registry spreading by SWIM gossip, every service answering signed TCP calls, a
 # counting job migrated 1 -> 2 -> 3 -> home with CRIU and checked for a lost or repeated
 # line, six busy jobs on node 1 spread over the nodes by the Balancers, a file written on node 3
-# through node 1's /mfs and read through node 2's, a node killed and found dead everywhere, restarted and rejoining. It stops everything
-# it started.
+# through node 1's /mfs and read through node 2's, a node killed and found dead everywhere,
+# restarted and rejoining. It stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # sudo resets PATH: find the Swift toolchain where this machine kind installs it.

@@ -22,7 +22,7 @@ final class MfsMount: Sendable {
     private let lastCreate = Mutex<[String: UInt32]>([:])
     /// A file open on a node: the gateway instance that holds it ("host:port"), its handle
     /// there, and how to open it again should that instance restart or die.
-    typealias OpenFile = (node: UInt32, instance: String, handle: UInt64, path: String, flags: Int32)
+    typealias OpenFile = (node: UInt32, instance: String, handle: UInt64, path: String, flags: Int32, job: String)
     /// Open files by our handle.
     private let files = Mutex<(next: UInt64, open: [UInt64: OpenFile])>((1, [:]))
 
@@ -51,8 +51,9 @@ final class MfsMount: Sendable {
         return .node(node, parts.count > 1 ? String(parts[1]) : "")
     }
 
-    /// The caller's credentials and job, for the gateway.
-    func request(_ path: String) -> FsRequest {
+    /// The caller's credentials, for the gateway; with `job`, also the caller's job (for the
+    /// gateways' I/O counters: found once per open file, it costs a walk up the process tree).
+    func request(_ path: String, job: Bool = false) -> FsRequest {
         var request = FsRequest(path: path)
         if let context = fuse_get_context()?.pointee {
             request.callerUID = context.uid
@@ -60,7 +61,7 @@ final class MfsMount: Sendable {
             var groups = [gid_t](repeating: 0, count: 64)
             let count = omx_fuse_caller_groups(Int32(groups.count), &groups)
             if count > 0 { request.callerGroups = Array(groups.prefix(Int(min(count, 64)))) }
-            request.job = MfsMount.job(of: context.pid) ?? ""
+            if job { request.job = MfsMount.job(of: context.pid) ?? "" }
         }
         request.callerNode = nodeID
         return request
@@ -153,12 +154,12 @@ final class MfsMount: Sendable {
         }
     }
 
-    func remember(node: UInt32, instance: String, handle: UInt64, path: String, flags: Int32) -> UInt64 {
+    func remember(node: UInt32, instance: String, handle: UInt64, path: String, flags: Int32, job: String) -> UInt64 {
         files.withLock { state in
             let id = state.next
             state.next += 1
             // Reopening must neither create, truncate nor fail on an existing file.
-            state.open[id] = (node, instance, handle, path, flags & ~(O_CREAT | O_EXCL | O_TRUNC))
+            state.open[id] = (node, instance, handle, path, flags & ~(O_CREAT | O_EXCL | O_TRUNC), job)
             return id
         }
     }
@@ -174,6 +175,7 @@ final class MfsMount: Sendable {
         guard let open = file(id) else { return (-EBADF, FsResponse()) }
         var request = request("")
         request.handle = open.handle
+        request.job = open.job
         fill(&request)
         if let (answer, _) = try? gateways.call(open.node, method, request, retry: false, pinned: open.instance), answer.errorNumber != EBADF {
             return (answer.errorNumber == 0 ? 0 : -answer.errorNumber, answer)
@@ -184,7 +186,7 @@ final class MfsMount: Sendable {
             logger.warning("FSGateway.\(method) \(open.path) on node \(open.node): the open file was lost and cannot be opened again")
             return (-EIO, FsResponse())
         }
-        files.withLock { $0.open[id] = (open.node, instance, opened.handle, open.path, open.flags) }
+        files.withLock { $0.open[id] = (open.node, instance, opened.handle, open.path, open.flags, open.job) }
         logger.notice("reopened \(open.path) on node \(open.node) at \(instance) after its gateway instance was lost")
         request.handle = opened.handle
         do {

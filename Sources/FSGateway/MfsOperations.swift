@@ -219,14 +219,14 @@ enum MfsOperations {
     }
 
     static func openFile(_ node: UInt32, _ rest: String, flags: Int32, mode: UInt32, info: UnsafeMutablePointer<fuse_file_info>) -> Int32 {
-        var request = MfsOperations.mount.request(rest)
+        var request = MfsOperations.mount.request(rest, job: true)
         request.flags = flags
         request.mode = mode
         do {
             let (answer, instance) = try MfsOperations.mount.gateways.call(node, "Open", request, retry: flags & O_CREAT == 0)
             guard answer.errorNumber == 0 else { return -answer.errorNumber }
             if flags & O_CREAT != 0 { MfsOperations.mount.createdOn(node) }
-            info.pointee.fh = MfsOperations.mount.remember(node: node, instance: instance, handle: answer.handle, path: rest, flags: flags)
+            info.pointee.fh = MfsOperations.mount.remember(node: node, instance: instance, handle: answer.handle, path: rest, flags: flags, job: request.job)
             return 0
         } catch {
             MfsOperations.mount.logger.warning("FSGateway.Open \(rest) on node \(node): \(error)")

@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measures OMX against a baseline in the same run and prints ratios and absolute figures.",
-        subcommands: [RPC.self, Membership.self, Migrate.self, Balance.self, RPCServerCommand.self])
+        subcommands: [RPC.self, Membership.self, Migrate.self, Balance.self, Mfs.self, RPCServerCommand.self])
 
     /// `omx bench rpc`.
     struct RPC: AsyncParsableCommand {
@@ -223,6 +223,57 @@ struct BenchCommand: AsyncParsableCommand {
             print(formatTable(header: ["NODES", "LOAD", "POLICY", "JOBS", "SLOWDOWN", "VS IDEAL", "MAKESPAN", "VS IDEAL", "MIGR/JOB", "MSGS/NODE/S"], rows: table), terminator: "")
             print("ideal: one perfectly balanced machine of the whole capacity (at most the fastest CPU per job), free instant moves: the lower bound.")
             print("targets: omx within 1.3x of ideal at 70 % load, better than every other policy at every load, under 0.5 migrations per job.")
+        }
+    }
+
+    /// `omx bench mfs`.
+    struct Mfs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "mfs",
+            abstract: "fio through /mfs/<other node>/ against the local disk and sshfs over loopback, plus a metadata run (root).")
+
+        @Option(help: "MiB per sequential run.")
+        var size = 1024
+
+        @Option(help: "Files in the metadata run.")
+        var files = 10_000
+
+        @Option(help: "Where the benchmark's 2-node cluster lives (removed afterwards).")
+        var dir = "/tmp/omx-bench-mfs"
+
+        @Option(name: .customLong("first-address"), help: "Node 1's address.")
+        var firstAddress = "127.0.97.1"
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() async throws {
+            guard getuid() == 0 else { throw ValidationError("omx bench mfs needs root (FUSE mounts, sshd)") }
+            _ = await LocalClusterLauncher.down(dir: dir)
+            removeTree(dir)
+            let benchmark = MfsBenchmark(dir: dir, sizeMiB: size, files: files, firstAddress: firstAddress)
+            let rows: [MfsBenchmark.Row]
+            do {
+                rows = try await benchmark.run { line in
+                    if !json { print("... \(line)") }
+                }
+            } catch {
+                _ = await LocalClusterLauncher.down(dir: dir)
+                throw error
+            }
+            _ = await LocalClusterLauncher.down(dir: dir)
+            removeTree(dir)
+            if json {
+                printJSON(rows)
+                return
+            }
+            print("\nomx bench mfs: fio (psync) through node 1's /mfs/2 (node 2's gateway over TCP), the local disk, and sshfs over loopback")
+            let table = rows.map { row in
+                [row.test, "\(String(format: row.local, decimals: 1)) \(row.unit)", "\(String(format: row.mfs, decimals: 1)) \(row.unit)",
+                 "\(String(format: row.sshfs, decimals: 1)) \(row.unit)", "\(String(format: row.mfs / row.local, decimals: 2))x", "\(String(format: row.mfs / row.sshfs, decimals: 2))x"]
+            }
+            print(formatTable(header: ["TEST", "LOCAL", "MFS", "SSHFS", "MFS/LOCAL", "MFS/SSHFS"], rows: table), terminator: "")
+            print("targets: sequential >= 2x sshfs and >= 0.5x local; metadata >= 1.5x sshfs")
         }
     }
 
