@@ -53,8 +53,11 @@ final class FileGateway: Sendable {
             ("Statfs", { var r = FsResponse(); r.statfs = try self.tree.statfs($0.path); return r }),
             ("Counters", { _ in var r = FsResponse(); r.counters = self.counters.withLock { Array($0.values) }; return r }),
         ]
+        // Calls that touch one inode's metadata take microseconds: they run on the loop thread,
+        // sparing two thread hops; those that move data or scan directories run on the pool.
+        let onPool: Set<String> = ["Readdir", "Open", "Read", "Write", "Fsync", "Truncate", "Counters"]
         for (name, body) in methods {
-            server.register("FSGateway.\(name)", on: .pool) { (request: FsRequest, rpc) in
+            server.register("FSGateway.\(name)", on: onPool.contains(name) ? .pool : .loop) { (request: FsRequest, rpc) in
                 self.perform(request, caller: rpc.caller, method: name, body)
             }
         }

@@ -1,11 +1,10 @@
-import Dispatch
 import Logging
 import Shared
 import Synchronization
 
 /// Finds every node's live gateway instances (Discovery's Lookup, refreshed every two
 /// seconds; the map's address and the first instance's port when Discovery has nothing) and
-/// makes blocking calls to them for the FUSE threads. Path operations that are idempotent
+/// makes blocking calls to them from the FUSE threads. Path operations that are idempotent
 /// retry on another instance when one dies; the rest fail with EIO.
 final class GatewayDirectory: Sendable {
     let loop: EventLoop
@@ -27,35 +26,20 @@ final class GatewayDirectory: Sendable {
         discovery = RPCClient(loop: loop, endpoint: .unix(path: "\(runDir)/\(ServiceKind.discovery.socketName())"), logger: logger)
     }
 
-    /// Runs `work` on the event loop's side and waits for it on this (FUSE) thread.
-    func blocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
-        let semaphore = DispatchSemaphore(value: 0)
-        let result = Mutex<Result<T, Error>?>(nil)
-        Task {
-            let outcome: Result<T, Error>
-            do { outcome = .success(try await work()) } catch { outcome = .failure(error) }
-            result.withLock { $0 = outcome }
-            semaphore.signal()
-        }
-        semaphore.wait()
-        return try result.withLock { $0! }.get()
-    }
-
     /// The nodes with a live gateway (all map nodes while Discovery does not answer).
-    func liveNodes() throws -> [UInt32] {
-        try blocking {
-            _ = await self.endpoints(of: 0)
-            let known = self.instances.withLock { $0 }
-            return known.atNs == 0 ? self.map.nodes.map(\.id) : known.byNode.keys.sorted()
-        }
+    func liveNodes() -> [UInt32] {
+        _ = endpoints(of: 0)
+        let known = instances.withLock { $0 }
+        return known.atNs == 0 ? map.nodes.map(\.id) : known.byNode.keys.sorted()
     }
 
     /// The live instances of node `node`'s gateway, in an order that spreads the work.
-    private func endpoints(of node: UInt32) async -> [(host: String, port: Int)] {
+    private func endpoints(of node: UInt32) -> [(host: String, port: Int)] {
         let cached = instances.withLock { $0 }
         var byNode = cached.byNode
         if monotonicNs() - cached.atNs > 2_000_000_000 {
-            if let answer = try? await discovery.call("Discovery.Lookup", LookupRequest(kind: "fsgateway"), returning: LookupResponse.self, timeout: .milliseconds(500)) {
+            if let bytes = try? discovery.callBlocking("Discovery.Lookup", LookupRequest(kind: "fsgateway").wire(), timeout: .milliseconds(500)),
+               let answer = try? LookupResponse(wire: bytes) {
                 byNode = Dictionary(grouping: answer.instances, by: \.nodeID)
                 instances.withLock { $0 = (monotonicNs(), byNode) }
             }
@@ -86,21 +70,20 @@ final class GatewayDirectory: Sendable {
     /// Calls `method` on a gateway of `node`; with `retry`, on each live instance in turn until
     /// one answers. Returns the answer and the instance that gave it ("host:port").
     func call(_ node: UInt32, _ method: String, _ request: FsRequest, retry: Bool, pinned: String? = nil) throws -> (FsResponse, String) {
-        try blocking {
-            var targets = await self.endpoints(of: node)
-            if let pinned, let colon = pinned.lastIndex(of: ":"), let port = Int(pinned[pinned.index(after: colon)...]) {
-                targets = [(String(pinned[..<colon]), port)]
-            }
-            var lastError: Error = RPCError(.unavailable, "node \(node) has no gateway")
-            for (host, port) in retry ? targets : Array(targets.prefix(1)) {
-                do {
-                    let answer = try await self.client(host, port).call("FSGateway.\(method)", request, returning: FsResponse.self, timeout: .seconds(30))
-                    return (answer, "\(host):\(port)")
-                } catch {
-                    lastError = error
-                }
-            }
-            throw lastError
+        var targets = endpoints(of: node)
+        if let pinned, let colon = pinned.lastIndex(of: ":"), let port = Int(pinned[pinned.index(after: colon)...]) {
+            targets = [(String(pinned[..<colon]), port)]
         }
+        var lastError: Error = RPCError(.unavailable, "node \(node) has no gateway")
+        let body = request.wire()
+        for (host, port) in retry ? targets : Array(targets.prefix(1)) {
+            do {
+                let answer = try FsResponse(wire: try client(host, port).callBlocking("FSGateway.\(method)", body, timeout: .seconds(30)))
+                return (answer, "\(host):\(port)")
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
     }
 }

@@ -30,7 +30,7 @@ enum MfsOperations {
                 fill(stat, syntheticAttr(directory: false, size: MfsOperations.mount.magicTarget(name).utf8.count))
                 return 0
             case let .node(node, rest):
-                if rest.isEmpty, (try? MfsOperations.mount.gateways.liveNodes().contains(node)) != true { return -ENOENT }
+                if rest.isEmpty, !MfsOperations.mount.gateways.liveNodes().contains(node) { return -ENOENT }
                 let (code, answer) = MfsOperations.mount.call(node, "Getattr", MfsOperations.mount.request(rest))
                 if code == 0, let attr = answer.attr { fill(stat, attr) }
                 return code
@@ -42,7 +42,7 @@ enum MfsOperations {
             var entries: [(String, FileAttr)] = []
             switch MfsOperations.mount.place(MfsOperations.path(raw)) {
             case .root:
-                let nodes = (try? MfsOperations.mount.gateways.liveNodes()) ?? []
+                let nodes = MfsOperations.mount.gateways.liveNodes()
                 entries = nodes.map { (String($0), syntheticAttr(directory: true)) }
                     + MfsMount.magicEntries.map { ($0, syntheticAttr(directory: false, size: 1)) }
             case let .node(node, rest):

@@ -1,3 +1,4 @@
+import Dispatch
 import CLibUV
 import Glibc
 import HeapModule
@@ -28,7 +29,8 @@ public final class RPCClient: @unchecked Sendable {
     }
 
     private struct Pending {
-        let continuation: CheckedContinuation<[UInt8], Error>
+        /// Called once, on the loop thread, with the response's body or the error.
+        let complete: @Sendable (Result<[UInt8], Error>) -> Void
         let method: String
         let deadlineNs: UInt64
         let timeoutMs: UInt64
@@ -76,21 +78,43 @@ public final class RPCClient: @unchecked Sendable {
     /// - Throws: `RPCError`: the callee's status, or UNAVAILABLE (cannot connect, connection
     ///   lost), DEADLINE_EXCEEDED, CANCELLED (the calling task was cancelled or the client closed).
     public func call(_ method: String, _ body: [UInt8], timeout: Duration = .seconds(5)) async throws -> [UInt8] {
-        let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
-        let timeoutMs = max(timeout.milliseconds, 1)
-        var envelope = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
-        if case .tcp = endpoint { configuration.authenticator?.sign(&envelope) }
-        let payload = envelope.serialized()
-        let deadlineNs = monotonicNs() + timeoutMs * 1_000_000
+        let (callID, payload, call) = prepare(method, body, timeout: timeout)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let call = Pending(continuation: continuation, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
-                let accepted = loop.run { [self] in start(callID, call, payload) }
+                let accepted = loop.run { [self] in start(callID, Pending(complete: { continuation.resume(with: $0) }, method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs), payload) }
                 if !accepted { continuation.resume(throwing: RPCError(.unavailable, "\(method) to \(endpoint): the event loop has stopped")) }
             }
         } onCancel: {
             loop.execute { [self] in fail(callID, RPCError(.cancelled, "\(method) to \(endpoint) was cancelled")) }
         }
+    }
+
+    /// `call` for a thread that is neither the loop's nor Swift's cooperative pool's (a FUSE
+    /// worker): it waits on a semaphore the loop signals, with no task in between.
+    /// - Throws: as `call`.
+    public func callBlocking(_ method: String, _ body: [UInt8], timeout: Duration = .seconds(5)) throws -> [UInt8] {
+        precondition(!loop.inLoop, "callBlocking on the loop thread would wait for itself")
+        let (callID, payload, call) = prepare(method, body, timeout: timeout)
+        let semaphore = DispatchSemaphore(value: 0)
+        let result = Mutex<Result<[UInt8], Error>?>(nil)
+        let complete: @Sendable (Result<[UInt8], Error>) -> Void = { outcome in
+            result.withLock { $0 = outcome }
+            semaphore.signal()
+        }
+        guard loop.run({ [self] in start(callID, Pending(complete: complete, method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs), payload) }) else {
+            throw RPCError(.unavailable, "\(method) to \(endpoint): the event loop has stopped")
+        }
+        semaphore.wait()
+        return try result.withLock { $0! }.get()
+    }
+
+    /// A call id, the signed frame payload and the deadline of a new call.
+    private func prepare(_ method: String, _ body: [UInt8], timeout: Duration) -> (UInt64, [UInt8], (deadlineNs: UInt64, timeoutMs: UInt64)) {
+        let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let timeoutMs = max(timeout.milliseconds, 1)
+        var envelope = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
+        if case .tcp = endpoint { configuration.authenticator?.sign(&envelope) }
+        return (callID, envelope.serialized(), (monotonicNs() + timeoutMs * 1_000_000, timeoutMs))
     }
 
     /// Calls `method` with a typed request and decodes the typed response.
@@ -121,13 +145,13 @@ public final class RPCClient: @unchecked Sendable {
     private func start(_ callID: UInt64, _ call: Pending, _ payload: [UInt8]) {
         switch state {
         case .closed:
-            call.continuation.resume(throwing: RPCError(.failedPrecondition, "client of \(endpoint) is closed"))
+            call.complete(.failure(RPCError(.failedPrecondition, "client of \(endpoint) is closed")))
             return
         case let .waiting(untilNs, reason):
             let now = monotonicNs()
             if now < untilNs {
                 let retryMs = (untilNs - now) / 1_000_000
-                call.continuation.resume(throwing: RPCError(.unavailable, "\(call.method) to \(endpoint): \(reason); next attempt in \(retryMs) ms"))
+                call.complete(.failure(RPCError(.unavailable, "\(call.method) to \(endpoint): \(reason); next attempt in \(retryMs) ms")))
                 return
             }
         default:
@@ -264,14 +288,14 @@ public final class RPCClient: @unchecked Sendable {
         }
         guard let call = pending.removeValue(forKey: envelope.callID) else { return }
         if envelope.status == .ok {
-            call.continuation.resume(returning: envelope.body)
+            call.complete(.success(envelope.body))
         } else {
-            call.continuation.resume(throwing: RPCError(envelope.status, envelope.error))
+            call.complete(.failure(RPCError(envelope.status, envelope.error)))
         }
     }
 
     private func fail(_ callID: UInt64, _ error: RPCError) {
-        pending.removeValue(forKey: callID)?.continuation.resume(throwing: error)
+        pending.removeValue(forKey: callID)?.complete(.failure(error))
     }
 
     private func failAll(_ error: RPCError) {
@@ -279,7 +303,7 @@ public final class RPCClient: @unchecked Sendable {
         pending = [:]
         deadlines = Heap()
         for call in calls.values {
-            call.continuation.resume(throwing: RPCError(error.status, "\(call.method): \(error.message)"))
+            call.complete(.failure(RPCError(error.status, "\(call.method): \(error.message)")))
         }
     }
 
