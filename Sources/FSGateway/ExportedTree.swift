@@ -185,12 +185,3 @@ final class ExportedTree: Sendable {
         return result
     }
 }
-
-/// The target of symbolic link `path`, or nil.
-func readLink(_ path: String) -> String? {
-    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    let length = readlink(path, &buffer, buffer.count - 1)
-    guard length >= 0 else { return nil }
-    buffer[length] = 0
-    return String(cString: buffer)
-}

@@ -70,12 +70,8 @@ final class MfsMount: Sendable {
     /// The job whose namespace `pid` runs in: the spool name of the nearest omx-jobinit
     /// ancestor ("2.17"), or nil.
     static func job(of pid: pid_t) -> String? {
-        for process in lineage(of: pid) {
-            guard let bytes = try? readFileBytes("/proc/\(process)/cmdline") else { continue }
-            let arguments = bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            if arguments.count > 2, arguments[0].hasSuffix("omx-jobinit"), arguments[1] == "--spool" {
-                return arguments[2].split(separator: "/").last.map(String.init)
-            }
+        for process in ProcStat.lineage(of: pid) {
+            if let spool = jobInitSpool(of: process) { return spool.split(separator: "/").last.map(String.init) }
         }
         return nil
     }
@@ -89,10 +85,10 @@ final class MfsMount: Sendable {
         case "home":
             if let job = MfsMount.job(of: pid), let home = job.split(separator: ".").first { return String(home) }
         case "magic":
-            if let node = lastCreate.withLock({ $0[MfsMount.processKey(pid)] }) { return String(node) }
+            if let node = lastCreate.withLock({ $0[ProcStat.key(of: pid)] }) { return String(node) }
         case "selected":
-            for ancestor in MfsMount.lineage(of: pid) {
-                let path = "\(selections)/\(MfsMount.processKey(ancestor))"
+            for ancestor in ProcStat.lineage(of: pid) {
+                let path = "\(selections)/\(ProcStat.key(of: ancestor))"
                 var info = stat()
                 // Only the process's own user (or root) may have chosen for it.
                 guard stat(path, &info) == 0, info.st_uid == 0 || info.st_uid == MfsMount.owner(of: ancestor) else { continue }
@@ -109,7 +105,7 @@ final class MfsMount: Sendable {
         guard let pid = fuse_get_context()?.pointee.pid else { return }
         lastCreate.withLock { table in
             if table.count > 10_000 { table.removeAll() }
-            table[MfsMount.processKey(pid)] = node
+            table[ProcStat.key(of: pid)] = node
         }
     }
 
@@ -120,27 +116,6 @@ final class MfsMount: Sendable {
             return line.dropFirst(4).split(whereSeparator: { $0 == "\t" || $0 == " " }).first.flatMap { uid_t($0) }
         }
         return nil
-    }
-
-    /// "<pid>.<start ticks>": a process, not a later one reusing its pid.
-    static func processKey(_ pid: pid_t) -> String {
-        guard let stat = try? readTextFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return "\(pid).0" }
-        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-        return "\(pid).\(fields.count > 19 ? fields[19] : "0")"
-    }
-
-    /// `pid` and its ancestors, nearest first.
-    static func lineage(of pid: pid_t) -> [pid_t] {
-        var result: [pid_t] = []
-        var current = pid
-        while current > 1 && result.count < 64 {
-            result.append(current)
-            guard let stat = try? readTextFile("/proc/\(current)/stat"), let close = stat.lastIndex(of: ")") else { break }
-            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-            guard fields.count > 1, let parent = pid_t(fields[1]) else { break }
-            current = parent
-        }
-        return result
     }
 
     /// Calls the gateway of `node`; a failure to reach any instance is EIO.

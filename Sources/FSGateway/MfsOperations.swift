@@ -1,3 +1,4 @@
+import CFileSystem
 import CFuse
 import Glibc
 import Shared
@@ -155,14 +156,9 @@ enum MfsOperations {
         ops.utimens = { raw, times, _ in
             MfsOperations.onNode(raw) { node, rest in
                 var request = MfsOperations.mount.request(rest)
-                let now = Int64(1 << 30) - 1
-                request.atimeNs = times.map { Int64($0[0].tv_sec) * 1_000_000_000 + Int64($0[0].tv_nsec) } ?? now
-                request.mtimeNs = times.map { Int64($0[1].tv_sec) * 1_000_000_000 + Int64($0[1].tv_nsec) } ?? now
-                if let times {
-                    for (index, spec) in [times[0], times[1]].enumerated() where spec.tv_nsec == (1 << 30) - 1 || spec.tv_nsec == (1 << 30) - 2 {
-                        if index == 0 { request.atimeNs = Int64(spec.tv_nsec) } else { request.mtimeNs = Int64(spec.tv_nsec) }
-                    }
-                }
+                // No times means "now"; UTIME_NOW and UTIME_OMIT travel as their nanosecond values.
+                request.atimeNs = times.map { MfsOperations.nanoseconds($0[0]) } ?? Int64(OMX_UTIME_NOW)
+                request.mtimeNs = times.map { MfsOperations.nanoseconds($0[1]) } ?? Int64(OMX_UTIME_NOW)
                 return MfsOperations.mount.call(node, "Utimens", request).0
             }
         }
@@ -216,6 +212,12 @@ enum MfsOperations {
             return 0
         }
         return ops
+    }
+
+    /// A timespec as utimensat takes it, in nanoseconds (UTIME_NOW / UTIME_OMIT kept as is).
+    static func nanoseconds(_ spec: timespec) -> Int64 {
+        if spec.tv_nsec == Int(OMX_UTIME_NOW) || spec.tv_nsec == Int(OMX_UTIME_OMIT) { return Int64(spec.tv_nsec) }
+        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
     }
 
     static func openFile(_ node: UInt32, _ rest: String, flags: Int32, mode: UInt32, info: UnsafeMutablePointer<fuse_file_info>) -> Int32 {

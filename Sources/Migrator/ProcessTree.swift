@@ -3,22 +3,16 @@ import Shared
 
 /// What /proc says about one job's process tree on this node.
 enum ProcessTree {
-    /// The fields of /proc/PID/stat after the command name, or nil when the process is gone.
-    private static func statFields(_ pid: Int32) -> [Substring]? {
-        guard let text = try? readTextFile("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
-        return text[text.index(after: close)...].split(separator: " ")
-    }
-
-    /// The process's start time in clock ticks after boot (stat field 22), or nil when it is gone.
+    /// The process's start time in clock ticks after boot, or nil when it is gone.
     static func startTicks(of pid: Int32) -> UInt64? {
-        statFields(pid).flatMap { $0.count > 19 ? UInt64($0[19]) : nil }
+        ProcStat(pid: pid)?.startTicks
     }
 
     /// True when `pid` is alive and is still the process that started at `startTicks`
     /// (a zombie counts as gone).
     static func isRunning(pid: Int32, startTicks: UInt64) -> Bool {
-        guard pid > 0, let fields = statFields(pid), fields.count > 19 else { return false }
-        return fields[0] != "Z" && fields[0] != "X" && UInt64(fields[19]) == startTicks
+        guard pid > 0, let stat = ProcStat(pid: pid) else { return false }
+        return stat.state != "Z" && stat.state != "X" && stat.startTicks == startTicks
     }
 
     /// `pid` and all its descendants, parents first.
@@ -27,10 +21,7 @@ enum ProcessTree {
         var queue = [root]
         while let pid = queue.popLast() {
             result.append(pid)
-            guard let directory = opendir("/proc/\(pid)/task") else { continue }
-            defer { closedir(directory) }
-            while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            for name in (try? listDirectory("/proc/\(pid)/task")) ?? [] {
                 guard Int32(name) != nil, let children = try? readTextFile("/proc/\(pid)/task/\(name)/children") else { continue }
                 queue.append(contentsOf: children.split(separator: " ").compactMap { Int32($0.trimmedWhitespace) })
             }
@@ -41,8 +32,8 @@ enum ProcessTree {
     /// CPU time used by the whole tree, in clock ticks (utime + stime).
     static func cpuTicks(of root: Int32) -> UInt64 {
         members(of: root).reduce(0) { total, pid in
-            guard let fields = statFields(pid), fields.count > 12 else { return total }
-            return total + (UInt64(fields[11]) ?? 0) + (UInt64(fields[12]) ?? 0)
+            guard let stat = ProcStat(pid: pid) else { return total }
+            return total + stat.userTicks + stat.systemTicks
         }
     }
 
@@ -51,8 +42,7 @@ enum ProcessTree {
         var count = 0
         for pid in members(of: root) {
             for thread in (try? listDirectory("/proc/\(pid)/task")) ?? [] {
-                guard let text = try? readTextFile("/proc/\(pid)/task/\(thread)/stat"), let close = text.lastIndex(of: ")") else { continue }
-                if text[text.index(after: close)...].dropFirst().first == "R" { count += 1 }
+                if let id = pid_t(thread), ProcStat(pid: pid, thread: id)?.state == "R" { count += 1 }
             }
         }
         return count
@@ -71,10 +61,7 @@ enum ProcessTree {
     /// objects CRIU does not dump.
     static func cantmove(root: Int32) -> String? {
         for pid in members(of: root) {
-            guard let directory = opendir("/proc/\(pid)/fd") else { continue }
-            defer { closedir(directory) }
-            while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            for name in (try? listDirectory("/proc/\(pid)/fd")) ?? [] {
                 guard let fd = Int32(name), let target = readLink("/proc/\(pid)/fd/\(fd)") else { continue }
                 if target.hasPrefix("socket:") {
                     return "pid \(pid) fd \(fd) is a \(socketKind(inode: target)) (a connection cannot follow the job)"
@@ -103,13 +90,4 @@ enum ProcessTree {
         }
         return "socket"
     }
-}
-
-/// The target of symbolic link `path`, or nil.
-func readLink(_ path: String) -> String? {
-    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    let length = readlink(path, &buffer, buffer.count - 1)
-    guard length >= 0 else { return nil }
-    buffer[length] = 0
-    return String(cString: buffer)
 }

@@ -135,9 +135,19 @@ public func siblingExecutable(_ name: String) -> String {
 
 /// The resident memory of process `pid` in KiB (VmRSS), or nil when it cannot be read.
 public func residentKiB(of pid: pid_t) -> Int? {
+    statusKiB(of: pid, field: "VmRSS:")
+}
+
+/// The peak resident memory of process `pid` in KiB (VmHWM; writing 5 to
+/// /proc/PID/clear_refs starts a new peak), or nil when it cannot be read.
+public func peakResidentKiB(of pid: pid_t) -> Int? {
+    statusKiB(of: pid, field: "VmHWM:")
+}
+
+private func statusKiB(of pid: pid_t, field: String) -> Int? {
     guard let status = try? readTextFile("/proc/\(pid)/status") else { return nil }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-        return Int(line.dropFirst(6).trimmedWhitespace.split(separator: " ").first ?? "")
+    for line in status.split(separator: "\n") where line.hasPrefix(field) {
+        return Int(line.dropFirst(field.count).trimmedWhitespace.split(separator: " ").first ?? "")
     }
     return nil
 }

@@ -124,9 +124,7 @@ struct LocalClusterLauncher {
     /// migrations) writes to a spool under `dir`.
     static func killJobs(spooledUnder dir: String) {
         for name in (try? listDirectory("/proc")) ?? [] {
-            guard let pid = pid_t(name), let bytes = try? readFileBytes("/proc/\(pid)/cmdline") else { continue }
-            let arguments = bytes.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
-            guard arguments.count > 2, arguments[0].hasSuffix("omx-jobinit"), arguments[1] == "--spool", arguments[2].hasPrefix(dir + "/") else { continue }
+            guard let pid = pid_t(name), jobInitSpool(of: pid)?.hasPrefix(dir + "/") == true else { continue }
             kill(pid, SIGKILL)
         }
     }

@@ -133,14 +133,5 @@ struct MigrationBenchmark {
     }
 }
 
-/// Peak resident memory (VmHWM) of `pid` in KiB.
-func peakResidentKiB(of pid: pid_t) -> Int? {
-    guard let status = try? readTextFile("/proc/\(pid)/status") else { return nil }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        return Int(line.dropFirst(6).trimmedWhitespace.split(separator: " ").first ?? "")
-    }
-    return nil
-}
-
 func formatMiB(_ value: Double) -> String { String(format: value, decimals: 1) }
 func formatMs(_ value: Double) -> String { String(format: value, decimals: 0) }

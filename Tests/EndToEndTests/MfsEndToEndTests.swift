@@ -77,6 +77,11 @@ final class MfsEndToEndTests: XCTestCase {
         XCTAssertEqual(chown("\(remote)/hard", 65534, 65534), 0)
         XCTAssertEqual(stat("\(disk)/sub/b.txt", &info), 0)
         XCTAssertEqual(info.st_uid, 65534, "chown reached the disk")
+        var times = [timespec(tv_sec: 1_000_000_000, tv_nsec: 123), timespec(tv_sec: 1_500_000_000, tv_nsec: 456)]
+        XCTAssertEqual(utimensat(AT_FDCWD, "\(remote)/hard", &times, 0), 0)
+        XCTAssertEqual(stat("\(disk)/sub/b.txt", &info), 0)
+        XCTAssertEqual(info.st_mtim.tv_sec, 1_500_000_000, "utimens reached the disk")
+        XCTAssertEqual(info.st_atim.tv_nsec, 123)
         XCTAssertEqual(errnoOf { mkdir("\(remote)/sub", 0o755) }, EEXIST)
         XCTAssertEqual(errnoOf { open("\(remote)/hard", O_WRONLY | O_CREAT | O_EXCL, 0o644) }, EEXIST)
         XCTAssertEqual(Set(try files.contentsOfDirectory(atPath: remote)), ["big.bin", "sub", "link", "hard"])

@@ -78,10 +78,8 @@ extension DiscoveryCluster {
         let spool = spool(of: id)
         var result: [(pid_t, Bool)] = []
         for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = pid_t(name), let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { continue }
-            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            guard arguments.count > 2, arguments[0].hasSuffix("omx-jobinit"), arguments[2] == spool else { continue }
-            guard let state = processState(pid), state != "Z", state != "X" else { continue }
+            guard let pid = pid_t(name), jobInitSpool(of: pid) == spool else { continue }
+            guard let state = ProcStat(pid: pid)?.state, state != "Z", state != "X" else { continue }
             result.append((pid, state == "T" || state == "t"))
         }
         return result
@@ -98,10 +96,4 @@ extension DiscoveryCluster {
     }
 }
 
-/// The state letter of process `pid` (R, S, T, Z ...).
-func processState(_ pid: pid_t) -> Character? {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = text.lastIndex(of: ")") else { return nil }
-    return text[text.index(close, offsetBy: 2)...].first
-}
-
-func isZombie(_ pid: pid_t) -> Bool { processState(pid) == "Z" }
+func isZombie(_ pid: pid_t) -> Bool { ProcStat(pid: pid)?.state == "Z" }

@@ -16,10 +16,7 @@ public enum DecisionCore {
         own: NodeLoad, jobs: [JobSample], peers: [NodeLoad], configuration: BalancerConfiguration, nowMs: UInt64, random: inout R
     ) -> Decision? {
         guard !own.policy.quiet, !own.policy.stay else { return nil }
-        let targets = peers.filter { peer in
-            peer.node != own.node && !peer.policy.block && !peer.policy.quiet
-                && (nowMs < peer.sampledMs || nowMs - peer.sampledMs <= configuration.staleAfterMs)
-        }
+        let targets = possibleTargets(own: own, peers: peers, configuration: configuration, nowMs: nowMs)
         guard !targets.isEmpty else { return nil }
         let movable = jobs.filter { job in
             !job.lock && !job.stay && !(own.policy.lstay && job.home == own.node)
@@ -40,14 +37,20 @@ public enum DecisionCore {
     ) -> UInt32 {
         guard !own.policy.quiet else { return own.node }
         let here = own.normalizedLoad(adding: demand)
-        let candidates = peers.filter { peer in
-            peer.node != own.node && !peer.policy.block && !peer.policy.quiet
-                && (nowMs < peer.sampledMs || nowMs - peer.sampledMs <= configuration.staleAfterMs)
-                && peer.normalizedLoad(adding: demand) < here - configuration.placementMargin
+        let candidates = possibleTargets(own: own, peers: peers, configuration: configuration, nowMs: nowMs).filter { peer in
+            peer.normalizedLoad(adding: demand) < here - configuration.placementMargin
         }
         guard let best = candidates.map({ $0.normalizedLoad(adding: demand) }).min() else { return own.node }
         let ties = candidates.filter { abs($0.normalizedLoad(adding: demand) - best) < 1e-9 }
         return ties[Int.random(in: 0..<ties.count, using: &random)].node
+    }
+
+    /// Peers a job may go to: not this node, not blocked or quiet, with a fresh record.
+    private static func possibleTargets(own: NodeLoad, peers: [NodeLoad], configuration: BalancerConfiguration, nowMs: UInt64) -> [NodeLoad] {
+        peers.filter { peer in
+            peer.node != own.node && !peer.policy.block && !peer.policy.quiet
+                && (nowMs < peer.sampledMs || nowMs - peer.sampledMs <= configuration.staleAfterMs)
+        }
     }
 
     /// Free memory below the low share: the largest job goes where memory is most plentiful.

@@ -19,9 +19,7 @@ struct SelectCommand: ParsableCommand {
 
     func run() throws {
         let directory = "\(resolveRunDir(global.runDir))/mfs-selected"
-        let shell = getppid()
-        let key = "\(shell).\(startTicks(of: shell))"
-        let path = "\(directory)/\(key)"
+        let path = "\(directory)/\(ProcStat.key(of: getppid()))"
         if clear {
             unlink(path)
             return
@@ -34,11 +32,5 @@ struct SelectCommand: ParsableCommand {
         guard map.node(id: node) != nil else { throw ValidationError("\(map.source) has no node \(node)") }
         guard fileExists(directory) else { throw ValidationError("\(directory) does not exist: is this node's /mfs mounted (omx-fsgateway mount)?") }
         try writeTextFile(path, "\(node)\n")
-    }
-
-    private func startTicks(of pid: pid_t) -> String {
-        guard let stat = try? readTextFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return "0" }
-        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-        return fields.count > 19 ? String(fields[19]) : "0"
     }
 }
