@@ -23,7 +23,7 @@ actor BalancerService {
     var window = LoadWindow()
     var own: NodeLoad
     /// The machine's run queue minus the jobs' own runnable threads, smoothed.
-    var background = DecayingAverage(decay: 0.8)
+    var background: DecayingAverage
     var jobs: [Job] = []
     /// Members Discovery sees alive with this node's map and version.
     var alive: Set<UInt32> = []
@@ -37,6 +37,7 @@ actor BalancerService {
         nodeID = host.node.id
         self.configuration = configuration
         self.loadSource = loadSource
+        background = DecayingAverage(decay: configuration.loadDecay)
         let bindAddress = resolveIPv4(host.node.address).first
         peers = PeerClients(loop: host.loop, map: host.map, port: ServiceKind.balancer.port(), authenticator: host.authenticator, bindAddress: bindAddress, logger: host.logger)
         migrator = RPCClient(loop: host.loop, endpoint: .unix(path: "\(host.runDir)/\(ServiceKind.migrator.socketName())"), logger: host.logger)

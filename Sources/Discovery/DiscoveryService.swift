@@ -281,7 +281,7 @@ public final class DiscoveryService: @unchecked Sendable {
         map = newMap
         mapText = text
         peers.map = newMap
-        host.server.setAllowedAddresses(newMap.resolvedAddresses())
+        host.server.setAllowedAddresses(OMXConfig.active.securePorts ? newMap.resolvedAddresses() : nil)
         host.mapDigest = newMap.digest
         membership.setNodes(newMap.nodes.map(\.id), mapDigest: newMap.digest)
         if membership.hasLeft { membership.rejoin(incarnation: wallClockMs()) }

@@ -22,8 +22,8 @@ public struct FSGatewayCommand: AsyncParsableCommand {
         @Option(help: "The instance number on this node; each instance has its own port and socket.")
         var instance: UInt32 = 0
 
-        @Option(help: "The tree this node exports.")
-        var export = "/"
+        @Option(help: "The tree this node exports (default: the configuration's, else /).")
+        var export: String?
 
         @Option(help: "A path not to export (besides /proc, /sys and /dev), e.g. the /mfs mount; repeatable.")
         var exclude: [String] = ["/mfs"]
@@ -31,8 +31,9 @@ public struct FSGatewayCommand: AsyncParsableCommand {
         public init() {}
 
         public func run() async throws {
+            try requireMfsEnabled()
             let host = try ServiceHost(kind: .fsgateway, instance: instance, options: options)
-            let gateway = FileGateway(tree: try ExportedTree(root: export, exclude: exclude), logger: host.logger)
+            let gateway = FileGateway(tree: try ExportedTree(root: export ?? OMXConfig.active.mfs.export ?? "/", exclude: exclude), logger: host.logger)
             gateway.register(on: host.server)
             try await host.run(background: {
                 while !Task.isCancelled {
@@ -50,16 +51,19 @@ public struct FSGatewayCommand: AsyncParsableCommand {
 
         @OptionGroup var options: ServiceOptions
 
-        @Argument(help: "Where to mount (/mfs in production).")
-        var mountpoint: String
+        @Argument(help: "Where to mount (default: the configuration's, else /mfs).")
+        var mountpoint: String?
 
-        @Option(name: .customLong("cache-seconds"), help: "How long the kernel caches attributes and names.")
-        var cacheSeconds = 1.0
+        @Option(name: .customLong("cache-seconds"), help: "How long the kernel caches attributes and names (default: the configuration's, else 1).")
+        var cacheSeconds: Double?
 
         public init() {}
 
         public func run() throws {
             bootstrapLogging(level: options.logLevel)
+            try requireMfsEnabled()
+            let mountpoint = mountpoint ?? OMXConfig.active.mfs.mountpoint
+            let cacheSeconds = cacheSeconds ?? OMXConfig.active.mfs.cacheSeconds ?? 1
             let map = try ClusterMap.load(path: resolveMapPath(options.mapPath))
             let node = try options.nodeID.flatMap { id in
                 guard let node = map.node(id: id) else { throw ConfigError("--node-id \(id): \(map.source) has no node \(id)") }
@@ -83,5 +87,13 @@ public struct FSGatewayCommand: AsyncParsableCommand {
             guard result == 0 else { throw ConfigError("\(mountpoint): the FUSE mount failed (\(result)); is /dev/fuse there and the mount point empty?") }
             logger.info("unmounted \(mountpoint)")
         }
+    }
+}
+
+/// - Throws: `ConfigError` naming the configuration line that turned oMFS off.
+private func requireMfsEnabled() throws {
+    let config = OMXConfig.active
+    guard config.mfs.enabled else {
+        throw ConfigError("\(config.mfs.enabledSetAt ?? config.source): oMFS is turned off (mfs.enabled = no): omx-fsgateway neither serves nor mounts")
     }
 }

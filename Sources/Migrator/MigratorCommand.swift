@@ -14,24 +14,26 @@ public struct MigratorCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ServiceOptions
 
-    @Option(name: .customLong("state-dir"), help: "The job registry and migration images.")
-    var stateDir = "/var/lib/omx/migrator"
+    @Option(name: .customLong("state-dir"), help: "The job registry and migration images (default: the configuration's, else /var/lib/omx/migrator).")
+    var stateDir: String?
 
-    @Option(name: .customLong("spool-dir"), help: "Where this node's jobs write stdout, stderr and status.")
-    var spoolDir = "/var/spool/omx"
+    @Option(name: .customLong("spool-dir"), help: "Where this node's jobs write stdout, stderr and status (default: the configuration's, else /var/spool/omx).")
+    var spoolDir: String?
 
-    @Option(help: "The criu executable (default: omx-criu, else criu, from PATH).")
+    @Option(help: "The criu executable (default: the configuration's, else omx-criu, else criu, from PATH).")
     var criu: String?
 
-    @Option(name: .customLong("max-transfer-rate"), help: "Cap on migration image traffic sent, in MiB/s (0: none).")
-    var maxTransferRate: UInt64 = 0
+    @Option(name: .customLong("max-transfer-rate"), help: "Cap on migration image traffic sent, in MiB/s (default: the configuration's, else 0: none).")
+    var maxTransferRate: UInt64?
 
     public init() {}
 
     public func run() async throws {
         let host = try ServiceHost(kind: .migrator, options: options)
+        let settings = OMXConfig.active.migrator
         let service = try MigratorService(
-            host: host, stateDir: stateDir, spoolDir: spoolDir, criu: CRIU.locate(criu), maxTransferRate: maxTransferRate << 20)
+            host: host, stateDir: stateDir ?? settings.stateDir ?? "/var/lib/omx/migrator", spoolDir: spoolDir ?? settings.spoolDir ?? "/var/spool/omx",
+            criu: CRIU.locate(criu ?? settings.criu), maxTransferRate: (maxTransferRate ?? settings.maxTransferRateMiBps ?? 0) << 20)
         await service.start()
         try await host.run(background: { await service.monitor() }, beforeStop: { await service.sendGuestsAway() })
     }

@@ -59,7 +59,9 @@ actor MigratorService {
         let server = host.server
         server.register("Migrator.Run", on: .pool) { [self] (request: RunRequest, rpc) in try await run(request, caller: rpc.caller) }
         server.register("Migrator.Start", on: .pool) { [self] (request: StartRequest, rpc) in try await startGuest(request.job, caller: rpc.caller) }
-        server.register("Migrator.List", on: .pool) { [self] (request: ListJobsRequest, _) in await list(cluster: request.cluster) }
+        server.register("Migrator.List", on: .pool) { [self] (request: ListJobsRequest, rpc) in
+            disclose(await list(cluster: request.cluster), to: rpc.caller, level: OMXConfig.active.disclosure)
+        }
         server.register("Migrator.Kill", on: .pool) { [self] (request: KillRequest, rpc) in try await kill(request, caller: rpc.caller) }
         server.register("Migrator.Wait", on: .pool) { [self] (request: WaitRequest, rpc) in try await wait(request, caller: rpc.caller) }
         server.register("Migrator.ReadLog", on: .pool) { [self] (request: ReadLogRequest, rpc) in try await readLog(request, caller: rpc.caller) }
@@ -146,6 +148,24 @@ actor MigratorService {
         try store.save(job)
         logger.info("guest job \(job.id) (home node \(job.home)) started as pid \(job.pid)")
         return job
+    }
+
+    /// What a local user who is not root may see of other users' jobs (the configuration's
+    /// disclosure level); root and the cluster's nodes see everything.
+    nonisolated func disclose(_ answer: ListJobsResponse, to caller: Caller, level: OMXConfig.Disclosure) -> ListJobsResponse {
+        guard case let .local(_, uid, _) = caller, uid != 0, level != .everything else { return answer }
+        var shown = answer
+        shown.jobs = answer.jobs.compactMap { job in
+            guard job.uid != uid else { return job }
+            guard level == .withoutCommands else { return nil }
+            var hidden = job
+            hidden.argv = []
+            hidden.env = []
+            hidden.cwd = ""
+            hidden.name = ""
+            return hidden
+        }
+        return shown
     }
 
     /// `Migrator.List`: the jobs running here (with fresh figures) and this home's other jobs;

@@ -7,19 +7,21 @@ public func environmentValue(_ name: String) -> String? {
     return text.isEmpty ? nil : text
 }
 
-/// The run directory: the option if given, else `OMX_RUN_DIR`, else `/run/omx`.
+/// The run directory: the option if given, else `OMX_RUN_DIR`, else the configuration's, else `/run/omx`.
 public func resolveRunDir(_ option: String?) -> String {
-    option ?? environmentValue("OMX_RUN_DIR") ?? "/run/omx"
+    option ?? environmentValue("OMX_RUN_DIR") ?? OMXConfig.active.runDir ?? "/run/omx"
 }
 
-/// The cluster-key path: the option if given, else `OMX_KEY`, else `/etc/omx/cluster.key`.
+/// The cluster-key path: the option if given, else `OMX_KEY`, else the configuration's, else
+/// `/etc/omx/cluster.key`.
 public func resolveKeyPath(_ option: String?) -> String {
-    option ?? environmentValue("OMX_KEY") ?? ClusterKey.defaultPath
+    option ?? environmentValue("OMX_KEY") ?? OMXConfig.active.keyPath ?? ClusterKey.defaultPath
 }
 
-/// The map path: the option if given, else `OMX_MAP`, else nil (the search path applies).
+/// The map path: the option if given, else `OMX_MAP`, else the configuration's, else nil (the
+/// search path applies).
 public func resolveMapPath(_ option: String?) -> String? {
-    option ?? environmentValue("OMX_MAP")
+    option ?? environmentValue("OMX_MAP") ?? OMXConfig.active.mapPath
 }
 
 /// Creates `path` and its missing parents with `mode`.

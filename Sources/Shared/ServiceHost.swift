@@ -48,7 +48,7 @@ public final class ServiceHost: @unchecked Sendable {
             loop: loop,
             configuration: .init(
                 name: "\(kind.rawValue) on node \(node.id)", maxFrameSize: options.maxFrameSize,
-                authenticator: authenticator, allowedAddresses: map.resolvedAddresses()),
+                authenticator: authenticator, allowedAddresses: OMXConfig.active.securePorts ? map.resolvedAddresses() : nil),
             logger: logger)
         registerCommonMethods()
     }
@@ -96,7 +96,7 @@ public final class ServiceHost: @unchecked Sendable {
         for endpoint in [tcpEndpoint] + aliasEndpoints { try await server.listen(on: endpoint) }
         try await server.listen(on: unixEndpoint)
         let endpoints = ([tcpEndpoint] + aliasEndpoints + [unixEndpoint]).map(\.description).joined(separator: ", ")
-        logger.info("\(kind.executableName) \(omxVersion) serving node \(node.id) on \(endpoints) (map \(map.source), digest \(map.shortDigest))")
+        logger.info("\(kind.executableName) \(omxVersion) serving node \(node.id) on \(endpoints) (map \(map.source), digest \(map.shortDigest), configuration \(OMXConfig.active.source))")
         let work = background.map { body in Task(executorPreference: loop) { await body() } }
         let registration = kind == .discovery ? nil : ServiceRegistration(host: self)
         let registering = registration.map { registration in Task(executorPreference: loop) { await registration.keepRegistered() } }

@@ -4,13 +4,15 @@ import ArgumentParser
 public enum ServiceKind: String, CaseIterable, Sendable, ExpressibleByArgument {
     case discovery, balancer, migrator, fsgateway
 
-    /// The TCP port of instance `instance` of this service (the same on every node).
+    /// The TCP port of instance `instance` of this service (the same on every node): 7701,
+    /// 7702, 7703 and 7710 + instance unless the configuration's [ports] says otherwise.
     public func port(instance: UInt32 = 0) -> Int {
+        let ports = OMXConfig.active.ports
         switch self {
-        case .discovery: return 7701
-        case .balancer: return 7702
-        case .migrator: return 7703
-        case .fsgateway: return 7710 + Int(instance)
+        case .discovery: return ports.discovery
+        case .balancer: return ports.balancer
+        case .migrator: return ports.migrator
+        case .fsgateway: return ports.fsgateway + Int(instance)
         }
     }
 

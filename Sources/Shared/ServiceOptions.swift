@@ -3,6 +3,9 @@ import Logging
 
 /// The options every `omx-*` service takes.
 public struct ServiceOptions: ParsableArguments {
+    @Option(name: .customLong("config"), help: "The configuration file (default: $OMX_CONFIG, else /etc/omx/omx.conf when it exists).")
+    public var configPath: String?
+
     @Option(name: .customLong("map"), help: "The cluster map (default: $OMX_MAP, else the first of /etc/openmosix.map, /etc/mosix.map, /etc/hpc.map).")
     public var mapPath: String?
 
@@ -21,8 +24,18 @@ public struct ServiceOptions: ParsableArguments {
     @Option(name: .customLong("max-frame-size"), help: "The largest frame accepted, in bytes.")
     public var maxFrameSize: Int = Frame.defaultMaxSize
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    public var logLevel: Logger.Level = .info
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: the configuration's, else info).")
+    public var logLevelOption: Logger.Level?
 
     public init() {}
+
+    /// Loads the configuration file, so that every default below can come from it.
+    public mutating func validate() throws {
+        try OMXConfig.activate(path: configPath)
+    }
+
+    /// The log level: the option, else the configuration's, else info.
+    public var logLevel: Logger.Level {
+        logLevelOption ?? OMXConfig.active.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info
+    }
 }

@@ -8,6 +8,8 @@ import Shared
 /// every node sees every spool at the same path, as CRIU needs).
 struct LocalClusterLauncher {
     let dir: String
+    /// A configuration file every service reads, when given.
+    var configPath: String?
 
     var mapPath: String { "\(dir)/cluster.map" }
     var keyPath: String { "\(dir)/cluster.key" }
@@ -17,19 +19,23 @@ struct LocalClusterLauncher {
     func spoolDir(node: Int) -> String { "\(dir)/node-\(node)/spool" }
     func mfsDir(node: Int) -> String { "\(dir)/node-\(node)/mfs" }
 
-    init(dir: String) throws {
-        self.dir = dir.hasPrefix("/") ? dir : "\(currentDirectory())/\(dir)"
+    init(dir: String, configPath: String? = nil) throws {
+        self.dir = absolutePath(dir)
+        self.configPath = configPath.map(absolutePath)
     }
 
     /// The services of a node: name for files, executable, arguments.
     private func services(node: Int, of nodes: Int, gateways: UInt32) -> [(name: String, executable: String, arguments: [String])] {
         let common = ["--map", mapPath, "--key", keyPath, "--node-id", "\(node)", "--run-dir", runDir(node: node)]
+            + (configPath.map { ["--config", $0] } ?? [])
         var list: [(String, String, [String])] = [(ServiceKind.discovery.rawValue, ServiceKind.discovery.executableName, common)]
         // The nodes share this machine: each balances by its own jobs' load.
         list.append((ServiceKind.balancer.rawValue, ServiceKind.balancer.executableName, common + ["--load-source", "jobs"]))
         list.append((ServiceKind.migrator.rawValue, ServiceKind.migrator.executableName, common + ["--state-dir", stateDir(node: node), "--spool-dir", spoolDir(node: node)]))
         // Every node's /mfs view lives on this machine's disk: no gateway exports any of them.
         let excluded = (1...nodes).flatMap { ["--exclude", mfsDir(node: $0)] }
+        // With oMFS turned off in the configuration there are no gateways and no mount.
+        let gateways = OMXConfig.active.mfs.enabled ? gateways : 0
         for instance in 0..<gateways {
             list.append(("fsgateway-\(instance)", ServiceKind.fsgateway.executableName, ["serve", "--instance", "\(instance)"] + common + excluded))
         }
@@ -142,4 +148,9 @@ struct LocalClusterLauncher {
 func currentDirectory() -> String {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
     return getcwd(&buffer, buffer.count) != nil ? String(cString: buffer) : "."
+}
+
+/// `path` made absolute against the current directory.
+private func absolutePath(_ path: String) -> String {
+    path.hasPrefix("/") ? path : "\(currentDirectory())/\(path)"
 }

@@ -9,13 +9,22 @@ final class DiscoveryCluster {
     let dir: String
     let subnet: Int
     let nodes: Int
+    /// The configuration file every service and `omx` call reads, if any.
+    let configPath: String?
     private let loop: EventLoop
     private var clients: [Int: RPCClient] = [:]
 
-    init(subnet: Int, nodes: Int, gateways: Int = 1) throws {
+    /// - Parameter configText: an omx.conf for the whole cluster, written to `dir/omx.conf`.
+    init(subnet: Int, nodes: Int, gateways: Int = 1, configText: String? = nil) throws {
         self.subnet = subnet
         self.nodes = nodes
-        dir = NSTemporaryDirectory() + "omx-cluster-\(subnet)-\(UUID().uuidString.prefix(6))"
+        let dir = NSTemporaryDirectory() + "omx-cluster-\(subnet)-\(UUID().uuidString.prefix(6))"
+        self.dir = dir
+        configPath = configText == nil ? nil : dir + "/omx.conf"
+        if let configText, let configPath {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try configText.write(toFile: configPath, atomically: true, encoding: .utf8)
+        }
         loop = try EventLoop()
         let up = omx(["cluster", "up", "--nodes", "\(nodes)", "--dir", dir, "--first-address", "127.0.\(subnet).1", "--gateways", "\(gateways)"])
         guard up.status == 0 else {
@@ -33,7 +42,9 @@ final class DiscoveryCluster {
 
     /// Runs `omx` with this cluster's map, key and node 1's run directory.
     func omx(_ arguments: [String], runDir node: Int = 1) -> CommandResult {
-        LocalCluster.run("omx", arguments, environment: ["OMX_MAP": mapPath, "OMX_KEY": keyPath, "OMX_RUN_DIR": runDir(node)])
+        var environment = ["OMX_MAP": mapPath, "OMX_KEY": keyPath, "OMX_RUN_DIR": runDir(node)]
+        environment["OMX_CONFIG"] = configPath
+        return LocalCluster.run("omx", arguments, environment: environment)
     }
 
     func pid(_ node: Int, _ service: String) -> pid_t? {

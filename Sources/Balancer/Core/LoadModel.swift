@@ -72,6 +72,8 @@ public struct BalancerConfiguration: Sendable {
     public var fanout = 2
     /// Load records older than this are ignored.
     public var staleAfterMs: UInt64 = 5_000
+    /// The weight of the past in the node's smoothed background load, per sample (4 a second).
+    public var loadDecay = 0.8
 
     public init() {}
 

@@ -29,14 +29,18 @@ struct ClusterCommand: AsyncParsableCommand {
         @Option(help: "Seconds to wait for every node to be alive.")
         var timeout = 20
 
+        @Option(name: .customLong("config"), help: "A configuration file for every service (default: $OMX_CONFIG, else /etc/omx/omx.conf when it exists).")
+        var configPath: String?
+
         func validate() throws {
+            try OMXConfig.activate(path: configPath)
             guard (1...254).contains(nodes) else { throw ValidationError("--nodes must be 1 to 254") }
             guard let first = IPv4Address(firstAddress) else { throw ValidationError("--first-address \(firstAddress) is no IPv4 address") }
             guard Int(first.octets.3) + nodes - 1 <= 255 else { throw ValidationError("\(nodes) nodes from \(firstAddress) run past .255") }
         }
 
         func run() async throws {
-            let cluster = try LocalClusterLauncher(dir: dir)
+            let cluster = try LocalClusterLauncher(dir: dir, configPath: configPath)
             let started = try cluster.up(nodes: nodes, gateways: gateways, firstAddress: firstAddress)
             print("started \(started) service processes for \(nodes) nodes in \(cluster.dir)")
             try await cluster.waitUntilAlive(nodes: nodes, timeoutSeconds: timeout)

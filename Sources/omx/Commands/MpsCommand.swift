@@ -25,7 +25,8 @@ struct MpsCommand: AsyncParsableCommand {
                 return [
                     job.id, String(job.home), String(job.where), job.state == .exited ? "-" : String(job.pid), state,
                     job.state == .running ? formatPercent(job.cpuPercent) : "-", job.state == .running ? formatBytes(job.rssBytes) : "-",
-                    formatSeconds(now - min(now, job.startedMs)), (job.name.isEmpty ? "" : "[\(job.name)] ") + oneLine(job.argv.joined(separator: " ")),
+                    formatSeconds(now - min(now, job.startedMs)),
+                    job.argv.isEmpty ? "(uid \(job.uid))" : (job.name.isEmpty ? "" : "[\(job.name)] ") + oneLine(job.argv.joined(separator: " ")),
                 ]
             }
             print(formatTable(header: ["JOB", "HOME", "WHERE", "PID", "STATE", "CPU%", "RSS", "AGE", "CMD"], rows: rows), terminator: "")
