@@ -90,9 +90,11 @@ actor BalancerService {
         own = NodeLoad(
             node: nodeID, load: jobs.reduce(0) { $0 + $1.demand } + background.value, cpus: LoadSampler.cpus(), speed: speed,
             freeMemory: memory.free, totalMemory: memory.total, policy: policy, jobs: UInt32(jobs.count), sampledMs: wallClockMs())
+        host.metrics.set("omx_load", help: "This node's load over its capacity (cpus x speed / 1000).", own.normalizedLoad)
         guard !policy.quiet else { return }
         await trade()
         window.expire(nowMs: wallClockMs())
+        host.metrics.set("omx_load_records", help: "Other nodes' fresh load records this node keeps.", Double(window.records.count))
         guard !migrating else { return }
         let samples = jobs.map { job in
             JobSample(
@@ -127,8 +129,10 @@ actor BalancerService {
         do {
             let moved = try await migrator.call(
                 "Migrator.Migrate", MigrateRequest(job: decision.job, target: decision.target), returning: MigrateResponse.self, timeout: .seconds(900))
+            host.metrics.add("omx_balancer_moves_total", help: "Jobs this Balancer decided to move, by outcome.", labels: [("outcome", "moved")])
             record("moved job \(decision.job) to node \(decision.target): frozen \(moved.report.freezeMs) ms, total \(moved.report.totalMs) ms")
         } catch {
+            host.metrics.add("omx_balancer_moves_total", help: "Jobs this Balancer decided to move, by outcome.", labels: [("outcome", "failed")])
             record("job \(decision.job) stays: \(error)")
         }
         migrating = false

@@ -54,6 +54,7 @@ public final class DiscoveryService: @unchecked Sendable {
             round += 1
             let now = wallClockMs()
             for id in membership.tick(nowMs: now) {
+                countChange(to: .dead)
                 logger.info("node \(id) is dead: suspect for \(suspicionTimeoutMs(members: membership.members.count, configuration)) ms without refuting")
             }
             if registry.expire(nowMs: now) { membership.setServices(registry.instances) }
@@ -110,11 +111,21 @@ public final class DiscoveryService: @unchecked Sendable {
         membership.outgoing(to: target)
     }
 
+    /// Counts a member's move to `state` as this node saw it, and the members per state.
+    private func countChange(to state: MemberState) {
+        host.metrics.add("omx_membership_changes_total", help: "Members that changed state, by new state, as this node saw it.", labels: [("state", "\(state)")])
+        for state in MemberState.allCases {
+            let count = membership.members.values.filter { $0.state == state }.count
+            host.metrics.set("omx_members", help: "Members of the cluster by state, as this node sees them.", labels: [("state", "\(state)")], Double(count))
+        }
+    }
+
     private func received(_ gossip: Gossip, from sender: UInt32) {
         let now = wallClockMs()
         membership.heardFrom(sender, nowMs: now)
         for id in membership.apply(gossip.updates, nowMs: now) {
             guard let member = membership.members[id] else { continue }
+            countChange(to: member.state)
             logger.info("node \(id) is \(member.state) (incarnation \(member.incarnation), heard from node \(sender))")
         }
     }
@@ -148,6 +159,7 @@ public final class DiscoveryService: @unchecked Sendable {
         if !reached {
             let wasAlive = membership.members[target]?.state == .alive
             membership.probeFailed(target, nowMs: wallClockMs())
+            if wasAlive { countChange(to: .suspect) }
             if wasAlive { logger.info("node \(target) is suspect: no ack directly or through \(helpers.count) helpers") }
         }
     }

@@ -33,7 +33,7 @@ public struct FSGatewayCommand: AsyncParsableCommand {
         public func run() async throws {
             try requireMfsEnabled()
             let host = try ServiceHost(kind: .fsgateway, instance: instance, options: options)
-            let gateway = FileGateway(tree: try ExportedTree(root: export ?? OMXConfig.active.mfs.export ?? "/", exclude: exclude), logger: host.logger)
+            let gateway = FileGateway(tree: try ExportedTree(root: export ?? OMXConfig.active.mfs.export ?? "/", exclude: exclude), logger: host.logger, metrics: host.metrics)
             gateway.register(on: host.server)
             try await host.run(background: {
                 while !Task.isCancelled {

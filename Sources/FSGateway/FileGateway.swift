@@ -22,10 +22,12 @@ final class FileGateway: Sendable {
     let logger: Logger
     private let handles = Mutex<(next: UInt64, open: [UInt64: Handle])>((1, [:]))
     private let counters = Mutex<[String: IoCounter]>([:])
+    private let metrics: MetricsRegistry
 
-    init(tree: ExportedTree, logger: Logger) {
+    init(tree: ExportedTree, logger: Logger, metrics: MetricsRegistry) {
         self.tree = tree
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// Registers the file methods on `server`.
@@ -158,6 +160,8 @@ final class FileGateway: Sendable {
     }
 
     private func tally(_ request: FsRequest, read: UInt64, written: UInt64) {
+        if read > 0 { metrics.add("omx_fs_read_bytes_total", help: "File bytes this gateway read for its callers.", Double(read)) }
+        if written > 0 { metrics.add("omx_fs_written_bytes_total", help: "File bytes this gateway wrote for its callers.", Double(written)) }
         guard !request.job.isEmpty else { return }
         counters.withLock { counters in
             let key = "\(request.job)@\(request.callerNode)"

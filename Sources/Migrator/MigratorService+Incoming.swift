@@ -80,6 +80,7 @@ extension MigratorService {
         keep(job)
         store.removeIncoming(transfer)
         removeTree(store.imagesDir(transfer))
+        host.metrics.add("omx_migrations_received_total", help: "Jobs that migrated to this node and run here.")
         logger.info("job \(job.id) runs here now as pid \(job.pid)")
         if job.home != nodeID { unreportedMoves.insert(job.id) }
         return Empty()

@@ -75,6 +75,7 @@ extension MigratorService {
             keep(job)
             _ = try? await peers.call(target, "Migrator.Abort", TransferRef(transfer: transfer), returning: Empty.self, timeoutMs: 2_000)
             let status = (error as? RPCError)?.status ?? .internal
+            countMigration(outcome: "aborted", report: nil)
             logger.warning("migration of \(route) failed; the job runs on here: \(error)")
             throw RPCError(status == .ok ? .internal : status, "migration of \(route) failed; the job runs on at node \(nodeID): \(error)")
         }
@@ -108,6 +109,7 @@ extension MigratorService {
             jobs[job.id] = nil
             store.remove(job.id)
         }
+        countMigration(outcome: "committed", report: report)
         let breakdown = phases.map { "\($0.0) \($0.1) ms" }.joined(separator: ", ")
         logger.info("migrated \(route): pid \(original.pid) -> \(restored.pid), \(report.bytes) bytes, frozen \(report.freezeMs) ms (\(breakdown)), total \(report.totalMs) ms")
         return MigrateResponse(job: job, report: report)
@@ -166,5 +168,16 @@ extension MigratorService {
         }
         if !guests.isEmpty { logger.notice("expelled \(moved.count) of \(guests.count) guest job(s)\(failed.isEmpty ? "" : "; stayed: \(failed.joined(separator: " | "))")") }
         return ExpelResponse(moved: moved, failed: failed)
+    }
+}
+
+extension MigratorService {
+    /// Counts an outgoing migration; a committed one also records its freeze, total time and bytes.
+    func countMigration(outcome: String, report: MigrationReport?) {
+        host.metrics.add("omx_migrations_total", help: "Migrations this node sent, by outcome.", labels: [("outcome", outcome)])
+        guard let report else { return }
+        host.metrics.observe("omx_migration_freeze_seconds", help: "How long a migrated job was stopped.", Double(report.freezeMs) / 1000)
+        host.metrics.observe("omx_migration_total_seconds", help: "How long a migration took from start to commit.", Double(report.totalMs) / 1000)
+        host.metrics.add("omx_migration_sent_bytes_total", help: "Checkpoint image bytes sent to other nodes.", Double(report.bytes))
     }
 }

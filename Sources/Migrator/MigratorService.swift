@@ -132,6 +132,7 @@ actor MigratorService {
         }
         jobs[job.id] = job
         try store.save(job)
+        host.metrics.add("omx_jobs_started_total", help: "Jobs whose home is this node, started here or elsewhere.")
         logger.info("job \(job.id) started on node \(job.where) as pid \(job.pid) for uid \(job.uid): \(job.argv.joined(separator: " "))")
         return job
     }

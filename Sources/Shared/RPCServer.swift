@@ -30,6 +30,8 @@ public final class RPCServer: @unchecked Sendable {
         public var allowedAddresses: Set<String>?
         /// A name for logs and errors ("discovery").
         public var name: String
+        /// Where calls are counted per method and status, with their durations.
+        public var metrics: MetricsRegistry?
 
         public init(name: String, maxFrameSize: Int = Frame.defaultMaxSize, authenticator: Authenticator?, allowedAddresses: Set<String>?) {
             self.name = name
@@ -161,7 +163,19 @@ public final class RPCServer: @unchecked Sendable {
 
     /// Authenticates and handles one request; returns the response envelope's bytes.
     private func respond(to request: Envelope, handler: Handler?, from caller: Caller, peer: String, authenticator: Authenticator?) async -> [UInt8] {
+        let started = monotonicNs()
         var who = caller
+        var status = StatusCode.ok
+        defer {
+            if let metrics = configuration.metrics {
+                // Unknown names are counted together: a peer cannot grow the table at will.
+                let method = handler == nil ? "(unknown)" : request.method
+                metrics.add("omx_rpc_calls_total", help: "Calls answered, by method and status.", labels: [("method", method), ("status", status.description)])
+                metrics.observe(
+                    "omx_rpc_call_seconds", help: "Time from a request's arrival to its response, by method.", labels: [("method", method)],
+                    Double(monotonicNs() - started) / 1e9)
+            }
+        }
         do {
             guard request.kind == .request else {
                 throw RPCError(.invalidArgument, "expected a request, got a response to call \(request.callID)")
@@ -180,6 +194,7 @@ public final class RPCServer: @unchecked Sendable {
             return sign(Envelope.response(to: request, body: body), authenticator)
         } catch {
             let failure = error as? RPCError ?? RPCError(.internal, "\(request.method): \(error)")
+            status = failure.status
             if failure.status == .unauthenticated || failure.status == .permissionDenied {
                 logger.warning("refused \(request.method) from \(peer): \(failure.message)")
             }

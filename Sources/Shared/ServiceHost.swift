@@ -15,6 +15,8 @@ public final class ServiceHost: @unchecked Sendable {
     public let server: RPCServer
     public let authenticator: Authenticator
     public let logger: Logger
+    /// This process's counters, served by `Stats`.
+    public let metrics = MetricsRegistry()
     private let options: ServiceOptions
     private let startedNs = monotonicNs()
     private let currentMapDigest: Mutex<String>
@@ -44,12 +46,11 @@ public final class ServiceHost: @unchecked Sendable {
         if kind == .fsgateway { logger[metadataKey: "instance"] = "\(instance)" }
         self.logger = logger
         loop = try EventLoop()
-        server = RPCServer(
-            loop: loop,
-            configuration: .init(
-                name: "\(kind.rawValue) on node \(node.id)", maxFrameSize: options.maxFrameSize,
-                authenticator: authenticator, allowedAddresses: OMXConfig.active.securePorts ? map.resolvedAddresses() : nil),
-            logger: logger)
+        var serverConfiguration = RPCServer.Configuration(
+            name: "\(kind.rawValue) on node \(node.id)", maxFrameSize: options.maxFrameSize,
+            authenticator: authenticator, allowedAddresses: OMXConfig.active.securePorts ? map.resolvedAddresses() : nil)
+        serverConfiguration.metrics = metrics
+        server = RPCServer(loop: loop, configuration: serverConfiguration, logger: logger)
         registerCommonMethods()
     }
 
@@ -82,6 +83,11 @@ public final class ServiceHost: @unchecked Sendable {
                 service: kind.rawValue, version: omxVersion, nodeID: nodeID,
                 uptimeMs: (monotonicNs() - startedNs) / 1_000_000, mapDigest: mapDigest, instance: instance,
                 pid: UInt32(getpid()))
+        }
+        server.register("Stats") { [self] (_: StatsRequest, _) in
+            metrics.set("omx_uptime_seconds", help: "Seconds since the service started.", Double(monotonicNs() - startedNs) / 1e9)
+            metrics.set("omx_resident_bytes", help: "The service process's resident memory.", Double((residentKiB(of: getpid()) ?? 0) * 1024))
+            return StatsResponse(service: kind.rawValue, nodeID: nodeID, instance: instance, metrics: metrics.snapshot())
         }
     }
 

@@ -9,6 +9,6 @@ struct OMX: AsyncParsableCommand {
         subcommands: [
             KeygenCommand.self, MapCommand.self, SetpeCommand.self, StatusCommand.self, ClusterCommand.self, PingCommand.self, RunCommand.self,
             MpsCommand.self, LogsCommand.self, KillCommand.self, MigrateCommand.self, LockCommand.self, UnlockCommand.self, MosctlCommand.self,
-            MonCommand.self, SelectCommand.self, BenchCommand.self,
+            MonCommand.self, SelectCommand.self, MetricsCommand.self, BenchCommand.self,
         ])
 }

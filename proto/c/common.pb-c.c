@@ -367,6 +367,186 @@ void   omx__health_response__free_unpacked
   assert(message->base.descriptor == &omx__health_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   omx__stats_request__init
+                     (Omx__StatsRequest         *message)
+{
+  static const Omx__StatsRequest init_value = OMX__STATS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__stats_request__get_packed_size
+                     (const Omx__StatsRequest *message)
+{
+  assert(message->base.descriptor == &omx__stats_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__stats_request__pack
+                     (const Omx__StatsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__stats_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__stats_request__pack_to_buffer
+                     (const Omx__StatsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__stats_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__StatsRequest *
+       omx__stats_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__StatsRequest *)
+     protobuf_c_message_unpack (&omx__stats_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__stats_request__free_unpacked
+                     (Omx__StatsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__stats_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__metric_label__init
+                     (Omx__MetricLabel         *message)
+{
+  static const Omx__MetricLabel init_value = OMX__METRIC_LABEL__INIT;
+  *message = init_value;
+}
+size_t omx__metric_label__get_packed_size
+                     (const Omx__MetricLabel *message)
+{
+  assert(message->base.descriptor == &omx__metric_label__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__metric_label__pack
+                     (const Omx__MetricLabel *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__metric_label__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__metric_label__pack_to_buffer
+                     (const Omx__MetricLabel *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__metric_label__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__MetricLabel *
+       omx__metric_label__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__MetricLabel *)
+     protobuf_c_message_unpack (&omx__metric_label__descriptor,
+                                allocator, len, data);
+}
+void   omx__metric_label__free_unpacked
+                     (Omx__MetricLabel *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__metric_label__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__metric__init
+                     (Omx__Metric         *message)
+{
+  static const Omx__Metric init_value = OMX__METRIC__INIT;
+  *message = init_value;
+}
+size_t omx__metric__get_packed_size
+                     (const Omx__Metric *message)
+{
+  assert(message->base.descriptor == &omx__metric__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__metric__pack
+                     (const Omx__Metric *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__metric__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__metric__pack_to_buffer
+                     (const Omx__Metric *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__metric__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Metric *
+       omx__metric__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Metric *)
+     protobuf_c_message_unpack (&omx__metric__descriptor,
+                                allocator, len, data);
+}
+void   omx__metric__free_unpacked
+                     (Omx__Metric *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__metric__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__stats_response__init
+                     (Omx__StatsResponse         *message)
+{
+  static const Omx__StatsResponse init_value = OMX__STATS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t omx__stats_response__get_packed_size
+                     (const Omx__StatsResponse *message)
+{
+  assert(message->base.descriptor == &omx__stats_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__stats_response__pack
+                     (const Omx__StatsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__stats_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__stats_response__pack_to_buffer
+                     (const Omx__StatsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__stats_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__StatsResponse *
+       omx__stats_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__StatsResponse *)
+     protobuf_c_message_unpack (&omx__stats_response__descriptor,
+                                allocator, len, data);
+}
+void   omx__stats_response__free_unpacked
+                     (Omx__StatsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__stats_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor omx__auth__field_descriptors[4] =
 {
   {
@@ -922,6 +1102,311 @@ const ProtobufCMessageDescriptor omx__health_response__descriptor =
   omx__health_response__field_indices_by_name,
   1,  omx__health_response__number_ranges,
   (ProtobufCMessageInit) omx__health_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define omx__stats_request__field_descriptors NULL
+#define omx__stats_request__field_indices_by_name NULL
+#define omx__stats_request__number_ranges NULL
+const ProtobufCMessageDescriptor omx__stats_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.StatsRequest",
+  "StatsRequest",
+  "Omx__StatsRequest",
+  "omx",
+  sizeof(Omx__StatsRequest),
+  0,
+  omx__stats_request__field_descriptors,
+  omx__stats_request__field_indices_by_name,
+  0,  omx__stats_request__number_ranges,
+  (ProtobufCMessageInit) omx__stats_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__metric_label__field_descriptors[2] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__MetricLabel, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__MetricLabel, value),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__metric_label__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange omx__metric_label__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__metric_label__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.MetricLabel",
+  "MetricLabel",
+  "Omx__MetricLabel",
+  "omx",
+  sizeof(Omx__MetricLabel),
+  2,
+  omx__metric_label__field_descriptors,
+  omx__metric_label__field_indices_by_name,
+  1,  omx__metric_label__number_ranges,
+  (ProtobufCMessageInit) omx__metric_label__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue omx__metric__kind__enum_values_by_number[3] =
+{
+  { "COUNTER", "OMX__METRIC__KIND__COUNTER", 0 },
+  { "GAUGE", "OMX__METRIC__KIND__GAUGE", 1 },
+  { "HISTOGRAM", "OMX__METRIC__KIND__HISTOGRAM", 2 },
+};
+static const ProtobufCIntRange omx__metric__kind__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex omx__metric__kind__enum_values_by_name[3] =
+{
+  { "COUNTER", 0 },
+  { "GAUGE", 1 },
+  { "HISTOGRAM", 2 },
+};
+const ProtobufCEnumDescriptor omx__metric__kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "omx.Metric.Kind",
+  "Kind",
+  "Omx__Metric__Kind",
+  "omx",
+  3,
+  omx__metric__kind__enum_values_by_number,
+  3,
+  omx__metric__kind__enum_values_by_name,
+  1,
+  omx__metric__kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor omx__metric__field_descriptors[8] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Metric, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "help",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Metric, help),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Metric, kind),
+    &omx__metric__kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "labels",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Omx__Metric, n_labels),
+    offsetof(Omx__Metric, labels),
+    &omx__metric_label__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Metric, value),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "count",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Metric, count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bounds",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Omx__Metric, n_bounds),
+    offsetof(Omx__Metric, bounds),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "buckets",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Omx__Metric, n_buckets),
+    offsetof(Omx__Metric, buckets),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__metric__field_indices_by_name[] = {
+  6,   /* field[6] = bounds */
+  7,   /* field[7] = buckets */
+  5,   /* field[5] = count */
+  1,   /* field[1] = help */
+  2,   /* field[2] = kind */
+  3,   /* field[3] = labels */
+  0,   /* field[0] = name */
+  4,   /* field[4] = value */
+};
+static const ProtobufCIntRange omx__metric__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor omx__metric__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.Metric",
+  "Metric",
+  "Omx__Metric",
+  "omx",
+  sizeof(Omx__Metric),
+  8,
+  omx__metric__field_descriptors,
+  omx__metric__field_indices_by_name,
+  1,  omx__metric__number_ranges,
+  (ProtobufCMessageInit) omx__metric__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__stats_response__field_descriptors[4] =
+{
+  {
+    "service",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__StatsResponse, service),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "node_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__StatsResponse, node_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "instance",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__StatsResponse, instance),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "metrics",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Omx__StatsResponse, n_metrics),
+    offsetof(Omx__StatsResponse, metrics),
+    &omx__metric__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__stats_response__field_indices_by_name[] = {
+  2,   /* field[2] = instance */
+  3,   /* field[3] = metrics */
+  1,   /* field[1] = node_id */
+  0,   /* field[0] = service */
+};
+static const ProtobufCIntRange omx__stats_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor omx__stats_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.StatsResponse",
+  "StatsResponse",
+  "Omx__StatsResponse",
+  "omx",
+  sizeof(Omx__StatsResponse),
+  4,
+  omx__stats_response__field_descriptors,
+  omx__stats_response__field_indices_by_name,
+  1,  omx__stats_response__number_ranges,
+  (ProtobufCMessageInit) omx__stats_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue omx__status_code__enum_values_by_number[17] =

@@ -23,10 +23,29 @@ typedef struct Omx__PingRequest Omx__PingRequest;
 typedef struct Omx__PingResponse Omx__PingResponse;
 typedef struct Omx__HealthRequest Omx__HealthRequest;
 typedef struct Omx__HealthResponse Omx__HealthResponse;
+typedef struct Omx__StatsRequest Omx__StatsRequest;
+typedef struct Omx__MetricLabel Omx__MetricLabel;
+typedef struct Omx__Metric Omx__Metric;
+typedef struct Omx__StatsResponse Omx__StatsResponse;
 
 
 /* --- enums --- */
 
+typedef enum _Omx__Metric__Kind {
+  /*
+   * only grows
+   */
+  OMX__METRIC__KIND__COUNTER = 0,
+  /*
+   * a current value
+   */
+  OMX__METRIC__KIND__GAUGE = 1,
+  /*
+   * observations in buckets
+   */
+  OMX__METRIC__KIND__HISTOGRAM = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(OMX__METRIC__KIND)
+} Omx__Metric__Kind;
 /*
  * The outcome of a call. The numbers follow gRPC's status codes so that tools
  * that know those can map them directly.
@@ -236,6 +255,79 @@ struct  Omx__HealthResponse
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
 
 
+/*
+ * Stats: what a service counted since it started, for `omx metrics` (Prometheus text) or any
+ * other collector. Every service answers it.
+ */
+struct  Omx__StatsRequest
+{
+  ProtobufCMessage base;
+};
+#define OMX__STATS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__stats_request__descriptor) \
+     }
+
+
+struct  Omx__MetricLabel
+{
+  ProtobufCMessage base;
+  char *name;
+  char *value;
+};
+#define OMX__METRIC_LABEL__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__metric_label__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Omx__Metric
+{
+  ProtobufCMessage base;
+  /*
+   * Prometheus style: omx_rpc_calls_total, omx_migration_freeze_seconds
+   */
+  char *name;
+  char *help;
+  Omx__Metric__Kind kind;
+  size_t n_labels;
+  Omx__MetricLabel **labels;
+  /*
+   * COUNTER and GAUGE: the value; HISTOGRAM: the sum of observations
+   */
+  double value;
+  /*
+   * HISTOGRAM: how many observations
+   */
+  uint64_t count;
+  /*
+   * HISTOGRAM: each bucket's upper bound ("le"), ascending
+   */
+  size_t n_bounds;
+  double *bounds;
+  /*
+   * HISTOGRAM: observations <= each bound (cumulative)
+   */
+  size_t n_buckets;
+  uint64_t *buckets;
+};
+#define OMX__METRIC__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__metric__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, OMX__METRIC__KIND__COUNTER, 0,NULL, 0, 0, 0,NULL, 0,NULL }
+
+
+struct  Omx__StatsResponse
+{
+  ProtobufCMessage base;
+  char *service;
+  uint32_t node_id;
+  uint32_t instance;
+  size_t n_metrics;
+  Omx__Metric **metrics;
+};
+#define OMX__STATS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__stats_response__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0,NULL }
+
+
 /* Omx__Auth methods */
 void   omx__auth__init
                      (Omx__Auth         *message);
@@ -388,6 +480,82 @@ Omx__HealthResponse *
 void   omx__health_response__free_unpacked
                      (Omx__HealthResponse *message,
                       ProtobufCAllocator *allocator);
+/* Omx__StatsRequest methods */
+void   omx__stats_request__init
+                     (Omx__StatsRequest         *message);
+size_t omx__stats_request__get_packed_size
+                     (const Omx__StatsRequest   *message);
+size_t omx__stats_request__pack
+                     (const Omx__StatsRequest   *message,
+                      uint8_t             *out);
+size_t omx__stats_request__pack_to_buffer
+                     (const Omx__StatsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__StatsRequest *
+       omx__stats_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__stats_request__free_unpacked
+                     (Omx__StatsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__MetricLabel methods */
+void   omx__metric_label__init
+                     (Omx__MetricLabel         *message);
+size_t omx__metric_label__get_packed_size
+                     (const Omx__MetricLabel   *message);
+size_t omx__metric_label__pack
+                     (const Omx__MetricLabel   *message,
+                      uint8_t             *out);
+size_t omx__metric_label__pack_to_buffer
+                     (const Omx__MetricLabel   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__MetricLabel *
+       omx__metric_label__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__metric_label__free_unpacked
+                     (Omx__MetricLabel *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Metric methods */
+void   omx__metric__init
+                     (Omx__Metric         *message);
+size_t omx__metric__get_packed_size
+                     (const Omx__Metric   *message);
+size_t omx__metric__pack
+                     (const Omx__Metric   *message,
+                      uint8_t             *out);
+size_t omx__metric__pack_to_buffer
+                     (const Omx__Metric   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Metric *
+       omx__metric__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__metric__free_unpacked
+                     (Omx__Metric *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__StatsResponse methods */
+void   omx__stats_response__init
+                     (Omx__StatsResponse         *message);
+size_t omx__stats_response__get_packed_size
+                     (const Omx__StatsResponse   *message);
+size_t omx__stats_response__pack
+                     (const Omx__StatsResponse   *message,
+                      uint8_t             *out);
+size_t omx__stats_response__pack_to_buffer
+                     (const Omx__StatsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__StatsResponse *
+       omx__stats_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__stats_response__free_unpacked
+                     (Omx__StatsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Omx__Auth_Closure)
@@ -414,6 +582,18 @@ typedef void (*Omx__HealthRequest_Closure)
 typedef void (*Omx__HealthResponse_Closure)
                  (const Omx__HealthResponse *message,
                   void *closure_data);
+typedef void (*Omx__StatsRequest_Closure)
+                 (const Omx__StatsRequest *message,
+                  void *closure_data);
+typedef void (*Omx__MetricLabel_Closure)
+                 (const Omx__MetricLabel *message,
+                  void *closure_data);
+typedef void (*Omx__Metric_Closure)
+                 (const Omx__Metric *message,
+                  void *closure_data);
+typedef void (*Omx__StatsResponse_Closure)
+                 (const Omx__StatsResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -430,6 +610,11 @@ extern const ProtobufCMessageDescriptor omx__ping_request__descriptor;
 extern const ProtobufCMessageDescriptor omx__ping_response__descriptor;
 extern const ProtobufCMessageDescriptor omx__health_request__descriptor;
 extern const ProtobufCMessageDescriptor omx__health_response__descriptor;
+extern const ProtobufCMessageDescriptor omx__stats_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__metric_label__descriptor;
+extern const ProtobufCMessageDescriptor omx__metric__descriptor;
+extern const ProtobufCEnumDescriptor    omx__metric__kind__descriptor;
+extern const ProtobufCMessageDescriptor omx__stats_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 
