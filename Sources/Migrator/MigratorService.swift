@@ -154,16 +154,19 @@ actor MigratorService {
     /// What a local user who is not root may see of other users' jobs (the configuration's
     /// disclosure level); root and the cluster's nodes see everything.
     nonisolated func disclose(_ answer: ListJobsResponse, to caller: Caller, level: OMXConfig.Disclosure) -> ListJobsResponse {
-        guard case let .local(_, uid, _) = caller, uid != 0, level != .everything else { return answer }
+        guard case let .local(_, uid, _) = caller, uid != 0 else { return answer }
         var shown = answer
         shown.jobs = answer.jobs.compactMap { job in
             guard job.uid != uid else { return job }
-            guard level == .withoutCommands else { return nil }
+            guard level != .ownJobsOnly else { return nil }
+            // Another user's environment and directory are never shown: they may hold secrets.
             var hidden = job
-            hidden.argv = []
             hidden.env = []
             hidden.cwd = ""
-            hidden.name = ""
+            if level == .withoutCommands {
+                hidden.argv = []
+                hidden.name = ""
+            }
             return hidden
         }
         return shown

@@ -3,14 +3,24 @@
 Run ./generate.sh first; it writes the protoc output to omx_proto/. Use Debian's
 /usr/bin/python3 with python3-protobuf.
 
-    from omx_client import Client, load_key
-    client = Client("tcp:127.0.9.2:7701", key=load_key("/tmp/pyc/cluster.key"),
-                    source_address="127.0.9.1")
-    for member in client.members().members:
-        ...
-    client = Client("unix:/run/omx/discovery.sock")   # no auth on Unix sockets
+    from omx_client import Cluster, Migrator
+    cluster = Cluster("/tmp/pyc/cluster.map", "/tmp/pyc/cluster.key", source_address="127.0.9.1")
+    with cluster.discovery(2) as discovery:             # TCP, signed with the cluster key
+        for member in discovery.members().members: ...
+    with cluster.migrator(1) as migrator:
+        job = migrator.run(["/bin/sleep", "60"])        # home: node 1
+        migrator.migrate(job.id, 2)
+    with cluster.fsgateway(2) as files:                 # node 2's files
+        files.write_file("/tmp/hello", b"hi\\n")
+    with Migrator("unix:/run/omx/migrator.sock") as migrator:   # no auth on Unix sockets
+        print(migrator.jobs().jobs)
+
+Every failure raises OMXError (method, peer, status name, the service's error); a file
+operation the file system refused raises FileError (an OMXError with `errno`).
 """
 
+import contextlib
+import errno as _errno
 import hashlib
 import hmac
 import os
@@ -25,7 +35,7 @@ if _here not in sys.path:
     sys.path.insert(0, _here)
 
 try:
-    from omx_proto import common_pb2, discovery_pb2
+    from omx_proto import balancer_pb2, common_pb2, discovery_pb2, fsgateway_pb2, migrator_pb2
 except ImportError as error:  # pragma: no cover - a setup problem, say how to fix it
     raise ImportError(
         f"cannot load the generated OMX messages ({error}): run {_here}/generate.sh "
@@ -33,23 +43,64 @@ except ImportError as error:  # pragma: no cover - a setup problem, say how to f
     ) from error
 
 MAX_FRAME = 16 * 1024 * 1024
+MAX_CHUNK = 1 << 20  # the most FSGateway.Read/Write and Migrator.ReadLog move per call
 NONCE_EPOCH_BYTES = 8
+
+# Where services listen (proto/README.md): the same TCP port on every node, and a Unix socket
+# in the node's run directory (/run/omx unless --run-dir or OMX_RUN_DIR says otherwise).
 DISCOVERY_PORT = 7701
+BALANCER_PORT = 7702
+MIGRATOR_PORT = 7703
+FSGATEWAY_PORT = 7710  # instance K listens on 7710 + K
+_PORTS = {"discovery": DISCOVERY_PORT, "balancer": BALANCER_PORT, "migrator": MIGRATOR_PORT,
+          "fsgateway": FSGATEWAY_PORT}
+
+
+def service_port(kind, instance=0):
+    """The TCP port of service `kind` ("discovery", "balancer", "migrator", "fsgateway")."""
+    if kind not in _PORTS:
+        raise ValueError(f"no OMX service {kind!r} (services: {', '.join(_PORTS)})")
+    return _PORTS[kind] + (instance if kind == "fsgateway" else 0)
+
+
+def socket_name(kind, instance=0):
+    """The service's Unix socket in a node's run directory, e.g. migrator.sock, fsgateway-0.sock."""
+    service_port(kind)
+    return f"fsgateway-{instance}.sock" if kind == "fsgateway" else f"{kind}.sock"
+
+
+# The open(2) flags of FSGateway.Open are the gateway's, i.e. Linux's (whatever the client runs on).
+O_RDONLY, O_WRONLY, O_RDWR = 0, 1, 2
+O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 0o100, 0o200, 0o1000, 0o2000
 
 
 class OMXError(Exception):
     """A call that did not succeed: a non-OK status, or a failure of the connection itself."""
 
-    def __init__(self, method, peer, status, error):
+    def __init__(self, method, peer, status, error, status_name=None):
         self.method = method
         self.peer = peer
         self.status = status  # numeric omx.StatusCode
         self.error = error
-        try:
-            self.status_name = common_pb2.StatusCode.Name(status)
-        except ValueError:
-            self.status_name = f"STATUS_{status}"
-        super().__init__(f"{method} to {peer}: {self.status_name}: {error}")
+        if status_name is None:
+            try:
+                status_name = common_pb2.StatusCode.Name(status)
+            except ValueError:
+                status_name = f"STATUS_{status}"
+        self.status_name = status_name
+        super().__init__(f"{method} to {peer}: {status_name}: {error}")
+
+
+class FileError(OMXError):
+    """A file operation the gateway carried out and the file system refused.
+
+    The call itself succeeded (status OK); `errno` is the POSIX error number from
+    FsResponse.error_number, `error` the gateway's text naming the path."""
+
+    def __init__(self, method, peer, errno_value, error):
+        self.errno = errno_value
+        name = _errno.errorcode.get(errno_value, f"errno {errno_value}")
+        super().__init__(method, peer, common_pb2.OK, error, status_name=name)
 
 
 def load_key(path):
@@ -67,6 +118,59 @@ def load_key(path):
         return bytes.fromhex(text)
     except ValueError as error:
         raise ValueError(f"{path}:1: a cluster key is 64 hex digits: {error}") from error
+
+
+def parse_map(path):
+    """Returns {node_id: (address, [aliases])} from a cluster map.
+
+    Lines are `ID ADDRESS RANGE` (RANGE nodes from ID, the last IPv4 byte counting up) or
+    `ID ADDRESS ALIAS` / `ID ADDRESS 0` (another address of node ID); `#` starts a comment."""
+    import ipaddress
+
+    nodes = {}
+    aliases = []
+    with open(path, "r", encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, 1):
+            fields = raw.split("#", 1)[0].split()
+            if not fields:
+                continue
+            if len(fields) != 3:
+                raise ValueError(f"{path}:{number}: expected `ID ADDRESS RANGE`, found `{' '.join(fields)}`")
+            node_text, address, range_text = fields
+            if not node_text.isdigit() or int(node_text) < 1:
+                raise ValueError(f"{path}:{number}: bad node id `{node_text}`")
+            node_id = int(node_text)
+            if range_text.upper() == "ALIAS" or range_text == "0":
+                aliases.append((node_id, address))
+                continue
+            if not range_text.isdigit() or int(range_text) < 1:
+                raise ValueError(f"{path}:{number}: bad RANGE `{range_text}`")
+            count = int(range_text)
+            if count == 1:
+                nodes[node_id] = (address, [])
+                continue
+            try:
+                first = ipaddress.IPv4Address(address)
+            except ValueError:
+                raise ValueError(f"{path}:{number}: RANGE {count} needs an IPv4 address, not `{address}`") from None
+            if first.packed[3] + count - 1 > 255:
+                raise ValueError(f"{path}:{number}: range {count} from {address} runs past .255")
+            for offset in range(count):
+                nodes[node_id + offset] = (str(first + offset), [])
+    for node_id, address in aliases:
+        if node_id in nodes:
+            nodes[node_id][1].append(address)
+    if not nodes:
+        raise ValueError(f"{path}: the map defines no nodes")
+    return nodes
+
+
+def job_home(job_id):
+    """The home node in a job id "HOME.N" (e.g. 2 for "2.17")."""
+    home, dot, number = str(job_id).partition(".")
+    if not dot or not home.isdigit() or not number.isdigit():
+        raise ValueError(f"{job_id!r} is not a job id (HOME.N, e.g. 1.7)")
+    return int(home)
 
 
 def _field(data):
@@ -163,6 +267,7 @@ class Client:
     endpoint: "tcp:HOST:PORT" (needs `key`, the 32 cluster key bytes; `source_address` is the
     local address to bind, which must be a node address in the service's cluster map) or
     "unix:PATH" (no auth). Calls are made one at a time; the connection opens on first use.
+    The subclasses add typed helpers: Discovery, Balancer, Migrator, FSGateway.
     """
 
     def __init__(self, endpoint, key=None, source_address=None, node_id=0, timeout_s=5.0):
@@ -222,7 +327,7 @@ class Client:
     def __exit__(self, *exc):
         self.close()
 
-    def _recv_exact(self, count, method):
+    def _recv_exact(self, count, method, timeout_s):
         chunks = []
         while count:
             try:
@@ -230,7 +335,7 @@ class Client:
             except socket.timeout as error:
                 self.close()
                 raise OMXError(method, self.peer, common_pb2.DEADLINE_EXCEEDED,
-                               f"no answer within {self.timeout_s} s") from error
+                               f"no answer within {timeout_s:g} s") from error
             except OSError as error:
                 self.close()
                 raise OMXError(method, self.peer, common_pb2.UNAVAILABLE,
@@ -243,15 +348,17 @@ class Client:
             count -= len(chunk)
         return b"".join(chunks)
 
-    def _read_envelope(self, method):
-        (length,) = struct.unpack(">I", self._recv_exact(4, method))
+    def _read_envelope(self, method, timeout_s):
+        (length,) = struct.unpack(">I", self._recv_exact(4, method, timeout_s))
         if length > MAX_FRAME:
             self.close()
             raise OMXError(method, self.peer, common_pb2.RESOURCE_EXHAUSTED,
                            f"response frame of {length} bytes exceeds {MAX_FRAME}")
         envelope = common_pb2.Envelope()
         try:
-            envelope.ParseFromString(self._recv_exact(length, method))
+            envelope.ParseFromString(self._recv_exact(length, method, timeout_s))
+        except OMXError:
+            raise
         except Exception as error:  # google.protobuf.message.DecodeError
             self.close()
             raise OMXError(method, self.peer, common_pb2.DATA_LOSS,
@@ -260,24 +367,27 @@ class Client:
 
     # Calls --------------------------------------------------------------------------------
 
-    def call(self, method, request_msg, response_cls, deadline_ms=None):
+    def call(self, method, request_msg, response_cls, timeout_s=None):
         """Calls `method` with `request_msg`; returns a `response_cls` message.
 
-        Raises OMXError for a non-OK status, a refusal of the connection, or a bad MAC."""
-        if deadline_ms is None:
-            deadline_ms = int(self.timeout_s * 1000)
+        `timeout_s` (default: the client's) is how long to wait for the answer; it is also sent
+        as the envelope's deadline_ms. Raises OMXError for a non-OK status, a refusal of the
+        connection, a bad MAC or no answer in time."""
+        if timeout_s is None:
+            timeout_s = self.timeout_s
         self._next_call_id += 1
         request = common_pb2.Envelope(
             call_id=self._next_call_id,
             kind=common_pb2.REQUEST,
             method=method,
             body=request_msg.SerializeToString(),
-            deadline_ms=deadline_ms,
+            deadline_ms=min(int(timeout_s * 1000), 0xFFFFFFFF),
         )
         if self.signer is not None:
             self.signer.sign(request)
         payload = request.SerializeToString()
         sock = self._connect(method)
+        sock.settimeout(timeout_s)
         try:
             sock.sendall(struct.pack(">I", len(payload)) + payload)
         except OSError as error:
@@ -286,7 +396,7 @@ class Client:
                            f"cannot send: {error.strerror or error}") from error
 
         while True:
-            response = self._read_envelope(method)
+            response = self._read_envelope(method, timeout_s)
             if response.call_id == 0:
                 # About the connection: a refusal that fails every call in flight.
                 self.close()
@@ -317,10 +427,321 @@ class Client:
     def health(self):
         return self.call("Health", common_pb2.HealthRequest(), common_pb2.HealthResponse)
 
+    def stats(self):
+        """Stats: the service's counters, gauges and histograms (StatsResponse; `omx metrics`)."""
+        return self.call("Stats", common_pb2.StatsRequest(), common_pb2.StatsResponse)
+
+
+class Discovery(Client):
+    """A node's Discovery (TCP 7701, RUN_DIR/discovery.sock): membership and service registry."""
+
     def members(self):
-        """Discovery.Members: returns omx.discovery.MembersResponse."""
+        """Discovery.Members: every map node as this node sees it (MembersResponse)."""
         return self.call("Discovery.Members", discovery_pb2.MembersRequest(),
                          discovery_pb2.MembersResponse)
+
+    def lookup(self, kind, node_id=0):
+        """Discovery.Lookup: the live ServiceInstances of `kind` ("migrator", "fsgateway", ...)
+        on members that run this node's map and version; node_id 0 = every node."""
+        request = discovery_pb2.LookupRequest(kind=kind, node_id=node_id)
+        return list(self.call("Discovery.Lookup", request, discovery_pb2.LookupResponse).instances)
+
+
+class Balancer(Client):
+    """A node's Balancer (TCP 7702, RUN_DIR/balancer.sock)."""
+
+    def cluster_load(self):
+        """Balancer.ClusterLoad: every map node's own LoadRecord (ClusterLoadResponse)."""
+        return self.call("Balancer.ClusterLoad", balancer_pb2.ClusterLoadRequest(),
+                         balancer_pb2.ClusterLoadResponse)
+
+
+def _env_list(env):
+    if env is None:
+        env = os.environ
+    if hasattr(env, "items"):  # a dict or os.environ
+        return [f"{name}={value}" for name, value in env.items()]
+    return list(env)
+
+
+class Migrator(Client):
+    """A node's Migrator (TCP 7703, RUN_DIR/migrator.sock): jobs.
+
+    On the Unix socket the service acts for the calling user (SO_PEERCRED) and forwards calls
+    about jobs elsewhere to their home. Over TCP the caller holds the cluster key: the job runs
+    as the uid/gid of the RunRequest, and a call about a job (kill, wait, read_log, migrate)
+    must go to the job's home node (job_home(id)) or to the node it runs on; the home forwards
+    to where the job runs. Cluster.migrator_for(job) connects to the home."""
+
+    def run(self, argv, node=0, name="", cwd=None, env=None, uid=None, gid=None, stay=False, lock=False):
+        """Migrator.Run: starts `argv` as a job whose home is the called node; returns its Job
+        (state RUNNING, `id` "HOME.N", `pid` its host pid on `where`).
+
+        node: where to start it (0 = the called node, or where its Balancer places it unless
+        stay/lock); cwd (default: ours) must exist there; env: a dict or NAME=VALUE list (default:
+        our environment; the job's PATH finds argv[0]); uid/gid (default: ours) count over TCP
+        only, on the Unix socket the kernel says who we are."""
+        request = migrator_pb2.RunRequest(
+            argv=[str(arg) for arg in argv], env=_env_list(env), cwd=cwd or os.getcwd(), node=node,
+            name=name, stay=stay, lock=lock,
+            uid=os.getuid() if uid is None else uid, gid=os.getgid() if gid is None else gid)
+        return self.call("Migrator.Run", request, migrator_pb2.Job, timeout_s=max(self.timeout_s, 30))
+
+    def jobs(self, cluster=True):
+        """Migrator.List: with `cluster` every node's jobs, each once, from where it runs
+        (ListJobsResponse: `jobs`, and `unreachable` nodes); else this node's own."""
+        request = migrator_pb2.ListJobsRequest(cluster=cluster)
+        return self.call("Migrator.List", request, migrator_pb2.ListJobsResponse,
+                         timeout_s=max(self.timeout_s, 5))
+
+    def kill(self, job, signal=0):
+        """Migrator.Kill: sends `signal` (0 = SIGTERM) to the job wherever it runs; its Job."""
+        request = migrator_pb2.KillRequest(job=job, signal=signal)
+        return self.call("Migrator.Kill", request, migrator_pb2.Job, timeout_s=max(self.timeout_s, 15))
+
+    def wait(self, job, timeout_s=None):
+        """Migrator.Wait, repeated: the Job once it has ended (state EXITED, `exit` "exit N",
+        "signal N" or "lost: why"), or as it is when `timeout_s` (None: no limit) ran out."""
+        give_up = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            left = 30.0 if give_up is None else max(0.0, min(30.0, give_up - time.monotonic()))
+            request = migrator_pb2.WaitRequest(job=job, timeout_ms=int(left * 1000))
+            answer = self.call("Migrator.Wait", request, migrator_pb2.Job, timeout_s=left + 10)
+            if answer.state == migrator_pb2.EXITED or (give_up is not None and time.monotonic() >= give_up):
+                return answer
+
+    def read_log(self, job, stream="stdout", offset=0):
+        """Migrator.ReadLog, in chunks of up to 1 MiB: the job's `stream` ("stdout" or
+        "stderr") from `offset` to its current end, as bytes."""
+        data = []
+        while True:
+            request = migrator_pb2.ReadLogRequest(job=job, stream=stream, offset=offset, max_bytes=MAX_CHUNK)
+            answer = self.call("Migrator.ReadLog", request, migrator_pb2.ReadLogResponse,
+                               timeout_s=max(self.timeout_s, 15))
+            data.append(answer.data)
+            offset += len(answer.data)
+            if not answer.data or offset >= answer.size:
+                return b"".join(data)
+
+    def migrate(self, job, node, timeout_s=900):
+        """Migrator.Migrate: moves the job to `node` (0 = its home); MigrateResponse (`job` and
+        `report`: from, to, freeze_ms, total_ms, bytes, mode). On failure (OMXError) the job
+        runs on where it was, and the error says why."""
+        request = migrator_pb2.MigrateRequest(job=job, target=node)
+        return self.call("Migrator.Migrate", request, migrator_pb2.MigrateResponse, timeout_s=timeout_s)
+
+
+class FSGateway(Client):
+    """A node's file gateway, instance K (TCP 7710+K, RUN_DIR/fsgateway-K.sock): the node's
+    exported tree (/ unless omx-fsgateway --export says otherwise; /proc, /sys, /dev and /mfs
+    are not served). Paths are resolved beneath the export root ("/tmp/x" and "tmp/x" are the
+    same file).
+
+    Every operation runs as caller_uid/caller_gid/caller_groups (default: ours). Over TCP the
+    gateway takes them from the request; on the Unix socket it takes the kernel's word, unless
+    the caller is root. A refusal of the file system raises FileError (its `errno`, and the
+    gateway's text naming the path)."""
+
+    def __init__(self, endpoint, key=None, source_address=None, node_id=0, timeout_s=5.0,
+                 caller_uid=None, caller_gid=None, caller_groups=None):
+        super().__init__(endpoint, key=key, source_address=source_address, node_id=node_id, timeout_s=timeout_s)
+        self.caller_uid = os.getuid() if caller_uid is None else caller_uid
+        self.caller_gid = os.getgid() if caller_gid is None else caller_gid
+        self.caller_groups = list(os.getgroups() if caller_groups is None else caller_groups)
+
+    def fs(self, method, **fields):
+        """Calls FSGateway.<method> with an FsRequest of `fields` (and our caller ids); returns
+        the FsResponse, or raises FileError when its error_number is not 0."""
+        request = fsgateway_pb2.FsRequest(caller_uid=self.caller_uid, caller_gid=self.caller_gid,
+                                          caller_groups=self.caller_groups, **fields)
+        name = f"FSGateway.{method}"
+        response = self.call(name, request, fsgateway_pb2.FsResponse)
+        if response.error_number != 0:
+            raise FileError(name, self.peer, response.error_number, response.error)
+        return response
+
+    def stat(self, path):
+        """FSGateway.Getattr: the Attr of `path` (lstat: a symlink is not followed)."""
+        return self.fs("Getattr", path=path).attr
+
+    def listdir(self, path):
+        """FSGateway.Readdir: the DirEntry list (name, attr) of directory `path`, by name."""
+        return sorted(self.fs("Readdir", path=path).entries, key=lambda entry: entry.name)
+
+    def open(self, path, flags=O_RDONLY, mode=0o644):
+        """FSGateway.Open (Linux open(2) flags; O_CREAT creates with `mode`): (handle, attr).
+        Release the handle when done; the gateway closes one unused for 10 minutes."""
+        response = self.fs("Open", path=path, flags=flags, mode=mode)
+        return response.handle, response.attr
+
+    def pread(self, handle, offset, size):
+        """FSGateway.Read: up to `size` (at most 1 MiB) bytes at `offset`; b"" at the end."""
+        return self.fs("Read", handle=handle, offset=offset, size=min(size, MAX_CHUNK)).data
+
+    def pwrite(self, handle, offset, data):
+        """FSGateway.Write: writes `data` (at most 1 MiB) at `offset`; the bytes written."""
+        return self.fs("Write", handle=handle, offset=offset, data=bytes(data)).size
+
+    def release(self, handle):
+        """FSGateway.Release: closes the handle."""
+        self.fs("Release", handle=handle)
+
+    @contextlib.contextmanager
+    def opened(self, path, flags=O_RDONLY, mode=0o644):
+        """`with files.opened(path, flags) as handle:` Open, then Release however the block ends
+        (a failure of the Release does not hide one of the block)."""
+        handle, _ = self.open(path, flags, mode)
+        try:
+            yield handle
+        except BaseException:
+            try:
+                self.release(handle)
+            except OMXError:
+                pass
+            raise
+        self.release(handle)
+
+    def read_file(self, path):
+        """The whole of file `path` (Open, Read in 1 MiB chunks until the end, Release)."""
+        chunks = []
+        offset = 0
+        with self.opened(path, O_RDONLY) as handle:
+            while True:
+                chunk = self.pread(handle, offset, MAX_CHUNK)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                offset += len(chunk)
+        return b"".join(chunks)
+
+    def write_file(self, path, data, mode=0o644):
+        """Makes file `path` hold `data` (Open with O_WRONLY|O_CREAT|O_TRUNC and `mode`, Write in
+        1 MiB chunks, Release); returns the bytes written."""
+        data = memoryview(bytes(data))
+        offset = 0
+        with self.opened(path, O_WRONLY | O_CREAT | O_TRUNC, mode) as handle:
+            while offset < len(data):
+                written = self.pwrite(handle, offset, data[offset:offset + MAX_CHUNK])
+                if written <= 0:
+                    raise FileError("FSGateway.Write", self.peer, _errno.EIO,
+                                    f"{path}: write at offset {offset} wrote nothing")
+                offset += written
+        return offset
+
+    def mkdir(self, path, mode=0o755):
+        """FSGateway.Mkdir: creates directory `path`; its Attr."""
+        return self.fs("Mkdir", path=path, mode=mode).attr
+
+    def rmdir(self, path):
+        """FSGateway.Rmdir: removes the empty directory `path`."""
+        self.fs("Rmdir", path=path)
+
+    def unlink(self, path):
+        """FSGateway.Unlink: removes the file (or link) `path`."""
+        self.fs("Unlink", path=path)
+
+    def rename(self, path, new_path):
+        """FSGateway.Rename: renames `path` to `new_path` on the same node."""
+        self.fs("Rename", path=path, path2=new_path)
+
+
+CLIENTS = {"discovery": Discovery, "balancer": Balancer, "migrator": Migrator, "fsgateway": FSGateway}
+
+
+def _bindable(address):
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((address, 0))
+        return True
+    except OSError:
+        return False
+
+
+class Cluster:
+    """The TCP side of a cluster: its map, its key and the address to connect from.
+
+    `key` is the key file's path or the 32 key bytes. `source_address` must be an address of a
+    node in the map (services refuse others); by default the first map address this host can
+    bind, as a node's own address is."""
+
+    def __init__(self, map_path, key, source_address=None, timeout_s=5.0):
+        self.map_path = map_path
+        self.nodes = parse_map(map_path)
+        self.key = load_key(key) if isinstance(key, str) else bytes(key)
+        self.timeout_s = timeout_s
+        if source_address is None:
+            candidates = [address for _, (main, aliases) in sorted(self.nodes.items()) for address in [main] + aliases]
+            source_address = next((address for address in candidates if _bindable(address)), None)
+        self.source_address = source_address
+
+    def address(self, node):
+        if node not in self.nodes:
+            raise ValueError(f"{self.map_path}: node {node} is not in the map (nodes: "
+                             f"{', '.join(str(n) for n in sorted(self.nodes))})")
+        return self.nodes[node][0]
+
+    def client(self, kind, node, instance=0, timeout_s=None):
+        """A client (Discovery, Balancer, Migrator or FSGateway) of service `kind` on `node`."""
+        cls = CLIENTS[kind]
+        endpoint = f"tcp:{self.address(node)}:{service_port(kind, instance)}"
+        return cls(endpoint, key=self.key, source_address=self.source_address, timeout_s=timeout_s or self.timeout_s)
+
+    def discovery(self, node):
+        return self.client("discovery", node)
+
+    def balancer(self, node):
+        return self.client("balancer", node)
+
+    def migrator(self, node):
+        return self.client("migrator", node)
+
+    def migrator_for(self, job):
+        """The Migrator of the job's home, which answers for the job wherever it runs."""
+        return self.client("migrator", job_home(job))
+
+    def fsgateway(self, node, instance=0):
+        return self.client("fsgateway", node, instance)
+
+
+# Command-line examples -----------------------------------------------------------------------
+
+CLI_ERRORS = (OMXError, ValueError, OSError)
+
+
+def add_connection_arguments(parser, service):
+    """The connection options every example takes: TCP (--map --key --node --from-address) or
+    --unix PATH, and --timeout."""
+    group = parser.add_argument_group("connection")
+    group.add_argument("--map", help="cluster map file (TCP)")
+    group.add_argument("--key", help="cluster key file: 64 hex digits (TCP)")
+    group.add_argument("--node", type=int, help=f"node id whose {service} to ask (TCP)")
+    group.add_argument("--from-address",
+                       help="local address to connect from, a node address in the map (default: the first "
+                            "map address this host can bind)")
+    group.add_argument("--unix", metavar="PATH", help=f"the {service}'s Unix socket instead of TCP (no key)")
+    group.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer (default 5)")
+
+
+def connect(args, parser, kind, instance=0, default_node=None):
+    """The client the connection options of `args` name, for service `kind`."""
+    if args.unix:
+        return CLIENTS[kind](f"unix:{args.unix}", timeout_s=args.timeout)
+    node = args.node if args.node is not None else default_node
+    missing = [f"--{name}" for name, value in (("map", args.map), ("key", args.key), ("node", node)) if value is None]
+    if missing:
+        parser.error(f"TCP needs {', '.join(missing)} (or use --unix PATH)")
+    cluster = Cluster(args.map, args.key, source_address=args.from_address, timeout_s=args.timeout)
+    return cluster.client(kind, node, instance, timeout_s=args.timeout)
+
+
+def fail(program, error):
+    """Prints `program: error` on stderr; returns exit status 1. A reader of our output that
+    went away (`| head`) ends us quietly."""
+    if isinstance(error, BrokenPipeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    print(f"{program}: {error}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
