@@ -321,8 +321,8 @@ actor MigratorService {
     func runningHere(_ id: String, caller: Caller, method: String) throws -> Job {
         guard let job = jobs[id] else { throw RPCError(.notFound, "\(method): node \(nodeID) has no job \(id)") }
         try authorize(caller, for: job, method: method)
-        guard job.where == nodeID else { throw RPCError(.notFound, "\(method): job \(id) runs on node \(job.where), not \(nodeID)") }
         guard job.state == .running || job.state == .migrating else { throw RPCError(.failedPrecondition, "\(method): job \(id) has ended (\(job.exit))") }
+        guard job.where == nodeID else { throw RPCError(.notFound, "\(method): job \(id) runs on node \(job.where), not \(nodeID)") }
         return job
     }
 

@@ -136,6 +136,9 @@ final class PythonClientEndToEndTests: XCTestCase {
         XCTAssertEqual(cell(afterKill, 4), "signal")
         XCTAssertEqual(cell(afterKill, 5), "15")
         XCTAssertTrue(cluster.copies(of: job).isEmpty)
+        let killedAgain = example("kill_job.py", tcp + [job])
+        XCTAssertEqual(killedAgain.status, 1)
+        XCTAssertTrue(killedAgain.stderr.contains("FAILED_PRECONDITION: Migrator.Kill: job \(job) has ended (signal 15)"), killedAgain.stderr)
 
         // run_job.py --wait on node 2's Unix socket, started on node 3: Wait and ReadLog.
         let waited = example("run_job.py", ["--unix", "\(cluster.runDir(2))/migrator.sock", "--on", "3", "--wait", "--", "/bin/sh", "-c", "echo out; echo err >&2; exit 3"])
