@@ -4,8 +4,8 @@
 # service registry spreading by SWIM gossip, every service answering signed TCP calls, a
 # counting job migrated 1 -> 2 -> 3 -> home with CRIU and checked for a lost or repeated
 # line, six busy jobs on node 1 spread over the nodes by the Balancers, a file written on node 3
-# through node 1's /mfs and read through node 2's, a node killed and found dead everywhere,
-# restarted and rejoining. It stops everything it started.
+# through node 1's /mfs and read through node 2's, the services' metrics, a node killed and found
+# dead everywhere, restarted and rejoining. It stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # sudo resets PATH: find the Swift toolchain where this machine kind installs it.
@@ -97,6 +97,11 @@ cmp "$dir/node-1/mfs/3$shared/note.txt" "$dir/node-2/mfs/3$shared/note.txt"
 ls -la "$dir/node-2/mfs/"
 df -h "$dir/node-2/mfs/3" | tail -1
 
+echo "== omx metrics: what the services counted (Prometheus text, an excerpt)"
+metrics=$("$omx" metrics --all)
+echo "$metrics" | grep -E '^omx_(migrations_total|migration_freeze_seconds_(sum|count)|migrations_received_total|fs_written_bytes_total|balancer_moves_total)'
+migrations=$(echo "$metrics" | awk '/^omx_migrations_total.*outcome="committed"/ { n += $NF } END { print n + 0 }')
+
 echo "== node 3's Discovery killed with SIGKILL"
 kill -9 "$(cat "$dir/node-3/run/discovery.pid")"
 dead1=$(wait_state 1 3 dead 6); dead2=$(wait_state 2 3 dead 6)
@@ -115,4 +120,5 @@ echo "main-job: summary: 3 nodes, 15 service instances registered and answering 
 echo "main-job: job $job migrated 1 -> 2 -> 3 -> home with nothing lost or repeated in its $lines lines;"
 echo "main-job: 6 busy jobs started on node 1 were spread ${spread} by the Balancers after ${spread_seconds} s;"
 echo "main-job: a file written through node 1's /mfs/3 read back the same through node 2's;"
+echo "main-job: omx metrics counted ${migrations} committed migrations across the cluster;"
 echo "main-job: a killed node was dead on node 1 after ${dead1} and rejoined after ${back}; everything stopped; logs in $dir"
