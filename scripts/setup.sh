@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every system dependency OMX needs, idempotently: the Debian packages, then a CRIU >= 4
-# (scripts/install-criu.sh). Run as root on Debian 12 or later. Re-running does nothing new.
+# (scripts/install-criu.sh) and the docker compose plugin that validates compose/ (scripts/install-compose.sh).
+# Run as root on Debian 12 or later. Re-running does nothing new.
 set -euo pipefail
 
 log() { echo "setup: $*"; }
@@ -9,7 +10,7 @@ log() { echo "setup: $*"; }
 packages=(
   pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev
   libfuse3-dev fuse3 iproute2 debian-archive-keyring gpg
-  protobuf-compiler python3-protobuf stress-ng procps psmisc tmux gcc util-linux
+  protobuf-compiler python3-protobuf python3-yaml stress-ng procps psmisc tmux gcc util-linux
 )
 missing=()
 for package in "${packages[@]}"; do
@@ -26,4 +27,5 @@ fi
 command -v swift >/dev/null || { echo "setup: no swift on PATH (Swift 6 toolchain required, see README)" >&2; exit 1; }
 
 "$(dirname "$0")/install-criu.sh"
+"$(dirname "$0")/install-compose.sh"
 log "done"

@@ -90,10 +90,15 @@ public struct FSGatewayCommand: AsyncParsableCommand {
     }
 }
 
-/// - Throws: `ConfigError` naming the configuration line that turned oMFS off.
+/// The exit status when oMFS is turned off (sysexits' EX_CONFIG): the systemd units do not
+/// restart on it (`RestartPreventExitStatus=78`).
+public let mfsDisabledExitStatus: Int32 = 78
+
+/// Prints which configuration line turned oMFS off and exits with `mfsDisabledExitStatus`.
 private func requireMfsEnabled() throws {
     let config = OMXConfig.active
     guard config.mfs.enabled else {
-        throw ConfigError("\(config.mfs.enabledSetAt ?? config.source): oMFS is turned off (mfs.enabled = no): omx-fsgateway neither serves nor mounts")
+        fputs("Error: \(config.mfs.enabledSetAt ?? config.source): oMFS is turned off (mfs.enabled = no): omx-fsgateway neither serves nor mounts\n", stderr)
+        throw ExitCode(mfsDisabledExitStatus)
     }
 }

@@ -12,6 +12,14 @@ do {
     } else {
         throw CleanExit.helpRequest(FSGatewayCommand.self)
     }
+} catch let help as CleanExit {
+    // Help for a subcommand must come from the subcommand (the root would print its own).
+    let subcommand = CommandLine.arguments.dropFirst().first { !$0.hasPrefix("-") }
+    switch subcommand {
+    case "serve": FSGatewayCommand.Serve.exit(withError: help)
+    case "mount": FSGatewayCommand.Mount.exit(withError: help)
+    default: FSGatewayCommand.exit(withError: help)
+    }
 } catch {
     FSGatewayCommand.exit(withError: error)
 }

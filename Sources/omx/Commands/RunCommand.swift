@@ -33,6 +33,11 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "-- CMD ARGS...")
     var command: [String] = []
 
+    mutating func validate() throws {
+        // The passthrough argument swallows a leading --help: it asks for help, not a job.
+        if let first = command.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
+    }
+
     func run() async throws {
         bootstrapLogging(level: global.logLevel)
         let argv = command.first == "--" ? Array(command.dropFirst()) : command
