@@ -2,7 +2,8 @@
 # install.sh — install OMX on this machine (bare metal, systemd), idempotently:
 #   - the executables omx, omx-discovery, omx-balancer, omx-migrator, omx-fsgateway and
 #     omx-jobinit into /usr/local/bin (built with --static-swift-stdlib: no Swift runtime needed);
-#   - the systemd units of compose/systemd/ into /etc/systemd/system;
+#   - the systemd units of compose/systemd/ into /etc/systemd/system, and /usr/sbin/mount.mfs
+#     (mount(8)'s helper for the fstab line `mfs_mnt /mfs mfs dfsa=1 0 0`);
 #   - /etc/omx with an omx.conf (compose/omx.conf: every key, commented out) when there is none;
 #   - the runtime packages (libuv1, libprotobuf-c1, libssl3, libfuse3-3, fuse3, zlib1g) and a
 #     CRIU >= 4 (scripts/install-criu.sh).
@@ -67,6 +68,14 @@ install_file() {   # $1 = mode, $2 = source, $3 = destination
 for exe in "${executables[@]}"; do
   install_file 0755 "$from/$exe" "$root/usr/local/bin/$exe"
 done
+# mount(8)'s helper for the fstab line `mfs_mnt /mfs mfs dfsa=1 0 0`.
+helper="$root/usr/sbin/mount.mfs"
+if [[ "$(readlink "$helper" 2>/dev/null)" != /usr/local/bin/omx-fsgateway ]]; then
+  mkdir -p "$root/usr/sbin"
+  ln -sfn /usr/local/bin/omx-fsgateway "$helper"
+  log "linked $helper -> /usr/local/bin/omx-fsgateway"
+  changed=$((changed + 1))
+fi
 
 # --- 2. the systemd units --------------------------------------------------------------------
 
@@ -140,4 +149,6 @@ Next steps on this node (the same on every node):
                                           omx status
   More FSGateway instances:               systemctl enable --now omx-fsgateway@1.service
   No /mfs mount:                          systemctl disable --now omx-mfs.service
+  Or /mfs from /etc/fstab instead of omx-mfs.service (the openMosix HOWTO's line):
+                                          mfs_mnt /mfs mfs dfsa=1 0 0
 EOF

@@ -1,6 +1,11 @@
+#define _GNU_SOURCE
 #include "CFuse.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static double cache_timeout = 1.0;
 
@@ -16,7 +21,7 @@ static void *omx_fuse_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     return fuse_get_context()->private_data;
 }
 
-int omx_fuse_run(const char *mountpoint, const struct fuse_operations *ops, const char *options, double cache_seconds) {
+int omx_fuse_run(const char *mountpoint, const struct fuse_operations *ops, const char *options, double cache_seconds, int ready_fd) {
     struct fuse_operations with_init = *ops;
     with_init.init = omx_fuse_init;
     cache_timeout = cache_seconds;
@@ -34,6 +39,7 @@ int omx_fuse_run(const char *mountpoint, const struct fuse_operations *ops, cons
         fuse_destroy(fuse);
         return 3;
     }
+    if (ready_fd >= 0) omx_daemon_ready(ready_fd);
     struct fuse_loop_config config = {.clone_fd = 0, .max_idle_threads = 16};
     int result = fuse_loop_mt(fuse, &config);
     fuse_remove_signal_handlers(session);
@@ -44,4 +50,43 @@ int omx_fuse_run(const char *mountpoint, const struct fuse_operations *ops, cons
 
 int omx_fuse_caller_groups(int size, gid_t *groups) {
     return fuse_getgroups(size, groups);
+}
+
+int omx_daemon_fork(void) {
+    int pipe_fds[2];
+    if (pipe(pipe_fds) != 0) return -1;
+    pid_t child = fork();
+    if (child < 0) return -1;
+    if (child > 0) {
+        close(pipe_fds[1]);
+        char ready = 1;
+        ssize_t got;
+        do got = read(pipe_fds[0], &ready, 1); while (got < 0 && errno == EINTR);
+        if (got == 1 && ready == 0) _exit(0);
+        int status = 0;
+        if (waitpid(child, &status, 0) < 0) _exit(1);
+        _exit(WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : 1);
+    }
+    close(pipe_fds[0]);
+    // A daemon keeps nothing its caller gave it but standard input, output and error (a
+    // caller may wait for every copy of a descriptor to close, as Foundation's Process does).
+    int ready = pipe_fds[1];
+    if (ready > 3) close_range(3, ready - 1, 0);
+    close_range(ready + 1, ~0U, 0);
+    setsid();
+    return ready;
+}
+
+void omx_daemon_ready(int fd) {
+    char ready = 0;
+    ssize_t written;
+    do written = write(fd, &ready, 1); while (written < 0 && errno == EINTR);
+    close(fd);
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        if (null > 2) close(null);
+    }
 }

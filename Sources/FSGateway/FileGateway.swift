@@ -22,10 +22,16 @@ final class FileGateway: Sendable {
     let logger: Logger
     private let handles = Mutex<(next: UInt64, open: [UInt64: Handle])>((1, [:]))
     private let counters = Mutex<[String: IoCounter]>([:])
-    private let metrics: MetricsRegistry
+    let metrics: MetricsRegistry
+    /// This gateway's node.
+    let nodeID: UInt32
+    /// Other nodes' gateways, for the calls of this node's guest jobs elsewhere (DFSA off).
+    let relays: GatewayDirectory
 
-    init(tree: ExportedTree, logger: Logger, metrics: MetricsRegistry) {
+    init(tree: ExportedTree, nodeID: UInt32, relays: GatewayDirectory, logger: Logger, metrics: MetricsRegistry) {
         self.tree = tree
+        self.nodeID = nodeID
+        self.relays = relays
         self.logger = logger
         self.metrics = metrics
     }
@@ -60,7 +66,8 @@ final class FileGateway: Sendable {
         let onPool: Set<String> = ["Readdir", "Open", "Read", "Write", "Fsync", "Truncate", "Counters"]
         for (name, body) in methods {
             server.register("FSGateway.\(name)", on: onPool.contains(name) ? .pool : .loop) { (request: FsRequest, rpc) in
-                self.perform(request, caller: rpc.caller, method: name, body)
+                if request.relayTo != 0 && request.relayTo != self.nodeID { return await self.relay(name, request, caller: rpc.caller) }
+                return self.perform(request, caller: rpc.caller, method: name, body)
             }
         }
     }

@@ -8,27 +8,33 @@ import Synchronization
 /// <id>'s exported tree served by its gateways, plus the per-process entries `here` (the
 /// node the caller runs on) and `home` (the caller's job's home node; this node for a
 /// process that is no job). Every operation runs on the target node with the caller's uid,
-/// gid and groups, and carries the caller's job for the gateways' I/O counters (DFSA: a
-/// migrated job's I/O goes straight to the node whose files it uses).
+/// gid and groups, and carries the caller's job for the gateways' I/O counters. With DFSA on
+/// (the default) a migrated job's I/O goes straight to the node whose files it uses; with
+/// DFSA off (`dfsa=0`) a guest job's calls go through its home node's gateway, which relays
+/// them, as openMosix's deputy did.
 final class MfsMount: Sendable {
     nonisolated(unsafe) static var shared: MfsMount!
 
     let nodeID: UInt32
     let gateways: GatewayDirectory
+    /// Direct file system access for migrated jobs; off: through their home node.
+    let dfsa: Bool
     let logger: Logger
     /// Where `omx select` keeps each process's selected node (`<pid>.<start ticks>` files).
     let selections: String
     /// The node of each process's last successful create, by pid and start ticks.
     private let lastCreate = Mutex<[String: UInt32]>([:])
     /// A file open on a node: the gateway instance that holds it ("host:port"), its handle
-    /// there, and how to open it again should that instance restart or die.
-    typealias OpenFile = (node: UInt32, instance: String, handle: UInt64, path: String, flags: Int32, job: String)
+    /// there, the home node that relays its calls (0: none), and how to open it again should
+    /// that instance restart or die.
+    typealias OpenFile = (node: UInt32, instance: String, handle: UInt64, via: UInt32, path: String, flags: Int32, job: String)
     /// Open files by our handle.
     private let files = Mutex<(next: UInt64, open: [UInt64: OpenFile])>((1, [:]))
 
-    init(nodeID: UInt32, gateways: GatewayDirectory, logger: Logger, selections: String) {
+    init(nodeID: UInt32, gateways: GatewayDirectory, dfsa: Bool, logger: Logger, selections: String) {
         self.nodeID = nodeID
         self.gateways = gateways
+        self.dfsa = dfsa
         self.logger = logger
         self.selections = selections
     }
@@ -118,10 +124,31 @@ final class MfsMount: Sendable {
         return nil
     }
 
+    /// DFSA off: the home of the calling guest job, whose gateway relays its calls to `node`;
+    /// nil with DFSA on, for a process that is no guest here, and for files on its home.
+    func relayHome(for node: UInt32) -> UInt32? {
+        guard !dfsa, let pid = fuse_get_context()?.pointee.pid, let job = MfsMount.job(of: pid),
+              let home = job.split(separator: ".").first.flatMap({ UInt32($0) }), home != nodeID, home != node
+        else { return nil }
+        return home
+    }
+
+    /// Sends a call to a gateway of `node`, or through the gateway of `via` (DFSA off).
+    /// Returns the answer and the instance of `node` that gave it.
+    func send(_ node: UInt32, _ method: String, _ request: FsRequest, retry: Bool, pinned: String? = nil, via: UInt32 = 0) throws -> (FsResponse, String) {
+        guard via != 0 else { return try gateways.call(node, method, request, retry: retry, pinned: pinned) }
+        var relayed = request
+        relayed.relayTo = node
+        relayed.relayInstance = pinned ?? ""
+        relayed.relayRetry = retry
+        let (answer, _) = try gateways.call(via, method, relayed, retry: retry)
+        return (answer, answer.instance)
+    }
+
     /// Calls the gateway of `node`; a failure to reach any instance is EIO.
     func call(_ node: UInt32, _ method: String, _ request: FsRequest, retry: Bool = true) -> (Int32, FsResponse) {
         do {
-            let (answer, _) = try gateways.call(node, method, request, retry: retry)
+            let (answer, _) = try send(node, method, request, retry: retry, via: relayHome(for: node) ?? 0)
             return (answer.errorNumber == 0 ? 0 : -answer.errorNumber, answer)
         } catch {
             logger.warning("FSGateway.\(method) \(request.path) on node \(node): \(error)")
@@ -129,14 +156,18 @@ final class MfsMount: Sendable {
         }
     }
 
-    func remember(node: UInt32, instance: String, handle: UInt64, path: String, flags: Int32, job: String) -> UInt64 {
-        files.withLock { state in
+    /// Opens `request.path` on `node` for the caller; returns our handle for it.
+    func open(_ node: UInt32, _ request: FsRequest) throws -> (Int32, UInt64) {
+        let via = relayHome(for: node) ?? 0
+        let (answer, instance) = try send(node, "Open", request, retry: request.flags & O_CREAT == 0, via: via)
+        guard answer.errorNumber == 0 else { return (-answer.errorNumber, 0) }
+        return (0, files.withLock { state in
             let id = state.next
             state.next += 1
             // Reopening must neither create, truncate nor fail on an existing file.
-            state.open[id] = (node, instance, handle, path, flags & ~(O_CREAT | O_EXCL | O_TRUNC), job)
+            state.open[id] = (node, instance, answer.handle, via, request.path, request.flags & ~(O_CREAT | O_EXCL | O_TRUNC), request.job)
             return id
-        }
+        })
     }
 
     func file(_ id: UInt64) -> OpenFile? { files.withLock { $0.open[id] } }
@@ -152,20 +183,20 @@ final class MfsMount: Sendable {
         request.handle = open.handle
         request.job = open.job
         fill(&request)
-        if let (answer, _) = try? gateways.call(open.node, method, request, retry: false, pinned: open.instance), answer.errorNumber != EBADF {
+        if let (answer, _) = try? send(open.node, method, request, retry: false, pinned: open.instance, via: open.via), answer.errorNumber != EBADF {
             return (answer.errorNumber == 0 ? 0 : -answer.errorNumber, answer)
         }
         var reopen = self.request(open.path)
         reopen.flags = open.flags
-        guard let (opened, instance) = try? gateways.call(open.node, "Open", reopen, retry: true), opened.errorNumber == 0 else {
+        guard let (opened, instance) = try? send(open.node, "Open", reopen, retry: true, via: open.via), opened.errorNumber == 0 else {
             logger.warning("FSGateway.\(method) \(open.path) on node \(open.node): the open file was lost and cannot be opened again")
             return (-EIO, FsResponse())
         }
-        files.withLock { $0.open[id] = (open.node, instance, opened.handle, open.path, open.flags, open.job) }
+        files.withLock { $0.open[id] = (open.node, instance, opened.handle, open.via, open.path, open.flags, open.job) }
         logger.notice("reopened \(open.path) on node \(open.node) at \(instance) after its gateway instance was lost")
         request.handle = opened.handle
         do {
-            let (answer, _) = try gateways.call(open.node, method, request, retry: false, pinned: instance)
+            let (answer, _) = try send(open.node, method, request, retry: false, pinned: instance, via: open.via)
             return (answer.errorNumber == 0 ? 0 : -answer.errorNumber, answer)
         } catch {
             return (-EIO, FsResponse())

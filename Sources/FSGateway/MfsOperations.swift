@@ -123,7 +123,7 @@ enum MfsOperations {
             guard let info, let open = MfsOperations.mount.forget(info.pointee.fh) else { return 0 }
             var request = MfsOperations.mount.request("")
             request.handle = open.handle
-            _ = try? MfsOperations.mount.gateways.call(open.node, "Release", request, retry: false, pinned: open.instance)
+            _ = try? MfsOperations.mount.send(open.node, "Release", request, retry: false, pinned: open.instance, via: open.via)
             return 0
         }
         ops.fsync = { _, datasync, info in
@@ -225,10 +225,10 @@ enum MfsOperations {
         request.flags = flags
         request.mode = mode
         do {
-            let (answer, instance) = try MfsOperations.mount.gateways.call(node, "Open", request, retry: flags & O_CREAT == 0)
-            guard answer.errorNumber == 0 else { return -answer.errorNumber }
+            let (code, handle) = try MfsOperations.mount.open(node, request)
+            guard code == 0 else { return code }
             if flags & O_CREAT != 0 { MfsOperations.mount.createdOn(node) }
-            info.pointee.fh = MfsOperations.mount.remember(node: node, instance: instance, handle: answer.handle, path: rest, flags: flags, job: request.job)
+            info.pointee.fh = handle
             return 0
         } catch {
             MfsOperations.mount.logger.warning("FSGateway.Open \(rest) on node \(node): \(error)")

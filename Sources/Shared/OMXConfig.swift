@@ -56,6 +56,9 @@ public struct OMXConfig: Sendable, Equatable {
         public var mountpoint = "/mfs"
         public var export: String?
         public var cacheSeconds: Double?
+        /// Direct file system access: a migrated job's file calls go straight to the node
+        /// whose files they are; off: through its home node's gateway.
+        public var dfsa = true
         /// Where `enabled` was set, for the error that names it.
         public var enabledSetAt: String?
     }

@@ -85,6 +85,7 @@ extension OMXConfig {
             config.mfs.enabledSetAt = value.place
         },
         "mfs.mountpoint": { $0.mfs.mountpoint = try $1.path() },
+        "mfs.dfsa": { $0.mfs.dfsa = try $1.bool() },
         "mfs.export": { $0.mfs.export = try $1.path() },
         "mfs.cache_seconds": { $0.mfs.cacheSeconds = try $1.number(in: 0...3600) },
         "migrator.state_dir": { $0.migrator.stateDir = try $1.path() },

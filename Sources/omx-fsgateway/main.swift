@@ -4,7 +4,9 @@ import FSGateway
 // ArgumentParser's static main() takes its synchronous path for a command from another
 // module, so parse and run the concrete subcommand here.
 do {
-    let command = try FSGatewayCommand.parseAsRoot()
+    // Called as mount.mfs by mount(8): translate its arguments.
+    let helper = CommandLine.arguments.first?.split(separator: "/").last == "mount.mfs"
+    let command = try FSGatewayCommand.parseAsRoot(helper ? try mountHelperArguments(Array(CommandLine.arguments.dropFirst())) : nil)
     if let serve = command as? FSGatewayCommand.Serve {
         try await serve.run()
     } else if let mount = command as? FSGatewayCommand.Mount {

@@ -267,6 +267,31 @@ final class DeploymentTests: XCTestCase {
         XCTAssertFalse(mounted(), "the mount is gone")
     }
 
+    // MARK: - scripts/install.sh
+
+    func testInstallShPutsEveryPartInPlaceOnceAndKeepsAnExistingConfiguration() throws {
+        let root = dir + "/root"
+        let first = LocalCluster.runAbsolute("/bin/bash", [repo + "/scripts/install.sh", "--from", builtExecutablesFolder(), "--root", root])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        for executable in DeploymentTests.executables {
+            XCTAssertTrue(FileManager.default.isExecutableFile(atPath: "\(root)/usr/local/bin/\(executable)"), executable)
+        }
+        for (unit, _) in DeploymentTests.services { XCTAssertTrue(FileManager.default.fileExists(atPath: "\(root)/etc/systemd/system/\(unit)"), unit) }
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: "\(root)/usr/sbin/mount.mfs"), "/usr/local/bin/omx-fsgateway")
+        XCTAssertEqual(try String(contentsOfFile: "\(root)/etc/omx/omx.conf", encoding: .utf8), try String(contentsOfFile: compose + "/omx.conf", encoding: .utf8))
+        XCTAssertEqual((try FileManager.default.attributesOfItem(atPath: "\(root)/etc/omx/omx.conf"))[.posixPermissions] as? Int, 0o644)
+
+        try "[cluster]\ndisclosure = 0\n".write(toFile: "\(root)/etc/omx/omx.conf", atomically: true, encoding: .utf8)
+        let second = LocalCluster.runAbsolute("/bin/bash", [repo + "/scripts/install.sh", "--from", builtExecutablesFolder(), "--root", root])
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertTrue(second.stdout.contains("everything was already installed"), second.stdout)
+        XCTAssertEqual(try String(contentsOfFile: "\(root)/etc/omx/omx.conf", encoding: .utf8), "[cluster]\ndisclosure = 0\n", "an existing omx.conf is kept")
+
+        let missing = LocalCluster.runAbsolute("/bin/bash", [repo + "/scripts/install.sh", "--from", dir + "/nothing", "--root", root])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("\(dir)/nothing/omx is missing"), missing.stderr)
+    }
+
     // MARK: - Helpers
 
     /// The folder of the executables built with the tests (where `swift build` put them).

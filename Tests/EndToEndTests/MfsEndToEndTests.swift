@@ -6,19 +6,9 @@ import XCTest
 /// oMFS on real local clusters: the FSGateway services and every node's real FUSE mount at
 /// D/node-K/mfs (`omx cluster up`), driven with ordinary file calls.
 final class MfsEndToEndTests: XCTestCase {
-    private func requireFUSE() throws {
-        guard getuid() == 0, FileManager.default.fileExists(atPath: "/dev/fuse") else {
-            XCTFail("the /mfs tests need root and /dev/fuse (a FUSE mount); they cannot run here")
-            throw XCTSkip("no FUSE")
-        }
-    }
-
     /// Waits until node `node`'s mount lists the live nodes.
     private func mounted(_ cluster: DiscoveryCluster, _ node: Int, nodes: Int) async -> Bool {
-        await cluster.waitFor(seconds: 10) {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(cluster.dir)/node-\(node)/mfs")) ?? []
-            return (1...nodes).allSatisfy { names.contains(String($0)) }
-        } != nil
+        await cluster.waitForMount(at: "\(cluster.dir)/node-\(node)/mfs", nodes: nodes)
     }
 
     private func errnoOf(_ body: () -> Int32) -> Int32 {
@@ -27,7 +17,7 @@ final class MfsEndToEndTests: XCTestCase {
     }
 
     func testFilesBehaveThroughTheMountAsOnTheDisk() async throws {
-        try requireFUSE()
+        try DiscoveryCluster.requireFUSE()
         let cluster = try DiscoveryCluster(subnet: 50, nodes: 2)
         let isMounted = await mounted(cluster, 1, nodes: 2)
         XCTAssertTrue(isMounted, "node 1's /mfs lists nodes 1 and 2")
@@ -120,7 +110,7 @@ final class MfsEndToEndTests: XCTestCase {
     }
 
     func testEveryOperationRunsAsTheCallingUser() async throws {
-        try requireFUSE()
+        try DiscoveryCluster.requireFUSE()
         let cluster = try DiscoveryCluster(subnet: 51, nodes: 2)
         let isMounted = await mounted(cluster, 1, nodes: 2)
         XCTAssertTrue(isMounted)
@@ -147,7 +137,7 @@ final class MfsEndToEndTests: XCTestCase {
     }
 
     func testTheMagicEntriesAnswerForTheCallingProcess() async throws {
-        try requireFUSE()
+        try DiscoveryCluster.requireFUSE()
         let cluster = try DiscoveryCluster(subnet: 54, nodes: 2)
         let isMounted = await mounted(cluster, 2, nodes: 2)
         XCTAssertTrue(isMounted)
@@ -176,7 +166,7 @@ final class MfsEndToEndTests: XCTestCase {
     }
 
     func testConcurrentWritersThroughTwoMountsAndAGatewayRestartWhileAFileIsOpen() async throws {
-        try requireFUSE()
+        try DiscoveryCluster.requireFUSE()
         let cluster = try DiscoveryCluster(subnet: 55, nodes: 2)
         for node in 1...2 {
             let isMounted = await mounted(cluster, node, nodes: 2)
@@ -214,7 +204,7 @@ final class MfsEndToEndTests: XCTestCase {
     }
 
     func testAMigratedJobKeepsWorkingOnItsMfsFile() async throws {
-        try requireFUSE()
+        try DiscoveryCluster.requireFUSE()
         try DiscoveryCluster.requireCRIU()
         let cluster = try DiscoveryCluster(subnet: 56, nodes: 2)
         let isMounted = await mounted(cluster, 1, nodes: 2)
@@ -242,7 +232,7 @@ final class MfsEndToEndTests: XCTestCase {
     }
 
     func testTheGatewayKeepsEveryPathBeneathItsExportRoot() async throws {
-        try requireFUSE()
+        try DiscoveryCluster.requireFUSE()
         let cluster = try LocalCluster(subnet: 52, nodes: 1)
         let export = "\(cluster.dir)/export"
         try FileManager.default.createDirectory(atPath: "\(export)/inner", withIntermediateDirectories: true)
@@ -278,7 +268,7 @@ final class MfsEndToEndTests: XCTestCase {
     }
 
     func testGatewaysCountEachJobsIOAndReadsSurviveALostInstance() async throws {
-        try requireFUSE()
+        try DiscoveryCluster.requireFUSE()
         try DiscoveryCluster.requireCRIU()
         let cluster = try DiscoveryCluster(subnet: 53, nodes: 2, gateways: 2)
         let isMounted = await mounted(cluster, 1, nodes: 2)

@@ -74,7 +74,7 @@ final class OMXConfigTests: XCTestCase {
                 /etc/omx/omx.conf:6: expected `key = value`, found "just words"
                 /etc/omx/omx.conf:8: ports.migrator = "70000": expected a whole number from 1 to 65535
                 /etc/omx/omx.conf:9: ports.migrator is set twice (first on line 8)
-                /etc/omx/omx.conf:10: unknown section [network] (sections: [balancer], [cluster], [migrator], [mfs], [ports])
+                /etc/omx/omx.conf:10: unknown section [network] (sections: [balancer], [cluster], [mfs], [migrator], [ports])
                 /etc/omx/omx.conf:13: balancer.hysteresis = "-1": expected a number from 0 to 10
                 /etc/omx/omx.conf:14: balancer.load_source = "planets": expected machine or jobs
                 """)

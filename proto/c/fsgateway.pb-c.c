@@ -708,7 +708,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__statfs_response__descriptor =
   (ProtobufCMessageInit) omx__fsgateway__statfs_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__fsgateway__fs_request__field_descriptors[18] =
+static const ProtobufCFieldDescriptor omx__fsgateway__fs_request__field_descriptors[21] =
 {
   {
     "path",
@@ -926,6 +926,42 @@ static const ProtobufCFieldDescriptor omx__fsgateway__fs_request__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "relay_to",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, relay_to),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "relay_instance",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, relay_instance),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "relay_retry",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, relay_retry),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__fsgateway__fs_request__field_indices_by_name[] = {
   10,   /* field[10] = atime_ns */
@@ -944,13 +980,16 @@ static const unsigned omx__fsgateway__fs_request__field_indices_by_name[] = {
   3,   /* field[3] = offset */
   0,   /* field[0] = path */
   1,   /* field[1] = path2 */
+  19,   /* field[19] = relay_instance */
+  20,   /* field[20] = relay_retry */
+  18,   /* field[18] = relay_to */
   4,   /* field[4] = size */
   8,   /* field[8] = uid */
 };
 static const ProtobufCIntRange omx__fsgateway__fs_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 18 }
+  { 0, 21 }
 };
 const ProtobufCMessageDescriptor omx__fsgateway__fs_request__descriptor =
 {
@@ -960,7 +999,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__fs_request__descriptor =
   "Omx__Fsgateway__FsRequest",
   "omx.fsgateway",
   sizeof(Omx__Fsgateway__FsRequest),
-  18,
+  21,
   omx__fsgateway__fs_request__field_descriptors,
   omx__fsgateway__fs_request__field_indices_by_name,
   1,  omx__fsgateway__fs_request__number_ranges,
@@ -1044,7 +1083,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__io_counter__descriptor =
   (ProtobufCMessageInit) omx__fsgateway__io_counter__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__fsgateway__fs_response__field_descriptors[10] =
+static const ProtobufCFieldDescriptor omx__fsgateway__fs_response__field_descriptors[11] =
 {
   {
     "error_number",
@@ -1166,6 +1205,18 @@ static const ProtobufCFieldDescriptor omx__fsgateway__fs_response__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "instance",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsResponse, instance),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__fsgateway__fs_response__field_indices_by_name[] = {
   2,   /* field[2] = attr */
@@ -1175,6 +1226,7 @@ static const unsigned omx__fsgateway__fs_response__field_indices_by_name[] = {
   1,   /* field[1] = error */
   0,   /* field[0] = error_number */
   4,   /* field[4] = handle */
+  10,   /* field[10] = instance */
   6,   /* field[6] = size */
   8,   /* field[8] = statfs */
   7,   /* field[7] = target */
@@ -1182,7 +1234,7 @@ static const unsigned omx__fsgateway__fs_response__field_indices_by_name[] = {
 static const ProtobufCIntRange omx__fsgateway__fs_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor omx__fsgateway__fs_response__descriptor =
 {
@@ -1192,7 +1244,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__fs_response__descriptor =
   "Omx__Fsgateway__FsResponse",
   "omx.fsgateway",
   sizeof(Omx__Fsgateway__FsResponse),
-  10,
+  11,
   omx__fsgateway__fs_response__field_descriptors,
   omx__fsgateway__fs_response__field_indices_by_name,
   1,  omx__fsgateway__fs_response__number_ranges,

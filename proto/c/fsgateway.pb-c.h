@@ -130,10 +130,23 @@ struct  Omx__Fsgateway__FsRequest
    */
   uint32_t caller_node;
   protobuf_c_boolean datasync;
+  /*
+   * DFSA off (mount option dfsa=0): a guest job's calls go to its home node's gateway, which
+   * relays them to node relay_to's gateway (0 = no relay: this gateway serves the call).
+   */
+  uint32_t relay_to;
+  /*
+   * the instance ("address:port") holding the handle, if any
+   */
+  char *relay_instance;
+  /*
+   * the call is idempotent: try the node's other instances
+   */
+  protobuf_c_boolean relay_retry;
 };
 #define OMX__FSGATEWAY__FS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__fs_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, {0,NULL}, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, {0,NULL}, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Omx__Fsgateway__IoCounter
@@ -173,10 +186,14 @@ struct  Omx__Fsgateway__FsResponse
   Omx__Fsgateway__StatfsResponse *statfs;
   size_t n_counters;
   Omx__Fsgateway__IoCounter **counters;
+  /*
+   * a relayed call: the instance of node relay_to that answered
+   */
+  char *instance;
 };
 #define OMX__FSGATEWAY__FS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__fs_response__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, 0, {0,NULL}, 0, (char *)protobuf_c_empty_string, NULL, 0,NULL }
+    , 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, 0, {0,NULL}, 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, (char *)protobuf_c_empty_string }
 
 
 /* Omx__Fsgateway__Attr methods */

@@ -5,8 +5,16 @@
 
 /// Mounts `ops` at `mountpoint` with the comma-separated mount `options` and serves requests
 /// on several threads until unmounted or signalled (SIGTERM, SIGINT, SIGHUP). Attribute and
-/// entry caches last `cache_seconds`. Returns 0 on a clean end.
-int omx_fuse_run(const char *mountpoint, const struct fuse_operations *ops, const char *options, double cache_seconds);
+/// entry caches last `cache_seconds`. Once mounted, `omx_daemon_ready(ready_fd)` runs when
+/// `ready_fd` >= 0. Returns 0 on a clean end.
+int omx_fuse_run(const char *mountpoint, const struct fuse_operations *ops, const char *options, double cache_seconds, int ready_fd);
+/// Goes to the background before any thread exists: forks; the parent exits 0 when the child
+/// calls `omx_daemon_ready`, or with the child's status when it exits first. Returns, in the
+/// child (a new session), the descriptor to pass to `omx_daemon_ready`; -1 if fork failed.
+int omx_daemon_fork(void);
+/// Tells the waiting parent that the mount is up, and detaches standard input, output and
+/// error (to /dev/null).
+void omx_daemon_ready(int fd);
 
 /// The calling process's supplementary groups (fuse_getgroups); their number, or -1.
 int omx_fuse_caller_groups(int size, gid_t *groups);

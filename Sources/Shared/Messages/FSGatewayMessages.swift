@@ -104,6 +104,12 @@ public struct FsRequest: WireMessage, Equatable {
     public var job = ""
     public var callerNode: UInt32 = 0
     public var datasync = false
+    /// DFSA off: the node whose gateway the receiving (home) gateway relays this call to.
+    public var relayTo: UInt32 = 0
+    /// The instance of `relayTo` ("address:port") that holds the handle.
+    public var relayInstance = ""
+    /// The relayed call may be retried on the node's other instances.
+    public var relayRetry = false
 
     public init(path: String = "") { self.path = path }
 
@@ -132,6 +138,9 @@ public struct FsRequest: WireMessage, Equatable {
             request.job = cString(message.job)
             request.callerNode = message.caller_node
             request.datasync = message.datasync != 0
+            request.relayTo = message.relay_to
+            request.relayInstance = cString(message.relay_instance)
+            request.relayRetry = message.relay_retry != 0
             return request
         }
     }
@@ -160,6 +169,9 @@ public struct FsRequest: WireMessage, Equatable {
                 message.job = arena.string(job)
                 message.caller_node = callerNode
                 message.datasync = datasync ? 1 : 0
+                message.relay_to = relayTo
+                message.relay_instance = arena.string(relayInstance)
+                message.relay_retry = relayRetry ? 1 : 0
             }
         }
     }
@@ -178,6 +190,8 @@ public struct FsResponse: WireMessage, Equatable {
     public var target = ""
     public var statfs: FsStatfs?
     public var counters: [IoCounter] = []
+    /// A relayed call: the instance of the relay target that answered ("address:port").
+    public var instance = ""
 
     public init() {}
 
@@ -189,7 +203,7 @@ public struct FsResponse: WireMessage, Equatable {
     public static func == (a: FsResponse, b: FsResponse) -> Bool {
         a.errorNumber == b.errorNumber && a.error == b.error && a.attr == b.attr && a.entries.map(\.name) == b.entries.map(\.name)
             && a.entries.map(\.attr) == b.entries.map(\.attr) && a.handle == b.handle && a.data == b.data && a.size == b.size
-            && a.target == b.target && a.statfs == b.statfs && a.counters == b.counters
+            && a.target == b.target && a.statfs == b.statfs && a.counters == b.counters && a.instance == b.instance
     }
 
     static let codec = ProtoCodec<Omx__Fsgateway__FsResponse>(
@@ -235,6 +249,7 @@ public struct FsResponse: WireMessage, Equatable {
             response.counters = (0..<message.n_counters).compactMap { index in
                 message.counters[index].map { IoCounter(job: cString($0.pointee.job), node: $0.pointee.node, bytesRead: $0.pointee.bytes_read, bytesWritten: $0.pointee.bytes_written) }
             }
+            response.instance = cString(message.instance)
             return response
         }
     }
@@ -281,6 +296,7 @@ public struct FsResponse: WireMessage, Equatable {
                 }
                 message.n_counters = counters.count
                 message.counters = counterArray
+                message.instance = arena.string(instance)
             }
         }
     }

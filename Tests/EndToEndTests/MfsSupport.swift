@@ -1,0 +1,23 @@
+import Foundation
+import Shared
+import XCTest
+
+/// What the /mfs tests need beyond a running cluster: root and /dev/fuse, and a mount that
+/// lists the live nodes.
+extension DiscoveryCluster {
+    /// Fails the test loudly (instead of passing silently) when FUSE mounts cannot be made here.
+    static func requireFUSE() throws {
+        guard getuid() == 0, FileManager.default.fileExists(atPath: "/dev/fuse") else {
+            XCTFail("the /mfs tests need root and /dev/fuse (a FUSE mount); they cannot run here")
+            throw XCTSkip("no FUSE")
+        }
+    }
+
+    /// Waits until the /mfs mount at `directory` lists nodes 1...`nodes`.
+    func waitForMount(at directory: String, nodes: Int) async -> Bool {
+        await waitFor(seconds: 10) {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            return (1...nodes).allSatisfy { names.contains(String($0)) }
+        } != nil
+    }
+}
