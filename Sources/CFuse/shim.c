@@ -3,6 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
+#include <malloc.h>
+#include <limits.h>
+#include <string.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,9 +25,49 @@ static void *omx_fuse_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     return fuse_get_context()->private_data;
 }
 
+/// The read-ahead setting of this mount's backing device, and the file system's own getattr.
+static char readahead_path[128];
+static atomic_flag readahead_raised = ATOMIC_FLAG_INIT;
+static int (*next_getattr)(const char *, struct stat *, struct fuse_file_info *);
+
+/// Finds the sysfs read-ahead setting of the FUSE mount at `mountpoint` in /proc/self/mountinfo
+/// (a stat of the mount point itself would wait for the request loop, not running yet).
+static void omx_find_readahead_setting(const char *mountpoint) {
+    char resolved[PATH_MAX];
+    if (!realpath(mountpoint, resolved)) return;
+    FILE *mounts = fopen("/proc/self/mountinfo", "r");
+    if (!mounts) return;
+    char line[4096];
+    while (fgets(line, sizeof line, mounts)) {
+        unsigned id, parent;
+        char numbers[64], root[PATH_MAX], point[PATH_MAX];
+        if (sscanf(line, "%u %u %63s %4095s %4095s", &id, &parent, numbers, root, point) == 5 && strcmp(point, resolved) == 0)
+            snprintf(readahead_path, sizeof readahead_path, "/sys/class/bdi/%s/read_ahead_kb", numbers);  // the last is the newest
+    }
+    fclose(mounts);
+}
+
+/// The first getattr raises the mount's read-ahead to 1 MiB: by then the kernel has applied
+/// the INIT reply, which caps read-ahead at the 128 KiB it offered, and would otherwise cut
+/// every large read into 128 KiB requests, each a round trip to a gateway.
+static int omx_getattr_raising_readahead(const char *path, struct stat *stat, struct fuse_file_info *info) {
+    if (!atomic_flag_test_and_set(&readahead_raised) && readahead_path[0]) {
+        FILE *setting = fopen(readahead_path, "w");
+        if (setting) {
+            fputs("1024", setting);
+            fclose(setting);
+        }
+    }
+    return next_getattr(path, stat, info);
+}
+
 int omx_fuse_run(const char *mountpoint, const struct fuse_operations *ops, const char *options, double cache_seconds, int ready_fd) {
     struct fuse_operations with_init = *ops;
     with_init.init = omx_fuse_init;
+    if (ops->getattr) {
+        next_getattr = ops->getattr;
+        with_init.getattr = omx_getattr_raising_readahead;
+    }
     cache_timeout = cache_seconds;
     char *argv[] = {"omx-mfs", "-o", (char *)options, NULL};
     struct fuse_args args = FUSE_ARGS_INIT(3, argv);
@@ -39,6 +83,7 @@ int omx_fuse_run(const char *mountpoint, const struct fuse_operations *ops, cons
         fuse_destroy(fuse);
         return 3;
     }
+    omx_find_readahead_setting(mountpoint);
     if (ready_fd >= 0) omx_daemon_ready(ready_fd);
     struct fuse_loop_config config = {.clone_fd = 0, .max_idle_threads = 16};
     int result = fuse_loop_mt(fuse, &config);
@@ -89,4 +134,9 @@ void omx_daemon_ready(int fd) {
         dup2(null, 2);
         if (null > 2) close(null);
     }
+}
+
+void omx_malloc_keep_large_buffers(void) {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }

@@ -32,6 +32,7 @@ public struct FSGatewayCommand: AsyncParsableCommand {
 
         public func run() async throws {
             try requireMfsEnabled()
+            omx_malloc_keep_large_buffers()
             let host = try ServiceHost(kind: .fsgateway, instance: instance, options: options)
             let relays = GatewayDirectory(
                 loop: host.loop, map: host.map, authenticator: host.authenticator, bindAddress: resolveIPv4(host.node.address).first,

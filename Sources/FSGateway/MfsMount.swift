@@ -17,6 +17,8 @@ final class MfsMount: Sendable {
 
     let nodeID: UInt32
     let gateways: GatewayDirectory
+    /// Writes of open files sent in the background.
+    let writeBehind = WriteBehind()
     /// Direct file system access for migrated jobs; off: through their home node.
     let dfsa: Bool
     let logger: Logger
@@ -166,6 +168,8 @@ final class MfsMount: Sendable {
             state.next += 1
             // Reopening must neither create, truncate nor fail on an existing file.
             state.open[id] = (node, instance, answer.handle, via, request.path, request.flags & ~(O_CREAT | O_EXCL | O_TRUNC), request.job)
+            // Appends go out one at a time: the gateway finds their offset when it writes.
+            if request.flags & O_ACCMODE != O_RDONLY && request.flags & O_APPEND == 0 { writeBehind.track(id, node: node, path: request.path) }
             return id
         })
     }
@@ -177,16 +181,20 @@ final class MfsMount: Sendable {
     /// Calls the instance that holds open file `id`. When that instance lost the handle (it
     /// restarted) or cannot be reached (it died), the file is opened again by path on a live
     /// instance of the node and the call made once more.
-    func callFile(_ id: UInt64, _ method: String, _ fill: (inout FsRequest) -> Void) -> (Int32, FsResponse) {
+    /// - Parameter caller: the caller's credentials, when the call is made off the FUSE thread
+    ///   that took the request (write-behind); by default this thread's caller's.
+    func callFile(_ id: UInt64, _ method: String, caller: FsRequest? = nil, _ fill: (inout FsRequest) -> Void) -> (Int32, FsResponse) {
         guard let open = file(id) else { return (-EBADF, FsResponse()) }
-        var request = request("")
+        let base = caller ?? request("")
+        var request = base
         request.handle = open.handle
         request.job = open.job
         fill(&request)
         if let (answer, _) = try? send(open.node, method, request, retry: false, pinned: open.instance, via: open.via), answer.errorNumber != EBADF {
             return (answer.errorNumber == 0 ? 0 : -answer.errorNumber, answer)
         }
-        var reopen = self.request(open.path)
+        var reopen = base
+        reopen.path = open.path
         reopen.flags = open.flags
         guard let (opened, instance) = try? send(open.node, "Open", reopen, retry: true, via: open.via), opened.errorNumber == 0 else {
             logger.warning("FSGateway.\(method) \(open.path) on node \(open.node): the open file was lost and cannot be opened again")

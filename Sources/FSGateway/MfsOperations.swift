@@ -32,6 +32,7 @@ enum MfsOperations {
                 return 0
             case let .node(node, rest):
                 if rest.isEmpty, !MfsOperations.mount.gateways.liveNodes().contains(node) { return -ENOENT }
+                MfsOperations.mount.writeBehind.drain(node: node, path: rest)
                 let (code, answer) = MfsOperations.mount.call(node, "Getattr", MfsOperations.mount.request(rest))
                 if code == 0, let attr = answer.attr { fill(stat, attr) }
                 return code
@@ -88,6 +89,7 @@ enum MfsOperations {
         }
         ops.read = { _, buffer, size, offset, info in
             guard let info, let buffer else { return -EINVAL }
+            MfsOperations.drainWrites(of: info.pointee.fh)
             var done = 0
             while done < size {
                 let piece = min(size - done, 1 << 20)
@@ -106,6 +108,30 @@ enum MfsOperations {
         }
         ops.write = { _, buffer, size, offset, info in
             guard let info, let buffer else { return -EINVAL }
+            let id = info.pointee.fh
+            if let file = MfsOperations.mount.writeBehind.file(id), size <= 1 << 20 {
+                let caller = MfsOperations.mount.request("")
+                let pid = fuse_get_context()?.pointee.pid ?? 0
+                return MfsOperations.mount.writeBehind.write(file, by: pid, offset: Int64(offset), data: Array(UnsafeRawBufferPointer(start: buffer, count: size))) { data in
+                    var done = 0
+                    var attempts = 0
+                    while done < data.count {
+                        let (code, answer) = MfsOperations.mount.callFile(id, "Write", caller: caller) {
+                            $0.offset = Int64(offset) + Int64(done)
+                            $0.data = done == 0 ? data : Array(data[done...])
+                        }
+                        if code == 0 && answer.size > 0 {
+                            done += Int(answer.size)  // a short write: send the rest, which says why
+                            continue
+                        }
+                        // A lost gateway instance may be restarting: try again for up to 10 s.
+                        attempts += 1
+                        guard code == -EIO, attempts < 50 else { return code == 0 ? -EIO : code }
+                        usleep(200_000)
+                    }
+                    return 0
+                }
+            }
             var done = 0
             while done < size {
                 let piece = min(size - done, 1 << 20)
@@ -119,8 +145,15 @@ enum MfsOperations {
             }
             return Int32(done)
         }
+        ops.flush = { _, info in
+            guard let info, let file = MfsOperations.mount.writeBehind.file(info.pointee.fh) else { return 0 }
+            if file.written(by: fuse_get_context()?.pointee.pid ?? 0) { file.drain() }
+            return file.failure
+        }
         ops.release = { _, info in
-            guard let info, let open = MfsOperations.mount.forget(info.pointee.fh) else { return 0 }
+            guard let info else { return 0 }
+            MfsOperations.mount.writeBehind.finish(info.pointee.fh)
+            guard let open = MfsOperations.mount.forget(info.pointee.fh) else { return 0 }
             var request = MfsOperations.mount.request("")
             request.handle = open.handle
             _ = try? MfsOperations.mount.send(open.node, "Release", request, retry: false, pinned: open.instance, via: open.via)
@@ -128,11 +161,18 @@ enum MfsOperations {
         }
         ops.fsync = { _, datasync, info in
             guard let info else { return -EINVAL }
-            return MfsOperations.mount.callFile(info.pointee.fh, "Fsync") { $0.datasync = datasync != 0 }.0
+            MfsOperations.drainWrites(of: info.pointee.fh)
+            let failure = MfsOperations.mount.writeBehind.file(info.pointee.fh)?.failure ?? 0
+            let code = MfsOperations.mount.callFile(info.pointee.fh, "Fsync") { $0.datasync = datasync != 0 }.0
+            return failure != 0 ? failure : code
         }
         ops.truncate = { raw, size, info in
-            if let info, info.pointee.fh != 0 { return MfsOperations.mount.callFile(info.pointee.fh, "Truncate") { $0.offset = Int64(size) }.0 }
+            if let info, info.pointee.fh != 0 {
+                MfsOperations.drainWrites(of: info.pointee.fh)
+                return MfsOperations.mount.callFile(info.pointee.fh, "Truncate") { $0.offset = Int64(size) }.0
+            }
             return MfsOperations.onNode(raw) { node, rest in
+                MfsOperations.mount.writeBehind.drain(node: node, path: rest)
                 var request = MfsOperations.mount.request(rest)
                 request.offset = Int64(size)
                 return MfsOperations.mount.call(node, "Truncate", request, retry: false).0
@@ -212,6 +252,12 @@ enum MfsOperations {
             return 0
         }
         return ops
+    }
+
+    /// Waits for the writes in flight to the file open as our handle `id`, through any handle.
+    static func drainWrites(of id: UInt64) {
+        guard let open = MfsOperations.mount.file(id) else { return }
+        MfsOperations.mount.writeBehind.drain(node: open.node, path: open.path)
     }
 
     /// A timespec as utimensat takes it, in nanoseconds (UTIME_NOW / UTIME_OMIT kept as is).

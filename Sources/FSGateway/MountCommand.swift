@@ -36,6 +36,7 @@ extension FSGatewayCommand {
             if background && readyFD < 0 { throw ConfigError("cannot go to the background: fork: \(String(cString: strerror(errno)))") }
             bootstrapLogging(level: options.logLevel)
             try requireMfsEnabled()
+            omx_malloc_keep_large_buffers()
             let config = OMXConfig.active
             let mountpoint = mountpoint ?? config.mfs.mountpoint
             let map = try ClusterMap.load(path: resolveMapPath(options.mapPath))

@@ -21,7 +21,10 @@ final class Connection {
     var onClose: ((Connection, UVError?) -> Void)?
 
     private var decoder: FrameDecoder
-    private var output: [UInt8] = []
+    /// Frames waiting for the end of this loop iteration, written together in one writev.
+    private var output: [OutgoingBytes] = []
+    /// Frames this small are copied into a shared gather buffer; larger ones go out as they are.
+    private static let gatherLimit = 16 << 10
     private var flushScheduled = false
     private(set) var isClosed = false
     private var closeReason: UVError?
@@ -90,17 +93,19 @@ final class Connection {
         }
     }
 
-    /// Queues one frame carrying `payload`; it is written at the end of this loop iteration.
-    func send(_ payload: [UInt8]) {
+    /// Queues one frame; it is written at the end of this loop iteration.
+    func send(_ frame: OutgoingBytes) {
         guard !isClosed else { return }
-        Frame.append(payload, to: &output)
-        scheduleFlush()
-    }
-
-    /// Queues raw bytes, framed or not (tests use this to send broken input).
-    func sendRaw(_ bytes: [UInt8]) {
-        guard !isClosed else { return }
-        output.append(contentsOf: bytes)
+        if frame.count < Connection.gatherLimit {
+            let gathered = frame.withBytes { bytes in output.last?.gather(bytes) == true }
+            if !gathered {
+                let buffer = OutgoingBytes(capacity: 4 * Connection.gatherLimit, gathers: true)
+                _ = frame.withBytes { buffer.gather($0) }
+                output.append(buffer)
+            }
+        } else {
+            output.append(frame)
+        }
         scheduleFlush()
     }
 
@@ -112,21 +117,24 @@ final class Connection {
     }
 
     /// Bytes queued but not yet handed to the kernel.
-    var pendingOutputBytes: Int { output.count + uv_stream_get_write_queue_size(stream) }
+    var pendingOutputBytes: Int { output.reduce(0) { $0 + $1.count } + uv_stream_get_write_queue_size(stream) }
 
-    /// Hands the queued bytes to libuv in one write.
+    /// Hands the queued frames to libuv in one write; they stay alive until it completes.
     func flush() {
         flushScheduled = false
         guard !isClosed, !output.isEmpty else { return }
-        let count = output.count
-        let bytes = malloc(count)!
-        output.withUnsafeBytes { bytes.copyMemory(from: $0.baseAddress!, byteCount: count) }
-        output.removeAll(keepingCapacity: count <= 1 << 20)
+        let frames = output
+        output = []
+        let buffers = UnsafeMutablePointer<uv_buf_t>.allocate(capacity: frames.count)
+        defer { buffers.deallocate() }  // libuv copies the array itself
+        for (index, frame) in frames.enumerated() {
+            buffers[index] = uv_buf_init(frame.base.assumingMemoryBound(to: CChar.self), UInt32(frame.count))
+        }
         let request = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
-        request.pointee.data = bytes
-        var buffer = uv_buf_init(bytes.assumingMemoryBound(to: CChar.self), UInt32(count))
-        let rc = uv_write(request, stream, &buffer, 1) { request, status in
-            free(request!.pointee.data)
+        let keepAlive = Unmanaged.passRetained(frames as AnyObject)
+        request.pointee.data = keepAlive.toOpaque()
+        let rc = uv_write(request, stream, buffers, UInt32(frames.count)) { request, status in
+            Unmanaged<AnyObject>.fromOpaque(request!.pointee.data!).release()
             let stream = request!.pointee.handle!
             request!.deallocate()
             if status < 0 && status != UV_ECANCELED.rawValue {
@@ -135,7 +143,7 @@ final class Connection {
             }
         }
         if rc < 0 {
-            free(bytes)
+            keepAlive.release()
             request.deallocate()
             close(UVError(code: rc, operation: "write", peer: peer))
         }

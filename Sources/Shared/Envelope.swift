@@ -67,22 +67,30 @@ public struct Envelope: Sendable, Equatable {
 
     /// The serialized envelope (the payload of one frame).
     public func serialized() -> [UInt8] {
-        Envelope.codec.encode { message, arena in
-            message.call_id = callID
-            message.kind = Omx__EnvelopeKind(rawValue: kind.rawValue)
-            message.method = arena.string(method)
-            message.body = arena.bytes(body)
-            message.status = Omx__StatusCode(rawValue: status.rawValue)
-            message.error = arena.string(error)
-            message.deadline_ms = deadlineMs
-            if let auth {
-                let wire = arena.message(Envelope.authCodec)
-                wire.pointee.node_id = auth.nodeID
-                wire.pointee.timestamp_ms = auth.timestampMs
-                wire.pointee.nonce = arena.bytes(auth.nonce)
-                wire.pointee.mac = arena.bytes(auth.mac)
-                message.auth = wire
-            }
+        body.withUnsafeBytes { body in Envelope.codec.encode { message, arena in fill(&message, arena, body: body) } }
+    }
+
+    /// The envelope as one frame ready to send, packed in place: the body is copied once.
+    public func frame() -> OutgoingBytes {
+        body.withUnsafeBytes { body in Envelope.codec.encodeFrame { message, arena in fill(&message, arena, body: body) } }
+    }
+
+    /// The C message of this envelope; `body` stays Swift's (no copy) while it is packed.
+    private func fill(_ message: inout Omx__Envelope, _ arena: CArena, body: UnsafeRawBufferPointer) {
+        message.call_id = callID
+        message.kind = Omx__EnvelopeKind(rawValue: kind.rawValue)
+        message.method = arena.string(method)
+        message.body = ProtobufCBinaryData(len: body.count, data: UnsafeMutablePointer(mutating: body.baseAddress?.assumingMemoryBound(to: UInt8.self)))
+        message.status = Omx__StatusCode(rawValue: status.rawValue)
+        message.error = arena.string(error)
+        message.deadline_ms = deadlineMs
+        if let auth {
+            let wire = arena.message(Envelope.authCodec)
+            wire.pointee.node_id = auth.nodeID
+            wire.pointee.timestamp_ms = auth.timestampMs
+            wire.pointee.nonce = arena.bytes(auth.nonce)
+            wire.pointee.mac = arena.bytes(auth.mac)
+            message.auth = wire
         }
     }
 

@@ -36,6 +36,14 @@ public struct ProtoCodec<C> {
         }
     }
 
+    /// Builds a message with `fill` and returns it as one frame, packed in place.
+    func encodeFrame(_ fill: (inout C, CArena) -> Void) -> OutgoingBytes {
+        let arena = CArena()
+        let message = arena.message(self)
+        fill(&message.pointee, arena)
+        return OutgoingBytes.frame(payloadSize: packedSize(message)) { pack(message, $0) }
+    }
+
     /// Parses `bytes` and hands the C message to `read` while it is alive.
     /// - Throws: `RPCError` with status INVALID_ARGUMENT naming the message when the bytes do
     ///   not parse.

@@ -57,7 +57,7 @@ public final class RPCClient: @unchecked Sendable {
     private let nextCallID = Atomic<UInt64>(1)
     // Loop thread only:
     private var state = State.idle
-    private var queued: [[UInt8]] = []
+    private var queued: [OutgoingBytes] = []
     private var pending: [UInt64: Pending] = [:]
     private var deadlines = Heap<Deadline>()
     private var deadlineTimer: LoopTimer?
@@ -109,12 +109,12 @@ public final class RPCClient: @unchecked Sendable {
     }
 
     /// A call id, the signed frame payload and the deadline of a new call.
-    private func prepare(_ method: String, _ body: [UInt8], timeout: Duration) -> (UInt64, [UInt8], (deadlineNs: UInt64, timeoutMs: UInt64)) {
+    private func prepare(_ method: String, _ body: [UInt8], timeout: Duration) -> (UInt64, OutgoingBytes, (deadlineNs: UInt64, timeoutMs: UInt64)) {
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         let timeoutMs = max(timeout.milliseconds, 1)
         var envelope = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
         if case .tcp = endpoint { configuration.authenticator?.sign(&envelope) }
-        return (callID, envelope.serialized(), (monotonicNs() + timeoutMs * 1_000_000, timeoutMs))
+        return (callID, envelope.frame(), (monotonicNs() + timeoutMs * 1_000_000, timeoutMs))
     }
 
     /// Calls `method` with a typed request and decodes the typed response.
@@ -142,7 +142,7 @@ public final class RPCClient: @unchecked Sendable {
 
     // MARK: Loop thread
 
-    private func start(_ callID: UInt64, _ call: Pending, _ payload: [UInt8]) {
+    private func start(_ callID: UInt64, _ call: Pending, _ payload: OutgoingBytes) {
         switch state {
         case .closed:
             call.complete(.failure(RPCError(.failedPrecondition, "client of \(endpoint) is closed")))

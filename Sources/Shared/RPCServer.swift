@@ -108,7 +108,7 @@ public final class RPCServer: @unchecked Sendable {
             if let allowed = allowedAddresses.withLock({ $0 }), !allowed.contains(address) {
                 let message = "address \(address) is not in the cluster map of \(configuration.name)"
                 logger.warning("refused connection: \(message)")
-                connection.send(Envelope.failure(callID: 0, method: "", RPCError(.permissionDenied, message)).serialized())
+                connection.send(Envelope.failure(callID: 0, method: "", RPCError(.permissionDenied, message)).frame())
                 connection.closeAfterFlush()
                 return
             }
@@ -126,7 +126,7 @@ public final class RPCServer: @unchecked Sendable {
         connection.onFrameError = { [logger] connection, error in
             logger.warning("closing connection from \(connection.peer): \(error)")
             let refusal = RPCError(.resourceExhausted, "\(error); closing the connection")
-            connection.send(Envelope.failure(callID: 0, method: "", refusal).serialized())
+            connection.send(Envelope.failure(callID: 0, method: "", refusal).frame())
             connection.closeAfterFlush()
         }
         connection.onClose = { [weak self] connection, _ in self?.connections[ObjectIdentifier(connection)] = nil }
@@ -162,7 +162,7 @@ public final class RPCServer: @unchecked Sendable {
     }
 
     /// Authenticates and handles one request; returns the response envelope's bytes.
-    private func respond(to request: Envelope, handler: Handler?, from caller: Caller, peer: String, authenticator: Authenticator?) async -> [UInt8] {
+    private func respond(to request: Envelope, handler: Handler?, from caller: Caller, peer: String, authenticator: Authenticator?) async -> OutgoingBytes {
         let started = monotonicNs()
         var who = caller
         var status = StatusCode.ok
@@ -202,10 +202,10 @@ public final class RPCServer: @unchecked Sendable {
         }
     }
 
-    private func sign(_ envelope: Envelope, _ authenticator: Authenticator?) -> [UInt8] {
+    private func sign(_ envelope: Envelope, _ authenticator: Authenticator?) -> OutgoingBytes {
         var envelope = envelope
         authenticator?.sign(&envelope)
-        return envelope.serialized()
+        return envelope.frame()
     }
 
     private let drainingFlag = Atomic<Bool>(false)

@@ -18,3 +18,7 @@ void omx_daemon_ready(int fd);
 
 /// The calling process's supplementary groups (fuse_getgroups); their number, or -1.
 int omx_fuse_caller_groups(int size, gid_t *groups);
+/// Keeps freed large buffers (the 1 MiB chunks of file I/O) in the heap for reuse instead of
+/// giving each back to the kernel: malloc's mmap threshold and trim threshold raised, which
+/// spares a page fault per 4 KiB of every chunk copied.
+void omx_malloc_keep_large_buffers(void);

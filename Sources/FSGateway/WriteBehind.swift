@@ -1,0 +1,86 @@
+import Dispatch
+import Glibc
+import Synchronization
+
+/// Write-behind for files open on /mfs, as NFS and sshfs do it: a write is acknowledged once
+/// queued and is sent in the background, with up to `window` writes of a file in flight, so the
+/// kernel's copy, the network and the gateway's disk work overlap instead of taking turns.
+/// A write overlapping one in flight waits for it (the gateway may apply concurrent writes in
+/// any order); reads, stat, truncate, fsync, flush and close of the same file wait for all of
+/// its writes. A write whose gateway instance died is sent again for a while (the instance may
+/// be restarting); a failure then sticks to the open file: every later write, fsync and close
+/// of it reports it (any close may be the one a program checks).
+final class WriteBehind: Sendable {
+    static let window = 4
+
+    /// The writes in flight of one open file, and its first failure.
+    final class File: Sendable {
+        /// Where the file is: "node:path", shared by every handle open on it.
+        let key: String
+        let slots = DispatchSemaphore(value: WriteBehind.window)
+        let writing = DispatchGroup()
+        let state = Mutex<(inFlight: [Range<Int64>], error: Int32, writers: Set<pid_t>)>(([], 0, []))
+
+        init(key: String) { self.key = key }
+
+        /// Waits until no write of this file is in flight.
+        func drain() { writing.wait() }
+
+        /// The first failure of a write in the background (0: none).
+        var failure: Int32 { state.withLock { $0.error } }
+
+        /// Whether process `pid` wrote through this open file: its close waits for the writes
+        /// and reports their failure. Another process closing an inherited copy (a child at
+        /// exec) does not wait: it did not write, and it may be what the writes wait for.
+        func written(by pid: pid_t) -> Bool { state.withLock { $0.writers.contains(pid) } }
+    }
+
+    private let files = Mutex<[UInt64: File]>([:])
+    private let queue = DispatchQueue(label: "omx-mfs-write-behind", attributes: .concurrent)
+
+    /// Starts tracking writes of our handle `id`, open on `path` of `node`.
+    func track(_ id: UInt64, node: UInt32, path: String) {
+        files.withLock { $0[id] = File(key: "\(node):\(path)") }
+    }
+
+    /// The tracked file of handle `id` (nil: its writes go out one at a time, e.g. O_APPEND).
+    func file(_ id: UInt64) -> File? { files.withLock { $0[id] } }
+
+    /// Waits for every write in flight to `path` of `node`, through any handle.
+    func drain(node: UInt32, path: String) {
+        let key = "\(node):\(path)"
+        for file in files.withLock({ $0.values.filter { $0.key == key } }) { file.drain() }
+    }
+
+    /// Waits for handle `id`'s writes and stops tracking it.
+    func finish(_ id: UInt64) {
+        guard let file = file(id) else { return }
+        file.drain()
+        files.withLock { _ = $0.removeValue(forKey: id) }
+    }
+
+    /// Queues a write of `data` at `offset` to `file`; `send` makes the call and returns 0 or
+    /// -errno. Returns at once with the bytes accepted, or an earlier write's failure.
+    func write(_ file: File, by pid: pid_t, offset: Int64, data: [UInt8], send: @escaping @Sendable ([UInt8]) -> Int32) -> Int32 {
+        let failure = file.failure
+        guard failure == 0 else { return failure }
+        let range = offset..<offset + Int64(data.count)
+        file.slots.wait()
+        if file.state.withLock({ $0.inFlight.contains { $0.overlaps(range) } }) { file.drain() }
+        file.state.withLock { state in
+            state.inFlight.append(range)
+            state.writers.insert(pid)
+        }
+        file.writing.enter()
+        queue.async {
+            let code = send(data)
+            file.state.withLock { state in
+                if let index = state.inFlight.firstIndex(of: range) { state.inFlight.remove(at: index) }
+                if code != 0 && state.error == 0 { state.error = code }
+            }
+            file.writing.leave()
+            file.slots.signal()
+        }
+        return Int32(data.count)
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import Shared
+import XCTest
+
+/// Write-behind through a real /mfs mount: writes return before the gateway wrote them, yet
+/// stat, reads and fsync see them, and a failure is reported to the writer (later write,
+/// fsync or close), never lost.
+final class WriteBehindEndToEndTests: XCTestCase {
+    func testQueuedWritesAreSeenByStatAndReadsAndTheirFailuresReachTheWriter() async throws {
+        try DiscoveryCluster.requireFUSE()
+        let cluster = try DiscoveryCluster(subnet: 62, nodes: 2)
+        defer { _ = cluster.omx(["cluster", "down", "--dir", cluster.dir]) }
+        let listed = await cluster.waitForMount(at: "\(cluster.dir)/node-1/mfs", nodes: 2)
+        XCTAssertTrue(listed)
+        let disk = "\(cluster.dir)/scratch"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        let remote = "\(cluster.dir)/node-1/mfs/2\(disk)"
+
+        // 8 MiB in 1 MiB writes, then at once: the size, another descriptor's read, the disk after fsync.
+        let chunk = [UInt8]((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 7) })
+        let fd = open("\(remote)/big.bin", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        for index in 0..<8 { XCTAssertEqual(pwrite(fd, chunk, chunk.count, off_t(index << 20)), chunk.count) }
+        var info = stat()
+        XCTAssertEqual(stat("\(remote)/big.bin", &info), 0)
+        XCTAssertEqual(info.st_size, 8 << 20, "stat waits for the writes in flight")
+        let reader = open("\(remote)/big.bin", O_RDONLY)
+        var last = [UInt8](repeating: 0, count: chunk.count)
+        XCTAssertEqual(pread(reader, &last, last.count, 7 << 20), chunk.count)
+        XCTAssertEqual(last, chunk, "another descriptor reads what was written")
+        close(reader)
+        XCTAssertEqual(fsync(fd), 0)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(disk)/big.bin")).count, 8 << 20)
+        XCTAssertEqual(close(fd), 0)
+
+        // A full file system on node 2 (a 1 MiB tmpfs): the failure reaches the writer.
+        let small = "\(disk)/small"
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+        XCTAssertEqual(LocalCluster.runAbsolute("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", small]).status, 0)
+        defer { _ = LocalCluster.runAbsolute("/bin/umount", ["-l", small]) }
+        let full = open("\(remote)/small/f", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        XCTAssertGreaterThanOrEqual(full, 0)
+        var failure: Int32 = 0
+        for index in 0..<4 where failure == 0 {
+            if pwrite(full, chunk, chunk.count, off_t(index << 20)) < 0 { failure = errno }
+        }
+        if failure == 0, fsync(full) != 0 { failure = errno }
+        let closed = close(full)
+        XCTAssertEqual(failure, ENOSPC, "a write or fsync reports ENOSPC: \(String(cString: strerror(failure)))")
+        XCTAssertEqual(closed, -1, "close reports the failure too")
+    }
+}
