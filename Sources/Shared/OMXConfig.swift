@@ -81,10 +81,16 @@ public struct OMXConfig: Sendable, Equatable {
 
     public init() {}
 
-    private static let current = Mutex(OMXConfig())
+    /// The process's configuration behind a lock. A class holds the Mutex: a `static let` Mutex
+    /// read before any write came back as garbage from Swift 6.3's release builds.
+    private final class Current: Sendable {
+        let value = Mutex(OMXConfig())
+    }
+
+    private static let current = Current()
 
     /// The configuration this process runs with (the built-in defaults until `activate`).
-    public static var active: OMXConfig { current.withLock { $0 } }
+    public static var active: OMXConfig { current.value.withLock { $0 } }
 
     /// Loads the configuration at `path`, else `$OMX_CONFIG`, else `/etc/omx/omx.conf` when it
     /// exists, makes it the process's active one and returns it.
@@ -99,7 +105,7 @@ public struct OMXConfig: Sendable, Equatable {
         } else {
             config = OMXConfig()
         }
-        current.withLock { $0 = config }
+        current.value.withLock { $0 = config }
         return config
     }
 }
