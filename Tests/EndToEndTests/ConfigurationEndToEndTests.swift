@@ -1,14 +1,16 @@
 import Foundation
+import Logging
 import Shared
 import XCTest
 
-/// omx.conf read by real services and the `omx` tool: ports, the disclosure level, oMFS off,
-/// and a bad file refused with its file:line.
+/// omx.conf read by real services and the `omx` tool: ports, the disclosure level, secure
+/// ports off, oMFS off, and a bad file refused with its file:line.
 final class ConfigurationEndToEndTests: XCTestCase {
     func testAClusterRunsOnTheConfiguredPortsAndDisclosureLevel() async throws {
         let cluster = try DiscoveryCluster(subnet: 57, nodes: 2, gateways: 1, configText: """
             [cluster]
             disclosure = 0
+            secure_ports = no
             [ports]
             discovery = 17701
             balancer = 17702
@@ -34,7 +36,18 @@ final class ConfigurationEndToEndTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(cluster.runDir(1))/fsgateway-0.sock"))
         let gateway = LocalCluster.run("omx-fsgateway", ["serve", "--config", cluster.configPath!, "--map", cluster.mapPath, "--key", cluster.keyPath, "--node-id", "1"])
         XCTAssertEqual(gateway.status, 78, "EX_CONFIG: the systemd units do not restart it")
-        XCTAssertTrue(gateway.stderr.contains("\(cluster.configPath!):9: oMFS is turned off"), gateway.stderr)
+        XCTAssertTrue(gateway.stderr.contains("\(cluster.configPath!):10: oMFS is turned off"), gateway.stderr)
+
+        // Secure ports off: a caller holding the key is served from an address outside the map.
+        let loop = try EventLoop()
+        let stranger = RPCClient(
+            loop: loop, endpoint: .tcp(host: "127.0.57.1", port: 17701),
+            configuration: .init(authenticator: Authenticator(key: try ClusterKey.load(from: cluster.keyPath), nodeID: 0), bindAddress: "127.0.57.200"),
+            logger: Logger(label: "test"))
+        let health = try await stranger.call("Health", HealthRequest(), returning: HealthResponse.self, timeout: .seconds(5))
+        XCTAssertEqual(health.service, "discovery")
+        await stranger.close()
+        await loop.shutdown()
 
         // Disclosure 0: a user sees their own jobs only; root sees everyone's.
         let rootJob = try cluster.run(["/bin/sleep", "60"])
