@@ -78,10 +78,39 @@ final class MfsMount: Sendable {
     /// The job whose namespace `pid` runs in: the spool name of the nearest omx-jobinit
     /// ancestor ("2.17"), or nil.
     static func job(of pid: pid_t) -> String? {
+        // A process never leaves its PID namespace: its answer holds for its whole life.
+        let key = ProcStat.key(of: pid)
+        if let known = knownJobs.withLock({ $0[key] }) { return known.isEmpty ? nil : known }
+        var job = ""
         for process in ProcStat.lineage(of: pid) {
-            if let spool = jobInitSpool(of: process) { return spool.split(separator: "/").last.map(String.init) }
+            if let spool = jobInitSpool(of: process) {
+                job = spool.split(separator: "/").last.map(String.init) ?? ""
+                break
+            }
         }
-        return nil
+        knownJobs.withLock { table in
+            if table.count > 10_000 { table.removeAll() }
+            table[key] = job
+        }
+        return job.isEmpty ? nil : job
+    }
+
+    /// Each process's job ("" for none), by pid and start ticks.
+    private static let knownJobs = Mutex<[String: String]>([:])
+
+    /// Attributes of a file just created, by "node:path": the getattr the kernel asks right
+    /// after a create is answered from here once, sparing a round trip.
+    private let createdAttrs = Mutex<[String: (attr: FileAttr, atNs: UInt64)]>([:])
+
+    /// The attributes `open` returned for a file it created, once, if still fresh (20 ms).
+    func takeCreatedAttr(node: UInt32, path: String) -> FileAttr? {
+        guard let entry = createdAttrs.withLock({ $0.removeValue(forKey: "\(node):\(path)") }) else { return nil }
+        return monotonicNs() - entry.atNs < 20_000_000 ? entry.attr : nil
+    }
+
+    /// Forgets the created file's attributes (it was written to).
+    func forgetCreatedAttr(node: UInt32, path: String) {
+        _ = createdAttrs.withLock { $0.removeValue(forKey: "\(node):\(path)") }
     }
 
     /// What a magic entry points at for the calling process: `here` its node, `home` its
@@ -163,6 +192,12 @@ final class MfsMount: Sendable {
         let via = relayHome(for: node) ?? 0
         let (answer, instance) = try send(node, "Open", request, retry: request.flags & O_CREAT == 0, via: via)
         guard answer.errorNumber == 0 else { return (-answer.errorNumber, 0) }
+        if request.flags & O_CREAT != 0, let attr = answer.attr {
+            createdAttrs.withLock { table in
+                if table.count > 1_000 { table.removeAll() }
+                table["\(node):\(request.path)"] = (attr, monotonicNs())
+            }
+        }
         return (0, files.withLock { state in
             let id = state.next
             state.next += 1

@@ -1,5 +1,6 @@
 import CFileSystem
 import CFuse
+import Dispatch
 import Glibc
 import Shared
 
@@ -32,6 +33,10 @@ enum MfsOperations {
                 return 0
             case let .node(node, rest):
                 if rest.isEmpty, !MfsOperations.mount.gateways.liveNodes().contains(node) { return -ENOENT }
+                if let attr = MfsOperations.mount.takeCreatedAttr(node: node, path: rest) {
+                    fill(stat, attr)
+                    return 0
+                }
                 MfsOperations.mount.writeBehind.drain(node: node, path: rest)
                 let (code, answer) = MfsOperations.mount.call(node, "Getattr", MfsOperations.mount.request(rest))
                 if code == 0, let attr = answer.attr { fill(stat, attr) }
@@ -109,6 +114,7 @@ enum MfsOperations {
         ops.write = { _, buffer, size, offset, info in
             guard let info, let buffer else { return -EINVAL }
             let id = info.pointee.fh
+            if let open = MfsOperations.mount.file(id) { MfsOperations.mount.forgetCreatedAttr(node: open.node, path: open.path) }
             if let file = MfsOperations.mount.writeBehind.file(id), size <= 1 << 20 {
                 let caller = MfsOperations.mount.request("")
                 let pid = fuse_get_context()?.pointee.pid ?? 0
@@ -154,9 +160,13 @@ enum MfsOperations {
             guard let info else { return 0 }
             MfsOperations.mount.writeBehind.finish(info.pointee.fh)
             guard let open = MfsOperations.mount.forget(info.pointee.fh) else { return 0 }
-            var request = MfsOperations.mount.request("")
-            request.handle = open.handle
-            _ = try? MfsOperations.mount.send(open.node, "Release", request, retry: false, pinned: open.instance, via: open.via)
+            var release = MfsOperations.mount.request("")
+            release.handle = open.handle
+            let request = release
+            // Nobody waits for a release's answer: it goes out in the background.
+            DispatchQueue.global().async {
+                _ = try? MfsOperations.mount.send(open.node, "Release", request, retry: false, pinned: open.instance, via: open.via)
+            }
             return 0
         }
         ops.fsync = { _, datasync, info in
