@@ -235,7 +235,7 @@ actor MigratorService {
     func wait(_ request: WaitRequest, caller: Caller) async throws -> Job {
         let home = try homeNode(of: request.job)
         if home != nodeID {
-            guard case .local = caller else { throw RPCError(.notFound, "Migrator.Wait: node \(nodeID) is not the home of job \(request.job)") }
+            guard caller.isClient else { throw RPCError(.notFound, "Migrator.Wait: node \(nodeID) is not the home of job \(request.job)") }
             return try await peers.call(home, "Migrator.Wait", request, returning: Job.self, timeoutMs: UInt64(request.timeoutMs) + 5_000)
         }
         let deadline = monotonicNs() + UInt64(request.timeoutMs) * 1_000_000
@@ -250,7 +250,7 @@ actor MigratorService {
     func readLog(_ request: ReadLogRequest, caller: Caller) async throws -> ReadLogResponse {
         guard let job = jobs[request.job] else {
             let home = try homeNode(of: request.job)
-            guard home != nodeID, case .local = caller else { throw RPCError(.notFound, "Migrator.ReadLog: node \(nodeID) has no job \(request.job)") }
+            guard home != nodeID, caller.isClient else { throw RPCError(.notFound, "Migrator.ReadLog: node \(nodeID) has no job \(request.job)") }
             return try await peers.call(home, "Migrator.ReadLog", request, returning: ReadLogResponse.self, timeoutMs: 10_000)
         }
         try authorize(caller, for: job, method: "Migrator.ReadLog")
@@ -313,7 +313,7 @@ actor MigratorService {
             if job.state == .exited { return nil }
             return job.where
         }
-        if case .local = caller { return home }
+        if caller.isClient { return home }
         return nil
     }
 

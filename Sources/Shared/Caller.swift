@@ -5,6 +5,15 @@ public enum Caller: Sendable, Equatable, CustomStringConvertible {
     /// A local process on the Unix socket, identified by the kernel (SO_PEERCRED).
     case local(pid: Int32, uid: UInt32, gid: UInt32)
 
+    /// A user or a tool (a local process, or a TCP caller signing as node 0), not another
+    /// node's service: calls from clients about a job are forwarded to the job's home.
+    public var isClient: Bool {
+        switch self {
+        case .local: return true
+        case let .remote(_, nodeID): return nodeID == 0
+        }
+    }
+
     public var description: String {
         switch self {
         case let .remote(address, nodeID): return nodeID == 0 ? "\(address)" : "node \(nodeID) (\(address))"

@@ -125,8 +125,9 @@ final class PythonClientEndToEndTests: XCTestCase {
         XCTAssertEqual(again.status, 1)
         XCTAssertTrue(again.stderr.contains("Migrator.Migrate to 127.0.39.1:7703: FAILED_PRECONDITION: job \(job) already runs on node 2"), again.stderr)
 
-        // kill_job.py over TCP: the home forwards the signal to node 2.
-        let killed = example("kill_job.py", tcp + [job])
+        // kill_job.py over TCP to node 3, which is neither home nor host: node 3 forwards to the
+        // home (node 1), which forwards the signal to node 2.
+        let killed = example("kill_job.py", tcp + ["--node", "3", job])
         XCTAssertEqual(killed.status, 0, killed.stderr)
         XCTAssertEqual(killed.stdout, "job \(job): sent signal 15 on node 2\n")
         let ended = await cluster.waitForEnd(of: job)

@@ -469,9 +469,9 @@ class Migrator(Client):
 
     On the Unix socket the service acts for the calling user (SO_PEERCRED) and forwards calls
     about jobs elsewhere to their home. Over TCP the caller holds the cluster key: the job runs
-    as the uid/gid of the RunRequest, and a call about a job (kill, wait, read_log, migrate)
-    must go to the job's home node (job_home(id)) or to the node it runs on; the home forwards
-    to where the job runs. Cluster.migrator_for(job) connects to the home."""
+    as the uid/gid of the RunRequest. A call about a job (kill, wait, read_log, migrate) may
+    go to any node: one that is not the job's home forwards it there, and the home to where the
+    job runs. Asking the home (job_home(id); Cluster.migrator_for(job)) saves a hop."""
 
     def run(self, argv, node=0, name="", cwd=None, env=None, uid=None, gid=None, stay=False, lock=False):
         """Migrator.Run: starts `argv` as a job whose home is the called node; returns its Job
