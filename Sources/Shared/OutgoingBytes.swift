@@ -30,14 +30,6 @@ public final class OutgoingBytes: @unchecked Sendable {
         return bytes
     }
 
-    /// A frame carrying a copy of `payload`.
-    public static func frame(_ payload: [UInt8]) -> OutgoingBytes {
-        frame(payloadSize: payload.count) { target in
-            payload.withUnsafeBytes { target.update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: $0.count) }
-            return payload.count
-        }
-    }
-
     /// Appends `other` when this is a gather buffer with room for it.
     func gather(_ other: UnsafeRawBufferPointer) -> Bool {
         guard gathers, count + other.count <= capacity else { return false }

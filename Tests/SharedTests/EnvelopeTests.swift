@@ -11,6 +11,19 @@ final class EnvelopeTests: XCTestCase {
         XCTAssertEqual(try Envelope(serialized: envelope.serialized()), envelope)
     }
 
+    func testAFramePackedInPlaceIsTheLengthPrefixedEnvelope() throws {
+        for body in [[UInt8](), [1, 2, 3], [UInt8](repeating: 9, count: 70_000)] {
+            let envelope = Envelope(callID: 7, kind: .request, method: "FSGateway.Write", body: body, deadlineMs: 100)
+            let frame = envelope.frame()
+            XCTAssertEqual(frame.withBytes { Array($0) }, Frame.encode(envelope.serialized()))
+            XCTAssertFalse(frame.gathers, "a packed frame is never appended to")
+        }
+        let gather = OutgoingBytes(capacity: 8, gathers: true)
+        XCTAssertTrue([UInt8]([1, 2, 3, 4, 5]).withUnsafeBytes { gather.gather($0) })
+        XCTAssertFalse([UInt8]([6, 7, 8, 9]).withUnsafeBytes { gather.gather($0) }, "no room: the caller starts another buffer")
+        XCTAssertEqual(gather.withBytes { Array($0) }, [1, 2, 3, 4, 5])
+    }
+
     func testAnEmptyPayloadIsADefaultRequest() throws {
         let envelope = try Envelope(serialized: [])
         XCTAssertEqual(envelope.callID, 0)
