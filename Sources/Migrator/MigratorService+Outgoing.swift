@@ -9,7 +9,11 @@ extension MigratorService {
     /// `Migrator.Migrate`: moves the job here to `request.target`, or forwards to where it runs.
     func migrate(_ request: MigrateRequest, caller: Caller) async throws -> MigrateResponse {
         if let node = try forwardTarget(request.job, caller: caller) {
-            return try await peers.call(node, "Migrator.Migrate", request, returning: MigrateResponse.self, timeoutMs: 900_000)
+            let moved = try await peers.call(node, "Migrator.Migrate", request, returning: MigrateResponse.self, timeoutMs: 900_000)
+            // The home learns at once where its job went: a call right after this one is
+            // forwarded there, not to where the job was (the source's own report may come later).
+            if moved.job.home == nodeID { try? takeNews(moved.job) }
+            return moved
         }
         let job = try runningHere(request.job, caller: caller, method: "Migrator.Migrate")
         return try await migrateOut(job, to: request.target == 0 ? job.home : request.target)

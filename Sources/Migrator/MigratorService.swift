@@ -275,16 +275,22 @@ actor MigratorService {
     func update(_ job: Job, caller: Caller) throws -> Empty {
         guard case .remote = caller else { throw RPCError(.permissionDenied, "Migrator.Update is for other nodes' Migrators (caller: \(caller))") }
         guard job.home == nodeID else { throw RPCError(.failedPrecondition, "Migrator.Update: node \(nodeID) is not the home of job \(job.id)") }
+        try takeNews(job)
+        return Empty()
+    }
+
+    /// Keeps a newer record of one of this home's jobs, as the node it runs on reported it;
+    /// older news (fewer migrations) is ignored.
+    func takeNews(_ job: Job) throws {
         if let known = jobs[job.id] {
-            if job.migrations < known.migrations { return Empty() }
-            if known.where == nodeID && known.state != .exited && job.where != nodeID && job.migrations == known.migrations { return Empty() }
+            if job.migrations < known.migrations { return }
+            if known.where == nodeID && known.state != .exited && job.where != nodeID && job.migrations == known.migrations { return }
         }
         var record = job
         if record.lastMigration == nil { record.lastMigration = jobs[job.id]?.lastMigration }
         jobs[job.id] = record
         try store.save(record)
         logger.info(job.state == .exited ? "job \(job.id) ended on node \(job.where): \(job.exit)" : "job \(job.id) now runs on node \(job.where) as pid \(job.pid)")
-        return Empty()
     }
 
     /// `Migrator.Outcome`: what this node decided for a migration it sent.
