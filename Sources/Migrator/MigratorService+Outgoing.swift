@@ -112,6 +112,9 @@ extension MigratorService {
         } else {
             jobs[job.id] = nil
             store.remove(job.id)
+            let now = monotonicNs()
+            departed = departed.filter { now - $0.value.atNs < 60_000_000_000 }
+            departed[job.id] = (target, now)
         }
         countMigration(outcome: "committed", report: report)
         let breakdown = phases.map { "\($0.0) \($0.1) ms" }.joined(separator: ", ")

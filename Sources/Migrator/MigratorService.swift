@@ -32,6 +32,9 @@ actor MigratorService {
     var unreportedEnds: Set<String> = []
     /// Jobs that moved here whose home has not heard of it yet.
     var unreportedMoves: Set<String> = []
+    /// Guests that left, and where to, for a minute: a call the home forwards here before the
+    /// new node's report reached it follows the job (a forwarding address).
+    var departed: [String: (node: UInt32, atNs: UInt64)] = [:]
     /// The last CPU sample of each running job, for CPU%.
     var cpuSamples: [String: (ticks: UInt64, atNs: UInt64)] = [:]
 
@@ -320,6 +323,10 @@ actor MigratorService {
             return job.where
         }
         if caller.isClient { return home }
+        if let moved = departed[id] {
+            if monotonicNs() - moved.atNs < 60_000_000_000 { return moved.node }
+            departed[id] = nil
+        }
         return nil
     }
 

@@ -64,6 +64,26 @@ final class MigratorEndToEndTests: XCTestCase {
         await cluster.down()
     }
 
+    func testACallRightAfterAMoveTheHomeDidNotMakeFollowsTheJob() async throws {
+        try DiscoveryCluster.requireCRIU()
+        let cluster = try DiscoveryCluster(subnet: 63, nodes: 3)
+        defer { _ = cluster.omx(["cluster", "down", "--dir", cluster.dir]) }
+        // A job of node 1 running on node 2, moved to node 3 by node 2 itself (as its Balancer
+        // would): the home hears of it only with node 3's next report.
+        let job = try cluster.run(MigratorEndToEndTests.counter, options: ["--node", "2"])
+        try await Task.sleep(for: .milliseconds(300))
+        let moved = cluster.omx(["migrate", job, "3"], runDir: 2)
+        XCTAssertEqual(moved.status, 0, moved.stderr)
+        // At once, from the home: node 2 forwards the call to where the job went.
+        let stopped = cluster.omx(["kill", "-STOP", job])
+        XCTAssertEqual(stopped.status, 0, "the home's forward to node 2 follows the job to node 3: \(stopped.stderr)")
+        let killed = cluster.omx(["kill", "-KILL", job])
+        XCTAssertEqual(killed.status, 0, killed.stderr)
+        let ended = await cluster.waitForEnd(of: job)
+        XCTAssertEqual(ended?["exit"] as? String, "signal 9")
+        XCTAssertEqual(ended?["where"] as? Int, 3)
+    }
+
     func testEveryFailedMigrationLeavesTheJobRunningWhereItWasAndSaysWhy() async throws {
         try DiscoveryCluster.requireCRIU()
         let cluster = try DiscoveryCluster(subnet: 41, nodes: 3)
