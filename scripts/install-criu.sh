@@ -19,8 +19,6 @@ set -euo pipefail
 
 PREFIX="${OMX_CRIU_PREFIX:-/opt/omx/criu}"
 WRAPPER="${OMX_CRIU_WRAPPER:-/usr/local/bin/omx-criu}"
-SUITE=trixie
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 MULTIARCH=x86_64-linux-gnu
 LOADER_NAME=ld-linux-x86-64.so.2
 # criu + every shared library its dependency closure needs (all from trixie).
@@ -33,6 +31,8 @@ PACKAGES=(
 
 log() { echo "install-criu: $*"; }
 die() { echo "install-criu: ERROR: $*" >&2; exit 1; }
+# shellcheck source=trixie-download.sh
+source "$(dirname "$0")/trixie-download.sh"
 
 # --- helpers -----------------------------------------------------------------
 
@@ -110,78 +110,13 @@ if [[ -x "$PREFIX/usr/sbin/criu" ]]; then
   log "existing $PREFIX is not working; reinstalling"
 fi
 
-# --- 1. private apt setup for trixie ------------------------------------------
-
-for t in apt-get dpkg-deb gpg; do
-  command -v "$t" >/dev/null || die "required tool '$t' not found"
-done
-[[ -r "$KEYRING" ]] || die "$KEYRING missing (install debian-archive-keyring)"
-if ! gpg --no-default-keyring --keyring "$KEYRING" --list-keys 2>/dev/null \
-     | grep -q "(13/trixie)"; then
-  die "$KEYRING has no Debian 13/trixie key; upgrade debian-archive-keyring (bookworm's 2023.3+deb12u2 or later has it)"
-fi
-
-# Mirror: the Debian archive URI this machine's apt already uses.
-mirror=""
-shopt -s nullglob
-for f in /etc/apt/sources.list.d/*.sources; do
-  # deb822: take the URIs of a stanza whose Suites don't mention -security
-  mirror=$(awk '
-    BEGIN{RS=""}
-    /(^|\n)Types:[^\n]*deb([ \t]|\n|$)/ && $0 !~ /Suites:[^\n]*-security/ {
-      if (match($0, /(^|\n)URIs:[ \t]*[^ \t\n]+/)) {
-        s=substr($0,RSTART,RLENGTH); sub(/^\n?URIs:[ \t]*/,"",s)
-        if (s ~ /debian\/?$/) {print s; exit}
-      }
-    }' "$f")
-  [[ -n "$mirror" ]] && break
-done
-if [[ -z "$mirror" ]]; then
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [[ -r "$f" ]] || continue
-    mirror=$(sed -e 's/\[[^]]*\]//' "$f" | awk '$1=="deb" && $3 !~ /-security/ && $2 ~ /debian\/?$/ {print $2; exit}')
-    [[ -n "$mirror" ]] && break
-  done
-fi
-shopt -u nullglob
-[[ -n "$mirror" ]] || die "could not find a Debian archive mirror in /etc/apt/sources.list(.d)"
-mirror=${mirror%/}
-log "using mirror $mirror (suite $SUITE)"
+# --- 1. download trixie's packages (scripts/trixie-download.sh) -----------------
 
 work=$(mktemp -d /tmp/install-criu.XXXXXX)
-chmod 0755 "$work"   # the _apt sandbox user must be able to reach lists/ and debs/
 stage=""
 cleanup() { rm -rf "$work"; [[ -n "$stage" ]] && rm -rf "$stage"; return 0; }
 trap cleanup EXIT
-
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$work/etc"
-: >"$work/status"
-echo "deb [signed-by=$KEYRING] $mirror $SUITE main" >"$work/etc/sources.list"
-if id _apt >/dev/null 2>&1; then chown -R _apt "$work/lists" "$work/cache" "$work/debs"; fi
-
-APT=(apt-get -q
-  -o Dir::Etc::SourceList="$work/etc/sources.list"
-  -o Dir::Etc::SourceParts=/dev/null
-  -o Dir::Etc::Preferences=/dev/null
-  -o Dir::Etc::PreferencesParts=/dev/null
-  -o Dir::State::Lists="$work/lists"
-  -o Dir::State::status="$work/status"
-  -o Dir::Cache="$work/cache"
-  -o APT::Architecture=amd64
-  -o APT::Architectures::=amd64
-  -o Acquire::Languages=none
-  -o Debug::NoLocking=1)
-
-log "fetching $SUITE package lists into a private dir (system apt state untouched)"
-"${APT[@]}" update >"$work/update.log" 2>&1 || { cat "$work/update.log" >&2; die "apt-get update for $SUITE failed"; }
-if grep -qE '^(W|E):' "$work/update.log"; then
-  grep -E '^(W|E):' "$work/update.log" >&2
-  die "apt-get update for $SUITE reported warnings/errors (signature or mirror problem?)"
-fi
-
-log "downloading ${#PACKAGES[@]} packages: ${PACKAGES[*]}"
-(cd "$work/debs" && "${APT[@]}" download "${PACKAGES[@]}") >"$work/download.log" 2>&1 \
-  || { cat "$work/download.log" >&2; die "apt-get download failed"; }
+trixie_download "$work" "${PACKAGES[@]}"
 for deb in "$work"/debs/*.deb; do
   log "  fetched $(basename "$deb")"
 done
