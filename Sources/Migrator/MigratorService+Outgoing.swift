@@ -7,7 +7,10 @@ import Shared
 /// target that restored a copy drops it. So a job is never lost and never runs twice.
 extension MigratorService {
     /// `Migrator.Migrate`: moves the job here to `request.target`, or forwards to where it runs.
+    /// A request that arrives while the job is leaving (the Balancer moving it) waits for that
+    /// move to settle and then follows the job.
     func migrate(_ request: MigrateRequest, caller: Caller) async throws -> MigrateResponse {
+        await awaitSettled(request.job)
         if let node = try forwardTarget(request.job, caller: caller) {
             let moved = try await peers.call(node, "Migrator.Migrate", request, returning: MigrateResponse.self, timeoutMs: 900_000)
             // The home learns at once where its job went: a call right after this one is
@@ -17,6 +20,14 @@ extension MigratorService {
         }
         let job = try runningHere(request.job, caller: caller, method: "Migrator.Migrate")
         return try await migrateOut(job, to: request.target == 0 ? job.home : request.target)
+    }
+
+    /// Waits while job `id` is being moved away from here (as long as a migration may take).
+    func awaitSettled(_ id: String) async {
+        let deadline = monotonicNs() + 900_000_000_000
+        while let job = jobs[id], job.where == nodeID, job.state == .migrating, monotonicNs() < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     /// Checkpoints `original`, streams its images to `target`, has them restored there, and

@@ -25,7 +25,7 @@ struct LocalClusterLauncher {
     }
 
     /// The services of a node: name for files, executable, arguments.
-    private func services(node: Int, of nodes: Int, gateways: UInt32) -> [(name: String, executable: String, arguments: [String])] {
+    func services(node: Int, of nodes: Int, gateways: UInt32) -> [(name: String, executable: String, arguments: [String])] {
         let common = ["--map", mapPath, "--key", keyPath, "--node-id", "\(node)", "--run-dir", runDir(node: node)]
             + (configPath.map { ["--config", $0] } ?? [])
         var list: [(String, String, [String])] = [(ServiceKind.discovery.rawValue, ServiceKind.discovery.executableName, common)]
@@ -66,30 +66,6 @@ struct LocalClusterLauncher {
             }
         }
         return started
-    }
-
-    /// Waits until node 1's Discovery sees every node alive.
-    /// - Throws: `ConfigError` with the states seen when the time runs out.
-    func waitUntilAlive(nodes: Int, timeoutSeconds: Int) async throws {
-        let loop = try EventLoop()
-        let client = RPCClient(loop: loop, endpoint: .unix(path: "\(runDir(node: 1))/discovery.sock"), logger: Logger(label: "omx"))
-        let deadline = monotonicNs() + UInt64(timeoutSeconds) * 1_000_000_000
-        var last = "no answer from node 1's Discovery"
-        while monotonicNs() < deadline {
-            if let response = try? await client.call("Discovery.Members", MembersRequest(), returning: MembersResponse.self) {
-                let alive = response.members.filter { $0.state == .alive }.count
-                if alive == nodes {
-                    await client.close()
-                    await loop.shutdown()
-                    return
-                }
-                last = response.members.map { "node \($0.id) \($0.state)" }.joined(separator: ", ")
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        await client.close()
-        await loop.shutdown()
-        throw ConfigError("not every node was alive within \(timeoutSeconds) s: \(last); logs are in \(dir)/node-*/log")
     }
 
     /// Stops every process whose pid file is under `dir` (SIGTERM, then SIGKILL after 5 s),

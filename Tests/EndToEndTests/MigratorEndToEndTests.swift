@@ -6,6 +6,17 @@ import XCTest
 /// checkpoints, images streamed between real Migrator processes.
 final class MigratorEndToEndTests: XCTestCase {
     static let counter = ["/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo $i; sleep 0.02; done"]
+    /// A counter holding 24 MiB of random memory, so that a rate-capped move takes seconds.
+    static let ballast = ["/usr/bin/python3", "-c", """
+        import os, time
+        memory = bytearray(os.urandom(24 << 20))
+        i = 0
+        while True:
+            i += 1
+            print(i, flush=True)
+            memory[(i * 4096) % len(memory)] = 1
+            time.sleep(0.02)
+        """]
 
     /// Checks that the output is 1, 2, 3 ... with no number missing or repeated.
     private func assertCountsUp(_ output: String, file: StaticString = #filePath, line: UInt = #line) {
@@ -84,20 +95,33 @@ final class MigratorEndToEndTests: XCTestCase {
         XCTAssertEqual(ended?["where"] as? Int, 3)
     }
 
+    func testAMigrateArrivingWhileTheJobMovesWaitsForThatMoveAndFollowsIt() async throws {
+        try DiscoveryCluster.requireCRIU()
+        let cluster = try DiscoveryCluster(subnet: 64, nodes: 3)
+        defer { _ = cluster.omx(["cluster", "down", "--dir", cluster.dir]) }
+        // 24 MiB of random memory and node 1 sending at 4 MiB/s: the first move takes seconds.
+        try await cluster.restartMigrator(1, extra: ["--max-transfer-rate", "4"])
+        let job = try cluster.run(MigratorEndToEndTests.ballast)
+        try await Task.sleep(for: .milliseconds(500))
+        let first = Task.detached { cluster.omx(["migrate", job, "3"]) }
+        let receiving = await cluster.waitFor(seconds: 10) { cluster.log(3, "migrator").contains("receiving job \(job)") }
+        XCTAssertNotNil(receiving, "node 3 started receiving")
+        // As a user's migrate would meet the Balancer's: the second request waits, then follows.
+        let second = cluster.omx(["migrate", job, "2"])
+        XCTAssertEqual(second.status, 0, "the second move waits for the first and then goes on: \(second.stderr)")
+        let firstResult = await first.value
+        XCTAssertEqual(firstResult.status, 0, firstResult.stderr)
+        XCTAssertEqual(cluster.job(job)?["where"] as? Int, 2, "the job ends where the last request sent it")
+        XCTAssertEqual(cluster.copies(of: job).count, 1, "and runs once")
+        let before = cluster.output(of: job).count
+        try await Task.sleep(for: .milliseconds(300))
+        XCTAssertGreaterThan(cluster.output(of: job).count, before, "it carries on")
+    }
+
     func testEveryFailedMigrationLeavesTheJobRunningWhereItWasAndSaysWhy() async throws {
         try DiscoveryCluster.requireCRIU()
         let cluster = try DiscoveryCluster(subnet: 41, nodes: 3)
-        // 24 MiB of random memory, so that a slow transfer can be interrupted.
-        let job = try cluster.run(["/usr/bin/python3", "-c", """
-            import os, time
-            memory = bytearray(os.urandom(24 << 20))
-            i = 0
-            while True:
-                i += 1
-                print(i, flush=True)
-                memory[(i * 4096) % len(memory)] = 1
-                time.sleep(0.02)
-            """])
+        let job = try cluster.run(MigratorEndToEndTests.ballast)
         func assertStillOnNodeOne(_ what: String, pid: Int) async {
             let record = cluster.job(job)
             XCTAssertEqual(record?["where"] as? Int, 1, "\(what): the job stays on node 1")

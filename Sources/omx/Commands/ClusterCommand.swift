@@ -44,7 +44,8 @@ struct ClusterCommand: AsyncParsableCommand {
             let started = try cluster.up(nodes: nodes, gateways: gateways, firstAddress: firstAddress)
             print("started \(started) service processes for \(nodes) nodes in \(cluster.dir)")
             try await cluster.waitUntilAlive(nodes: nodes, timeoutSeconds: timeout)
-            print("all \(nodes) nodes are alive")
+            try await cluster.waitUntilServing(nodes: nodes, gateways: gateways, timeoutSeconds: timeout)
+            print("all \(nodes) nodes are alive and serving")
             print("export OMX_MAP=\(cluster.mapPath) OMX_KEY=\(cluster.keyPath) OMX_RUN_DIR=\(cluster.runDir(node: 1))")
         }
     }

@@ -1,0 +1,78 @@
+import Glibc
+import Logging
+import Shared
+
+/// When a local cluster is ready: `omx cluster up` returns only once every node is alive in
+/// Discovery, every service answers on its socket and every `/mfs` view is mounted, so the
+/// next command never meets a part still starting.
+extension LocalClusterLauncher {
+    /// Waits until node 1's Discovery sees every node alive.
+    /// - Throws: `ConfigError` with the states seen when the time runs out.
+    func waitUntilAlive(nodes: Int, timeoutSeconds: Int) async throws {
+        let loop = try EventLoop()
+        let client = RPCClient(loop: loop, endpoint: .unix(path: "\(runDir(node: 1))/discovery.sock"), logger: Logger(label: "omx"))
+        let deadline = monotonicNs() + UInt64(timeoutSeconds) * 1_000_000_000
+        var last = "no answer from node 1's Discovery"
+        while monotonicNs() < deadline {
+            if let response = try? await client.call("Discovery.Members", MembersRequest(), returning: MembersResponse.self) {
+                let alive = response.members.filter { $0.state == .alive }.count
+                if alive == nodes {
+                    await client.close()
+                    await loop.shutdown()
+                    return
+                }
+                last = response.members.map { "node \($0.id) \($0.state)" }.joined(separator: ", ")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        await client.close()
+        await loop.shutdown()
+        throw ConfigError("not every node was alive within \(timeoutSeconds) s: \(last); logs are in \(dir)/node-*/log")
+    }
+
+    /// Waits until every service of every node answers `Health` on its Unix socket and every
+    /// node's `/mfs` is mounted.
+    /// - Throws: `ConfigError` naming the first part that died (with its log) or is still not
+    ///   ready when the time runs out.
+    func waitUntilServing(nodes: Int, gateways: UInt32, timeoutSeconds: Int) async throws {
+        var waiting = (1...nodes).flatMap { node in services(node: node, of: nodes, gateways: gateways).map { (node: node, name: $0.name) } }
+        let loop = try EventLoop()
+        let deadline = monotonicNs() + UInt64(timeoutSeconds) * 1_000_000_000
+        var failure: ConfigError?
+        while let part = waiting.first {
+            do {
+                if try await isReady(part, loop: loop) {
+                    waiting.removeFirst()
+                    continue
+                }
+            } catch let error as ConfigError {
+                failure = error
+                break
+            }
+            guard monotonicNs() < deadline else {
+                failure = ConfigError("node \(part.node)'s \(part.name) was not ready within \(timeoutSeconds) s; see \(logDir(node: part.node))/\(part.name).log")
+                break
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        await loop.shutdown()
+        if let failure { throw failure }
+    }
+
+    /// Whether one part answers (or is mounted).
+    /// - Throws: `ConfigError` when its process has died, with the end of its log.
+    private func isReady(_ part: (node: Int, name: String), loop: EventLoop) async throws -> Bool {
+        let run = runDir(node: part.node)
+        guard LocalClusterLauncher.runningPID("\(run)/\(part.name).pid") != nil else {
+            let log = (try? readTextFile("\(logDir(node: part.node))/\(part.name).log")) ?? ""
+            throw ConfigError("node \(part.node)'s \(part.name) exited while starting:\n\(log.split(separator: "\n").suffix(5).joined(separator: "\n"))")
+        }
+        if part.name == "mfs" {
+            return ((try? readTextFile("/proc/self/mounts")) ?? "").contains(" \(mfsDir(node: part.node)) fuse")
+        }
+        let client = RPCClient(loop: loop, endpoint: .unix(path: "\(run)/\(part.name).sock"), logger: Logger(label: "omx"))
+        let answered = (try? await client.call("Health", HealthRequest(), returning: HealthResponse.self, timeout: .seconds(1))) != nil
+        await client.close()
+        return answered
+    }
+}
