@@ -2,6 +2,7 @@
 #include "CLibUV.h"
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
 int CLibUV_tcp_peer_ip(const uv_tcp_t *tcp, char *buf, size_t len) {
@@ -48,4 +49,8 @@ int CLibUV_tcp_connect4(uv_connect_t *req, uv_tcp_t *tcp, const char *ip, int po
     int rc = uv_ip4_addr(ip, port, &addr);
     if (rc != 0) return rc;
     return uv_tcp_connect(req, tcp, (const struct sockaddr *)&addr, cb);
+}
+
+void CLibUV_name_this_thread(const char *name) {
+    pthread_setname_np(pthread_self(), name);
 }

@@ -119,7 +119,9 @@ final class Connection {
     /// Bytes queued but not yet handed to the kernel.
     var pendingOutputBytes: Int { output.reduce(0) { $0 + $1.count } + uv_stream_get_write_queue_size(stream) }
 
-    /// Hands the queued frames to libuv in one write; they stay alive until it completes.
+    /// Writes the queued frames in one `writev` when the socket takes them all at once (the
+    /// common case: no write request, no change to the poll set); whatever is left goes to
+    /// libuv's write queue and stays alive until it is written.
     func flush() {
         flushScheduled = false
         guard !isClosed, !output.isEmpty else { return }
@@ -130,11 +132,26 @@ final class Connection {
         for (index, frame) in frames.enumerated() {
             buffers[index] = uv_buf_init(frame.base.assumingMemoryBound(to: CChar.self), UInt32(frame.count))
         }
+        var first = 0
+        let written = uv_try_write(stream, buffers, UInt32(frames.count))
+        if written < 0 && written != UV_EAGAIN.rawValue {
+            return close(UVError(code: written, operation: "write", peer: peer))
+        }
+        if written > 0 {
+            var remaining = Int(written)
+            while first < frames.count && remaining >= buffers[first].len {
+                remaining -= buffers[first].len
+                first += 1
+            }
+            if first == frames.count { return }
+            buffers[first].base += remaining
+            buffers[first].len -= Int(remaining)
+        }
         let request = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
-        let keepAlive = Unmanaged.passRetained(frames as AnyObject)
+        let keepAlive = Unmanaged.passRetained(WrittenFrames(frames))
         request.pointee.data = keepAlive.toOpaque()
-        let rc = uv_write(request, stream, buffers, UInt32(frames.count)) { request, status in
-            Unmanaged<AnyObject>.fromOpaque(request!.pointee.data!).release()
+        let rc = uv_write(request, stream, buffers + first, UInt32(frames.count - first)) { request, status in
+            Unmanaged<WrittenFrames>.fromOpaque(request!.pointee.data!).release()
             let stream = request!.pointee.handle!
             request!.deallocate()
             if status < 0 && status != UV_ECANCELED.rawValue {
@@ -182,4 +199,11 @@ final class Connection {
             free(handle)
         }
     }
+}
+
+/// The frames of one `uv_write`, kept alive until libuv is done with them (a class, so that
+/// keeping them costs one retain and no bridging of the array).
+private final class WrittenFrames {
+    let frames: [OutgoingBytes]
+    init(_ frames: [OutgoingBytes]) { self.frames = frames }
 }

@@ -61,6 +61,8 @@ public final class EventLoop: @unchecked Sendable {
         let box = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&thread, nil, { arg in
             let loop = Unmanaged<EventLoop>.fromOpaque(arg!).takeRetainedValue()
+            // Named for top -H and perf (a thread otherwise inherits its creator's name).
+            CLibUV_name_this_thread("omx-loop")
             loop.startedThread.withLock { $0 = pthread_self() }
             uv_run(loop.uvLoop, UV_RUN_DEFAULT)
             loop.didFinish()

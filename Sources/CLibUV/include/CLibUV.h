@@ -21,4 +21,7 @@ int CLibUV_tcp_bind4(uv_tcp_t *tcp, const char *ip, int port);
 /* Starts connecting a TCP handle to an IPv4 address and port; 0 or a libuv error. */
 int CLibUV_tcp_connect4(uv_connect_t *req, uv_tcp_t *tcp, const char *ip, int port, uv_connect_cb cb);
 
+/* Names the calling thread (15 characters at most), as top -H and perf show it. */
+void CLibUV_name_this_thread(const char *name);
+
 #endif
