@@ -5,9 +5,8 @@ import Shared
 import Synchronization
 
 /// The /mfs file system (oMFS): one directory per live node, `/mfs/<id>/...` being node
-/// <id>'s exported tree served by its gateways, plus the per-process entries `here` (the
-/// node the caller runs on) and `home` (the caller's job's home node; this node for a
-/// process that is no job). Every operation runs on the target node with the caller's uid,
+/// <id>'s exported tree served by its gateways, plus the HOWTO's per-process entries `here`,
+/// `home`, `magic`, `lastexec` and `selected` (see `magicTarget`). Every operation runs on the target node with the caller's uid,
 /// gid and groups, and carries the caller's job for the gateways' I/O counters. With DFSA on
 /// (the default) a migrated job's I/O goes straight to the node whose files it uses; with
 /// DFSA off (`dfsa=0`) a guest job's calls go through its home node's gateway, which relays
@@ -24,6 +23,8 @@ final class MfsMount: Sendable {
     let logger: Logger
     /// Where `omx select` keeps each process's selected node (`<pid>.<start ticks>` files).
     let selections: String
+    /// This node's Migrator, which knows where jobs' processes exec'd (`lastexec`).
+    let migrator: RPCClient
     /// The node of each process's last successful create, by pid and start ticks.
     private let lastCreate = Mutex<[String: UInt32]>([:])
     /// A file open on a node: the gateway instance that holds it ("host:port"), its handle
@@ -33,12 +34,13 @@ final class MfsMount: Sendable {
     /// Open files by our handle.
     private let files = Mutex<(next: UInt64, open: [UInt64: OpenFile])>((1, [:]))
 
-    init(nodeID: UInt32, gateways: GatewayDirectory, dfsa: Bool, logger: Logger, selections: String) {
+    init(nodeID: UInt32, gateways: GatewayDirectory, dfsa: Bool, logger: Logger, selections: String, migrator: RPCClient) {
         self.nodeID = nodeID
         self.gateways = gateways
         self.dfsa = dfsa
         self.logger = logger
         self.selections = selections
+        self.migrator = migrator
     }
 
     /// Where `path` points: the mount's root, a magic link, or a path on a node.
@@ -49,7 +51,7 @@ final class MfsMount: Sendable {
         case missing
     }
 
-    static let magicEntries = ["here", "home", "magic", "selected"]
+    static let magicEntries = ["here", "home", "magic", "lastexec", "selected"]
 
     func place(_ path: String) -> Place {
         let parts = path.split(separator: "/", maxSplits: 1)
@@ -114,8 +116,9 @@ final class MfsMount: Sendable {
     }
 
     /// What a magic entry points at for the calling process: `here` its node, `home` its
-    /// job's home, `magic` the node of its last successful create, `selected` the node it or
-    /// an ancestor chose with `omx select` (each falls back to this node).
+    /// job's home, `magic` the node of its last successful create, `lastexec` where it last
+    /// exec'd, `selected` the node it or an ancestor chose with `omx select` (each falls back
+    /// to this node).
     func magicTarget(_ name: String) -> String {
         let pid = fuse_get_context()?.pointee.pid ?? 0
         switch name {
@@ -123,6 +126,8 @@ final class MfsMount: Sendable {
             if let job = MfsMount.job(of: pid), let home = job.split(separator: ".").first { return String(home) }
         case "magic":
             if let node = lastCreate.withLock({ $0[ProcStat.key(of: pid)] }) { return String(node) }
+        case "lastexec":
+            if let job = MfsMount.job(of: pid), let node = lastExec(of: pid, job: job) { return String(node) }
         case "selected":
             for ancestor in ProcStat.lineage(of: pid) {
                 let path = "\(selections)/\(ProcStat.key(of: ancestor))"
@@ -135,6 +140,25 @@ final class MfsMount: Sendable {
             break
         }
         return String(nodeID)
+    }
+
+    /// Where process `pid` of `job` last exec'd, as the job's Migrator noted it (a process
+    /// outside jobs exec'd here). Nil, logged, when the Migrator cannot be asked.
+    private func lastExec(of pid: pid_t, job: String) -> UInt32? {
+        // The caller and its ancestors up to the job's init, by their pids inside the job.
+        var pids: [Int32] = []
+        for process in ProcStat.lineage(of: pid) {
+            guard let inside = namespacePID(of: process) else { break }
+            pids.append(inside)
+            if inside == 1 { break }
+        }
+        do {
+            let body = try migrator.callBlocking("Migrator.LastExec", LastExecRequest(job: job, pids: pids).wire(), timeout: .seconds(2))
+            return try LastExecResponse(wire: body).node
+        } catch {
+            logger.warning("lastexec of pid \(pid) in job \(job): Migrator.LastExec: \(error)")
+            return nil
+        }
     }
 
     /// Remembers that the calling process created a file on `node` (for `magic`).

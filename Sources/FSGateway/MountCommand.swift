@@ -55,7 +55,8 @@ extension FSGatewayCommand {
             try makeDirectories(selections, mode: 0o1777)
             chmod(selections, 0o1777)
             let direct = dfsa.map { $0 == .on } ?? config.mfs.dfsa
-            MfsMount.shared = MfsMount(nodeID: node.id, gateways: gateways, dfsa: direct, logger: logger, selections: selections)
+            let migrator = RPCClient(loop: loop, endpoint: .unix(path: "\(resolveRunDir(options.runDir))/\(ServiceKind.migrator.socketName())"), logger: logger)
+            MfsMount.shared = MfsMount(nodeID: node.id, gateways: gateways, dfsa: direct, logger: logger, selections: selections, migrator: migrator)
             try makeDirectories(mountpoint)
             var operations = MfsOperations.operations()
             logger.info("mounting the cluster's files at \(mountpoint) for node \(node.id) (DFSA \(direct ? "on" : "off"))")

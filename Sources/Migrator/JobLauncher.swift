@@ -53,5 +53,6 @@ struct JobLauncher {
         job.state = .running
         job.startedMs = wallClockMs()
         job.arrivedMs = job.startedMs
+        job.startedOn = job.where
     }
 }

@@ -9,6 +9,11 @@ extension MigratorService {
     /// records the ones that ended meanwhile, and finishes or undoes migrations this node was
     /// sending when it stopped.
     func start() async {
+        do {
+            execEvents = try ExecEvents(logger: logger) { [self] exec in Task { await noteExec(exec) } }
+        } catch {
+            logger.warning("\(error); /mfs/lastexec answers with the node where each job started")
+        }
         let (loaded, unreadable) = store.loadJobs()
         for problem in unreadable { logger.error("unreadable job record, left alone: \(problem)") }
         for job in loaded { jobs[job.id] = job }
@@ -74,7 +79,9 @@ extension MigratorService {
 
     private func checkJobs() async {
         let now = monotonicNs()
-        for var job in jobs.values where job.where == nodeID && job.state == .running {
+        // Each record is read afresh: an exec noted while `ended` waited is not overwritten.
+        for id in Array(jobs.keys) {
+            guard var job = jobs[id], job.where == nodeID, job.state == .running else { continue }
             guard ProcessTree.isRunning(pid: job.pid, startTicks: job.pidStartTicks) else {
                 await ended(job)
                 continue

@@ -52,6 +52,7 @@ extension MigratorService {
         report.to = target
         report.mode = "stop-and-copy"
         let started = monotonicNs()
+        job.execNodes = liveExecNodes(of: job)
         job.state = .migrating
         job.transfer = transfer
         job.peer = target

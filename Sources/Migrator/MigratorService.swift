@@ -37,6 +37,8 @@ actor MigratorService {
     var departed: [String: (node: UInt32, atNs: UInt64)] = [:]
     /// The last CPU sample of each running job, for CPU%.
     var cpuSamples: [String: (ticks: UInt64, atNs: UInt64)] = [:]
+    /// Execs inside jobs, for /mfs/lastexec (nil when the kernel refused: not root).
+    var execEvents: ExecEvents?
 
     init(host: ServiceHost, stateDir: String, spoolDir: String, criu: CRIU, maxTransferRate: UInt64) throws {
         self.host = host
@@ -73,6 +75,7 @@ actor MigratorService {
         server.register("Migrator.Expel", on: .pool) { [self] (_: ExpelRequest, rpc) in try await expel(caller: rpc.caller) }
         server.register("Migrator.Bring", on: .pool) { [self] (_: BringRequest, rpc) in try await bring(caller: rpc.caller) }
         server.register("Migrator.SetFlags", on: .pool) { [self] (request: FlagsRequest, rpc) in try await setFlags(request, caller: rpc.caller) }
+        server.register("Migrator.LastExec", on: .pool) { [self] (request: LastExecRequest, rpc) in try await lastExec(request, caller: rpc.caller) }
         server.register("Migrator.Receive", on: .pool) { [self] (begin: TransferBegin, rpc) in try await receive(begin, caller: rpc.caller) }
         server.register("Migrator.Chunk", on: .pool) { [self] request in
             do {

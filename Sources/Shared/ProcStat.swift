@@ -61,3 +61,13 @@ public func jobInitSpool(of pid: pid_t) -> String? {
     guard arguments.count > 2, arguments[0].hasSuffix("omx-jobinit"), arguments[1] == "--spool" else { return nil }
     return arguments[2]
 }
+
+/// The pid of `pid` inside its innermost PID namespace (the last field of NSpid in
+/// /proc/PID/status), or nil when it is gone.
+public func namespacePID(of pid: Int32) -> Int32? {
+    guard let status = try? readTextFile("/proc/\(pid)/status") else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("NSpid:") {
+        return line.split(whereSeparator: { $0 == "\t" || $0 == " " }).last.flatMap { Int32($0) }
+    }
+    return nil
+}

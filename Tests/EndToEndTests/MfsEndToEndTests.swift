@@ -136,35 +136,6 @@ final class MfsEndToEndTests: XCTestCase {
         await cluster.down()
     }
 
-    func testTheMagicEntriesAnswerForTheCallingProcess() async throws {
-        try DiscoveryCluster.requireFUSE()
-        let cluster = try DiscoveryCluster(subnet: 54, nodes: 2)
-        let isMounted = await mounted(cluster, 2, nodes: 2)
-        XCTAssertTrue(isMounted)
-        let mfs = "\(cluster.dir)/node-2/mfs"
-        let disk = "\(cluster.dir)/magic"
-        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
-        // A job whose home is node 1 running on node 2: here is 2, home is 1.
-        let job = cluster.omx(["run", "--node", "2", "--wait", "--", "/bin/sh", "-c", "readlink \(mfs)/here; readlink \(mfs)/home"])
-        XCTAssertEqual(job.status, 0, job.stderr)
-        XCTAssertEqual(cluster.output(of: job.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "2\n1\n")
-        // magic: the node of the caller's last successful create.
-        let created = LocalCluster.runAbsolute("/usr/bin/python3", ["-c", """
-            import os
-            print(os.readlink("\(mfs)/magic"))
-            open("\(mfs)/1\(disk)/made", "w").close()
-            print(os.readlink("\(mfs)/magic"))
-            """])
-        XCTAssertEqual(created.stdout, "2\n1\n", created.stderr)
-        // selected: what the calling shell chose with omx select, for it and its children.
-        let env = "OMX_RUN_DIR=\(cluster.runDir(2)) OMX_MAP=\(cluster.mapPath) OMX_KEY=\(cluster.keyPath)"
-        let omx = siblingExecutable("omx")
-        let selected = LocalCluster.runAbsolute("/bin/sh", ["-c", "readlink \(mfs)/selected; \(env) \(omx) select 1 && readlink \(mfs)/selected && sh -c 'readlink \(mfs)/selected'"])
-        XCTAssertEqual(selected.stdout, "2\n1\n1\n", selected.stderr)
-        XCTAssertEqual(LocalCluster.runAbsolute("/bin/sh", ["-c", "readlink \(mfs)/selected"]).stdout, "2\n", "another shell has its own")
-        await cluster.down()
-    }
-
     func testConcurrentWritersThroughTwoMountsAndAGatewayRestartWhileAFileIsOpen() async throws {
         try DiscoveryCluster.requireFUSE()
         let cluster = try DiscoveryCluster(subnet: 55, nodes: 2)

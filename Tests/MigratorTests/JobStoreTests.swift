@@ -24,6 +24,8 @@ final class JobStoreTests: XCTestCase {
         job.state = state
         job.argv = ["sh", "-c", "echo ü"]
         job.lastMigration = MigrationReport()
+        job.startedOn = node
+        job.execNodes = [2: node, 7: 3]
         return job
     }
 

@@ -97,6 +97,141 @@ void   omx__migrator__job__free_unpacked
   assert(message->base.descriptor == &omx__migrator__job__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   omx__migrator__exec_site__init
+                     (Omx__Migrator__ExecSite         *message)
+{
+  static const Omx__Migrator__ExecSite init_value = OMX__MIGRATOR__EXEC_SITE__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__exec_site__get_packed_size
+                     (const Omx__Migrator__ExecSite *message)
+{
+  assert(message->base.descriptor == &omx__migrator__exec_site__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__exec_site__pack
+                     (const Omx__Migrator__ExecSite *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__exec_site__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__exec_site__pack_to_buffer
+                     (const Omx__Migrator__ExecSite *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__exec_site__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__ExecSite *
+       omx__migrator__exec_site__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__ExecSite *)
+     protobuf_c_message_unpack (&omx__migrator__exec_site__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__exec_site__free_unpacked
+                     (Omx__Migrator__ExecSite *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__exec_site__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__last_exec_request__init
+                     (Omx__Migrator__LastExecRequest         *message)
+{
+  static const Omx__Migrator__LastExecRequest init_value = OMX__MIGRATOR__LAST_EXEC_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__last_exec_request__get_packed_size
+                     (const Omx__Migrator__LastExecRequest *message)
+{
+  assert(message->base.descriptor == &omx__migrator__last_exec_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__last_exec_request__pack
+                     (const Omx__Migrator__LastExecRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__last_exec_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__last_exec_request__pack_to_buffer
+                     (const Omx__Migrator__LastExecRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__last_exec_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__LastExecRequest *
+       omx__migrator__last_exec_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__LastExecRequest *)
+     protobuf_c_message_unpack (&omx__migrator__last_exec_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__last_exec_request__free_unpacked
+                     (Omx__Migrator__LastExecRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__last_exec_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__migrator__last_exec_response__init
+                     (Omx__Migrator__LastExecResponse         *message)
+{
+  static const Omx__Migrator__LastExecResponse init_value = OMX__MIGRATOR__LAST_EXEC_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t omx__migrator__last_exec_response__get_packed_size
+                     (const Omx__Migrator__LastExecResponse *message)
+{
+  assert(message->base.descriptor == &omx__migrator__last_exec_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__migrator__last_exec_response__pack
+                     (const Omx__Migrator__LastExecResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__migrator__last_exec_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__migrator__last_exec_response__pack_to_buffer
+                     (const Omx__Migrator__LastExecResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__migrator__last_exec_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Migrator__LastExecResponse *
+       omx__migrator__last_exec_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Migrator__LastExecResponse *)
+     protobuf_c_message_unpack (&omx__migrator__last_exec_response__descriptor,
+                                allocator, len, data);
+}
+void   omx__migrator__last_exec_response__free_unpacked
+                     (Omx__Migrator__LastExecResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__migrator__last_exec_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   omx__migrator__run_request__init
                      (Omx__Migrator__RunRequest         *message)
 {
@@ -1113,7 +1248,7 @@ const ProtobufCMessageDescriptor omx__migrator__migration_report__descriptor =
   (ProtobufCMessageInit) omx__migrator__migration_report__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[26] =
+static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[28] =
 {
   {
     "id",
@@ -1427,6 +1562,30 @@ static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[26] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "started_on",
+    27,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, started_on),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "execs",
+    28,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Omx__Migrator__Job, n_execs),
+    offsetof(Omx__Migrator__Job, execs),
+    &omx__migrator__exec_site__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__migrator__job__field_indices_by_name[] = {
   5,   /* field[5] = argv */
@@ -1436,6 +1595,7 @@ static const unsigned omx__migrator__job__field_indices_by_name[] = {
   20,   /* field[20] = cwd */
   25,   /* field[25] = demand */
   21,   /* field[21] = env */
+  27,   /* field[27] = execs */
   9,   /* field[9] = exit */
   19,   /* field[19] = gid */
   1,   /* field[1] = home */
@@ -1450,6 +1610,7 @@ static const unsigned omx__migrator__job__field_indices_by_name[] = {
   11,   /* field[11] = rss_bytes */
   7,   /* field[7] = spool */
   8,   /* field[8] = started_ms */
+  26,   /* field[26] = started_on */
   4,   /* field[4] = state */
   13,   /* field[13] = stay */
   22,   /* field[22] = transfer */
@@ -1459,7 +1620,7 @@ static const unsigned omx__migrator__job__field_indices_by_name[] = {
 static const ProtobufCIntRange omx__migrator__job__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 26 }
+  { 0, 28 }
 };
 const ProtobufCMessageDescriptor omx__migrator__job__descriptor =
 {
@@ -1469,11 +1630,151 @@ const ProtobufCMessageDescriptor omx__migrator__job__descriptor =
   "Omx__Migrator__Job",
   "omx.migrator",
   sizeof(Omx__Migrator__Job),
-  26,
+  28,
   omx__migrator__job__field_descriptors,
   omx__migrator__job__field_indices_by_name,
   1,  omx__migrator__job__number_ranges,
   (ProtobufCMessageInit) omx__migrator__job__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__exec_site__field_descriptors[2] =
+{
+  {
+    "pid",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__ExecSite, pid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "node",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__ExecSite, node),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__exec_site__field_indices_by_name[] = {
+  1,   /* field[1] = node */
+  0,   /* field[0] = pid */
+};
+static const ProtobufCIntRange omx__migrator__exec_site__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__migrator__exec_site__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.ExecSite",
+  "ExecSite",
+  "Omx__Migrator__ExecSite",
+  "omx.migrator",
+  sizeof(Omx__Migrator__ExecSite),
+  2,
+  omx__migrator__exec_site__field_descriptors,
+  omx__migrator__exec_site__field_indices_by_name,
+  1,  omx__migrator__exec_site__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__exec_site__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__last_exec_request__field_descriptors[2] =
+{
+  {
+    "job",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__LastExecRequest, job),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pids",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT32,
+    offsetof(Omx__Migrator__LastExecRequest, n_pids),
+    offsetof(Omx__Migrator__LastExecRequest, pids),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__last_exec_request__field_indices_by_name[] = {
+  0,   /* field[0] = job */
+  1,   /* field[1] = pids */
+};
+static const ProtobufCIntRange omx__migrator__last_exec_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__migrator__last_exec_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.LastExecRequest",
+  "LastExecRequest",
+  "Omx__Migrator__LastExecRequest",
+  "omx.migrator",
+  sizeof(Omx__Migrator__LastExecRequest),
+  2,
+  omx__migrator__last_exec_request__field_descriptors,
+  omx__migrator__last_exec_request__field_indices_by_name,
+  1,  omx__migrator__last_exec_request__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__last_exec_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__migrator__last_exec_response__field_descriptors[1] =
+{
+  {
+    "node",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__LastExecResponse, node),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__migrator__last_exec_response__field_indices_by_name[] = {
+  0,   /* field[0] = node */
+};
+static const ProtobufCIntRange omx__migrator__last_exec_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor omx__migrator__last_exec_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.migrator.LastExecResponse",
+  "LastExecResponse",
+  "Omx__Migrator__LastExecResponse",
+  "omx.migrator",
+  sizeof(Omx__Migrator__LastExecResponse),
+  1,
+  omx__migrator__last_exec_response__field_descriptors,
+  omx__migrator__last_exec_response__field_indices_by_name,
+  1,  omx__migrator__last_exec_response__number_ranges,
+  (ProtobufCMessageInit) omx__migrator__last_exec_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor omx__migrator__run_request__field_descriptors[9] =

@@ -17,6 +17,9 @@ PROTOBUF_C__BEGIN_DECLS
 
 typedef struct Omx__Migrator__MigrationReport Omx__Migrator__MigrationReport;
 typedef struct Omx__Migrator__Job Omx__Migrator__Job;
+typedef struct Omx__Migrator__ExecSite Omx__Migrator__ExecSite;
+typedef struct Omx__Migrator__LastExecRequest Omx__Migrator__LastExecRequest;
+typedef struct Omx__Migrator__LastExecResponse Omx__Migrator__LastExecResponse;
 typedef struct Omx__Migrator__RunRequest Omx__Migrator__RunRequest;
 typedef struct Omx__Migrator__StartRequest Omx__Migrator__StartRequest;
 typedef struct Omx__Migrator__ListJobsRequest Omx__Migrator__ListJobsRequest;
@@ -155,10 +158,62 @@ struct  Omx__Migrator__Job
    * runnable threads, smoothed: the CPU the job asks for (1 = one busy thread)
    */
   double demand;
+  /*
+   * the node where the job's command was started (its first exec)
+   */
+  uint32_t started_on;
+  /*
+   * where its processes exec'd since, as the nodes they ran on saw it
+   */
+  size_t n_execs;
+  Omx__Migrator__ExecSite **execs;
 };
 #define OMX__MIGRATOR__JOB__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__job__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, OMX__MIGRATOR__JOB_STATE__RUNNING, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, OMX__MIGRATOR__JOB_STATE__RUNNING, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0,NULL }
+
+
+/*
+ * One process of a job that called exec, by its pid inside the job's PID namespace (which
+ * stays the same across migrations), and the node it ran on then.
+ */
+struct  Omx__Migrator__ExecSite
+{
+  ProtobufCMessage base;
+  int32_t pid;
+  uint32_t node;
+};
+#define OMX__MIGRATOR__EXEC_SITE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__exec_site__descriptor) \
+    , 0, 0 }
+
+
+struct  Omx__Migrator__LastExecRequest
+{
+  ProtobufCMessage base;
+  char *job;
+  /*
+   * the caller's pid inside the job's namespace, then its ancestors', up to 1
+   */
+  size_t n_pids;
+  int32_t *pids;
+};
+#define OMX__MIGRATOR__LAST_EXEC_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__last_exec_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL }
+
+
+struct  Omx__Migrator__LastExecResponse
+{
+  ProtobufCMessage base;
+  /*
+   * where the nearest of `pids` that exec'd did it, else `started_on`
+   */
+  uint32_t node;
+};
+#define OMX__MIGRATOR__LAST_EXEC_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__last_exec_response__descriptor) \
+    , 0 }
 
 
 struct  Omx__Migrator__RunRequest
@@ -496,6 +551,63 @@ Omx__Migrator__Job *
                       const uint8_t       *data);
 void   omx__migrator__job__free_unpacked
                      (Omx__Migrator__Job *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__ExecSite methods */
+void   omx__migrator__exec_site__init
+                     (Omx__Migrator__ExecSite         *message);
+size_t omx__migrator__exec_site__get_packed_size
+                     (const Omx__Migrator__ExecSite   *message);
+size_t omx__migrator__exec_site__pack
+                     (const Omx__Migrator__ExecSite   *message,
+                      uint8_t             *out);
+size_t omx__migrator__exec_site__pack_to_buffer
+                     (const Omx__Migrator__ExecSite   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__ExecSite *
+       omx__migrator__exec_site__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__exec_site__free_unpacked
+                     (Omx__Migrator__ExecSite *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__LastExecRequest methods */
+void   omx__migrator__last_exec_request__init
+                     (Omx__Migrator__LastExecRequest         *message);
+size_t omx__migrator__last_exec_request__get_packed_size
+                     (const Omx__Migrator__LastExecRequest   *message);
+size_t omx__migrator__last_exec_request__pack
+                     (const Omx__Migrator__LastExecRequest   *message,
+                      uint8_t             *out);
+size_t omx__migrator__last_exec_request__pack_to_buffer
+                     (const Omx__Migrator__LastExecRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__LastExecRequest *
+       omx__migrator__last_exec_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__last_exec_request__free_unpacked
+                     (Omx__Migrator__LastExecRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Migrator__LastExecResponse methods */
+void   omx__migrator__last_exec_response__init
+                     (Omx__Migrator__LastExecResponse         *message);
+size_t omx__migrator__last_exec_response__get_packed_size
+                     (const Omx__Migrator__LastExecResponse   *message);
+size_t omx__migrator__last_exec_response__pack
+                     (const Omx__Migrator__LastExecResponse   *message,
+                      uint8_t             *out);
+size_t omx__migrator__last_exec_response__pack_to_buffer
+                     (const Omx__Migrator__LastExecResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Migrator__LastExecResponse *
+       omx__migrator__last_exec_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__migrator__last_exec_response__free_unpacked
+                     (Omx__Migrator__LastExecResponse *message,
                       ProtobufCAllocator *allocator);
 /* Omx__Migrator__RunRequest methods */
 void   omx__migrator__run_request__init
@@ -885,6 +997,15 @@ typedef void (*Omx__Migrator__MigrationReport_Closure)
 typedef void (*Omx__Migrator__Job_Closure)
                  (const Omx__Migrator__Job *message,
                   void *closure_data);
+typedef void (*Omx__Migrator__ExecSite_Closure)
+                 (const Omx__Migrator__ExecSite *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__LastExecRequest_Closure)
+                 (const Omx__Migrator__LastExecRequest *message,
+                  void *closure_data);
+typedef void (*Omx__Migrator__LastExecResponse_Closure)
+                 (const Omx__Migrator__LastExecResponse *message,
+                  void *closure_data);
 typedef void (*Omx__Migrator__RunRequest_Closure)
                  (const Omx__Migrator__RunRequest *message,
                   void *closure_data);
@@ -955,6 +1076,9 @@ extern const ProtobufCEnumDescriptor    omx__migrator__job_state__descriptor;
 extern const ProtobufCEnumDescriptor    omx__migrator__outcome__descriptor;
 extern const ProtobufCMessageDescriptor omx__migrator__migration_report__descriptor;
 extern const ProtobufCMessageDescriptor omx__migrator__job__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__exec_site__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__last_exec_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__migrator__last_exec_response__descriptor;
 extern const ProtobufCMessageDescriptor omx__migrator__run_request__descriptor;
 extern const ProtobufCMessageDescriptor omx__migrator__start_request__descriptor;
 extern const ProtobufCMessageDescriptor omx__migrator__list_jobs_request__descriptor;

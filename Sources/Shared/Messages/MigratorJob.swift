@@ -107,6 +107,11 @@ public struct Job: WireMessage, Equatable {
     public var arrivedMs: UInt64 = 0
     /// Runnable threads, smoothed: the CPU the job asks for (1 = one busy thread).
     public var demand = 0.0
+    /// The node where the job's command was started (its first exec); 0 in records written
+    /// before this was kept.
+    public var startedOn: UInt32 = 0
+    /// Where its processes exec'd since it started, by pid inside the job's namespace.
+    public var execNodes: [Int32: UInt32] = [:]
 
     public init() {}
 
@@ -145,8 +150,24 @@ public struct Job: WireMessage, Equatable {
         message.pointee.peer = peer
         message.pointee.arrived_ms = arrivedMs
         message.pointee.demand = demand
+        message.pointee.started_on = startedOn
+        let sites = arena.array(of: UnsafeMutablePointer<Omx__Migrator__ExecSite>?.self, count: execNodes.count)
+        for (index, entry) in execNodes.sorted(by: { $0.key < $1.key }).enumerated() {
+            let site = arena.message(Job.execSiteCodec)
+            site.pointee.pid = entry.key
+            site.pointee.node = entry.value
+            sites[index] = site
+        }
+        message.pointee.n_execs = execNodes.count
+        message.pointee.execs = sites
         return message
     }
+
+    /// The codec of `omx.migrator.ExecSite`, one entry of `execNodes` on the wire.
+    static let execSiteCodec = ProtoCodec<Omx__Migrator__ExecSite>(
+        name: "omx.migrator.ExecSite", initialize: { omx__migrator__exec_site__init($0) },
+        packedSize: { omx__migrator__exec_site__get_packed_size($0) }, pack: { omx__migrator__exec_site__pack($0, $1) },
+        unpack: { omx__migrator__exec_site__unpack(nil, $0, $1) }, free: { omx__migrator__exec_site__free_unpacked($0, nil) })
 
     init(wire message: Omx__Migrator__Job) {
         id = cString(message.id)
@@ -175,6 +196,10 @@ public struct Job: WireMessage, Equatable {
         peer = message.peer
         arrivedMs = message.arrived_ms
         demand = message.demand
+        startedOn = message.started_on
+        for index in 0..<message.n_execs {
+            if let site = message.execs[index]?.pointee { execNodes[site.pid] = site.node }
+        }
     }
 
     public init(wire bytes: [UInt8]) throws { self = try Job.codec.decode(bytes) { Job(wire: $0) } }
