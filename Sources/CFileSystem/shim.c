@@ -5,6 +5,7 @@
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 int omx_openat2(int dirfd, const char *path, int flags, mode_t mode, uint64_t resolve) {
@@ -34,4 +35,9 @@ int omx_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *n
 
 int omx_faccessat2(int dirfd, const char *path, int mode, int flags) {
     return (int)syscall(SYS_faccessat2, dirfd, path, mode, flags);
+}
+
+ssize_t omx_pread_cached(int fd, void *buffer, size_t size, off_t offset) {
+    struct iovec vector = {.iov_base = buffer, .iov_len = size};
+    return preadv2(fd, &vector, 1, offset, RWF_NOWAIT);
 }

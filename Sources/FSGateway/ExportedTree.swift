@@ -39,23 +39,31 @@ final class ExportedTree: Sendable {
         }
     }
 
-    /// True when the kernel's path of `fd` (plus `name`) lies in an excluded tree.
-    func isExcluded(_ fd: Int32, name: String? = nil) -> Bool {
-        guard var path = readLink("/proc/self/fd/\(fd)") else { return true }
-        if let name { path = path == "/" ? "/\(name)" : "\(path)/\(name)" }
+    /// True when the kernel's path of `fd` lies in an excluded tree (or cannot be told).
+    func isExcluded(_ fd: Int32) -> Bool {
+        guard let path = readLink("/proc/self/fd/\(fd)") else { return true }
+        return isExcluded(path: path)
+    }
+
+    /// True when `path` (as the kernel reports it), or the entry `name` in it, lies in an
+    /// excluded tree.
+    func isExcluded(path directory: String, name: String? = nil) -> Bool {
+        var path = directory
+        if let name { path = directory == "/" ? "/\(name)" : "\(directory)/\(name)" }
         return excluded.contains { path == $0 || path.hasPrefix($0 + "/") }
     }
 
-    /// Opens directory `path` beneath the root (O_PATH unless `flags` say otherwise).
-    func openDirectory(_ path: String, flags: Int32 = Int32(OMX_O_PATH)) throws -> Int32 {
+    /// Opens directory `path` beneath the root (O_PATH unless `flags` say otherwise), with its
+    /// path as the kernel reports it (read once, for checking the entries in it too).
+    private func openDirectory(_ path: String, flags: Int32 = Int32(OMX_O_PATH)) throws -> (fd: Int32, path: String) {
         let relative = path.isEmpty || path == "/" ? "." : path
         let fd = omx_openat2(rootFD, relative, flags | O_DIRECTORY | O_CLOEXEC, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks)
         guard fd >= 0 else { throw Failure(errno, path) }
-        if isExcluded(fd) {
+        guard let kernelPath = readLink("/proc/self/fd/\(fd)"), !isExcluded(path: kernelPath) else {
             close(fd)
             throw Failure(ENOENT, path, "not exported")
         }
-        return fd
+        return (fd, kernelPath)
     }
 
     /// The directory holding the last component of `path`, and that component's name.
@@ -63,18 +71,18 @@ final class ExportedTree: Sendable {
     func parent(of path: String) throws -> (fd: Int32, name: String) {
         let parts = path.split(separator: "/")
         guard let last = parts.last, last != ".", last != ".." else { throw Failure(EINVAL, path, "no entry named") }
-        let fd: Int32
+        let directory: (fd: Int32, path: String)
         do {
-            fd = try openDirectory(parts.dropLast().joined(separator: "/"))
+            directory = try openDirectory(parts.dropLast().joined(separator: "/"))
         } catch let failure as Failure {
             // Name the path asked about, not just its directory.
             throw Failure(failure.code, path)
         }
-        if isExcluded(fd, name: String(last)) {
-            close(fd)
+        if isExcluded(path: directory.path, name: String(last)) {
+            close(directory.fd)
             throw Failure(ENOENT, path, "not exported")
         }
-        return (fd, String(last))
+        return (directory.fd, String(last))
     }
 
     /// Runs `body` on the parent directory and name of `path`, closing the directory after.
@@ -115,7 +123,7 @@ final class ExportedTree: Sendable {
 
     /// The entries of directory `path` with their attributes ("." and ".." left out).
     func readdir(_ path: String) throws -> [(name: String, attr: FileAttr)] {
-        let fd = try openDirectory(path, flags: O_RDONLY)
+        let (fd, kernelPath) = try openDirectory(path, flags: O_RDONLY)
         guard let directory = fdopendir(fd) else {
             close(fd)
             throw Failure(errno, path)
@@ -124,7 +132,7 @@ final class ExportedTree: Sendable {
         var entries: [(String, FileAttr)] = []
         while let entry = Glibc.readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            guard name != ".", name != "..", !isExcluded(fd, name: name) else { continue }
+            guard name != ".", name != "..", !isExcluded(path: kernelPath, name: name) else { continue }
             var info = stat()
             guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
             entries.append((name, attributes(info)))

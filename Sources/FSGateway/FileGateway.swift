@@ -42,7 +42,6 @@ final class FileGateway: Sendable {
             ("Getattr", { var r = FsResponse(); r.attr = try self.tree.getattr($0.path); return r }),
             ("Readdir", { var r = FsResponse(); r.entries = try self.tree.readdir($0.path); return r }),
             ("Open", open),
-            ("Read", read),
             ("Write", write),
             ("Fsync", fsync),
             ("Release", release),
@@ -63,12 +62,20 @@ final class FileGateway: Sendable {
         ]
         // Calls that touch one inode's metadata take microseconds: they run on the loop thread,
         // sparing two thread hops; those that move data or scan directories run on the pool.
-        let onPool: Set<String> = ["Readdir", "Open", "Read", "Write", "Fsync", "Truncate", "Counters"]
+        let onPool: Set<String> = ["Readdir", "Open", "Write", "Fsync", "Truncate", "Counters"]
         for (name, body) in methods {
             server.register("FSGateway.\(name)", on: onPool.contains(name) ? .pool : .loop) { (request: FsRequest, rpc) in
                 if request.relayTo != 0 && request.relayTo != self.nodeID { return await self.relay(name, request, caller: rpc.caller) }
                 return self.perform(request, caller: rpc.caller, method: name, body)
             }
+        }
+        // A read the page cache can answer takes microseconds: it is answered on the loop
+        // thread; one that would wait for the disk goes to the pool.
+        server.register("FSGateway.Read", on: .loop) { (request: FsRequest, rpc) in
+            if request.relayTo != 0 && request.relayTo != self.nodeID { return await self.relay("Read", request, caller: rpc.caller) }
+            if let cached = try? self.read(request, cachedOnly: true) { return cached }
+            let caller = rpc.caller
+            return await Task.detached { self.perform(request, caller: caller, method: "Read") { try self.read($0, cachedOnly: false)! } }.value
         }
     }
 
@@ -83,10 +90,13 @@ final class FileGateway: Sendable {
             gid = peerGID
             groups = []
         }
-        guard omx_set_thread_credentials(uid, gid, groups, groups.count) == 0 else {
+        // Root's calls need no switch: the thread acts as root already, and root passes
+        // permission checks whatever its groups.
+        let switches = uid != 0 || gid != 0
+        guard !switches || omx_set_thread_credentials(uid, gid, groups, groups.count) == 0 else {
             return FsResponse(errorNumber: errno, error: "FSGateway.\(method): cannot take uid \(uid) gid \(gid): \(String(cString: strerror(errno)))")
         }
-        defer { _ = omx_set_thread_credentials(0, 0, nil, 0) }
+        defer { if switches { _ = omx_set_thread_credentials(0, 0, nil, 0) } }
         do {
             return try body(request)
         } catch let failure as ExportedTree.Failure {
@@ -118,13 +128,25 @@ final class FileGateway: Sendable {
         }
     }
 
-    private func read(_ request: FsRequest) throws -> FsResponse {
+    /// Reads from an open handle. With `cachedOnly`, takes only what the page cache holds and
+    /// returns nil when the read would wait for the disk. Reading needs no credentials: the
+    /// kernel checked them when the file was opened.
+    private func read(_ request: FsRequest, cachedOnly: Bool) throws -> FsResponse? {
         let handle = try handle(request.handle, "read")
         let size = min(Int(request.size), FileGateway.maxChunk)
         var response = FsResponse()
         response.data = [UInt8](repeating: 0, count: size)
-        let count = response.data.withUnsafeMutableBytes { pread(handle.fd, $0.baseAddress, size, off_t(request.offset)) }
+        let count = response.data.withUnsafeMutableBytes { buffer in
+            cachedOnly ? omx_pread_cached(handle.fd, buffer.baseAddress, size, off_t(request.offset)) : pread(handle.fd, buffer.baseAddress, size, off_t(request.offset))
+        }
+        if cachedOnly {
+            guard count >= 0 else { return nil }
+            // Short: the end of the file, or the rest is not in the cache.
+            var info = stat()
+            if count < size && (fstat(handle.fd, &info) != 0 || Int64(request.offset) + Int64(count) < Int64(info.st_size)) { return nil }
+        }
         guard count >= 0 else { throw ExportedTree.Failure(errno, handle.path, "read") }
+        metrics.add("omx_fs_reads_total", help: "Reads answered from the page cache (on the loop thread) or from the disk (on the pool).", labels: [("from", cachedOnly ? "cache" : "disk")])
         response.data.removeLast(size - count)
         response.size = UInt32(count)
         tally(request, read: UInt64(count), written: 0)

@@ -4,7 +4,7 @@ import Synchronization
 
 /// Finds every node's live gateway instances (Discovery's Lookup, refreshed every two
 /// seconds; the map's address and the first instance's port when Discovery has nothing) and
-/// makes blocking calls to them from the FUSE threads. Path operations that are idempotent
+/// makes blocking calls to them from the FUSE threads, each on a connection of its own. Path operations that are idempotent
 /// retry on another instance when one dies; the rest fail with EIO.
 final class GatewayDirectory: Sendable {
     let loop: EventLoop
@@ -13,7 +13,7 @@ final class GatewayDirectory: Sendable {
     let bindAddress: String?
     let discovery: RPCClient
     let logger: Logger
-    private let clients = Mutex<[String: RPCClient]>([:])
+    private let clients = Mutex<[String: BlockingRPCClient]>([:])
     private let instances = Mutex<(atNs: UInt64, byNode: [UInt32: [ServiceInstance]])>((0, [:]))
     private let turn = Atomic<UInt64>(0)
 
@@ -53,15 +53,12 @@ final class GatewayDirectory: Sendable {
         return Array(list[start...] + list[..<start])
     }
 
-    private func client(_ host: String, _ port: Int) -> RPCClient {
+    /// The client of one instance: each FUSE thread makes its call on a connection of its own.
+    private func client(_ host: String, _ port: Int) -> BlockingRPCClient {
         clients.withLock { clients in
             let key = "\(host):\(port)"
             if let client = clients[key] { return client }
-            var configuration = RPCClient.Configuration(authenticator: authenticator, bindAddress: bindAddress)
-            configuration.connectTimeout = .seconds(1)
-            configuration.initialBackoff = .milliseconds(20)
-            configuration.maxBackoff = .milliseconds(500)
-            let client = RPCClient(loop: loop, endpoint: .tcp(host: host, port: port), configuration: configuration, logger: logger)
+            let client = BlockingRPCClient(host: host, port: port, authenticator: authenticator, bindAddress: bindAddress)
             clients[key] = client
             return client
         }
@@ -78,7 +75,7 @@ final class GatewayDirectory: Sendable {
         let body = request.wire()
         for (host, port) in retry ? targets : Array(targets.prefix(1)) {
             do {
-                let answer = try FsResponse(wire: try client(host, port).callBlocking("FSGateway.\(method)", body, timeout: .seconds(30)))
+                let answer = try FsResponse(wire: try client(host, port).call("FSGateway.\(method)", body, timeout: .seconds(30)))
                 return (answer, "\(host):\(port)")
             } catch {
                 lastError = error

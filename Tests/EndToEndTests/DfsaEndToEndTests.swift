@@ -7,12 +7,6 @@ import XCTest
 /// makes the HOWTO's fstab line `mfs_mnt /mfs mfs dfsa=1 0 0` work.
 final class DfsaEndToEndTests: XCTestCase {
     /// The value of the series of `metric` whose labels contain every one of `labels` (summed).
-    private func metric(_ cluster: DiscoveryCluster, _ metric: String, _ labels: [String]) -> Double {
-        cluster.omx(["metrics", "--all"]).stdout.split(separator: "\n")
-            .filter { $0.hasPrefix(metric + "{") && labels.allSatisfy($0.contains) }
-            .compactMap { Double($0.split(separator: " ").last!) }.reduce(0, +)
-    }
-
     func testWithDFSAOffAGuestJobsFileCallsGoThroughItsHome() async throws {
         try DiscoveryCluster.requireFUSE()
         let cluster = try DiscoveryCluster(subnet: 59, nodes: 3, configText: "[mfs]\ndfsa = no\n")
@@ -29,15 +23,15 @@ final class DfsaEndToEndTests: XCTestCase {
         XCTAssertFalse(job.isEmpty)
         XCTAssertEqual(try String(contentsOfFile: "\(shared)/out", encoding: .utf8), "through home\n")
         XCTAssertEqual(try String(contentsOfFile: "\(shared)/copy", encoding: .utf8), "through home\n")
-        let relayed = metric(cluster, "omx_fs_relayed_total", [#"node="1""#, #"to="3""#])
+        let relayed = cluster.metric("omx_fs_relayed_total", [#"node="1""#, #"to="3""#])
         XCTAssertGreaterThan(relayed, 0, "node 1's gateway relayed the guest's calls to node 3")
-        XCTAssertEqual(metric(cluster, "omx_fs_written_bytes_total", [#"node="3""#]), 26, "node 3's gateway wrote out and copy")
-        XCTAssertEqual(metric(cluster, "omx_rpc_calls_total", [#"node="2""#, "FSGateway.Open"]), 0, "nothing went to node 2's own gateway")
+        XCTAssertEqual(cluster.metric("omx_fs_written_bytes_total", [#"node="3""#]), 26, "node 3's gateway wrote out and copy")
+        XCTAssertEqual(cluster.metric("omx_rpc_calls_total", [#"node="2""#, "FSGateway.Open"]), 0, "nothing went to node 2's own gateway")
 
         // A process that is no job uses node 3's gateway directly, DFSA or not.
         try "direct\n".write(toFile: "\(onNode3)/direct", atomically: false, encoding: .utf8)
         XCTAssertEqual(try String(contentsOfFile: "\(shared)/direct", encoding: .utf8), "direct\n")
-        XCTAssertEqual(metric(cluster, "omx_fs_relayed_total", [#"node="1""#, #"to="3""#]), relayed, "no relay for a process that is no job")
+        XCTAssertEqual(cluster.metric("omx_fs_relayed_total", [#"node="1""#, #"to="3""#]), relayed, "no relay for a process that is no job")
 
         // Nobody but another node's mount may ask a gateway to relay: a tool holding the key is refused.
         let loop = try EventLoop()

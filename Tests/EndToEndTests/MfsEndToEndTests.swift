@@ -136,6 +136,28 @@ final class MfsEndToEndTests: XCTestCase {
         await cluster.down()
     }
 
+    func testReadsFromThePageCacheAndFromTheDiskGiveTheFilesBytes() async throws {
+        try DiscoveryCluster.requireFUSE()
+        let cluster = try DiscoveryCluster(subnet: 66, nodes: 2)
+        defer { _ = cluster.omx(["cluster", "down", "--dir", cluster.dir]) }
+        let isMounted = await mounted(cluster, 1, nodes: 2)
+        XCTAssertTrue(isMounted)
+        let disk = "\(cluster.dir)/cached.bin"
+        let payload = Data((0..<(6 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 12) })
+        try payload.write(to: URL(fileURLWithPath: disk))
+        let through = URL(fileURLWithPath: "\(cluster.dir)/node-1/mfs/2\(disk)")
+        // Just written: the gateway finds every page in the cache and answers on its loop.
+        XCTAssertEqual(try Data(contentsOf: through), payload)
+        XCTAssertGreaterThan(cluster.metric("omx_fs_reads_total", [#"from="cache""#]), 0)
+        // Evicted from the cache: the reads wait for the disk, on the gateway's pool.
+        let fd = open(disk, O_RDONLY)
+        XCTAssertEqual(fsync(fd), 0)
+        XCTAssertEqual(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0)
+        close(fd)
+        XCTAssertEqual(try Data(contentsOf: through), payload)
+        XCTAssertGreaterThan(cluster.metric("omx_fs_reads_total", [#"from="disk""#]), 0)
+    }
+
     func testConcurrentWritersThroughTwoMountsAndAGatewayRestartWhileAFileIsOpen() async throws {
         try DiscoveryCluster.requireFUSE()
         let cluster = try DiscoveryCluster(subnet: 55, nodes: 2)

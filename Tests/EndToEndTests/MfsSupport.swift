@@ -20,4 +20,12 @@ extension DiscoveryCluster {
             return (1...nodes).allSatisfy { names.contains(String($0)) }
         } != nil
     }
+
+    /// The sum of `metric`'s samples whose labels hold every one of `labels`, over every
+    /// service of every node (`omx metrics --all`).
+    func metric(_ metric: String, _ labels: [String]) -> Double {
+        omx(["metrics", "--all"]).stdout.split(separator: "\n")
+            .filter { $0.hasPrefix(metric + "{") && labels.allSatisfy($0.contains) }
+            .compactMap { Double($0.split(separator: " ").last!) }.reduce(0, +)
+    }
 }

@@ -26,8 +26,9 @@ final class RPCFixture {
         server.register("Echo") { request in request.body }
     }
 
-    func listen() async throws {
-        port = try await server.listen(on: .tcp(host: "127.0.0.1", port: 0))
+    /// Listens on TCP (on `port`, or on a free one) and on the Unix socket.
+    func listen(port wanted: Int = 0) async throws {
+        port = try await server.listen(on: .tcp(host: "127.0.0.1", port: wanted))
         try await server.listen(on: .unix(path: socketPath))
     }
 

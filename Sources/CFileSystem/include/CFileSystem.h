@@ -1,6 +1,6 @@
 // What the FSGateway needs from the kernel that Swift's Glibc does not offer: openat2 with
-// RESOLVE_IN_ROOT, per-thread credentials (glibc makes setgroups process-wide), renameat2
-// and faccessat2.
+// RESOLVE_IN_ROOT, per-thread credentials (glibc makes setgroups process-wide), renameat2,
+// faccessat2 and preadv2 with RWF_NOWAIT.
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -18,6 +18,10 @@ int omx_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *n
 
 /// faccessat2(2): checks with the thread's file-system ids (AT_EACCESS). 0, or -1 and errno.
 int omx_faccessat2(int dirfd, const char *path, int mode, int flags);
+
+/// pread(2) that takes only what the page cache holds (preadv2 with RWF_NOWAIT): the count
+/// read, or -1 and errno (EAGAIN when the read would wait for the disk).
+ssize_t omx_pread_cached(int fd, void *buffer, size_t size, off_t offset);
 
 /// GNU open flags Swift's Glibc module does not show (values of x86-64 and arm64 Linux).
 enum {

@@ -1,0 +1,206 @@
+import Glibc
+import Synchronization
+
+/// Calls one TCP service from threads that may block (FUSE workers, the write-behind queue).
+/// Each call takes a connection of its own from a small pool, and the calling thread writes
+/// the request and reads the answer itself: no hop to an event loop and back, which on a
+/// loaded machine costs more than the call. The frames, signatures and errors are those of
+/// `RPCClient`; one call is in flight per connection.
+///
+/// When connecting fails, calls fail fast with UNAVAILABLE until the next attempt is due; the
+/// wait doubles after each failure up to `maxBackoffMs` and resets after a success.
+public final class BlockingRPCClient: Sendable {
+    public let host: String
+    public let port: Int
+    private let authenticator: Authenticator?
+    private let bindAddress: String?
+    private let connectTimeoutMs: Int32
+    private let initialBackoffMs: UInt64
+    private let maxBackoffMs: UInt64
+    private let maxFrameSize: Int
+    private let idle = Mutex<[Int32]>([])
+    private let nextCallID = Atomic<UInt64>(1)
+    private let refusal = Mutex<(untilNs: UInt64, backoffMs: UInt64, reason: String)>((0, 0, ""))
+
+    /// - Parameters:
+    ///   - authenticator: signs requests and checks answers (every OMX service on TCP needs it).
+    ///   - bindAddress: the local IPv4 address calls come from (a node's map address).
+    public init(
+        host: String, port: Int, authenticator: Authenticator?, bindAddress: String?, connectTimeoutMs: Int32 = 1_000,
+        initialBackoffMs: UInt64 = 20, maxBackoffMs: UInt64 = 500, maxFrameSize: Int = Frame.defaultMaxSize
+    ) {
+        self.host = host
+        self.port = port
+        self.authenticator = authenticator
+        self.bindAddress = bindAddress
+        self.connectTimeoutMs = connectTimeoutMs
+        self.initialBackoffMs = initialBackoffMs
+        self.maxBackoffMs = maxBackoffMs
+        self.maxFrameSize = maxFrameSize
+        refusal.withLock { $0.backoffMs = initialBackoffMs }
+    }
+
+    deinit {
+        for fd in idle.withLock({ $0 }) { Glibc.close(fd) }
+    }
+
+    private var peer: String { "\(host):\(port)" }
+
+    /// Calls `method` with `body` and returns the answer's body.
+    /// - Throws: `RPCError`: the callee's status, or UNAVAILABLE (cannot connect, connection
+    ///   lost), DEADLINE_EXCEEDED (no answer within `timeout`; the connection is dropped).
+    public func call(_ method: String, _ body: [UInt8], timeout: Duration = .seconds(5)) throws -> [UInt8] {
+        let timeoutMs = max(timeout.milliseconds, 1)
+        let deadlineNs = monotonicNs() + timeoutMs * 1_000_000
+        let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
+        var request = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
+        authenticator?.sign(&request)
+        let fd = try connection(for: method)
+        do {
+            try send(request.frame(), on: fd, method: method)
+            let answer = try receive(on: fd, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
+            idle.withLock { $0.append(fd) }
+            guard answer.status == .ok else { throw RPCError(answer.status, answer.error) }
+            return answer.body
+        } catch let error as ConnectionFailure {
+            Glibc.close(fd)
+            throw error.rpcError
+        }
+    }
+
+    /// A failure that ends the connection it happened on.
+    private struct ConnectionFailure: Error {
+        let rpcError: RPCError
+    }
+
+    /// An idle connection the peer has not closed meanwhile, or a new one.
+    private func connection(for method: String) throws -> Int32 {
+        while let fd = idle.withLock({ $0.popLast() }) {
+            // Nothing may be readable on an idle connection: an end of file (the service
+            // restarted) or stray bytes mean it is no use.
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&poller, 1, 0) == 0 { return fd }
+            Glibc.close(fd)
+        }
+        let (untilNs, _, reason) = refusal.withLock { $0 }
+        let now = monotonicNs()
+        if now < untilNs {
+            throw RPCError(.unavailable, "\(method) to \(peer): \(reason); next attempt in \((untilNs - now) / 1_000_000) ms")
+        }
+        do {
+            let fd = try connect()
+            refusal.withLock { $0 = (0, initialBackoffMs, "") }
+            return fd
+        } catch let reason as ConnectError {
+            refusal.withLock { state in
+                state = (monotonicNs() + state.backoffMs * 1_000_000, min(state.backoffMs * 2, maxBackoffMs), reason.message)
+            }
+            throw RPCError(.unavailable, "\(method) to \(peer): \(reason.message)")
+        }
+    }
+
+    private struct ConnectError: Error {
+        let message: String
+    }
+
+    /// A connected TCP socket (blocking, no Nagle delay), bound to `bindAddress` when given.
+    private func connect() throws -> Int32 {
+        func failure(_ what: String, _ code: Int32 = errno) -> ConnectError {
+            ConnectError(message: "\(what) \(peer): \(String(cString: strerror(code)))")
+        }
+        guard let target = ipv4SocketAddress(host, port: port) else { throw ConnectError(message: "\(host) is no IPv4 address") }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw failure("socket for") }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        do {
+            if let bindAddress {
+                guard let source = ipv4SocketAddress(bindAddress, port: 0) else { throw ConnectError(message: "bind address \(bindAddress) is no IPv4 address") }
+                guard withSocketAddress(source, { bind(fd, $0, $1) }) == 0 else { throw failure("bind to \(bindAddress) for") }
+            }
+            if withSocketAddress(target, { Glibc.connect(fd, $0, $1) }) != 0 {
+                guard errno == EINPROGRESS else { throw failure("connect") }
+                var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                guard poll(&poller, 1, connectTimeoutMs) == 1 else { throw ConnectError(message: "connect \(peer): timed out after \(connectTimeoutMs) ms") }
+                var code: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length)
+                guard code == 0 else { throw failure("connect", code) }
+            }
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        // Blocking from here on: the calling thread waits in write and poll.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return fd
+    }
+
+    private func send(_ frame: OutgoingBytes, on fd: Int32, method: String) throws {
+        var offset = 0
+        while offset < frame.count {
+            let written = Glibc.send(fd, frame.base + offset, frame.count - offset, Int32(MSG_NOSIGNAL))
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else {
+                throw ConnectionFailure(rpcError: RPCError(.unavailable, "\(method) to \(peer): connection lost: \(String(cString: strerror(errno)))"))
+            }
+            offset += written
+        }
+    }
+
+    /// Reads until the answer to the call on `fd` has come.
+    private func receive(on fd: Int32, method: String, deadlineNs: UInt64, timeoutMs: UInt64) throws -> Envelope {
+        var decoder = FrameDecoder(maxFrameSize: maxFrameSize)
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let payload: [UInt8]?
+            do {
+                payload = try decoder.next()
+            } catch {
+                throw ConnectionFailure(rpcError: RPCError(.dataLoss, "\(method) to \(peer): \(error)"))
+            }
+            if let payload {
+                let answer: Envelope
+                do {
+                    answer = try Envelope(serialized: payload)
+                    // Refusals come unsigned: a peer that refuses us may be unable to sign.
+                    if answer.status == .ok { try authenticator?.verify(answer) }
+                } catch {
+                    throw ConnectionFailure(rpcError: RPCError(.dataLoss, "bad response from \(peer) to \(method): \(error)"))
+                }
+                if answer.callID == 0 { throw ConnectionFailure(rpcError: RPCError(answer.status, "\(method): \(peer) refused: \(answer.error)")) }
+                return answer
+            }
+            let now = monotonicNs()
+            guard now < deadlineNs else {
+                throw ConnectionFailure(rpcError: RPCError(.deadlineExceeded, "\(method) to \(peer) got no answer within \(timeoutMs) ms"))
+            }
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, Int32(clamping: (deadlineNs - now + 999_999) / 1_000_000))
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { continue }
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else {
+                let reason = count == 0 ? "closed by the peer" : String(cString: strerror(errno))
+                throw ConnectionFailure(rpcError: RPCError(.unavailable, "\(method) to \(peer): connection lost: \(reason)"))
+            }
+            buffer.withUnsafeBytes { decoder.append(UnsafeRawBufferPointer(rebasing: $0.prefix(count))) }
+        }
+    }
+}
+
+/// `address:port` as a `sockaddr_in`, or nil when `address` is no dotted IPv4 address.
+private func ipv4SocketAddress(_ address: String, port: Int) -> sockaddr_in? {
+    var result = sockaddr_in()
+    result.sin_family = sa_family_t(AF_INET)
+    result.sin_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
+    guard inet_pton(AF_INET, address, &result.sin_addr) == 1 else { return nil }
+    return result
+}
+
+private func withSocketAddress<T>(_ address: sockaddr_in, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+    withUnsafePointer(to: address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import Synchronization
+import XCTest
+
+@testable import Shared
+
+/// The blocking client the FUSE threads use, against a real server over TCP.
+final class BlockingRPCClientTests: XCTestCase {
+    private func client(_ fixture: RPCFixture, key: ClusterKey? = nil, port: Int? = nil) -> BlockingRPCClient {
+        BlockingRPCClient(host: "127.0.0.1", port: port ?? fixture.port, authenticator: Authenticator(key: key ?? fixture.key, nodeID: 2), bindAddress: "127.0.0.1")
+    }
+
+    private func assertFails(_ status: StatusCode, containing text: String, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> [UInt8]) {
+        XCTAssertThrowsError(try body(), file: file, line: line) { error in
+            guard let error = error as? RPCError else { return XCTFail("unexpected \(error)", file: file, line: line) }
+            XCTAssertEqual(error.status, status, "\(error)", file: file, line: line)
+            XCTAssertTrue(error.message.contains(text), "'\(error.message)' lacks '\(text)'", file: file, line: line)
+        }
+    }
+
+    func testThreadsCallingAtOnceEachGetTheirOwnAnswerAndErrorsKeepTheirStatus() async throws {
+        let fixture = try RPCFixture()
+        fixture.server.register("Refuse") { _ in throw RPCError(.notFound, "nothing here") }
+        try await fixture.listen()
+        let client = client(fixture)
+        let failures = Mutex<[String]>([])
+        let done = DispatchGroup()
+        for thread in 0..<8 {
+            done.enter()
+            Thread.detachNewThread {
+                for call in 0..<50 {
+                    let body = Array("thread \(thread) call \(call)".utf8) + [UInt8](repeating: UInt8(thread), count: call * 100)
+                    do {
+                        if try client.call("Echo", body) != body { failures.withLock { $0.append("thread \(thread) call \(call): wrong answer") } }
+                    } catch {
+                        failures.withLock { $0.append("thread \(thread) call \(call): \(error)") }
+                    }
+                }
+                done.leave()
+            }
+        }
+        done.wait()
+        XCTAssertEqual(failures.withLock { $0 }, [String]())
+        assertFails(.notFound, containing: "nothing here") { try client.call("Refuse", []) }
+        XCTAssertEqual(try client.call("Echo", [7]), [7], "a refused call leaves its connection usable")
+        await fixture.close()
+    }
+
+    func testACallAfterTheServerRestartedGoesToTheNewServer() async throws {
+        let fixture = try RPCFixture()
+        try await fixture.listen()
+        let port = fixture.port
+        let client = client(fixture)
+        XCTAssertEqual(try client.call("Echo", [1]), [1])
+        await fixture.close()
+        let restarted = try RPCFixture(key: fixture.key)
+        try await restarted.listen(port: port)
+        XCTAssertEqual(try client.call("Echo", [2]), [2], "the idle connection the old server closed is not used")
+        await restarted.close()
+    }
+
+    func testNoServerFailsFastAndWaitsBeforeTheNextAttempt() async throws {
+        let fixture = try RPCFixture()
+        try await fixture.listen()
+        let port = fixture.port
+        await fixture.close()
+        let client = client(fixture, port: port)
+        assertFails(.unavailable, containing: "Echo to 127.0.0.1:\(port): connect 127.0.0.1:\(port): Connection refused") { try client.call("Echo", []) }
+        assertFails(.unavailable, containing: "next attempt in") { try client.call("Echo", []) }
+    }
+
+    func testASlowAnswerIsDeadlineExceededAndTheNextCallWorks() async throws {
+        let fixture = try RPCFixture()
+        fixture.server.register("Sleep") { _ in
+            try await Task.sleep(for: .seconds(2))
+            return [9]
+        }
+        try await fixture.listen()
+        let client = client(fixture)
+        let started = monotonicNs()
+        assertFails(.deadlineExceeded, containing: "Sleep to 127.0.0.1:\(fixture.port) got no answer within 200 ms") { try client.call("Sleep", [], timeout: .milliseconds(200)) }
+        XCTAssertLessThan(monotonicNs() - started, 1_500_000_000)
+        XCTAssertEqual(try client.call("Echo", [3]), [3], "the late answer does not stand in for this one")
+        await fixture.close()
+    }
+
+    func testAnotherKeyIsRefusedWithUnauthenticated() async throws {
+        let fixture = try RPCFixture()
+        try await fixture.listen()
+        assertFails(.unauthenticated, containing: "bad MAC") { try client(fixture, key: .generate()).call("Echo", []) }
+        await fixture.close()
+    }
+}
