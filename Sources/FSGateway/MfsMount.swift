@@ -68,14 +68,33 @@ final class MfsMount: Sendable {
         if let context = fuse_get_context()?.pointee {
             request.callerUID = context.uid
             request.callerGID = context.gid
-            var groups = [gid_t](repeating: 0, count: 64)
-            let count = omx_fuse_caller_groups(Int32(groups.count), &groups)
-            if count > 0 { request.callerGroups = Array(groups.prefix(Int(min(count, 64)))) }
+            request.callerGroups = callerGroups(pid: context.pid, uid: context.uid, gid: context.gid)
             if job { request.job = MfsMount.job(of: context.pid) ?? "" }
         }
         request.callerNode = nodeID
         return request
     }
+
+    /// The supplementary groups of the calling process. The kernel tells them only through
+    /// /proc/PID/task/TID/status, which costs more than many a call, so they are kept for a
+    /// second per process and ids (a process rarely changes its groups, and never another's).
+    private func callerGroups(pid: pid_t, uid: uid_t, gid: gid_t) -> [UInt32] {
+        let now = monotonicNs()
+        if let known = groupsCache.withLock({ $0[pid] }), known.uid == uid, known.gid == gid, now - known.atNs < 1_000_000_000 {
+            return known.groups
+        }
+        var buffer = [gid_t](repeating: 0, count: 64)
+        let count = omx_fuse_caller_groups(Int32(buffer.count), &buffer)
+        let groups = count > 0 ? Array(buffer.prefix(Int(min(count, 64)))) : []
+        groupsCache.withLock { table in
+            if table.count > 4_096 { table.removeAll() }
+            table[pid] = (uid, gid, groups, now)
+        }
+        return groups
+    }
+
+    /// Each recent caller's groups, by pid, with its uid and gid and when they were read.
+    private let groupsCache = Mutex<[pid_t: (uid: uid_t, gid: gid_t, groups: [UInt32], atNs: UInt64)]>([:])
 
     /// The job whose namespace `pid` runs in: the spool name of the nearest omx-jobinit
     /// ancestor ("2.17"), or nil.

@@ -18,7 +18,7 @@ public final class BlockingRPCClient: Sendable {
     private let initialBackoffMs: UInt64
     private let maxBackoffMs: UInt64
     private let maxFrameSize: Int
-    private let idle = Mutex<[Int32]>([])
+    private let idle = Mutex<[Link]>([])
     private let nextCallID = Atomic<UInt64>(1)
     private let refusal = Mutex<(untilNs: UInt64, backoffMs: UInt64, reason: String)>((0, 0, ""))
 
@@ -41,7 +41,13 @@ public final class BlockingRPCClient: Sendable {
     }
 
     deinit {
-        for fd in idle.withLock({ $0 }) { Glibc.close(fd) }
+        for link in idle.withLock({ $0 }) { Glibc.close(link.fd) }
+    }
+
+    /// A connection, with the receive timeout set on it (a blocking recv waits at most that).
+    private struct Link {
+        let fd: Int32
+        var receiveTimeoutMs: UInt64 = 0
     }
 
     private var peer: String { "\(host):\(port)" }
@@ -55,15 +61,20 @@ public final class BlockingRPCClient: Sendable {
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         var request = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
         authenticator?.sign(&request)
-        let fd = try connection(for: method)
+        var link = try connection(for: method)
+        if link.receiveTimeoutMs != timeoutMs {
+            var limit = timeval(tv_sec: Int(timeoutMs / 1_000), tv_usec: Int(timeoutMs % 1_000) * 1_000)
+            setsockopt(link.fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            link.receiveTimeoutMs = timeoutMs
+        }
         do {
-            try send(request.frame(), on: fd, method: method)
-            let answer = try receive(on: fd, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
-            idle.withLock { $0.append(fd) }
+            try send(request.frame(), on: link.fd, method: method)
+            let answer = try receive(on: link.fd, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
+            idle.withLock { $0.append(link) }
             guard answer.status == .ok else { throw RPCError(answer.status, answer.error) }
             return answer.body
         } catch let error as ConnectionFailure {
-            Glibc.close(fd)
+            Glibc.close(link.fd)
             throw error.rpcError
         }
     }
@@ -74,13 +85,13 @@ public final class BlockingRPCClient: Sendable {
     }
 
     /// An idle connection the peer has not closed meanwhile, or a new one.
-    private func connection(for method: String) throws -> Int32 {
-        while let fd = idle.withLock({ $0.popLast() }) {
+    private func connection(for method: String) throws -> Link {
+        while let link = idle.withLock({ $0.popLast() }) {
             // Nothing may be readable on an idle connection: an end of file (the service
             // restarted) or stray bytes mean it is no use.
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&poller, 1, 0) == 0 { return fd }
-            Glibc.close(fd)
+            var poller = pollfd(fd: link.fd, events: Int16(POLLIN), revents: 0)
+            if poll(&poller, 1, 0) == 0 { return link }
+            Glibc.close(link.fd)
         }
         let (untilNs, _, reason) = refusal.withLock { $0 }
         let now = monotonicNs()
@@ -90,7 +101,7 @@ public final class BlockingRPCClient: Sendable {
         do {
             let fd = try connect()
             refusal.withLock { $0 = (0, initialBackoffMs, "") }
-            return fd
+            return Link(fd: fd)
         } catch let reason as ConnectError {
             refusal.withLock { state in
                 state = (monotonicNs() + state.backoffMs * 1_000_000, min(state.backoffMs * 2, maxBackoffMs), reason.message)
@@ -151,7 +162,8 @@ public final class BlockingRPCClient: Sendable {
     /// Reads until the answer to the call on `fd` has come.
     private func receive(on fd: Int32, method: String, deadlineNs: UInt64, timeoutMs: UInt64) throws -> Envelope {
         var decoder = FrameDecoder(maxFrameSize: maxFrameSize)
-        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        // Not zeroed: recv fills what is read, and only that is used.
+        var buffer = [UInt8](unsafeUninitializedCapacity: 64 << 10) { _, count in count = 64 << 10 }
         while true {
             let payload: [UInt8]?
             do {
@@ -171,16 +183,12 @@ public final class BlockingRPCClient: Sendable {
                 if answer.callID == 0 { throw ConnectionFailure(rpcError: RPCError(answer.status, "\(method): \(peer) refused: \(answer.error)")) }
                 return answer
             }
-            let now = monotonicNs()
-            guard now < deadlineNs else {
+            guard monotonicNs() < deadlineNs else {
                 throw ConnectionFailure(rpcError: RPCError(.deadlineExceeded, "\(method) to \(peer) got no answer within \(timeoutMs) ms"))
             }
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&poller, 1, Int32(clamping: (deadlineNs - now + 999_999) / 1_000_000))
-            if ready < 0 && errno == EINTR { continue }
-            guard ready > 0 else { continue }
+            // Waits in recv itself (at most the receive timeout), sparing a poll per answer.
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count < 0 && errno == EINTR { continue }
+            if count < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) { continue }
             guard count > 0 else {
                 let reason = count == 0 ? "closed by the peer" : String(cString: strerror(errno))
                 throw ConnectionFailure(rpcError: RPCError(.unavailable, "\(method) to \(peer): connection lost: \(reason)"))
