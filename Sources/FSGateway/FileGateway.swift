@@ -135,7 +135,8 @@ final class FileGateway: Sendable {
         let handle = try handle(request.handle, "read")
         let size = min(Int(request.size), FileGateway.maxChunk)
         var response = FsResponse()
-        response.data = [UInt8](repeating: 0, count: size)
+        // Not zeroed: only what the read fills is kept.
+        response.data = [UInt8](unsafeUninitializedCapacity: size) { _, count in count = size }
         let count = response.data.withUnsafeMutableBytes { buffer in
             cachedOnly ? omx_pread_cached(handle.fd, buffer.baseAddress, size, off_t(request.offset)) : pread(handle.fd, buffer.baseAddress, size, off_t(request.offset))
         }

@@ -41,6 +41,8 @@ final class BlockingRPCClientTests: XCTestCase {
         }
         done.wait()
         XCTAssertEqual(failures.withLock { $0 }, [String]())
+        let large = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        XCTAssertTrue(try client.call("Echo", large, timeout: .seconds(30)) == large, "3 MiB come back whole")
         assertFails(.notFound, containing: "nothing here") { try client.call("Refuse", []) }
         XCTAssertEqual(try client.call("Echo", [7]), [7], "a refused call leaves its connection usable")
         await fixture.close()
