@@ -9,6 +9,7 @@ import Shared
 final class ExportedTree: Sendable {
     static let resolveInRoot: UInt64 = 0x10
     static let resolveNoMagicLinks: UInt64 = 0x02
+    static let resolveNoSymlinks: UInt64 = 0x04
 
     let root: String
     let rootFD: Int32
@@ -57,13 +58,34 @@ final class ExportedTree: Sendable {
     /// path as the kernel reports it (read once, for checking the entries in it too).
     private func openDirectory(_ path: String, flags: Int32 = Int32(OMX_O_PATH)) throws -> (fd: Int32, path: String) {
         let relative = path.isEmpty || path == "/" ? "." : path
-        let fd = omx_openat2(rootFD, relative, flags | O_DIRECTORY | O_CLOEXEC, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks)
+        let how = flags | O_DIRECTORY | O_CLOEXEC
+        // Most paths hold no symlink: then where they lead is the path itself, read without
+        // asking the kernel. A path with one (ELOOP here) is resolved as usual and the kernel
+        // says where it ended.
+        var fd = omx_openat2(rootFD, relative, how, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks | ExportedTree.resolveNoSymlinks)
+        var kernelPath = fd >= 0 ? lexicalPath(relative) : nil
+        if fd < 0 && errno == ELOOP {
+            fd = omx_openat2(rootFD, relative, how, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks)
+            if fd >= 0 { kernelPath = readLink("/proc/self/fd/\(fd)") }
+        }
         guard fd >= 0 else { throw Failure(errno, path) }
-        guard let kernelPath = readLink("/proc/self/fd/\(fd)"), !isExcluded(path: kernelPath) else {
+        guard let kernelPath, !isExcluded(path: kernelPath) else {
             close(fd)
             throw Failure(ENOENT, path, "not exported")
         }
         return (fd, kernelPath)
+    }
+
+    /// Where `relative` leads from the root when it holds no symlink: "." dropped, ".." taking
+    /// off the last name and stopping at the root (as RESOLVE_IN_ROOT does).
+    private func lexicalPath(_ relative: String) -> String {
+        var names: [Substring] = []
+        for name in relative.split(separator: "/") where name != "." {
+            if name == ".." { _ = names.popLast() } else { names.append(name) }
+        }
+        let rest = names.joined(separator: "/")
+        if rest.isEmpty { return root }
+        return root == "/" ? "/" + rest : root + "/" + rest
     }
 
     /// The directory holding the last component of `path`, and that component's name.

@@ -33,11 +33,12 @@ final class GatewayDirectory: Sendable {
         return known.atNs == 0 ? map.nodes.map(\.id) : known.byNode.keys.sorted()
     }
 
-    /// The live instances of node `node`'s gateway, in an order that spreads the work.
-    private func endpoints(of node: UInt32) -> [(host: String, port: Int)] {
+    /// The live instances of node `node`'s gateway, in an order that spreads the work, from
+    /// a list Discovery gave at most `maxAgeNs` ago.
+    private func endpoints(of node: UInt32, maxAgeNs: UInt64 = 2_000_000_000) -> [(host: String, port: Int)] {
         let cached = instances.withLock { $0 }
         var byNode = cached.byNode
-        if monotonicNs() - cached.atNs > 2_000_000_000 {
+        if monotonicNs() - cached.atNs > maxAgeNs {
             if let bytes = try? discovery.callBlocking("Discovery.Lookup", LookupRequest(kind: "fsgateway").wire(), timeout: .milliseconds(500)),
                let answer = try? LookupResponse(wire: bytes) {
                 byNode = Dictionary(grouping: answer.instances, by: \.nodeID)
@@ -73,13 +74,24 @@ final class GatewayDirectory: Sendable {
         }
         var lastError: Error = RPCError(.unavailable, "node \(node) has no gateway")
         let body = request.wire()
-        for (host, port) in retry ? targets : Array(targets.prefix(1)) {
+        var tried: Set<String> = []
+        func attempt(_ host: String, _ port: Int) -> (FsResponse, String)? {
             do {
-                let answer = try FsResponse(wire: try client(host, port).call("FSGateway.\(method)", body, timeout: .seconds(30)))
-                return (answer, "\(host):\(port)")
+                return (try FsResponse(wire: try client(host, port).call("FSGateway.\(method)", body, timeout: .seconds(30))), "\(host):\(port)")
             } catch {
                 lastError = error
+                tried.insert("\(host):\(port)")
+                return nil
             }
+        }
+        for (host, port) in retry ? targets : Array(targets.prefix(1)) {
+            if let answer = attempt(host, port) { return answer }
+        }
+        // Every instance known failed: instances that registered since the list was read
+        // (or that replaced the dead ones) get the call.
+        guard retry, pinned == nil else { throw lastError }
+        for (host, port) in endpoints(of: node, maxAgeNs: 100_000_000) where !tried.contains("\(host):\(port)") {
+            if let answer = attempt(host, port) { return answer }
         }
         throw lastError
     }
