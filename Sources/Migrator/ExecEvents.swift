@@ -45,7 +45,9 @@ final class ExecEvents: @unchecked Sendable {
 
     /// The job `pid` runs in and its pid there, or nil for a process outside jobs (or gone).
     static func exec(of pid: Int32) -> Exec? {
-        guard let namespacePID = namespacePID(of: pid) else { return nil }
+        // Every job has a PID namespace of its own: a process of the host's namespace is
+        // dropped after one read, however busy the host is with execs.
+        guard let pids = namespacePIDs(of: pid), pids.count > 1, let namespacePID = pids.last else { return nil }
         for process in ProcStat.lineage(of: pid) {
             if let spool = jobInitSpool(of: process), let job = spool.split(separator: "/").last {
                 return Exec(job: String(job), initPID: process, namespacePID: namespacePID)

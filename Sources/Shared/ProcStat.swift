@@ -62,12 +62,17 @@ public func jobInitSpool(of pid: pid_t) -> String? {
     return arguments[2]
 }
 
-/// The pid of `pid` inside its innermost PID namespace (the last field of NSpid in
-/// /proc/PID/status), or nil when it is gone.
+/// The pid of `pid` inside its innermost PID namespace, or nil when it is gone.
 public func namespacePID(of pid: Int32) -> Int32? {
+    namespacePIDs(of: pid)?.last
+}
+
+/// The pids of `pid` in each PID namespace it is in, the host's first (NSpid in
+/// /proc/PID/status), or nil when it is gone.
+public func namespacePIDs(of pid: Int32) -> [Int32]? {
     guard let status = try? readTextFile("/proc/\(pid)/status") else { return nil }
     for line in status.split(separator: "\n") where line.hasPrefix("NSpid:") {
-        return line.split(whereSeparator: { $0 == "\t" || $0 == " " }).last.flatMap { Int32($0) }
+        return line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().compactMap { Int32($0) }
     }
     return nil
 }
