@@ -57,6 +57,7 @@ actor BalancerService {
         server.register("Balancer.ClusterLoad", on: .pool) { [self] (_: ClusterLoadRequest, _) in await clusterLoad() }
         server.register("Balancer.Control", on: .pool) { [self] (request: ControlRequest, rpc) in try await control(request, caller: rpc.caller) }
         server.register("Balancer.Place", on: .pool) { [self] (request: PlaceRequest, _) in await place(request) }
+        server.register("Balancer.Probe", on: .pool) { [self] (_: GetLoadRequest, rpc) in try await probe(caller: rpc.caller) }
     }
 
     /// Samples four times a second and runs a round every second until cancelled.
@@ -88,7 +89,7 @@ actor BalancerService {
         }
         let memory = LoadSampler.memory()
         own = NodeLoad(
-            node: nodeID, load: jobs.reduce(0) { $0 + $1.demand } + background.value, cpus: LoadSampler.cpus(), speed: speed,
+            node: nodeID, load: jobsLoad() + background.value, cpus: LoadSampler.cpus(), speed: speed,
             freeMemory: memory.free, totalMemory: memory.total, policy: policy, jobs: UInt32(jobs.count), sampledMs: wallClockMs())
         host.metrics.set("omx_load", help: "This node's load over its capacity (cpus x speed / 1000).", own.normalizedLoad)
         guard !policy.quiet else { return }
@@ -152,8 +153,41 @@ actor BalancerService {
         return own
     }
 
-    /// `Balancer.Place`: where a new job should start, from this node's load and window.
-    func place(_ request: PlaceRequest) -> PlaceResponse {
+    /// The CPU the jobs running here ask for: their measured demand, and at least one CPU for
+    /// a job younger than three seconds (placed as one, its demand is still being measured).
+    private func jobsLoad() -> Double {
+        let now = wallClockMs()
+        return jobs.reduce(0) { sum, job in sum + (now - min(now, job.arrivedMs) < 3_000 ? max(job.demand, 1) : job.demand) }
+    }
+
+    /// `Balancer.Probe`: this node's record as of now (its jobs asked of the Migrator afresh),
+    /// for a peer about to place a job.
+    func probe(caller: Caller) async throws -> NodeLoad {
+        guard case .remote = caller else { throw RPCError(.permissionDenied, "Balancer.Probe is for other nodes' Balancers (caller: \(caller))") }
+        guard !policy.quiet else { throw RPCError(.unavailable, "Balancer.Probe: node \(nodeID) is quiet (omx mosctl noquiet)") }
+        if let list = try? await migrator.call("Migrator.List", ListJobsRequest(cluster: false), returning: ListJobsResponse.self, timeout: .milliseconds(500)) {
+            jobs = list.jobs.filter { $0.where == nodeID && $0.state == .running }
+            own.load = jobsLoad() + background.value
+            own.jobs = UInt32(jobs.count)
+            own.sampledMs = wallClockMs()
+        }
+        return own
+    }
+
+    /// `Balancer.Place`: where a new job should start. The lightest-looking peers of the
+    /// window are asked for their load now, then the decision core picks from this node's
+    /// load and the window.
+    func place(_ request: PlaceRequest) async -> PlaceResponse {
+        let candidates = DecisionCore.probeCandidates(
+            demand: request.demand, own: own, peers: window.eligible(alive: alive), configuration: configuration, nowMs: wallClockMs())
+        await withTaskGroup(of: NodeLoad?.self) { group in
+            for candidate in candidates {
+                group.addTask { [peers] in try? await peers.call(candidate, "Balancer.Probe", GetLoadRequest(), returning: NodeLoad.self, timeoutMs: 200) }
+            }
+            for await answer in group {
+                if let answer { window.insert(answer) }
+            }
+        }
         let nowMs = wallClockMs()
         let node = DecisionCore.place(
             demand: request.demand, own: own, peers: window.eligible(alive: alive), configuration: configuration, nowMs: nowMs, random: &random)

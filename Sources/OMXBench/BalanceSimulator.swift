@@ -197,6 +197,17 @@ private struct Run {
         case .omx:
             let home = node
             let own = NodeLoad(node: UInt32(home), load: Double(onNode[home].count), cpus: 1, speed: simulator.speeds[home], freeMemory: 1 << 40, totalMemory: 1 << 40, sampledMs: UInt64(now * 1000))
+            // The lightest-looking peers answer a probe with their load now (Balancer.Probe:
+            // the jobs their Migrator runs at that moment, each asking a CPU).
+            let nowMs = UInt64(now * 1000)
+            for candidate in DecisionCore.probeCandidates(
+                demand: 1, own: own, peers: windows[home].eligible(alive: Set(windows[home].records.keys)), configuration: configuration, nowMs: nowMs) {
+                let peer = Int(candidate)
+                windows[home].insert(NodeLoad(
+                    node: candidate, load: Double(onNode[peer].count), cpus: 1, speed: simulator.speeds[peer], freeMemory: 1 << 40, totalMemory: 1 << 40,
+                    jobs: UInt32(onNode[peer].count), sampledMs: nowMs))
+                messages += 2
+            }
             let peers = windows[home].eligible(alive: Set(windows[home].records.keys))
             node = Int(DecisionCore.place(demand: 1, own: own, peers: peers, configuration: configuration, nowMs: UInt64(now * 1000), random: &random))
             if node != home { windows[home].assume(1, movedTo: UInt32(node)) }

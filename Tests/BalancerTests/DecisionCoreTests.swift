@@ -92,6 +92,18 @@ final class DecisionCoreTests: XCTestCase {
         XCTAssertEqual(place(node(1, load: 4), [stale]), 1, "never from a stale record")
     }
 
+    func testAPlacementProbesTheLightestLookingPeersThatCouldTakeTheJob() {
+        var config = configuration
+        config.placementProbes = 2
+        var stale = node(6, load: 0)
+        stale.sampledMs = now - 60_000
+        let peers = [node(2, load: 3), node(3, load: 0), node(4, load: 1, speed: 4000), node(5, load: 0, policy: NodePolicy(block: true)), stale]
+        XCTAssertEqual(
+            DecisionCore.probeCandidates(demand: 1, own: node(1, load: 4), peers: peers, configuration: config, nowMs: now), [4, 3],
+            "the two lightest per reference CPU; never blocked or stale ones")
+        XCTAssertEqual(DecisionCore.probeCandidates(demand: 1, own: node(1, load: 4, policy: NodePolicy(quiet: true)), peers: peers, configuration: config, nowMs: now), [])
+    }
+
     func testTheWindowOffersOnlyAliveFreshNodesAndKeepsTheFreshestRecord() {
         var window = LoadWindow(capacity: 2, staleAfterMs: 5_000)
         window.insert(NodeLoad(node: 2, load: 1, cpus: 1, speed: 1000, freeMemory: 0, totalMemory: 0, sampledMs: 100))

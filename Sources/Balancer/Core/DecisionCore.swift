@@ -45,6 +45,16 @@ public enum DecisionCore {
         return ties[Int.random(in: 0..<ties.count, using: &random)].node
     }
 
+    /// The peers worth asking for their load now before placing a new job of `demand`: the
+    /// `placementProbes` that look lightest. Records are seconds old and other nodes place
+    /// jobs too; a probe's answer replaces the record, so `place` then decides on the present.
+    public static func probeCandidates(demand: Double, own: NodeLoad, peers: [NodeLoad], configuration: BalancerConfiguration, nowMs: UInt64) -> [UInt32] {
+        guard !own.policy.quiet else { return [] }
+        return possibleTargets(own: own, peers: peers, configuration: configuration, nowMs: nowMs)
+            .sorted { ($0.normalizedLoad(adding: demand), $0.node) < ($1.normalizedLoad(adding: demand), $1.node) }
+            .prefix(configuration.placementProbes).map(\.node)
+    }
+
     /// Peers a job may go to: not this node, not blocked or quiet, with a fresh record.
     private static func possibleTargets(own: NodeLoad, peers: [NodeLoad], configuration: BalancerConfiguration, nowMs: UInt64) -> [NodeLoad] {
         peers.filter { peer in

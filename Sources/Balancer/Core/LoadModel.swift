@@ -54,6 +54,8 @@ public struct BalancerConfiguration: Sendable {
     /// A new job starts elsewhere when it would find that node lighter by more than this
     /// (starting elsewhere is free: no ping-pong to fear, only stale records).
     public var placementMargin = 0.2
+    /// How many of the lightest-looking peers a placement asks for their load first.
+    public var placementProbes = 16
     /// A job moves at most this often (doubled with every move it made), and not before it
     /// has run this long.
     public var minResidenceMs: UInt64 = 2_000
