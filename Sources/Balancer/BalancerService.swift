@@ -31,6 +31,13 @@ actor BalancerService {
     var decisions: [String] = []
     var migrating = false
     var random = SystemRandomNumberGenerator()
+    /// Rounds run so far (I/O counters are asked for every few).
+    var rounds = 0
+    /// Each local job's file bytes per node since the last refresh, and the totals then.
+    var recentIO: [String: [UInt32: UInt64]] = [:]
+    var ioTotals: [String: [UInt32: UInt64]] = [:]
+    /// Clients of the gateways whose counters are asked, by "address:port".
+    var gatewayClients: [String: RPCClient] = [:]
 
     init(host: ServiceHost, configuration: BalancerConfiguration, speed: UInt32, loadSource: LoadSource) {
         self.host = host
@@ -97,10 +104,13 @@ actor BalancerService {
         window.expire(nowMs: wallClockMs())
         host.metrics.set("omx_load_records", help: "Other nodes' fresh load records this node keeps.", Double(window.records.count))
         guard !migrating else { return }
+        rounds += 1
+        if rounds % BalancerService.ioRefreshRounds == 0 { await refreshIO() }
         let samples = jobs.map { job in
             JobSample(
                 job: job.id, home: job.home, demand: job.demand, rssBytes: job.rssBytes, ageMs: wallClockMs() - min(wallClockMs(), job.startedMs),
-                residentMs: wallClockMs() - min(wallClockMs(), job.arrivedMs), stay: job.stay, lock: job.lock, migrations: job.migrations)
+                residentMs: wallClockMs() - min(wallClockMs(), job.arrivedMs), stay: job.stay, lock: job.lock, migrations: job.migrations,
+                ioBytes: recentIO[job.id] ?? [:])
         }
         guard let decision = DecisionCore.decide(
             own: own, jobs: samples, peers: window.eligible(alive: alive), configuration: configuration, nowMs: wallClockMs(), random: &random)

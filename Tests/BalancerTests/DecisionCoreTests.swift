@@ -60,11 +60,13 @@ final class DecisionCoreTests: XCTestCase {
 
     func testIOLocalityDrawsAJobTowardItsData() {
         var list = jobs(1)
-        list[0].ioBytes = [3: 800, 1: 200]
+        list[0].ioBytes = [3: 800 << 20, 1: 200 << 20]
         let decision = decide(node(1, load: 1), list, [node(2, load: 0), node(3, load: 1)])
         XCTAssertEqual(decision?.target, 3, "to node 3 where 80 % of its I/O goes, though node 2 is idler")
         XCTAssertTrue(decision?.reason.hasPrefix("I/O locality: 80 %") == true, decision?.reason ?? "")
         XCTAssertNil(decide(node(1, load: 1), list, [node(3, load: 4)]), "not onto a much busier node")
+        list[0].ioBytes = [3: 800 << 10, 1: 200 << 10]
+        XCTAssertNotEqual(decide(node(1, load: 1), list, [node(2, load: 0), node(3, load: 1)])?.reason.hasPrefix("I/O locality"), true, "a trickle draws nothing")
     }
 
     func testBlockedQuietAndStaleNodesAreNeverChosen() {

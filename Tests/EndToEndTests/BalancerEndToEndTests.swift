@@ -87,6 +87,30 @@ final class BalancerEndToEndTests: XCTestCase {
         await cluster.down()
     }
 
+    func testAJobWhoseFilesAreOnAnotherNodeMovesThere() async throws {
+        try DiscoveryCluster.requireCRIU()
+        try DiscoveryCluster.requireFUSE()
+        let cluster = try DiscoveryCluster(subnet: 67, nodes: 3)
+        defer { _ = cluster.omx(["cluster", "down", "--dir", cluster.dir]) }
+        let isMounted = await cluster.waitForMount(at: "\(cluster.dir)/node-1/mfs", nodes: 3)
+        XCTAssertTrue(isMounted)
+        let data = "\(cluster.dir)/data.bin"
+        try Data(count: 2 << 20).write(to: URL(fileURLWithPath: data))
+        // Reads node 3's file through /mfs/3 over and over, from node 1.
+        let job = try cluster.run(["/usr/bin/python3", "-c", """
+            import time
+            while True:
+                with open("\(cluster.dir)/node-1/mfs/3\(data)", "rb") as f:
+                    f.read()
+                time.sleep(0.1)
+            """], options: ["--node", "1"])
+        let moved = await cluster.waitFor(seconds: 30) { cluster.job(job)?["where"] as? Int == 3 }
+        XCTAssertNotNil(moved, "the job moved to node 3, where its data is: \(cluster.log(1, "balancer").suffix(800))")
+        XCTAssertTrue(cluster.log(1, "balancer").contains("I/O locality"), "with the reason logged")
+        try await Task.sleep(for: .seconds(6))
+        XCTAssertEqual(cluster.job(job)?["where"] as? Int, 3, "and stays by its data")
+    }
+
     func testANewJobStartsWhereTheBalancerPlacesIt() async throws {
         try DiscoveryCluster.requireCRIU()
         let cluster = try DiscoveryCluster(subnet: 49, nodes: 3)

@@ -77,7 +77,7 @@ public enum DecisionCore {
     private static func followIO(own: NodeLoad, jobs: [JobSample], targets: [NodeLoad], configuration: BalancerConfiguration) -> Decision? {
         for job in jobs.sorted(by: { $0.job < $1.job }) {
             let total = job.ioBytes.values.reduce(0, +)
-            guard total > 0, let (node, bytes) = job.ioBytes.max(by: { $0.value < $1.value }), node != own.node else { continue }
+            guard total >= configuration.ioLocalityMinBytes, let (node, bytes) = job.ioBytes.max(by: { $0.value < $1.value }), node != own.node else { continue }
             let share = Double(bytes) / Double(total)
             guard share >= configuration.ioLocalityShare, let target = targets.first(where: { $0.node == node }) else { continue }
             // Toward the data, unless that overloads the node and makes it busier than this one.

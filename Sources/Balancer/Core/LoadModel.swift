@@ -70,6 +70,8 @@ public struct BalancerConfiguration: Sendable {
     public var lowMemoryShare = 0.1
     /// A job whose I/O goes this much to one node is drawn toward that node.
     public var ioLocalityShare = 0.6
+    /// The least file I/O since the last look that draws a job anywhere (a trickle does not).
+    public var ioLocalityMinBytes: UInt64 = 1 << 20
     /// Peers each node sends its load record to per round (push-pull: each answers with its own).
     public var fanout = 2
     /// Load records older than this are ignored.
