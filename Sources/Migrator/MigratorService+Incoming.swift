@@ -42,6 +42,13 @@ extension MigratorService {
             removeTree(receiver.directory)
             throw RPCError(.failedPrecondition, "Migrator.Restore: transfer \(transfer) is incomplete: \(missing)")
         }
+        // A node blocked (or expelling) since the transfer began takes no guest either.
+        do {
+            try await admitGuest(receiver.begin.job, method: "Migrator.Restore")
+        } catch {
+            removeTree(receiver.directory)
+            throw error
+        }
         let started = monotonicNs()
         let pid: Int32
         do {

@@ -12,6 +12,7 @@ extension MigratorService {
     func migrate(_ request: MigrateRequest, caller: Caller) async throws -> MigrateResponse {
         await awaitSettled(request.job)
         if let node = try forwardTarget(request.job, caller: caller) {
+            try await authorizeForwarded(request.job, caller: caller, method: "Migrator.Migrate")
             let moved = try await peers.call(node, "Migrator.Migrate", request, returning: MigrateResponse.self, timeoutMs: 900_000)
             // The home learns at once where its job went: a call right after this one is
             // forwarded there, not to where the job was (the source's own report may come later).

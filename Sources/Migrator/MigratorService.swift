@@ -203,6 +203,7 @@ actor MigratorService {
         let signal = request.signal == 0 ? SIGTERM : request.signal
         guard signal > 0 && signal < 65 else { throw RPCError(.invalidArgument, "Migrator.Kill: no signal \(request.signal)") }
         if let node = try forwardTarget(request.job, caller: caller) {
+            try await authorizeForwarded(request.job, caller: caller, method: "Migrator.Kill")
             return try await peers.call(node, "Migrator.Kill", request, returning: Job.self, timeoutMs: 10_000)
         }
         let job = try runningHere(request.job, caller: caller, method: "Migrator.Kill")
@@ -221,6 +222,7 @@ actor MigratorService {
     /// where it runs, and at its home.
     func setFlags(_ request: FlagsRequest, caller: Caller) async throws -> Job {
         if let node = try forwardTarget(request.job, caller: caller) {
+            try await authorizeForwarded(request.job, caller: caller, method: "Migrator.SetFlags")
             let job = try await peers.call(node, "Migrator.SetFlags", request, returning: Job.self, timeoutMs: 10_000)
             if var home = jobs[job.id], home.home == nodeID {
                 home.lock = job.lock
@@ -257,6 +259,7 @@ actor MigratorService {
         guard let job = jobs[request.job] else {
             let home = try homeNode(of: request.job)
             guard home != nodeID, caller.isClient else { throw RPCError(.notFound, "Migrator.ReadLog: node \(nodeID) has no job \(request.job)") }
+            try await authorizeForwarded(request.job, caller: caller, method: "Migrator.ReadLog")
             return try await peers.call(home, "Migrator.ReadLog", request, returning: ReadLogResponse.self, timeoutMs: 10_000)
         }
         try authorize(caller, for: job, method: "Migrator.ReadLog")
@@ -340,6 +343,19 @@ actor MigratorService {
         guard job.state == .running || job.state == .migrating else { throw RPCError(.failedPrecondition, "\(method): job \(id) has ended (\(job.exit))") }
         guard job.where == nodeID else { throw RPCError(.notFound, "\(method): job \(id) runs on node \(job.where), not \(nodeID)") }
         return job
+    }
+
+    /// Checks a local user's call about job `id` before it is forwarded (the node it goes to
+    /// sees only this Migrator): the job's owner and root only. The record is this node's, else
+    /// the home's (`Migrator.Wait` without waiting).
+    func authorizeForwarded(_ id: String, caller: Caller, method: String) async throws {
+        guard case let .local(_, uid, _) = caller, uid != 0 else { return }
+        var record = jobs[id]
+        if record == nil {
+            let home = try homeNode(of: id)
+            record = try await peers.call(home, "Migrator.Wait", WaitRequest(job: id, timeoutMs: 0), returning: Job.self, timeoutMs: 5_000)
+        }
+        if let record { try authorize(caller, for: record, method: method) }
     }
 
     /// Root, the job's owner and other nodes' Migrators may act on a job; others may not.

@@ -341,14 +341,17 @@ final class MigratorEndToEndTests: XCTestCase {
         result = cluster.omx(["kill", "-NOPE", job])
         XCTAssertTrue(result.stderr.contains("unknown signal -NOPE"), result.stderr)
 
-        // Another user may not touch root's job.
-        let sleeper = try cluster.run(["/bin/sleep", "30"])
-        let denied = LocalCluster.runAbsolute("/usr/bin/setpriv", [
-            "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/env", "OMX_RUN_DIR=\(cluster.runDir(1))",
-            siblingExecutable("omx"), "kill", sleeper,
-        ])
-        XCTAssertNotEqual(denied.status, 0)
-        XCTAssertTrue(denied.stderr.contains("belongs to uid 0, not to uid 65534"), denied.stderr)
+        // Another user may not touch root's job, asking its home, where it runs or a third
+        // node: the node the user asks checks before it forwards.
+        let sleeper = try cluster.run(["/bin/sleep", "30"], options: ["--node", "2"])
+        for (node, command) in [(1, ["kill", sleeper]), (2, ["kill", sleeper]), (3, ["kill", sleeper]), (3, ["logs", sleeper]), (1, ["migrate", sleeper, "3"]), (3, ["lock", sleeper])] {
+            let denied = LocalCluster.runAbsolute("/usr/bin/setpriv", [
+                "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/env", "OMX_RUN_DIR=\(cluster.runDir(node))",
+                siblingExecutable("omx")] + command)
+            XCTAssertNotEqual(denied.status, 0, "\(command) asked of node \(node)")
+            XCTAssertTrue(denied.stderr.contains("belongs to uid 0, not to uid 65534"), "\(command) asked of node \(node): \(denied.stderr)")
+        }
+        XCTAssertEqual(cluster.job(sleeper)?["state"] as? String, "running")
         let migrated = cluster.omx(["migrate", sleeper, "9"])
         XCTAssertTrue(migrated.stderr.contains("node 9 is not in the map"), migrated.stderr)
         await cluster.down()
