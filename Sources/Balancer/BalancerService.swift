@@ -175,19 +175,24 @@ actor BalancerService {
     func probe(caller: Caller) async throws -> NodeLoad {
         guard case .remote = caller else { throw RPCError(.permissionDenied, "Balancer.Probe is for other nodes' Balancers (caller: \(caller))") }
         guard !policy.quiet else { throw RPCError(.unavailable, "Balancer.Probe: node \(nodeID) is quiet (omx mosctl noquiet)") }
-        if let list = try? await migrator.call("Migrator.List", ListJobsRequest(cluster: false), returning: ListJobsResponse.self, timeout: .milliseconds(500)) {
-            jobs = list.jobs.filter { $0.where == nodeID && $0.state == .running }
-            own.load = jobsLoad() + background.value
-            own.jobs = UInt32(jobs.count)
-            own.sampledMs = wallClockMs()
-        }
+        await refreshOwnLoad()
         return own
     }
 
-    /// `Balancer.Place`: where a new job should start. The lightest-looking peers of the
-    /// window are asked for their load now, then the decision core picks from this node's
-    /// load and the window.
+    /// Brings the own record's load up to now: the jobs the Migrator runs at this moment.
+    private func refreshOwnLoad() async {
+        guard let list = try? await migrator.call("Migrator.List", ListJobsRequest(cluster: false), returning: ListJobsResponse.self, timeout: .milliseconds(500))
+        else { return }
+        jobs = list.jobs.filter { $0.where == nodeID && $0.state == .running }
+        own.load = jobsLoad() + background.value
+        own.jobs = UInt32(jobs.count)
+        own.sampledMs = wallClockMs()
+    }
+
+    /// `Balancer.Place`: where a new job should start. This node's load and the
+    /// lightest-looking peers' are taken as of now, then the decision core picks.
     func place(_ request: PlaceRequest) async -> PlaceResponse {
+        await refreshOwnLoad()
         let candidates = DecisionCore.probeCandidates(
             demand: request.demand, own: own, peers: window.eligible(alive: alive), configuration: configuration, nowMs: wallClockMs())
         await withTaskGroup(of: NodeLoad?.self) { group in
