@@ -4,8 +4,9 @@ import Synchronization
 
 /// Finds every node's live gateway instances (Discovery's Lookup, refreshed every two
 /// seconds; the map's address and the first instance's port when Discovery has nothing) and
-/// makes blocking calls to them from the FUSE threads, each on a connection of its own. Path operations that are idempotent
-/// retry on another instance when one dies; the rest fail with EIO.
+/// makes blocking calls to them from the FUSE threads, each on a connection of its own. Path
+/// operations that are idempotent retry on another instance when one dies; the rest fail with
+/// EIO.
 final class GatewayDirectory: Sendable {
     let loop: EventLoop
     let map: ClusterMap

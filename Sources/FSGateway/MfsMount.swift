@@ -102,13 +102,7 @@ final class MfsMount: Sendable {
         // A process never leaves its PID namespace: its answer holds for its whole life.
         let key = ProcStat.key(of: pid)
         if let known = knownJobs.withLock({ $0[key] }) { return known.isEmpty ? nil : known }
-        var job = ""
-        for process in ProcStat.lineage(of: pid) {
-            if let spool = jobInitSpool(of: process) {
-                job = spool.split(separator: "/").last.map(String.init) ?? ""
-                break
-            }
-        }
+        let job = enclosingJob(of: pid)?.job ?? ""
         knownJobs.withLock { table in
             if table.count > 10_000 { table.removeAll() }
             table[key] = job

@@ -47,12 +47,8 @@ final class ExecEvents: @unchecked Sendable {
     static func exec(of pid: Int32) -> Exec? {
         // Every job has a PID namespace of its own: a process of the host's namespace is
         // dropped after one read, however busy the host is with execs.
-        guard let pids = namespacePIDs(of: pid), pids.count > 1, let namespacePID = pids.last else { return nil }
-        for process in ProcStat.lineage(of: pid) {
-            if let spool = jobInitSpool(of: process), let job = spool.split(separator: "/").last {
-                return Exec(job: String(job), initPID: process, namespacePID: namespacePID)
-            }
-        }
-        return nil
+        guard let pids = namespacePIDs(of: pid), pids.count > 1, let namespacePID = pids.last,
+              let (job, initPID) = enclosingJob(of: pid) else { return nil }
+        return Exec(job: job, initPID: initPID, namespacePID: namespacePID)
     }
 }

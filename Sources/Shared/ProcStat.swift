@@ -62,6 +62,17 @@ public func jobInitSpool(of pid: pid_t) -> String? {
     return arguments[2]
 }
 
+/// The job process `pid` belongs to: the spool name of its nearest omx-jobinit ancestor
+/// ("2.17", the job id) and that init's pid; nil for a process outside jobs (or gone).
+public func enclosingJob(of pid: pid_t) -> (job: String, initPID: pid_t)? {
+    for process in ProcStat.lineage(of: pid) {
+        if let spool = jobInitSpool(of: process), let job = spool.split(separator: "/").last {
+            return (String(job), process)
+        }
+    }
+    return nil
+}
+
 /// The pid of `pid` inside its innermost PID namespace, or nil when it is gone.
 public func namespacePID(of pid: Int32) -> Int32? {
     namespacePIDs(of: pid)?.last
