@@ -165,8 +165,17 @@ extension MigratorService {
     func sendGuestsAway() async -> ExpelResponse {
         var moved: [String] = []
         var failed: [String] = []
-        let guests = jobs.values.filter { $0.where == nodeID && $0.home != nodeID && $0.state == .running }.sorted { jobOrder($0.id, $1.id) }
-        for job in guests {
+        let guests = jobs.values.filter { $0.where == nodeID && $0.home != nodeID && ($0.state == .running || $0.state == .migrating) }
+            .sorted { jobOrder($0.id, $1.id) }
+        for guest in guests {
+            // The list is a snapshot: the Balancer may be moving a guest right now. Wait for
+            // that move, then take the record as it is now.
+            await awaitSettled(guest.id)
+            guard let job = jobs[guest.id], job.state == .running else { continue }  // it ended
+            guard job.where == nodeID else {
+                moved.append("\(job.id) -> \(job.where)")
+                continue
+            }
             let candidates = [job.home] + host.map.nodes.map(\.id).filter { $0 != job.home && $0 != nodeID }
             var reasons: [String] = []
             var done = false

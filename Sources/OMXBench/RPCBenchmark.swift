@@ -11,6 +11,10 @@ public struct RPCBenchmark {
         public var seconds = 2.0
         public var window = 128
         public var largeWindow = 16
+        /// Each test alternates OMX and raw this many times (each running its share of the
+        /// calls or seconds), so a machine that speeds up or slows down meanwhile weighs on
+        /// both alike.
+        public var rounds = 5
 
         public init() {}
     }
@@ -24,12 +28,18 @@ public struct RPCBenchmark {
         public let raw: Double
         /// omx / raw: for latency lower is better, for throughput higher is better.
         public let ratio: Double
+        /// CPU time per call, client and server together (user and system), in microseconds:
+        /// what each side costs whatever the scheduler did with the wakeups.
+        public let omxCPUPerCallUs: Double
+        public let rawCPUPerCallUs: Double
     }
 
     /// Everything measured.
     public struct Report: Sendable, Encodable {
         public var rows: [Row] = []
         public var idleServiceRSSKiB: Int?
+        /// Whether clients ran on CPU 0 and servers on CPU 1 (as on two hosts), OMX and raw alike.
+        public var pinned = false
     }
 
     let options: Options
@@ -54,12 +64,18 @@ public struct RPCBenchmark {
         try key.write(to: "\(dir)/cluster.key", overwrite: false)
         let mapPath = "\(dir)/bench.map"
         try writeTextFile(mapPath, "1 127.0.0.1 1\n")
-        let map = try ClusterMap.load(path: mapPath)
         let basePort = Int.random(in: 20_000...40_000)
-        let omxServer = try ChildProcess.spawn(
-            omxPath, ["bench", "rpc-server", "--port", "\(basePort)", "--unix", "\(dir)/omx.sock", "--map", mapPath, "--key", "\(dir)/cluster.key"],
+        // Where the scheduler puts the two ends decides most of a round trip on a small machine
+        // (a wakeup on the same CPU is a context switch, on another an interrupt): every client
+        // runs on CPU 0 and every server on CPU 1, so OMX and raw are measured alike.
+        var report = Report()
+        report.pinned = sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2
+        let serverCPU = report.pinned ? ["/usr/bin/taskset", "-c", "1"] : []
+        if report.pinned { try pin(pid: getpid(), cpu: 0) }
+        let omxServer = try spawn(
+            serverCPU + [omxPath, "bench", "rpc-server", "--port", "\(basePort)", "--unix", "\(dir)/omx.sock", "--map", mapPath, "--key", "\(dir)/cluster.key"],
             stdoutPath: "\(dir)/omx-server.out", stderrPath: "\(dir)/omx-server.err")
-        let rawServer = try ChildProcess.spawn(rawPath, ["serve", "127.0.0.1", "\(basePort + 1)", "\(dir)/raw.sock"], stdoutPath: "\(dir)/raw-server.out")
+        let rawServer = try spawn(serverCPU + [rawPath, "serve", "127.0.0.1", "\(basePort + 1)", "\(dir)/raw.sock"], stdoutPath: "\(dir)/raw-server.out")
         defer {
             omxServer.send(SIGTERM)
             rawServer.send(SIGKILL)
@@ -71,25 +87,42 @@ public struct RPCBenchmark {
 
         let loop = try EventLoop()
         let logger = Logger(label: "omx-bench")
-        var report = Report()
         let transports: [(name: String, omx: RPCEndpoint, raw: [String], auth: Authenticator?)] = [
             ("tcp", .tcp(host: "127.0.0.1", port: basePort), ["tcp", "127.0.0.1", "\(basePort + 1)"], Authenticator(key: key, nodeID: 1)),
             ("unix", .unix(path: "\(dir)/omx.sock"), ["unix", "\(dir)/raw.sock"], nil),
         ]
         for transport in transports {
             let client = RPCClient(loop: loop, endpoint: transport.omx, configuration: .init(authenticator: transport.auth), logger: logger)
-            progress("\(transport.name): ping-pong latency, 64 B, \(options.pingCount) calls")
-            // The measuring code runs on the client's loop thread, as a service's own code does.
-            let latency = try await withTaskExecutorPreference(loop) { try await pingPong(client, count: options.pingCount) }
-            let rawLatency = try runRaw(["pingpong"] + transport.raw + ["64", "\(options.pingCount)"], dir: dir)
-            report.rows.append(Row(transport: transport.name, test: "ping-pong p50", unit: "us", omx: latency.p50, raw: rawLatency[0], ratio: latency.p50 / rawLatency[0]))
-            report.rows.append(Row(transport: transport.name, test: "ping-pong p99", unit: "us", omx: latency.p99, raw: rawLatency[1], ratio: latency.p99 / rawLatency[1]))
+            let perRound = max(options.pingCount / options.rounds, 100)
+            progress("\(transport.name): ping-pong latency, 64 B, \(options.rounds) x \(perRound) calls each")
+            var omx = Tally(), raw = Tally()
+            for _ in 0..<options.rounds {
+                // The measuring code runs on the client's loop thread, as a service's own code does.
+                try await omx.charge(server: omxServer) {
+                    try await withTaskExecutorPreference(loop) { try await pingPong(client, count: perRound) }
+                }
+                raw.add(try runRaw(["pingpong"] + transport.raw + ["64", "\(perRound)"], dir: dir, server: rawServer))
+            }
+            for (test, percentile) in [("ping-pong p50", 0.5), ("ping-pong p99", 0.99)] {
+                let (omxValue, rawValue) = (omx.percentile(percentile), raw.percentile(percentile))
+                report.rows.append(
+                    Row(
+                        transport: transport.name, test: test, unit: "us", omx: omxValue, raw: rawValue, ratio: omxValue / rawValue,
+                        omxCPUPerCallUs: omx.cpuPerCallUs, rawCPUPerCallUs: raw.cpuPerCallUs))
+            }
             for (size, window) in [(64, options.window), (65_536, options.largeWindow)] {
                 let label = size == 64 ? "64 B" : "64 KiB"
-                progress("\(transport.name): pipelined \(label), \(window) in flight, \(options.seconds) s")
-                let rate = try await pipelined(client, bodySize: size, window: window, on: loop)
-                let rawRate = try runRaw(["pipeline"] + transport.raw + ["\(size)", "\(options.seconds)", "\(window)"], dir: dir)[0]
-                report.rows.append(Row(transport: transport.name, test: "pipelined \(label)", unit: "calls/s", omx: rate, raw: rawRate, ratio: rate / rawRate))
+                let seconds = options.seconds / Double(options.rounds)
+                progress("\(transport.name): pipelined \(label), \(window) in flight, \(options.rounds) x \(seconds) s")
+                var omx = Tally(), raw = Tally()
+                for _ in 0..<options.rounds {
+                    try await omx.charge(server: omxServer) { try await pipelined(client, bodySize: size, window: window, seconds: seconds, on: loop) }
+                    raw.add(try runRaw(["pipeline"] + transport.raw + ["\(size)", "\(seconds)", "\(window)"], dir: dir, server: rawServer))
+                }
+                report.rows.append(
+                    Row(
+                        transport: transport.name, test: "pipelined \(label)", unit: "calls/s", omx: omx.rate, raw: raw.rate,
+                        ratio: omx.rate / raw.rate, omxCPUPerCallUs: omx.cpuPerCallUs, rawCPUPerCallUs: raw.cpuPerCallUs))
             }
             await client.close()
         }
@@ -99,25 +132,64 @@ public struct RPCBenchmark {
         return report
     }
 
-    private func pingPong(_ client: RPCClient, count: Int) async throws -> (p50: Double, p99: Double) {
+    /// What one side (OMX or raw) measured over the rounds of a test.
+    private struct Tally {
+        var samplesUs: [Double] = []
+        var calls = 0
+        var seconds = 0.0
+        var cpuNs = 0.0
+
+        /// Calls per second over every round.
+        var rate: Double { Double(calls) / seconds }
+        /// CPU time per call, client and server together.
+        var cpuPerCallUs: Double { cpuNs / 1_000 / Double(max(calls, 1)) }
+
+        func percentile(_ fraction: Double) -> Double {
+            let sorted = samplesUs.sorted()
+            return sorted[min(Int(Double(sorted.count) * fraction), sorted.count - 1)]
+        }
+
+        mutating func add(_ other: Tally) {
+            samplesUs += other.samplesUs
+            calls += other.calls
+            seconds += other.seconds
+            cpuNs += other.cpuNs
+        }
+
+        /// Runs an OMX round and charges the CPU time this process and the server spent
+        /// meanwhile to its calls.
+        mutating func charge(server: ChildProcess, _ round: () async throws -> Tally) async throws {
+            let before = (cpuTimeNs(of: getpid()) ?? 0) + (cpuTimeNs(of: server.pid) ?? 0)
+            var measured = try await round()
+            let after = (cpuTimeNs(of: getpid()) ?? 0) + (cpuTimeNs(of: server.pid) ?? 0)
+            measured.cpuNs = Double(after - before)
+            add(measured)
+        }
+    }
+
+    /// Sequential calls after a warm-up of a tenth as many (calls and CPU count both).
+    private func pingPong(_ client: RPCClient, count: Int) async throws -> Tally {
         let body = [UInt8](repeating: 7, count: 64)
-        for _ in 0..<max(count / 10, 100) { _ = try await client.call(BenchServer.echoMethod, body) }
-        var samples: [Double] = []
-        samples.reserveCapacity(count)
+        let warmUp = count / 10
+        for _ in 0..<warmUp { _ = try await client.call(BenchServer.echoMethod, body) }
+        var tally = Tally()
+        tally.samplesUs.reserveCapacity(count)
         for _ in 0..<count {
             let start = monotonicNs()
             _ = try await client.call(BenchServer.echoMethod, body)
-            samples.append(Double(monotonicNs() - start) / 1_000)
+            tally.samplesUs.append(Double(monotonicNs() - start) / 1_000)
         }
-        samples.sort()
-        return (samples[count / 2], samples[count * 99 / 100])
+        tally.calls = warmUp + count
+        return tally
     }
 
-    private func pipelined(_ client: RPCClient, bodySize: Int, window: Int, on loop: EventLoop) async throws -> Double {
+    /// Calls with `window` in flight for `seconds`.
+    private func pipelined(_ client: RPCClient, bodySize: Int, window: Int, seconds: Double, on loop: EventLoop) async throws -> Tally {
         let body = [UInt8](repeating: 7, count: bodySize)
         let start = monotonicNs()
-        let end = start + UInt64(options.seconds * 1e9)
-        let completed = try await withThrowingTaskGroup(of: Int.self) { group in
+        let end = start + UInt64(seconds * 1e9)
+        var tally = Tally()
+        tally.calls = try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<window {
                 group.addTask(executorPreference: loop) {
                     var calls = 0
@@ -130,20 +202,56 @@ public struct RPCBenchmark {
             }
             return try await group.reduce(0, +)
         }
-        return Double(completed) / (Double(monotonicNs() - start) / 1e9)
+        tally.seconds = Double(monotonicNs() - start) / 1e9
+        return tally
     }
 
-    private func runRaw(_ arguments: [String], dir: String) throws -> [Double] {
+    /// Runs one raw client and reads what it measured: each round trip (ping-pong) or its
+    /// calls and seconds (pipeline), and the CPU time of the client and of the server thread
+    /// that served it (which reports when the client is gone).
+    private func runRaw(_ arguments: [String], dir: String, server: ChildProcess) throws -> Tally {
         let output = "\(dir)/raw-client.out"
+        let served = "\(dir)/raw-server.out"
         unlink(output)
+        let reportsBefore = rawServerReports(served).count
         let process = try ChildProcess.spawn(rawPath, arguments, stdoutPath: output)
         let status = process.wait()
-        let text = (try? readTextFile(output)) ?? ""
-        let values = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
-        guard status == 0, !values.isEmpty else {
-            throw ConfigError("omx-rawbench \(arguments.joined(separator: " ")) failed with status \(status): \(text)")
+        let lines = ((try? readTextFile(output)) ?? "").split(separator: "\n")
+        guard status == 0, let cpuLine = lines.last, cpuLine.hasPrefix("cpu "), let clientCPUNs = Double(cpuLine.dropFirst(4)) else {
+            throw ConfigError("omx-rawbench \(arguments.joined(separator: " ")) failed with status \(status): \(lines.joined(separator: "\n"))")
         }
-        return values
+        let deadline = monotonicNs() + 5_000_000_000
+        var reports = rawServerReports(served)
+        while reports.count == reportsBefore && monotonicNs() < deadline {
+            usleep(5_000)
+            reports = rawServerReports(served)
+        }
+        guard reports.count > reportsBefore, let report = reports.last, report.frames > 0 else {
+            throw ConfigError("omx-rawbench serve did not report the connection of \(arguments.joined(separator: " ")) (see \(served))")
+        }
+        var tally = Tally()
+        let values = lines.dropLast().compactMap { line in line.split(separator: " ").map { Double($0) } }
+        if arguments[0] == "pingpong" {
+            tally.samplesUs = values.compactMap { $0.first ?? nil }
+            tally.calls = report.frames
+        } else {
+            guard let figures = values.first, figures.count == 2, let calls = figures[0], let seconds = figures[1] else {
+                throw ConfigError("omx-rawbench \(arguments.joined(separator: " ")) printed no calls and seconds")
+            }
+            tally.calls = Int(calls)
+            tally.seconds = seconds
+        }
+        tally.cpuNs = clientCPUNs * Double(report.frames) + Double(report.cpuNs)
+        return tally
+    }
+
+    /// The "served FRAMES cpu_ns NS" lines the raw server printed so far.
+    private func rawServerReports(_ path: String) -> [(frames: Int, cpuNs: UInt64)] {
+        ((try? readTextFile(path)) ?? "").split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count == 4, fields[0] == "served", let frames = Int(fields[1]), let cpu = UInt64(fields[3]) else { return nil }
+            return (frames, cpu)
+        }
     }
 
     private func idleServiceRSS(dir: String, mapPath: String, port: Int) async throws -> Int? {
@@ -168,6 +276,18 @@ public struct RPCBenchmark {
         guard ready else { throw ConfigError("omx-discovery did not answer within 10 s; see \(dir)/discovery.err") }
         try await Task.sleep(for: .seconds(1))
         return residentKiB(of: service.pid)
+    }
+
+    /// Starts `command`: a program's path, then its arguments.
+    private func spawn(_ command: [String], stdoutPath: String, stderrPath: String? = nil) throws -> ChildProcess {
+        try ChildProcess.spawn(command[0], Array(command.dropFirst()), stdoutPath: stdoutPath, stderrPath: stderrPath)
+    }
+
+    /// Moves every thread of `pid` to `cpu`; threads it starts later inherit that.
+    private func pin(pid: pid_t, cpu: Int) throws {
+        let taskset = try ChildProcess.spawn("/usr/bin/taskset", ["-a", "-p", "-c", "\(cpu)", "\(pid)"], stdoutPath: "/dev/null")
+        let status = taskset.wait()
+        guard status == 0 else { throw ConfigError("taskset -a -p -c \(cpu) \(pid) failed with status \(status) (util-linux is needed)") }
     }
 
     private func waitForLine(_ line: String, in path: String, process: ChildProcess) async throws {

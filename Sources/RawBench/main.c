@@ -5,9 +5,13 @@
  * a server -- with plain blocking sockets and no envelope, authentication or event loop, so the
  * benchmark can show what the RPC runtime costs on top of the kernel.
  *
- *   omx-rawbench serve TCP_HOST TCP_PORT UNIX_PATH
- *   omx-rawbench pingpong tcp HOST PORT | unix PATH  BODY_BYTES COUNT       -> "p50_us p99_us"
- *   omx-rawbench pipeline tcp HOST PORT | unix PATH  BODY_BYTES SECONDS WINDOW -> "calls_per_second"
+ *   omx-rawbench serve TCP_HOST TCP_PORT UNIX_PATH   -> "ready", then per closed connection
+ *                                                       "served FRAMES cpu_ns NS"
+ *   omx-rawbench pingpong tcp HOST PORT | unix PATH  BODY_BYTES COUNT
+ *                                                    -> every round trip in us, a line each, then
+ *                                                       "cpu CLIENT_CPU_NS_PER_CALL"
+ *   omx-rawbench pipeline tcp HOST PORT | unix PATH  BODY_BYTES SECONDS WINDOW
+ *                                                    -> "CALLS SECONDS", then "cpu CLIENT_CPU_NS_PER_CALL"
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -59,11 +64,6 @@ static int write_full(int fd, const void *buf, size_t len) {
     return 1;
 }
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Reads one frame into *buf (grown as needed); returns its length, or -1 at end of stream. */
 static long read_frame(int fd, char **buf, size_t *cap) {
@@ -96,16 +96,45 @@ static int write_frame(int fd, const char *payload, size_t len) {
     return write_full(fd, payload + (done - 4), len - (done - 4));
 }
 
+static uint64_t timespec_ns(struct timespec ts) {
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return timespec_ns(ts);
+}
+
+/* CPU time (user and system) this process has used so far, ended threads included. */
+static uint64_t process_cpu_ns(void) {
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    return (uint64_t)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000000000ull +
+           (uint64_t)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1000ull;
+}
+
+static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Echoes frames until the peer closes, then reports how many and the thread's CPU time, so the
+   benchmark can charge the server's share of each call. */
 static void *echo_connection(void *arg) {
     int fd = (int)(intptr_t)arg;
     char *buf = NULL;
     size_t cap = 0;
-    long len;
+    long len, frames = 0;
     while ((len = read_frame(fd, &buf, &cap)) >= 0) {
         if (write_frame(fd, buf, (size_t)len) < 0) break;
+        frames++;
     }
     free(buf);
     close(fd);
+    struct timespec cpu;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+    pthread_mutex_lock(&report_lock);
+    printf("served %ld cpu_ns %llu\n", frames, (unsigned long long)timespec_ns(cpu));
+    fflush(stdout);
+    pthread_mutex_unlock(&report_lock);
     return NULL;
 }
 
@@ -158,22 +187,19 @@ static int unix_socket(const char *path, int listening) {
     return fd;
 }
 
-static int compare_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void pingpong(int fd, size_t body, long count) {
     char *payload = calloc(1, body ? body : 1), *buf = NULL;
     size_t cap = 0;
     uint64_t *samples = calloc((size_t)count, sizeof(uint64_t));
+    uint64_t cpu_start = process_cpu_ns();
     for (long i = -count / 10; i < count; i++) {
         uint64_t start = now_ns();
         if (write_frame(fd, payload, body) < 0 || read_frame(fd, &buf, &cap) < 0) die("pingpong");
         if (i >= 0) samples[i] = now_ns() - start;
     }
-    qsort(samples, (size_t)count, sizeof(uint64_t), compare_u64);
-    printf("%.2f %.2f\n", samples[count / 2] / 1000.0, samples[(count * 99) / 100] / 1000.0);
+    double cpu_per_call = (double)(process_cpu_ns() - cpu_start) / (double)(count + count / 10);
+    for (long i = 0; i < count; i++) printf("%.2f\n", samples[i] / 1000.0);
+    printf("cpu %.0f\n", cpu_per_call);
 }
 
 struct pipeline_state {
@@ -201,6 +227,7 @@ static void pipeline(int fd, size_t body, double seconds, int window) {
     pthread_t reader;
     pthread_create(&reader, NULL, pipeline_reader, &s);
     char *payload = calloc(1, body ? body : 1);
+    uint64_t cpu_start = process_cpu_ns();
     uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9);
     long sent = 0;
     while (now_ns() < end) {
@@ -212,7 +239,7 @@ static void pipeline(int fd, size_t body, double seconds, int window) {
     double elapsed = (now_ns() - start) / 1e9;
     shutdown(fd, SHUT_RDWR);
     pthread_join(reader, NULL);
-    printf("%.0f\n", sent / elapsed);
+    printf("%ld %.6f\ncpu %.0f\n", sent, elapsed, (double)(process_cpu_ns() - cpu_start) / (double)sent);
 }
 
 int main(int argc, char **argv) {

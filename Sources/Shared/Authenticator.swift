@@ -17,7 +17,8 @@ public final class Authenticator: Sendable {
     public let nodeID: UInt32
     private let skewMs: UInt64
     private let seen = Mutex(ReplayWindow())
-    private let epoch = randomBytes(8)
+    /// This sender's nonce epoch, chosen at random once.
+    private let epoch = randomBytes(8).withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
     private let counter = Atomic<UInt64>(0)
 
     /// - Parameters:
@@ -30,42 +31,70 @@ public final class Authenticator: Sendable {
         self.skewMs = skewMs
     }
 
-    /// Adds a fresh timestamp, nonce and MAC to `envelope`.
+    /// Adds a fresh timestamp, nonce and MAC to `envelope` (what `Envelope.frame(signedBy:)`
+    /// does on the stack while packing, for code that wants the signed envelope itself).
     public func sign(_ envelope: inout Envelope, nowMs: UInt64 = wallClockMs()) {
-        let count = counter.wrappingAdd(1, ordering: .relaxed).newValue
-        var nonce = epoch
-        for shift in stride(from: 56, through: 0, by: -8) { nonce.append(UInt8(truncatingIfNeeded: count >> UInt64(shift))) }
+        let nonce = [UInt8](unsafeUninitializedCapacity: 16) { buffer, filled in
+            writeNonce(into: UnsafeMutableRawBufferPointer(buffer))
+            filled = 16
+        }
         envelope.auth = EnvelopeAuth(nodeID: nodeID, timestampMs: nowMs, nonce: nonce)
-        envelope.auth!.mac = key.mac(envelope.signingHead(), followedBy: envelope.body)
+        envelope.auth!.mac = [UInt8](unsafeUninitializedCapacity: 32) { out, filled in
+            envelope.withSigningHead { head in envelope.body.withUnsafeBytes { key.mac(head, followedBy: $0, into: out.baseAddress!) } }
+            filled = 32
+        }
     }
 
-    /// Checks that `envelope` was signed with our key, recently, and not seen before.
+    /// Writes the next 16-byte nonce of this sender (its epoch, then the counter, big-endian).
+    func writeNonce(into nonce: UnsafeMutableRawBufferPointer) {
+        let count = counter.wrappingAdd(1, ordering: .relaxed).newValue
+        nonce.storeBytes(of: epoch.bigEndian, toByteOffset: 0, as: UInt64.self)
+        nonce.storeBytes(of: count.bigEndian, toByteOffset: 8, as: UInt64.self)
+    }
+
+    /// The MAC of a signing head followed by a body, written to `out` (32 bytes).
+    func mac(head: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer) {
+        key.mac(head, followedBy: body, into: out)
+    }
+
+    /// An envelope's signature fields where they lie.
+    struct Signature {
+        var nodeID: UInt32
+        var timestampMs: UInt64
+        var nonce: UnsafeRawBufferPointer
+        var mac: UnsafeRawBufferPointer
+    }
+
+    /// Checks `signature` over a signing head and a body: the MAC, the clock and the nonce.
     /// - Throws: `RPCError` with status UNAUTHENTICATED saying which check failed.
-    public func verify(_ envelope: Envelope, nowMs: UInt64 = wallClockMs()) throws {
-        guard let auth = envelope.auth else {
-            throw RPCError(.unauthenticated, "envelope carries no authentication (TCP calls must be signed with the cluster key)")
+    func check(_ signature: Signature, head: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, nowMs: UInt64) throws {
+        let node = signature.nodeID
+        let matches = withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { expected in
+            mac(head: head, body: body, into: expected.baseAddress!)
+            return signature.mac.count == 32 && COpenSSL_constant_time_compare(signature.mac.baseAddress, expected.baseAddress, 32) == 0
         }
-        let expected = key.mac(envelope.signingHead(), followedBy: envelope.body)
-        guard auth.mac.count == expected.count,
-            COpenSSL_constant_time_compare(auth.mac, expected, expected.count) == 0
-        else {
-            throw RPCError(.unauthenticated, "bad MAC from node \(auth.nodeID): the sender holds a different cluster key or the envelope was altered")
+        guard matches else {
+            throw RPCError(.unauthenticated, "bad MAC from node \(node): the sender holds a different cluster key or the envelope was altered")
         }
-        let drift = auth.timestampMs > nowMs ? auth.timestampMs - nowMs : nowMs - auth.timestampMs
+        let drift = signature.timestampMs > nowMs ? signature.timestampMs - nowMs : nowMs - signature.timestampMs
         guard drift <= skewMs else {
-            throw RPCError(.unauthenticated, "timestamp from node \(auth.nodeID) is \(drift) ms away from this clock (limit \(skewMs) ms)")
+            throw RPCError(.unauthenticated, "timestamp from node \(node) is \(drift) ms away from this clock (limit \(skewMs) ms)")
         }
-        guard auth.nonce.count == 16 else {
-            throw RPCError(.unauthenticated, "nonce of \(auth.nonce.count) bytes from node \(auth.nodeID) (it must be 16: epoch and counter)")
+        guard signature.nonce.count == 16 else {
+            throw RPCError(.unauthenticated, "nonce of \(signature.nonce.count) bytes from node \(node) (it must be 16: epoch and counter)")
         }
-        let verdict = seen.withLock { $0.admit(auth.nonce, nowMs: nowMs, retentionMs: 2 * skewMs) }
+        let epoch = UInt64(bigEndian: signature.nonce.loadUnaligned(as: UInt64.self))
+        let counter = UInt64(bigEndian: signature.nonce.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        let verdict = seen.withLock { $0.admit(epoch: epoch, counter: counter, nowMs: nowMs, retentionMs: 2 * skewMs) }
         switch verdict {
         case .fresh:
             return
         case .replayed:
-            throw RPCError(.unauthenticated, "replayed envelope from node \(auth.nodeID): nonce \(hexEncode(auth.nonce)) was already used")
+            throw RPCError(.unauthenticated, "replayed envelope from node \(node): nonce \(hexEncode(Array(signature.nonce))) was already used")
         case let .tooOld(highest):
-            throw RPCError(.unauthenticated, "nonce \(hexEncode(auth.nonce)) from node \(auth.nodeID) is more than \(ReplayWindow.width) behind the highest counter of its epoch (\(highest))")
+            throw RPCError(
+                .unauthenticated,
+                "nonce \(hexEncode(Array(signature.nonce))) from node \(node) is more than \(ReplayWindow.width) behind the highest counter of its epoch (\(highest))")
         }
     }
 }
@@ -104,41 +133,39 @@ struct ReplayWindow {
 
         func isSet(_ position: UInt64) -> Bool { bits[Int(position / 64)] & (1 << (position % 64)) != 0 }
         mutating func set(_ position: UInt64) { bits[Int(position / 64)] |= 1 << (position % 64) }
+
+        mutating func admit(_ counter: UInt64, nowMs: UInt64) -> Verdict {
+            lastSeenMs = nowMs
+            if counter > highest {
+                shift(by: counter - highest)
+                highest = counter
+                set(0)
+                return .fresh
+            }
+            let behind = highest - counter
+            guard behind < ReplayWindow.width else { return .tooOld(highest: highest) }
+            if isSet(behind) { return .replayed }
+            set(behind)
+            return .fresh
+        }
     }
 
     private var epochs: [UInt64: Epoch] = [:]
     private var nextPruneMs: UInt64 = 0
 
-    /// Records a 16-byte nonce; says whether it is new.
-    mutating func admit(_ nonce: [UInt8], nowMs: UInt64, retentionMs: UInt64) -> Verdict {
+    /// Records the nonce (`epoch`, `counter`); says whether it is new.
+    mutating func admit(epoch epochID: UInt64, counter: UInt64, nowMs: UInt64, retentionMs: UInt64) -> Verdict {
         if nowMs >= nextPruneMs {
             epochs = epochs.filter { $0.value.lastSeenMs + retentionMs > nowMs }
             nextPruneMs = nowMs + 1_000
         }
-        var epochID: UInt64 = 0
-        var counter: UInt64 = 0
-        for index in 0..<8 {
-            epochID = epochID << 8 | UInt64(nonce[index])
-            counter = counter << 8 | UInt64(nonce[8 + index])
-        }
-        guard var epoch = epochs[epochID] else {
+        guard epochs[epochID] != nil else {
             var epoch = Epoch(highest: counter, lastSeenMs: nowMs)
             epoch.set(0)
             epochs[epochID] = epoch
             return .fresh
         }
-        defer { epochs[epochID] = epoch }
-        epoch.lastSeenMs = nowMs
-        if counter > epoch.highest {
-            epoch.shift(by: counter - epoch.highest)
-            epoch.highest = counter
-            epoch.set(0)
-            return .fresh
-        }
-        let behind = epoch.highest - counter
-        guard behind < ReplayWindow.width else { return .tooOld(highest: epoch.highest) }
-        if epoch.isSet(behind) { return .replayed }
-        epoch.set(behind)
-        return .fresh
+        // Through the dictionary's modify accessor: the bitmap is changed in place, not copied.
+        return epochs[epochID]!.admit(counter, nowMs: nowMs)
     }
 }

@@ -59,8 +59,7 @@ public final class BlockingRPCClient: Sendable {
         let timeoutMs = max(timeout.milliseconds, 1)
         let deadlineNs = monotonicNs() + timeoutMs * 1_000_000
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
-        var request = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
-        authenticator?.sign(&request)
+        let request = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
         var link = try connection(for: method)
         if link.receiveTimeoutMs != timeoutMs {
             var limit = timeval(tv_sec: Int(timeoutMs / 1_000), tv_usec: Int(timeoutMs % 1_000) * 1_000)
@@ -68,7 +67,7 @@ public final class BlockingRPCClient: Sendable {
             link.receiveTimeoutMs = timeoutMs
         }
         do {
-            try send(request.frame(), on: link.fd, method: method)
+            try send(request.frame(signedBy: authenticator), on: link.fd, method: method)
             let answer = try receive(on: link.fd, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
             idle.withLock { $0.append(link) }
             guard answer.status == .ok else { throw RPCError(answer.status, answer.error) }
@@ -174,11 +173,11 @@ public final class BlockingRPCClient: Sendable {
         }
         let answer: Envelope
         do {
-            answer = try Envelope(serialized: payload)
             // Refusals come unsigned: a peer that refuses us may be unable to sign.
-            if answer.status == .ok { try authenticator?.verify(answer) }
+            answer = try payload.withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, refusalsUnsigned: true).envelope }
         } catch {
-            throw ConnectionFailure(rpcError: RPCError(.dataLoss, "bad response from \(peer) to \(method): \(error)"))
+            let reason = (error as? RefusedSignature)?.error ?? error
+            throw ConnectionFailure(rpcError: RPCError(.dataLoss, "bad response from \(peer) to \(method): \(reason)"))
         }
         if answer.callID == 0 { throw ConnectionFailure(rpcError: RPCError(answer.status, "\(method): \(peer) refused: \(answer.error)")) }
         return answer

@@ -151,3 +151,18 @@ private func statusKiB(of pid: pid_t, field: String) -> Int? {
     }
     return nil
 }
+
+/// The CPU time every thread of process `pid` has run so far, in nanoseconds (the sum of
+/// /proc/PID/task/*/schedstat, which the scheduler keeps exactly), or nil when it is gone.
+/// Threads that already ended are not counted.
+public func cpuTimeNs(of pid: pid_t) -> UInt64? {
+    guard let tasks = opendir("/proc/\(pid)/task") else { return nil }
+    defer { closedir(tasks) }
+    var total: UInt64 = 0
+    while let entry = readdir(tasks) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        guard Int32(name) != nil, let text = try? readTextFile("/proc/\(pid)/task/\(name)/schedstat") else { continue }
+        total += UInt64(text.split(separator: " ").first ?? "") ?? 0
+    }
+    return total
+}

@@ -73,10 +73,20 @@ public struct ClusterKey: Sendable, Equatable {
     /// HMAC-SHA256 of `head` followed by `tail` under this key, without joining them (a large
     /// body is never copied to be signed).
     public func mac(_ head: [UInt8], followedBy tail: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        let ok = withUnsafePointer(to: prepared) { COpenSSL_hmac_sha256_prepared($0, head, head.count, tail, tail.count, &out) }
+        [UInt8](unsafeUninitializedCapacity: 32) { out, count in
+            head.withUnsafeBytes { head in tail.withUnsafeBytes { tail in mac(head, followedBy: tail, into: out.baseAddress!) } }
+            count = 32
+        }
+    }
+
+    /// HMAC-SHA256 of `head` followed by `tail` under this key, written to `out` (32 bytes).
+    func mac(_ head: UnsafeRawBufferPointer, followedBy tail: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer) {
+        let ok = withUnsafePointer(to: prepared) { prepared in
+            COpenSSL_hmac_sha256_prepared(
+                prepared, head.baseAddress?.assumingMemoryBound(to: UInt8.self), head.count,
+                tail.baseAddress?.assumingMemoryBound(to: UInt8.self), tail.count, out.assumingMemoryBound(to: UInt8.self))
+        }
         precondition(ok == 1, "HMAC-SHA256 failed in libcrypto")
-        return out
     }
 }
 

@@ -13,8 +13,8 @@ final class Connection {
     let stream: UnsafeMutablePointer<uv_stream_t>
     /// Who is at the other end, for errors and logs ("127.0.0.2:51234", "unix:/run/omx/x.sock").
     var peer: String
-    /// Called for each complete frame's payload.
-    var onFrame: ((Connection, [UInt8]) -> Void)?
+    /// Called for each complete frame's payload, which is valid only during the call.
+    var onFrame: ((Connection, UnsafeRawBufferPointer) -> Void)?
     /// Called when the byte stream cannot be cut into frames; reading has stopped.
     var onFrameError: ((Connection, FrameError) -> Void)?
     /// Called once, after the handle is closed; the error is nil for an orderly close.
@@ -23,8 +23,6 @@ final class Connection {
     private var decoder: FrameDecoder
     /// Frames waiting for the end of this loop iteration, written together in one writev.
     private var output: [OutgoingBytes] = []
-    /// Frames this small are copied into a shared gather buffer; larger ones go out as they are.
-    private static let gatherLimit = 16 << 10
     private var flushScheduled = false
     private(set) var isClosed = false
     private var closeReason: UVError?
@@ -80,10 +78,10 @@ final class Connection {
     }
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
-        decoder.append(bytes)
         do {
-            while !isClosed, let frame = try decoder.next() {
+            try decoder.feed(bytes) { frame in
                 onFrame?(self, frame)
+                return !isClosed
             }
         } catch let error as FrameError {
             uv_read_stop(stream)
@@ -96,16 +94,7 @@ final class Connection {
     /// Queues one frame; it is written at the end of this loop iteration.
     func send(_ frame: OutgoingBytes) {
         guard !isClosed else { return }
-        if frame.count < Connection.gatherLimit {
-            let gathered = frame.withBytes { bytes in output.last?.gather(bytes) == true }
-            if !gathered {
-                let buffer = OutgoingBytes(capacity: 4 * Connection.gatherLimit, gathers: true)
-                _ = frame.withBytes { buffer.gather($0) }
-                output.append(buffer)
-            }
-        } else {
-            output.append(frame)
-        }
+        output.append(frame)
         scheduleFlush()
     }
 
@@ -120,37 +109,48 @@ final class Connection {
     var pendingOutputBytes: Int { output.reduce(0) { $0 + $1.count } + uv_stream_get_write_queue_size(stream) }
 
     /// Writes the queued frames in one `writev` when the socket takes them all at once (the
-    /// common case: no write request, no change to the poll set); whatever is left goes to
-    /// libuv's write queue and stays alive until it is written.
+    /// common case: no write request, no change to the poll set, no allocation); whatever is
+    /// left goes to libuv's write queue and stays alive until it is written.
     func flush() {
         flushScheduled = false
         guard !isClosed, !output.isEmpty else { return }
-        let frames = output
-        output = []
-        let buffers = UnsafeMutablePointer<uv_buf_t>.allocate(capacity: frames.count)
-        defer { buffers.deallocate() }  // libuv copies the array itself
-        for (index, frame) in frames.enumerated() {
-            buffers[index] = uv_buf_init(frame.base.assumingMemoryBound(to: CChar.self), UInt32(frame.count))
-        }
-        var first = 0
-        let written = uv_try_write(stream, buffers, UInt32(frames.count))
-        if written < 0 && written != UV_EAGAIN.rawValue {
-            return close(UVError(code: written, operation: "write", peer: peer))
-        }
-        if written > 0 {
-            var remaining = Int(written)
-            while first < frames.count && remaining >= buffers[first].len {
-                remaining -= buffers[first].len
-                first += 1
+        let count = output.count
+        // libuv copies the buffer array itself, so it can live on the stack.
+        withUnsafeTemporaryAllocation(of: uv_buf_t.self, capacity: count) { buffers in
+            for (index, frame) in output.enumerated() {
+                buffers[index] = uv_buf_init(frame.base.assumingMemoryBound(to: CChar.self), UInt32(frame.count))
             }
-            if first == frames.count { return }
-            buffers[first].base += remaining
-            buffers[first].len -= Int(remaining)
+            var first = 0
+            let written = uv_try_write(stream, buffers.baseAddress, UInt32(count))
+            if written < 0 && written != UV_EAGAIN.rawValue {
+                return close(UVError(code: written, operation: "write", peer: peer))
+            }
+            if written > 0 {
+                var remaining = Int(written)
+                while first < count && remaining >= buffers[first].len {
+                    remaining -= buffers[first].len
+                    first += 1
+                }
+                if first == count {
+                    output.removeAll(keepingCapacity: true)
+                    return
+                }
+                buffers[first].base += remaining
+                buffers[first].len -= Int(remaining)
+            }
+            let frames = output
+            output = []
+            queueWrite(UnsafeMutableBufferPointer(rebasing: buffers[first...]), keeping: frames)
         }
+    }
+
+    /// Hands `buffers` to libuv's write queue; `frames`, which they point into, live until
+    /// the write completes.
+    private func queueWrite(_ buffers: UnsafeMutableBufferPointer<uv_buf_t>, keeping frames: [OutgoingBytes]) {
         let request = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
         let keepAlive = Unmanaged.passRetained(WrittenFrames(frames))
         request.pointee.data = keepAlive.toOpaque()
-        let rc = uv_write(request, stream, buffers + first, UInt32(frames.count - first)) { request, status in
+        let rc = uv_write(request, stream, buffers.baseAddress, UInt32(buffers.count)) { request, status in
             Unmanaged<WrittenFrames>.fromOpaque(request!.pointee.data!).release()
             let stream = request!.pointee.handle!
             request!.deallocate()

@@ -4,7 +4,6 @@
 /// must not block: it shares the thread with every socket of the process.
 extension EventLoop: TaskExecutor {
     public func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        execute { [unowned self] in job.runSynchronously(on: asUnownedTaskExecutor()) }
+        runSoon(UnownedJob(job))
     }
 }

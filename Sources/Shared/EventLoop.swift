@@ -21,7 +21,14 @@ public final class EventLoop: @unchecked Sendable {
     /// The loop thread, fixed once `init` returns.
     private var loopThread = pthread_t()
     /// Work handed in on the loop thread itself: run in this iteration, no wakeup needed.
-    private var localWork: [() -> Void] = []
+    private var localWork: [LocalWork] = []
+
+    /// A closure, or a task's job (kept as it is: wrapping each job in a closure would cost an
+    /// allocation per task step).
+    private enum LocalWork {
+        case closure(() -> Void)
+        case job(UnownedJob)
+    }
     /// Connections with buffered output, flushed once per loop iteration (loop thread only).
     var connectionsToFlush: [Connection] = []
     private var stopping = false
@@ -86,9 +93,7 @@ public final class EventLoop: @unchecked Sendable {
     @discardableResult
     public func execute(_ work: @escaping () -> Void) -> Bool {
         if inLoop && !stopping {
-            localWork.append(work)
-            // An active idle handle keeps the loop from blocking in poll until the work has run.
-            if localWork.count == 1 { uv_idle_start(pendingLocalWork) { handle in EventLoop.owner(of: handle!).runLocalWork() } }
+            addLocalWork(.closure(work))
             return true
         }
         return queue.withLock { queue in
@@ -97,6 +102,21 @@ public final class EventLoop: @unchecked Sendable {
             uv_async_send(wakeup)
             return true
         }
+    }
+
+    /// Runs a task's job on the loop thread, soon (see `EventLoop+Executor.swift`).
+    func runSoon(_ job: UnownedJob) {
+        if inLoop && !stopping {
+            addLocalWork(.job(job))
+        } else {
+            execute { [unowned self] in job.runSynchronously(on: asUnownedTaskExecutor()) }
+        }
+    }
+
+    private func addLocalWork(_ work: LocalWork) {
+        localWork.append(work)
+        // An active idle handle keeps the loop from blocking in poll until the work has run.
+        if localWork.count == 1 { uv_idle_start(pendingLocalWork) { handle in EventLoop.owner(of: handle!).runLocalWork() } }
     }
 
     /// Runs `work` on the loop thread and returns its result to the calling task.
@@ -133,8 +153,13 @@ public final class EventLoop: @unchecked Sendable {
             return
         }
         let work = localWork
-        localWork.removeAll(keepingCapacity: true)
-        for item in work { item() }
+        localWork = []
+        for item in work {
+            switch item {
+            case let .closure(closure): closure()
+            case let .job(job): job.runSynchronously(on: asUnownedTaskExecutor())
+            }
+        }
     }
 
     func scheduleFlush(_ connection: Connection) {

@@ -1,11 +1,15 @@
 /// Cuts a byte stream into frames, however the reads split or join them.
 ///
-/// Feed every read to `append(_:)`, then call `next()` until it returns nil.
+/// Feed every read to `feed(_:_:)`: whole frames inside the read are handed over where they
+/// lie, and only a frame split across reads is copied (into the decoder's buffer) until its
+/// last byte arrives.
 public struct FrameDecoder {
     /// Frames longer than this are refused with `FrameError.oversize`.
     public let maxFrameSize: Int
-    private var buffer: [UInt8] = []
-    private var readIndex = 0
+    /// The start of a frame whose rest has not arrived yet.
+    private var partial: [UInt8] = []
+    /// A partial frame buffer larger than this is released once its frame is complete.
+    private static let keptCapacity = 1 << 20
 
     /// - Parameter maxFrameSize: the largest payload accepted, in bytes.
     public init(maxFrameSize: Int = Frame.defaultMaxSize) {
@@ -13,40 +17,45 @@ public struct FrameDecoder {
     }
 
     /// Bytes received but not yet returned as frames.
-    public var bufferedCount: Int { buffer.count - readIndex }
+    public var bufferedCount: Int { partial.count }
 
-    /// Adds bytes that arrived on the stream.
-    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
-        if readIndex > 0 && readIndex == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            readIndex = 0
-        } else if readIndex > 65536 && readIndex * 2 > buffer.count {
-            buffer.removeSubrange(0..<readIndex)
-            readIndex = 0
+    /// Takes the bytes of one read and hands `deliver` each frame's payload that is now
+    /// complete, in order. The payload is valid only during the call; `deliver` returns false
+    /// to stop (the connection closed), and the rest of `bytes` is dropped.
+    /// - Throws: `FrameError.oversize` when a frame announces more than `maxFrameSize` bytes,
+    ///   as soon as its length arrives; the stream cannot be resynchronised after that.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer, _ deliver: (UnsafeRawBufferPointer) -> Bool) throws {
+        var input = bytes[...]
+        if !partial.isEmpty {
+            if partial.count < Frame.headerSize {
+                let taken = input.prefix(Frame.headerSize - partial.count)
+                partial.append(contentsOf: taken)
+                input = input[taken.endIndex...]
+                guard partial.count == Frame.headerSize else { return }
+            }
+            let total = Frame.headerSize + (try partial.withUnsafeBytes { try announcedLength($0) })
+            let taken = input.prefix(total - partial.count)
+            partial.append(contentsOf: taken)
+            input = input[taken.endIndex...]
+            guard partial.count == total else { return }
+            let proceed = partial.withUnsafeBytes { deliver(UnsafeRawBufferPointer(rebasing: $0[Frame.headerSize...])) }
+            partial.removeAll(keepingCapacity: partial.capacity <= FrameDecoder.keptCapacity)
+            guard proceed else { return }
         }
-        buffer.append(contentsOf: bytes)
+        while input.count >= Frame.headerSize {
+            let length = try announcedLength(UnsafeRawBufferPointer(rebasing: input))
+            guard input.count >= Frame.headerSize + length else { break }
+            let start = input.startIndex + Frame.headerSize
+            guard deliver(UnsafeRawBufferPointer(rebasing: input[start..<start + length])) else { return }
+            input = input[(start + length)...]
+        }
+        partial.append(contentsOf: input)
     }
 
-    /// Adds bytes that arrived on the stream.
-    public mutating func append(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { append($0) }
-    }
-
-    /// Returns the next complete frame's payload, or nil when more bytes are needed.
-    /// - Throws: `FrameError.oversize` when the next frame announces more than `maxFrameSize`
-    ///   bytes; the stream cannot be resynchronised after that.
-    public mutating func next() throws -> [UInt8]? {
-        let available = buffer.count - readIndex
-        guard available >= Frame.headerSize else { return nil }
-        let length = buffer.withUnsafeBufferPointer { bytes -> Int in
-            let base = readIndex
-            return Int(bytes[base]) << 24 | Int(bytes[base + 1]) << 16 | Int(bytes[base + 2]) << 8 | Int(bytes[base + 3])
-        }
+    /// The payload length in the header at the start of `bytes`, checked against the maximum.
+    private func announcedLength(_ bytes: UnsafeRawBufferPointer) throws -> Int {
+        let length = Int(UInt32(bigEndian: bytes.loadUnaligned(as: UInt32.self)))
         guard length <= maxFrameSize else { throw FrameError.oversize(length: length, limit: maxFrameSize) }
-        guard available >= Frame.headerSize + length else { return nil }
-        let start = readIndex + Frame.headerSize
-        let payload = Array(buffer[start..<start + length])
-        readIndex = start + length
-        return payload
+        return length
     }
 }

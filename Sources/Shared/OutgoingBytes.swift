@@ -1,20 +1,15 @@
 import Glibc
 
-/// Bytes on their way out of a connection, in memory of their own that libuv points at until
-/// the write completes: one whole frame packed in place (length prefix and envelope, never
-/// copied again), or a gather buffer collecting small frames into one write.
+/// One frame on its way out of a connection (length prefix and envelope, packed in place and
+/// never copied again), in memory of its own that libuv points at until the write completes.
 public final class OutgoingBytes: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
-    let capacity: Int
-    /// Bytes filled so far.
-    private(set) var count = 0
-    /// Small frames may be appended (loop thread only); a packed frame is final.
-    let gathers: Bool
+    /// Bytes in the frame.
+    let count: Int
 
-    init(capacity: Int, gathers: Bool) {
-        base = malloc(max(capacity, 1))!
-        self.capacity = capacity
-        self.gathers = gathers
+    private init(base: UnsafeMutableRawPointer, count: Int) {
+        self.base = base
+        self.count = count
     }
 
     deinit { free(base) }
@@ -22,23 +17,14 @@ public final class OutgoingBytes: @unchecked Sendable {
     /// A frame whose payload `fill` packs in place: `fill` gets where the payload goes and
     /// returns how many bytes it wrote (at most `payloadSize`).
     static func frame(payloadSize: Int, _ fill: (UnsafeMutablePointer<UInt8>) -> Int) -> OutgoingBytes {
-        let bytes = OutgoingBytes(capacity: Frame.headerSize + payloadSize, gathers: false)
-        let start = bytes.base.assumingMemoryBound(to: UInt8.self)
+        let base = malloc(Frame.headerSize + payloadSize)!
+        let start = base.assumingMemoryBound(to: UInt8.self)
         let written = payloadSize == 0 ? 0 : fill(start + Frame.headerSize)
-        for index in 0..<Frame.headerSize { start[index] = UInt8(truncatingIfNeeded: UInt32(written) >> (24 - 8 * index)) }
-        bytes.count = Frame.headerSize + written
-        return bytes
+        base.storeBytes(of: UInt32(written).bigEndian, as: UInt32.self)
+        return OutgoingBytes(base: base, count: Frame.headerSize + written)
     }
 
-    /// Appends `other` when this is a gather buffer with room for it.
-    func gather(_ other: UnsafeRawBufferPointer) -> Bool {
-        guard gathers, count + other.count <= capacity else { return false }
-        if let source = other.baseAddress { (base + count).copyMemory(from: source, byteCount: other.count) }
-        count += other.count
-        return true
-    }
-
-    /// The filled bytes, for reading.
+    /// The frame's bytes, for reading.
     func withBytes<T>(_ body: (UnsafeRawBufferPointer) -> T) -> T {
         body(UnsafeRawBufferPointer(start: base, count: count))
     }

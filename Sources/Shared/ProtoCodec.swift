@@ -8,14 +8,15 @@ public struct ProtoCodec<C> {
     let initialize: (UnsafeMutablePointer<C>) -> Void
     let packedSize: (UnsafePointer<C>) -> Int
     let pack: (UnsafePointer<C>, UnsafeMutablePointer<UInt8>) -> Int
-    let unpack: (Int, UnsafePointer<UInt8>) -> UnsafeMutablePointer<C>?
-    let free: (UnsafeMutablePointer<C>) -> Void
+    let unpack: (UnsafeMutablePointer<ProtobufCAllocator>, Int, UnsafePointer<UInt8>) -> UnsafeMutablePointer<C>?
+    let free: (UnsafeMutablePointer<C>, UnsafeMutablePointer<ProtobufCAllocator>) -> Void
 
     /// A codec from the generated functions of one message type.
     public init(
         name: String, initialize: @escaping (UnsafeMutablePointer<C>) -> Void, packedSize: @escaping (UnsafePointer<C>) -> Int,
         pack: @escaping (UnsafePointer<C>, UnsafeMutablePointer<UInt8>) -> Int,
-        unpack: @escaping (Int, UnsafePointer<UInt8>) -> UnsafeMutablePointer<C>?, free: @escaping (UnsafeMutablePointer<C>) -> Void
+        unpack: @escaping (UnsafeMutablePointer<ProtobufCAllocator>, Int, UnsafePointer<UInt8>) -> UnsafeMutablePointer<C>?,
+        free: @escaping (UnsafeMutablePointer<C>, UnsafeMutablePointer<ProtobufCAllocator>) -> Void
     ) {
         self.name = name
         self.initialize = initialize
@@ -48,18 +49,56 @@ public struct ProtoCodec<C> {
     /// - Throws: `RPCError` with status INVALID_ARGUMENT naming the message when the bytes do
     ///   not parse.
     public func decode<T>(_ bytes: [UInt8], _ read: (C) throws -> T) throws -> T {
-        let parsed: UnsafeMutablePointer<C>? = bytes.withUnsafeBufferPointer { buffer in
-            if buffer.isEmpty {
+        try bytes.withUnsafeBytes { try decode($0, read) }
+    }
+
+    /// Parses `bytes` and hands the C message to `read` while it is alive. The message lives in
+    /// a scratch area on the stack (protobuf-c allocates nothing on the heap for it unless it
+    /// is larger than that), so `read` must copy what it keeps.
+    /// - Throws: `RPCError` with status INVALID_ARGUMENT naming the message when the bytes do
+    ///   not parse.
+    public func decode<T>(_ bytes: UnsafeRawBufferPointer, _ read: (C) throws -> T) throws -> T {
+        try withUnsafeTemporaryAllocation(byteCount: ScratchAllocator.capacity, alignment: 16) { scratch in
+            var state = ScratchAllocator(scratch)
+            return try withUnsafeMutablePointer(to: &state) { state in
+                var allocator = ProtobufCAllocator(alloc: ScratchAllocator.alloc, free: ScratchAllocator.free, allocator_data: state)
                 var empty: UInt8 = 0
-                return unpack(0, &empty)
+                let data = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(&empty)
+                let parsed = withUnsafeMutablePointer(to: &allocator) { unpack($0, bytes.count, data) }
+                guard let parsed else {
+                    throw RPCError(.invalidArgument, "malformed \(name) (\(bytes.count) bytes)")
+                }
+                defer { withUnsafeMutablePointer(to: &allocator) { free(parsed, $0) } }
+                return try read(parsed.pointee)
             }
-            return unpack(buffer.count, buffer.baseAddress!)
         }
-        guard let parsed else {
-            throw RPCError(.invalidArgument, "malformed \(name) (\(bytes.count) bytes)")
-        }
-        defer { free(parsed) }
-        return try read(parsed.pointee)
+    }
+}
+
+/// The memory protobuf-c unpacks one message into: bump allocation from a scratch area on the
+/// stack, falling back to malloc for what does not fit. Freeing inside the area does nothing;
+/// the whole area goes when the decode returns.
+private struct ScratchAllocator {
+    static let capacity = 4096
+    let base: UnsafeMutableRawPointer
+    var used = 0
+
+    init(_ area: UnsafeMutableRawBufferPointer) {
+        base = area.baseAddress!
+    }
+
+    static let alloc: @convention(c) (UnsafeMutableRawPointer?, Int) -> UnsafeMutableRawPointer? = { data, size in
+        let state = data!.assumingMemoryBound(to: ScratchAllocator.self)
+        let start = (state.pointee.used + 15) & ~15
+        guard start + size <= capacity else { return malloc(max(size, 1)) }
+        state.pointee.used = start + size
+        return state.pointee.base + start
+    }
+
+    static let free: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void = { data, pointer in
+        guard let pointer else { return }
+        let base = data!.assumingMemoryBound(to: ScratchAllocator.self).pointee.base
+        if pointer < base || pointer >= base + capacity { Glibc.free(pointer) }
     }
 }
 

@@ -29,11 +29,25 @@ public final class RPCClient: @unchecked Sendable {
     }
 
     private struct Pending {
-        /// Called once, on the loop thread, with the response's body or the error.
-        let complete: @Sendable (Result<[UInt8], Error>) -> Void
+        /// Who waits for the answer: told once, on the loop thread.
+        let waiter: Waiter
         let method: String
         let deadlineNs: UInt64
         let timeoutMs: UInt64
+
+        func complete(_ result: Result<[UInt8], Error>) {
+            switch waiter {
+            case let .task(continuation): continuation.resume(with: result)
+            case let .thread(complete): complete(result)
+            }
+        }
+    }
+
+    private enum Waiter {
+        /// A task suspended in `call`.
+        case task(UnsafeContinuation<[UInt8], Error>)
+        /// A thread blocked in `callBlocking`.
+        case thread(@Sendable (Result<[UInt8], Error>) -> Void)
     }
 
     private struct Deadline: Comparable {
@@ -80,9 +94,14 @@ public final class RPCClient: @unchecked Sendable {
     public func call(_ method: String, _ body: [UInt8], timeout: Duration = .seconds(5)) async throws -> [UInt8] {
         let (callID, payload, call) = prepare(method, body, timeout: timeout)
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                let accepted = loop.run { [self] in start(callID, Pending(complete: { continuation.resume(with: $0) }, method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs), payload) }
-                if !accepted { continuation.resume(throwing: RPCError(.unavailable, "\(method) to \(endpoint): the event loop has stopped")) }
+            try await withUnsafeThrowingContinuation { continuation in
+                let pending = Pending(waiter: .task(continuation), method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs)
+                // A task on the loop (a service's own code) starts the call without a hop.
+                if loop.inLoop {
+                    start(callID, pending, payload)
+                } else if !loop.execute({ [self] in start(callID, pending, payload) }) {
+                    continuation.resume(throwing: RPCError(.unavailable, "\(method) to \(endpoint): the event loop has stopped"))
+                }
             }
         } onCancel: {
             loop.execute { [self] in fail(callID, RPCError(.cancelled, "\(method) to \(endpoint) was cancelled")) }
@@ -101,7 +120,7 @@ public final class RPCClient: @unchecked Sendable {
             result.withLock { $0 = outcome }
             semaphore.signal()
         }
-        guard loop.run({ [self] in start(callID, Pending(complete: complete, method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs), payload) }) else {
+        guard loop.run({ [self] in start(callID, Pending(waiter: .thread(complete), method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs), payload) }) else {
             throw RPCError(.unavailable, "\(method) to \(endpoint): the event loop has stopped")
         }
         semaphore.wait()
@@ -112,9 +131,10 @@ public final class RPCClient: @unchecked Sendable {
     private func prepare(_ method: String, _ body: [UInt8], timeout: Duration) -> (UInt64, OutgoingBytes, (deadlineNs: UInt64, timeoutMs: UInt64)) {
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         let timeoutMs = max(timeout.milliseconds, 1)
-        var envelope = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
-        if case .tcp = endpoint { configuration.authenticator?.sign(&envelope) }
-        return (callID, envelope.frame(), (monotonicNs() + timeoutMs * 1_000_000, timeoutMs))
+        let envelope = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
+        let signer: Authenticator?
+        if case .tcp = endpoint { signer = configuration.authenticator } else { signer = nil }
+        return (callID, envelope.frame(signedBy: signer), (monotonicNs() + timeoutMs * 1_000_000, timeoutMs))
     }
 
     /// Calls `method` with a typed request and decodes the typed response.
@@ -262,18 +282,18 @@ public final class RPCClient: @unchecked Sendable {
         failAll(RPCError(.unavailable, "connection to \(endpoint) lost: \(reason)"))
     }
 
-    private func received(_ payload: [UInt8]) {
+    private func received(_ payload: UnsafeRawBufferPointer) {
         let envelope: Envelope
         do {
-            envelope = try Envelope(serialized: payload)
             // Answers that carry data must be signed; refusals are taken as they come, since a
             // peer that refuses us (another key, an address outside its map) may be unable to sign.
-            if case .tcp = endpoint, envelope.status == .ok, let authenticator = configuration.authenticator {
-                try authenticator.verify(envelope)
-            }
+            let verifier: Authenticator?
+            if case .tcp = endpoint { verifier = configuration.authenticator } else { verifier = nil }
+            envelope = try Envelope.received(payload, verifiedBy: verifier, refusalsUnsigned: true).envelope
         } catch {
-            logger.warning("bad response from \(endpoint): \(error)")
-            failAll(RPCError(.dataLoss, "bad response from \(endpoint): \(error)"))
+            let reason = (error as? RefusedSignature)?.error ?? error
+            logger.warning("bad response from \(endpoint): \(reason)")
+            failAll(RPCError(.dataLoss, "bad response from \(endpoint): \(reason)"))
             if case let .connected(connection) = state { connection.close(nil) }
             return
         }

@@ -138,74 +138,113 @@ public final class RPCServer: @unchecked Sendable {
         }
     }
 
-    private func received(_ payload: [UInt8], on connection: Connection, from caller: Caller) {
+    private func received(_ payload: UnsafeRawBufferPointer, on connection: Connection, from caller: Caller) {
         let authenticator = connection.transport == .tcp ? configuration.authenticator : nil
+        let started = monotonicNs()
         let request: Envelope
+        let signer: UInt32?
         do {
-            request = try Envelope(serialized: payload)
+            (request, signer) = try Envelope.received(payload, verifiedBy: authenticator, refusalsUnsigned: false)
+        } catch let refused as RefusedSignature {
+            let call = Call(
+                callID: refused.callID, method: refused.method, started: started, peer: connection.peer, authenticator: authenticator,
+                known: handlers.withLock { $0[refused.method] })
+            connection.send(answer(call, .failure(refused.error)))
+            return
         } catch {
             logger.warning("malformed envelope from \(connection.peer): \(error)")
             let failure = RPCError(.invalidArgument, "malformed envelope (\(payload.count) bytes) from \(connection.peer)")
-            connection.send(sign(Envelope.failure(callID: 0, method: "", failure), authenticator))
+            connection.send(Envelope.failure(callID: 0, method: "", failure).frame(signedBy: authenticator))
             return
         }
-        let entry = handlers.withLock { $0[request.method] }
+        let call = Call(
+            callID: request.callID, method: request.method, started: started, peer: connection.peer, authenticator: authenticator,
+            known: handlers.withLock { $0[request.method] })
+        let admitted: (RPCRequest, Handler, Placement)
+        do {
+            admitted = try admit(request, call, from: caller, signer: signer)
+        } catch {
+            connection.send(answer(call, .failure(error)))
+            return
+        }
+        let (rpcRequest, handler, placement) = admitted
         inFlight += 1
-        Task(executorPreference: entry?.placement == .pool ? nil : loop) { [self] in
-            let response = await respond(to: request, handler: entry?.handler, from: caller, peer: connection.peer, authenticator: authenticator)
+        let run: @Sendable () async -> Void = { [self] in
+            let response: OutgoingBytes
+            do {
+                response = answer(call, .success(try await handler(rpcRequest)))
+            } catch {
+                response = answer(call, .failure(error))
+            }
             loop.run { [self] in
                 connection.send(response)
                 inFlight -= 1
                 if draining && inFlight == 0 { finishDrain() }
             }
         }
+        if placement == .pool {
+            Task(operation: run)
+        } else {
+            // Runs here and now, until the handler first waits (most never do): no trip through
+            // the loop's queue, and the answer goes out in this loop iteration.
+            Task.immediate(executorPreference: loop, operation: run)
+        }
     }
 
-    /// Authenticates and handles one request; returns the response envelope's bytes.
-    private func respond(to request: Envelope, handler: Handler?, from caller: Caller, peer: String, authenticator: Authenticator?) async -> OutgoingBytes {
-        let started = monotonicNs()
-        var who = caller
-        var status = StatusCode.ok
-        defer {
-            if let metrics = configuration.metrics {
-                // Unknown names are counted together: a peer cannot grow the table at will.
-                let method = handler == nil ? "(unknown)" : request.method
-                metrics.add("omx_rpc_calls_total", help: "Calls answered, by method and status.", labels: [("method", method), ("status", status.description)])
-                metrics.observe(
-                    "omx_rpc_call_seconds", help: "Time from a request's arrival to its response, by method.", labels: [("method", method)],
-                    Double(monotonicNs() - started) / 1e9)
-            }
+    /// What a response needs to know about its request.
+    private struct Call: Sendable {
+        let callID: UInt64
+        let method: String
+        let started: UInt64
+        let peer: String
+        let authenticator: Authenticator?
+        /// The method's handler, if it has one.
+        let known: (placement: Placement, handler: Handler)?
+    }
+
+    /// Checks a request (whose signature, on TCP, already held) before its handler runs: that
+    /// it is one, that the server is not draining and that the method exists.
+    /// - Returns: the request as the handler sees it (the caller's node id from the signature).
+    /// - Throws: `RPCError` for the refusal.
+    private func admit(_ request: Envelope, _ call: Call, from caller: Caller, signer: UInt32?) throws -> (RPCRequest, Handler, Placement) {
+        guard request.kind == .request else {
+            throw RPCError(.invalidArgument, "expected a request, got a response to call \(request.callID)")
         }
-        do {
-            guard request.kind == .request else {
-                throw RPCError(.invalidArgument, "expected a request, got a response to call \(request.callID)")
-            }
-            if let authenticator {
-                try authenticator.verify(request)
-                if case let .remote(address, _) = caller { who = .remote(address: address, nodeID: request.auth!.nodeID) }
-            }
-            guard !isDraining else {
-                throw RPCError(.unavailable, "\(configuration.name) is shutting down")
-            }
-            guard let handler else {
-                throw RPCError(.unimplemented, "\(configuration.name) has no method '\(request.method)' (it has: \(methods.joined(separator: ", ")))")
-            }
-            let body = try await handler(RPCRequest(method: request.method, body: request.body, caller: who, deadlineMs: request.deadlineMs))
-            return sign(Envelope.response(to: request, body: body), authenticator)
-        } catch {
-            let failure = error as? RPCError ?? RPCError(.internal, "\(request.method): \(error)")
+        var who = caller
+        if let signer, case let .remote(address, _) = caller { who = .remote(address: address, nodeID: signer) }
+        guard !isDraining else {
+            throw RPCError(.unavailable, "\(configuration.name) is shutting down")
+        }
+        guard let (placement, handler) = call.known else {
+            throw RPCError(.unimplemented, "\(configuration.name) has no method '\(request.method)' (it has: \(methods.joined(separator: ", ")))")
+        }
+        return (RPCRequest(method: request.method, body: request.body, caller: who, deadlineMs: request.deadlineMs), handler, placement)
+    }
+
+    /// The response to `call` (signed on TCP), counted in the metrics; refusals are logged.
+    private func answer(_ call: Call, _ outcome: Result<[UInt8], Error>) -> OutgoingBytes {
+        let response: Envelope
+        var status = StatusCode.ok
+        switch outcome {
+        case let .success(body):
+            response = Envelope(callID: call.callID, kind: .response, method: call.method, body: body)
+        case let .failure(error):
+            let failure = error as? RPCError ?? RPCError(.internal, "\(call.method): \(error)")
             status = failure.status
             if failure.status == .unauthenticated || failure.status == .permissionDenied {
-                logger.warning("refused \(request.method) from \(peer): \(failure.message)")
+                logger.warning("refused \(call.method) from \(call.peer): \(failure.message)")
             }
-            return sign(Envelope.failure(callID: request.callID, method: request.method, failure), authenticator)
+            response = Envelope.failure(callID: call.callID, method: call.method, failure)
         }
-    }
-
-    private func sign(_ envelope: Envelope, _ authenticator: Authenticator?) -> OutgoingBytes {
-        var envelope = envelope
-        authenticator?.sign(&envelope)
-        return envelope.frame()
+        if let metrics = configuration.metrics {
+            // Unknown names are counted together: a peer cannot grow the table at will.
+            let method = call.known == nil ? "(unknown)" : call.method
+            metrics.add("omx_rpc_calls_total", help: "Calls answered, by method and status.", labels: [("method", method), ("status", status.description)])
+            metrics.observe(
+                "omx_rpc_call_seconds", help: "Time from a request's arrival to its response, by method.", labels: [("method", method)],
+                Double(monotonicNs() - call.started) / 1e9)
+        }
+        return response.frame(signedBy: call.authenticator)
     }
 
     private let drainingFlag = Atomic<Bool>(false)

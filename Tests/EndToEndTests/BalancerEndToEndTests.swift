@@ -43,7 +43,7 @@ final class BalancerEndToEndTests: XCTestCase {
 
         // expel on node 3: its guests go home and stay away.
         result = cluster.omx(["mosctl", "expel"], runDir: 3)
-        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
         XCTAssertTrue(result.stdout.contains("blocked; sent away"), result.stdout)
         XCTAssertEqual(spread(cluster)[3], 0, "node 3 has no guests left")
         try await Task.sleep(for: .seconds(4))
@@ -51,7 +51,7 @@ final class BalancerEndToEndTests: XCTestCase {
 
         // bring on node 1: every job of node 1 comes home.
         result = cluster.omx(["mosctl", "bring"])
-        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
         XCTAssertEqual(spread(cluster), [1: 9, 2: 0, 3: 0], "all nine jobs are home")
         try await Task.sleep(for: .seconds(4))
         XCTAssertEqual(spread(cluster)[1], 9, "and stay there (bring sets lstay)")

@@ -11,17 +11,48 @@ final class AuthenticatorTests: XCTestCase {
         return envelope
     }
 
+    /// Checks `envelope` the way a connection does: parsed from its bytes, signature checked.
+    @discardableResult
+    private func receive(_ envelope: Envelope, by authenticator: Authenticator, refusalsUnsigned: Bool = false) throws -> (envelope: Envelope, signer: UInt32?) {
+        try envelope.serialized().withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, refusalsUnsigned: refusalsUnsigned) }
+    }
+
     private func assertRefused(_ envelope: Envelope, by authenticator: Authenticator, saying text: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try authenticator.verify(envelope), file: file, line: line) { error in
-            XCTAssertEqual((error as? RPCError)?.status, .unauthenticated, file: file, line: line)
-            XCTAssertTrue("\(error)".contains(text), "\(error)", file: file, line: line)
+        XCTAssertThrowsError(try receive(envelope, by: authenticator), file: file, line: line) { error in
+            let refused = error as? RefusedSignature
+            XCTAssertEqual(refused?.callID, envelope.callID, "a refusal answers the call it refuses", file: file, line: line)
+            XCTAssertEqual(refused?.error.status, .unauthenticated, file: file, line: line)
+            XCTAssertTrue("\(refused?.error as Any)".contains(text), "\(error)", file: file, line: line)
         }
     }
 
-    func testASignedEnvelopeIsAccepted() throws {
+    func testASignedEnvelopeIsAcceptedAndNamesItsSigner() throws {
         let sender = Authenticator(key: key, nodeID: 1)
         let receiver = Authenticator(key: key, nodeID: 2)
-        XCTAssertNoThrow(try receiver.verify(signedRequest(sender)))
+        let received = try receive(signedRequest(sender), by: receiver)
+        XCTAssertEqual(received.signer, 1)
+        XCTAssertEqual(received.envelope.body, [1, 2, 3])
+        XCTAssertNil(received.envelope.auth, "the nonce and MAC, once checked, are not kept")
+    }
+
+    func testAFrameSignedWhilePackedIsAcceptedOnceAndEqualsASignedEnvelope() throws {
+        let sender = Authenticator(key: key, nodeID: 4)
+        let receiver = Authenticator(key: key, nodeID: 2)
+        let envelope = Envelope(callID: 11, kind: .response, method: "Discovery.Members", body: [9, 8], status: .ok, error: "", deadlineMs: 30)
+        let frame = envelope.frame(signedBy: sender).withBytes { Array($0.dropFirst(Frame.headerSize)) }
+        let received = try frame.withUnsafeBytes { try Envelope.received($0, verifiedBy: receiver, refusalsUnsigned: false) }
+        XCTAssertEqual(received.envelope, envelope)
+        XCTAssertEqual(received.signer, 4)
+        XCTAssertThrowsError(try frame.withUnsafeBytes { try Envelope.received($0, verifiedBy: receiver, refusalsUnsigned: false) }) { error in
+            XCTAssertTrue("\((error as? RefusedSignature)?.error as Any)".contains("replayed envelope from node 4"), "\(error)")
+        }
+    }
+
+    func testUnsignedRefusalsPassOnlyWhereAllowed() throws {
+        let refusal = Envelope.failure(callID: 0, method: "", RPCError(.permissionDenied, "address not in the map"))
+        let receiver = Authenticator(key: key, nodeID: 2)
+        XCTAssertEqual(try receive(refusal, by: receiver, refusalsUnsigned: true).envelope, refusal)
+        assertRefused(refusal, by: receiver, saying: "carries no authentication")
     }
 
     func testAnEnvelopeWithoutAuthenticationIsRefused() {
@@ -58,7 +89,7 @@ final class AuthenticatorTests: XCTestCase {
     func testAReplayedEnvelopeIsRefused() throws {
         let receiver = Authenticator(key: key, nodeID: 2)
         let envelope = signedRequest(Authenticator(key: key, nodeID: 1))
-        try receiver.verify(envelope)
+        try receive(envelope, by: receiver)
         assertRefused(envelope, by: receiver, saying: "replayed envelope from node 1")
     }
 
@@ -96,42 +127,38 @@ final class AuthenticatorTests: XCTestCase {
 }
 
 final class ReplayWindowTests: XCTestCase {
-    private func nonce(epoch: UInt64, counter: UInt64) -> [UInt8] {
-        (0..<8).map { UInt8(truncatingIfNeeded: epoch >> UInt64(56 - 8 * $0)) } + (0..<8).map { UInt8(truncatingIfNeeded: counter >> UInt64(56 - 8 * $0)) }
-    }
-
     func testCountersOutOfOrderWithinTheWindowAreEachAcceptedOnce() {
         var window = ReplayWindow()
         for counter: UInt64 in [5, 3, 4, 1, 2, 900, 6] {
-            XCTAssertEqual(window.admit(nonce(epoch: 1, counter: counter), nowMs: 1_000, retentionMs: 60_000), .fresh, "\(counter)")
+            XCTAssertEqual(window.admit(epoch: 1, counter: counter, nowMs: 1_000, retentionMs: 60_000), .fresh, "\(counter)")
         }
         for counter: UInt64 in [1, 2, 3, 4, 5, 6, 900] {
-            XCTAssertEqual(window.admit(nonce(epoch: 1, counter: counter), nowMs: 1_000, retentionMs: 60_000), .replayed, "\(counter)")
+            XCTAssertEqual(window.admit(epoch: 1, counter: counter, nowMs: 1_000, retentionMs: 60_000), .replayed, "\(counter)")
         }
     }
 
     func testACounterFarBehindTheHighestIsRefused() {
         var window = ReplayWindow()
-        XCTAssertEqual(window.admit(nonce(epoch: 1, counter: 5_000), nowMs: 0, retentionMs: 60_000), .fresh)
-        XCTAssertEqual(window.admit(nonce(epoch: 1, counter: 5_000 - 1_024), nowMs: 0, retentionMs: 60_000), .tooOld(highest: 5_000))
-        XCTAssertEqual(window.admit(nonce(epoch: 1, counter: 5_000 - 1_023), nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 1, counter: 5_000, nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 1, counter: 5_000 - 1_024, nowMs: 0, retentionMs: 60_000), .tooOld(highest: 5_000))
+        XCTAssertEqual(window.admit(epoch: 1, counter: 5_000 - 1_023, nowMs: 0, retentionMs: 60_000), .fresh)
     }
 
     func testBitsSurviveShiftsAcrossWords() {
         var window = ReplayWindow()
-        XCTAssertEqual(window.admit(nonce(epoch: 7, counter: 10), nowMs: 0, retentionMs: 60_000), .fresh)
-        XCTAssertEqual(window.admit(nonce(epoch: 7, counter: 10 + 130), nowMs: 0, retentionMs: 60_000), .fresh)
-        XCTAssertEqual(window.admit(nonce(epoch: 7, counter: 10 + 200), nowMs: 0, retentionMs: 60_000), .fresh)
-        XCTAssertEqual(window.admit(nonce(epoch: 7, counter: 10), nowMs: 0, retentionMs: 60_000), .replayed)
-        XCTAssertEqual(window.admit(nonce(epoch: 7, counter: 140), nowMs: 0, retentionMs: 60_000), .replayed)
-        XCTAssertEqual(window.admit(nonce(epoch: 7, counter: 11), nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 7, counter: 10, nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 7, counter: 10 + 130, nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 7, counter: 10 + 200, nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 7, counter: 10, nowMs: 0, retentionMs: 60_000), .replayed)
+        XCTAssertEqual(window.admit(epoch: 7, counter: 140, nowMs: 0, retentionMs: 60_000), .replayed)
+        XCTAssertEqual(window.admit(epoch: 7, counter: 11, nowMs: 0, retentionMs: 60_000), .fresh)
     }
 
     func testEpochsAreIndependentAndForgottenAfterTheirRetention() {
         var window = ReplayWindow()
-        XCTAssertEqual(window.admit(nonce(epoch: 1, counter: 1), nowMs: 0, retentionMs: 60_000), .fresh)
-        XCTAssertEqual(window.admit(nonce(epoch: 2, counter: 1), nowMs: 0, retentionMs: 60_000), .fresh)
-        XCTAssertEqual(window.admit(nonce(epoch: 1, counter: 1), nowMs: 59_000, retentionMs: 60_000), .replayed)
-        XCTAssertEqual(window.admit(nonce(epoch: 2, counter: 1), nowMs: 121_000, retentionMs: 60_000), .fresh, "a timestamp check refuses such an old envelope first")
+        XCTAssertEqual(window.admit(epoch: 1, counter: 1, nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 2, counter: 1, nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 1, counter: 1, nowMs: 59_000, retentionMs: 60_000), .replayed)
+        XCTAssertEqual(window.admit(epoch: 2, counter: 1, nowMs: 121_000, retentionMs: 60_000), .fresh, "a timestamp check refuses such an old envelope first")
     }
 }

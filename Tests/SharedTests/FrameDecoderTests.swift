@@ -9,9 +9,15 @@ final class FrameDecoderTests: XCTestCase {
         return bytes
     }
 
-    private func drain(_ decoder: inout FrameDecoder) throws -> [[UInt8]] {
+    /// Feeds `bytes` as one read; returns the frames it completed.
+    private func feed(_ decoder: inout FrameDecoder, _ bytes: [UInt8]) throws -> [[UInt8]] {
         var out: [[UInt8]] = []
-        while let frame = try decoder.next() { out.append(frame) }
+        try bytes.withUnsafeBytes { bytes in
+            try decoder.feed(bytes) { frame in
+                out.append(Array(frame))
+                return true
+            }
+        }
         return out
     }
 
@@ -20,8 +26,7 @@ final class FrameDecoderTests: XCTestCase {
         var decoder = FrameDecoder()
         var received: [[UInt8]] = []
         for byte in frames(payloads) {
-            decoder.append([byte])
-            received += try drain(&decoder)
+            received += try feed(&decoder, [byte])
         }
         XCTAssertEqual(received, payloads)
         XCTAssertEqual(decoder.bufferedCount, 0)
@@ -30,25 +35,47 @@ final class FrameDecoderTests: XCTestCase {
     func testManyFramesInOneReadAreAllReturned() throws {
         let payloads = (0..<1000).map { index in [UInt8](repeating: UInt8(index % 251), count: index % 17) }
         var decoder = FrameDecoder()
-        decoder.append(frames(payloads))
-        XCTAssertEqual(try drain(&decoder), payloads)
+        XCTAssertEqual(try feed(&decoder, frames(payloads)), payloads)
+    }
+
+    func testFramesSplitAcrossReadsAnywhereComeOutWholeAndInOrder() throws {
+        let payloads = (0..<200).map { index in [UInt8](repeating: UInt8(index % 251), count: (index * 37) % 300) }
+        let bytes = frames(payloads)
+        for readSize in [2, 3, 5, 64, 1000] {
+            var decoder = FrameDecoder()
+            var received: [[UInt8]] = []
+            for start in stride(from: 0, to: bytes.count, by: readSize) {
+                received += try feed(&decoder, Array(bytes[start..<min(start + readSize, bytes.count)]))
+            }
+            XCTAssertEqual(received, payloads, "reads of \(readSize) bytes")
+            XCTAssertEqual(decoder.bufferedCount, 0)
+        }
+    }
+
+    func testDeliveryStopsWhenTheReceiverSaysSo() throws {
+        var decoder = FrameDecoder()
+        var delivered = 0
+        try frames([[1], [2], [3]]).withUnsafeBytes { bytes in
+            try decoder.feed(bytes) { _ in
+                delivered += 1
+                return false
+            }
+        }
+        XCTAssertEqual(delivered, 1, "a closed connection takes no more frames")
     }
 
     func testAFrameCutShortWaitsForItsRest() throws {
         let bytes = frames([[1, 2, 3, 4, 5, 6]])
         var decoder = FrameDecoder()
-        decoder.append(Array(bytes[0..<2]))
-        XCTAssertNil(try decoder.next(), "half a header is not a frame")
-        decoder.append(Array(bytes[2..<7]))
-        XCTAssertNil(try decoder.next(), "a header and part of the body is not a frame")
-        decoder.append(Array(bytes[7...]))
-        XCTAssertEqual(try decoder.next(), [1, 2, 3, 4, 5, 6])
+        XCTAssertEqual(try feed(&decoder, Array(bytes[0..<2])), [], "half a header is not a frame")
+        XCTAssertEqual(try feed(&decoder, Array(bytes[2..<7])), [], "a header and part of the body is not a frame")
+        XCTAssertEqual(try feed(&decoder, Array(bytes[7...])), [[1, 2, 3, 4, 5, 6]])
     }
 
     func testAFrameAboveTheMaximumIsRefusedBeforeItsBodyArrives() {
         var decoder = FrameDecoder(maxFrameSize: 1024)
-        decoder.append([0, 0, 4, 1])  // announces 1025 bytes
-        XCTAssertThrowsError(try decoder.next()) { error in
+        XCTAssertEqual(try feed(&decoder, [0, 0]), [])
+        XCTAssertThrowsError(try feed(&decoder, [4, 1])) { error in  // announces 1025 bytes
             XCTAssertEqual(error as? FrameError, .oversize(length: 1025, limit: 1024))
             XCTAssertEqual("\(error)", "frame of 1025 bytes exceeds the maximum frame size of 1024 bytes")
         }
@@ -56,19 +83,21 @@ final class FrameDecoderTests: XCTestCase {
 
     func testAFrameOfExactlyTheMaximumIsAccepted() throws {
         var decoder = FrameDecoder(maxFrameSize: 1024)
-        decoder.append(frames([[UInt8](repeating: 1, count: 1024)]))
-        XCTAssertEqual(try decoder.next()?.count, 1024)
+        XCTAssertEqual(try feed(&decoder, frames([[UInt8](repeating: 1, count: 1024)])).map(\.count), [1024])
     }
 
     func testGarbageBytesEitherAnnounceAnOversizeFrameOrYieldUnparseableEnvelopes() {
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<200 {
             var decoder = FrameDecoder(maxFrameSize: 4096)
-            decoder.append((0..<512).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            let garbage = (0..<512).map { _ in UInt8.random(in: 0...255, using: &generator) }
             do {
-                while let frame = try decoder.next() {
-                    // A frame cut from garbage must never crash the envelope parser.
-                    _ = try? Envelope(serialized: frame)
+                try garbage.withUnsafeBytes { bytes in
+                    try decoder.feed(bytes) { frame in
+                        // A frame cut from garbage must never crash the envelope parser.
+                        _ = try? Envelope(serialized: frame)
+                        return true
+                    }
                 }
             } catch {
                 XCTAssertTrue(error is FrameError)
@@ -76,11 +105,13 @@ final class FrameDecoderTests: XCTestCase {
         }
     }
 
-    func testTheBufferIsCompactedAfterLargeConsumption() throws {
+    func testNothingStaysBufferedOnceEveryFrameIsComplete() throws {
         var decoder = FrameDecoder()
         for round in 0..<100 {
-            decoder.append(frames([[UInt8](repeating: UInt8(round), count: 10_000)]))
-            XCTAssertEqual(try decoder.next(), [UInt8](repeating: UInt8(round), count: 10_000))
+            let bytes = frames([[UInt8](repeating: UInt8(round), count: 10_000)])
+            XCTAssertEqual(try feed(&decoder, Array(bytes[..<4_000])), [])
+            XCTAssertEqual(decoder.bufferedCount, 4_000)
+            XCTAssertEqual(try feed(&decoder, Array(bytes[4_000...])), [[UInt8](repeating: UInt8(round), count: 10_000)])
         }
         XCTAssertEqual(decoder.bufferedCount, 0)
     }

@@ -68,11 +68,11 @@ public struct NodeLoad: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Balancer__LoadRecord>(
         name: "omx.balancer.LoadRecord", initialize: { omx__balancer__load_record__init($0) },
         packedSize: { omx__balancer__load_record__get_packed_size($0) }, pack: { omx__balancer__load_record__pack($0, $1) },
-        unpack: { omx__balancer__load_record__unpack(nil, $0, $1) }, free: { omx__balancer__load_record__free_unpacked($0, nil) })
+        unpack: { omx__balancer__load_record__unpack($0, $1, $2) }, free: { omx__balancer__load_record__free_unpacked($0, $1) })
     static let policyCodec = ProtoCodec<Omx__Balancer__Policy>(
         name: "omx.balancer.Policy", initialize: { omx__balancer__policy__init($0) },
         packedSize: { omx__balancer__policy__get_packed_size($0) }, pack: { omx__balancer__policy__pack($0, $1) },
-        unpack: { omx__balancer__policy__unpack(nil, $0, $1) }, free: { omx__balancer__policy__free_unpacked($0, nil) })
+        unpack: { omx__balancer__policy__unpack($0, $1, $2) }, free: { omx__balancer__policy__free_unpacked($0, $1) })
 
     func wire(in arena: CArena) -> UnsafeMutablePointer<Omx__Balancer__LoadRecord> {
         let message = arena.message(NodeLoad.codec)
@@ -113,7 +113,7 @@ public struct GetLoadRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Balancer__GetLoadRequest>(
         name: "omx.balancer.GetLoadRequest", initialize: { omx__balancer__get_load_request__init($0) },
         packedSize: { omx__balancer__get_load_request__get_packed_size($0) }, pack: { omx__balancer__get_load_request__pack($0, $1) },
-        unpack: { omx__balancer__get_load_request__unpack(nil, $0, $1) }, free: { omx__balancer__get_load_request__free_unpacked($0, nil) })
+        unpack: { omx__balancer__get_load_request__unpack($0, $1, $2) }, free: { omx__balancer__get_load_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws { self = try GetLoadRequest.codec.decode(bytes) { _ in GetLoadRequest() } }
     public func wire() -> [UInt8] { GetLoadRequest.codec.encode { _, _ in } }
@@ -135,7 +135,7 @@ public struct GetLoadResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Balancer__GetLoadResponse>(
         name: "omx.balancer.GetLoadResponse", initialize: { omx__balancer__get_load_response__init($0) },
         packedSize: { omx__balancer__get_load_response__get_packed_size($0) }, pack: { omx__balancer__get_load_response__pack($0, $1) },
-        unpack: { omx__balancer__get_load_response__unpack(nil, $0, $1) }, free: { omx__balancer__get_load_response__free_unpacked($0, nil) })
+        unpack: { omx__balancer__get_load_response__unpack($0, $1, $2) }, free: { omx__balancer__get_load_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try GetLoadResponse.codec.decode(bytes) { message in
@@ -161,7 +161,7 @@ public struct ClusterLoadRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Balancer__ClusterLoadRequest>(
         name: "omx.balancer.ClusterLoadRequest", initialize: { omx__balancer__cluster_load_request__init($0) },
         packedSize: { omx__balancer__cluster_load_request__get_packed_size($0) }, pack: { omx__balancer__cluster_load_request__pack($0, $1) },
-        unpack: { omx__balancer__cluster_load_request__unpack(nil, $0, $1) }, free: { omx__balancer__cluster_load_request__free_unpacked($0, nil) })
+        unpack: { omx__balancer__cluster_load_request__unpack($0, $1, $2) }, free: { omx__balancer__cluster_load_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws { self = try ClusterLoadRequest.codec.decode(bytes) { _ in ClusterLoadRequest() } }
     public func wire() -> [UInt8] { ClusterLoadRequest.codec.encode { _, _ in } }
@@ -180,7 +180,7 @@ public struct ClusterLoadResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Balancer__ClusterLoadResponse>(
         name: "omx.balancer.ClusterLoadResponse", initialize: { omx__balancer__cluster_load_response__init($0) },
         packedSize: { omx__balancer__cluster_load_response__get_packed_size($0) }, pack: { omx__balancer__cluster_load_response__pack($0, $1) },
-        unpack: { omx__balancer__cluster_load_response__unpack(nil, $0, $1) }, free: { omx__balancer__cluster_load_response__free_unpacked($0, nil) })
+        unpack: { omx__balancer__cluster_load_response__unpack($0, $1, $2) }, free: { omx__balancer__cluster_load_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try ClusterLoadResponse.codec.decode(bytes) { message in
@@ -216,7 +216,7 @@ public struct ControlRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Balancer__ControlRequest>(
         name: "omx.balancer.ControlRequest", initialize: { omx__balancer__control_request__init($0) },
         packedSize: { omx__balancer__control_request__get_packed_size($0) }, pack: { omx__balancer__control_request__pack($0, $1) },
-        unpack: { omx__balancer__control_request__unpack(nil, $0, $1) }, free: { omx__balancer__control_request__free_unpacked($0, nil) })
+        unpack: { omx__balancer__control_request__unpack($0, $1, $2) }, free: { omx__balancer__control_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try ControlRequest.codec.decode(bytes) { ControlRequest(action: cString($0.action), speed: $0.speed) }
@@ -243,7 +243,7 @@ public struct ControlResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Balancer__ControlResponse>(
         name: "omx.balancer.ControlResponse", initialize: { omx__balancer__control_response__init($0) },
         packedSize: { omx__balancer__control_response__get_packed_size($0) }, pack: { omx__balancer__control_response__pack($0, $1) },
-        unpack: { omx__balancer__control_response__unpack(nil, $0, $1) }, free: { omx__balancer__control_response__free_unpacked($0, nil) })
+        unpack: { omx__balancer__control_response__unpack($0, $1, $2) }, free: { omx__balancer__control_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try ControlResponse.codec.decode(bytes) { message in
@@ -269,7 +269,7 @@ public struct PlaceRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Balancer__PlaceRequest>(
         name: "omx.balancer.PlaceRequest", initialize: { omx__balancer__place_request__init($0) },
         packedSize: { omx__balancer__place_request__get_packed_size($0) }, pack: { omx__balancer__place_request__pack($0, $1) },
-        unpack: { omx__balancer__place_request__unpack(nil, $0, $1) }, free: { omx__balancer__place_request__free_unpacked($0, nil) })
+        unpack: { omx__balancer__place_request__unpack($0, $1, $2) }, free: { omx__balancer__place_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws { self = try PlaceRequest.codec.decode(bytes) { PlaceRequest(demand: $0.demand) } }
     public func wire() -> [UInt8] { PlaceRequest.codec.encode { message, _ in message.demand = demand } }
@@ -288,7 +288,7 @@ public struct PlaceResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Balancer__PlaceResponse>(
         name: "omx.balancer.PlaceResponse", initialize: { omx__balancer__place_response__init($0) },
         packedSize: { omx__balancer__place_response__get_packed_size($0) }, pack: { omx__balancer__place_response__pack($0, $1) },
-        unpack: { omx__balancer__place_response__unpack(nil, $0, $1) }, free: { omx__balancer__place_response__free_unpacked($0, nil) })
+        unpack: { omx__balancer__place_response__unpack($0, $1, $2) }, free: { omx__balancer__place_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws { self = try PlaceResponse.codec.decode(bytes) { PlaceResponse(node: $0.node, reason: cString($0.reason)) } }
 

@@ -9,7 +9,7 @@ public struct PingRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__PingRequest>(
         name: "omx.PingRequest", initialize: { omx__ping_request__init($0) },
         packedSize: { omx__ping_request__get_packed_size($0) }, pack: { omx__ping_request__pack($0, $1) },
-        unpack: { omx__ping_request__unpack(nil, $0, $1) }, free: { omx__ping_request__free_unpacked($0, nil) })
+        unpack: { omx__ping_request__unpack($0, $1, $2) }, free: { omx__ping_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try PingRequest.codec.decode(bytes) { PingRequest(payload: cBytes($0.payload)) }
@@ -33,7 +33,7 @@ public struct PingResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__PingResponse>(
         name: "omx.PingResponse", initialize: { omx__ping_response__init($0) },
         packedSize: { omx__ping_response__get_packed_size($0) }, pack: { omx__ping_response__pack($0, $1) },
-        unpack: { omx__ping_response__unpack(nil, $0, $1) }, free: { omx__ping_response__free_unpacked($0, nil) })
+        unpack: { omx__ping_response__unpack($0, $1, $2) }, free: { omx__ping_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try PingResponse.codec.decode(bytes) { PingResponse(payload: cBytes($0.payload), nodeID: $0.node_id) }
@@ -54,7 +54,7 @@ public struct HealthRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__HealthRequest>(
         name: "omx.HealthRequest", initialize: { omx__health_request__init($0) },
         packedSize: { omx__health_request__get_packed_size($0) }, pack: { omx__health_request__pack($0, $1) },
-        unpack: { omx__health_request__unpack(nil, $0, $1) }, free: { omx__health_request__free_unpacked($0, nil) })
+        unpack: { omx__health_request__unpack($0, $1, $2) }, free: { omx__health_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try HealthRequest.codec.decode(bytes) { _ in HealthRequest() }
@@ -86,7 +86,7 @@ public struct HealthResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__HealthResponse>(
         name: "omx.HealthResponse", initialize: { omx__health_response__init($0) },
         packedSize: { omx__health_response__get_packed_size($0) }, pack: { omx__health_response__pack($0, $1) },
-        unpack: { omx__health_response__unpack(nil, $0, $1) }, free: { omx__health_response__free_unpacked($0, nil) })
+        unpack: { omx__health_response__unpack($0, $1, $2) }, free: { omx__health_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try HealthResponse.codec.decode(bytes) { message in

@@ -39,10 +39,10 @@ public struct MemberView: Sendable, Equatable {
     static let codec = ProtoCodec<Omx__Discovery__Member>(
         name: "omx.discovery.Member", initialize: { omx__discovery__member__init($0) },
         packedSize: { omx__discovery__member__get_packed_size($0) }, pack: { omx__discovery__member__pack($0, $1) },
-        unpack: { omx__discovery__member__unpack(nil, $0, $1) }, free: { omx__discovery__member__free_unpacked($0, nil) })
+        unpack: { omx__discovery__member__unpack($0, $1, $2) }, free: { omx__discovery__member__free_unpacked($0, $1) })
     static let nodeCodec = ProtoCodec<Omx__Node>(
         name: "omx.Node", initialize: { omx__node__init($0) }, packedSize: { omx__node__get_packed_size($0) },
-        pack: { omx__node__pack($0, $1) }, unpack: { omx__node__unpack(nil, $0, $1) }, free: { omx__node__free_unpacked($0, nil) })
+        pack: { omx__node__pack($0, $1) }, unpack: { omx__node__unpack($0, $1, $2) }, free: { omx__node__free_unpacked($0, $1) })
 
     func wire(in arena: CArena) -> UnsafeMutablePointer<Omx__Discovery__Member> {
         let message = arena.message(MemberView.codec)
@@ -82,8 +82,8 @@ public struct MembersRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Discovery__MembersRequest>(
         name: "omx.discovery.MembersRequest", initialize: { omx__discovery__members_request__init($0) },
         packedSize: { omx__discovery__members_request__get_packed_size($0) }, pack: { omx__discovery__members_request__pack($0, $1) },
-        unpack: { omx__discovery__members_request__unpack(nil, $0, $1) },
-        free: { omx__discovery__members_request__free_unpacked($0, nil) })
+        unpack: { omx__discovery__members_request__unpack($0, $1, $2) },
+        free: { omx__discovery__members_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws { self = try MembersRequest.codec.decode(bytes) { _ in MembersRequest() } }
     public func wire() -> [UInt8] { MembersRequest.codec.encode { _, _ in } }
@@ -104,8 +104,8 @@ public struct MembersResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Discovery__MembersResponse>(
         name: "omx.discovery.MembersResponse", initialize: { omx__discovery__members_response__init($0) },
         packedSize: { omx__discovery__members_response__get_packed_size($0) }, pack: { omx__discovery__members_response__pack($0, $1) },
-        unpack: { omx__discovery__members_response__unpack(nil, $0, $1) },
-        free: { omx__discovery__members_response__free_unpacked($0, nil) })
+        unpack: { omx__discovery__members_response__unpack($0, $1, $2) },
+        free: { omx__discovery__members_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try MembersResponse.codec.decode(bytes) { message in
@@ -139,8 +139,8 @@ public struct WatchRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Discovery__WatchRequest>(
         name: "omx.discovery.WatchRequest", initialize: { omx__discovery__watch_request__init($0) },
         packedSize: { omx__discovery__watch_request__get_packed_size($0) }, pack: { omx__discovery__watch_request__pack($0, $1) },
-        unpack: { omx__discovery__watch_request__unpack(nil, $0, $1) },
-        free: { omx__discovery__watch_request__free_unpacked($0, nil) })
+        unpack: { omx__discovery__watch_request__unpack($0, $1, $2) },
+        free: { omx__discovery__watch_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try WatchRequest.codec.decode(bytes) { WatchRequest(afterChange: $0.after_change, timeoutMs: $0.timeout_ms) }
@@ -167,8 +167,8 @@ public struct ServiceLease: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Discovery__ServiceLease>(
         name: "omx.discovery.ServiceLease", initialize: { omx__discovery__service_lease__init($0) },
         packedSize: { omx__discovery__service_lease__get_packed_size($0) }, pack: { omx__discovery__service_lease__pack($0, $1) },
-        unpack: { omx__discovery__service_lease__unpack(nil, $0, $1) },
-        free: { omx__discovery__service_lease__free_unpacked($0, nil) })
+        unpack: { omx__discovery__service_lease__unpack($0, $1, $2) },
+        free: { omx__discovery__service_lease__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try ServiceLease.codec.decode(bytes) { message in
@@ -198,8 +198,8 @@ public struct LookupRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Discovery__LookupRequest>(
         name: "omx.discovery.LookupRequest", initialize: { omx__discovery__lookup_request__init($0) },
         packedSize: { omx__discovery__lookup_request__get_packed_size($0) }, pack: { omx__discovery__lookup_request__pack($0, $1) },
-        unpack: { omx__discovery__lookup_request__unpack(nil, $0, $1) },
-        free: { omx__discovery__lookup_request__free_unpacked($0, nil) })
+        unpack: { omx__discovery__lookup_request__unpack($0, $1, $2) },
+        free: { omx__discovery__lookup_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try LookupRequest.codec.decode(bytes) { LookupRequest(kind: cString($0.kind), nodeID: $0.node_id) }
@@ -222,8 +222,8 @@ public struct LookupResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Discovery__LookupResponse>(
         name: "omx.discovery.LookupResponse", initialize: { omx__discovery__lookup_response__init($0) },
         packedSize: { omx__discovery__lookup_response__get_packed_size($0) }, pack: { omx__discovery__lookup_response__pack($0, $1) },
-        unpack: { omx__discovery__lookup_response__unpack(nil, $0, $1) },
-        free: { omx__discovery__lookup_response__free_unpacked($0, nil) })
+        unpack: { omx__discovery__lookup_response__unpack($0, $1, $2) },
+        free: { omx__discovery__lookup_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try LookupResponse.codec.decode(bytes) { LookupResponse(instances: ServiceInstance.from($0.n_instances, $0.instances)) }
@@ -252,7 +252,7 @@ public struct MapText: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Discovery__MapText>(
         name: "omx.discovery.MapText", initialize: { omx__discovery__map_text__init($0) },
         packedSize: { omx__discovery__map_text__get_packed_size($0) }, pack: { omx__discovery__map_text__pack($0, $1) },
-        unpack: { omx__discovery__map_text__unpack(nil, $0, $1) }, free: { omx__discovery__map_text__free_unpacked($0, nil) })
+        unpack: { omx__discovery__map_text__unpack($0, $1, $2) }, free: { omx__discovery__map_text__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try MapText.codec.decode(bytes) { MapText(text: cString($0.text), source: cString($0.source), digest: cString($0.digest)) }
@@ -274,7 +274,7 @@ public struct Empty: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Discovery__Empty>(
         name: "omx.discovery.Empty", initialize: { omx__discovery__empty__init($0) },
         packedSize: { omx__discovery__empty__get_packed_size($0) }, pack: { omx__discovery__empty__pack($0, $1) },
-        unpack: { omx__discovery__empty__unpack(nil, $0, $1) }, free: { omx__discovery__empty__free_unpacked($0, nil) })
+        unpack: { omx__discovery__empty__unpack($0, $1, $2) }, free: { omx__discovery__empty__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws { self = try Empty.codec.decode(bytes) { _ in Empty() } }
     public func wire() -> [UInt8] { Empty.codec.encode { _, _ in } }

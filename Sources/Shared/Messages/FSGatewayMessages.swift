@@ -21,7 +21,7 @@ public struct FileAttr: Sendable, Equatable {
     static let codec = ProtoCodec<Omx__Fsgateway__Attr>(
         name: "omx.fsgateway.Attr", initialize: { omx__fsgateway__attr__init($0) },
         packedSize: { omx__fsgateway__attr__get_packed_size($0) }, pack: { omx__fsgateway__attr__pack($0, $1) },
-        unpack: { omx__fsgateway__attr__unpack(nil, $0, $1) }, free: { omx__fsgateway__attr__free_unpacked($0, nil) })
+        unpack: { omx__fsgateway__attr__unpack($0, $1, $2) }, free: { omx__fsgateway__attr__free_unpacked($0, $1) })
 
     func wire(in arena: CArena) -> UnsafeMutablePointer<Omx__Fsgateway__Attr> {
         let message = arena.message(FileAttr.codec)
@@ -116,7 +116,7 @@ public struct FsRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Fsgateway__FsRequest>(
         name: "omx.fsgateway.FsRequest", initialize: { omx__fsgateway__fs_request__init($0) },
         packedSize: { omx__fsgateway__fs_request__get_packed_size($0) }, pack: { omx__fsgateway__fs_request__pack($0, $1) },
-        unpack: { omx__fsgateway__fs_request__unpack(nil, $0, $1) }, free: { omx__fsgateway__fs_request__free_unpacked($0, nil) })
+        unpack: { omx__fsgateway__fs_request__unpack($0, $1, $2) }, free: { omx__fsgateway__fs_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try FsRequest.codec.decode(bytes) { message in
@@ -209,19 +209,19 @@ public struct FsResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Fsgateway__FsResponse>(
         name: "omx.fsgateway.FsResponse", initialize: { omx__fsgateway__fs_response__init($0) },
         packedSize: { omx__fsgateway__fs_response__get_packed_size($0) }, pack: { omx__fsgateway__fs_response__pack($0, $1) },
-        unpack: { omx__fsgateway__fs_response__unpack(nil, $0, $1) }, free: { omx__fsgateway__fs_response__free_unpacked($0, nil) })
+        unpack: { omx__fsgateway__fs_response__unpack($0, $1, $2) }, free: { omx__fsgateway__fs_response__free_unpacked($0, $1) })
     static let entryCodec = ProtoCodec<Omx__Fsgateway__DirEntry>(
         name: "omx.fsgateway.DirEntry", initialize: { omx__fsgateway__dir_entry__init($0) },
         packedSize: { omx__fsgateway__dir_entry__get_packed_size($0) }, pack: { omx__fsgateway__dir_entry__pack($0, $1) },
-        unpack: { omx__fsgateway__dir_entry__unpack(nil, $0, $1) }, free: { omx__fsgateway__dir_entry__free_unpacked($0, nil) })
+        unpack: { omx__fsgateway__dir_entry__unpack($0, $1, $2) }, free: { omx__fsgateway__dir_entry__free_unpacked($0, $1) })
     static let statfsCodec = ProtoCodec<Omx__Fsgateway__StatfsResponse>(
         name: "omx.fsgateway.StatfsResponse", initialize: { omx__fsgateway__statfs_response__init($0) },
         packedSize: { omx__fsgateway__statfs_response__get_packed_size($0) }, pack: { omx__fsgateway__statfs_response__pack($0, $1) },
-        unpack: { omx__fsgateway__statfs_response__unpack(nil, $0, $1) }, free: { omx__fsgateway__statfs_response__free_unpacked($0, nil) })
+        unpack: { omx__fsgateway__statfs_response__unpack($0, $1, $2) }, free: { omx__fsgateway__statfs_response__free_unpacked($0, $1) })
     static let counterCodec = ProtoCodec<Omx__Fsgateway__IoCounter>(
         name: "omx.fsgateway.IoCounter", initialize: { omx__fsgateway__io_counter__init($0) },
         packedSize: { omx__fsgateway__io_counter__get_packed_size($0) }, pack: { omx__fsgateway__io_counter__pack($0, $1) },
-        unpack: { omx__fsgateway__io_counter__unpack(nil, $0, $1) }, free: { omx__fsgateway__io_counter__free_unpacked($0, nil) })
+        unpack: { omx__fsgateway__io_counter__unpack($0, $1, $2) }, free: { omx__fsgateway__io_counter__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try FsResponse.codec.decode(bytes) { message in

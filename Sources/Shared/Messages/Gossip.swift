@@ -27,8 +27,8 @@ public struct MemberUpdate: Sendable, Equatable {
     static let codec = ProtoCodec<Omx__Discovery__MemberUpdate>(
         name: "omx.discovery.MemberUpdate", initialize: { omx__discovery__member_update__init($0) },
         packedSize: { omx__discovery__member_update__get_packed_size($0) }, pack: { omx__discovery__member_update__pack($0, $1) },
-        unpack: { omx__discovery__member_update__unpack(nil, $0, $1) },
-        free: { omx__discovery__member_update__free_unpacked($0, nil) })
+        unpack: { omx__discovery__member_update__unpack($0, $1, $2) },
+        free: { omx__discovery__member_update__free_unpacked($0, $1) })
 
     func wire(in arena: CArena) -> UnsafeMutablePointer<Omx__Discovery__MemberUpdate> {
         let message = arena.message(MemberUpdate.codec)
@@ -82,7 +82,7 @@ public struct Gossip: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Discovery__Gossip>(
         name: "omx.discovery.Gossip", initialize: { omx__discovery__gossip__init($0) },
         packedSize: { omx__discovery__gossip__get_packed_size($0) }, pack: { omx__discovery__gossip__pack($0, $1) },
-        unpack: { omx__discovery__gossip__unpack(nil, $0, $1) }, free: { omx__discovery__gossip__free_unpacked($0, nil) })
+        unpack: { omx__discovery__gossip__unpack($0, $1, $2) }, free: { omx__discovery__gossip__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try Gossip.codec.decode(bytes) { message in

@@ -42,8 +42,8 @@ public struct MigrationReport: Sendable, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__MigrationReport>(
         name: "omx.migrator.MigrationReport", initialize: { omx__migrator__migration_report__init($0) },
         packedSize: { omx__migrator__migration_report__get_packed_size($0) }, pack: { omx__migrator__migration_report__pack($0, $1) },
-        unpack: { omx__migrator__migration_report__unpack(nil, $0, $1) },
-        free: { omx__migrator__migration_report__free_unpacked($0, nil) })
+        unpack: { omx__migrator__migration_report__unpack($0, $1, $2) },
+        free: { omx__migrator__migration_report__free_unpacked($0, $1) })
 
     func wire(in arena: CArena) -> UnsafeMutablePointer<Omx__Migrator__MigrationReport> {
         let message = arena.message(MigrationReport.codec)
@@ -118,7 +118,7 @@ public struct Job: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__Job>(
         name: "omx.migrator.Job", initialize: { omx__migrator__job__init($0) },
         packedSize: { omx__migrator__job__get_packed_size($0) }, pack: { omx__migrator__job__pack($0, $1) },
-        unpack: { omx__migrator__job__unpack(nil, $0, $1) }, free: { omx__migrator__job__free_unpacked($0, nil) })
+        unpack: { omx__migrator__job__unpack($0, $1, $2) }, free: { omx__migrator__job__free_unpacked($0, $1) })
 
     func wire(in arena: CArena) -> UnsafeMutablePointer<Omx__Migrator__Job> {
         let message = arena.message(Job.codec)
@@ -167,7 +167,7 @@ public struct Job: WireMessage, Equatable {
     static let execSiteCodec = ProtoCodec<Omx__Migrator__ExecSite>(
         name: "omx.migrator.ExecSite", initialize: { omx__migrator__exec_site__init($0) },
         packedSize: { omx__migrator__exec_site__get_packed_size($0) }, pack: { omx__migrator__exec_site__pack($0, $1) },
-        unpack: { omx__migrator__exec_site__unpack(nil, $0, $1) }, free: { omx__migrator__exec_site__free_unpacked($0, nil) })
+        unpack: { omx__migrator__exec_site__unpack($0, $1, $2) }, free: { omx__migrator__exec_site__free_unpacked($0, $1) })
 
     init(wire message: Omx__Migrator__Job) {
         id = cString(message.id)

@@ -14,7 +14,7 @@ public struct LastExecRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__LastExecRequest>(
         name: "omx.migrator.LastExecRequest", initialize: { omx__migrator__last_exec_request__init($0) },
         packedSize: { omx__migrator__last_exec_request__get_packed_size($0) }, pack: { omx__migrator__last_exec_request__pack($0, $1) },
-        unpack: { omx__migrator__last_exec_request__unpack(nil, $0, $1) }, free: { omx__migrator__last_exec_request__free_unpacked($0, nil) })
+        unpack: { omx__migrator__last_exec_request__unpack($0, $1, $2) }, free: { omx__migrator__last_exec_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try LastExecRequest.codec.decode(bytes) { message in
@@ -42,7 +42,7 @@ public struct LastExecResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__LastExecResponse>(
         name: "omx.migrator.LastExecResponse", initialize: { omx__migrator__last_exec_response__init($0) },
         packedSize: { omx__migrator__last_exec_response__get_packed_size($0) }, pack: { omx__migrator__last_exec_response__pack($0, $1) },
-        unpack: { omx__migrator__last_exec_response__unpack(nil, $0, $1) }, free: { omx__migrator__last_exec_response__free_unpacked($0, nil) })
+        unpack: { omx__migrator__last_exec_response__unpack($0, $1, $2) }, free: { omx__migrator__last_exec_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws { self = try LastExecResponse.codec.decode(bytes) { LastExecResponse(node: $0.node) } }
     public func wire() -> [UInt8] { LastExecResponse.codec.encode { message, _ in message.node = node } }

@@ -24,7 +24,7 @@ public struct RunRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__RunRequest>(
         name: "omx.migrator.RunRequest", initialize: { omx__migrator__run_request__init($0) },
         packedSize: { omx__migrator__run_request__get_packed_size($0) }, pack: { omx__migrator__run_request__pack($0, $1) },
-        unpack: { omx__migrator__run_request__unpack(nil, $0, $1) }, free: { omx__migrator__run_request__free_unpacked($0, nil) })
+        unpack: { omx__migrator__run_request__unpack($0, $1, $2) }, free: { omx__migrator__run_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try RunRequest.codec.decode(bytes) { message in
@@ -65,7 +65,7 @@ public struct StartRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__StartRequest>(
         name: "omx.migrator.StartRequest", initialize: { omx__migrator__start_request__init($0) },
         packedSize: { omx__migrator__start_request__get_packed_size($0) }, pack: { omx__migrator__start_request__pack($0, $1) },
-        unpack: { omx__migrator__start_request__unpack(nil, $0, $1) }, free: { omx__migrator__start_request__free_unpacked($0, nil) })
+        unpack: { omx__migrator__start_request__unpack($0, $1, $2) }, free: { omx__migrator__start_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try StartRequest.codec.decode(bytes) { message in
@@ -86,7 +86,7 @@ public struct ListJobsRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__ListJobsRequest>(
         name: "omx.migrator.ListJobsRequest", initialize: { omx__migrator__list_jobs_request__init($0) },
         packedSize: { omx__migrator__list_jobs_request__get_packed_size($0) }, pack: { omx__migrator__list_jobs_request__pack($0, $1) },
-        unpack: { omx__migrator__list_jobs_request__unpack(nil, $0, $1) }, free: { omx__migrator__list_jobs_request__free_unpacked($0, nil) })
+        unpack: { omx__migrator__list_jobs_request__unpack($0, $1, $2) }, free: { omx__migrator__list_jobs_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws { self = try ListJobsRequest.codec.decode(bytes) { ListJobsRequest(cluster: $0.cluster != 0) } }
     public func wire() -> [UInt8] { ListJobsRequest.codec.encode { message, _ in message.cluster = cluster ? 1 : 0 } }
@@ -105,7 +105,7 @@ public struct ListJobsResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__ListJobsResponse>(
         name: "omx.migrator.ListJobsResponse", initialize: { omx__migrator__list_jobs_response__init($0) },
         packedSize: { omx__migrator__list_jobs_response__get_packed_size($0) }, pack: { omx__migrator__list_jobs_response__pack($0, $1) },
-        unpack: { omx__migrator__list_jobs_response__unpack(nil, $0, $1) }, free: { omx__migrator__list_jobs_response__free_unpacked($0, nil) })
+        unpack: { omx__migrator__list_jobs_response__unpack($0, $1, $2) }, free: { omx__migrator__list_jobs_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try ListJobsResponse.codec.decode(bytes) { message in
@@ -140,7 +140,7 @@ public struct KillRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__KillRequest>(
         name: "omx.migrator.KillRequest", initialize: { omx__migrator__kill_request__init($0) },
         packedSize: { omx__migrator__kill_request__get_packed_size($0) }, pack: { omx__migrator__kill_request__pack($0, $1) },
-        unpack: { omx__migrator__kill_request__unpack(nil, $0, $1) }, free: { omx__migrator__kill_request__free_unpacked($0, nil) })
+        unpack: { omx__migrator__kill_request__unpack($0, $1, $2) }, free: { omx__migrator__kill_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try KillRequest.codec.decode(bytes) { KillRequest(job: cString($0.job), signal: $0.signal) }
@@ -167,7 +167,7 @@ public struct WaitRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__WaitRequest>(
         name: "omx.migrator.WaitRequest", initialize: { omx__migrator__wait_request__init($0) },
         packedSize: { omx__migrator__wait_request__get_packed_size($0) }, pack: { omx__migrator__wait_request__pack($0, $1) },
-        unpack: { omx__migrator__wait_request__unpack(nil, $0, $1) }, free: { omx__migrator__wait_request__free_unpacked($0, nil) })
+        unpack: { omx__migrator__wait_request__unpack($0, $1, $2) }, free: { omx__migrator__wait_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try WaitRequest.codec.decode(bytes) { WaitRequest(job: cString($0.job), timeoutMs: $0.timeout_ms) }
@@ -199,7 +199,7 @@ public struct ReadLogRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__ReadLogRequest>(
         name: "omx.migrator.ReadLogRequest", initialize: { omx__migrator__read_log_request__init($0) },
         packedSize: { omx__migrator__read_log_request__get_packed_size($0) }, pack: { omx__migrator__read_log_request__pack($0, $1) },
-        unpack: { omx__migrator__read_log_request__unpack(nil, $0, $1) }, free: { omx__migrator__read_log_request__free_unpacked($0, nil) })
+        unpack: { omx__migrator__read_log_request__unpack($0, $1, $2) }, free: { omx__migrator__read_log_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try ReadLogRequest.codec.decode(bytes) {
@@ -234,7 +234,7 @@ public struct ReadLogResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__ReadLogResponse>(
         name: "omx.migrator.ReadLogResponse", initialize: { omx__migrator__read_log_response__init($0) },
         packedSize: { omx__migrator__read_log_response__get_packed_size($0) }, pack: { omx__migrator__read_log_response__pack($0, $1) },
-        unpack: { omx__migrator__read_log_response__unpack(nil, $0, $1) }, free: { omx__migrator__read_log_response__free_unpacked($0, nil) })
+        unpack: { omx__migrator__read_log_response__unpack($0, $1, $2) }, free: { omx__migrator__read_log_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try ReadLogResponse.codec.decode(bytes) { ReadLogResponse(data: cBytes($0.data), size: $0.size, ended: $0.ended != 0) }
@@ -262,7 +262,7 @@ public struct MigrateRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__MigrateRequest>(
         name: "omx.migrator.MigrateRequest", initialize: { omx__migrator__migrate_request__init($0) },
         packedSize: { omx__migrator__migrate_request__get_packed_size($0) }, pack: { omx__migrator__migrate_request__pack($0, $1) },
-        unpack: { omx__migrator__migrate_request__unpack(nil, $0, $1) }, free: { omx__migrator__migrate_request__free_unpacked($0, nil) })
+        unpack: { omx__migrator__migrate_request__unpack($0, $1, $2) }, free: { omx__migrator__migrate_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try MigrateRequest.codec.decode(bytes) { MigrateRequest(job: cString($0.job), target: $0.target) }
@@ -289,7 +289,7 @@ public struct MigrateResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__MigrateResponse>(
         name: "omx.migrator.MigrateResponse", initialize: { omx__migrator__migrate_response__init($0) },
         packedSize: { omx__migrator__migrate_response__get_packed_size($0) }, pack: { omx__migrator__migrate_response__pack($0, $1) },
-        unpack: { omx__migrator__migrate_response__unpack(nil, $0, $1) }, free: { omx__migrator__migrate_response__free_unpacked($0, nil) })
+        unpack: { omx__migrator__migrate_response__unpack($0, $1, $2) }, free: { omx__migrator__migrate_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try MigrateResponse.codec.decode(bytes) { message in
@@ -313,7 +313,7 @@ public struct ExpelRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__ExpelRequest>(
         name: "omx.migrator.ExpelRequest", initialize: { omx__migrator__expel_request__init($0) },
         packedSize: { omx__migrator__expel_request__get_packed_size($0) }, pack: { omx__migrator__expel_request__pack($0, $1) },
-        unpack: { omx__migrator__expel_request__unpack(nil, $0, $1) }, free: { omx__migrator__expel_request__free_unpacked($0, nil) })
+        unpack: { omx__migrator__expel_request__unpack($0, $1, $2) }, free: { omx__migrator__expel_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws { self = try ExpelRequest.codec.decode(bytes) { _ in ExpelRequest() } }
     public func wire() -> [UInt8] { ExpelRequest.codec.encode { _, _ in } }
@@ -332,7 +332,7 @@ public struct ExpelResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__ExpelResponse>(
         name: "omx.migrator.ExpelResponse", initialize: { omx__migrator__expel_response__init($0) },
         packedSize: { omx__migrator__expel_response__get_packed_size($0) }, pack: { omx__migrator__expel_response__pack($0, $1) },
-        unpack: { omx__migrator__expel_response__unpack(nil, $0, $1) }, free: { omx__migrator__expel_response__free_unpacked($0, nil) })
+        unpack: { omx__migrator__expel_response__unpack($0, $1, $2) }, free: { omx__migrator__expel_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try ExpelResponse.codec.decode(bytes) { ExpelResponse(moved: cStrings($0.n_moved, $0.moved), failed: cStrings($0.n_failed, $0.failed)) }
@@ -355,7 +355,7 @@ public struct BringRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__BringRequest>(
         name: "omx.migrator.BringRequest", initialize: { omx__migrator__bring_request__init($0) },
         packedSize: { omx__migrator__bring_request__get_packed_size($0) }, pack: { omx__migrator__bring_request__pack($0, $1) },
-        unpack: { omx__migrator__bring_request__unpack(nil, $0, $1) }, free: { omx__migrator__bring_request__free_unpacked($0, nil) })
+        unpack: { omx__migrator__bring_request__unpack($0, $1, $2) }, free: { omx__migrator__bring_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws { self = try BringRequest.codec.decode(bytes) { _ in BringRequest() } }
     public func wire() -> [UInt8] { BringRequest.codec.encode { _, _ in } }
@@ -376,7 +376,7 @@ public struct FlagsRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__FlagsRequest>(
         name: "omx.migrator.FlagsRequest", initialize: { omx__migrator__flags_request__init($0) },
         packedSize: { omx__migrator__flags_request__get_packed_size($0) }, pack: { omx__migrator__flags_request__pack($0, $1) },
-        unpack: { omx__migrator__flags_request__unpack(nil, $0, $1) }, free: { omx__migrator__flags_request__free_unpacked($0, nil) })
+        unpack: { omx__migrator__flags_request__unpack($0, $1, $2) }, free: { omx__migrator__flags_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try FlagsRequest.codec.decode(bytes) { message in

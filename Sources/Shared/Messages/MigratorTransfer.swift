@@ -30,11 +30,11 @@ public struct TransferBegin: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__TransferBegin>(
         name: "omx.migrator.TransferBegin", initialize: { omx__migrator__transfer_begin__init($0) },
         packedSize: { omx__migrator__transfer_begin__get_packed_size($0) }, pack: { omx__migrator__transfer_begin__pack($0, $1) },
-        unpack: { omx__migrator__transfer_begin__unpack(nil, $0, $1) }, free: { omx__migrator__transfer_begin__free_unpacked($0, nil) })
+        unpack: { omx__migrator__transfer_begin__unpack($0, $1, $2) }, free: { omx__migrator__transfer_begin__free_unpacked($0, $1) })
     static let fileCodec = ProtoCodec<Omx__Migrator__ImageFile>(
         name: "omx.migrator.ImageFile", initialize: { omx__migrator__image_file__init($0) },
         packedSize: { omx__migrator__image_file__get_packed_size($0) }, pack: { omx__migrator__image_file__pack($0, $1) },
-        unpack: { omx__migrator__image_file__unpack(nil, $0, $1) }, free: { omx__migrator__image_file__free_unpacked($0, nil) })
+        unpack: { omx__migrator__image_file__unpack($0, $1, $2) }, free: { omx__migrator__image_file__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try TransferBegin.codec.decode(bytes) { message in
@@ -84,7 +84,7 @@ public struct TransferChunk: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__TransferChunk>(
         name: "omx.migrator.TransferChunk", initialize: { omx__migrator__transfer_chunk__init($0) },
         packedSize: { omx__migrator__transfer_chunk__get_packed_size($0) }, pack: { omx__migrator__transfer_chunk__pack($0, $1) },
-        unpack: { omx__migrator__transfer_chunk__unpack(nil, $0, $1) }, free: { omx__migrator__transfer_chunk__free_unpacked($0, nil) })
+        unpack: { omx__migrator__transfer_chunk__unpack($0, $1, $2) }, free: { omx__migrator__transfer_chunk__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try TransferChunk.decode(bytes) { header, data in
@@ -147,7 +147,7 @@ public struct TransferRef: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__TransferRef>(
         name: "omx.migrator.TransferRef", initialize: { omx__migrator__transfer_ref__init($0) },
         packedSize: { omx__migrator__transfer_ref__get_packed_size($0) }, pack: { omx__migrator__transfer_ref__pack($0, $1) },
-        unpack: { omx__migrator__transfer_ref__unpack(nil, $0, $1) }, free: { omx__migrator__transfer_ref__free_unpacked($0, nil) })
+        unpack: { omx__migrator__transfer_ref__unpack($0, $1, $2) }, free: { omx__migrator__transfer_ref__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try TransferRef.codec.decode(bytes) { TransferRef(transfer: cString($0.transfer), report: $0.report.map { MigrationReport(wire: $0.pointee) }) }
@@ -174,7 +174,7 @@ public struct RestoreResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__RestoreResponse>(
         name: "omx.migrator.RestoreResponse", initialize: { omx__migrator__restore_response__init($0) },
         packedSize: { omx__migrator__restore_response__get_packed_size($0) }, pack: { omx__migrator__restore_response__pack($0, $1) },
-        unpack: { omx__migrator__restore_response__unpack(nil, $0, $1) }, free: { omx__migrator__restore_response__free_unpacked($0, nil) })
+        unpack: { omx__migrator__restore_response__unpack($0, $1, $2) }, free: { omx__migrator__restore_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try RestoreResponse.codec.decode(bytes) { RestoreResponse(pid: $0.pid, pidStartTicks: $0.pid_start_ticks) }
@@ -202,7 +202,7 @@ public struct OutcomeResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__Migrator__OutcomeResponse>(
         name: "omx.migrator.OutcomeResponse", initialize: { omx__migrator__outcome_response__init($0) },
         packedSize: { omx__migrator__outcome_response__get_packed_size($0) }, pack: { omx__migrator__outcome_response__pack($0, $1) },
-        unpack: { omx__migrator__outcome_response__unpack(nil, $0, $1) }, free: { omx__migrator__outcome_response__free_unpacked($0, nil) })
+        unpack: { omx__migrator__outcome_response__unpack($0, $1, $2) }, free: { omx__migrator__outcome_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try OutcomeResponse.codec.decode(bytes) { message in

@@ -52,12 +52,12 @@ public struct ServiceInstance: Sendable, Equatable, Hashable {
     static let codec = ProtoCodec<Omx__Discovery__ServiceInstance>(
         name: "omx.discovery.ServiceInstance", initialize: { omx__discovery__service_instance__init($0) },
         packedSize: { omx__discovery__service_instance__get_packed_size($0) }, pack: { omx__discovery__service_instance__pack($0, $1) },
-        unpack: { omx__discovery__service_instance__unpack(nil, $0, $1) },
-        free: { omx__discovery__service_instance__free_unpacked($0, nil) })
+        unpack: { omx__discovery__service_instance__unpack($0, $1, $2) },
+        free: { omx__discovery__service_instance__free_unpacked($0, $1) })
     static let endpointCodec = ProtoCodec<Omx__Endpoint>(
         name: "omx.Endpoint", initialize: { omx__endpoint__init($0) }, packedSize: { omx__endpoint__get_packed_size($0) },
-        pack: { omx__endpoint__pack($0, $1) }, unpack: { omx__endpoint__unpack(nil, $0, $1) },
-        free: { omx__endpoint__free_unpacked($0, nil) })
+        pack: { omx__endpoint__pack($0, $1) }, unpack: { omx__endpoint__unpack($0, $1, $2) },
+        free: { omx__endpoint__free_unpacked($0, $1) })
 
     /// A C message of this instance, allocated in `arena`.
     func wire(in arena: CArena) -> UnsafeMutablePointer<Omx__Discovery__ServiceInstance> {

@@ -7,7 +7,7 @@ public struct StatsRequest: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__StatsRequest>(
         name: "omx.StatsRequest", initialize: { omx__stats_request__init($0) },
         packedSize: { omx__stats_request__get_packed_size($0) }, pack: { omx__stats_request__pack($0, $1) },
-        unpack: { omx__stats_request__unpack(nil, $0, $1) }, free: { omx__stats_request__free_unpacked($0, nil) })
+        unpack: { omx__stats_request__unpack($0, $1, $2) }, free: { omx__stats_request__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try StatsRequest.codec.decode(bytes) { _ in StatsRequest() }
@@ -57,11 +57,11 @@ public struct Metric: Sendable, Equatable {
 
     static let codec = ProtoCodec<Omx__Metric>(
         name: "omx.Metric", initialize: { omx__metric__init($0) }, packedSize: { omx__metric__get_packed_size($0) },
-        pack: { omx__metric__pack($0, $1) }, unpack: { omx__metric__unpack(nil, $0, $1) }, free: { omx__metric__free_unpacked($0, nil) })
+        pack: { omx__metric__pack($0, $1) }, unpack: { omx__metric__unpack($0, $1, $2) }, free: { omx__metric__free_unpacked($0, $1) })
     static let labelCodec = ProtoCodec<Omx__MetricLabel>(
         name: "omx.MetricLabel", initialize: { omx__metric_label__init($0) }, packedSize: { omx__metric_label__get_packed_size($0) },
-        pack: { omx__metric_label__pack($0, $1) }, unpack: { omx__metric_label__unpack(nil, $0, $1) },
-        free: { omx__metric_label__free_unpacked($0, nil) })
+        pack: { omx__metric_label__pack($0, $1) }, unpack: { omx__metric_label__unpack($0, $1, $2) },
+        free: { omx__metric_label__free_unpacked($0, $1) })
 
     func wire(in arena: CArena) -> UnsafeMutablePointer<Omx__Metric> {
         let message = arena.message(Metric.codec)
@@ -119,7 +119,7 @@ public struct StatsResponse: WireMessage, Equatable {
     static let codec = ProtoCodec<Omx__StatsResponse>(
         name: "omx.StatsResponse", initialize: { omx__stats_response__init($0) },
         packedSize: { omx__stats_response__get_packed_size($0) }, pack: { omx__stats_response__pack($0, $1) },
-        unpack: { omx__stats_response__unpack(nil, $0, $1) }, free: { omx__stats_response__free_unpacked($0, nil) })
+        unpack: { omx__stats_response__unpack($0, $1, $2) }, free: { omx__stats_response__free_unpacked($0, $1) })
 
     public init(wire bytes: [UInt8]) throws {
         self = try StatsResponse.codec.decode(bytes) { message in

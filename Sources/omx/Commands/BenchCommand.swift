@@ -23,13 +23,21 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Seconds for each throughput figure.")
         var seconds = 2.0
 
+        @Option(help: "Times each test alternates OMX and raw, sharing out the calls and seconds.")
+        var rounds = 5
+
         @Flag(help: "Print JSON.")
         var json = false
+
+        func validate() throws {
+            guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        }
 
         func run() async throws {
             var options = RPCBenchmark.Options()
             options.pingCount = pings
             options.seconds = seconds
+            options.rounds = rounds
             let report = try await RPCBenchmark(options: options).run { line in
                 if !json { print("... \(line)") }
             }
@@ -39,9 +47,16 @@ struct BenchCommand: AsyncParsableCommand {
             }
             print("\nomx bench rpc: OMX RPC (envelope, HMAC on TCP, libuv) vs raw blocking sockets (same frames), 2 processes")
             let rows = report.rows.map { row in
-                [row.transport, row.test, format(row.omx, row.unit), format(row.raw, row.unit), ratio(row)]
+                [
+                    row.transport, row.test, format(row.omx, row.unit), format(row.raw, row.unit), ratio(row),
+                    "\(String(format: row.omxCPUPerCallUs, decimals: 1)) us", "\(String(format: row.rawCPUPerCallUs, decimals: 1)) us",
+                ]
             }
-            print(formatTable(header: ["TRANSPORT", "TEST", "OMX", "RAW", "OMX/RAW"], rows: rows), terminator: "")
+            print(
+                formatTable(header: ["TRANSPORT", "TEST", "OMX", "RAW", "OMX/RAW", "CPU/CALL OMX", "CPU/CALL RAW"], rows: rows),
+                terminator: "")
+            print("CPU/CALL: client and server CPU time (user and system) per call, both processes together.")
+            if report.pinned { print("Clients ran on CPU 0 and servers on CPU 1, OMX and raw alike.") }
             if let rss = report.idleServiceRSSKiB {
                 print("idle omx-discovery resident memory: \(String(format: rss, decimals: 1)) MiB (target: under 20 MiB)")
             }
