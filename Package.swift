@@ -68,6 +68,7 @@ let package = Package(
         .testTarget(name: "DiscoveryTests", dependencies: ["Discovery"]),
         .testTarget(name: "MigratorTests", dependencies: ["Migrator"]),
         .testTarget(name: "BalancerTests", dependencies: ["Balancer"]),
+        .testTarget(name: "FSGatewayTests", dependencies: ["FSGateway"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Shared"]),
     ],
     swiftLanguageModes: [.v5]

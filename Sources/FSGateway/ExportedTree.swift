@@ -54,6 +54,16 @@ final class ExportedTree: Sendable {
         return excluded.contains { path == $0 || path.hasPrefix($0 + "/") }
     }
 
+    /// `path` (absolute, as the kernel reports it) as callers name it: relative to the root,
+    /// "" for the root itself; nil when it lies outside the root or in an excluded tree.
+    func exportedPath(of path: String) -> String? {
+        guard !isExcluded(path: path) else { return nil }
+        if path == root { return "" }
+        let base = root == "/" ? "/" : root + "/"
+        guard path.hasPrefix(base) else { return nil }
+        return String(path.dropFirst(base.count))
+    }
+
     /// Opens directory `path` beneath the root (O_PATH unless `flags` say otherwise), with its
     /// path as the kernel reports it (read once, for checking the entries in it too).
     private func openDirectory(_ path: String, flags: Int32 = Int32(OMX_O_PATH)) throws -> (fd: Int32, path: String) {
@@ -78,7 +88,7 @@ final class ExportedTree: Sendable {
 
     /// Where `relative` leads from the root when it holds no symlink: "." dropped, ".." taking
     /// off the last name and stopping at the root (as RESOLVE_IN_ROOT does).
-    private func lexicalPath(_ relative: String) -> String {
+    func lexicalPath(_ relative: String) -> String {
         var names: [Substring] = []
         for name in relative.split(separator: "/") where name != "." {
             if name == ".." { _ = names.popLast() } else { names.append(name) }

@@ -37,9 +37,10 @@ public struct FSGatewayCommand: AsyncParsableCommand {
             let relays = GatewayDirectory(
                 loop: host.loop, map: host.map, authenticator: host.authenticator, bindAddress: resolveIPv4(host.node.address).first,
                 runDir: host.runDir, logger: host.logger)
-            let gateway = FileGateway(
-                tree: try ExportedTree(root: export ?? OMXConfig.active.mfs.export ?? "/", exclude: exclude), nodeID: host.node.id, relays: relays,
-                logger: host.logger, metrics: host.metrics)
+            let tree = try ExportedTree(root: export ?? OMXConfig.active.mfs.export ?? "/", exclude: exclude)
+            let feed = ChangeFeed()
+            TreeWatcher.start(tree: tree, feed: feed, logger: host.logger)
+            let gateway = FileGateway(tree: tree, nodeID: host.node.id, relays: relays, feed: feed, logger: host.logger, metrics: host.metrics)
             gateway.register(on: host.server)
             try await host.run(background: {
                 while !Task.isCancelled {

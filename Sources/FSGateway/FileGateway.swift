@@ -27,11 +27,15 @@ final class FileGateway: Sendable {
     let nodeID: UInt32
     /// Other nodes' gateways, for the calls of this node's guest jobs elsewhere (DFSA off).
     let relays: GatewayDirectory
+    /// The changes to the tree, for the mounts' caches: those made through this gateway are
+    /// recorded here, with the mount that asked.
+    let feed: ChangeFeed
 
-    init(tree: ExportedTree, nodeID: UInt32, relays: GatewayDirectory, logger: Logger, metrics: MetricsRegistry) {
+    init(tree: ExportedTree, nodeID: UInt32, relays: GatewayDirectory, feed: ChangeFeed, logger: Logger, metrics: MetricsRegistry) {
         self.tree = tree
         self.nodeID = nodeID
         self.relays = relays
+        self.feed = feed
         self.logger = logger
         self.metrics = metrics
     }
@@ -62,12 +66,17 @@ final class FileGateway: Sendable {
         ]
         // Calls that touch one inode's metadata take microseconds: they run on the loop thread,
         // sparing two thread hops; those that move data or scan directories run on the pool.
-        let onPool: Set<String> = ["Readdir", "Open", "Write", "Fsync", "Truncate", "Counters"]
+        let onPool: Set<String> = ["Readdir", "Write", "Fsync", "Truncate", "Counters"]
         for (name, body) in methods {
             server.register("FSGateway.\(name)", on: onPool.contains(name) ? .pool : .loop) { (request: FsRequest, rpc) in
                 if request.relayTo != 0 && request.relayTo != self.nodeID { return await self.relay(name, request, caller: rpc.caller) }
-                return self.perform(request, caller: rpc.caller, method: name, body)
+                let response = self.perform(request, caller: rpc.caller, method: name, body)
+                if response.errorNumber == 0 { self.recordChanges(name, request) }
+                return response
             }
+        }
+        server.register("FSGateway.Changes") { (request: ChangesRequest, _) in
+            await self.feed.changes(since: request.since, client: request.client, waitMs: min(request.waitMs, 60_000))
         }
         // A read the page cache can answer takes microseconds: it is answered on the loop
         // thread; one that would wait for the disk goes to the pool.
@@ -103,6 +112,30 @@ final class FileGateway: Sendable {
             return FsResponse(errorNumber: failure.code, error: "FSGateway.\(method) \(failure.message)")
         } catch {
             return FsResponse(errorNumber: EIO, error: "FSGateway.\(method) \(request.path): \(error)")
+        }
+    }
+
+    /// Records what a successful call changed, as made by the mount that asked.
+    private func recordChanges(_ method: String, _ request: FsRequest) {
+        func record(_ path: String, entry: Bool) {
+            // As the mounts name it: "dir/file", whatever "." or "//" the caller wrote.
+            guard let path = tree.exportedPath(of: tree.lexicalPath(path)) else { return }
+            feed.record(TreeChange(path: path, entry: entry), origin: request.client)
+        }
+        switch method {
+        case "Open" where request.flags & O_CREAT != 0: record(request.path, entry: true)
+        case "Open" where request.flags & O_TRUNC != 0: record(request.path, entry: false)
+        case "Write", "Truncate" where request.handle != 0:
+            if let path = handles.withLock({ $0.open[request.handle]?.path }) { record(path, entry: false) }
+        case "Truncate", "Chmod", "Chown", "Utimens": record(request.path, entry: false)
+        case "Mkdir", "Rmdir", "Unlink", "Symlink": record(request.path, entry: true)
+        case "Link":
+            record(request.path2, entry: true)
+            record(request.path, entry: false)
+        case "Rename":
+            record(request.path, entry: true)
+            record(request.path2, entry: true)
+        default: break
         }
     }
 
@@ -174,8 +207,8 @@ final class FileGateway: Sendable {
     }
 
     private func release(_ request: FsRequest) throws -> FsResponse {
-        guard let handle = handles.withLock({ $0.open.removeValue(forKey: request.handle) }) else { return FsResponse() }
-        close(handle.fd)
+        let closing = handles.withLock { state in ([request.handle] + request.handles).compactMap { state.open.removeValue(forKey: $0) } }
+        for handle in closing { close(handle.fd) }
         return FsResponse()
     }
 

@@ -34,9 +34,19 @@ final class GatewayDirectory: Sendable {
         return known.atNs == 0 ? map.nodes.map(\.id) : known.byNode.keys.sorted()
     }
 
+    /// Whether `node` has a live gateway. A map node missing from a list more than a fifth of
+    /// a second old is asked about afresh: it may have come up since (a cluster starting).
+    func isLive(_ node: UInt32) -> Bool {
+        if liveNodes().contains(node) { return true }
+        guard map.node(id: node) != nil else { return false }
+        _ = endpoints(of: node, maxAgeNs: 200_000_000)
+        return liveNodes().contains(node)
+    }
+
     /// The live instances of node `node`'s gateway, in an order that spreads the work, from
     /// a list Discovery gave at most `maxAgeNs` ago.
-    private func endpoints(of node: UInt32, maxAgeNs: UInt64 = 2_000_000_000) -> [(host: String, port: Int)] {
+    /// With `spread`, each call starts from the next instance; otherwise from the lowest.
+    private func endpoints(of node: UInt32, maxAgeNs: UInt64 = 2_000_000_000, spread: Bool = true) -> [(host: String, port: Int)] {
         let cached = instances.withLock { $0 }
         var byNode = cached.byNode
         if monotonicNs() - cached.atNs > maxAgeNs {
@@ -50,7 +60,7 @@ final class GatewayDirectory: Sendable {
         if list.isEmpty, let entry = map.node(id: node) {
             list = [(resolveIPv4(entry.address).first ?? entry.address, ServiceKind.fsgateway.port(instance: 0))]
         }
-        guard list.count > 1 else { return list }
+        guard list.count > 1, spread else { return list }
         let start = Int(turn.wrappingAdd(1, ordering: .relaxed).oldValue % UInt64(list.count))
         return Array(list[start...] + list[..<start])
     }
@@ -64,6 +74,19 @@ final class GatewayDirectory: Sendable {
             clients[key] = client
             return client
         }
+    }
+
+    /// Asks for the changes of `node`'s tree: from `instance` ("host:port") when given, else
+    /// from its live instance with the lowest number. A long poll (up to `request.waitMs`).
+    /// Returns the answer and the instance that gave it (each instance has a feed of its own).
+    func changes(_ node: UInt32, _ request: ChangesRequest, from instance: String?) throws -> (ChangesResponse, String) {
+        var target = endpoints(of: node, spread: false).first
+        if let instance, let colon = instance.lastIndex(of: ":"), let port = Int(instance[instance.index(after: colon)...]) {
+            target = (String(instance[..<colon]), port)
+        }
+        guard let (host, port) = target else { throw RPCError(.unavailable, "node \(node) has no gateway") }
+        let timeout = Duration.milliseconds(Int(request.waitMs) + 10_000)
+        return (try ChangesResponse(wire: try client(host, port).call("FSGateway.Changes", request.wire(), timeout: timeout)), "\(host):\(port)")
     }
 
     /// Calls `method` on a gateway of `node`; with `retry`, on each live instance in turn until

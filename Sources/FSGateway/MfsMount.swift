@@ -33,14 +33,27 @@ final class MfsMount: Sendable {
     typealias OpenFile = (node: UInt32, instance: String, handle: UInt64, via: UInt32, path: String, flags: Int32, job: String)
     /// Open files by our handle.
     private let files = Mutex<(next: UInt64, open: [UInt64: OpenFile])>((1, [:]))
+    /// Attributes and listings of the nodes whose changes this mount follows.
+    let cache = MountCache()
+    /// This mount's id in the gateways' change feeds: its own changes are not reported to it.
+    let client = UInt64.random(in: 1...UInt64.max)
+    /// The handles of released files, closed at their gateways in batches.
+    let releases: ReleaseQueue
 
-    init(nodeID: UInt32, gateways: GatewayDirectory, dfsa: Bool, logger: Logger, selections: String, migrator: RPCClient) {
+    /// - Throws: `UVError` when the thread that releases handles cannot be started.
+    init(nodeID: UInt32, gateways: GatewayDirectory, dfsa: Bool, logger: Logger, selections: String, migrator: RPCClient) throws {
         self.nodeID = nodeID
         self.gateways = gateways
         self.dfsa = dfsa
         self.logger = logger
         self.selections = selections
         self.migrator = migrator
+        let client = client
+        releases = try ReleaseQueue { holder, request in
+            var request = request
+            request.client = client
+            _ = try? MfsMount.shared.send(holder.node, "Release", request, retry: false, pinned: holder.instance, via: holder.via)
+        }
     }
 
     /// Where `path` points: the mount's root, a magic link, or a path on a node.
@@ -72,6 +85,7 @@ final class MfsMount: Sendable {
             if job { request.job = MfsMount.job(of: context.pid) ?? "" }
         }
         request.callerNode = nodeID
+        request.client = client
         return request
     }
 
@@ -96,11 +110,27 @@ final class MfsMount: Sendable {
     /// Each recent caller's groups, by pid, with its uid and gid and when they were read.
     private let groupsCache = Mutex<[pid_t: (uid: uid_t, gid: gid_t, groups: [UInt32], atNs: UInt64)]>([:])
 
+    /// `ProcStat.key(of: pid)` ("pid.start ticks"), read from /proc at most once a second per
+    /// pid: a caller's every create and open needs it, and the read costs more than the rest.
+    static func processKey(of pid: pid_t) -> String {
+        let now = monotonicNs()
+        if let known = processKeys.withLock({ $0[pid] }), now - known.atNs < 1_000_000_000 { return known.key }
+        let key = ProcStat.key(of: pid)
+        processKeys.withLock { table in
+            if table.count > 4_096 { table.removeAll() }
+            table[pid] = (key, now)
+        }
+        return key
+    }
+
+    /// Each recent caller's key, by pid, with when it was read.
+    private static let processKeys = Mutex<[pid_t: (key: String, atNs: UInt64)]>([:])
+
     /// The job whose namespace `pid` runs in: the spool name of the nearest omx-jobinit
     /// ancestor ("2.17"), or nil.
     static func job(of pid: pid_t) -> String? {
         // A process never leaves its PID namespace: its answer holds for its whole life.
-        let key = ProcStat.key(of: pid)
+        let key = processKey(of: pid)
         if let known = knownJobs.withLock({ $0[key] }) { return known.isEmpty ? nil : known }
         let job = enclosingJob(of: pid)?.job ?? ""
         knownJobs.withLock { table in
@@ -138,7 +168,7 @@ final class MfsMount: Sendable {
         case "home":
             if let job = MfsMount.job(of: pid), let home = job.split(separator: ".").first { return String(home) }
         case "magic":
-            if let node = lastCreate.withLock({ $0[ProcStat.key(of: pid)] }) { return String(node) }
+            if let node = lastCreate.withLock({ $0[MfsMount.processKey(of: pid)] }) { return String(node) }
         case "lastexec":
             if let job = MfsMount.job(of: pid), let node = lastExec(of: pid, job: job) { return String(node) }
         case "selected":
@@ -179,7 +209,7 @@ final class MfsMount: Sendable {
         guard let pid = fuse_get_context()?.pointee.pid else { return }
         lastCreate.withLock { table in
             if table.count > 10_000 { table.removeAll() }
-            table[ProcStat.key(of: pid)] = node
+            table[MfsMount.processKey(of: pid)] = node
         }
     }
 
@@ -234,6 +264,9 @@ final class MfsMount: Sendable {
                 if table.count > 1_000 { table.removeAll() }
                 table["\(node):\(request.path)"] = (attr, monotonicNs())
             }
+            cache.created(node, request.path, attr, by: request.cacheCaller)
+        } else if request.flags & O_TRUNC != 0 {
+            cache.written(node, request.path)
         }
         return (0, files.withLock { state in
             let id = state.next
@@ -282,6 +315,11 @@ final class MfsMount: Sendable {
             return (-EIO, FsResponse())
         }
     }
+}
+
+extension FsRequest {
+    /// Who the request speaks for, as the mount's cache tells callers apart.
+    var cacheCaller: MountCache.Caller { MountCache.Caller(uid: callerUID, gid: callerGID, groups: callerGroups) }
 }
 
 /// `struct stat` from a gateway's attributes.

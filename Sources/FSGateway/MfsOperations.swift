@@ -32,14 +32,28 @@ enum MfsOperations {
                 fill(stat, syntheticAttr(directory: false, size: MfsOperations.mount.magicTarget(name).utf8.count))
                 return 0
             case let .node(node, rest):
-                if rest.isEmpty, !MfsOperations.mount.gateways.liveNodes().contains(node) { return -ENOENT }
+                if rest.isEmpty, !MfsOperations.mount.gateways.isLive(node) { return -ENOENT }
                 if let attr = MfsOperations.mount.takeCreatedAttr(node: node, path: rest) {
                     fill(stat, attr)
                     return 0
                 }
+                let request = MfsOperations.mount.request(rest)
+                switch MfsOperations.mount.cache.lookup(node, rest, for: request.cacheCaller) {
+                case let .attr(attr):
+                    fill(stat, attr)
+                    return 0
+                case .missing:
+                    return -ENOENT
+                case .unknown:
+                    break
+                }
                 MfsOperations.mount.writeBehind.drain(node: node, path: rest)
-                let (code, answer) = MfsOperations.mount.call(node, "Getattr", MfsOperations.mount.request(rest))
-                if code == 0, let attr = answer.attr { fill(stat, attr) }
+                let generation = MfsOperations.mount.cache.generation(node)
+                let (code, answer) = MfsOperations.mount.call(node, "Getattr", request)
+                if code == 0, let attr = answer.attr {
+                    fill(stat, attr)
+                    MfsOperations.mount.cache.remember(node, rest, attr, for: request.cacheCaller, since: generation)
+                }
                 return code
             case .missing: return -ENOENT
             }
@@ -53,9 +67,12 @@ enum MfsOperations {
                 entries = nodes.map { (String($0), syntheticAttr(directory: true)) }
                     + MfsMount.magicEntries.map { ($0, syntheticAttr(directory: false, size: 1)) }
             case let .node(node, rest):
-                let (code, answer) = MfsOperations.mount.call(node, "Readdir", MfsOperations.mount.request(rest))
+                let generation = MfsOperations.mount.cache.generation(node)
+                let request = MfsOperations.mount.request(rest)
+                let (code, answer) = MfsOperations.mount.call(node, "Readdir", request)
                 guard code == 0 else { return code }
                 entries = answer.entries.map { ($0.name, $0.attr) }
+                MfsOperations.mount.cache.rememberListing(node, rest, answer.entries, for: request.cacheCaller, since: generation)
             case .magic: return -ENOTDIR
             case .missing: return -ENOENT
             }
@@ -114,7 +131,10 @@ enum MfsOperations {
         ops.write = { _, buffer, size, offset, info in
             guard let info, let buffer else { return -EINVAL }
             let id = info.pointee.fh
-            if let open = MfsOperations.mount.file(id) { MfsOperations.mount.forgetCreatedAttr(node: open.node, path: open.path) }
+            if let open = MfsOperations.mount.file(id) {
+                MfsOperations.mount.forgetCreatedAttr(node: open.node, path: open.path)
+                MfsOperations.mount.cache.written(open.node, open.path)
+            }
             if let file = MfsOperations.mount.writeBehind.file(id), size <= 1 << 20 {
                 let caller = MfsOperations.mount.request("")
                 let pid = fuse_get_context()?.pointee.pid ?? 0
@@ -160,13 +180,8 @@ enum MfsOperations {
             guard let info else { return 0 }
             MfsOperations.mount.writeBehind.finish(info.pointee.fh)
             guard let open = MfsOperations.mount.forget(info.pointee.fh) else { return 0 }
-            var release = MfsOperations.mount.request("")
-            release.handle = open.handle
-            let request = release
-            // Nobody waits for a release's answer: it goes out in the background.
-            DispatchQueue.global().async {
-                _ = try? MfsOperations.mount.send(open.node, "Release", request, retry: false, pinned: open.instance, via: open.via)
-            }
+            // Nobody waits for a release's answer: it goes out in the background, in a batch.
+            MfsOperations.mount.releases.add(open.handle, of: ReleaseQueue.Holder(node: open.node, instance: open.instance, via: open.via))
             return 0
         }
         ops.fsync = { _, datasync, info in
@@ -179,12 +194,14 @@ enum MfsOperations {
         ops.truncate = { raw, size, info in
             if let info, info.pointee.fh != 0 {
                 MfsOperations.drainWrites(of: info.pointee.fh)
+                defer { if let open = MfsOperations.mount.file(info.pointee.fh) { MfsOperations.mount.cache.written(open.node, open.path) } }
                 return MfsOperations.mount.callFile(info.pointee.fh, "Truncate") { $0.offset = Int64(size) }.0
             }
             return MfsOperations.onNode(raw) { node, rest in
                 MfsOperations.mount.writeBehind.drain(node: node, path: rest)
                 var request = MfsOperations.mount.request(rest)
                 request.offset = Int64(size)
+                defer { MfsOperations.mount.cache.written(node, rest) }
                 return MfsOperations.mount.call(node, "Truncate", request, retry: false).0
             }
         }
@@ -192,6 +209,7 @@ enum MfsOperations {
             MfsOperations.onNode(raw) { node, rest in
                 var request = MfsOperations.mount.request(rest)
                 request.mode = UInt32(mode)
+                defer { MfsOperations.mount.cache.changed(node, rest) }
                 return MfsOperations.mount.call(node, "Chmod", request).0
             }
         }
@@ -200,6 +218,7 @@ enum MfsOperations {
                 var request = MfsOperations.mount.request(rest)
                 request.uid = uid
                 request.gid = gid
+                defer { MfsOperations.mount.cache.changed(node, rest) }
                 return MfsOperations.mount.call(node, "Chown", request).0
             }
         }
@@ -209,6 +228,7 @@ enum MfsOperations {
                 // No times means "now"; UTIME_NOW and UTIME_OMIT travel as their nanosecond values.
                 request.atimeNs = times.map { MfsOperations.nanoseconds($0[0]) } ?? Int64(OMX_UTIME_NOW)
                 request.mtimeNs = times.map { MfsOperations.nanoseconds($0[1]) } ?? Int64(OMX_UTIME_NOW)
+                defer { MfsOperations.mount.cache.changed(node, rest) }
                 return MfsOperations.mount.call(node, "Utimens", request).0
             }
         }
@@ -226,20 +246,33 @@ enum MfsOperations {
             MfsOperations.onNode(raw) { node, rest in
                 var request = MfsOperations.mount.request(rest)
                 request.mode = UInt32(mode)
-                return MfsOperations.mount.call(node, "Mkdir", request, retry: false).0
+                let (code, answer) = MfsOperations.mount.call(node, "Mkdir", request, retry: false)
+                if code == 0 { MfsOperations.mount.cache.created(node, rest, answer.attr, by: request.cacheCaller, emptyDirectory: true) }
+                return code
             }
         }
-        ops.rmdir = { raw in MfsOperations.onNode(raw) { node, rest in MfsOperations.mount.call(node, "Rmdir", MfsOperations.mount.request(rest), retry: false).0 } }
-        ops.unlink = { raw in MfsOperations.onNode(raw) { node, rest in MfsOperations.mount.call(node, "Unlink", MfsOperations.mount.request(rest), retry: false).0 } }
+        ops.rmdir = { raw in MfsOperations.remove(raw, "Rmdir") }
+        ops.unlink = { raw in MfsOperations.remove(raw, "Unlink") }
         ops.symlink = { target, raw in
             MfsOperations.onNode(raw) { node, rest in
                 var request = MfsOperations.mount.request(rest)
                 request.path2 = MfsOperations.path(target)
-                return MfsOperations.mount.call(node, "Symlink", request, retry: false).0
+                let (code, answer) = MfsOperations.mount.call(node, "Symlink", request, retry: false)
+                if code == 0 { MfsOperations.mount.cache.created(node, rest, answer.attr, by: request.cacheCaller) }
+                return code
             }
         }
-        ops.rename = { from, to, flags in MfsOperations.twoPaths(from, to, "Rename") { $0.flags = Int32(bitPattern: flags) } }
-        ops.link = { from, to in MfsOperations.twoPaths(from, to, "Link") { _ in } }
+        ops.rename = { from, to, flags in
+            MfsOperations.twoPaths(from, to, "Rename") { $0.flags = Int32(bitPattern: flags) } cached: { node, request, _ in
+                MfsOperations.mount.cache.renamed(node, request.path, to: request.path2)
+            }
+        }
+        ops.link = { from, to in
+            MfsOperations.twoPaths(from, to, "Link") { _ in } cached: { node, request, answer in
+                MfsOperations.mount.cache.created(node, request.path2, answer.attr, by: request.cacheCaller)
+                MfsOperations.mount.cache.written(node, request.path)
+            }
+        }
         ops.statfs = { raw, info in
             guard let info else { return -EINVAL }
             var node = MfsOperations.mount.nodeID
@@ -292,14 +325,29 @@ enum MfsOperations {
         }
     }
 
-    /// rename and link: both paths on one node (EXDEV otherwise, as across file systems).
-    static func twoPaths(_ from: UnsafePointer<CChar>?, _ to: UnsafePointer<CChar>?, _ method: String, _ fill: (inout FsRequest) -> Void) -> Int32 {
+    /// rename and link: both paths on one node (EXDEV otherwise, as across file systems);
+    /// `cached` updates the mount's cache once the call succeeded.
+    static func twoPaths(
+        _ from: UnsafePointer<CChar>?, _ to: UnsafePointer<CChar>?, _ method: String, _ fill: (inout FsRequest) -> Void,
+        cached: (UInt32, FsRequest, FsResponse) -> Void
+    ) -> Int32 {
         guard case let .node(source, old) = MfsOperations.mount.place(MfsOperations.path(from)), !old.isEmpty else { return -EACCES }
         guard case let .node(target, new) = MfsOperations.mount.place(MfsOperations.path(to)), !new.isEmpty else { return -EACCES }
         guard source == target else { return -EXDEV }
         var request = MfsOperations.mount.request(old)
         request.path2 = new
         fill(&request)
-        return MfsOperations.mount.call(source, method, request, retry: false).0
+        let (code, answer) = MfsOperations.mount.call(source, method, request, retry: false)
+        if code == 0 { cached(source, request, answer) }
+        return code
+    }
+
+    /// unlink and rmdir.
+    static func remove(_ raw: UnsafePointer<CChar>?, _ method: String) -> Int32 {
+        MfsOperations.onNode(raw) { node, rest in
+            let code = MfsOperations.mount.call(node, method, MfsOperations.mount.request(rest), retry: false).0
+            if code == 0 { MfsOperations.mount.cache.removed(node, rest, directory: method == "Rmdir") }
+            return code
+        }
     }
 }

@@ -56,7 +56,9 @@ extension FSGatewayCommand {
             chmod(selections, 0o1777)
             let direct = dfsa.map { $0 == .on } ?? config.mfs.dfsa
             let migrator = RPCClient(loop: loop, endpoint: .unix(path: "\(resolveRunDir(options.runDir))/\(ServiceKind.migrator.socketName())"), logger: logger)
-            MfsMount.shared = MfsMount(nodeID: node.id, gateways: gateways, dfsa: direct, logger: logger, selections: selections, migrator: migrator)
+            let mount = try MfsMount(nodeID: node.id, gateways: gateways, dfsa: direct, logger: logger, selections: selections, migrator: migrator)
+            MfsMount.shared = mount
+            try ChangeFollower(cache: mount.cache, gateways: gateways, client: mount.client, logger: logger).start()
             try makeDirectories(mountpoint)
             var operations = MfsOperations.operations()
             logger.info("mounting the cluster's files at \(mountpoint) for node \(node.id) (DFSA \(direct ? "on" : "off"))")

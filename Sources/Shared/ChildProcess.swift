@@ -145,8 +145,14 @@ public func peakResidentKiB(of pid: pid_t) -> Int? {
 }
 
 private func statusKiB(of pid: pid_t, field: String) -> Int? {
-    guard let status = try? readTextFile("/proc/\(pid)/status") else { return nil }
-    for line in status.split(separator: "\n") where line.hasPrefix(field) {
+    kibField(field, in: "/proc/\(pid)/status")
+}
+
+/// A "Name:   1234 kB" field of a /proc file (/proc/meminfo, /proc/PID/status) in KiB, or nil
+/// when the file or the field is not there.
+public func kibField(_ field: String, in path: String) -> Int? {
+    guard let text = try? readTextFile(path) else { return nil }
+    for line in text.split(separator: "\n") where line.hasPrefix(field) {
         return Int(line.dropFirst(field.count).trimmedWhitespace.split(separator: " ").first ?? "")
     }
     return nil

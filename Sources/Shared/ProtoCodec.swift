@@ -62,8 +62,8 @@ public struct ProtoCodec<C> {
             var state = ScratchAllocator(scratch)
             return try withUnsafeMutablePointer(to: &state) { state in
                 var allocator = ProtobufCAllocator(alloc: ScratchAllocator.alloc, free: ScratchAllocator.free, allocator_data: state)
-                var empty: UInt8 = 0
-                let data = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(&empty)
+                // An empty message still needs a valid pointer (protobuf-c reads none of it).
+                let data = UnsafePointer((bytes.baseAddress ?? UnsafeRawPointer(scratch.baseAddress!)).assumingMemoryBound(to: UInt8.self))
                 let parsed = withUnsafeMutablePointer(to: &allocator) { unpack($0, bytes.count, data) }
                 guard let parsed else {
                     throw RPCError(.invalidArgument, "malformed \(name) (\(bytes.count) bytes)")

@@ -3,8 +3,8 @@ import Logging
 import Shared
 
 /// When a local cluster is ready: `omx cluster up` returns only once every node is alive in
-/// Discovery, every service answers on its socket and every `/mfs` view is mounted, so the
-/// next command never meets a part still starting.
+/// Discovery, every service answers on its socket and every `/mfs` view is mounted and shows
+/// every node, so the next command never meets a part still starting.
 extension LocalClusterLauncher {
     /// Waits until node 1's Discovery sees every node alive.
     /// - Throws: `ConfigError` with the states seen when the time runs out.
@@ -31,7 +31,7 @@ extension LocalClusterLauncher {
     }
 
     /// Waits until every service of every node answers `Health` on its Unix socket and every
-    /// node's `/mfs` is mounted.
+    /// node's `/mfs` is mounted and shows every node.
     /// - Throws: `ConfigError` naming the first part that died (with its log) or is still not
     ///   ready when the time runs out.
     func waitUntilServing(nodes: Int, gateways: UInt32, timeoutSeconds: Int) async throws {
@@ -41,7 +41,7 @@ extension LocalClusterLauncher {
         var failure: ConfigError?
         while let part = waiting.first {
             do {
-                if try await isReady(part, loop: loop) {
+                if try await isReady(part, of: nodes, loop: loop) {
                     waiting.removeFirst()
                     continue
                 }
@@ -61,14 +61,16 @@ extension LocalClusterLauncher {
 
     /// Whether one part answers (or is mounted).
     /// - Throws: `ConfigError` when its process has died, with the end of its log.
-    private func isReady(_ part: (node: Int, name: String), loop: EventLoop) async throws -> Bool {
+    private func isReady(_ part: (node: Int, name: String), of nodeCount: Int, loop: EventLoop) async throws -> Bool {
         let run = runDir(node: part.node)
         guard LocalClusterLauncher.runningPID("\(run)/\(part.name).pid") != nil else {
             let log = (try? readTextFile("\(logDir(node: part.node))/\(part.name).log")) ?? ""
             throw ConfigError("node \(part.node)'s \(part.name) exited while starting:\n\(log.split(separator: "\n").suffix(5).joined(separator: "\n"))")
         }
         if part.name == "mfs" {
-            return ((try? readTextFile("/proc/self/mounts")) ?? "").contains(" \(mfsDir(node: part.node)) fuse")
+            // Mounted, and showing every node: their gateways are registered and known here.
+            guard ((try? readTextFile("/proc/self/mounts")) ?? "").contains(" \(mfsDir(node: part.node)) fuse") else { return false }
+            return (1...nodeCount).allSatisfy { fileExists("\(mfsDir(node: part.node))/\($0)") }
         }
         let client = RPCClient(loop: loop, endpoint: .unix(path: "\(run)/\(part.name).sock"), logger: Logger(label: "omx"))
         let answered = (try? await client.call("Health", HealthRequest(), returning: HealthResponse.self, timeout: .seconds(1))) != nil

@@ -4,6 +4,7 @@ import Shared
 
 /// `omx bench mfs`: fio through `/mfs/<other node>/` against the local disk and against sshfs
 /// over loopback, in the same run; plus a metadata run (create, stat, unlink 10,000 files).
+/// Each side works on a new ext4 file system of its own on the same disk.
 struct MfsBenchmark {
     struct Row: Encodable {
         let test: String
@@ -17,17 +18,26 @@ struct MfsBenchmark {
     let sizeMiB: Int
     let files: Int
     let firstAddress: String
+    /// Each test runs this many times on each side, the sides taking turns; the median counts.
+    let rounds: Int
 
     func run(progress: (String) -> Void) async throws -> [Row] {
         for tool in ["/usr/bin/fio", "/usr/bin/sshfs", "/usr/sbin/sshd", "/usr/bin/ssh-keygen"] where access(tool, X_OK) != 0 {
             throw ConfigError("\(tool) is missing: omx bench mfs needs fio, sshfs and openssh-server (apt-get install fio sshfs openssh-server)")
         }
+        warmMemory(progress: progress)
         let launcher = try LocalClusterLauncher(dir: dir)
         _ = try launcher.up(nodes: 2, gateways: 1, firstAddress: firstAddress)
         try await launcher.waitUntilAlive(nodes: 2, timeoutSeconds: 20)
         let data = "\(launcher.dir)/data"
+        // Each side works on a file system of its own, all alike and new (on the same disk).
+        var filesystems: [ScratchFilesystem] = []
+        defer { for filesystem in filesystems { filesystem.remove() } }
+        for name in ["local", "mfs", "ssh"] {
+            filesystems.append(try ScratchFilesystem(image: "\(launcher.dir)/\(name).img", mountpoint: "\(data)/\(name)", sizeMiB: sizeMiB * rounds + 512))
+        }
         let targets = ["local": "\(data)/local", "mfs": "\(launcher.mfsDir(node: 1))/2\(data)/mfs", "sshfs": "\(launcher.dir)/sshfs-mount"]
-        for path in ["\(data)/local", "\(data)/mfs", "\(data)/ssh", "\(launcher.dir)/sshfs-mount"] { try makeDirectories(path) }
+        try makeDirectories("\(launcher.dir)/sshfs-mount")
         try await waitUntilMounted(targets["mfs"]!)
         let sshd = try startSSHFS(export: "\(data)/ssh", at: targets["sshfs"]!, scratch: launcher.dir)
         defer {
@@ -41,22 +51,60 @@ struct MfsBenchmark {
             ("sequential read, 1 MiB blocks", "MiB/s", ["--rw=read", "--bs=1M", "--size=\(sizeMiB)M", "--invalidate=1"], \.readMiBps),
             ("random read, 4 KiB blocks", "IOPS", ["--rw=randread", "--bs=4k", "--size=\(sizeMiB)M", "--runtime=5", "--time_based", "--invalidate=1"], \.readIOPS),
         ]
+        let sides = ["local", "mfs", "sshfs"]
         for test in tests {
-            var values: [String: Double] = [:]
-            for name in ["local", "mfs", "sshfs"] {
-                let job = try await fio(test.arguments, in: targets[name]!)
-                values[name] = job[keyPath: test.field]
-                progress("\(test.name) on \(name): \(String(format: values[name]!, decimals: 1)) \(test.unit)")
+            var values: [String: [Double]] = [:]
+            for round in 0..<rounds {
+                for name in sides {
+                    dropCaches()
+                    // Round r writes, then reads, a file of its own.
+                    let job = try await fio(["--name=omx-\(round)"] + test.arguments, in: targets[name]!)
+                    values[name, default: []].append(job[keyPath: test.field])
+                    progress("\(test.name) on \(name), round \(round + 1): \(String(format: values[name]!.last!, decimals: 1)) \(test.unit)")
+                }
             }
-            rows.append(Row(test: test.name, unit: test.unit, local: values["local"]!, mfs: values["mfs"]!, sshfs: values["sshfs"]!))
+            rows.append(Row(test: test.name, unit: test.unit, local: median(values["local"]!), mfs: median(values["mfs"]!), sshfs: median(values["sshfs"]!)))
         }
-        var rates: [String: Double] = [:]
-        for name in ["local", "mfs", "sshfs"] {
-            rates[name] = try metadata(in: "\(targets[name]!)/meta")
-            progress("metadata (create, stat, unlink \(files) files) on \(name): \(String(format: rates[name]!, decimals: 0)) files/s")
+        var rates: [String: [Double]] = [:]
+        for round in 0..<rounds {
+            for name in sides {
+                dropCaches()
+                rates[name, default: []].append(try metadata(in: "\(targets[name]!)/meta-\(round)"))
+                progress("metadata (create, stat, unlink \(files) files) on \(name), round \(round + 1): \(String(format: rates[name]!.last!, decimals: 0)) files/s")
+            }
         }
-        rows.append(Row(test: "metadata: create, stat, unlink \(files) files", unit: "files/s", local: rates["local"]!, mfs: rates["mfs"]!, sshfs: rates["sshfs"]!))
+        rows.append(Row(test: "metadata: create, stat, unlink \(files) files", unit: "files/s", local: median(rates["local"]!), mfs: median(rates["mfs"]!), sshfs: median(rates["sshfs"]!)))
         return rows
+    }
+
+    private func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
+    /// Writes once to every page of as much memory as the runs will fill with cached file
+    /// pages (at most half of what is available), then gives it back. A virtual machine's host
+    /// may back guest memory only when it is first written: every first write to a page then
+    /// costs a host page fault, several times the copy itself, and a run that happens to get
+    /// fresh pages for its page cache would pay for it while the others do not. Real machines
+    /// have no such cost; after this, no run does either.
+    private func warmMemory(progress: (String) -> Void) {
+        let wanted = (3 * sizeMiB + 1024) << 20
+        let available = (kibField("MemAvailable:", in: "/proc/meminfo") ?? 0) << 10
+        let bytes = min(wanted, available / 2)
+        guard bytes > 0 else { return }
+        progress("writing once to \(bytes >> 20) MiB of memory, so that no run gets never-written pages")
+        guard let memory = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), memory != MAP_FAILED else { return }
+        for offset in stride(from: 0, to: bytes, by: Int(getpagesize())) { memory.storeBytes(of: 1, toByteOffset: offset, as: UInt8.self) }
+        munmap(memory, bytes)
+    }
+
+    /// Writes every dirty page out and empties the page cache, so that each run starts alike:
+    /// nothing cached of earlier runs' files, and their pages (already written once, see
+    /// `warmMemory`) free for this one.
+    private func dropCaches() {
+        sync()
+        try? writeTextFile("/proc/sys/vm/drop_caches", "3\n")
     }
 
     private func waitUntilMounted(_ path: String) async throws {
@@ -122,7 +170,7 @@ struct MfsBenchmark {
 
     private func fio(_ arguments: [String], in directory: String) async throws -> FioJob {
         let output = "\(dir)/fio.json"
-        let process = try ChildProcess.spawn("/usr/bin/fio", ["--name=omx", "--directory=\(directory)", "--ioengine=psync", "--output-format=json", "--output=\(output)"] + arguments, stdoutPath: "/dev/null", stderrPath: "\(dir)/fio.err")
+        let process = try ChildProcess.spawn("/usr/bin/fio", ["--directory=\(directory)", "--ioengine=psync", "--output-format=json", "--output=\(output)"] + arguments, stdoutPath: "/dev/null", stderrPath: "\(dir)/fio.err")
         guard let status = await process.wait(milliseconds: 900_000), status == 0 else {
             throw ConfigError("fio failed in \(directory): \((try? readTextFile("\(dir)/fio.err")) ?? "")")
         }

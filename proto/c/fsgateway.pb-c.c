@@ -322,6 +322,141 @@ void   omx__fsgateway__fs_response__free_unpacked
   assert(message->base.descriptor == &omx__fsgateway__fs_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   omx__fsgateway__change__init
+                     (Omx__Fsgateway__Change         *message)
+{
+  static const Omx__Fsgateway__Change init_value = OMX__FSGATEWAY__CHANGE__INIT;
+  *message = init_value;
+}
+size_t omx__fsgateway__change__get_packed_size
+                     (const Omx__Fsgateway__Change *message)
+{
+  assert(message->base.descriptor == &omx__fsgateway__change__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__fsgateway__change__pack
+                     (const Omx__Fsgateway__Change *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__fsgateway__change__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__fsgateway__change__pack_to_buffer
+                     (const Omx__Fsgateway__Change *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__fsgateway__change__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Fsgateway__Change *
+       omx__fsgateway__change__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Fsgateway__Change *)
+     protobuf_c_message_unpack (&omx__fsgateway__change__descriptor,
+                                allocator, len, data);
+}
+void   omx__fsgateway__change__free_unpacked
+                     (Omx__Fsgateway__Change *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__fsgateway__change__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__fsgateway__changes_request__init
+                     (Omx__Fsgateway__ChangesRequest         *message)
+{
+  static const Omx__Fsgateway__ChangesRequest init_value = OMX__FSGATEWAY__CHANGES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__fsgateway__changes_request__get_packed_size
+                     (const Omx__Fsgateway__ChangesRequest *message)
+{
+  assert(message->base.descriptor == &omx__fsgateway__changes_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__fsgateway__changes_request__pack
+                     (const Omx__Fsgateway__ChangesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__fsgateway__changes_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__fsgateway__changes_request__pack_to_buffer
+                     (const Omx__Fsgateway__ChangesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__fsgateway__changes_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Fsgateway__ChangesRequest *
+       omx__fsgateway__changes_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Fsgateway__ChangesRequest *)
+     protobuf_c_message_unpack (&omx__fsgateway__changes_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__fsgateway__changes_request__free_unpacked
+                     (Omx__Fsgateway__ChangesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__fsgateway__changes_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__fsgateway__changes_response__init
+                     (Omx__Fsgateway__ChangesResponse         *message)
+{
+  static const Omx__Fsgateway__ChangesResponse init_value = OMX__FSGATEWAY__CHANGES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t omx__fsgateway__changes_response__get_packed_size
+                     (const Omx__Fsgateway__ChangesResponse *message)
+{
+  assert(message->base.descriptor == &omx__fsgateway__changes_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__fsgateway__changes_response__pack
+                     (const Omx__Fsgateway__ChangesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__fsgateway__changes_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__fsgateway__changes_response__pack_to_buffer
+                     (const Omx__Fsgateway__ChangesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__fsgateway__changes_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Fsgateway__ChangesResponse *
+       omx__fsgateway__changes_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Fsgateway__ChangesResponse *)
+     protobuf_c_message_unpack (&omx__fsgateway__changes_response__descriptor,
+                                allocator, len, data);
+}
+void   omx__fsgateway__changes_response__free_unpacked
+                     (Omx__Fsgateway__ChangesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__fsgateway__changes_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor omx__fsgateway__attr__field_descriptors[11] =
 {
   {
@@ -708,7 +843,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__statfs_response__descriptor =
   (ProtobufCMessageInit) omx__fsgateway__statfs_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__fsgateway__fs_request__field_descriptors[21] =
+static const ProtobufCFieldDescriptor omx__fsgateway__fs_request__field_descriptors[23] =
 {
   {
     "path",
@@ -962,6 +1097,30 @@ static const ProtobufCFieldDescriptor omx__fsgateway__fs_request__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "client",
+    22,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, client),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "handles",
+    23,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Omx__Fsgateway__FsRequest, n_handles),
+    offsetof(Omx__Fsgateway__FsRequest, handles),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__fsgateway__fs_request__field_indices_by_name[] = {
   10,   /* field[10] = atime_ns */
@@ -969,11 +1128,13 @@ static const unsigned omx__fsgateway__fs_request__field_indices_by_name[] = {
   14,   /* field[14] = caller_groups */
   16,   /* field[16] = caller_node */
   12,   /* field[12] = caller_uid */
+  21,   /* field[21] = client */
   5,   /* field[5] = data */
   17,   /* field[17] = datasync */
   7,   /* field[7] = flags */
   9,   /* field[9] = gid */
   2,   /* field[2] = handle */
+  22,   /* field[22] = handles */
   15,   /* field[15] = job */
   6,   /* field[6] = mode */
   11,   /* field[11] = mtime_ns */
@@ -989,7 +1150,7 @@ static const unsigned omx__fsgateway__fs_request__field_indices_by_name[] = {
 static const ProtobufCIntRange omx__fsgateway__fs_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 21 }
+  { 0, 23 }
 };
 const ProtobufCMessageDescriptor omx__fsgateway__fs_request__descriptor =
 {
@@ -999,7 +1160,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__fs_request__descriptor =
   "Omx__Fsgateway__FsRequest",
   "omx.fsgateway",
   sizeof(Omx__Fsgateway__FsRequest),
-  21,
+  23,
   omx__fsgateway__fs_request__field_descriptors,
   omx__fsgateway__fs_request__field_indices_by_name,
   1,  omx__fsgateway__fs_request__number_ranges,
@@ -1249,5 +1410,210 @@ const ProtobufCMessageDescriptor omx__fsgateway__fs_response__descriptor =
   omx__fsgateway__fs_response__field_indices_by_name,
   1,  omx__fsgateway__fs_response__number_ranges,
   (ProtobufCMessageInit) omx__fsgateway__fs_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__fsgateway__change__field_descriptors[2] =
+{
+  {
+    "path",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__Change, path),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "entry",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__Change, entry),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__fsgateway__change__field_indices_by_name[] = {
+  1,   /* field[1] = entry */
+  0,   /* field[0] = path */
+};
+static const ProtobufCIntRange omx__fsgateway__change__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor omx__fsgateway__change__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.fsgateway.Change",
+  "Change",
+  "Omx__Fsgateway__Change",
+  "omx.fsgateway",
+  sizeof(Omx__Fsgateway__Change),
+  2,
+  omx__fsgateway__change__field_descriptors,
+  omx__fsgateway__change__field_indices_by_name,
+  1,  omx__fsgateway__change__number_ranges,
+  (ProtobufCMessageInit) omx__fsgateway__change__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__fsgateway__changes_request__field_descriptors[3] =
+{
+  {
+    "since",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__ChangesRequest, since),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "wait_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__ChangesRequest, wait_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "client",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__ChangesRequest, client),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__fsgateway__changes_request__field_indices_by_name[] = {
+  2,   /* field[2] = client */
+  0,   /* field[0] = since */
+  1,   /* field[1] = wait_ms */
+};
+static const ProtobufCIntRange omx__fsgateway__changes_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor omx__fsgateway__changes_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.fsgateway.ChangesRequest",
+  "ChangesRequest",
+  "Omx__Fsgateway__ChangesRequest",
+  "omx.fsgateway",
+  sizeof(Omx__Fsgateway__ChangesRequest),
+  3,
+  omx__fsgateway__changes_request__field_descriptors,
+  omx__fsgateway__changes_request__field_indices_by_name,
+  1,  omx__fsgateway__changes_request__number_ranges,
+  (ProtobufCMessageInit) omx__fsgateway__changes_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__fsgateway__changes_response__field_descriptors[5] =
+{
+  {
+    "next",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__ChangesResponse, next),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "changes",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Omx__Fsgateway__ChangesResponse, n_changes),
+    offsetof(Omx__Fsgateway__ChangesResponse, changes),
+    &omx__fsgateway__change__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reset",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__ChangesResponse, reset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "watching",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__ChangesResponse, watching),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "unwatched",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Omx__Fsgateway__ChangesResponse, n_unwatched),
+    offsetof(Omx__Fsgateway__ChangesResponse, unwatched),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__fsgateway__changes_response__field_indices_by_name[] = {
+  1,   /* field[1] = changes */
+  0,   /* field[0] = next */
+  2,   /* field[2] = reset */
+  4,   /* field[4] = unwatched */
+  3,   /* field[3] = watching */
+};
+static const ProtobufCIntRange omx__fsgateway__changes_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor omx__fsgateway__changes_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.fsgateway.ChangesResponse",
+  "ChangesResponse",
+  "Omx__Fsgateway__ChangesResponse",
+  "omx.fsgateway",
+  sizeof(Omx__Fsgateway__ChangesResponse),
+  5,
+  omx__fsgateway__changes_response__field_descriptors,
+  omx__fsgateway__changes_response__field_indices_by_name,
+  1,  omx__fsgateway__changes_response__number_ranges,
+  (ProtobufCMessageInit) omx__fsgateway__changes_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

@@ -22,6 +22,9 @@ typedef struct Omx__Fsgateway__StatfsResponse Omx__Fsgateway__StatfsResponse;
 typedef struct Omx__Fsgateway__FsRequest Omx__Fsgateway__FsRequest;
 typedef struct Omx__Fsgateway__IoCounter Omx__Fsgateway__IoCounter;
 typedef struct Omx__Fsgateway__FsResponse Omx__Fsgateway__FsResponse;
+typedef struct Omx__Fsgateway__Change Omx__Fsgateway__Change;
+typedef struct Omx__Fsgateway__ChangesRequest Omx__Fsgateway__ChangesRequest;
+typedef struct Omx__Fsgateway__ChangesResponse Omx__Fsgateway__ChangesResponse;
 
 
 /* --- enums --- */
@@ -143,10 +146,19 @@ struct  Omx__Fsgateway__FsRequest
    * the call is idempotent: try the node's other instances
    */
   protobuf_c_boolean relay_retry;
+  /*
+   * the calling mount (random, fixed for its life): see Changes
+   */
+  uint64_t client;
+  /*
+   * Release: more handles to close with `handle`
+   */
+  size_t n_handles;
+  uint64_t *handles;
 };
 #define OMX__FSGATEWAY__FS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__fs_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, {0,NULL}, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, {0,NULL}, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0,NULL }
 
 
 struct  Omx__Fsgateway__IoCounter
@@ -194,6 +206,75 @@ struct  Omx__Fsgateway__FsResponse
 #define OMX__FSGATEWAY__FS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__fs_response__descriptor) \
     , 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, 0, {0,NULL}, 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One change to the exported tree.
+ */
+struct  Omx__Fsgateway__Change
+{
+  ProtobufCMessage base;
+  /*
+   * relative to the export root
+   */
+  char *path;
+  /*
+   * true: the entry appeared, went or moved (its directory's listing
+   */
+  protobuf_c_boolean entry;
+};
+#define OMX__FSGATEWAY__CHANGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__change__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Omx__Fsgateway__ChangesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * the `next` of the previous answer; 0 asks where the feed stands now
+   */
+  uint64_t since;
+  /*
+   * how long to wait when nothing changed after `since`
+   */
+  uint32_t wait_ms;
+  /*
+   * the asking mount: changes it made itself are left out
+   */
+  uint64_t client;
+};
+#define OMX__FSGATEWAY__CHANGES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__changes_request__descriptor) \
+    , 0, 0, 0 }
+
+
+struct  Omx__Fsgateway__ChangesResponse
+{
+  ProtobufCMessage base;
+  /*
+   * pass as `since` in the next call
+   */
+  uint64_t next;
+  size_t n_changes;
+  Omx__Fsgateway__Change **changes;
+  /*
+   * changes after `since` were lost: forget everything cached of this node
+   */
+  protobuf_c_boolean reset;
+  /*
+   * false: changes made on the node outside its gateways are not seen
+   */
+  protobuf_c_boolean watching;
+  /*
+   * subtrees (file systems the kernel cannot watch) whose changes are not seen
+   */
+  size_t n_unwatched;
+  char **unwatched;
+};
+#define OMX__FSGATEWAY__CHANGES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__changes_response__descriptor) \
+    , 0, 0,NULL, 0, 0, 0,NULL }
 
 
 /* Omx__Fsgateway__Attr methods */
@@ -329,6 +410,63 @@ Omx__Fsgateway__FsResponse *
 void   omx__fsgateway__fs_response__free_unpacked
                      (Omx__Fsgateway__FsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Omx__Fsgateway__Change methods */
+void   omx__fsgateway__change__init
+                     (Omx__Fsgateway__Change         *message);
+size_t omx__fsgateway__change__get_packed_size
+                     (const Omx__Fsgateway__Change   *message);
+size_t omx__fsgateway__change__pack
+                     (const Omx__Fsgateway__Change   *message,
+                      uint8_t             *out);
+size_t omx__fsgateway__change__pack_to_buffer
+                     (const Omx__Fsgateway__Change   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Fsgateway__Change *
+       omx__fsgateway__change__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__fsgateway__change__free_unpacked
+                     (Omx__Fsgateway__Change *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Fsgateway__ChangesRequest methods */
+void   omx__fsgateway__changes_request__init
+                     (Omx__Fsgateway__ChangesRequest         *message);
+size_t omx__fsgateway__changes_request__get_packed_size
+                     (const Omx__Fsgateway__ChangesRequest   *message);
+size_t omx__fsgateway__changes_request__pack
+                     (const Omx__Fsgateway__ChangesRequest   *message,
+                      uint8_t             *out);
+size_t omx__fsgateway__changes_request__pack_to_buffer
+                     (const Omx__Fsgateway__ChangesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Fsgateway__ChangesRequest *
+       omx__fsgateway__changes_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__fsgateway__changes_request__free_unpacked
+                     (Omx__Fsgateway__ChangesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__Fsgateway__ChangesResponse methods */
+void   omx__fsgateway__changes_response__init
+                     (Omx__Fsgateway__ChangesResponse         *message);
+size_t omx__fsgateway__changes_response__get_packed_size
+                     (const Omx__Fsgateway__ChangesResponse   *message);
+size_t omx__fsgateway__changes_response__pack
+                     (const Omx__Fsgateway__ChangesResponse   *message,
+                      uint8_t             *out);
+size_t omx__fsgateway__changes_response__pack_to_buffer
+                     (const Omx__Fsgateway__ChangesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Fsgateway__ChangesResponse *
+       omx__fsgateway__changes_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__fsgateway__changes_response__free_unpacked
+                     (Omx__Fsgateway__ChangesResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Omx__Fsgateway__Attr_Closure)
@@ -352,6 +490,15 @@ typedef void (*Omx__Fsgateway__IoCounter_Closure)
 typedef void (*Omx__Fsgateway__FsResponse_Closure)
                  (const Omx__Fsgateway__FsResponse *message,
                   void *closure_data);
+typedef void (*Omx__Fsgateway__Change_Closure)
+                 (const Omx__Fsgateway__Change *message,
+                  void *closure_data);
+typedef void (*Omx__Fsgateway__ChangesRequest_Closure)
+                 (const Omx__Fsgateway__ChangesRequest *message,
+                  void *closure_data);
+typedef void (*Omx__Fsgateway__ChangesResponse_Closure)
+                 (const Omx__Fsgateway__ChangesResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -365,6 +512,9 @@ extern const ProtobufCMessageDescriptor omx__fsgateway__statfs_response__descrip
 extern const ProtobufCMessageDescriptor omx__fsgateway__fs_request__descriptor;
 extern const ProtobufCMessageDescriptor omx__fsgateway__io_counter__descriptor;
 extern const ProtobufCMessageDescriptor omx__fsgateway__fs_response__descriptor;
+extern const ProtobufCMessageDescriptor omx__fsgateway__change__descriptor;
+extern const ProtobufCMessageDescriptor omx__fsgateway__changes_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__fsgateway__changes_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -36,3 +36,33 @@ enum {
     OMX_UTIME_NOW = (1l << 30) - 1l,
     OMX_UTIME_OMIT = (1l << 30) - 2l,
 };
+
+// fanotify (fanotify.c): the gateway learns of changes made to its exported tree by anyone.
+
+/// One change the kernel reported: what happened (`entry`: an entry was created, deleted or
+/// moved; otherwise attributes or data changed), by which process, and where: the file
+/// system (`fsid`), the directory (`handle`, for open_by_handle_at) and the name in it ("" for
+/// the directory itself). `overflow`: the kernel dropped events.
+typedef struct omx_fanotify_event {
+    int entry;
+    int overflow;
+    int32_t pid;
+    int32_t fsid[2];
+    const void *handle;
+    const char *name;
+} omx_fanotify_event;
+
+/// A fanotify group reporting directory handles and names. Returns its descriptor or -errno.
+int omx_fanotify_open(void);
+
+/// Watches the whole file system that holds `path` (creations, deletions, moves, attribute
+/// and data changes, of files and directories), and gives its id. 0, or -errno.
+int omx_fanotify_watch(int fanotify_fd, const char *path, int32_t fsid[2]);
+
+/// Parses the event at `*offset` of `buffer` (what a read of the group gave) into `event` and
+/// moves `*offset` past it. Returns 1, or 0 when no complete event is left.
+int omx_fanotify_next(const char *buffer, size_t length, size_t *offset, omx_fanotify_event *event);
+
+/// Opens the directory of `handle` (O_PATH) on the file system that `mount_fd` lies on.
+/// Returns the descriptor, or -1 and errno (ESTALE: it is gone).
+int omx_fanotify_open_directory(int mount_fd, const void *handle);

@@ -110,6 +110,10 @@ public struct FsRequest: WireMessage, Equatable {
     public var relayInstance = ""
     /// The relayed call may be retried on the node's other instances.
     public var relayRetry = false
+    /// The calling mount: the changes this call makes are not reported back to it.
+    public var client: UInt64 = 0
+    /// Release: more handles to close with `handle`.
+    public var handles: [UInt64] = []
 
     public init(path: String = "") { self.path = path }
 
@@ -141,6 +145,8 @@ public struct FsRequest: WireMessage, Equatable {
             request.relayTo = message.relay_to
             request.relayInstance = cString(message.relay_instance)
             request.relayRetry = message.relay_retry != 0
+            request.client = message.client
+            request.handles = (0..<message.n_handles).map { message.handles[$0] }
             return request
         }
     }
@@ -172,6 +178,11 @@ public struct FsRequest: WireMessage, Equatable {
                 message.relay_to = relayTo
                 message.relay_instance = arena.string(relayInstance)
                 message.relay_retry = relayRetry ? 1 : 0
+                message.client = client
+                let handleArray = arena.array(of: UInt64.self, count: handles.count)
+                for (index, handle) in handles.enumerated() { handleArray[index] = handle }
+                message.n_handles = handles.count
+                message.handles = handleArray
             }
         }
     }

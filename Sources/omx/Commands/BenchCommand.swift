@@ -253,6 +253,9 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Files in the metadata run.")
         var files = 10_000
 
+        @Option(help: "Times each test runs on each side, the sides taking turns (the median counts).")
+        var rounds = 3
+
         @Option(help: "Where the benchmark's 2-node cluster lives (removed afterwards).")
         var dir = "/tmp/omx-bench-mfs"
 
@@ -264,9 +267,10 @@ struct BenchCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard getuid() == 0 else { throw ValidationError("omx bench mfs needs root (FUSE mounts, sshd)") }
+            guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
             _ = await LocalClusterLauncher.down(dir: dir)
             removeTree(dir)
-            let benchmark = MfsBenchmark(dir: dir, sizeMiB: size, files: files, firstAddress: firstAddress)
+            let benchmark = MfsBenchmark(dir: dir, sizeMiB: size, files: files, firstAddress: firstAddress, rounds: rounds)
             let rows: [MfsBenchmark.Row]
             do {
                 rows = try await benchmark.run { line in
@@ -282,7 +286,8 @@ struct BenchCommand: AsyncParsableCommand {
                 printJSON(rows)
                 return
             }
-            print("\nomx bench mfs: fio (psync) through node 1's /mfs/2 (node 2's gateway over TCP), the local disk, and sshfs over loopback")
+            print("\nomx bench mfs: fio (psync) through node 1's /mfs/2 (node 2's gateway over TCP), the local disk, and sshfs over loopback;")
+            print("each side on a new ext4 file system of its own, the page cache emptied before every run, medians of \(rounds) rounds")
             let table = rows.map { row in
                 [row.test, "\(String(format: row.local, decimals: 1)) \(row.unit)", "\(String(format: row.mfs, decimals: 1)) \(row.unit)",
                  "\(String(format: row.sshfs, decimals: 1)) \(row.unit)", "\(String(format: row.mfs / row.local, decimals: 2))x", "\(String(format: row.mfs / row.sshfs, decimals: 2))x"]
