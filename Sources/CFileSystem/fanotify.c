@@ -34,6 +34,7 @@ int omx_fanotify_next(const char *buffer, size_t length, size_t *offset, omx_fan
     event->pid = metadata->pid;
     event->overflow = (metadata->mask & FAN_Q_OVERFLOW) != 0;
     event->entry = (metadata->mask & omx_entry_events) != 0;
+    event->directory = (metadata->mask & FAN_ONDIR) != 0;
     event->name = "";
     const char *info = (const char *)(metadata + 1);
     const char *end = (const char *)metadata + metadata->event_len;

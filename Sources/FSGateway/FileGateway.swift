@@ -117,24 +117,29 @@ final class FileGateway: Sendable {
 
     /// Records what a successful call changed, as made by the mount that asked.
     private func recordChanges(_ method: String, _ request: FsRequest) {
-        func record(_ path: String, entry: Bool) {
+        func record(_ path: String, entry: Bool, directory: Bool = false) {
             // As the mounts name it: "dir/file", whatever "." or "//" the caller wrote.
             guard let path = tree.exportedPath(of: tree.lexicalPath(path)) else { return }
-            feed.record(TreeChange(path: path, entry: entry), origin: request.client)
+            feed.record(TreeChange(path: path, entry: entry, directory: directory), origin: request.client)
         }
+        /// Whether `path` is a directory now (asked only of calls that may change one's mode).
+        func isDirectory(_ path: String) -> Bool { (try? tree.getattr(path))?.isDirectory ?? true }
         switch method {
         case "Open" where request.flags & O_CREAT != 0: record(request.path, entry: true)
         case "Open" where request.flags & O_TRUNC != 0: record(request.path, entry: false)
         case "Write", "Truncate" where request.handle != 0:
             if let path = handles.withLock({ $0.open[request.handle]?.path }) { record(path, entry: false) }
-        case "Truncate", "Chmod", "Chown", "Utimens": record(request.path, entry: false)
-        case "Mkdir", "Rmdir", "Unlink", "Symlink": record(request.path, entry: true)
+        case "Truncate": record(request.path, entry: false)
+        case "Chmod", "Chown", "Utimens": record(request.path, entry: false, directory: isDirectory(request.path))
+        case "Unlink", "Symlink": record(request.path, entry: true)
+        case "Mkdir", "Rmdir": record(request.path, entry: true, directory: true)
         case "Link":
             record(request.path2, entry: true)
             record(request.path, entry: false)
         case "Rename":
-            record(request.path, entry: true)
-            record(request.path2, entry: true)
+            let directory = isDirectory(request.path2)
+            record(request.path, entry: true, directory: directory)
+            record(request.path2, entry: true, directory: directory)
         default: break
         }
     }

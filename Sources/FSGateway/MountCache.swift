@@ -91,14 +91,11 @@ final class MountCache: Sendable {
     /// A change made on `node` by someone else.
     func apply(_ node: UInt32, _ change: TreeChange) {
         update(node, touching: [change.path]) { state in
-            let directory = state.attrs[change.path]?.value.isDirectory ?? true
-            guard change.entry else {
-                // A directory's new mode or owner may let fewer callers beneath it.
-                state.forget(change.path, beneath: directory)
-                return
-            }
+            // A directory that moved, went, or has a new mode or owner (which may let fewer
+            // callers beneath it) takes everything beneath it along.
+            state.forget(change.path, beneath: change.directory)
+            guard change.entry else { return }
             // Whether the entry came or went is not said: its directory's listing is dropped.
-            state.forget(change.path, beneath: directory)
             let (parent, _) = MountCache.split(change.path)
             state.attrs[parent] = nil
             state.listings[parent] = nil

@@ -1,11 +1,11 @@
 import Dispatch
-import Logging
+import Glibc
 import Shared
 import Synchronization
 
 /// Closes the gateways' handles of the files the kernel released, in batches, from a thread
 /// of its own: a close costs its caller nothing, and a gateway instance one call for all the
-/// handles released while the previous call was out.
+/// handles released within a millisecond of the first (or while the previous call was out).
 final class ReleaseQueue: Sendable {
     /// Where a batch goes: the node, the instance holding the handles, the home relaying
     /// (0: none).
@@ -25,6 +25,7 @@ final class ReleaseQueue: Sendable {
         try startDetachedThread(named: "omx-mfs-release") { [self] in
             while true {
                 wake.wait()
+                usleep(1_000)
                 let batches = pending.withLock { pending in
                     defer { pending.removeAll() }
                     return pending

@@ -160,6 +160,6 @@ final class TreeWatcher: @unchecked Sendable {
         let name = event.name.map { String(cString: $0) } ?? ""
         let path = name.isEmpty ? directory : (directory == "/" ? "/" + name : directory + "/" + name)
         guard let exported = tree.exportedPath(of: path) else { return }
-        feed.record(TreeChange(path: exported, entry: event.entry != 0), origin: 0)
+        feed.record(TreeChange(path: exported, entry: event.entry != 0, directory: event.directory != 0), origin: 0)
     }
 }

@@ -69,10 +69,16 @@ final class MountCacheTests: XCTestCase {
         cache.rememberListing(1, "top/sub", [("f", file())], for: .root, since: generation)
         cache.remember(1, "topmost", file(), for: .root, since: generation)
         cache.created(1, "top/made", directory(), by: .root, emptyDirectory: true)
-        cache.apply(1, TreeChange(path: "top", entry: true))
+        cache.apply(1, TreeChange(path: "top", entry: true, directory: true))
         XCTAssertEqual(cache.lookup(1, "top/sub/f", for: .root), .unknown)
         XCTAssertEqual(cache.lookup(1, "top/made/g", for: .root), .unknown)
         XCTAssertEqual(cache.lookup(1, "topmost", for: .root), .attr(file()), "a sibling whose name merely starts alike stays")
+        cache.remember(1, "dir/f", file(), for: .root, since: cache.generation(1))
+        cache.apply(1, TreeChange(path: "dir/f", entry: false))
+        XCTAssertEqual(cache.lookup(1, "dir/f", for: .root), .unknown, "a file's new data")
+        cache.remember(1, "dir/g", file(), for: .root, since: cache.generation(1))
+        cache.apply(1, TreeChange(path: "dir", entry: false, directory: true))
+        XCTAssertEqual(cache.lookup(1, "dir/g", for: .root), .unknown, "a directory's new mode: who may look beneath it changed")
     }
 
     func testAMadeDirectoryIsKnownEmptyAndItsParentForgetsItsAttributes() {

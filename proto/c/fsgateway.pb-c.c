@@ -1412,7 +1412,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__fs_response__descriptor =
   (ProtobufCMessageInit) omx__fsgateway__fs_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__fsgateway__change__field_descriptors[2] =
+static const ProtobufCFieldDescriptor omx__fsgateway__change__field_descriptors[3] =
 {
   {
     "path",
@@ -1438,15 +1438,28 @@ static const ProtobufCFieldDescriptor omx__fsgateway__change__field_descriptors[
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "directory",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__Change, directory),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__fsgateway__change__field_indices_by_name[] = {
+  2,   /* field[2] = directory */
   1,   /* field[1] = entry */
   0,   /* field[0] = path */
 };
 static const ProtobufCIntRange omx__fsgateway__change__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor omx__fsgateway__change__descriptor =
 {
@@ -1456,7 +1469,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__change__descriptor =
   "Omx__Fsgateway__Change",
   "omx.fsgateway",
   sizeof(Omx__Fsgateway__Change),
-  2,
+  3,
   omx__fsgateway__change__field_descriptors,
   omx__fsgateway__change__field_indices_by_name,
   1,  omx__fsgateway__change__number_ranges,

@@ -222,10 +222,17 @@ struct  Omx__Fsgateway__Change
    * true: the entry appeared, went or moved (its directory's listing
    */
   protobuf_c_boolean entry;
+  /*
+   * changed, and so did everything beneath it); false: its attributes or data
+   */
+  /*
+   * it is (or was) a directory: what lay beneath it changed too (moved,
+   */
+  protobuf_c_boolean directory;
 };
 #define OMX__FSGATEWAY__CHANGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__change__descriptor) \
-    , (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Omx__Fsgateway__ChangesRequest

@@ -40,11 +40,13 @@ enum {
 // fanotify (fanotify.c): the gateway learns of changes made to its exported tree by anyone.
 
 /// One change the kernel reported: what happened (`entry`: an entry was created, deleted or
-/// moved; otherwise attributes or data changed), by which process, and where: the file
-/// system (`fsid`), the directory (`handle`, for open_by_handle_at) and the name in it ("" for
-/// the directory itself). `overflow`: the kernel dropped events.
+/// moved; otherwise attributes or data changed; `directory`: to a directory), by which
+/// process, and where: the file system (`fsid`), the directory (`handle`, for
+/// open_by_handle_at) and the name in it ("" for the directory itself). `overflow`: the kernel
+/// dropped events.
 typedef struct omx_fanotify_event {
     int entry;
+    int directory;
     int overflow;
     int32_t pid;
     int32_t fsid[2];

@@ -7,10 +7,14 @@ public struct TreeChange: Sendable, Equatable {
     /// The entry appeared, went or moved (its directory's listing changed, and everything
     /// beneath it); otherwise only its attributes or data changed.
     public var entry: Bool
+    /// It is (or was) a directory: what lay beneath it changed too (moved, or now reached
+    /// with other permissions).
+    public var directory: Bool
 
-    public init(path: String, entry: Bool) {
+    public init(path: String, entry: Bool, directory: Bool = false) {
         self.path = path
         self.entry = entry
+        self.directory = directory
     }
 }
 
@@ -75,7 +79,7 @@ public struct ChangesResponse: WireMessage, Equatable {
             var response = ChangesResponse()
             response.next = message.next
             response.changes = (0..<message.n_changes).compactMap { index in
-                message.changes[index].map { TreeChange(path: cString($0.pointee.path), entry: $0.pointee.entry != 0) }
+                message.changes[index].map { TreeChange(path: cString($0.pointee.path), entry: $0.pointee.entry != 0, directory: $0.pointee.directory != 0) }
             }
             response.reset = message.reset != 0
             response.watching = message.watching != 0
@@ -92,6 +96,7 @@ public struct ChangesResponse: WireMessage, Equatable {
                 let wire = arena.message(ChangesResponse.changeCodec)
                 wire.pointee.path = arena.string(change.path)
                 wire.pointee.entry = change.entry ? 1 : 0
+                wire.pointee.directory = change.directory ? 1 : 0
                 changeArray[index] = wire
             }
             message.n_changes = changes.count
