@@ -64,7 +64,7 @@ final class MountCache: Sendable {
     /// The followed nodes' states; a node that is not followed has none.
     private let nodes = Mutex<[UInt32: NodeState]>([:])
 
-    init(limit: Int = 200_000) {
+    init(limit: Int = 50_000) {
         self.limit = limit
     }
 
