@@ -81,7 +81,7 @@ final class ChangeFeed: Sendable {
 
     /// How long a poll that a change woke waits for more, so that a burst of changes goes out
     /// in a few answers rather than one each.
-    static let gatherNs: UInt64 = 2_000_000
+    static let gatherNs: UInt64 = 10_000_000
 
     /// The changes after `since` that `client` did not make, waiting up to `waitMs` for one.
     func changes(since: UInt64, client: UInt64, waitMs: UInt32) async -> ChangesResponse {
