@@ -37,12 +37,15 @@ struct ScratchFilesystem {
             _ = try? ScratchFilesystem.run("/usr/sbin/losetup", ["-d", device], log: "/dev/null")
             throw error
         }
+        // Detaching a device in use only marks it: it goes once unmounted, whatever ends this
+        // process (no loop device, nor the space of its deleted image, is left behind).
+        _ = try? ScratchFilesystem.run("/usr/sbin/losetup", ["-d", device], log: "/dev/null")
     }
 
-    /// Unmounts the file system, detaches its loop device and deletes its image.
+    /// Unmounts the file system (at once, or as soon as nothing uses it), which also frees its
+    /// loop device, and deletes its image.
     func remove() {
-        _ = try? ScratchFilesystem.run("/usr/bin/umount", [mountpoint], log: "/dev/null")
-        _ = try? ScratchFilesystem.run("/usr/sbin/losetup", ["-d", device], log: "/dev/null")
+        _ = try? ScratchFilesystem.run("/usr/bin/umount", ["--lazy", mountpoint], log: "/dev/null")
         unlink(image)
         unlink("\(image).log")
     }
