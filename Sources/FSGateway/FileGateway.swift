@@ -127,9 +127,10 @@ final class FileGateway: Sendable {
         switch method {
         case "Open" where request.flags & O_CREAT != 0: record(request.path, entry: true)
         case "Open" where request.flags & O_TRUNC != 0: record(request.path, entry: false)
-        case "Write", "Truncate" where request.handle != 0:
-            if let path = handles.withLock({ $0.open[request.handle]?.path }) { record(path, entry: false) }
-        case "Truncate": record(request.path, entry: false)
+        case "Write", "Truncate":
+            // A truncate names a path or, like a write, an open handle.
+            let path: String? = request.handle == 0 ? request.path : handles.withLock { $0.open[request.handle]?.path }
+            if let path { record(path, entry: false) }
         case "Chmod", "Chown", "Utimens": record(request.path, entry: false, directory: isDirectory(request.path))
         case "Unlink", "Symlink": record(request.path, entry: true)
         case "Mkdir", "Rmdir": record(request.path, entry: true, directory: true)

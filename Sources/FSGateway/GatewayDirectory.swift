@@ -80,22 +80,22 @@ final class GatewayDirectory: Sendable {
     /// from its live instance with the lowest number. A long poll (up to `request.waitMs`).
     /// Returns the answer and the instance that gave it (each instance has a feed of its own).
     func changes(_ node: UInt32, _ request: ChangesRequest, from instance: String?) throws -> (ChangesResponse, String) {
-        var target = endpoints(of: node, spread: false).first
-        if let instance, let colon = instance.lastIndex(of: ":"), let port = Int(instance[instance.index(after: colon)...]) {
-            target = (String(instance[..<colon]), port)
-        }
-        guard let (host, port) = target else { throw RPCError(.unavailable, "node \(node) has no gateway") }
+        guard let (host, port) = instance.flatMap(GatewayDirectory.endpoint) ?? endpoints(of: node, spread: false).first else { throw RPCError(.unavailable, "node \(node) has no gateway") }
         let timeout = Duration.milliseconds(Int(request.waitMs) + 10_000)
         return (try ChangesResponse(wire: try client(host, port).call("FSGateway.Changes", request.wire(), timeout: timeout)), "\(host):\(port)")
+    }
+
+    /// An instance named "host:port", or nil when that is not what `instance` holds.
+    private static func endpoint(_ instance: String) -> (host: String, port: Int)? {
+        guard let colon = instance.lastIndex(of: ":"), let port = Int(instance[instance.index(after: colon)...]) else { return nil }
+        return (String(instance[..<colon]), port)
     }
 
     /// Calls `method` on a gateway of `node`; with `retry`, on each live instance in turn until
     /// one answers. Returns the answer and the instance that gave it ("host:port").
     func call(_ node: UInt32, _ method: String, _ request: FsRequest, retry: Bool, pinned: String? = nil) throws -> (FsResponse, String) {
         var targets = endpoints(of: node)
-        if let pinned, let colon = pinned.lastIndex(of: ":"), let port = Int(pinned[pinned.index(after: colon)...]) {
-            targets = [(String(pinned[..<colon]), port)]
-        }
+        if let pinned = pinned.flatMap(GatewayDirectory.endpoint) { targets = [pinned] }
         var lastError: Error = RPCError(.unavailable, "node \(node) has no gateway")
         let body = request.wire()
         var tried: Set<String> = []

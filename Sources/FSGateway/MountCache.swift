@@ -239,9 +239,10 @@ extension MountCache.NodeState {
     func changed(_ path: String, since generation: UInt64) -> Bool {
         guard generation != self.generation else { return false }
         guard let oldest = recent.first, oldest.generation <= generation + 1 else { return true }
-        return recent.contains { change in
-            change.generation > generation
-                && change.paths.contains { $0 == path || $0.isEmpty || path.hasPrefix($0 + "/") || $0.hasPrefix(path.isEmpty ? "" : path + "/") }
+        // Newest first, and only back to `generation`: a fill is checked against the few
+        // changes made while its call was out, not against all those kept.
+        return recent.reversed().prefix { $0.generation > generation }.contains { change in
+            change.paths.contains { $0 == path || $0.isEmpty || path.hasPrefix($0 + "/") || $0.hasPrefix(path.isEmpty ? "" : path + "/") }
         }
     }
 

@@ -23,19 +23,13 @@ extension Envelope {
         _ payload: UnsafeRawBufferPointer, verifiedBy authenticator: Authenticator?, refusalsUnsigned: Bool, nowMs: UInt64 = wallClockMs()
     ) throws -> (envelope: Envelope, signer: UInt32?) {
         try codec.decode(payload) { message in
-            guard let kind = Kind(rawValue: message.kind.rawValue) else {
-                throw RPCError(.invalidArgument, "envelope has unknown kind \(message.kind.rawValue)")
-            }
-            guard let status = StatusCode(rawValue: message.status.rawValue) else {
-                throw RPCError(.invalidArgument, "envelope has unknown status \(message.status.rawValue)")
-            }
-            let method = cString(message.method)
+            let envelope = try Envelope(message, auth: nil)
             let body = UnsafeRawBufferPointer(start: message.body.data, count: message.body.len)
             var signer: UInt32?
-            if let authenticator, !(refusalsUnsigned && status != .ok) {
+            if let authenticator, !(refusalsUnsigned && envelope.status != .ok) {
                 guard let auth = message.auth?.pointee else {
                     throw RefusedSignature(
-                        callID: message.call_id, method: method,
+                        callID: message.call_id, method: envelope.method,
                         error: RPCError(.unauthenticated, "envelope carries no authentication (TCP calls must be signed with the cluster key)"))
                 }
                 let nonce = UnsafeRawBufferPointer(start: auth.nonce.data, count: auth.nonce.len)
@@ -48,13 +42,10 @@ extension Envelope {
                 do {
                     try head.withBytes { try authenticator.check(signature, head: $0, body: body, nowMs: nowMs) }
                 } catch let error as RPCError {
-                    throw RefusedSignature(callID: message.call_id, method: method, error: error)
+                    throw RefusedSignature(callID: message.call_id, method: envelope.method, error: error)
                 }
                 signer = auth.node_id
             }
-            let envelope = Envelope(
-                callID: message.call_id, kind: kind, method: method, body: Array(body), status: status,
-                error: cString(message.error), deadlineMs: message.deadline_ms)
             return (envelope, signer)
         }
     }

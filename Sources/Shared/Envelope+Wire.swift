@@ -1,4 +1,3 @@
-import Glibc
 import OMXProto
 
 /// Packing and parsing envelopes with protobuf-c. These run once per call on every connection,
@@ -35,11 +34,7 @@ extension Envelope {
                 let nonce = UnsafeMutableRawBufferPointer(rebasing: stamp[0..<16])
                 let mac = UnsafeMutableRawBufferPointer(rebasing: stamp[16..<48])
                 authenticator.writeNonce(into: nonce)
-                let head = SigningHead(
-                    callID: callID, kind: kind.rawValue, method: UnsafeRawBufferPointer(start: message.pointee.method, count: strlen(message.pointee.method)),
-                    status: status.rawValue, error: UnsafeRawBufferPointer(start: message.pointee.error, count: strlen(message.pointee.error)),
-                    deadlineMs: deadlineMs, nodeID: authenticator.nodeID, timestampMs: nowMs, nonce: UnsafeRawBufferPointer(nonce), bodyCount: body.count)
-                head.withBytes { head in
+                withSigningHead(nodeID: authenticator.nodeID, timestampMs: nowMs, nonce: UnsafeRawBufferPointer(nonce)) { head in
                     body.withUnsafeBytes { authenticator.mac(head: head, body: $0, into: mac.baseAddress!) }
                 }
                 var wire = Omx__Auth()
@@ -107,21 +102,27 @@ extension Envelope {
     /// - Throws: as `init(serialized:)`.
     public init(serialized bytes: UnsafeRawBufferPointer) throws {
         self = try Envelope.codec.decode(bytes) { message in
-            guard let kind = Kind(rawValue: message.kind.rawValue) else {
-                throw RPCError(.invalidArgument, "envelope has unknown kind \(message.kind.rawValue)")
-            }
-            guard let status = StatusCode(rawValue: message.status.rawValue) else {
-                throw RPCError(.invalidArgument, "envelope has unknown status \(message.status.rawValue)")
-            }
             let auth = message.auth.map { wire in
                 EnvelopeAuth(
                     nodeID: wire.pointee.node_id, timestampMs: wire.pointee.timestamp_ms,
                     nonce: cBytes(wire.pointee.nonce), mac: cBytes(wire.pointee.mac))
             }
-            return Envelope(
-                callID: message.call_id, kind: kind, method: cString(message.method), body: cBytes(message.body),
-                status: status, error: cString(message.error), deadlineMs: message.deadline_ms, auth: auth)
+            return try Envelope(message, auth: auth)
         }
+    }
+
+    /// The envelope of a C message protobuf-c parsed, with `auth` as given.
+    /// - Throws: `RPCError` (INVALID_ARGUMENT) for an unknown kind or status.
+    init(_ message: Omx__Envelope, auth: EnvelopeAuth?) throws {
+        guard let kind = Kind(rawValue: message.kind.rawValue) else {
+            throw RPCError(.invalidArgument, "envelope has unknown kind \(message.kind.rawValue)")
+        }
+        guard let status = StatusCode(rawValue: message.status.rawValue) else {
+            throw RPCError(.invalidArgument, "envelope has unknown status \(message.status.rawValue)")
+        }
+        self.init(
+            callID: message.call_id, kind: kind, method: cString(message.method), body: cBytes(message.body),
+            status: status, error: cString(message.error), deadlineMs: message.deadline_ms, auth: auth)
     }
 }
 

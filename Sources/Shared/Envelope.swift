@@ -45,11 +45,6 @@ public struct Envelope: Sendable, Equatable {
         self.auth = auth
     }
 
-    /// A response to `request` carrying `body`.
-    public static func response(to request: Envelope, body: [UInt8]) -> Envelope {
-        Envelope(callID: request.callID, kind: .response, method: request.method, body: body)
-    }
-
     /// A failed response to call `callID` of `method`.
     public static func failure(callID: UInt64, method: String, _ error: RPCError) -> Envelope {
         Envelope(callID: callID, kind: .response, method: method, status: error.status, error: error.message)
