@@ -3,8 +3,11 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "COpenSSL.h"
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <limits.h>
+#include <pthread.h>
 #include <string.h>
 
 _Static_assert(sizeof(SHA256_CTX) <= 128, "COpenSSL_hmac_key holds a SHA256_CTX in 128 bytes");
@@ -36,6 +39,39 @@ int COpenSSL_hmac_sha256_prepared(const COpenSSL_hmac_key *prepared, const uint8
     if (!SHA256_Update(&ctx, head, head_len) || (tail_len > 0 && !SHA256_Update(&ctx, tail, tail_len)) || !SHA256_Final(inner_hash, &ctx)) return 0;
     memcpy(&ctx, prepared->outer, sizeof(ctx));
     return SHA256_Update(&ctx, inner_hash, sizeof(inner_hash)) && SHA256_Final(out, &ctx);
+}
+
+/* One cipher context per thread, made on its first tag and freed when the thread ends. */
+static pthread_key_t cipher_context_key;
+static pthread_once_t cipher_context_once = PTHREAD_ONCE_INIT;
+
+static void free_cipher_context(void *context) { EVP_CIPHER_CTX_free(context); }
+static void make_cipher_context_key(void) { pthread_key_create(&cipher_context_key, free_cipher_context); }
+
+static EVP_CIPHER_CTX *thread_cipher_context(void) {
+    pthread_once(&cipher_context_once, make_cipher_context_key);
+    EVP_CIPHER_CTX *context = pthread_getspecific(cipher_context_key);
+    if (context == NULL) {
+        context = EVP_CIPHER_CTX_new();
+        if (context == NULL || EVP_EncryptInit_ex(context, EVP_chacha20_poly1305(), NULL, NULL, NULL) != 1) {
+            EVP_CIPHER_CTX_free(context);
+            return NULL;
+        }
+        pthread_setspecific(cipher_context_key, context);
+    }
+    return context;
+}
+
+int COpenSSL_chacha20_poly1305_tag(const uint8_t *key, const uint8_t *nonce, const uint8_t *head, size_t head_len,
+                                   const uint8_t *tail, size_t tail_len, uint8_t *out) {
+    EVP_CIPHER_CTX *context = thread_cipher_context();
+    int length = 0;
+    if (context == NULL || EVP_EncryptInit_ex(context, NULL, NULL, key, nonce) != 1) return 0;
+    if (head_len > INT_MAX || tail_len > INT_MAX) return 0;
+    if (head_len > 0 && EVP_EncryptUpdate(context, NULL, &length, head, (int)head_len) != 1) return 0;
+    if (tail_len > 0 && EVP_EncryptUpdate(context, NULL, &length, tail, (int)tail_len) != 1) return 0;
+    if (EVP_EncryptFinal_ex(context, out, &length) != 1) return 0;
+    return EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, 16, out) == 1;
 }
 
 int COpenSSL_sha256(const uint8_t *data, size_t data_len, uint8_t *out) {

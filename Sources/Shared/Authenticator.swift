@@ -1,8 +1,9 @@
 import COpenSSL
 import Synchronization
 
-/// Signs outgoing TCP envelopes with the cluster key and checks incoming ones: the MAC, the
-/// timestamp window and the nonce (each nonce is accepted once).
+/// Signs outgoing TCP envelopes with the cluster key (or a connection's session keys, derived
+/// from it) and checks incoming ones: the MAC, the timestamp window and the nonce (each nonce
+/// is accepted once).
 ///
 /// A nonce is 16 bytes: an 8-byte epoch chosen at random once per sender, then an 8-byte
 /// big-endian counter that goes up with each envelope. The receiver remembers, per epoch, the
@@ -31,18 +32,29 @@ public final class Authenticator: Sendable {
         self.skewMs = skewMs
     }
 
-    /// Adds a fresh timestamp, nonce and MAC to `envelope` (what `Envelope.frame(signedBy:)`
-    /// does on the stack while packing, for code that wants the signed envelope itself).
-    public func sign(_ envelope: inout Envelope, nowMs: UInt64 = wallClockMs()) {
+    /// Adds a fresh timestamp, nonce and MAC (with `session`'s key when given) to `envelope`
+    /// (what `Envelope.frame(signedBy:session:)` does on the stack while packing, for code that
+    /// wants the signed envelope itself).
+    public func sign(_ envelope: inout Envelope, session: SessionKeys? = nil, nowMs: UInt64 = wallClockMs()) {
         let nonce = [UInt8](unsafeUninitializedCapacity: 16) { buffer, filled in
             writeNonce(into: UnsafeMutableRawBufferPointer(buffer))
             filled = 16
         }
         envelope.auth = EnvelopeAuth(nodeID: nodeID, timestampMs: nowMs, nonce: nonce)
+        var scheme = AuthScheme.clusterHMACSHA256
         envelope.auth!.mac = [UInt8](unsafeUninitializedCapacity: 32) { out, filled in
-            envelope.withSigningHead { head in envelope.body.withUnsafeBytes { key.mac(head, followedBy: $0, into: out.baseAddress!) } }
-            filled = 32
+            envelope.withSigningHead { head in
+                nonce.withUnsafeBytes { nonce in
+                    envelope.body.withUnsafeBytes { (scheme, filled) = mac(head: head, body: $0, nonce: nonce, session: session, into: out.baseAddress!) }
+                }
+            }
         }
+        envelope.auth!.scheme = scheme
+    }
+
+    /// The keys of the session agreed on a connection with these random bytes, as `side` uses them.
+    public func sessionKeys(clientRandom: [UInt8], serverRandom: [UInt8], side: SessionKeys.Side) -> SessionKeys {
+        SessionKeys(key: key, clientRandom: clientRandom, serverRandom: serverRandom, side: side)
     }
 
     /// Writes the next 16-byte nonce of this sender (its epoch, then the counter, big-endian).
@@ -52,9 +64,19 @@ public final class Authenticator: Sendable {
         nonce.storeBytes(of: count.bigEndian, toByteOffset: 8, as: UInt64.self)
     }
 
-    /// The MAC of a signing head followed by a body, written to `out` (32 bytes).
-    func mac(head: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer) {
-        key.mac(head, followedBy: body, into: out)
+    /// The MAC of a signing head followed by a body, written to `out` (room for 32 bytes): with
+    /// `session`, ChaCha20-Poly1305 under its sending key and the envelope's `nonce` (16 bytes),
+    /// else HMAC-SHA256 under the cluster key (32 bytes).
+    /// - Returns: the scheme and the MAC's length.
+    func mac(
+        head: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer, session: SessionKeys?, into out: UnsafeMutableRawPointer
+    ) -> (AuthScheme, Int) {
+        guard let session else {
+            key.mac(head, followedBy: body, into: out)
+            return (.clusterHMACSHA256, 32)
+        }
+        SessionKeys.mac(session.sending, nonce: nonce, head: head, body: body, into: out)
+        return (.sessionChaCha20Poly1305, 16)
     }
 
     /// An envelope's signature fields where they lie.
@@ -63,15 +85,33 @@ public final class Authenticator: Sendable {
         var timestampMs: UInt64
         var nonce: UnsafeRawBufferPointer
         var mac: UnsafeRawBufferPointer
+        /// `omx.AuthScheme`'s number, as it came.
+        var scheme: UInt32
     }
 
-    /// Checks `signature` over a signing head and a body: the MAC, the clock and the nonce.
+    /// Checks `signature` over a signing head and a body: the MAC (under the cluster key, or
+    /// `session`'s receiving key when the signature says so), the clock and the nonce.
     /// - Throws: `RPCError` with status UNAUTHENTICATED saying which check failed.
-    func check(_ signature: Signature, head: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, nowMs: UInt64) throws {
+    func check(_ signature: Signature, head: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, session: SessionKeys?, nowMs: UInt64) throws {
         let node = signature.nodeID
-        let matches = withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { expected in
-            mac(head: head, body: body, into: expected.baseAddress!)
-            return signature.mac.count == 32 && COpenSSL_constant_time_compare(signature.mac.baseAddress, expected.baseAddress, 32) == 0
+        guard signature.nonce.count == 16 else {
+            throw RPCError(.unauthenticated, "nonce of \(signature.nonce.count) bytes from node \(node) (it must be 16: epoch and counter)")
+        }
+        let matches = try withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { expected in
+            switch AuthScheme(rawValue: signature.scheme) {
+            case .clusterHMACSHA256:
+                key.mac(head, followedBy: body, into: expected.baseAddress!)
+                return signature.mac.count == 32 && COpenSSL_constant_time_compare(signature.mac.baseAddress, expected.baseAddress, 32) == 0
+            case .sessionChaCha20Poly1305:
+                guard let session else {
+                    throw RPCError(
+                        .unauthenticated, "envelope from node \(node) is signed with a session key, but no session was agreed on this connection (call Session first)")
+                }
+                SessionKeys.mac(session.receiving, nonce: signature.nonce, head: head, body: body, into: expected.baseAddress!)
+                return signature.mac.count == 16 && COpenSSL_constant_time_compare(signature.mac.baseAddress, expected.baseAddress, 16) == 0
+            case nil:
+                throw RPCError(.unauthenticated, "envelope from node \(node) is signed with unknown scheme \(signature.scheme)")
+            }
         }
         guard matches else {
             throw RPCError(.unauthenticated, "bad MAC from node \(node): the sender holds a different cluster key or the envelope was altered")
@@ -79,9 +119,6 @@ public final class Authenticator: Sendable {
         let drift = signature.timestampMs > nowMs ? signature.timestampMs - nowMs : nowMs - signature.timestampMs
         guard drift <= skewMs else {
             throw RPCError(.unauthenticated, "timestamp from node \(node) is \(drift) ms away from this clock (limit \(skewMs) ms)")
-        }
-        guard signature.nonce.count == 16 else {
-            throw RPCError(.unauthenticated, "nonce of \(signature.nonce.count) bytes from node \(node) (it must be 16: epoch and counter)")
         }
         let epoch = UInt64(bigEndian: signature.nonce.loadUnaligned(as: UInt64.self))
         let counter = UInt64(bigEndian: signature.nonce.loadUnaligned(fromByteOffset: 8, as: UInt64.self))

@@ -5,7 +5,8 @@ import Synchronization
 /// Each call takes a connection of its own from a small pool, and the calling thread writes
 /// the request and reads the answer itself: no hop to an event loop and back, which on a
 /// loaded machine costs more than the call. The frames, signatures and errors are those of
-/// `RPCClient`; one call is in flight per connection.
+/// `RPCClient`, and each new connection agrees on a session first, as `RPCClient`'s do; one
+/// call is in flight per connection.
 ///
 /// When connecting fails, calls fail fast with UNAVAILABLE until the next attempt is due; the
 /// wait doubles after each failure up to `maxBackoffMs` and resets after a success.
@@ -44,10 +45,25 @@ public final class BlockingRPCClient: Sendable {
         for link in idle.withLock({ $0 }) { Glibc.close(link.fd) }
     }
 
-    /// A connection, with the receive timeout set on it (a blocking recv waits at most that).
+    /// The idle connections, and how many of them agreed on a session (for tests and diagnostics).
+    var idleConnections: (all: Int, withSession: Int) {
+        idle.withLock { links in (links.count, links.filter { $0.session != nil }.count) }
+    }
+
+    /// A connection, with the receive timeout set on it (a blocking recv waits at most that)
+    /// and the session keys agreed on it.
     private struct Link {
         let fd: Int32
         var receiveTimeoutMs: UInt64 = 0
+        var session: SessionKeys?
+
+        /// Makes a blocking recv on this connection wait at most `timeoutMs`.
+        mutating func limitReceives(to timeoutMs: UInt64) {
+            guard receiveTimeoutMs != timeoutMs else { return }
+            var limit = timeval(tv_sec: Int(timeoutMs / 1_000), tv_usec: Int(timeoutMs % 1_000) * 1_000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            receiveTimeoutMs = timeoutMs
+        }
     }
 
     private var peer: String { "\(host):\(port)" }
@@ -61,14 +77,10 @@ public final class BlockingRPCClient: Sendable {
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         let request = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
         var link = try connection(for: method)
-        if link.receiveTimeoutMs != timeoutMs {
-            var limit = timeval(tv_sec: Int(timeoutMs / 1_000), tv_usec: Int(timeoutMs % 1_000) * 1_000)
-            setsockopt(link.fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-            link.receiveTimeoutMs = timeoutMs
-        }
+        link.limitReceives(to: timeoutMs)
         do {
-            try send(request.frame(signedBy: authenticator), on: link.fd, method: method)
-            let answer = try receive(on: link.fd, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
+            try send(request.frame(signedBy: authenticator, session: link.session), on: link.fd, method: method)
+            let answer = try receive(on: link.fd, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs, session: link.session)
             idle.withLock { $0.append(link) }
             guard answer.status == .ok else { throw RPCError(answer.status, answer.error) }
             return answer.body
@@ -98,15 +110,38 @@ public final class BlockingRPCClient: Sendable {
             throw RPCError(.unavailable, "\(method) to \(peer): \(reason); next attempt in \((untilNs - now) / 1_000_000) ms")
         }
         do {
-            let fd = try connect()
+            var link = Link(fd: try connect())
             refusal.withLock { $0 = (0, initialBackoffMs, "") }
-            return Link(fd: fd)
+            if let authenticator {
+                do {
+                    link.session = try agreeSession(on: &link, authenticator)
+                } catch let failure as ConnectionFailure {
+                    Glibc.close(link.fd)
+                    throw failure.rpcError
+                }
+            }
+            return link
         } catch let reason as ConnectError {
             refusal.withLock { state in
                 state = (monotonicNs() + state.backoffMs * 1_000_000, min(state.backoffMs * 2, maxBackoffMs), reason.message)
             }
             throw RPCError(.unavailable, "\(method) to \(peer): \(reason.message)")
         }
+    }
+
+    /// Agrees on session keys on a new connection (proto/README.md, "Sessions"); nil when the
+    /// service does not agree (another implementation): calls go on with the cluster key.
+    /// - Throws: `ConnectionFailure` when the connection fails meanwhile.
+    private func agreeSession(on link: inout Link, _ authenticator: Authenticator) throws -> SessionKeys? {
+        let offer = SessionOffer()
+        let timeoutMs = UInt64(max(connectTimeoutMs, 1))
+        let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let request = Envelope(callID: callID, kind: .request, method: SessionOffer.method, body: offer.request, deadlineMs: UInt32(timeoutMs))
+        link.limitReceives(to: timeoutMs)
+        try send(request.frame(signedBy: authenticator), on: link.fd, method: SessionOffer.method)
+        let answer = try receive(on: link.fd, method: SessionOffer.method, deadlineNs: monotonicNs() + timeoutMs * 1_000_000, timeoutMs: timeoutMs, session: nil)
+        guard answer.status == .ok else { return nil }
+        return try? offer.keys(from: answer.body, authenticator: authenticator)
     }
 
     private struct ConnectError: Error {
@@ -160,7 +195,7 @@ public final class BlockingRPCClient: Sendable {
 
     /// Reads the answer to the call on `fd`: its 4-byte length, then the envelope straight
     /// into a buffer of that size (a 1 MiB read is copied once on its way in, not three times).
-    private func receive(on fd: Int32, method: String, deadlineNs: UInt64, timeoutMs: UInt64) throws -> Envelope {
+    private func receive(on fd: Int32, method: String, deadlineNs: UInt64, timeoutMs: UInt64, session: SessionKeys?) throws -> Envelope {
         var header = [UInt8](repeating: 0, count: Frame.headerSize)
         try header.withUnsafeMutableBytes { try receiveExactly($0, from: fd, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs) }
         let length = header.reduce(0) { $0 << 8 | Int($1) }
@@ -174,7 +209,7 @@ public final class BlockingRPCClient: Sendable {
         let answer: Envelope
         do {
             // Refusals come unsigned: a peer that refuses us may be unable to sign.
-            answer = try payload.withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, refusalsUnsigned: true).envelope }
+            answer = try payload.withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, session: session, refusalsUnsigned: true).envelope }
         } catch {
             let reason = (error as? RefusedSignature)?.error ?? error
             throw ConnectionFailure(rpcError: RPCError(.dataLoss, "bad response from \(peer) to \(method): \(reason)"))

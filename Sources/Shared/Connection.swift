@@ -19,6 +19,8 @@ final class Connection {
     var onFrameError: ((Connection, FrameError) -> Void)?
     /// Called once, after the handle is closed; the error is nil for an orderly close.
     var onClose: ((Connection, UVError?) -> Void)?
+    /// The session keys agreed on this connection (TCP, after a `Session` call), if any.
+    var session: SessionKeys?
 
     private var decoder: FrameDecoder
     /// Frames waiting for the end of this loop iteration, written together in one writev.

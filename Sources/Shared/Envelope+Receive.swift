@@ -14,18 +14,22 @@ extension Envelope {
     /// given, checks its signature on protobuf-c's parsed fields (nothing is copied to be
     /// checked, and the nonce and MAC are not kept).
     /// - Parameters:
+    ///   - session: the keys agreed on the connection, if any (for envelopes signed with them).
     ///   - refusalsUnsigned: let envelopes whose status is not OK pass unsigned (a peer that
     ///     refuses us may be unable to sign).
-    /// - Returns: the envelope, without `auth`, and the node id that signed it when checked.
+    /// - Returns: the envelope, without `auth`, the node id that signed it when checked, and
+    ///   whether it was signed with the session's key.
     /// - Throws: `RPCError` (INVALID_ARGUMENT) when the bytes are no valid envelope;
     ///   `RefusedSignature` when the signature is missing or does not hold.
     static func received(
-        _ payload: UnsafeRawBufferPointer, verifiedBy authenticator: Authenticator?, refusalsUnsigned: Bool, nowMs: UInt64 = wallClockMs()
-    ) throws -> (envelope: Envelope, signer: UInt32?) {
+        _ payload: UnsafeRawBufferPointer, verifiedBy authenticator: Authenticator?, session: SessionKeys? = nil, refusalsUnsigned: Bool,
+        nowMs: UInt64 = wallClockMs()
+    ) throws -> (envelope: Envelope, signer: UInt32?, bySession: Bool) {
         try codec.decode(payload) { message in
             let envelope = try Envelope(message, auth: nil)
             let body = UnsafeRawBufferPointer(start: message.body.data, count: message.body.len)
             var signer: UInt32?
+            var bySession = false
             if let authenticator, !(refusalsUnsigned && envelope.status != .ok) {
                 guard let auth = message.auth?.pointee else {
                     throw RefusedSignature(
@@ -38,15 +42,17 @@ extension Envelope {
                     error: cStringBytes(message.error), deadlineMs: message.deadline_ms, nodeID: auth.node_id, timestampMs: auth.timestamp_ms,
                     nonce: nonce, bodyCount: body.count)
                 let signature = Authenticator.Signature(
-                    nodeID: auth.node_id, timestampMs: auth.timestamp_ms, nonce: nonce, mac: UnsafeRawBufferPointer(start: auth.mac.data, count: auth.mac.len))
+                    nodeID: auth.node_id, timestampMs: auth.timestamp_ms, nonce: nonce, mac: UnsafeRawBufferPointer(start: auth.mac.data, count: auth.mac.len),
+                    scheme: auth.scheme.rawValue)
                 do {
-                    try head.withBytes { try authenticator.check(signature, head: $0, body: body, nowMs: nowMs) }
+                    try head.withBytes { try authenticator.check(signature, head: $0, body: body, session: session, nowMs: nowMs) }
                 } catch let error as RPCError {
                     throw RefusedSignature(callID: message.call_id, method: envelope.method, error: error)
                 }
                 signer = auth.node_id
+                bySession = signature.scheme == AuthScheme.sessionChaCha20Poly1305.rawValue
             }
-            return (envelope, signer)
+            return (envelope, signer, bySession)
         }
     }
 }

@@ -25,24 +25,25 @@ extension Envelope {
     }
 
     /// The envelope as one frame ready to send, signed by `authenticator` when one is given:
-    /// a fresh timestamp and nonce and the MAC go into the frame, computed on the stack (the
-    /// envelope's own `auth` is not used).
-    public func frame(signedBy authenticator: Authenticator?, nowMs: UInt64 = wallClockMs()) -> OutgoingBytes {
+    /// a fresh timestamp and nonce and the MAC (with the keys of `session`, when the connection
+    /// has one) go into the frame, computed on the stack (the envelope's own `auth` is not used).
+    public func frame(signedBy authenticator: Authenticator?, session: SessionKeys? = nil, nowMs: UInt64 = wallClockMs()) -> OutgoingBytes {
         guard let authenticator else { return frame() }
         return withCMessage { message in
             withUnsafeTemporaryAllocation(byteCount: 48, alignment: 8) { stamp in
                 let nonce = UnsafeMutableRawBufferPointer(rebasing: stamp[0..<16])
                 let mac = UnsafeMutableRawBufferPointer(rebasing: stamp[16..<48])
                 authenticator.writeNonce(into: nonce)
-                withSigningHead(nodeID: authenticator.nodeID, timestampMs: nowMs, nonce: UnsafeRawBufferPointer(nonce)) { head in
-                    body.withUnsafeBytes { authenticator.mac(head: head, body: $0, into: mac.baseAddress!) }
+                let (scheme, macSize) = withSigningHead(nodeID: authenticator.nodeID, timestampMs: nowMs, nonce: UnsafeRawBufferPointer(nonce)) { head in
+                    body.withUnsafeBytes { authenticator.mac(head: head, body: $0, nonce: UnsafeRawBufferPointer(nonce), session: session, into: mac.baseAddress!) }
                 }
                 var wire = Omx__Auth()
                 omx__auth__init(&wire)
                 wire.node_id = authenticator.nodeID
                 wire.timestamp_ms = nowMs
                 wire.nonce = binaryData(UnsafeRawBufferPointer(nonce))
-                wire.mac = binaryData(UnsafeRawBufferPointer(mac))
+                wire.mac = binaryData(UnsafeRawBufferPointer(rebasing: mac[0..<macSize]))
+                wire.scheme = Omx__AuthScheme(rawValue: scheme.rawValue)
                 var signed = message.pointee
                 return withUnsafeMutablePointer(to: &wire) { wire in
                     signed.auth = wire
@@ -76,6 +77,7 @@ extension Envelope {
                     omx__auth__init(&wire)
                     wire.node_id = auth.nodeID
                     wire.timestamp_ms = auth.timestampMs
+                    wire.scheme = Omx__AuthScheme(rawValue: auth.scheme.rawValue)
                     return auth.nonce.withUnsafeBytes { nonce in
                         auth.mac.withUnsafeBytes { mac in
                             wire.nonce = binaryData(nonce)
@@ -105,7 +107,8 @@ extension Envelope {
             let auth = message.auth.map { wire in
                 EnvelopeAuth(
                     nodeID: wire.pointee.node_id, timestampMs: wire.pointee.timestamp_ms,
-                    nonce: cBytes(wire.pointee.nonce), mac: cBytes(wire.pointee.mac))
+                    nonce: cBytes(wire.pointee.nonce), mac: cBytes(wire.pointee.mac),
+                    scheme: AuthScheme(rawValue: wire.pointee.scheme.rawValue) ?? .clusterHMACSHA256)
             }
             return try Envelope(message, auth: auth)
         }

@@ -4,12 +4,14 @@ public struct EnvelopeAuth: Sendable, Equatable {
     public var timestampMs: UInt64
     public var nonce: [UInt8]
     public var mac: [UInt8]
+    public var scheme: AuthScheme
 
-    public init(nodeID: UInt32, timestampMs: UInt64, nonce: [UInt8], mac: [UInt8] = []) {
+    public init(nodeID: UInt32, timestampMs: UInt64, nonce: [UInt8], mac: [UInt8] = [], scheme: AuthScheme = .clusterHMACSHA256) {
         self.nodeID = nodeID
         self.timestampMs = timestampMs
         self.nonce = nonce
         self.mac = mac
+        self.scheme = scheme
     }
 }
 

@@ -7,7 +7,9 @@ import Synchronization
 
 /// Calls methods of one remote service over one connection, many calls in flight at once.
 ///
-/// The connection is made on the first call and made again after it is lost. When connecting
+/// Over TCP, each new connection first offers the service a session (proto/README.md,
+/// "Sessions"); once it is agreed, calls are signed with the session's keys instead of the
+/// cluster key. The connection is made on the first call and made again after it is lost. When connecting
 /// fails, calls fail fast with UNAVAILABLE until the next attempt is due; the wait doubles
 /// after each failure (with jitter) up to `maxBackoff` and resets after a success.
 public final class RPCClient: @unchecked Sendable {
@@ -71,6 +73,8 @@ public final class RPCClient: @unchecked Sendable {
     private let nextCallID = Atomic<UInt64>(1)
     // Loop thread only:
     private var state = State.idle
+    /// The keys agreed on the current connection, if any.
+    private var session: SessionKeys?
     private var queued: [OutgoingBytes] = []
     private var pending: [UInt64: Pending] = [:]
     private var deadlines = Heap<Deadline>()
@@ -92,14 +96,14 @@ public final class RPCClient: @unchecked Sendable {
     /// - Throws: `RPCError`: the callee's status, or UNAVAILABLE (cannot connect, connection
     ///   lost), DEADLINE_EXCEEDED, CANCELLED (the calling task was cancelled or the client closed).
     public func call(_ method: String, _ body: [UInt8], timeout: Duration = .seconds(5)) async throws -> [UInt8] {
-        let (callID, payload, call) = prepare(method, body, timeout: timeout)
+        let (callID, request, call) = prepare(method, body, timeout: timeout)
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
                 let pending = Pending(waiter: .task(continuation), method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs)
                 // A task on the loop (a service's own code) starts the call without a hop.
                 if loop.inLoop {
-                    start(callID, pending, payload)
-                } else if !loop.execute({ [self] in start(callID, pending, payload) }) {
+                    start(callID, pending, request)
+                } else if !loop.execute({ [self] in start(callID, pending, request) }) {
                     continuation.resume(throwing: RPCError(.unavailable, "\(method) to \(endpoint): the event loop has stopped"))
                 }
             }
@@ -113,28 +117,32 @@ public final class RPCClient: @unchecked Sendable {
     /// - Throws: as `call`.
     public func callBlocking(_ method: String, _ body: [UInt8], timeout: Duration = .seconds(5)) throws -> [UInt8] {
         precondition(!loop.inLoop, "callBlocking on the loop thread would wait for itself")
-        let (callID, payload, call) = prepare(method, body, timeout: timeout)
+        let (callID, request, call) = prepare(method, body, timeout: timeout)
         let semaphore = DispatchSemaphore(value: 0)
         let result = Mutex<Result<[UInt8], Error>?>(nil)
         let complete: @Sendable (Result<[UInt8], Error>) -> Void = { outcome in
             result.withLock { $0 = outcome }
             semaphore.signal()
         }
-        guard loop.run({ [self] in start(callID, Pending(waiter: .thread(complete), method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs), payload) }) else {
+        guard loop.run({ [self] in start(callID, Pending(waiter: .thread(complete), method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs), request) }) else {
             throw RPCError(.unavailable, "\(method) to \(endpoint): the event loop has stopped")
         }
         semaphore.wait()
         return try result.withLock { $0! }.get()
     }
 
-    /// A call id, the signed frame payload and the deadline of a new call.
-    private func prepare(_ method: String, _ body: [UInt8], timeout: Duration) -> (UInt64, OutgoingBytes, (deadlineNs: UInt64, timeoutMs: UInt64)) {
+    /// A call id, the request and the deadline of a new call.
+    private func prepare(_ method: String, _ body: [UInt8], timeout: Duration) -> (UInt64, Envelope, (deadlineNs: UInt64, timeoutMs: UInt64)) {
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         let timeoutMs = max(timeout.milliseconds, 1)
         let envelope = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
-        let signer: Authenticator?
-        if case .tcp = endpoint { signer = configuration.authenticator } else { signer = nil }
-        return (callID, envelope.frame(signedBy: signer), (monotonicNs() + timeoutMs * 1_000_000, timeoutMs))
+        return (callID, envelope, (monotonicNs() + timeoutMs * 1_000_000, timeoutMs))
+    }
+
+    /// The authenticator that signs requests and checks answers: on TCP only.
+    private var signer: Authenticator? {
+        if case .tcp = endpoint { return configuration.authenticator }
+        return nil
     }
 
     /// Calls `method` with a typed request and decodes the typed response.
@@ -142,6 +150,11 @@ public final class RPCClient: @unchecked Sendable {
         _ method: String, _ request: Request, returning: Response.Type, timeout: Duration = .seconds(5)
     ) async throws -> Response {
         try Response(wire: try await call(method, request.wire(), timeout: timeout))
+    }
+
+    /// Whether the current connection agreed on a session (for tests and diagnostics).
+    func sessionAgreed() async -> Bool {
+        (try? await loop.submit { [self] in session != nil }) ?? false
     }
 
     /// Fails the calls in flight with CANCELLED and closes the connection; later calls fail.
@@ -162,7 +175,7 @@ public final class RPCClient: @unchecked Sendable {
 
     // MARK: Loop thread
 
-    private func start(_ callID: UInt64, _ call: Pending, _ payload: OutgoingBytes) {
+    private func start(_ callID: UInt64, _ call: Pending, _ request: Envelope) {
         switch state {
         case .closed:
             call.complete(.failure(RPCError(.failedPrecondition, "client of \(endpoint) is closed")))
@@ -179,13 +192,15 @@ public final class RPCClient: @unchecked Sendable {
         }
         pending[callID] = call
         addDeadline(Deadline(ns: call.deadlineNs, callID: callID))
+        // Signed here, on the loop: the session's keys belong to the connection it goes out on;
+        // a call waiting for a connection is signed with the cluster key.
         switch state {
         case let .connected(connection):
-            connection.send(payload)
+            connection.send(request.frame(signedBy: signer, session: session))
         case .connecting:
-            queued.append(payload)
+            queued.append(request.frame(signedBy: signer))
         case .idle, .waiting:
-            queued.append(payload)
+            queued.append(request.frame(signedBy: signer))
             connect()
         case .closed:
             break
@@ -206,6 +221,7 @@ public final class RPCClient: @unchecked Sendable {
             return
         }
         state = .connecting(connection)
+        session = nil
         let request = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
         request.pointee.data = Unmanaged.passRetained(self).toOpaque()
         let onConnect: uv_connect_cb = { request, status in
@@ -262,8 +278,36 @@ public final class RPCClient: @unchecked Sendable {
             connection.close(error as? UVError)
             return
         }
+        if let authenticator = signer { offerSession(on: connection, authenticator) }
         for payload in queued { connection.send(payload) }
         queued = []
+    }
+
+    /// Offers the service a session on a new connection (proto/README.md, "Sessions"). Calls
+    /// made meanwhile are signed with the cluster key, later ones with the session's keys; a
+    /// service that does not agree (another implementation) goes on with the cluster key.
+    private func offerSession(on connection: Connection, _ authenticator: Authenticator) {
+        let offer = SessionOffer()
+        let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let timeoutMs = max(configuration.connectTimeout.milliseconds, 1)
+        let connectionID = ObjectIdentifier(connection)
+        let complete: @Sendable (Result<[UInt8], Error>) -> Void = { [weak self] outcome in
+            self?.sessionAnswered(outcome, offer, on: connectionID, authenticator)
+        }
+        pending[callID] = Pending(waiter: .thread(complete), method: SessionOffer.method, deadlineNs: monotonicNs() + timeoutMs * 1_000_000, timeoutMs: timeoutMs)
+        addDeadline(Deadline(ns: pending[callID]!.deadlineNs, callID: callID))
+        let request = Envelope(callID: callID, kind: .request, method: SessionOffer.method, body: offer.request, deadlineMs: UInt32(clamping: timeoutMs))
+        connection.send(request.frame(signedBy: authenticator))
+    }
+
+    /// Takes the keys of an agreed session for the connection the offer went out on.
+    private func sessionAnswered(_ outcome: Result<[UInt8], Error>, _ offer: SessionOffer, on connectionID: ObjectIdentifier, _ authenticator: Authenticator) {
+        guard case let .connected(current) = state, ObjectIdentifier(current) == connectionID else { return }
+        do {
+            session = try offer.keys(from: outcome.get(), authenticator: authenticator)
+        } catch {
+            logger.debug("\(endpoint) agreed on no session (\(error)); calls stay signed with the cluster key")
+        }
     }
 
     private func connectFailed(_ reason: String) {
@@ -278,6 +322,7 @@ public final class RPCClient: @unchecked Sendable {
     private func lost(_ connection: Connection, _ error: UVError?) {
         guard case let .connected(current) = state, current === connection else { return }
         state = .idle
+        session = nil
         let reason = error.map { "\($0)" } ?? "closed by the peer"
         failAll(RPCError(.unavailable, "connection to \(endpoint) lost: \(reason)"))
     }
@@ -287,9 +332,7 @@ public final class RPCClient: @unchecked Sendable {
         do {
             // Answers that carry data must be signed; refusals are taken as they come, since a
             // peer that refuses us (another key, an address outside its map) may be unable to sign.
-            let verifier: Authenticator?
-            if case .tcp = endpoint { verifier = configuration.authenticator } else { verifier = nil }
-            envelope = try Envelope.received(payload, verifiedBy: verifier, refusalsUnsigned: true).envelope
+            envelope = try Envelope.received(payload, verifiedBy: signer, session: session, refusalsUnsigned: true).envelope
         } catch {
             let reason = (error as? RefusedSignature)?.error ?? error
             logger.warning("bad response from \(endpoint): \(reason)")
@@ -301,6 +344,7 @@ public final class RPCClient: @unchecked Sendable {
             // The peer refused the connection itself and is closing it; the next call reconnects.
             if case let .connected(connection) = state {
                 state = .idle
+                session = nil
                 connection.close(nil)
             }
             failAll(RPCError(envelope.status, "\(endpoint) refused: \(envelope.error)"))

@@ -143,12 +143,13 @@ public final class RPCServer: @unchecked Sendable {
         let started = monotonicNs()
         let request: Envelope
         let signer: UInt32?
+        let bySession: Bool
         do {
-            (request, signer) = try Envelope.received(payload, verifiedBy: authenticator, refusalsUnsigned: false)
+            (request, signer, bySession) = try Envelope.received(payload, verifiedBy: authenticator, session: connection.session, refusalsUnsigned: false)
         } catch let refused as RefusedSignature {
             let call = Call(
                 callID: refused.callID, method: refused.method, started: started, peer: connection.peer, authenticator: authenticator,
-                known: handlers.withLock { $0[refused.method] })
+                session: nil, known: handlers.withLock { $0[refused.method] })
             connection.send(answer(call, .failure(refused.error)))
             return
         } catch {
@@ -157,9 +158,14 @@ public final class RPCServer: @unchecked Sendable {
             connection.send(Envelope.failure(callID: 0, method: "", failure).frame(signedBy: authenticator))
             return
         }
+        // The answer is signed the way the request was.
         let call = Call(
             callID: request.callID, method: request.method, started: started, peer: connection.peer, authenticator: authenticator,
-            known: handlers.withLock { $0[request.method] })
+            session: bySession ? connection.session : nil, known: handlers.withLock { $0[request.method] })
+        if request.method == SessionOffer.method, request.kind == .request, let authenticator {
+            connection.send(answer(call, agreeSession(request, on: connection, authenticator)))
+            return
+        }
         let admitted: (RPCRequest, Handler, Placement)
         do {
             admitted = try admit(request, call, from: caller, signer: signer)
@@ -191,6 +197,20 @@ public final class RPCServer: @unchecked Sendable {
         }
     }
 
+    /// Agrees on session keys for a TCP connection (the `Session` call, proto/README.md): the
+    /// answer carries our random bytes; the connection's later envelopes may be signed with them.
+    private func agreeSession(_ request: Envelope, on connection: Connection, _ authenticator: Authenticator) -> Result<[UInt8], Error> {
+        guard connection.session == nil else {
+            return .failure(RPCError(.failedPrecondition, "a session was already agreed on this connection (one per connection)"))
+        }
+        guard let offer = try? SessionRequest(wire: request.body), offer.clientRandom.count == SessionKeys.randomSize else {
+            return .failure(RPCError(.invalidArgument, "Session needs a SessionRequest with \(SessionKeys.randomSize) random bytes"))
+        }
+        let serverRandom = randomBytes(SessionKeys.randomSize)
+        connection.session = authenticator.sessionKeys(clientRandom: offer.clientRandom, serverRandom: serverRandom, side: .server)
+        return .success(SessionResponse(serverRandom: serverRandom).wire())
+    }
+
     /// What a response needs to know about its request.
     private struct Call: Sendable {
         let callID: UInt64
@@ -198,6 +218,8 @@ public final class RPCServer: @unchecked Sendable {
         let started: UInt64
         let peer: String
         let authenticator: Authenticator?
+        /// The keys the request was signed with, which sign the answer too.
+        let session: SessionKeys?
         /// The method's handler, if it has one.
         let known: (placement: Placement, handler: Handler)?
     }
@@ -238,13 +260,13 @@ public final class RPCServer: @unchecked Sendable {
         }
         if let metrics = configuration.metrics {
             // Unknown names are counted together: a peer cannot grow the table at will.
-            let method = call.known == nil ? "(unknown)" : call.method
+            let method = call.known == nil && call.method != SessionOffer.method ? "(unknown)" : call.method
             metrics.add("omx_rpc_calls_total", help: "Calls answered, by method and status.", labels: [("method", method), ("status", status.description)])
             metrics.observe(
                 "omx_rpc_call_seconds", help: "Time from a request's arrival to its response, by method.", labels: [("method", method)],
                 Double(monotonicNs() - call.started) / 1e9)
         }
-        return response.frame(signedBy: call.authenticator)
+        return response.frame(signedBy: call.authenticator, session: call.session)
     }
 
     private let drainingFlag = Atomic<Bool>(false)

@@ -66,7 +66,7 @@ final class MagicEntriesEndToEndTests: XCTestCase {
         seen = await linesAfter(lines().count)
         XCTAssertEqual(Set(seen ?? []), ["one 1"], "moved to node 2 without an exec: still node 1")
 
-        FileManager.default.createFile(atPath: trigger, contents: nil)
+        _ = FileManager.default.createFile(atPath: trigger, contents: nil)
         let execd = await cluster.waitFor(seconds: 10) { lines().last == "two 2" }
         XCTAssertNotNil(execd, "it exec'd on node 2: \(lines().suffix(3))")
 

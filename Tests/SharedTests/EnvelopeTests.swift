@@ -65,5 +65,31 @@ final class EnvelopeTests: XCTestCase {
         XCTAssertEqual(hexEncode(key.mac(envelope.signingBytes())), EnvelopeTests.documentedMac)
     }
 
+    /// The session vector of proto/README.md: the keys from both sides' random bytes, and the
+    /// MAC of the same signing string under the client's key.
+    func testTheSessionKeysAndMacMatchTheDocumentedVector() {
+        let authenticator = Authenticator(key: ClusterKey(bytes: Array(0..<32)), nodeID: 1)
+        let clientRandom = [UInt8](repeating: 0x11, count: 32)
+        let serverRandom = [UInt8](repeating: 0x22, count: 32)
+        let client = authenticator.sessionKeys(clientRandom: clientRandom, serverRandom: serverRandom, side: .client)
+        let server = authenticator.sessionKeys(clientRandom: clientRandom, serverRandom: serverRandom, side: .server)
+        XCTAssertEqual(hexEncode(client.sending), "967ee6903d8fd81bf4d120b265aecfd303f47b4c658a24a182be1f7d0600969c")
+        XCTAssertEqual(hexEncode(client.receiving), "5553cee0d2ff81bae9e93356c4789cf0313d504ea35e0ac47b4c29a223c6a9ba")
+        XCTAssertEqual(server.sending, client.receiving)
+        XCTAssertEqual(server.receiving, client.sending)
+        let envelope = Envelope(
+            callID: 1, kind: .request, method: "Ping", body: [0x0a, 0x02, 0x68, 0x69], deadlineMs: 2000,
+            auth: EnvelopeAuth(nodeID: 1, timestampMs: 1_700_000_000_000, nonce: Array(repeating: 0xab, count: 16)))
+        let mac = [UInt8](unsafeUninitializedCapacity: 16) { out, count in
+            envelope.withSigningHead { head in
+                envelope.auth!.nonce.withUnsafeBytes { nonce in
+                    envelope.body.withUnsafeBytes { SessionKeys.mac(client.sending, nonce: nonce, head: head, body: $0, into: out.baseAddress!) }
+                }
+            }
+            count = 16
+        }
+        XCTAssertEqual(hexEncode(mac), "e4e634882638548ae99ca29bc265fe25")
+    }
+
     static let documentedMac = "d658cdc0b7adb400ee57afee060fb3ec923e1616737d96aa7c63291d555692a0"
 }

@@ -81,10 +81,14 @@ final class RawSocket {
 
     /// Reads one frame and parses it; nil at end of stream or after the timeout.
     func readEnvelope() -> Envelope? {
+        readPayload().flatMap { try? Envelope(serialized: $0) }
+    }
+
+    /// Reads one frame's payload; nil at end of stream or after the timeout.
+    func readPayload() -> [UInt8]? {
         guard let header = read(4) else { return nil }
         let length = Int(header[0]) << 24 | Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
-        guard let body = read(length) else { return nil }
-        return try? Envelope(serialized: body)
+        return read(length)
     }
 
     /// True when the server closed the connection (read returns 0).

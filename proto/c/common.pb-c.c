@@ -52,6 +52,96 @@ void   omx__auth__free_unpacked
   assert(message->base.descriptor == &omx__auth__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   omx__session_request__init
+                     (Omx__SessionRequest         *message)
+{
+  static const Omx__SessionRequest init_value = OMX__SESSION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t omx__session_request__get_packed_size
+                     (const Omx__SessionRequest *message)
+{
+  assert(message->base.descriptor == &omx__session_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__session_request__pack
+                     (const Omx__SessionRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__session_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__session_request__pack_to_buffer
+                     (const Omx__SessionRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__session_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__SessionRequest *
+       omx__session_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__SessionRequest *)
+     protobuf_c_message_unpack (&omx__session_request__descriptor,
+                                allocator, len, data);
+}
+void   omx__session_request__free_unpacked
+                     (Omx__SessionRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__session_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   omx__session_response__init
+                     (Omx__SessionResponse         *message)
+{
+  static const Omx__SessionResponse init_value = OMX__SESSION_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t omx__session_response__get_packed_size
+                     (const Omx__SessionResponse *message)
+{
+  assert(message->base.descriptor == &omx__session_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__session_response__pack
+                     (const Omx__SessionResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__session_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__session_response__pack_to_buffer
+                     (const Omx__SessionResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__session_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__SessionResponse *
+       omx__session_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__SessionResponse *)
+     protobuf_c_message_unpack (&omx__session_response__descriptor,
+                                allocator, len, data);
+}
+void   omx__session_response__free_unpacked
+                     (Omx__SessionResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__session_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   omx__envelope__init
                      (Omx__Envelope         *message)
 {
@@ -547,7 +637,7 @@ void   omx__stats_response__free_unpacked
   assert(message->base.descriptor == &omx__stats_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor omx__auth__field_descriptors[4] =
+static const ProtobufCFieldDescriptor omx__auth__field_descriptors[5] =
 {
   {
     "node_id",
@@ -597,17 +687,30 @@ static const ProtobufCFieldDescriptor omx__auth__field_descriptors[4] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "scheme",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Auth, scheme),
+    &omx__auth_scheme__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__auth__field_indices_by_name[] = {
   3,   /* field[3] = mac */
   0,   /* field[0] = node_id */
   2,   /* field[2] = nonce */
+  4,   /* field[4] = scheme */
   1,   /* field[1] = timestamp_ms */
 };
 static const ProtobufCIntRange omx__auth__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor omx__auth__descriptor =
 {
@@ -617,11 +720,87 @@ const ProtobufCMessageDescriptor omx__auth__descriptor =
   "Omx__Auth",
   "omx",
   sizeof(Omx__Auth),
-  4,
+  5,
   omx__auth__field_descriptors,
   omx__auth__field_indices_by_name,
   1,  omx__auth__number_ranges,
   (ProtobufCMessageInit) omx__auth__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__session_request__field_descriptors[1] =
+{
+  {
+    "client_random",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Omx__SessionRequest, client_random),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__session_request__field_indices_by_name[] = {
+  0,   /* field[0] = client_random */
+};
+static const ProtobufCIntRange omx__session_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor omx__session_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.SessionRequest",
+  "SessionRequest",
+  "Omx__SessionRequest",
+  "omx",
+  sizeof(Omx__SessionRequest),
+  1,
+  omx__session_request__field_descriptors,
+  omx__session_request__field_indices_by_name,
+  1,  omx__session_request__number_ranges,
+  (ProtobufCMessageInit) omx__session_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__session_response__field_descriptors[1] =
+{
+  {
+    "server_random",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Omx__SessionResponse, server_random),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__session_response__field_indices_by_name[] = {
+  0,   /* field[0] = server_random */
+};
+static const ProtobufCIntRange omx__session_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor omx__session_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.SessionResponse",
+  "SessionResponse",
+  "Omx__SessionResponse",
+  "omx",
+  sizeof(Omx__SessionResponse),
+  1,
+  omx__session_response__field_descriptors,
+  omx__session_response__field_indices_by_name,
+  1,  omx__session_response__number_ranges,
+  (ProtobufCMessageInit) omx__session_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor omx__envelope__field_descriptors[8] =
@@ -1493,5 +1672,33 @@ const ProtobufCEnumDescriptor omx__envelope_kind__descriptor =
   omx__envelope_kind__enum_values_by_name,
   1,
   omx__envelope_kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue omx__auth_scheme__enum_values_by_number[2] =
+{
+  { "CLUSTER_HMAC_SHA256", "OMX__AUTH_SCHEME__CLUSTER_HMAC_SHA256", 0 },
+  { "SESSION_CHACHA20_POLY1305", "OMX__AUTH_SCHEME__SESSION_CHACHA20_POLY1305", 1 },
+};
+static const ProtobufCIntRange omx__auth_scheme__value_ranges[] = {
+{0, 0},{0, 2}
+};
+static const ProtobufCEnumValueIndex omx__auth_scheme__enum_values_by_name[2] =
+{
+  { "CLUSTER_HMAC_SHA256", 0 },
+  { "SESSION_CHACHA20_POLY1305", 1 },
+};
+const ProtobufCEnumDescriptor omx__auth_scheme__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "omx.AuthScheme",
+  "AuthScheme",
+  "Omx__AuthScheme",
+  "omx",
+  2,
+  omx__auth_scheme__enum_values_by_number,
+  2,
+  omx__auth_scheme__enum_values_by_name,
+  1,
+  omx__auth_scheme__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

@@ -16,6 +16,8 @@ PROTOBUF_C__BEGIN_DECLS
 
 
 typedef struct Omx__Auth Omx__Auth;
+typedef struct Omx__SessionRequest Omx__SessionRequest;
+typedef struct Omx__SessionResponse Omx__SessionResponse;
 typedef struct Omx__Envelope Omx__Envelope;
 typedef struct Omx__Endpoint Omx__Endpoint;
 typedef struct Omx__Node Omx__Node;
@@ -78,6 +80,20 @@ typedef enum _Omx__EnvelopeKind {
   OMX__ENVELOPE_KIND__RESPONSE = 1
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(OMX__ENVELOPE_KIND)
 } Omx__EnvelopeKind;
+/*
+ * Which key and algorithm made an envelope's MAC (proto/README.md, "Authentication").
+ */
+typedef enum _Omx__AuthScheme {
+  /*
+   * HMAC-SHA256 keyed with the cluster key: 32 bytes
+   */
+  OMX__AUTH_SCHEME__CLUSTER_HMAC_SHA256 = 0,
+  /*
+   * the connection's session key for this direction: 16 bytes
+   */
+  OMX__AUTH_SCHEME__SESSION_CHACHA20_POLY1305 = 1
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(OMX__AUTH_SCHEME)
+} Omx__AuthScheme;
 
 /* --- messages --- */
 
@@ -101,13 +117,44 @@ struct  Omx__Auth
    */
   ProtobufCBinaryData nonce;
   /*
-   * HMAC-SHA256 over the signing string (proto/README.md)
+   * over the signing string (proto/README.md), made as `scheme` says
    */
   ProtobufCBinaryData mac;
+  Omx__AuthScheme scheme;
 };
 #define OMX__AUTH__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__auth__descriptor) \
-    , 0, 0, {0,NULL}, {0,NULL} }
+    , 0, 0, {0,NULL}, {0,NULL}, OMX__AUTH_SCHEME__CLUSTER_HMAC_SHA256 }
+
+
+/*
+ * Session: agrees on per-connection keys for a faster MAC (proto/README.md, "Sessions").
+ * Sent over TCP, signed with the cluster key, at most once per connection.
+ */
+struct  Omx__SessionRequest
+{
+  ProtobufCMessage base;
+  /*
+   * 32 random bytes
+   */
+  ProtobufCBinaryData client_random;
+};
+#define OMX__SESSION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__session_request__descriptor) \
+    , {0,NULL} }
+
+
+struct  Omx__SessionResponse
+{
+  ProtobufCMessage base;
+  /*
+   * 32 random bytes
+   */
+  ProtobufCBinaryData server_random;
+};
+#define OMX__SESSION_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__session_response__descriptor) \
+    , {0,NULL} }
 
 
 /*
@@ -347,6 +394,44 @@ Omx__Auth *
 void   omx__auth__free_unpacked
                      (Omx__Auth *message,
                       ProtobufCAllocator *allocator);
+/* Omx__SessionRequest methods */
+void   omx__session_request__init
+                     (Omx__SessionRequest         *message);
+size_t omx__session_request__get_packed_size
+                     (const Omx__SessionRequest   *message);
+size_t omx__session_request__pack
+                     (const Omx__SessionRequest   *message,
+                      uint8_t             *out);
+size_t omx__session_request__pack_to_buffer
+                     (const Omx__SessionRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__SessionRequest *
+       omx__session_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__session_request__free_unpacked
+                     (Omx__SessionRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Omx__SessionResponse methods */
+void   omx__session_response__init
+                     (Omx__SessionResponse         *message);
+size_t omx__session_response__get_packed_size
+                     (const Omx__SessionResponse   *message);
+size_t omx__session_response__pack
+                     (const Omx__SessionResponse   *message,
+                      uint8_t             *out);
+size_t omx__session_response__pack_to_buffer
+                     (const Omx__SessionResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__SessionResponse *
+       omx__session_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__session_response__free_unpacked
+                     (Omx__SessionResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Omx__Envelope methods */
 void   omx__envelope__init
                      (Omx__Envelope         *message);
@@ -561,6 +646,12 @@ void   omx__stats_response__free_unpacked
 typedef void (*Omx__Auth_Closure)
                  (const Omx__Auth *message,
                   void *closure_data);
+typedef void (*Omx__SessionRequest_Closure)
+                 (const Omx__SessionRequest *message,
+                  void *closure_data);
+typedef void (*Omx__SessionResponse_Closure)
+                 (const Omx__SessionResponse *message,
+                  void *closure_data);
 typedef void (*Omx__Envelope_Closure)
                  (const Omx__Envelope *message,
                   void *closure_data);
@@ -602,7 +693,10 @@ typedef void (*Omx__StatsResponse_Closure)
 
 extern const ProtobufCEnumDescriptor    omx__status_code__descriptor;
 extern const ProtobufCEnumDescriptor    omx__envelope_kind__descriptor;
+extern const ProtobufCEnumDescriptor    omx__auth_scheme__descriptor;
 extern const ProtobufCMessageDescriptor omx__auth__descriptor;
+extern const ProtobufCMessageDescriptor omx__session_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__session_response__descriptor;
 extern const ProtobufCMessageDescriptor omx__envelope__descriptor;
 extern const ProtobufCMessageDescriptor omx__endpoint__descriptor;
 extern const ProtobufCMessageDescriptor omx__node__descriptor;

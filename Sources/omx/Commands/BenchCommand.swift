@@ -45,7 +45,7 @@ struct BenchCommand: AsyncParsableCommand {
                 printJSON(report)
                 return
             }
-            print("\nomx bench rpc: OMX RPC (envelope, HMAC on TCP, libuv) vs raw blocking sockets (same frames), 2 processes")
+            print("\nomx bench rpc: OMX RPC (envelope, signed on TCP with session keys, libuv) vs raw blocking sockets (same frames), 2 processes")
             let rows = report.rows.map { row in
                 [
                     row.transport, row.test, format(row.omx, row.unit), format(row.raw, row.unit), ratio(row),
