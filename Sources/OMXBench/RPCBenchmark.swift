@@ -95,20 +95,30 @@ public struct RPCBenchmark {
             let client = RPCClient(loop: loop, endpoint: transport.omx, configuration: .init(authenticator: transport.auth), logger: logger)
             let perRound = max(options.pingCount / options.rounds, 100)
             progress("\(transport.name): ping-pong latency, 64 B, \(options.rounds) x \(perRound) calls each")
-            var omx = Tally(), raw = Tally()
+            var omx = Tally(), omxBlocking = Tally(), raw = Tally()
             for _ in 0..<options.rounds {
                 // The measuring code runs on the client's loop thread, as a service's own code does.
                 try await omx.charge(server: omxServer) {
-                    try await withTaskExecutorPreference(loop) { try await pingPong(client, count: perRound) }
+                    try await withTaskExecutorPreference(loop) {
+                        try await pingPong(count: perRound) { _ = try await client.call(BenchServer.echoMethod, $0) }
+                    }
                 }
                 raw.add(try runRaw(["pingpong"] + transport.raw + ["64", "\(perRound)"], dir: dir, server: rawServer))
+                // The blocking client (what /mfs's threads use) waits in recv, as the raw client does.
+                if let blocking = blockingClient(transport.omx, transport.auth) {
+                    try await omxBlocking.charge(server: omxServer) {
+                        try await pingPong(count: perRound) { _ = try blocking.call(BenchServer.echoMethod, $0) }
+                    }
+                }
             }
-            for (test, percentile) in [("ping-pong p50", 0.5), ("ping-pong p99", 0.99)] {
-                let (omxValue, rawValue) = (omx.percentile(percentile), raw.percentile(percentile))
-                report.rows.append(
-                    Row(
-                        transport: transport.name, test: test, unit: "us", omx: omxValue, raw: rawValue, ratio: omxValue / rawValue,
-                        omxCPUPerCallUs: omx.cpuPerCallUs, rawCPUPerCallUs: raw.cpuPerCallUs))
+            for (client, tally) in [("", omx), (", blocking client", omxBlocking)] where !tally.samplesUs.isEmpty {
+                for (test, percentile) in [("ping-pong p50", 0.5), ("ping-pong p99", 0.99)] {
+                    let (omxValue, rawValue) = (tally.percentile(percentile), raw.percentile(percentile))
+                    report.rows.append(
+                        Row(
+                            transport: transport.name, test: test + client, unit: "us", omx: omxValue, raw: rawValue, ratio: omxValue / rawValue,
+                            omxCPUPerCallUs: tally.cpuPerCallUs, rawCPUPerCallUs: raw.cpuPerCallUs))
+                }
             }
             for (size, window) in [(64, options.window), (65_536, options.largeWindow)] {
                 let label = size == 64 ? "64 B" : "64 KiB"
@@ -167,20 +177,27 @@ public struct RPCBenchmark {
         }
     }
 
-    /// Sequential calls after a warm-up of a tenth as many (calls and CPU count both).
-    private func pingPong(_ client: RPCClient, count: Int) async throws -> Tally {
+    /// `count` sequential calls of 64 bytes made by `call`, after a warm-up of a tenth as many
+    /// (calls and CPU count both).
+    private func pingPong(count: Int, _ call: ([UInt8]) async throws -> Void) async throws -> Tally {
         let body = [UInt8](repeating: 7, count: 64)
         let warmUp = count / 10
-        for _ in 0..<warmUp { _ = try await client.call(BenchServer.echoMethod, body) }
+        for _ in 0..<warmUp { try await call(body) }
         var tally = Tally()
         tally.samplesUs.reserveCapacity(count)
         for _ in 0..<count {
             let start = monotonicNs()
-            _ = try await client.call(BenchServer.echoMethod, body)
+            try await call(body)
             tally.samplesUs.append(Double(monotonicNs() - start) / 1_000)
         }
         tally.calls = warmUp + count
         return tally
+    }
+
+    /// A blocking client of a TCP endpoint (nil for a Unix socket, which it does not speak).
+    private func blockingClient(_ endpoint: RPCEndpoint, _ authenticator: Authenticator?) -> BlockingRPCClient? {
+        guard case let .tcp(host, port) = endpoint else { return nil }
+        return BlockingRPCClient(host: host, port: port, authenticator: authenticator, bindAddress: nil)
     }
 
     /// Calls with `window` in flight for `seconds`.

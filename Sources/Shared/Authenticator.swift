@@ -32,7 +32,8 @@ public final class Authenticator: Sendable {
         self.skewMs = skewMs
     }
 
-    /// Adds a fresh timestamp, nonce and MAC (with `session`'s key when given) to `envelope`
+    /// Adds a fresh timestamp, nonce and MAC (with `session`'s key when given and the body is
+    /// large enough, see `mac(head:body:nonce:session:into:)`) to `envelope`
     /// (what `Envelope.frame(signedBy:session:)` does on the stack while packing, for code that
     /// wants the signed envelope itself).
     public func sign(_ envelope: inout Envelope, session: SessionKeys? = nil, nowMs: UInt64 = wallClockMs()) {
@@ -65,13 +66,14 @@ public final class Authenticator: Sendable {
     }
 
     /// The MAC of a signing head followed by a body, written to `out` (room for 32 bytes): with
-    /// `session`, ChaCha20-Poly1305 under its sending key and the envelope's `nonce` (16 bytes),
-    /// else HMAC-SHA256 under the cluster key (32 bytes).
+    /// `session` and a body of at least `SessionKeys.minimumBody` bytes, ChaCha20-Poly1305 under
+    /// its sending key and the envelope's `nonce` (16 bytes), else HMAC-SHA256 under the
+    /// cluster key (32 bytes).
     /// - Returns: the scheme and the MAC's length.
     func mac(
         head: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer, session: SessionKeys?, into out: UnsafeMutableRawPointer
     ) -> (AuthScheme, Int) {
-        guard let session else {
+        guard let session, body.count >= SessionKeys.minimumBody else {
             key.mac(head, followedBy: body, into: out)
             return (.clusterHMACSHA256, 32)
         }

@@ -17,19 +17,17 @@ extension Envelope {
     ///   - session: the keys agreed on the connection, if any (for envelopes signed with them).
     ///   - refusalsUnsigned: let envelopes whose status is not OK pass unsigned (a peer that
     ///     refuses us may be unable to sign).
-    /// - Returns: the envelope, without `auth`, the node id that signed it when checked, and
-    ///   whether it was signed with the session's key.
+    /// - Returns: the envelope, without `auth`, and the node id that signed it when checked.
     /// - Throws: `RPCError` (INVALID_ARGUMENT) when the bytes are no valid envelope;
     ///   `RefusedSignature` when the signature is missing or does not hold.
     static func received(
         _ payload: UnsafeRawBufferPointer, verifiedBy authenticator: Authenticator?, session: SessionKeys? = nil, refusalsUnsigned: Bool,
         nowMs: UInt64 = wallClockMs()
-    ) throws -> (envelope: Envelope, signer: UInt32?, bySession: Bool) {
+    ) throws -> (envelope: Envelope, signer: UInt32?) {
         try codec.decode(payload) { message in
             let envelope = try Envelope(message, auth: nil)
             let body = UnsafeRawBufferPointer(start: message.body.data, count: message.body.len)
             var signer: UInt32?
-            var bySession = false
             if let authenticator, !(refusalsUnsigned && envelope.status != .ok) {
                 guard let auth = message.auth?.pointee else {
                     throw RefusedSignature(
@@ -50,9 +48,8 @@ extension Envelope {
                     throw RefusedSignature(callID: message.call_id, method: envelope.method, error: error)
                 }
                 signer = auth.node_id
-                bySession = signature.scheme == AuthScheme.sessionChaCha20Poly1305.rawValue
             }
-            return (envelope, signer, bySession)
+            return (envelope, signer)
         }
     }
 }

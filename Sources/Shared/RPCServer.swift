@@ -143,9 +143,8 @@ public final class RPCServer: @unchecked Sendable {
         let started = monotonicNs()
         let request: Envelope
         let signer: UInt32?
-        let bySession: Bool
         do {
-            (request, signer, bySession) = try Envelope.received(payload, verifiedBy: authenticator, session: connection.session, refusalsUnsigned: false)
+            (request, signer) = try Envelope.received(payload, verifiedBy: authenticator, session: connection.session, refusalsUnsigned: false)
         } catch let refused as RefusedSignature {
             let call = Call(
                 callID: refused.callID, method: refused.method, started: started, peer: connection.peer, authenticator: authenticator,
@@ -158,10 +157,9 @@ public final class RPCServer: @unchecked Sendable {
             connection.send(Envelope.failure(callID: 0, method: "", failure).frame(signedBy: authenticator))
             return
         }
-        // The answer is signed the way the request was.
         let call = Call(
             callID: request.callID, method: request.method, started: started, peer: connection.peer, authenticator: authenticator,
-            session: bySession ? connection.session : nil, known: handlers.withLock { $0[request.method] })
+            session: connection.session, known: handlers.withLock { $0[request.method] })
         if request.method == SessionOffer.method, request.kind == .request, let authenticator {
             connection.send(answer(call, agreeSession(request, on: connection, authenticator)))
             return
@@ -218,7 +216,7 @@ public final class RPCServer: @unchecked Sendable {
         let started: UInt64
         let peer: String
         let authenticator: Authenticator?
-        /// The keys the request was signed with, which sign the answer too.
+        /// The keys agreed on the request's connection, which sign a large answer.
         let session: SessionKeys?
         /// The method's handler, if it has one.
         let known: (placement: Placement, handler: Handler)?

@@ -24,6 +24,9 @@ public struct SessionKeys: Sendable {
     let receiving: [UInt8]
 
     static let randomSize = 32
+    /// Bodies smaller than this are signed with the cluster key even on a connection with a
+    /// session: for them HMAC-SHA256's lower fixed cost outweighs ChaCha20-Poly1305's speed.
+    public static let minimumBody = 4_096
 
     /// The keys of a session agreed with `clientRandom` and `serverRandom`, as `side` uses them:
     /// HMAC-SHA256(cluster key, label || client random || server random), where the label is

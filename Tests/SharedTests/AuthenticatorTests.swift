@@ -13,7 +13,7 @@ final class AuthenticatorTests: XCTestCase {
 
     /// Checks `envelope` the way a connection does: parsed from its bytes, signature checked.
     @discardableResult
-    private func receive(_ envelope: Envelope, by authenticator: Authenticator, refusalsUnsigned: Bool = false) throws -> (envelope: Envelope, signer: UInt32?, bySession: Bool) {
+    private func receive(_ envelope: Envelope, by authenticator: Authenticator, refusalsUnsigned: Bool = false) throws -> (envelope: Envelope, signer: UInt32?) {
         try envelope.serialized().withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, refusalsUnsigned: refusalsUnsigned) }
     }
 

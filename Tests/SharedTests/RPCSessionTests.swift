@@ -16,19 +16,33 @@ final class RPCSessionTests: XCTestCase {
         let payload = try XCTUnwrap(raw.readPayload(), "no answer to Session")
         let answer = try payload.withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, refusalsUnsigned: false) }
         XCTAssertEqual(answer.envelope.status, .ok, answer.envelope.error)
-        XCTAssertFalse(answer.bySession, "Session is answered with the cluster key, as it was asked")
+        XCTAssertEqual(try Envelope(serialized: payload).auth?.scheme, .clusterHMACSHA256, "Session is answered with the cluster key")
         let serverRandom = try SessionResponse(wire: answer.envelope.body).serverRandom
         XCTAssertEqual(serverRandom.count, 32)
         return (raw, authenticator.sessionKeys(clientRandom: clientRandom, serverRandom: serverRandom, side: .client))
     }
 
-    /// A frame of `method` with `body`, signed with `keys`.
+    /// An `Echo` frame of a body large enough to be signed with `keys` (`SessionKeys.minimumBody`).
     private func sessionFrame(_ authenticator: Authenticator, _ keys: SessionKeys, callID: UInt64, _ body: [UInt8]) -> [UInt8] {
-        var request = Envelope(callID: callID, kind: .request, method: "Echo", body: body)
+        var request = Envelope(callID: callID, kind: .request, method: "Echo", body: large(body))
         authenticator.sign(&request, session: keys)
         XCTAssertEqual(request.auth?.scheme, .sessionChaCha20Poly1305)
         XCTAssertEqual(request.auth?.mac.count, 16)
         return Frame.encode(request.serialized())
+    }
+
+    /// `prefix`, then zeros up to `SessionKeys.minimumBody` bytes.
+    private func large(_ prefix: [UInt8]) -> [UInt8] {
+        prefix + [UInt8](repeating: 0, count: SessionKeys.minimumBody - prefix.count)
+    }
+
+    func testSmallBodiesAreSignedWithTheClusterKeyEvenWithASession() throws {
+        let authenticator = Authenticator(key: .generate(), nodeID: 2)
+        let keys = authenticator.sessionKeys(clientRandom: randomBytes(32), serverRandom: randomBytes(32), side: .client)
+        var small = Envelope(callID: 1, kind: .request, method: "Echo", body: [UInt8](repeating: 1, count: SessionKeys.minimumBody - 1))
+        authenticator.sign(&small, session: keys)
+        XCTAssertEqual(small.auth?.scheme, .clusterHMACSHA256)
+        XCTAssertEqual(small.auth?.mac.count, 32)
     }
 
     func testASessionAgreedByHandSignsBothWaysAndEachRefusalSaysWhy() async throws {
@@ -42,8 +56,8 @@ final class RPCSessionTests: XCTestCase {
         let payload = try XCTUnwrap(raw.readPayload())
         let answer = try payload.withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, session: keys, refusalsUnsigned: false) }
         XCTAssertEqual(answer.envelope.status, .ok, answer.envelope.error)
-        XCTAssertEqual(answer.envelope.body, [1, 2, 3])
-        XCTAssertTrue(answer.bySession, "a call signed with the session is answered with it")
+        XCTAssertEqual(answer.envelope.body, large([1, 2, 3]))
+        XCTAssertEqual(try Envelope(serialized: payload).auth?.scheme, .sessionChaCha20Poly1305, "a large answer is signed with the session")
 
         raw.send(frame)
         let replay = try XCTUnwrap(raw.readEnvelope())
@@ -51,7 +65,7 @@ final class RPCSessionTests: XCTestCase {
         XCTAssertTrue(replay.error.contains("replayed envelope from node 2"), replay.error)
 
         var altered = sessionFrame(authenticator, keys, callID: 3, [4, 5, 6])
-        altered[altered.count - 1] ^= 1  // inside the body's bytes
+        altered[altered.count / 2] ^= 1  // inside the body, which fills most of the frame
         raw.send(altered)
         let forged = try XCTUnwrap(raw.readEnvelope())
         XCTAssertEqual(forged.status, .unauthenticated)
@@ -76,11 +90,17 @@ final class RPCSessionTests: XCTestCase {
         XCTAssertEqual(foreign.status, .unauthenticated)
         XCTAssertTrue(foreign.error.contains("bad MAC from node 2"), foreign.error)
 
-        // With the cluster key, the same connection is still served.
-        var plain = Envelope(callID: 7, kind: .request, method: "Echo", body: [9])
-        authenticator.sign(&plain)
-        raw.send(Frame.encode(plain.serialized()))
-        XCTAssertEqual(raw.readEnvelope()?.body, [9])
+        // With the cluster key, the same connection is still served; a large answer comes with
+        // the session's key, a small one with the cluster key.
+        for body in [[9], large([9])] {
+            var plain = Envelope(callID: 7, kind: .request, method: "Echo", body: body)
+            authenticator.sign(&plain)
+            raw.send(Frame.encode(plain.serialized()))
+            let echoed = try XCTUnwrap(raw.readPayload())
+            let checked = try echoed.withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, session: keys, refusalsUnsigned: false) }
+            XCTAssertEqual(checked.envelope.body, body)
+            XCTAssertEqual(try Envelope(serialized: echoed).auth?.scheme, body.count < SessionKeys.minimumBody ? .clusterHMACSHA256 : .sessionChaCha20Poly1305)
+        }
         await fixture.close()
     }
 
