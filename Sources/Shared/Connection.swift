@@ -25,6 +25,13 @@ final class Connection {
     private var decoder: FrameDecoder
     /// Frames waiting for the end of this loop iteration, written together in one writev.
     private var output: [OutgoingBytes] = []
+    /// Bytes in `output`.
+    private var outputBytes = 0
+    /// Frames, or bytes, queued in one loop iteration that go out at once instead of at its end:
+    /// the peer starts on them while this side works through the rest of a burst (a batch of
+    /// pipelined calls), so both ends are busy at the same time rather than taking turns.
+    private static let eagerFlushFrames = 16
+    private static let eagerFlushBytes = 64 << 10
     private var flushScheduled = false
     private(set) var isClosed = false
     private var closeReason: UVError?
@@ -93,11 +100,17 @@ final class Connection {
         }
     }
 
-    /// Queues one frame; it is written at the end of this loop iteration.
+    /// Queues one frame; it is written at the end of this loop iteration, or now when the
+    /// frames queued meanwhile reach `eagerFlushFrames` or `eagerFlushBytes`.
     func send(_ frame: OutgoingBytes) {
         guard !isClosed else { return }
         output.append(frame)
-        scheduleFlush()
+        outputBytes += frame.count
+        if output.count >= Connection.eagerFlushFrames || outputBytes >= Connection.eagerFlushBytes {
+            flush()
+        } else {
+            scheduleFlush()
+        }
     }
 
     private func scheduleFlush() {
@@ -108,13 +121,14 @@ final class Connection {
     }
 
     /// Bytes queued but not yet handed to the kernel.
-    var pendingOutputBytes: Int { output.reduce(0) { $0 + $1.count } + uv_stream_get_write_queue_size(stream) }
+    var pendingOutputBytes: Int { outputBytes + uv_stream_get_write_queue_size(stream) }
 
     /// Writes the queued frames in one `writev` when the socket takes them all at once (the
     /// common case: no write request, no change to the poll set, no allocation); whatever is
     /// left goes to libuv's write queue and stays alive until it is written.
     func flush() {
         flushScheduled = false
+        outputBytes = 0
         guard !isClosed, !output.isEmpty else { return }
         let count = output.count
         // libuv copies the buffer array itself, so it can live on the stack.
@@ -191,6 +205,7 @@ final class Connection {
         isClosed = true
         closeReason = error
         output = []
+        outputBytes = 0
         uv_close(handle) { handle in
             let connection = Unmanaged<Connection>.fromOpaque(handle!.pointee.data!).takeRetainedValue()
             connection.onClose?(connection, connection.closeReason)
