@@ -120,9 +120,6 @@ final class Connection {
         }
     }
 
-    /// Bytes queued but not yet handed to the kernel.
-    var pendingOutputBytes: Int { outputBytes + uv_stream_get_write_queue_size(stream) }
-
     /// Writes the queued frames in one `writev` when the socket takes them all at once (the
     /// common case: no write request, no change to the poll set, no allocation); whatever is
     /// left goes to libuv's write queue and stays alive until it is written.
