@@ -8,10 +8,11 @@ import Synchronization
 /// Calls methods of one remote service over one connection, many calls in flight at once.
 ///
 /// Over TCP, each new connection first offers the service a session (proto/README.md,
-/// "Sessions"); once it is agreed, calls are signed with the session's keys instead of the
-/// cluster key. The connection is made on the first call and made again after it is lost. When connecting
-/// fails, calls fail fast with UNAVAILABLE until the next attempt is due; the wait doubles
-/// after each failure (with jitter) up to `maxBackoff` and resets after a success.
+/// "Sessions"); once it is agreed, calls with large bodies are signed with the session's keys
+/// instead of the cluster key. The connection is made on the first call and made again after
+/// it is lost. When connecting fails, calls fail fast with UNAVAILABLE until the next attempt
+/// is due; the wait doubles after each failure (with jitter) up to `maxBackoff` and resets
+/// after a success.
 public final class RPCClient: @unchecked Sendable {
     /// Settings of a client.
     public struct Configuration: Sendable {

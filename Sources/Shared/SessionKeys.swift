@@ -9,9 +9,9 @@ public enum AuthScheme: UInt32, Sendable {
 }
 
 /// The keys of one TCP connection's session (proto/README.md, "Sessions"). After a `Session`
-/// call, each side signs what it sends with ChaCha20-Poly1305 under the key of its direction
-/// instead of HMAC-SHA256 under the cluster key: the same signing string, about six times less
-/// CPU per byte. The keys come from the cluster key and random bytes of both sides, so they
+/// call, each side signs the large bodies it sends with ChaCha20-Poly1305 under the key of its
+/// direction instead of HMAC-SHA256 under the cluster key: the same signing string, about six
+/// times less CPU per byte. The keys come from the cluster key and random bytes of both sides, so they
 /// are new for every connection and no envelope of one connection holds on another.
 public struct SessionKeys: Sendable {
     /// Which end of the connection this side is.
