@@ -400,12 +400,3 @@ public final class RPCClient: @unchecked Sendable {
         if let next = deadlines.min { armDeadlineTimer(next.ns) }
     }
 }
-
-extension Duration {
-    /// The duration in whole milliseconds (negative durations count as 0).
-    public var milliseconds: UInt64 {
-        let (seconds, attoseconds) = components
-        guard seconds >= 0 else { return 0 }
-        return UInt64(seconds) * 1_000 + UInt64(attoseconds / 1_000_000_000_000_000)
-    }
-}
