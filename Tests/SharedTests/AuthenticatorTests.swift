@@ -76,6 +76,18 @@ final class AuthenticatorTests: XCTestCase {
         assertRefused(envelope, by: Authenticator(key: key, nodeID: 2), saying: "different cluster key")
     }
 
+    func testAnUnknownSchemeIsRefusedNamingIt() throws {
+        var envelope = signedRequest(Authenticator(key: key, nodeID: 1))
+        envelope.auth!.scheme = .sessionChaCha20Poly1305
+        var bytes = envelope.serialized()
+        // Auth is the envelope's last field and its scheme (field 5, a varint) is Auth's last.
+        XCTAssertEqual(Array(bytes.suffix(2)), [0x28, 0x01])
+        bytes[bytes.count - 1] = 7
+        XCTAssertThrowsError(try bytes.withUnsafeBytes { try Envelope.received($0, verifiedBy: Authenticator(key: key, nodeID: 2), refusalsUnsigned: false) }) { error in
+            XCTAssertTrue("\((error as? RefusedSignature)?.error as Any)".contains("signed with unknown scheme 7"), "\(error)")
+        }
+    }
+
     func testAStaleTimestampIsRefused() {
         let envelope = signedRequest(Authenticator(key: key, nodeID: 1), nowMs: wallClockMs() - 60_000)
         assertRefused(envelope, by: Authenticator(key: key, nodeID: 2), saying: "ms away from this clock")
