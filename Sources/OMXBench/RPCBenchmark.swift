@@ -96,6 +96,8 @@ public struct RPCBenchmark {
             let perRound = max(options.pingCount / options.rounds, 100)
             progress("\(transport.name): ping-pong latency, 64 B, \(options.rounds) x \(perRound) calls each")
             var omx = Tally(), omxBlocking = Tally(), raw = Tally()
+            // The blocking client (what /mfs's threads use) waits in recv, as the raw client does.
+            let blocking = blockingClient(transport.omx, transport.auth)
             for _ in 0..<options.rounds {
                 // The measuring code runs on the client's loop thread, as a service's own code does.
                 try await omx.charge(server: omxServer) {
@@ -104,8 +106,7 @@ public struct RPCBenchmark {
                     }
                 }
                 raw.add(try runRaw(["pingpong"] + transport.raw + ["64", "\(perRound)"], dir: dir, server: rawServer))
-                // The blocking client (what /mfs's threads use) waits in recv, as the raw client does.
-                if let blocking = blockingClient(transport.omx, transport.auth) {
+                if let blocking {
                     try await omxBlocking.charge(server: omxServer) {
                         try await pingPong(count: perRound) { _ = try blocking.call(BenchServer.echoMethod, $0) }
                     }

@@ -26,7 +26,8 @@ extension Envelope {
 
     /// The envelope as one frame ready to send, signed by `authenticator` when one is given:
     /// a fresh timestamp and nonce and the MAC (with the keys of `session`, when the connection
-    /// has one and the body is large enough) go into the frame, computed on the stack (the envelope's own `auth` is not used).
+    /// has one and the body is large enough) go into the frame, computed on the stack (the
+    /// envelope's own `auth` is not used).
     public func frame(signedBy authenticator: Authenticator?, session: SessionKeys? = nil, nowMs: UInt64 = wallClockMs()) -> OutgoingBytes {
         guard let authenticator else { return frame() }
         return withCMessage { message in
