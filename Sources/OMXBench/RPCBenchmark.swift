@@ -32,6 +32,23 @@ public struct RPCBenchmark {
         /// what each side costs whatever the scheduler did with the wakeups.
         public let omxCPUPerCallUs: Double
         public let rawCPUPerCallUs: Double
+        /// The user-mode part of the CPU time per call (the rest is the kernel's: sockets,
+        /// wakeups), sampled by the kernel at each clock tick.
+        public let omxUserCPUPerCallUs: Double
+        public let rawUserCPUPerCallUs: Double
+
+        init(transport: String, test: String, unit: String, omx: Double, raw: Double, ratio: Double, omxTally: Tally, rawTally: Tally) {
+            self.transport = transport
+            self.test = test
+            self.unit = unit
+            self.omx = omx
+            self.raw = raw
+            self.ratio = ratio
+            omxCPUPerCallUs = omxTally.cpuPerCallUs
+            rawCPUPerCallUs = rawTally.cpuPerCallUs
+            omxUserCPUPerCallUs = omxTally.userPerCallUs
+            rawUserCPUPerCallUs = rawTally.userPerCallUs
+        }
     }
 
     /// Everything measured.
@@ -118,7 +135,7 @@ public struct RPCBenchmark {
                     report.rows.append(
                         Row(
                             transport: transport.name, test: test + client, unit: "us", omx: omxValue, raw: rawValue, ratio: omxValue / rawValue,
-                            omxCPUPerCallUs: tally.cpuPerCallUs, rawCPUPerCallUs: raw.cpuPerCallUs))
+                            omxTally: tally, rawTally: raw))
                 }
             }
             for (size, window) in [(64, options.window), (65_536, options.largeWindow)] {
@@ -133,7 +150,7 @@ public struct RPCBenchmark {
                 report.rows.append(
                     Row(
                         transport: transport.name, test: "pipelined \(label)", unit: "calls/s", omx: omx.rate, raw: raw.rate,
-                        ratio: omx.rate / raw.rate, omxCPUPerCallUs: omx.cpuPerCallUs, rawCPUPerCallUs: raw.cpuPerCallUs))
+                        ratio: omx.rate / raw.rate, omxTally: omx, rawTally: raw))
             }
             await client.close()
         }
@@ -144,16 +161,19 @@ public struct RPCBenchmark {
     }
 
     /// What one side (OMX or raw) measured over the rounds of a test.
-    private struct Tally {
+    struct Tally {
         var samplesUs: [Double] = []
         var calls = 0
         var seconds = 0.0
         var cpuNs = 0.0
+        /// The user-mode part of `cpuNs`.
+        var userNs = 0.0
 
         /// Calls per second over every round.
         var rate: Double { Double(calls) / seconds }
         /// CPU time per call, client and server together.
         var cpuPerCallUs: Double { cpuNs / 1_000 / Double(max(calls, 1)) }
+        var userPerCallUs: Double { userNs / 1_000 / Double(max(calls, 1)) }
 
         func percentile(_ fraction: Double) -> Double {
             let sorted = samplesUs.sorted()
@@ -165,15 +185,19 @@ public struct RPCBenchmark {
             calls += other.calls
             seconds += other.seconds
             cpuNs += other.cpuNs
+            userNs += other.userNs
         }
 
         /// Runs an OMX round and charges the CPU time this process and the server spent
         /// meanwhile to its calls.
         mutating func charge(server: ChildProcess, _ round: () async throws -> Tally) async throws {
             let before = (cpuTimeNs(of: getpid()) ?? 0) + (cpuTimeNs(of: server.pid) ?? 0)
+            let userBefore = (userTimeNs(of: getpid()) ?? 0) + (userTimeNs(of: server.pid) ?? 0)
             var measured = try await round()
             let after = (cpuTimeNs(of: getpid()) ?? 0) + (cpuTimeNs(of: server.pid) ?? 0)
+            let userAfter = (userTimeNs(of: getpid()) ?? 0) + (userTimeNs(of: server.pid) ?? 0)
             measured.cpuNs = Double(after - before)
+            measured.userNs = Double(userAfter - userBefore)
             add(measured)
         }
     }
@@ -235,7 +259,8 @@ public struct RPCBenchmark {
         let process = try ChildProcess.spawn(rawPath, arguments, stdoutPath: output)
         let status = process.wait()
         let lines = ((try? readTextFile(output)) ?? "").split(separator: "\n")
-        guard status == 0, let cpuLine = lines.last, cpuLine.hasPrefix("cpu "), let clientCPUNs = Double(cpuLine.dropFirst(4)) else {
+        let clientCPU = lines.last.flatMap { line in line.hasPrefix("cpu ") ? line.dropFirst(4).split(separator: " ").compactMap { Double($0) } : nil }
+        guard status == 0, let clientCPU, clientCPU.count == 2 else {
             throw ConfigError("omx-rawbench \(arguments.joined(separator: " ")) failed with status \(status): \(lines.joined(separator: "\n"))")
         }
         let deadline = monotonicNs() + 5_000_000_000
@@ -259,16 +284,19 @@ public struct RPCBenchmark {
             tally.calls = Int(calls)
             tally.seconds = seconds
         }
-        tally.cpuNs = clientCPUNs * Double(report.frames) + Double(report.cpuNs)
+        tally.cpuNs = clientCPU[0] * Double(report.frames) + Double(report.cpuNs)
+        tally.userNs = clientCPU[1] * Double(report.frames) + Double(report.userNs)
         return tally
     }
 
-    /// The "served FRAMES cpu_ns NS" lines the raw server printed so far.
-    private func rawServerReports(_ path: String) -> [(frames: Int, cpuNs: UInt64)] {
+    /// The "served FRAMES cpu_ns NS user_ns NS" lines the raw server printed so far.
+    private func rawServerReports(_ path: String) -> [(frames: Int, cpuNs: UInt64, userNs: UInt64)] {
         ((try? readTextFile(path)) ?? "").split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")
-            guard fields.count == 4, fields[0] == "served", let frames = Int(fields[1]), let cpu = UInt64(fields[3]) else { return nil }
-            return (frames, cpu)
+            guard fields.count == 6, fields[0] == "served", let frames = Int(fields[1]), let cpu = UInt64(fields[3]), let user = UInt64(fields[5]) else {
+                return nil
+            }
+            return (frames, cpu, user)
         }
     }
 

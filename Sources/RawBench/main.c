@@ -6,13 +6,14 @@
  * benchmark can show what the RPC runtime costs on top of the kernel.
  *
  *   omx-rawbench serve TCP_HOST TCP_PORT UNIX_PATH   -> "ready", then per closed connection
- *                                                       "served FRAMES cpu_ns NS"
+ *                                                       "served FRAMES cpu_ns NS user_ns NS"
  *   omx-rawbench pingpong tcp HOST PORT | unix PATH  BODY_BYTES COUNT
  *                                                    -> every round trip in us, a line each, then
- *                                                       "cpu CLIENT_CPU_NS_PER_CALL"
+ *                                                       "cpu CLIENT_CPU_NS_PER_CALL CLIENT_USER_NS_PER_CALL"
  *   omx-rawbench pipeline tcp HOST PORT | unix PATH  BODY_BYTES SECONDS WINDOW
- *                                                    -> "CALLS SECONDS", then "cpu CLIENT_CPU_NS_PER_CALL"
+ *                                                    -> "CALLS SECONDS", then "cpu CLIENT_CPU_NS_PER_CALL CLIENT_USER_NS_PER_CALL"
  */
+#define _GNU_SOURCE /* RUSAGE_THREAD */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -106,12 +107,22 @@ static uint64_t now_ns(void) {
     return timespec_ns(ts);
 }
 
-/* CPU time (user and system) this process has used so far, ended threads included. */
+static uint64_t timeval_ns(struct timeval tv) {
+    return (uint64_t)tv.tv_sec * 1000000000ull + (uint64_t)tv.tv_usec * 1000ull;
+}
+
+/* CPU time this process has used so far, ended threads included: user and system together. */
 static uint64_t process_cpu_ns(void) {
     struct rusage usage;
     getrusage(RUSAGE_SELF, &usage);
-    return (uint64_t)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000000000ull +
-           (uint64_t)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1000ull;
+    return timeval_ns(usage.ru_utime) + timeval_ns(usage.ru_stime);
+}
+
+/* The user-mode part of process_cpu_ns. */
+static uint64_t process_user_ns(void) {
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    return timeval_ns(usage.ru_utime);
 }
 
 static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -131,8 +142,11 @@ static void *echo_connection(void *arg) {
     close(fd);
     struct timespec cpu;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+    struct rusage usage;
+    getrusage(RUSAGE_THREAD, &usage);
     pthread_mutex_lock(&report_lock);
-    printf("served %ld cpu_ns %llu\n", frames, (unsigned long long)timespec_ns(cpu));
+    printf("served %ld cpu_ns %llu user_ns %llu\n", frames, (unsigned long long)timespec_ns(cpu),
+           (unsigned long long)timeval_ns(usage.ru_utime));
     fflush(stdout);
     pthread_mutex_unlock(&report_lock);
     return NULL;
@@ -191,15 +205,16 @@ static void pingpong(int fd, size_t body, long count) {
     char *payload = calloc(1, body ? body : 1), *buf = NULL;
     size_t cap = 0;
     uint64_t *samples = calloc((size_t)count, sizeof(uint64_t));
-    uint64_t cpu_start = process_cpu_ns();
+    uint64_t cpu_start = process_cpu_ns(), user_start = process_user_ns();
     for (long i = -count / 10; i < count; i++) {
         uint64_t start = now_ns();
         if (write_frame(fd, payload, body) < 0 || read_frame(fd, &buf, &cap) < 0) die("pingpong");
         if (i >= 0) samples[i] = now_ns() - start;
     }
-    double cpu_per_call = (double)(process_cpu_ns() - cpu_start) / (double)(count + count / 10);
+    double calls = (double)(count + count / 10);
+    double cpu_per_call = (double)(process_cpu_ns() - cpu_start) / calls, user_per_call = (double)(process_user_ns() - user_start) / calls;
     for (long i = 0; i < count; i++) printf("%.2f\n", samples[i] / 1000.0);
-    printf("cpu %.0f\n", cpu_per_call);
+    printf("cpu %.0f %.0f\n", cpu_per_call, user_per_call);
 }
 
 struct pipeline_state {
@@ -227,7 +242,7 @@ static void pipeline(int fd, size_t body, double seconds, int window) {
     pthread_t reader;
     pthread_create(&reader, NULL, pipeline_reader, &s);
     char *payload = calloc(1, body ? body : 1);
-    uint64_t cpu_start = process_cpu_ns();
+    uint64_t cpu_start = process_cpu_ns(), user_start = process_user_ns();
     uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9);
     long sent = 0;
     while (now_ns() < end) {
@@ -239,7 +254,8 @@ static void pipeline(int fd, size_t body, double seconds, int window) {
     double elapsed = (now_ns() - start) / 1e9;
     shutdown(fd, SHUT_RDWR);
     pthread_join(reader, NULL);
-    printf("%ld %.6f\ncpu %.0f\n", sent, elapsed, (double)(process_cpu_ns() - cpu_start) / (double)sent);
+    printf("%ld %.6f\ncpu %.0f %.0f\n", sent, elapsed, (double)(process_cpu_ns() - cpu_start) / (double)sent,
+           (double)(process_user_ns() - user_start) / (double)sent);
 }
 
 int main(int argc, char **argv) {

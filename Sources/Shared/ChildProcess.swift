@@ -172,3 +172,14 @@ public func cpuTimeNs(of pid: pid_t) -> UInt64? {
     }
     return total
 }
+
+/// The user-mode part of the CPU time process `pid` has run so far, ended threads included, in
+/// nanoseconds (utime of /proc/PID/stat: the kernel samples user against system time at each
+/// clock tick and scales the split to the exact total), or nil when it is gone.
+public func userTimeNs(of pid: pid_t) -> UInt64? {
+    guard let text = try? readTextFile("/proc/\(pid)/stat"), let nameEnd = text.lastIndex(of: ")") else { return nil }
+    // Fields after the command name, from the third (state) on; utime is the fourteenth.
+    let fields = text[text.index(after: nameEnd)...].split(separator: " ")
+    guard fields.count > 11, let ticks = UInt64(fields[11]) else { return nil }
+    return ticks * 1_000_000_000 / UInt64(sysconf(Int32(_SC_CLK_TCK)))
+}

@@ -49,13 +49,13 @@ struct BenchCommand: AsyncParsableCommand {
             let rows = report.rows.map { row in
                 [
                     row.transport, row.test, format(row.omx, row.unit), format(row.raw, row.unit), ratio(row),
-                    "\(String(format: row.omxCPUPerCallUs, decimals: 1)) us", "\(String(format: row.rawCPUPerCallUs, decimals: 1)) us",
+                    cpu(row.omxCPUPerCallUs, user: row.omxUserCPUPerCallUs), cpu(row.rawCPUPerCallUs, user: row.rawUserCPUPerCallUs),
                 ]
             }
             print(
                 formatTable(header: ["TRANSPORT", "TEST", "OMX", "RAW", "OMX/RAW", "CPU/CALL OMX", "CPU/CALL RAW"], rows: rows),
                 terminator: "")
-            print("CPU/CALL: client and server CPU time (user and system) per call, both processes together.")
+            print("CPU/CALL: client and server CPU time per call, both processes together, and its user-mode part (the rest is the kernel's).")
             if report.pinned { print("Clients ran on CPU 0 and servers on CPU 1, OMX and raw alike.") }
             if let rss = report.idleServiceRSSKiB {
                 print("idle omx-discovery resident memory: \(String(format: rss, decimals: 1)) MiB (target: under 20 MiB)")
@@ -64,6 +64,11 @@ struct BenchCommand: AsyncParsableCommand {
 
         private func format(_ value: Double, _ unit: String) -> String {
             unit == "us" ? "\(String(format: value, decimals: 1)) us" : "\(Int(value.rounded())) \(unit)"
+        }
+
+        /// "82.5 us (25.1 user)".
+        private func cpu(_ total: Double, user: Double) -> String {
+            "\(String(format: total, decimals: 1)) us (\(String(format: user, decimals: 1)) user)"
         }
 
         private func ratio(_ row: RPCBenchmark.Row) -> String {
