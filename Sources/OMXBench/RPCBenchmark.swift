@@ -57,6 +57,10 @@ public struct RPCBenchmark {
         public var idleServiceRSSKiB: Int?
         /// Whether clients ran on CPU 0 and servers on CPU 1 (as on two hosts), OMX and raw alike.
         public var pinned = false
+        /// How long this KVM guest's idle CPUs poll before they halt (haltpoll's
+        /// `guest_halt_poll_ns`), nil when the kernel has no such setting. At 0 every wait halts
+        /// the virtual CPU, and the code that runs after each wakeup finds the caches cold.
+        public var guestHaltPollNs: Int?
     }
 
     let options: Options
@@ -87,6 +91,7 @@ public struct RPCBenchmark {
         // runs on CPU 0 and every server on CPU 1, so OMX and raw are measured alike.
         var report = Report()
         report.pinned = sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2
+        report.guestHaltPollNs = (try? readTextFile("/sys/module/haltpoll/parameters/guest_halt_poll_ns")).flatMap { Int($0.trimmedWhitespace) }
         let serverCPU = report.pinned ? ["/usr/bin/taskset", "-c", "1"] : []
         if report.pinned { try pin(pid: getpid(), cpu: 0) }
         let omxServer = try spawn(

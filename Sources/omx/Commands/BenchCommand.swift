@@ -57,6 +57,12 @@ struct BenchCommand: AsyncParsableCommand {
                 terminator: "")
             print("CPU/CALL: client and server CPU time per call, both processes together, and its user-mode part (the rest is the kernel's).")
             if report.pinned { print("Clients ran on CPU 0 and servers on CPU 1, OMX and raw alike.") }
+            if report.guestHaltPollNs == 0 {
+                print(
+                    "This virtual machine halts an idle CPU at once (haltpoll guest_halt_poll_ns=0): after each wakeup the caches are cold,",
+                    "so a ping-pong call's user-mode work costs several times what it costs pipelined, where the loop never sleeps.",
+                    separator: "\n")
+            }
             if let rss = report.idleServiceRSSKiB {
                 print("idle omx-discovery resident memory: \(String(format: rss, decimals: 1)) MiB (target: under 20 MiB)")
             }
