@@ -54,11 +54,12 @@ extension ExportedTree {
 
     func chmod(_ path: String, mode: UInt32) throws {
         try withParent(path) { fd, name in
-            var info = stat()
-            try check(fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW), path)
-            // The mode of a symlink means nothing; the file it points at is not this entry.
-            if info.st_mode & S_IFMT == S_IFLNK { return }
-            try check(fchmodat(fd, name, mode_t(mode & 0o7777), 0), path, "chmod")
+            // Of the entry itself, never of what a symlink swapped in meanwhile points at:
+            // glibc pins the entry (O_PATH | O_NOFOLLOW) and changes the inode it pinned.
+            if fchmodat(fd, name, mode_t(mode & 0o7777), AT_SYMLINK_NOFOLLOW) != 0 {
+                // A symlink's mode means nothing, and the file it points at is not this entry.
+                guard errno == EOPNOTSUPP else { throw Failure(errno, path, "chmod") }
+            }
         }
     }
 
@@ -71,7 +72,7 @@ extension ExportedTree {
     func utimens(_ path: String, atimeNs: Int64, mtimeNs: Int64) throws {
         func spec(_ ns: Int64) -> timespec {
             if ns == Int64(OMX_UTIME_NOW) || ns == Int64(OMX_UTIME_OMIT) { return timespec(tv_sec: 0, tv_nsec: Int(ns)) }
-            return timespec(tv_sec: Int(ns / 1_000_000_000), tv_nsec: Int(ns % 1_000_000_000))
+            return timespec(nanoseconds: ns)
         }
         var times = [spec(atimeNs), spec(mtimeNs)]
         try withParent(path) { fd, name in try check(utimensat(fd, name, &times, AT_SYMLINK_NOFOLLOW), path, "utimens") }

@@ -134,9 +134,9 @@ final class ExportedTree: Sendable {
         attr.size = UInt64(info.st_size)
         attr.blocks = UInt64(info.st_blocks)
         attr.blksize = UInt32(info.st_blksize)
-        attr.atimeNs = Int64(info.st_atim.tv_sec) * 1_000_000_000 + Int64(info.st_atim.tv_nsec)
-        attr.mtimeNs = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
-        attr.ctimeNs = Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec)
+        attr.atimeNs = info.st_atim.clampedNanoseconds
+        attr.mtimeNs = info.st_mtim.clampedNanoseconds
+        attr.ctimeNs = info.st_ctim.clampedNanoseconds
         return attr
     }
 

@@ -5,22 +5,15 @@ import Shared
 import Synchronization
 
 /// The gateway service: every `FSGateway.*` file method on the exported tree, each run on
-/// one thread under the caller's uid, gid and groups; open files are handles with leases; I/O
-/// is counted per job and per node the job ran on.
+/// one thread under the caller's uid, gid and groups; open files are handles with leases,
+/// each usable by its opener only (`OpenFiles`); I/O is counted per job and per node the job
+/// ran on.
 final class FileGateway: Sendable {
     static let maxChunk = 1 << 20
-    static let leaseNs: UInt64 = 600_000_000_000
-
-    struct Handle {
-        let fd: Int32
-        let path: String
-        let append: Bool
-        var lastUsedNs: UInt64
-    }
 
     let tree: ExportedTree
     let logger: Logger
-    private let handles = Mutex<(next: UInt64, open: [UInt64: Handle])>((1, [:]))
+    private let handles = OpenFiles(leaseNs: 600_000_000_000)
     private let counters = Mutex<[String: IoCounter]>([:])
     let metrics: MetricsRegistry
     /// This gateway's node.
@@ -42,27 +35,27 @@ final class FileGateway: Sendable {
 
     /// Registers the file methods on `server`.
     func register(on server: RPCServer) {
-        let methods: [(String, (FsRequest) throws -> FsResponse)] = [
-            ("Getattr", { var r = FsResponse(); r.attr = try self.tree.getattr($0.path); return r }),
-            ("Readdir", { var r = FsResponse(); r.entries = try self.tree.readdir($0.path); return r }),
+        let methods: [(String, (FsRequest, Caller) throws -> FsResponse)] = [
+            ("Getattr", { r, _ in var a = FsResponse(); a.attr = try self.tree.getattr(r.path); return a }),
+            ("Readdir", { r, _ in var a = FsResponse(); a.entries = try self.tree.readdir(r.path); return a }),
             ("Open", open),
             ("Write", write),
             ("Fsync", fsync),
             ("Release", release),
             ("Truncate", truncate),
-            ("Chmod", { try self.tree.chmod($0.path, mode: $0.mode); return FsResponse() }),
-            ("Chown", { try self.tree.chown($0.path, uid: $0.uid, gid: $0.gid); return FsResponse() }),
-            ("Utimens", { try self.tree.utimens($0.path, atimeNs: $0.atimeNs, mtimeNs: $0.mtimeNs); return FsResponse() }),
-            ("Access", { try self.tree.access($0.path, mode: Int32($0.mode)); return FsResponse() }),
-            ("Mkdir", { var r = FsResponse(); r.attr = try self.tree.mkdir($0.path, mode: $0.mode); return r }),
-            ("Rmdir", { try self.tree.rmdir($0.path); return FsResponse() }),
-            ("Unlink", { try self.tree.unlink($0.path); return FsResponse() }),
-            ("Rename", { try self.tree.rename($0.path, to: $0.path2, flags: UInt32(bitPattern: $0.flags)); return FsResponse() }),
-            ("Link", { var r = FsResponse(); r.attr = try self.tree.link($0.path, as: $0.path2); return r }),
-            ("Symlink", { var r = FsResponse(); r.attr = try self.tree.symlink($0.path2, at: $0.path); return r }),
-            ("Readlink", { var r = FsResponse(); r.target = try self.tree.readlink($0.path); return r }),
-            ("Statfs", { var r = FsResponse(); r.statfs = try self.tree.statfs($0.path); return r }),
-            ("Counters", { _ in var r = FsResponse(); r.counters = self.counters.withLock { Array($0.values) }; return r }),
+            ("Chmod", { r, _ in try self.tree.chmod(r.path, mode: r.mode); return FsResponse() }),
+            ("Chown", { r, _ in try self.tree.chown(r.path, uid: r.uid, gid: r.gid); return FsResponse() }),
+            ("Utimens", { r, _ in try self.tree.utimens(r.path, atimeNs: r.atimeNs, mtimeNs: r.mtimeNs); return FsResponse() }),
+            ("Access", { r, _ in try self.tree.access(r.path, mode: Int32(r.mode)); return FsResponse() }),
+            ("Mkdir", { r, _ in var a = FsResponse(); a.attr = try self.tree.mkdir(r.path, mode: r.mode); return a }),
+            ("Rmdir", { r, _ in try self.tree.rmdir(r.path); return FsResponse() }),
+            ("Unlink", { r, _ in try self.tree.unlink(r.path); return FsResponse() }),
+            ("Rename", { r, _ in try self.tree.rename(r.path, to: r.path2, flags: UInt32(bitPattern: r.flags)); return FsResponse() }),
+            ("Link", { r, _ in var a = FsResponse(); a.attr = try self.tree.link(r.path, as: r.path2); return a }),
+            ("Symlink", { r, _ in var a = FsResponse(); a.attr = try self.tree.symlink(r.path2, at: r.path); return a }),
+            ("Readlink", { r, _ in var a = FsResponse(); a.target = try self.tree.readlink(r.path); return a }),
+            ("Statfs", { r, _ in var a = FsResponse(); a.statfs = try self.tree.statfs(r.path); return a }),
+            ("Counters", { _, _ in var a = FsResponse(); a.counters = self.counters.withLock { Array($0.values) }; return a }),
         ]
         // Calls that touch one inode's metadata take microseconds: they run on the loop thread,
         // sparing two thread hops; those that move data or scan directories run on the pool.
@@ -70,7 +63,7 @@ final class FileGateway: Sendable {
         for (name, body) in methods {
             server.register("FSGateway.\(name)", on: onPool.contains(name) ? .pool : .loop) { (request: FsRequest, rpc) in
                 if request.relayTo != 0 && request.relayTo != self.nodeID { return await self.relay(name, request, caller: rpc.caller) }
-                let response = self.perform(request, caller: rpc.caller, method: name, body)
+                let response = self.perform(request, caller: rpc.caller, method: name) { try body($0, rpc.caller) }
                 if response.errorNumber == 0 { self.recordChanges(name, request) }
                 return response
             }
@@ -82,9 +75,9 @@ final class FileGateway: Sendable {
         // thread; one that would wait for the disk goes to the pool.
         server.register("FSGateway.Read", on: .loop) { (request: FsRequest, rpc) in
             if request.relayTo != 0 && request.relayTo != self.nodeID { return await self.relay("Read", request, caller: rpc.caller) }
-            if let cached = try? self.read(request, cachedOnly: true) { return cached }
             let caller = rpc.caller
-            return await Task.detached { self.perform(request, caller: caller, method: "Read") { try self.read($0, cachedOnly: false)! } }.value
+            if let cached = try? self.read(request, caller: caller, cachedOnly: true) { return cached }
+            return await Task.detached { self.perform(request, caller: caller, method: "Read") { try self.read($0, caller: caller, cachedOnly: false)! } }.value
         }
     }
 
@@ -129,7 +122,7 @@ final class FileGateway: Sendable {
         case "Open" where request.flags & O_TRUNC != 0: record(request.path, entry: false)
         case "Write", "Truncate":
             // A truncate names a path or, like a write, an open handle.
-            let path: String? = request.handle == 0 ? request.path : handles.withLock { $0.open[request.handle]?.path }
+            let path = request.handle == 0 ? request.path : handles.path(of: request.handle)
             if let path { record(path, entry: false) }
         case "Chmod", "Chown", "Utimens": record(request.path, entry: false, directory: isDirectory(request.path))
         case "Unlink", "Symlink": record(request.path, entry: true)
@@ -145,33 +138,19 @@ final class FileGateway: Sendable {
         }
     }
 
-    private func open(_ request: FsRequest) throws -> FsResponse {
+    private func open(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
         let (fd, attr) = try tree.open(request.path, flags: request.flags, mode: request.mode)
         var response = FsResponse()
         response.attr = attr
-        response.handle = handles.withLock { state in
-            let id = state.next
-            state.next += 1
-            state.open[id] = Handle(fd: fd, path: request.path, append: request.flags & O_APPEND != 0, lastUsedNs: monotonicNs())
-            return id
-        }
+        response.handle = handles.add(fd: fd, path: request.path, append: request.flags & O_APPEND != 0, owner: caller)
         return response
-    }
-
-    private func handle(_ id: UInt64, _ method: String) throws -> Handle {
-        try handles.withLock { state in
-            guard var handle = state.open[id] else { throw ExportedTree.Failure(EBADF, "handle \(id)", "\(method): no such open file (closed, or its lease ran out)") }
-            handle.lastUsedNs = monotonicNs()
-            state.open[id] = handle
-            return handle
-        }
     }
 
     /// Reads from an open handle. With `cachedOnly`, takes only what the page cache holds and
     /// returns nil when the read would wait for the disk. Reading needs no credentials: the
     /// kernel checked them when the file was opened.
-    private func read(_ request: FsRequest, cachedOnly: Bool) throws -> FsResponse? {
-        let handle = try handle(request.handle, "read")
+    private func read(_ request: FsRequest, caller: Caller, cachedOnly: Bool) throws -> FsResponse? {
+        let handle = try handles.file(request.handle, for: caller, "read")
         let size = min(Int(request.size), FileGateway.maxChunk)
         var response = FsResponse()
         // Not zeroed: only what the read fills is kept.
@@ -193,8 +172,8 @@ final class FileGateway: Sendable {
         return response
     }
 
-    private func write(_ request: FsRequest) throws -> FsResponse {
-        let handle = try handle(request.handle, "write")
+    private func write(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
+        let handle = try handles.file(request.handle, for: caller, "write")
         guard request.data.count <= FileGateway.maxChunk else { throw ExportedTree.Failure(EFBIG, handle.path, "write of more than 1 MiB at once") }
         let count = request.data.withUnsafeBytes { bytes in
             handle.append ? Glibc.write(handle.fd, bytes.baseAddress, bytes.count) : pwrite(handle.fd, bytes.baseAddress, bytes.count, off_t(request.offset))
@@ -206,21 +185,20 @@ final class FileGateway: Sendable {
         return response
     }
 
-    private func fsync(_ request: FsRequest) throws -> FsResponse {
-        let handle = try handle(request.handle, "fsync")
+    private func fsync(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
+        let handle = try handles.file(request.handle, for: caller, "fsync")
         guard (request.datasync ? fdatasync(handle.fd) : Glibc.fsync(handle.fd)) == 0 else { throw ExportedTree.Failure(errno, handle.path, "fsync") }
         return FsResponse()
     }
 
-    private func release(_ request: FsRequest) throws -> FsResponse {
-        let closing = handles.withLock { state in ([request.handle] + request.handles).compactMap { state.open.removeValue(forKey: $0) } }
-        for handle in closing { close(handle.fd) }
+    private func release(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
+        handles.release([request.handle] + request.handles, by: caller)
         return FsResponse()
     }
 
-    private func truncate(_ request: FsRequest) throws -> FsResponse {
+    private func truncate(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
         if request.handle != 0 {
-            let handle = try handle(request.handle, "truncate")
+            let handle = try handles.file(request.handle, for: caller, "truncate")
             guard ftruncate(handle.fd, off_t(request.offset)) == 0 else { throw ExportedTree.Failure(errno, handle.path, "truncate") }
         } else {
             try tree.truncate(request.path, size: request.offset)
@@ -243,15 +221,8 @@ final class FileGateway: Sendable {
 
     /// Closes handles unused for longer than their lease.
     func expireLeases() {
-        let now = monotonicNs()
-        let stale = handles.withLock { state -> [Handle] in
-            let expired = state.open.filter { now - $0.value.lastUsedNs > FileGateway.leaseNs }
-            for id in expired.keys { state.open[id] = nil }
-            return Array(expired.values)
-        }
-        for handle in stale {
-            close(handle.fd)
-            logger.notice("closed \(handle.path): its handle was unused for 10 minutes")
+        for file in handles.expire() {
+            logger.notice("closed \(file.path) (opened by \(file.owner)): its handle was unused for \(handles.leaseNs / 60_000_000_000) minutes")
         }
     }
 }

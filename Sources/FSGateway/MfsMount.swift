@@ -94,7 +94,7 @@ final class MfsMount: Sendable {
     /// second per process and ids (a process rarely changes its groups, and never another's).
     private func callerGroups(pid: pid_t, uid: uid_t, gid: gid_t) -> [UInt32] {
         let now = monotonicNs()
-        if let known = groupsCache.withLock({ $0[pid] }), known.uid == uid, known.gid == gid, now - known.atNs < 1_000_000_000 {
+        if let known = groupsCache.withLock({ $0[pid] }), known.uid == uid, known.gid == gid, known.atNs + 1_000_000_000 > now {
             return known.groups
         }
         var buffer = [gid_t](repeating: 0, count: 64)
@@ -114,7 +114,7 @@ final class MfsMount: Sendable {
     /// pid: a caller's every create and open needs it, and the read costs more than the rest.
     static func processKey(of pid: pid_t) -> String {
         let now = monotonicNs()
-        if let known = processKeys.withLock({ $0[pid] }), now - known.atNs < 1_000_000_000 { return known.key }
+        if let known = processKeys.withLock({ $0[pid] }), known.atNs + 1_000_000_000 > now { return known.key }
         let key = ProcStat.key(of: pid)
         processKeys.withLock { table in
             if table.count > 4_096 { table.removeAll() }
@@ -333,9 +333,9 @@ func fill(_ stat: UnsafeMutablePointer<stat>, _ attr: FileAttr) {
     stat.pointee.st_size = off_t(attr.size)
     stat.pointee.st_blocks = blkcnt_t(attr.blocks)
     stat.pointee.st_blksize = blksize_t(attr.blksize)
-    stat.pointee.st_atim = timespec(tv_sec: Int(attr.atimeNs / 1_000_000_000), tv_nsec: Int(attr.atimeNs % 1_000_000_000))
-    stat.pointee.st_mtim = timespec(tv_sec: Int(attr.mtimeNs / 1_000_000_000), tv_nsec: Int(attr.mtimeNs % 1_000_000_000))
-    stat.pointee.st_ctim = timespec(tv_sec: Int(attr.ctimeNs / 1_000_000_000), tv_nsec: Int(attr.ctimeNs % 1_000_000_000))
+    stat.pointee.st_atim = timespec(nanoseconds: attr.atimeNs)
+    stat.pointee.st_mtim = timespec(nanoseconds: attr.mtimeNs)
+    stat.pointee.st_ctim = timespec(nanoseconds: attr.ctimeNs)
 }
 
 /// Synthetic attributes for the mount's own entries.

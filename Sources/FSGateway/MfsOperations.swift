@@ -306,7 +306,7 @@ enum MfsOperations {
     /// A timespec as utimensat takes it, in nanoseconds (UTIME_NOW / UTIME_OMIT kept as is).
     static func nanoseconds(_ spec: timespec) -> Int64 {
         if spec.tv_nsec == Int(OMX_UTIME_NOW) || spec.tv_nsec == Int(OMX_UTIME_OMIT) { return Int64(spec.tv_nsec) }
-        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+        return spec.clampedNanoseconds
     }
 
     static func openFile(_ node: UInt32, _ rest: String, flags: Int32, mode: UInt32, info: UnsafeMutablePointer<fuse_file_info>) -> Int32 {

@@ -5,42 +5,15 @@ import XCTest
 /// The Python client in clients/python, generated from proto/ by the standard protobuf
 /// compiler, and its example programs against live clusters: the contract works outside Swift.
 final class PythonClientEndToEndTests: XCTestCase {
-    private let clientDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("clients/python").path
-    private let python = "/usr/bin/python3"
-
-    private func run(_ executable: String, _ arguments: [String]) -> CommandResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        do { try process.run() } catch { return CommandResult(status: -1, stdout: "", stderr: "cannot run \(executable): \(error)") }
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
-    }
+    private let clientDir = PythonClient.directory
 
     /// Runs example `name` (e.g. "mps.py") of clients/python with Debian's Python.
     private func example(_ name: String, _ arguments: [String]) -> CommandResult {
-        run(python, ["-B", "\(clientDir)/\(name)"] + arguments)
-    }
-
-    /// Fails (instead of passing silently) without Debian's Python; generates the messages.
-    private func requirePythonAndGenerate() throws {
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            XCTFail("Debian's /usr/bin/python3 is missing (scripts/setup.sh installs python3-protobuf); this test cannot run")
-            throw XCTSkip("no /usr/bin/python3")
-        }
-        let generated = run("/bin/sh", ["\(clientDir)/generate.sh"])
-        XCTAssertEqual(generated.status, 0, "generate.sh: \(generated.stderr)")
+        LocalCluster.runAbsolute(PythonClient.python, ["-B", "\(clientDir)/\(name)"] + arguments)
     }
 
     func testThePythonClientAuthenticatesAndPrintsTheMembership() async throws {
-        try requirePythonAndGenerate()
+        try PythonClient.requireAndGenerate()
         let selfTest = example("print_members.py", ["--self-test"])
         XCTAssertEqual(selfTest.status, 0, selfTest.stdout + selfTest.stderr)
 
@@ -77,7 +50,7 @@ final class PythonClientEndToEndTests: XCTestCase {
 
     func testThePythonExamplesRunMigrateAndKillAJobAndCopyFilesThroughTheGateways() async throws {
         try DiscoveryCluster.requireCRIU()
-        try requirePythonAndGenerate()
+        try PythonClient.requireAndGenerate()
         let cluster = try DiscoveryCluster(subnet: 39, nodes: 3)
         let tcp = ["--map", cluster.mapPath, "--key", cluster.keyPath, "--from-address", "127.0.39.1"]
 

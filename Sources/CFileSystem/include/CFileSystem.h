@@ -10,7 +10,9 @@
 int omx_openat2(int dirfd, const char *path, int flags, mode_t mode, uint64_t resolve);
 
 /// Sets this thread's file-system uid, gid and supplementary groups (raw syscalls: they
-/// change the calling thread only). 0 on success, -1 and errno otherwise.
+/// change the calling thread only); for a uid other than 0 its effective capabilities are
+/// cleared too, and uid 0 brings them back. 0 on success; -1 and errno otherwise, with the
+/// thread back to root's credentials.
 int omx_set_thread_credentials(uid_t uid, gid_t gid, const gid_t *groups, size_t count);
 
 /// renameat2(2). Returns 0, or -1 and errno.

@@ -1,0 +1,103 @@
+import Glibc
+import Shared
+import Synchronization
+
+/// The files a gateway holds open for its callers, each under a handle with a lease.
+///
+/// A handle belongs to the caller that opened it: over TCP the node (and address) whose signed
+/// call opened it, over the Unix socket the local user. Nobody else may use or release it (local
+/// root excepted, who may open any file anyway). Handle ids start at a random point on every
+/// start of the gateway, so a mount still holding the ids of a gateway that restarted reaches
+/// no file through them.
+final class OpenFiles: Sendable {
+    /// An open file; its descriptor is closed when the last user lets go of it, so a read in
+    /// flight keeps it open through a Release or an expired lease.
+    final class File: Sendable {
+        let fd: Int32
+        let path: String
+        let append: Bool
+        let owner: Caller
+
+        init(fd: Int32, path: String, append: Bool, owner: Caller) {
+            self.fd = fd
+            self.path = path
+            self.append = append
+            self.owner = owner
+        }
+
+        deinit { close(fd) }
+
+        /// Whether `caller` may use this file: its opener (the same node and address over TCP,
+        /// the same uid on the Unix socket), or local root.
+        func admits(_ caller: Caller) -> Bool {
+            switch (owner, caller) {
+            case (_, .local(_, 0, _)): return true
+            case let (.local(_, ownerUID, _), .local(_, uid, _)): return ownerUID == uid
+            case let (.remote(ownerAddress, ownerNode), .remote(address, node)): return ownerAddress == address && ownerNode == node
+            default: return false
+            }
+        }
+    }
+
+    /// How long a handle nobody uses stays open.
+    let leaseNs: UInt64
+    private let table: Mutex<(next: UInt64, open: [UInt64: (file: File, lastUsedNs: UInt64)])>
+
+    init(leaseNs: UInt64) {
+        self.leaseNs = leaseNs
+        table = Mutex((UInt64.random(in: 1...(UInt64.max >> 1)), [:]))
+    }
+
+    /// Takes `fd` (open on `path` for `owner`) under a new handle.
+    func add(fd: Int32, path: String, append: Bool, owner: Caller) -> UInt64 {
+        let file = File(fd: fd, path: path, append: append, owner: owner)
+        return table.withLock { state in
+            let id = state.next
+            state.next = state.next == .max ? 1 : state.next + 1
+            state.open[id] = (file, monotonicNs())
+            return id
+        }
+    }
+
+    /// The file under handle `id`, for `caller`; renews its lease.
+    /// - Throws: `ExportedTree.Failure` (EBADF) when no such handle is open for `caller`.
+    func file(_ id: UInt64, for caller: Caller, _ method: String) throws -> File {
+        try table.withLock { state in
+            guard let entry = state.open[id], entry.file.admits(caller) else {
+                throw ExportedTree.Failure(EBADF, "handle \(id)", "\(method): no such open file for \(caller) (closed, its lease ran out, or opened by another caller)")
+            }
+            state.open[id]!.lastUsedNs = monotonicNs()
+            return entry.file
+        }
+    }
+
+    /// The path of handle `id`, whoever holds it (for the change feed).
+    func path(of id: UInt64) -> String? {
+        table.withLock { $0.open[id]?.file.path }
+    }
+
+    /// Drops the handles among `ids` that `caller` may use; the others stay as they are.
+    func release(_ ids: [UInt64], by caller: Caller) {
+        let released = table.withLock { state in
+            ids.compactMap { id -> File? in
+                guard let entry = state.open[id], entry.file.admits(caller) else { return nil }
+                state.open[id] = nil
+                return entry.file
+            }
+        }
+        // The files close as `released` goes, outside the lock (or later, when a call in flight
+        // lets go of one).
+        _ = released
+    }
+
+    /// Drops the handles unused for longer than the lease and returns their files.
+    func expire() -> [File] {
+        table.withLock { state in
+            // Read under the lock: no lease was renewed after this instant.
+            let now = monotonicNs()
+            let stale = state.open.filter { now - $0.value.lastUsedNs > leaseNs }
+            for id in stale.keys { state.open[id] = nil }
+            return stale.values.map(\.file)
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import Logging
+import Shared
+import XCTest
+
+/// What a gateway's callers may and may not do with its open files and odd file times, on a
+/// real gateway process: local users over its Unix socket (as the kernel names them), other
+/// nodes over TCP (as their signatures name them).
+final class GatewayHandlesEndToEndTests: XCTestCase {
+    /// A gateway of node 1 serving `export`, with a client for it over the Unix socket (as
+    /// root) and one over TCP from each of nodes 1 and 2.
+    private struct Gateway {
+        let cluster: LocalCluster
+        let loop: EventLoop
+        let local: RPCClient
+        let node1: RPCClient
+        let node2: RPCClient
+
+        init(subnet: Int, export: String) throws {
+            cluster = try LocalCluster(subnet: subnet, nodes: 2)
+            try cluster.start(.fsgateway, node: 1, extra: ["--export", export])
+            loop = try EventLoop()
+            let key = try ClusterKey.load(from: cluster.keyPath)
+            local = RPCClient(loop: loop, endpoint: .unix(path: "\(cluster.runDir(1))/fsgateway-0.sock"), logger: Logger(label: "test"))
+            node1 = Gateway.client(loop, subnet: subnet, key: key, fromNode: 1)
+            node2 = Gateway.client(loop, subnet: subnet, key: key, fromNode: 2)
+        }
+
+        /// A client of node 1's gateway over TCP, from node `node`'s address and signing as it.
+        private static func client(_ loop: EventLoop, subnet: Int, key: ClusterKey, fromNode node: UInt32) -> RPCClient {
+            RPCClient(
+                loop: loop, endpoint: .tcp(host: "127.0.\(subnet).1", port: ServiceKind.fsgateway.port()),
+                configuration: .init(authenticator: Authenticator(key: key, nodeID: node), bindAddress: "127.0.\(subnet).\(node)"),
+                logger: Logger(label: "test"))
+        }
+
+        /// Calls `FSGateway.<method>` through `client`, trying again while the TCP listener is
+        /// not up yet.
+        func call(_ client: RPCClient, _ method: String, _ request: FsRequest) async throws -> FsResponse {
+            for _ in 0..<50 {
+                do {
+                    return try await client.call("FSGateway.\(method)", request, returning: FsResponse.self)
+                } catch let error as RPCError where error.status == .unavailable {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            return try await client.call("FSGateway.\(method)", request, returning: FsResponse.self)
+        }
+
+        func stop() async {
+            for client in [local, node1, node2] { await client.close() }
+            await loop.shutdown()
+            cluster.stop()
+        }
+    }
+
+    /// Reads handle `handle` through `client`: the errno (0 on success) and the text read.
+    private func read(_ gateway: Gateway, _ client: RPCClient, _ handle: UInt64) async throws -> (errno: Int32, text: String, error: String) {
+        var request = FsRequest()
+        request.handle = handle
+        request.size = 4_096
+        let answer = try await gateway.call(client, "Read", request)
+        return (answer.errorNumber, String(decoding: answer.data, as: UTF8.self), answer.error)
+    }
+
+    func testAnOpenFileServesOnlyTheCallerThatOpenedIt() async throws {
+        try DiscoveryCluster.requireFUSE()
+        try PythonClient.requireAndGenerate()
+        let export = NSTemporaryDirectory() + "omx-handles-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: export) }
+        try "root only\n".write(toFile: "\(export)/secret", atomically: false, encoding: .utf8)
+        XCTAssertEqual(chmod("\(export)/secret", 0o600), 0)
+        let gateway = try Gateway(subnet: 81, export: export)
+
+        // Local root opens the file: the handle is no small counter anyone could guess.
+        var open = FsRequest(path: "secret")
+        open.flags = O_RDONLY
+        let opened = try await gateway.call(gateway.local, "Open", open)
+        XCTAssertEqual(opened.errorNumber, 0, opened.error)
+        let handle = opened.handle
+        XCTAssertGreaterThan(handle, 1 << 32, "handle ids start at a random point")
+        let byRoot = try await read(gateway, gateway.local, handle)
+        XCTAssertEqual(byRoot.text, "root only\n", byRoot.error)
+
+        // Another local user, through the Python client on the Unix socket, can neither read it
+        // nor close it.
+        let script = """
+            import sys
+            sys.path.insert(0, sys.argv[1])
+            from omx_client import Client
+            from omx_proto import fsgateway_pb2 as fs
+            with Client("unix:" + sys.argv[2]) as gateway:
+                answer = gateway.call("FSGateway.Read", fs.FsRequest(handle=int(sys.argv[3]), size=4096), fs.FsResponse)
+                print(answer.error_number, len(answer.data), answer.error)
+                gateway.call("FSGateway.Release", fs.FsRequest(handle=int(sys.argv[3])), fs.FsResponse)
+            """
+        let nobody = LocalCluster.runAbsolute(
+            "/usr/bin/setpriv",
+            ["--reuid=65534", "--regid=65534", "--clear-groups", PythonClient.python, "-B", "-c", script,
+             PythonClient.directory, "\(gateway.cluster.runDir(1))/fsgateway-0.sock", "\(handle)"])
+        XCTAssertEqual(nobody.status, 0, nobody.stderr)
+        XCTAssertTrue(nobody.stdout.hasPrefix("\(EBADF) 0 "), "uid 65534 got: \(nobody.stdout)")
+        XCTAssertTrue(nobody.stdout.contains("opened by another caller"), nobody.stdout)
+        let afterStranger = try await read(gateway, gateway.local, handle)
+        XCTAssertEqual(afterStranger.text, "root only\n", "the stranger's Release left it open: \(afterStranger.error)")
+
+        // Another node cannot use it either, and node 1's own handles serve node 1 (and local root) only.
+        let fromNode2 = try await read(gateway, gateway.node2, handle)
+        XCTAssertEqual(fromNode2.errno, EBADF, "node 2 read local root's handle: \(fromNode2.error)")
+        XCTAssertTrue(fromNode2.error.contains("node 2"), fromNode2.error)
+        let node1Open = try await gateway.call(gateway.node1, "Open", open)
+        XCTAssertEqual(node1Open.errorNumber, 0, node1Open.error)
+        let node1sByNode2 = try await read(gateway, gateway.node2, node1Open.handle)
+        XCTAssertEqual(node1sByNode2.errno, EBADF)
+        let node1sByNode1 = try await read(gateway, gateway.node1, node1Open.handle)
+        XCTAssertEqual(node1sByNode1.text, "root only\n", node1sByNode1.error)
+        let node1sByLocalRoot = try await read(gateway, gateway.local, node1Open.handle)
+        XCTAssertEqual(node1sByLocalRoot.text, "root only\n", node1sByLocalRoot.error)
+
+        // Its opener's Release closes it.
+        var release = FsRequest()
+        release.handles = [handle]
+        let released = try await gateway.call(gateway.local, "Release", release)
+        XCTAssertEqual(released.errorNumber, 0, released.error)
+        let afterRelease = try await read(gateway, gateway.local, handle)
+        XCTAssertEqual(afterRelease.errno, EBADF)
+        await gateway.stop()
+    }
+
+    func testFileTimesBeyondWhatNanosecondsHoldAreClampedNotFatal() async throws {
+        try DiscoveryCluster.requireFUSE()
+        let export = NSTemporaryDirectory() + "omx-times-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: export) }
+        // The years 2286 and 1938: any local user may set such times on their files.
+        for (name, seconds) in [("future", 10_000_000_000), ("past", -1_000_000_000)] {
+            XCTAssertTrue(FileManager.default.createFile(atPath: "\(export)/\(name)", contents: Data("x".utf8)))
+            var times = [timespec(tv_sec: seconds, tv_nsec: 250_000_000), timespec(tv_sec: seconds, tv_nsec: 250_000_000)]
+            XCTAssertEqual(utimensat(AT_FDCWD, "\(export)/\(name)", &times, 0), 0, "utimensat \(name): \(String(cString: strerror(errno)))")
+        }
+        let gateway = try Gateway(subnet: 82, export: export)
+        let future = try await gateway.call(gateway.local, "Getattr", FsRequest(path: "future"))
+        XCTAssertEqual(future.errorNumber, 0, future.error)
+        XCTAssertEqual(future.attr?.mtimeNs, .max, "past what Int64 nanoseconds hold: clamped")
+        let past = try await gateway.call(gateway.local, "Getattr", FsRequest(path: "past"))
+        XCTAssertEqual(past.attr?.mtimeNs, -1_000_000_000 * 1_000_000_000 + 250_000_000)
+        let listing = try await gateway.call(gateway.local, "Readdir", FsRequest(path: ""))
+        XCTAssertEqual(Set(listing.entries.map(\.name)), ["future", "past"], "the gateway still answers: \(listing.error)")
+
+        // A time before 1970 set through the gateway lands on the disk as it was given.
+        var utimens = FsRequest(path: "past")
+        utimens.atimeNs = -1_500_000_000
+        utimens.mtimeNs = -1_500_000_000
+        let changed = try await gateway.call(gateway.local, "Utimens", utimens)
+        XCTAssertEqual(changed.errorNumber, 0, changed.error)
+        var info = stat()
+        XCTAssertEqual(stat("\(export)/past", &info), 0)
+        XCTAssertEqual(info.st_mtim.tv_sec, -2)
+        XCTAssertEqual(info.st_mtim.tv_nsec, 500_000_000)
+        await gateway.stop()
+    }
+}
