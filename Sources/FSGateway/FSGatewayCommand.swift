@@ -40,11 +40,14 @@ public struct FSGatewayCommand: AsyncParsableCommand {
             let tree = try ExportedTree(root: export ?? OMXConfig.active.mfs.export ?? "/", exclude: exclude)
             let feed = ChangeFeed()
             TreeWatcher.start(tree: tree, feed: feed, logger: host.logger)
-            let gateway = FileGateway(tree: tree, nodeID: host.node.id, relays: relays, feed: feed, logger: host.logger, metrics: host.metrics)
+            let leaseSeconds = OMXConfig.active.mfs.leaseSeconds
+            let gateway = FileGateway(
+                tree: tree, nodeID: host.node.id, relays: relays, feed: feed, leaseNs: UInt64(leaseSeconds) * 1_000_000_000, logger: host.logger,
+                metrics: host.metrics)
             gateway.register(on: host.server)
             try await host.run(background: {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(60))
+                    try? await Task.sleep(for: .seconds(max(leaseSeconds / 8, 1)))
                     gateway.expireLeases()
                 }
             })

@@ -13,7 +13,7 @@ final class FileGateway: Sendable {
 
     let tree: ExportedTree
     let logger: Logger
-    private let handles = OpenFiles(leaseNs: 600_000_000_000)
+    private let handles: OpenFiles
     private let counters = Mutex<[String: IoCounter]>([:])
     let metrics: MetricsRegistry
     /// This gateway's node.
@@ -24,8 +24,10 @@ final class FileGateway: Sendable {
     /// recorded here, with the mount that asked.
     let feed: ChangeFeed
 
-    init(tree: ExportedTree, nodeID: UInt32, relays: GatewayDirectory, feed: ChangeFeed, logger: Logger, metrics: MetricsRegistry) {
+    /// - Parameter leaseNs: how long a file stays open that its opener neither uses nor renews.
+    init(tree: ExportedTree, nodeID: UInt32, relays: GatewayDirectory, feed: ChangeFeed, leaseNs: UInt64, logger: Logger, metrics: MetricsRegistry) {
         self.tree = tree
+        handles = OpenFiles(leaseNs: leaseNs)
         self.nodeID = nodeID
         self.relays = relays
         self.feed = feed
@@ -36,12 +38,13 @@ final class FileGateway: Sendable {
     /// Registers the file methods on `server`.
     func register(on server: RPCServer) {
         let methods: [(String, (FsRequest, Caller) throws -> FsResponse)] = [
-            ("Getattr", { r, _ in var a = FsResponse(); a.attr = try self.tree.getattr(r.path); return a }),
+            ("Getattr", { r, caller in var a = FsResponse(); a.attr = try r.handle == 0 ? self.tree.getattr(r.path) : self.attributes(r.handle, caller); return a }),
             ("Readdir", { r, _ in var a = FsResponse(); a.entries = try self.tree.readdir(r.path); return a }),
             ("Open", open),
             ("Write", write),
             ("Fsync", fsync),
             ("Release", release),
+            ("Renew", renew),
             ("Truncate", truncate),
             ("Chmod", { r, _ in try self.tree.chmod(r.path, mode: r.mode); return FsResponse() }),
             ("Chown", { r, _ in try self.tree.chown(r.path, uid: r.uid, gid: r.gid); return FsResponse() }),
@@ -196,6 +199,20 @@ final class FileGateway: Sendable {
         return FsResponse()
     }
 
+    /// fstat of an open file (which may have been renamed or unlinked since it was opened).
+    private func attributes(_ id: UInt64, _ caller: Caller) throws -> FileAttr {
+        let file = try handles.file(id, for: caller, "getattr")
+        var info = stat()
+        guard fstat(file.fd, &info) == 0 else { throw ExportedTree.Failure(errno, file.path, "getattr") }
+        return tree.attributes(info)
+    }
+
+    /// Renews the leases of `handle` and `handles` that the caller holds.
+    private func renew(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
+        handles.renew([request.handle] + request.handles, by: caller)
+        return FsResponse()
+    }
+
     private func truncate(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
         if request.handle != 0 {
             let handle = try handles.file(request.handle, for: caller, "truncate")
@@ -222,7 +239,7 @@ final class FileGateway: Sendable {
     /// Closes handles unused for longer than their lease.
     func expireLeases() {
         for file in handles.expire() {
-            logger.notice("closed \(file.path) (opened by \(file.owner)): its handle was unused for \(handles.leaseNs / 60_000_000_000) minutes")
+            logger.notice("closed \(file.path) (opened by \(file.owner)): its handle was neither used nor renewed for \(handles.leaseNs / 1_000_000_000) s")
         }
     }
 }

@@ -281,6 +281,13 @@ final class MfsMount: Sendable {
 
     func file(_ id: UInt64) -> OpenFile? { files.withLock { $0.open[id] } }
 
+    /// The gateways' handles of the open files, by the instance that holds them.
+    func openHandles() -> [ReleaseQueue.Holder: [UInt64]] {
+        files.withLock { state in
+            Dictionary(grouping: state.open.values) { ReleaseQueue.Holder(node: $0.node, instance: $0.instance, via: $0.via) }.mapValues { $0.map(\.handle) }
+        }
+    }
+
     func forget(_ id: UInt64) -> OpenFile? { files.withLock { $0.open.removeValue(forKey: id) } }
 
     /// Calls the instance that holds open file `id`. When that instance lost the handle (it
@@ -320,6 +327,13 @@ final class MfsMount: Sendable {
 extension FsRequest {
     /// Who the request speaks for, as the mount's cache tells callers apart.
     var cacheCaller: MountCache.Caller { MountCache.Caller(uid: callerUID, gid: callerGID, groups: callerGroups) }
+
+    /// A request naming `handles` (at least one) for Release or Renew.
+    init(naming handles: [UInt64]) {
+        self.init()
+        handle = handles[0]
+        self.handles = Array(handles.dropFirst())
+    }
 }
 
 /// `struct stat` from a gateway's attributes.

@@ -22,8 +22,16 @@ enum MfsOperations {
 
     static func operations() -> fuse_operations {
         var ops = fuse_operations()
-        ops.getattr = { raw, stat, _ in
+        ops.getattr = { raw, stat, info in
             guard let stat else { return -EINVAL }
+            // An open file (fstat, or the kernel checking its size) is asked through its handle:
+            // it may have been renamed or unlinked on its node meanwhile.
+            if let info, MfsOperations.mount.file(info.pointee.fh) != nil {
+                MfsOperations.drainWrites(of: info.pointee.fh)
+                let (code, answer) = MfsOperations.mount.callFile(info.pointee.fh, "Getattr") { _ in }
+                if code == 0, let attr = answer.attr { fill(stat, attr) }
+                return code
+            }
             switch MfsOperations.mount.place(MfsOperations.path(raw)) {
             case .root:
                 fill(stat, syntheticAttr(directory: true))

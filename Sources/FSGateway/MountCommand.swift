@@ -58,6 +58,7 @@ extension FSGatewayCommand {
             let migrator = RPCClient(loop: loop, endpoint: .unix(path: "\(resolveRunDir(options.runDir))/\(ServiceKind.migrator.socketName())"), logger: logger)
             let mount = try MfsMount(nodeID: node.id, gateways: gateways, dfsa: direct, logger: logger, selections: selections, migrator: migrator)
             MfsMount.shared = mount
+            try LeaseRenewer.start(for: mount, every: max(config.mfs.leaseSeconds / 4, 1))
             try ChangeFollower(cache: mount.cache, gateways: gateways, client: mount.client, logger: logger).start()
             try makeDirectories(mountpoint)
             var operations = MfsOperations.operations()

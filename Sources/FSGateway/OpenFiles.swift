@@ -71,6 +71,14 @@ final class OpenFiles: Sendable {
         }
     }
 
+    /// Renews the leases of the handles among `ids` that `caller` may use.
+    func renew(_ ids: [UInt64], by caller: Caller) {
+        table.withLock { state in
+            let now = monotonicNs()
+            for id in ids where state.open[id]?.file.admits(caller) == true { state.open[id]!.lastUsedNs = now }
+        }
+    }
+
     /// The path of handle `id`, whoever holds it (for the change feed).
     func path(of id: UInt64) -> String? {
         table.withLock { $0.open[id]?.file.path }

@@ -31,10 +31,7 @@ final class ReleaseQueue: Sendable {
                     return pending
                 }
                 for (holder, handles) in batches where !handles.isEmpty {
-                    var request = FsRequest()
-                    request.handle = handles[0]
-                    request.handles = Array(handles.dropFirst())
-                    send(holder, request)
+                    send(holder, FsRequest(naming: handles))
                 }
             }
         }

@@ -59,6 +59,9 @@ public struct OMXConfig: Sendable, Equatable {
         /// Direct file system access: a migrated job's file calls go straight to the node
         /// whose files they are; off: through its home node's gateway.
         public var dfsa = true
+        /// How long a gateway keeps a file open that nobody uses or renews; mounts renew the
+        /// leases of the files they hold open every quarter of it.
+        public var leaseSeconds = 600
         /// Where `enabled` was set, for the error that names it.
         public var enabledSetAt: String?
     }

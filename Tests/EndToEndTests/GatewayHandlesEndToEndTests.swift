@@ -160,4 +160,44 @@ final class GatewayHandlesEndToEndTests: XCTestCase {
         XCTAssertEqual(info.st_mtim.tv_nsec, 500_000_000)
         await gateway.stop()
     }
+
+    func testAMountKeepsItsIdleOpenFilesWhileTheGatewayClosesForgottenOnes() async throws {
+        try DiscoveryCluster.requireFUSE()
+        let cluster = try DiscoveryCluster(subnet: 83, nodes: 2, configText: "[mfs]\nlease_seconds = 4\n")
+        defer { _ = cluster.omx(["cluster", "down", "--dir", cluster.dir]) }
+        let isMounted = await cluster.waitForMount(at: "\(cluster.dir)/node-1/mfs", nodes: 2)
+        XCTAssertTrue(isMounted)
+        let disk = "\(cluster.dir)/leases"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        let remote = "\(cluster.dir)/node-1/mfs/2\(disk)"
+
+        // A file held open through node 1's mount, then unlinked on node 2's disk: opening it
+        // again by path would find nothing, so it keeps working only if its handle stays open.
+        let fd = open("\(remote)/kept", O_CREAT | O_RDWR, 0o644)
+        XCTAssertGreaterThanOrEqual(fd, 0, String(cString: strerror(errno)))
+        XCTAssertEqual(write(fd, "a", 1), 1)
+        XCTAssertEqual(fsync(fd), 0)
+        XCTAssertEqual(unlink("\(disk)/kept"), 0)
+        // A handle nobody renews: opened over node 2's Unix socket by a caller that then goes quiet.
+        let loop = try EventLoop()
+        let quiet = RPCClient(loop: loop, endpoint: .unix(path: "\(cluster.runDir(2))/fsgateway-0.sock"), logger: Logger(label: "test"))
+        var open = FsRequest(path: String(disk.dropFirst()))
+        open.flags = O_RDONLY | O_DIRECTORY
+        let forgotten = try await quiet.call("FSGateway.Open", open, returning: FsResponse.self)
+        XCTAssertEqual(forgotten.errorNumber, 0, forgotten.error)
+
+        try await Task.sleep(for: .seconds(10))  // two and a half leases
+        XCTAssertEqual(write(fd, "b", 1), 1)
+        XCTAssertEqual(fsync(fd), 0, "the idle file is still open at node 2: \(String(cString: strerror(errno)))")
+        var bytes = [UInt8](repeating: 0, count: 8)
+        XCTAssertEqual(pread(fd, &bytes, 8, 0), 2, String(cString: strerror(errno)))
+        XCTAssertEqual(Array(bytes.prefix(2)), Array("ab".utf8))
+        close(fd)
+        var read = FsRequest()
+        read.handle = forgotten.handle
+        let expired = try await quiet.call("FSGateway.Fsync", read, returning: FsResponse.self)
+        XCTAssertEqual(expired.errorNumber, EBADF, "the unrenewed handle was closed after its lease: \(expired.error)")
+        await quiet.close()
+        await loop.shutdown()
+    }
 }

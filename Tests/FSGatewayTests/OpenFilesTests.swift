@@ -59,6 +59,19 @@ final class OpenFilesTests: XCTestCase {
         XCTAssertEqual(try files.file(busy, for: alice, "read").path, "busy")
     }
 
+    func testOnlyItsOpenerRenewsALease() throws {
+        let files = OpenFiles(leaseNs: 50_000_000)
+        let renewed = files.add(fd: openDevNull(), path: "renewed", append: false, owner: node2)
+        let strangers = files.add(fd: openDevNull(), path: "strangers", append: false, owner: node2)
+        for _ in 0..<4 {
+            usleep(20_000)
+            files.renew([renewed], by: node2)
+            files.renew([strangers, 12_345], by: node3)
+        }
+        XCTAssertEqual(files.expire().map(\.path), ["strangers"], "node 3's renewals of node 2's handle count for nothing")
+        XCTAssertEqual(try files.file(renewed, for: node2, "read").path, "renewed")
+    }
+
     func testFileTimesConvertWithoutOverflowAndBeforeTheEpoch() {
         XCTAssertEqual(timespec(tv_sec: 10_000_000_000, tv_nsec: 0).clampedNanoseconds, .max)
         XCTAssertEqual(timespec(tv_sec: -10_000_000_000, tv_nsec: 0).clampedNanoseconds, .min)

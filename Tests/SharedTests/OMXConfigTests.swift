@@ -22,6 +22,7 @@ final class OMXConfigTests: XCTestCase {
             [mfs]
             enabled = off
             mountpoint = /cluster
+            lease_seconds = 120
             [balancer]
             hysteresis = 0.35
             load_source = jobs
@@ -39,6 +40,7 @@ final class OMXConfigTests: XCTestCase {
         XCTAssertFalse(config.mfs.enabled)
         XCTAssertEqual(config.mfs.enabledSetAt, "omx.conf:12")
         XCTAssertEqual(config.mfs.mountpoint, "/cluster")
+        XCTAssertEqual(config.mfs.leaseSeconds, 120)
         XCTAssertEqual(config.balancer.hysteresis, 0.35)
         XCTAssertEqual(config.balancer.loadSource, "jobs")
         XCTAssertEqual(config.balancer.minResidenceMs, 5000)
@@ -62,6 +64,8 @@ final class OMXConfigTests: XCTestCase {
             [balancer]
             hysteresis = -1
             load_source = planets
+            [mfs]
+            lease_seconds = 1
             """
         XCTAssertThrowsError(try OMXConfig.parse(text, source: "/etc/omx/omx.conf")) { error in
             XCTAssertEqual(
@@ -77,6 +81,7 @@ final class OMXConfigTests: XCTestCase {
                 /etc/omx/omx.conf:10: unknown section [network] (sections: [balancer], [cluster], [mfs], [migrator], [ports])
                 /etc/omx/omx.conf:13: balancer.hysteresis = "-1": expected a number from 0 to 10
                 /etc/omx/omx.conf:14: balancer.load_source = "planets": expected machine or jobs
+                /etc/omx/omx.conf:16: mfs.lease_seconds = "1": expected a whole number from 4 to 86400
                 """)
         }
     }
@@ -112,5 +117,6 @@ final class OMXConfigTests: XCTestCase {
         defaults.mfs.enabledSetAt = nil
         XCTAssertEqual(defaults.mfs.enabled, true)
         XCTAssertEqual(defaults.mfs.mountpoint, OMXConfig().mfs.mountpoint)
+        XCTAssertEqual(defaults.mfs.leaseSeconds, OMXConfig().mfs.leaseSeconds)
     }
 }
