@@ -171,7 +171,7 @@ final class FileGateway: Sendable {
         metrics.add("omx_fs_reads_total", help: "Reads answered from the page cache (on the loop thread) or from the disk (on the pool).", labels: [("from", cachedOnly ? "cache" : "disk")])
         response.data.removeLast(size - count)
         response.size = UInt32(count)
-        tally(request, read: UInt64(count), written: 0)
+        tally(request, caller, read: UInt64(count), written: 0)
         return response
     }
 
@@ -184,7 +184,7 @@ final class FileGateway: Sendable {
         guard count >= 0 else { throw ExportedTree.Failure(errno, handle.path, "write") }
         var response = FsResponse()
         response.size = UInt32(count)
-        tally(request, read: 0, written: UInt64(count))
+        tally(request, caller, read: 0, written: UInt64(count))
         return response
     }
 
@@ -223,9 +223,14 @@ final class FileGateway: Sendable {
         return FsResponse()
     }
 
-    private func tally(_ request: FsRequest, read: UInt64, written: UInt64) {
+    /// Counts I/O in the metrics and, when the request names the job it was for, per job and
+    /// node. A local user's word on its job is not taken (on the Unix socket only root and
+    /// other nodes' mounts over TCP are): it could make up jobs without end, or lead the
+    /// Balancer astray.
+    private func tally(_ request: FsRequest, _ caller: Caller, read: UInt64, written: UInt64) {
         if read > 0 { metrics.add("omx_fs_read_bytes_total", help: "File bytes this gateway read for its callers.", Double(read)) }
         if written > 0 { metrics.add("omx_fs_written_bytes_total", help: "File bytes this gateway wrote for its callers.", Double(written)) }
+        if case let .local(_, uid, _) = caller, uid != 0 { return }
         guard !request.job.isEmpty else { return }
         counters.withLock { counters in
             let key = "\(request.job)@\(request.callerNode)"

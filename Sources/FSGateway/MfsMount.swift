@@ -292,7 +292,8 @@ final class MfsMount: Sendable {
 
     /// Calls the instance that holds open file `id`. When that instance lost the handle (it
     /// restarted) or cannot be reached (it died), the file is opened again by path on a live
-    /// instance of the node and the call made once more.
+    /// instance of the node and the call made once more; but an append whose answer was lost is
+    /// EIO, as it may have been made.
     /// - Parameter caller: the caller's credentials, when the call is made off the FUSE thread
     ///   that took the request (write-behind); by default this thread's caller's.
     func callFile(_ id: UInt64, _ method: String, caller: FsRequest? = nil, _ fill: (inout FsRequest) -> Void) -> (Int32, FsResponse) {
@@ -302,9 +303,17 @@ final class MfsMount: Sendable {
         request.handle = open.handle
         request.job = open.job
         fill(&request)
-        if let (answer, _) = try? send(open.node, method, request, retry: false, pinned: open.instance, via: open.via), answer.errorNumber != EBADF {
-            return (answer.errorNumber == 0 ? 0 : -answer.errorNumber, answer)
-        }
+        do {
+            let (answer, _) = try send(open.node, method, request, retry: false, pinned: open.instance, via: open.via)
+            if answer.errorNumber != EBADF { return (answer.errorNumber == 0 ? 0 : -answer.errorNumber, answer) }
+        } catch let error as RPCError where error.neverSent {
+            // Nothing reached the instance: opened again elsewhere, the call is made once.
+        } catch where method == "Write" && open.flags & O_APPEND != 0 {
+            // The append may have been made before the answer was lost: made again, it would
+            // add the data twice.
+            logger.warning("FSGateway.Write \(open.path) on node \(open.node): \(error); not appended again, as it may have been")
+            return (-EIO, FsResponse())
+        } catch {}
         var reopen = base
         reopen.path = open.path
         reopen.flags = open.flags

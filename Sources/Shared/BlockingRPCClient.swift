@@ -69,14 +69,20 @@ public final class BlockingRPCClient: Sendable {
     private var peer: String { "\(host):\(port)" }
 
     /// Calls `method` with `body` and returns the answer's body.
-    /// - Throws: `RPCError`: the callee's status, or UNAVAILABLE (cannot connect, connection
-    ///   lost), DEADLINE_EXCEEDED (no answer within `timeout`; the connection is dropped).
+    /// - Throws: `RPCError`: the callee's status, or UNAVAILABLE (cannot connect, with
+    ///   `neverSent`; connection lost), DEADLINE_EXCEEDED (no answer within `timeout`; the
+    ///   connection is dropped).
     public func call(_ method: String, _ body: [UInt8], timeout: Duration = .seconds(5)) throws -> [UInt8] {
         let timeoutMs = max(timeout.milliseconds, 1)
         let deadlineNs = monotonicNs() + timeoutMs * 1_000_000
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         let request = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
-        var link = try connection(for: method)
+        var link: Link
+        do {
+            link = try connection(for: method)
+        } catch let error as RPCError {
+            throw RPCError(error.status, error.message, neverSent: true)
+        }
         link.limitReceives(to: timeoutMs)
         do {
             try send(request.frame(signedBy: authenticator, session: link.session), on: link.fd, method: method)

@@ -46,10 +46,14 @@ public enum StatusCode: UInt32, Sendable, CustomStringConvertible {
 public struct RPCError: Error, CustomStringConvertible, Sendable, Equatable {
     public let status: StatusCode
     public let message: String
+    /// The request never left this side (no connection could be had): making the call again
+    /// cannot make it twice, even where it is not idempotent.
+    public let neverSent: Bool
 
-    public init(_ status: StatusCode, _ message: String) {
+    public init(_ status: StatusCode, _ message: String, neverSent: Bool = false) {
         self.status = status
         self.message = message
+        self.neverSent = neverSent
     }
 
     public var description: String { "\(status): \(message)" }

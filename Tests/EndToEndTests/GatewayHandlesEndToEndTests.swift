@@ -71,6 +71,8 @@ final class GatewayHandlesEndToEndTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: export) }
         try "root only\n".write(toFile: "\(export)/secret", atomically: false, encoding: .utf8)
         XCTAssertEqual(chmod("\(export)/secret", 0o600), 0)
+        try "for all\n".write(toFile: "\(export)/public", atomically: false, encoding: .utf8)
+        XCTAssertEqual(chmod("\(export)/public", 0o644), 0)
         let gateway = try Gateway(subnet: 81, export: export)
 
         // Local root opens the file: the handle is no small counter anyone could guess.
@@ -84,7 +86,7 @@ final class GatewayHandlesEndToEndTests: XCTestCase {
         XCTAssertEqual(byRoot.text, "root only\n", byRoot.error)
 
         // Another local user, through the Python client on the Unix socket, can neither read it
-        // nor close it.
+        // nor close it; reading a file of its own, it cannot make up a job to be counted for.
         let script = """
             import sys
             sys.path.insert(0, sys.argv[1])
@@ -94,6 +96,9 @@ final class GatewayHandlesEndToEndTests: XCTestCase {
                 answer = gateway.call("FSGateway.Read", fs.FsRequest(handle=int(sys.argv[3]), size=4096), fs.FsResponse)
                 print(answer.error_number, len(answer.data), answer.error)
                 gateway.call("FSGateway.Release", fs.FsRequest(handle=int(sys.argv[3])), fs.FsResponse)
+                public = gateway.call("FSGateway.Open", fs.FsRequest(path="public"), fs.FsResponse)
+                own = gateway.call("FSGateway.Read", fs.FsRequest(handle=public.handle, size=4096, job="made.up", caller_node=9), fs.FsResponse)
+                print(own.error_number, own.data.decode())
             """
         let nobody = LocalCluster.runAbsolute(
             "/usr/bin/setpriv",
@@ -102,6 +107,9 @@ final class GatewayHandlesEndToEndTests: XCTestCase {
         XCTAssertEqual(nobody.status, 0, nobody.stderr)
         XCTAssertTrue(nobody.stdout.hasPrefix("\(EBADF) 0 "), "uid 65534 got: \(nobody.stdout)")
         XCTAssertTrue(nobody.stdout.contains("opened by another caller"), nobody.stdout)
+        XCTAssertTrue(nobody.stdout.hasSuffix("\n0 for all\n\n"), "uid 65534 reads its own file: \(nobody.stdout)")
+        let counters = try await gateway.call(gateway.local, "Counters", FsRequest()).counters
+        XCTAssertFalse(counters.contains { $0.job == "made.up" }, "\(counters)")
         let afterStranger = try await read(gateway, gateway.local, handle)
         XCTAssertEqual(afterStranger.text, "root only\n", "the stranger's Release left it open: \(afterStranger.error)")
 

@@ -10,11 +10,17 @@ final class BlockingRPCClientTests: XCTestCase {
         BlockingRPCClient(host: "127.0.0.1", port: port ?? fixture.port, authenticator: Authenticator(key: key ?? fixture.key, nodeID: 2), bindAddress: "127.0.0.1")
     }
 
-    private func assertFails(_ status: StatusCode, containing text: String, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> [UInt8]) {
+    /// Checks that `body` fails with `status`, a message holding `text`, and `neverSent` as
+    /// given (whether making the call again could make it twice).
+    private func assertFails(
+        _ status: StatusCode, containing text: String, neverSent: Bool = false, file: StaticString = #filePath, line: UInt = #line,
+        _ body: () throws -> [UInt8]
+    ) {
         XCTAssertThrowsError(try body(), file: file, line: line) { error in
             guard let error = error as? RPCError else { return XCTFail("unexpected \(error)", file: file, line: line) }
             XCTAssertEqual(error.status, status, "\(error)", file: file, line: line)
             XCTAssertTrue(error.message.contains(text), "'\(error.message)' lacks '\(text)'", file: file, line: line)
+            XCTAssertEqual(error.neverSent, neverSent, "\(error)", file: file, line: line)
         }
     }
 
@@ -67,8 +73,10 @@ final class BlockingRPCClientTests: XCTestCase {
         let port = fixture.port
         await fixture.close()
         let client = client(fixture, port: port)
-        assertFails(.unavailable, containing: "Echo to 127.0.0.1:\(port): connect 127.0.0.1:\(port): Connection refused") { try client.call("Echo", []) }
-        assertFails(.unavailable, containing: "next attempt in") { try client.call("Echo", []) }
+        assertFails(.unavailable, containing: "Echo to 127.0.0.1:\(port): connect 127.0.0.1:\(port): Connection refused", neverSent: true) {
+            try client.call("Echo", [])
+        }
+        assertFails(.unavailable, containing: "next attempt in", neverSent: true) { try client.call("Echo", []) }
     }
 
     func testASlowAnswerIsDeadlineExceededAndTheNextCallWorks() async throws {
