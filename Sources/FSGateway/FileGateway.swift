@@ -71,8 +71,13 @@ final class FileGateway: Sendable {
                 return response
             }
         }
-        server.register("FSGateway.Changes") { (request: ChangesRequest, _) in
-            await self.feed.changes(since: request.since, client: request.client, waitMs: min(request.waitMs, 60_000))
+        // The feed names every changed path, in directories a user may not read: it is for the
+        // mounts (and local root), not for local users.
+        server.register("FSGateway.Changes") { (request: ChangesRequest, rpc) in
+            if case let .local(_, uid, _) = rpc.caller, uid != 0 {
+                throw RPCError(.permissionDenied, "FSGateway.Changes is for /mfs mounts and root, not for uid \(uid)")
+            }
+            return await self.feed.changes(since: request.since, client: request.client, waitMs: min(request.waitMs, 60_000))
         }
         // A read the page cache can answer takes microseconds: it is answered on the loop
         // thread; one that would wait for the disk goes to the pool.
