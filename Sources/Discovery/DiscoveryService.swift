@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import Shared
 
@@ -168,11 +169,15 @@ public final class DiscoveryService: @unchecked Sendable {
 
     private func registerMethods() {
         let server = host.server
-        server.register("Discovery.Probe") { [self] (gossip: Gossip, _) in
+        // Gossip is between nodes' Discoveries (over TCP, signed): a local user on the Unix
+        // socket could otherwise evict or resurrect nodes cluster-wide.
+        server.register("Discovery.Probe") { [self] (gossip: Gossip, request) in
+            try requireNode(request, "Probe")
             received(gossip, from: gossip.fromNode)
             return Gossip(fromNode: selfID, updates: outgoing(to: gossip.fromNode))
         }
-        server.register("Discovery.ProbeVia") { [self] (gossip: Gossip, _) in
+        server.register("Discovery.ProbeVia") { [self] (gossip: Gossip, request) in
+            try requireNode(request, "ProbeVia")
             received(gossip, from: gossip.fromNode)
             var reached = false
             let request = Gossip(fromNode: selfID, targetNode: gossip.targetNode, updates: outgoing(to: gossip.targetNode))
@@ -182,7 +187,8 @@ public final class DiscoveryService: @unchecked Sendable {
             }
             return Gossip(fromNode: selfID, updates: outgoing(to: gossip.fromNode), reached: reached)
         }
-        server.register("Discovery.Sync") { [self] (gossip: Gossip, _) in
+        server.register("Discovery.Sync") { [self] (gossip: Gossip, request) in
+            try requireNode(request, "Sync")
             received(gossip, from: gossip.fromNode)
             return Gossip(fromNode: selfID, updates: membership.fullState)
         }
@@ -194,8 +200,10 @@ public final class DiscoveryService: @unchecked Sendable {
             }
             return members()
         }
+        // Services register as the user Discovery runs as (root on a real node): any other
+        // local user could point the cluster at a service of their own.
         server.register("Discovery.Register") { [self] (lease: ServiceLease, request) in
-            try requireLocal(request, "Register")
+            try requireLocal(request, "Register", asService: true)
             var instance = lease.instance
             instance.nodeID = selfID
             let leaseMs = lease.leaseMs == 0 ? DiscoveryService.defaultLeaseMs : min(lease.leaseMs, 60_000)
@@ -205,7 +213,7 @@ public final class DiscoveryService: @unchecked Sendable {
             return ServiceLease(instance: instance, leaseMs: leaseMs)
         }
         server.register("Discovery.Renew") { [self] (lease: ServiceLease, request) in
-            try requireLocal(request, "Renew")
+            try requireLocal(request, "Renew", asService: true)
             let leaseMs = lease.leaseMs == 0 ? DiscoveryService.defaultLeaseMs : min(lease.leaseMs, 60_000)
             guard registry.renew(kind: lease.instance.kind, instance: lease.instance.instance, expiresMs: wallClockMs() + UInt64(leaseMs)) else {
                 throw RPCError(.notFound, "\(lease.instance.kind) instance \(lease.instance.instance) is not registered (its lease ended): register again")
@@ -213,7 +221,7 @@ public final class DiscoveryService: @unchecked Sendable {
             return ServiceLease(instance: lease.instance, leaseMs: leaseMs)
         }
         server.register("Discovery.Deregister") { [self] (lease: ServiceLease, request) in
-            try requireLocal(request, "Deregister")
+            try requireLocal(request, "Deregister", asService: true)
             guard registry.deregister(kind: lease.instance.kind, instance: lease.instance.instance) else {
                 throw RPCError(.notFound, "\(lease.instance.kind) instance \(lease.instance.instance) is not registered")
             }
@@ -239,12 +247,25 @@ public final class DiscoveryService: @unchecked Sendable {
         }
     }
 
-    private func requireLocal(_ request: RPCRequest, _ method: String, root: Bool = false) throws {
+    /// - Parameters:
+    ///   - root: only root may call.
+    ///   - asService: only root or the user this service runs as (a service of the node) may call.
+    private func requireLocal(_ request: RPCRequest, _ method: String, root: Bool = false, asService: Bool = false) throws {
         guard case let .local(_, uid, _) = request.caller else {
             throw RPCError(.permissionDenied, "\(method) is only for local callers on the node's Unix socket, not \(request.caller)")
         }
         if root && uid != 0 {
             throw RPCError(.permissionDenied, "\(method) needs root (caller uid \(uid))")
+        }
+        if asService && uid != 0 && uid != geteuid() {
+            throw RPCError(.permissionDenied, "Discovery.\(method) is for the node's services (uid \(geteuid())), not uid \(uid)")
+        }
+    }
+
+    /// Refuses callers that are not another node (over TCP, signed with the cluster key).
+    private func requireNode(_ request: RPCRequest, _ method: String) throws {
+        guard case .remote = request.caller else {
+            throw RPCError(.permissionDenied, "Discovery.\(method) is gossip between nodes, not for \(request.caller)")
         }
     }
 

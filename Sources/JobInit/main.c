@@ -1,14 +1,18 @@
 // omx-jobinit: starts one OMX job in a PID namespace of its own, as CRIU needs it.
 //
-//   omx-jobinit --spool DIR --cwd DIR --uid U --gid G [--pidfile F] -- CMD ARGS...
+//   omx-jobinit --spool DIR --cwd DIR --uid U --gid G [--environ FILE] [--pidfile F] -- CMD ARGS...
 //
 // The outer process unshares a PID namespace, forks the namespace's init, writes the init's
 // host pid to --pidfile and exits. The init (pid 1 inside) becomes a session leader, opens
-// stdin (/dev/null), stdout and stderr (DIR/stdout, DIR/stderr) itself, so CRIU finds every
-// file inside the job, closes everything else, and starts CMD as the caller's uid/gid in the
-// caller's cwd. It forwards signals to CMD (a namespace init ignores signals it has no handler
-// for), reaps orphans, and when CMD ends writes DIR/status ("exit N" or "signal N") and exits
-// with CMD's status, which ends the namespace.
+// stdin (/dev/null), stdout and stderr (DIR/stdout, DIR/stderr, owned by the caller, mode
+// 0600) itself, so CRIU finds every file inside the job, closes everything else, and starts
+// CMD as the caller's uid/gid in the caller's cwd, with the environment in FILE
+// (NUL-separated NAME=VALUE entries, read and removed by the init). It runs as root with an
+// environment of its own: the caller's (LD_PRELOAD ...) reaches CMD only, after the switch to
+// the caller's ids. It forwards signals to CMD (a namespace init ignores signals it has no
+// handler for), reaps orphans, and when CMD ends writes DIR/status ("exit N" or "signal N")
+// and exits with CMD's status, which ends the namespace. DIR must be root's: the init opens
+// its files as root.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +41,7 @@ static void fail(const char *what) {
 static int open_output(const char *spool, const char *name, uid_t uid, gid_t gid) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", spool, name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) fail(path);
     if (fchown(fd, uid, gid) != 0) fail(path);
     return fd;
@@ -49,13 +53,42 @@ static void write_status(const char *spool, int status) {
     snprintf(temporary, sizeof temporary, "%s/status.tmp", spool);
     int length = WIFSIGNALED(status) ? snprintf(text, sizeof text, "signal %d\n", WTERMSIG(status))
                                      : snprintf(text, sizeof text, "exit %d\n", WEXITSTATUS(status));
-    int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) return;
     if (write(fd, text, length) == length && fsync(fd) == 0) rename(temporary, path);
     close(fd);
 }
 
-static int run_init(const char *spool, const char *cwd, uid_t uid, gid_t gid, char **command) {
+/* The NULL-terminated entries of the NUL-separated environment file `path`, which is removed;
+   an empty environment without one. */
+static char **read_environment(const char *path) {
+    static char *none[] = {NULL};
+    if (!path) return none;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) fail(path);
+    struct stat info;
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode) || info.st_size > (16 << 20)) fail(path);
+    char *text = malloc((size_t)info.st_size + 1);
+    size_t length = 0;
+    while (text && length < (size_t)info.st_size) {
+        ssize_t got = read(fd, text + length, (size_t)info.st_size - length);
+        if (got <= 0) fail(path);
+        length += (size_t)got;
+    }
+    close(fd);
+    unlink(path);
+    if (!text) fail("environment");
+    text[length] = '\0';
+    size_t count = 0;
+    for (size_t i = 0; i < length; i++) count += text[i] == '\0';
+    char **entries = calloc(count + 2, sizeof *entries);
+    if (!entries) fail("environment");
+    size_t entry = 0;
+    for (size_t start = 0; start < length; start += strlen(text + start) + 1) entries[entry++] = text + start;
+    return entries;
+}
+
+static int run_init(const char *spool, const char *cwd, uid_t uid, gid_t gid, char **environment, char **command) {
     if (setsid() < 0) fail("setsid");
     int null = open("/dev/null", O_RDONLY);
     int out = open_output(spool, "stdout", uid, gid);
@@ -77,10 +110,13 @@ static int run_init(const char *spool, const char *cwd, uid_t uid, gid_t gid, ch
         standard.sa_handler = SIG_DFL;
         for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaction(forwarded[i], &standard, NULL);
         if (setpgid(0, 0) != 0) fail("setpgid");
-        if (chdir(cwd) != 0) fail(cwd);
         if (setgroups(0, NULL) != 0 && uid != getuid()) fail("setgroups");
         if (setgid(gid) != 0) fail("setgid");
         if (setuid(uid) != 0) fail("setuid");
+        // As the caller: a cwd they may not enter is refused, as it would be to them.
+        if (chdir(cwd) != 0) fail(cwd);
+        // The caller's environment, whose PATH execvp searches.
+        environ = environment;
         execvp(command[0], command);
         fprintf(stderr, "omx-jobinit: %s: %s\n", command[0], strerror(errno));
         _exit(127);
@@ -99,7 +135,7 @@ static int run_init(const char *spool, const char *cwd, uid_t uid, gid_t gid, ch
 }
 
 int main(int argc, char **argv) {
-    const char *spool = NULL, *cwd = NULL, *pidfile = NULL;
+    const char *spool = NULL, *cwd = NULL, *pidfile = NULL, *environ_file = NULL;
     long uid = -1, gid = -1;
     int index = 1;
     for (; index < argc; index++) {
@@ -108,18 +144,19 @@ int main(int argc, char **argv) {
         if (strcmp(argv[index], "--spool") == 0) spool = argv[++index];
         else if (strcmp(argv[index], "--cwd") == 0) cwd = argv[++index];
         else if (strcmp(argv[index], "--pidfile") == 0) pidfile = argv[++index];
+        else if (strcmp(argv[index], "--environ") == 0) environ_file = argv[++index];
         else if (strcmp(argv[index], "--uid") == 0) uid = strtol(argv[++index], NULL, 10);
         else if (strcmp(argv[index], "--gid") == 0) gid = strtol(argv[++index], NULL, 10);
         else { fprintf(stderr, "omx-jobinit: unknown option %s\n", argv[index]); return 2; }
     }
     if (!spool || !cwd || uid < 0 || gid < 0 || index >= argc) {
-        fprintf(stderr, "usage: omx-jobinit --spool DIR --cwd DIR --uid U --gid G [--pidfile F] -- CMD ARGS...\n");
+        fprintf(stderr, "usage: omx-jobinit --spool DIR --cwd DIR --uid U --gid G [--environ FILE] [--pidfile F] -- CMD ARGS...\n");
         return 2;
     }
     if (unshare(CLONE_NEWPID) != 0) fail("unshare(CLONE_NEWPID)");
     pid_t init = fork();
     if (init < 0) fail("fork");
-    if (init == 0) _exit(run_init(spool, cwd, (uid_t)uid, (gid_t)gid, argv + index));
+    if (init == 0) _exit(run_init(spool, cwd, (uid_t)uid, (gid_t)gid, read_environment(environ_file), argv + index));
     if (pidfile) {
         FILE *file = fopen(pidfile, "w");
         if (!file || fprintf(file, "%d\n", init) < 0 || fclose(file) != 0) fail(pidfile);

@@ -48,7 +48,7 @@ final class ImageReceiver: @unchecked Sendable {
             throw RPCError(.invalidArgument, "Migrator.Chunk: transfer \(transfer) has no file #\(chunk.file)")
         }
         let file = begin.files[index]
-        guard chunk.offset + UInt64(data.count) <= file.size else {
+        guard chunk.offset <= file.size, UInt64(data.count) <= file.size - chunk.offset else {
             throw RPCError(.invalidArgument, "Migrator.Chunk: \(file.path) bytes \(chunk.offset)+\(data.count) run past its size \(file.size)")
         }
         let crc = omx_crc32(data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count)

@@ -28,19 +28,22 @@ struct JobLauncher {
     /// - Throws: `RPCError` with what omx-jobinit said when the job could not start.
     func launch(_ job: inout Job) async throws {
         // A spool left by an earlier job of the same id (a registry that was reset) is stale.
+        // The spool stays root's (0711): root opens files in it, which its user must not be
+        // able to swap for symlinks; the job's stdout and stderr are the user's own (0600).
         removeTree(job.spool)
-        try makeDirectories(job.spool)
-        chown(job.spool, job.uid, job.gid)
+        try makeDirectories(job.spool, mode: 0o711)
+        chown(job.spool, 0, 0)
+        chmod(job.spool, 0o711)
         let pidfile = "\(job.spool)/init.pid"
         let startLog = "\(job.spool)/start.log"
+        let environ = "\(job.spool)/environ"
         unlink(pidfile)
-        let arguments = ["--spool", job.spool, "--cwd", job.cwd, "--uid", String(job.uid), "--gid", String(job.gid), "--pidfile", pidfile, "--"] + job.argv
-        var environment: [String: String] = [:]
-        for entry in job.env {
-            guard let equals = entry.firstIndex(of: "=") else { continue }
-            environment[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
-        }
-        let process = try ChildProcess.spawn(jobInit, arguments, stdoutPath: startLog, stderrPath: startLog, environment: environment, inheritEnvironment: false)
+        // The caller's environment goes to the job's command only (omx-jobinit, which runs as
+        // root, gets one of its own): LD_PRELOAD and the like must not reach root.
+        try writeFileBytes(environ, job.env.flatMap { Array($0.utf8) + [0] }, mode: 0o600)
+        let arguments = ["--spool", job.spool, "--cwd", job.cwd, "--uid", String(job.uid), "--gid", String(job.gid), "--environ", environ, "--pidfile", pidfile, "--"] + job.argv
+        let process = try ChildProcess.spawn(
+            jobInit, arguments, stdoutPath: startLog, stderrPath: startLog, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], inheritEnvironment: false)
         let status = await process.wait(milliseconds: 10_000)
         let said = ((try? readTextFile(startLog)) ?? "").trimmedWhitespace
         unlink(startLog)

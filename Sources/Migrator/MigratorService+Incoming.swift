@@ -9,11 +9,9 @@ extension MigratorService {
 
     /// `Migrator.Receive`: a migration's images are coming.
     func receive(_ begin: TransferBegin, caller: Caller) async throws -> Empty {
-        guard case .remote = caller else { throw RPCError(.permissionDenied, "Migrator.Receive is for other nodes' Migrators (caller: \(caller))") }
+        try MigratorService.requirePeer(caller, "Migrator.Receive")
         try await admitGuest(begin.job, method: "Migrator.Receive")
-        guard !begin.transfer.isEmpty, !begin.transfer.contains("/"), !begin.transfer.hasPrefix(".") else {
-            throw RPCError(.invalidArgument, "Migrator.Receive: bad transfer id \"\(begin.transfer)\"")
-        }
+        try MigratorService.checkTransfer(begin.transfer, "Migrator.Receive")
         guard !incoming.contains(begin.transfer), pending[begin.transfer] == nil,
               incoming.add(try ImageReceiver(begin: begin, directory: store.imagesDir(begin.transfer)))
         else {

@@ -78,6 +78,7 @@ actor MigratorService {
         server.register("Migrator.LastExec", on: .pool) { [self] (request: LastExecRequest, rpc) in try await lastExec(request, caller: rpc.caller) }
         server.register("Migrator.Receive", on: .pool) { [self] (begin: TransferBegin, rpc) in try await receive(begin, caller: rpc.caller) }
         server.register("Migrator.Chunk", on: .pool) { [self] request in
+            try MigratorService.requirePeer(request.caller, "Migrator.Chunk")
             do {
                 _ = try incoming.write(request.body, node: nodeID)
             } catch let error as RPCError {
@@ -86,10 +87,39 @@ actor MigratorService {
             }
             return Empty().wire()
         }
-        server.register("Migrator.Restore", on: .pool) { [self] (ref: TransferRef, _) in try await restore(ref.transfer) }
-        server.register("Migrator.Commit", on: .pool) { [self] (ref: TransferRef, _) in try await commit(ref.transfer, report: ref.report) }
-        server.register("Migrator.Abort", on: .pool) { [self] (ref: TransferRef, _) in await abortIncoming(ref.transfer, why: "the source aborted") }
-        server.register("Migrator.Outcome", on: .pool) { [self] (ref: TransferRef, _) in await outcome(of: ref.transfer) }
+        // The steps of a migration between nodes: for other nodes' Migrators only, naming
+        // transfers that can be file names.
+        server.register("Migrator.Restore", on: .pool) { [self] (ref: TransferRef, rpc) in
+            try await restore(MigratorService.peerTransfer(ref, rpc.caller, "Migrator.Restore"))
+        }
+        server.register("Migrator.Commit", on: .pool) { [self] (ref: TransferRef, rpc) in
+            try await commit(MigratorService.peerTransfer(ref, rpc.caller, "Migrator.Commit"), report: ref.report)
+        }
+        server.register("Migrator.Abort", on: .pool) { [self] (ref: TransferRef, rpc) in
+            await abortIncoming(try MigratorService.peerTransfer(ref, rpc.caller, "Migrator.Abort"), why: "the source aborted")
+        }
+        server.register("Migrator.Outcome", on: .pool) { [self] (ref: TransferRef, rpc) in
+            await outcome(of: try MigratorService.peerTransfer(ref, rpc.caller, "Migrator.Outcome"))
+        }
+    }
+
+    /// Refuses `caller` unless it is another node's Migrator (over TCP, signed with the key).
+    nonisolated static func requirePeer(_ caller: Caller, _ method: String) throws {
+        guard case .remote = caller else { throw RPCError(.permissionDenied, "\(method) is for other nodes' Migrators (caller: \(caller))") }
+    }
+
+    /// A transfer id as it names files here: not empty, no "/", not starting with ".".
+    nonisolated static func checkTransfer(_ transfer: String, _ method: String) throws {
+        guard !transfer.isEmpty, !transfer.contains("/"), !transfer.hasPrefix(".") else {
+            throw RPCError(.invalidArgument, "\(method): bad transfer id \"\(transfer)\"")
+        }
+    }
+
+    /// The transfer `ref` names, when another node's Migrator asks.
+    nonisolated static func peerTransfer(_ ref: TransferRef, _ caller: Caller, _ method: String) throws -> String {
+        try requirePeer(caller, method)
+        try checkTransfer(ref.transfer, method)
+        return ref.transfer
     }
 
     // MARK: Jobs
@@ -145,7 +175,7 @@ actor MigratorService {
 
     /// `Migrator.Start`: the job's home asks this node to run it.
     func startGuest(_ request: Job, caller: Caller) async throws -> Job {
-        guard case .remote = caller else { throw RPCError(.permissionDenied, "Migrator.Start is for other nodes' Migrators (caller: \(caller))") }
+        try MigratorService.requirePeer(caller, "Migrator.Start")
         var job = request
         job.where = nodeID
         try await admitGuest(job, method: "Migrator.Start")
@@ -244,9 +274,11 @@ actor MigratorService {
         let home = try homeNode(of: request.job)
         if home != nodeID {
             guard caller.isClient else { throw RPCError(.notFound, "Migrator.Wait: node \(nodeID) is not the home of job \(request.job)") }
+            try await authorizeForwarded(request.job, caller: caller, method: "Migrator.Wait")
             return try await peers.call(home, "Migrator.Wait", request, returning: Job.self, timeoutMs: UInt64(request.timeoutMs) + 5_000)
         }
         let deadline = monotonicNs() + UInt64(request.timeoutMs) * 1_000_000
+        if let job = jobs[request.job] { try authorize(caller, for: job, method: "Migrator.Wait") }
         while true {
             guard let job = jobs[request.job] else { throw RPCError(.notFound, "Migrator.Wait: node \(nodeID) has no job \(request.job)") }
             if job.state == .exited || monotonicNs() >= deadline { return job }
@@ -265,12 +297,15 @@ actor MigratorService {
         try authorize(caller, for: job, method: "Migrator.ReadLog")
         let stream = request.stream.isEmpty ? "stdout" : request.stream
         guard stream == "stdout" || stream == "stderr" else { throw RPCError(.invalidArgument, "Migrator.ReadLog: stream \"\(stream)\" is neither stdout nor stderr") }
+        guard request.offset <= UInt64(Int64.max) else { throw RPCError(.invalidArgument, "Migrator.ReadLog: offset \(request.offset) is past any file") }
         let path = "\(job.spool)/\(stream)"
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Never a symlink, a fifo or a device swapped in (the spool of a job started by an
+        // older version is its user's).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else { throw RPCError(.notFound, "\(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var info = stat()
-        fstat(fd, &info)
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw RPCError(.failedPrecondition, "\(path) is not a regular file") }
         let size = UInt64(info.st_size)
         let wanted = Int(min(UInt64(min(request.maxBytes == 0 ? 1 << 20 : request.maxBytes, 1 << 20)), size > request.offset ? size - request.offset : 0))
         var data = [UInt8](repeating: 0, count: wanted)
@@ -282,7 +317,7 @@ actor MigratorService {
     /// `Migrator.Update`: a job whose home is here moved or ended elsewhere. A record with
     /// fewer migrations than the one kept is stale and ignored.
     func update(_ job: Job, caller: Caller) throws -> Empty {
-        guard case .remote = caller else { throw RPCError(.permissionDenied, "Migrator.Update is for other nodes' Migrators (caller: \(caller))") }
+        try MigratorService.requirePeer(caller, "Migrator.Update")
         guard job.home == nodeID else { throw RPCError(.failedPrecondition, "Migrator.Update: node \(nodeID) is not the home of job \(job.id)") }
         try takeNews(job)
         return Empty()

@@ -45,10 +45,15 @@ extension StringProtocol {
 /// Writes `text` to `path`, replacing the file.
 /// - Throws: `ConfigError` naming the path.
 public func writeTextFile(_ path: String, _ text: String, mode: mode_t = 0o644) throws {
+    try writeFileBytes(path, Array(text.utf8), mode: mode)
+}
+
+/// Writes `bytes` to `path`, replacing the file (created with `mode`).
+/// - Throws: `ConfigError` naming the path.
+public func writeFileBytes(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
     guard fd >= 0 else { throw ConfigError("\(path): cannot write: \(String(cString: strerror(errno)))") }
     defer { close(fd) }
-    let bytes = Array(text.utf8)
     guard write(fd, bytes, bytes.count) == bytes.count else {
         throw ConfigError("\(path): cannot write: \(String(cString: strerror(errno)))")
     }

@@ -69,6 +69,18 @@ final class MembershipTests: XCTestCase {
         XCTAssertEqual(view.members[3]?.state, .alive)
     }
 
+    func testIncarnationsNoRealNodeReachesAreRefusedRatherThanOverflowing() {
+        var view = membership()
+        view.apply(update(2, .alive, 7), nowMs: 0)
+        XCTAssertFalse(view.apply(update(1, .dead, UInt64.max), nowMs: 0), "refuting it would overflow")
+        XCTAssertFalse(view.apply(update(1, .dead, Membership.incarnationLimit), nowMs: 0))
+        XCTAssertEqual(view.own.incarnation, 100)
+        XCTAssertFalse(view.apply(update(2, .left, UInt64.max - 1), nowMs: 0), "a made-up incarnation no refutation could beat")
+        XCTAssertEqual(view.members[2]?.state, .alive)
+        XCTAssertTrue(view.apply(update(1, .dead, 100), nowMs: 0), "real suspicions are still refuted")
+        XCTAssertEqual(view.own.incarnation, 101)
+    }
+
     func testServicesSpreadWithTheRegistryVersion() {
         var node2 = membership(2)
         var node1 = membership(1)

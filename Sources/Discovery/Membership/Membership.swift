@@ -161,9 +161,14 @@ public struct Membership: Sendable {
         return changed
     }
 
+    /// Incarnations from here up are refused: real ones grow by one per refutation, and one
+    /// near 2^64 could only be made up (and would leave no room to refute it).
+    public static let incarnationLimit: UInt64 = 1 << 62
+
     /// Merges one update (SWIM's rules); returns true when it changed something.
     @discardableResult
     public mutating func apply(_ update: MemberUpdate, nowMs: UInt64) -> Bool {
+        guard update.incarnation < Membership.incarnationLimit else { return false }
         if update.nodeID == selfID { return refuteIfNeeded(update) }
         guard var member = members[update.nodeID] else { return false }
         let newer = update.incarnation > member.incarnation

@@ -1,0 +1,109 @@
+import Foundation
+import Shared
+import XCTest
+
+/// What an unprivileged local user (uid 65534) can and cannot do to a node's services through
+/// their Unix sockets, which every user may connect to, and to root through a job.
+final class LocalUsersEndToEndTests: XCTestCase {
+    /// Runs `script` with Debian's Python as uid 65534, the Python client importable.
+    private func asNobody(_ script: String, _ arguments: [String], environment: [String] = []) -> CommandResult {
+        LocalCluster.runAbsolute(
+            "/usr/bin/setpriv",
+            ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/env"] + environment
+                + [PythonClient.python, "-B", "-c", script, PythonClient.directory] + arguments)
+    }
+
+    func testAUserCanNeitherSteerTheClusterNorReachRootThroughAJob() async throws {
+        try DiscoveryCluster.requireCRIU()
+        try PythonClient.requireAndGenerate()
+        let cluster = try DiscoveryCluster(subnet: 84, nodes: 2)
+        let victim = NSTemporaryDirectory() + "omx-victim-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: "\(victim)/kept", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: victim) }
+        let rootsJob = try cluster.run(["/bin/sleep", "30"])
+
+        // Gossip, the registry and the steps of a migration are for nodes and services only.
+        let script = """
+            import sys
+            sys.path.insert(0, sys.argv[1])
+            from omx_client import Client, OMXError
+            from omx_proto import discovery_pb2 as d, migrator_pb2 as m
+            run = sys.argv[2]
+            def attempt(name, socket, method, request, response):
+                try:
+                    with Client("unix:" + run + "/" + socket) as service:
+                        answer = service.call(method, request, response)
+                    print(name, "answered", str(answer).replace("\\n", " "))
+                except OMXError as error:
+                    print(name, error.status_name, error.error)
+            left = d.MemberUpdate(node_id=2, state=d.LEFT, incarnation=2**62)
+            attempt("probe", "discovery.sock", "Discovery.Probe", d.Gossip(from_node=2, updates=[left]), d.Gossip)
+            attempt("sync", "discovery.sock", "Discovery.Sync", d.Gossip(from_node=2, updates=[left]), d.Gossip)
+            attempt("register", "discovery.sock", "Discovery.Register",
+                    d.ServiceLease(instance=d.ServiceInstance(kind="fsgateway", instance=0)), d.ServiceLease)
+            attempt("abort", "migrator.sock", "Migrator.Abort", m.TransferRef(transfer="../../../../../../../.." + sys.argv[3]), d.Empty)
+            attempt("wait", "migrator.sock", "Migrator.Wait", m.WaitRequest(job=sys.argv[4]), m.Job)
+            """
+        let refused = asNobody(script, [cluster.runDir(1), victim, rootsJob])
+        XCTAssertEqual(refused.status, 0, refused.stderr)
+        let lines = refused.stdout.split(separator: "\n").map(String.init)
+        for (name, reason) in [
+            ("probe", "Discovery.Probe is gossip between nodes"), ("sync", "Discovery.Sync is gossip between nodes"),
+            ("register", "Discovery.Register is for the node's services"), ("abort", "Migrator.Abort is for other nodes' Migrators"),
+            ("wait", "belongs to uid 0, not to uid 65534"),
+        ] {
+            let line = lines.first { $0.hasPrefix(name + " ") } ?? "(nothing)"
+            XCTAssertTrue(line.hasPrefix("\(name) PERMISSION_DENIED") && line.contains(reason), line)
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(victim)/kept"), "root removed nothing for the user")
+        let node2 = await cluster.state(of: 2, seenBy: 1)
+        XCTAssertEqual(node2, .alive, "node 2 was not made to leave")
+
+        // A job's environment reaches its command, not the root init that starts it; the
+        // init enters the cwd as the user; the spool is root's, its output the user's alone.
+        let start = LocalCluster.runAbsolute("/usr/bin/setpriv", [
+            "--reuid=65534", "--regid=65534", "--clear-groups", "/bin/sh", "-c",
+            "cd /tmp && OMX_MARKER=only-for-the-job OMX_RUN_DIR=\(cluster.runDir(1)) exec \(siblingExecutable("omx")) run -- /bin/sh -c 'echo $OMX_MARKER; exec sleep 30'",
+        ])
+        XCTAssertEqual(start.status, 0, start.stderr)
+        let job = start.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let printed = await cluster.waitFor(seconds: 10) { cluster.output(of: job) == "only-for-the-job\n" }
+        XCTAssertNotNil(printed, cluster.output(of: job))
+        let initPID = try XCTUnwrap(cluster.job(job)?["pid"] as? Int)
+        let initEnvironment = try String(decoding: Data(contentsOf: URL(fileURLWithPath: "/proc/\(initPID)/environ")), as: UTF8.self)
+        XCTAssertFalse(initEnvironment.contains("OMX_MARKER"), "the root init runs without the user's environment: \(initEnvironment)")
+        let spool = cluster.spool(of: job)
+        var info = stat()
+        XCTAssertEqual(stat(spool, &info), 0)
+        XCTAssertEqual(info.st_uid, 0)
+        XCTAssertEqual(info.st_mode & 0o7777, 0o711)
+        XCTAssertEqual(stat("\(spool)/stdout", &info), 0)
+        XCTAssertEqual(info.st_uid, 65534)
+        XCTAssertEqual(info.st_mode & 0o7777, 0o600)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(spool)/environ"), "the environment file is gone once read")
+
+        let unreachable = NSTemporaryDirectory() + "omx-private-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: unreachable, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: unreachable) }
+        let inPrivate = """
+            import sys
+            sys.path.insert(0, sys.argv[1])
+            from omx_client import Client
+            from omx_proto import migrator_pb2 as m
+            with Client("unix:" + sys.argv[2] + "/migrator.sock") as migrator:
+                job = migrator.call("Migrator.Run", m.RunRequest(argv=["/bin/pwd"], cwd=sys.argv[3], env=["PATH=/bin:/usr/bin"]), m.Job)
+                print(migrator.call("Migrator.Wait", m.WaitRequest(job=job.id, timeout_ms=10000), m.Job).exit)
+                print(job.id)
+            """
+        let entered = asNobody(inPrivate, [cluster.runDir(1), unreachable])
+        XCTAssertEqual(entered.status, 0, entered.stderr)
+        let enteredLines = entered.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(enteredLines.first, "exit 127", "a cwd the user may not enter: \(entered.stdout)")
+        if let id = enteredLines.last {
+            let stderr = (try? String(contentsOfFile: "\(cluster.spool(of: id))/stderr", encoding: .utf8)) ?? ""
+            XCTAssertTrue(stderr.contains("\(unreachable): Permission denied"), stderr)
+            XCTAssertEqual(cluster.output(of: id), "", "pwd never ran")
+        }
+        await cluster.down()
+    }
+}
