@@ -54,15 +54,17 @@ public final class BlockingRPCClient: Sendable {
     /// and the session keys agreed on it.
     private struct Link {
         let fd: Int32
-        var receiveTimeoutMs: UInt64 = 0
+        var waitTimeoutMs: UInt64 = 0
         var session: SessionKeys?
 
-        /// Makes a blocking recv on this connection wait at most `timeoutMs`.
-        mutating func limitReceives(to timeoutMs: UInt64) {
-            guard receiveTimeoutMs != timeoutMs else { return }
+        /// Makes a blocking send or recv on this connection wait at most `timeoutMs` (a peer
+        /// that stopped reading must not hold a thread forever).
+        mutating func limitWaits(to timeoutMs: UInt64) {
+            guard waitTimeoutMs != timeoutMs else { return }
             var limit = timeval(tv_sec: Int(timeoutMs / 1_000), tv_usec: Int(timeoutMs % 1_000) * 1_000)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-            receiveTimeoutMs = timeoutMs
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            waitTimeoutMs = timeoutMs
         }
     }
 
@@ -83,10 +85,10 @@ public final class BlockingRPCClient: Sendable {
         } catch let error as RPCError {
             throw RPCError(error.status, error.message, neverSent: true)
         }
-        link.limitReceives(to: timeoutMs)
+        link.limitWaits(to: timeoutMs)
         do {
-            try send(request.frame(signedBy: authenticator, session: link.session), on: link.fd, method: method)
-            let answer = try receive(on: link.fd, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs, session: link.session)
+            try send(request.frame(signedBy: authenticator, session: link.session), on: link.fd, method: method, timeoutMs: timeoutMs)
+            let answer = try receive(callID, on: link.fd, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs, session: link.session)
             idle.withLock { $0.append(link) }
             guard answer.status == .ok else { throw RPCError(answer.status, answer.error) }
             return answer.body
@@ -143,9 +145,10 @@ public final class BlockingRPCClient: Sendable {
         let timeoutMs = UInt64(max(connectTimeoutMs, 1))
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         let request = Envelope(callID: callID, kind: .request, method: SessionOffer.method, body: offer.request, deadlineMs: UInt32(timeoutMs))
-        link.limitReceives(to: timeoutMs)
-        try send(request.frame(signedBy: authenticator), on: link.fd, method: SessionOffer.method)
-        let answer = try receive(on: link.fd, method: SessionOffer.method, deadlineNs: monotonicNs() + timeoutMs * 1_000_000, timeoutMs: timeoutMs, session: nil)
+        link.limitWaits(to: timeoutMs)
+        try send(request.frame(signedBy: authenticator), on: link.fd, method: SessionOffer.method, timeoutMs: timeoutMs)
+        let answer = try receive(
+            callID, on: link.fd, method: SessionOffer.method, deadlineNs: monotonicNs() + timeoutMs * 1_000_000, timeoutMs: timeoutMs, session: nil)
         guard answer.status == .ok else { return nil }
         return try? offer.keys(from: answer.body, authenticator: authenticator)
     }
@@ -187,11 +190,14 @@ public final class BlockingRPCClient: Sendable {
         return fd
     }
 
-    private func send(_ frame: OutgoingBytes, on fd: Int32, method: String) throws {
+    private func send(_ frame: OutgoingBytes, on fd: Int32, method: String, timeoutMs: UInt64) throws {
         var offset = 0
         while offset < frame.count {
             let written = Glibc.send(fd, frame.base + offset, frame.count - offset, Int32(MSG_NOSIGNAL))
             if written < 0 && errno == EINTR { continue }
+            if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                throw ConnectionFailure(rpcError: RPCError(.deadlineExceeded, "\(method) to \(peer) could not be sent within \(timeoutMs) ms (the peer reads nothing)"))
+            }
             guard written > 0 else {
                 throw ConnectionFailure(rpcError: RPCError(.unavailable, "\(method) to \(peer): connection lost: \(String(cString: strerror(errno)))"))
             }
@@ -199,9 +205,9 @@ public final class BlockingRPCClient: Sendable {
         }
     }
 
-    /// Reads the answer to the call on `fd`: its 4-byte length, then the envelope straight
+    /// Reads the answer to call `callID` on `fd`: its 4-byte length, then the envelope straight
     /// into a buffer of that size (a 1 MiB read is copied once on its way in, not three times).
-    private func receive(on fd: Int32, method: String, deadlineNs: UInt64, timeoutMs: UInt64, session: SessionKeys?) throws -> Envelope {
+    private func receive(_ callID: UInt64, on fd: Int32, method: String, deadlineNs: UInt64, timeoutMs: UInt64, session: SessionKeys?) throws -> Envelope {
         var header = [UInt8](repeating: 0, count: Frame.headerSize)
         try header.withUnsafeMutableBytes { try receiveExactly($0, from: fd, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs) }
         let length = header.reduce(0) { $0 << 8 | Int($1) }
@@ -221,6 +227,11 @@ public final class BlockingRPCClient: Sendable {
             throw ConnectionFailure(rpcError: RPCError(.dataLoss, "bad response from \(peer) to \(method): \(reason)"))
         }
         if answer.callID == 0 { throw ConnectionFailure(rpcError: RPCError(answer.status, "\(method): \(peer) refused: \(answer.error)")) }
+        // Our own signed request sent back is no answer, nor is another call's.
+        guard answer.kind == .response, answer.callID == callID else {
+            let what = answer.kind == .request ? "a request" : "the response to call \(answer.callID)"
+            throw ConnectionFailure(rpcError: RPCError(.dataLoss, "bad response from \(peer) to \(method): \(what), not the response to call \(callID)"))
+        }
         return answer
     }
 

@@ -334,6 +334,8 @@ public final class RPCClient: @unchecked Sendable {
             // Answers that carry data must be signed; refusals are taken as they come, since a
             // peer that refuses us (another key, an address outside its map) may be unable to sign.
             envelope = try Envelope.received(payload, verifiedBy: signer, session: session, refusalsUnsigned: true).envelope
+            // Our own signed request sent back (by whoever sits in between) is no answer.
+            guard envelope.kind == .response else { throw RPCError(.dataLoss, "a request (call \(envelope.callID), \(envelope.method)), not a response") }
         } catch {
             let reason = (error as? RefusedSignature)?.error ?? error
             logger.warning("bad response from \(endpoint): \(reason)")

@@ -94,6 +94,18 @@ final class BlockingRPCClientTests: XCTestCase {
         await fixture.close()
     }
 
+    func testASendToAPeerThatReadsNothingEndsAtTheDeadline() throws {
+        // A listener that never accepts: the kernel takes the connection and a few MiB, no more.
+        let (listener, port) = try listeningSocket()
+        defer { close(listener) }
+        let client = BlockingRPCClient(host: "127.0.0.1", port: port, authenticator: nil, bindAddress: nil)
+        let started = monotonicNs()
+        assertFails(.deadlineExceeded, containing: "could not be sent within 300 ms") {
+            try client.call("Echo", [UInt8](repeating: 1, count: 15 << 20), timeout: .milliseconds(300))
+        }
+        XCTAssertLessThan(monotonicNs() - started, 3_000_000_000, "the thread was not held")
+    }
+
     func testAnotherKeyIsRefusedWithUnauthenticated() async throws {
         let fixture = try RPCFixture()
         try await fixture.listen()

@@ -55,6 +55,23 @@ final class RPCFixture {
     }
 }
 
+/// A TCP socket listening on 127.0.0.1 at a port the kernel chose, and that port.
+func listeningSocket() throws -> (fd: Int32, port: Int) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound, listen(fd, 8) == 0 else {
+        close(fd)
+        throw POSIXError(.EADDRNOTAVAIL)
+    }
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
+}
+
 /// A blocking socket for sending hand-made bytes to a server.
 final class RawSocket {
     let fd: Int32
