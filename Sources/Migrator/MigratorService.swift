@@ -158,12 +158,16 @@ actor MigratorService {
         } else {
             do {
                 job = try await peers.call(job.where, "Migrator.Start", StartRequest(job: job), returning: Job.self, timeoutMs: 15_000)
-            } catch where request.node == 0 {
+            } catch let error as RPCError where request.node == 0 && !MigratorService.mayHaveRun(error) {
                 // The Balancer's pick could not take it: start it here after all.
                 logger.notice("job \(job.id): node \(job.where) could not start it (\(error)); starting it here")
                 job.where = nodeID
                 try JobLauncher.validate(job)
                 try await launcher.launch(&job)
+            } catch let error as RPCError where MigratorService.mayHaveRun(error) {
+                // Started here too, it might run twice: the node's own record will come home
+                // with its next news, if it has one.
+                throw RPCError(error.status, "Migrator.Run: node \(job.where) did not say whether it started job \(job.id) (\(error.message)); it may be running there: see omx mps")
             }
         }
         jobs[job.id] = job
@@ -173,7 +177,14 @@ actor MigratorService {
         return job
     }
 
-    /// `Migrator.Start`: the job's home asks this node to run it.
+    /// Whether a call that failed with `error` may still have been made at the callee: the
+    /// answer was lost (the connection, the deadline), rather than never sent or refused.
+    nonisolated static func mayHaveRun(_ error: RPCError) -> Bool {
+        !error.neverSent && [.unavailable, .deadlineExceeded, .cancelled, .dataLoss].contains(error.status)
+    }
+
+    /// `Migrator.Start`: the job's home asks this node to run it. An error means it does not
+    /// run here.
     func startGuest(_ request: Job, caller: Caller) async throws -> Job {
         try MigratorService.requirePeer(caller, "Migrator.Start")
         var job = request
@@ -181,8 +192,14 @@ actor MigratorService {
         try await admitGuest(job, method: "Migrator.Start")
         try JobLauncher.validate(job)
         try await launcher.launch(&job)
+        do {
+            try store.save(job)
+        } catch {
+            // Unrecorded, the job would run behind its home's back (which starts it elsewhere).
+            Glibc.kill(job.pid, SIGKILL)
+            throw RPCError(.internal, "Migrator.Start: job \(job.id) started but could not be recorded, so it was stopped: \(error)")
+        }
         jobs[job.id] = job
-        try store.save(job)
         logger.info("guest job \(job.id) (home node \(job.home)) started as pid \(job.pid)")
         return job
     }

@@ -42,19 +42,20 @@ public final class PeerClients: Sendable {
     }
 
     /// Calls `method` on node `id`: its main address first, then each alias while the node
-    /// cannot be reached (UNAVAILABLE); other failures are final.
+    /// cannot be reached (the call was never sent); other failures are final, a lost
+    /// connection included: the call may have been made.
     public func call<Request: WireMessage, Response: WireMessage>(
         _ id: UInt32, _ method: String, _ request: Request, returning: Response.Type = Response.self, timeoutMs: UInt64
     ) async throws -> Response {
         guard let node = map.node(id: id) else { throw RPCError(.notFound, "node \(id) is not in the map") }
         let deadline = monotonicNs() + timeoutMs * 1_000_000
-        var lastError = RPCError(.unavailable, "node \(id) has no address")
+        var lastError = RPCError(.unavailable, "node \(id) has no address", neverSent: true)
         for address in node.addresses {
             let remaining = deadline > monotonicNs() ? (deadline - monotonicNs()) / 1_000_000 : 0
             guard remaining > 0 else { break }
             do {
                 return try await client(for: address).call(method, request, returning: Response.self, timeout: .milliseconds(Int64(remaining)))
-            } catch let error as RPCError where error.status == .unavailable {
+            } catch let error as RPCError where error.status == .unavailable && error.neverSent {
                 lastError = error
             }
         }

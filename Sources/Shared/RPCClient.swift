@@ -94,8 +94,9 @@ public final class RPCClient: @unchecked Sendable {
 
     /// Calls `method` with `body` and returns the response's body.
     /// - Parameter timeout: how long to wait for the answer; the callee is told too.
-    /// - Throws: `RPCError`: the callee's status, or UNAVAILABLE (cannot connect, connection
-    ///   lost), DEADLINE_EXCEEDED, CANCELLED (the calling task was cancelled or the client closed).
+    /// - Throws: `RPCError`: the callee's status, or UNAVAILABLE (cannot connect, with
+    ///   `neverSent`; connection lost), DEADLINE_EXCEEDED, CANCELLED (the calling task was
+    ///   cancelled or the client closed).
     public func call(_ method: String, _ body: [UInt8], timeout: Duration = .seconds(5)) async throws -> [UInt8] {
         let (callID, request, call) = prepare(method, body, timeout: timeout)
         return try await withTaskCancellationHandler {
@@ -105,7 +106,7 @@ public final class RPCClient: @unchecked Sendable {
                 if loop.inLoop {
                     start(callID, pending, request)
                 } else if !loop.execute({ [self] in start(callID, pending, request) }) {
-                    continuation.resume(throwing: RPCError(.unavailable, "\(method) to \(endpoint): the event loop has stopped"))
+                    continuation.resume(throwing: RPCError(.unavailable, "\(method) to \(endpoint): the event loop has stopped", neverSent: true))
                 }
             }
         } onCancel: {
@@ -126,7 +127,7 @@ public final class RPCClient: @unchecked Sendable {
             semaphore.signal()
         }
         guard loop.run({ [self] in start(callID, Pending(waiter: .thread(complete), method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs), request) }) else {
-            throw RPCError(.unavailable, "\(method) to \(endpoint): the event loop has stopped")
+            throw RPCError(.unavailable, "\(method) to \(endpoint): the event loop has stopped", neverSent: true)
         }
         semaphore.wait()
         return try result.withLock { $0! }.get()
@@ -179,13 +180,13 @@ public final class RPCClient: @unchecked Sendable {
     private func start(_ callID: UInt64, _ call: Pending, _ request: Envelope) {
         switch state {
         case .closed:
-            call.complete(.failure(RPCError(.failedPrecondition, "client of \(endpoint) is closed")))
+            call.complete(.failure(RPCError(.failedPrecondition, "client of \(endpoint) is closed", neverSent: true)))
             return
         case let .waiting(untilNs, reason):
             let now = monotonicNs()
             if now < untilNs {
                 let retryMs = (untilNs - now) / 1_000_000
-                call.complete(.failure(RPCError(.unavailable, "\(call.method) to \(endpoint): \(reason); next attempt in \(retryMs) ms")))
+                call.complete(.failure(RPCError(.unavailable, "\(call.method) to \(endpoint): \(reason); next attempt in \(retryMs) ms", neverSent: true)))
                 return
             }
         default:
@@ -317,7 +318,8 @@ public final class RPCClient: @unchecked Sendable {
         state = .waiting(untilNs: monotonicNs() + (backoffMs + jitter) * 1_000_000, reason: reason)
         logger.debug("\(reason); retrying after \(backoffMs + jitter) ms")
         backoffMs = min(backoffMs * 2, configuration.maxBackoff.milliseconds)
-        failAll(RPCError(.unavailable, reason))
+        // The calls waiting for this connection were only queued.
+        failAll(RPCError(.unavailable, reason, neverSent: true))
     }
 
     private func lost(_ connection: Connection, _ error: UVError?) {
@@ -370,7 +372,7 @@ public final class RPCClient: @unchecked Sendable {
         pending = [:]
         deadlines = Heap()
         for call in calls.values {
-            call.complete(.failure(RPCError(error.status, "\(call.method): \(error.message)")))
+            call.complete(.failure(RPCError(error.status, "\(call.method): \(error.message)", neverSent: error.neverSent)))
         }
     }
 

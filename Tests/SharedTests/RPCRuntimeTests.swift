@@ -78,6 +78,12 @@ final class RPCRuntimeTests: XCTestCase {
             try await client.call("Sleep", [], timeout: .milliseconds(200))
         }
         XCTAssertLessThan(monotonicNs() - start, 2_000_000_000)
+        do {
+            _ = try await client.call("Sleep", [], timeout: .milliseconds(200))
+            XCTFail("no answer in time")
+        } catch let error as RPCError {
+            XCTAssertFalse(error.neverSent, "a call past its deadline was sent and may have been made: \(error)")
+        }
         await fixture.close()
     }
 
@@ -168,6 +174,12 @@ final class RPCRuntimeTests: XCTestCase {
             try await client.call("Echo", [])
         }
         await assertRPCError(.unavailable, containing: "next attempt in") { try await client.call("Echo", []) }
+        do {
+            _ = try await client.call("Echo", [])
+            XCTFail("nobody listens")
+        } catch let error as RPCError {
+            XCTAssertTrue(error.neverSent, "a call that found no connection was never sent: \(error)")
+        }
         await fixture.close()
     }
 
