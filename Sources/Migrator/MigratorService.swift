@@ -187,6 +187,14 @@ actor MigratorService {
     /// run here.
     func startGuest(_ request: Job, caller: Caller) async throws -> Job {
         try MigratorService.requirePeer(caller, "Migrator.Start")
+        // The id and spool name paths this node writes and removes as root (the spool is the
+        // home's: the same path on every node of a real cluster).
+        let spoolParts = request.spool.split(separator: "/")
+        guard try homeNode(of: request.id) == request.home, request.spool.hasPrefix("/"), spoolParts.last.map(String.init) == request.id,
+              !spoolParts.contains(".."), !spoolParts.contains(".")
+        else {
+            throw RPCError(.invalidArgument, "Migrator.Start: job \(request.id) (home \(request.home)) with spool \(request.spool): expected an absolute DIR/\(request.id)")
+        }
         var job = request
         job.where = nodeID
         try await admitGuest(job, method: "Migrator.Start")

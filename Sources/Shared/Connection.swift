@@ -188,6 +188,9 @@ final class Connection {
         let rc = uv_shutdown(request, stream) { request, _ in
             let stream = request!.pointee.handle!
             request!.deallocate()
+            // Cancelled because the handle is being closed already (the loop shutting down):
+            // closing it again would be libuv's assertion.
+            guard uv_is_closing(UnsafeMutableRawPointer(stream).assumingMemoryBound(to: uv_handle_t.self)) == 0 else { return }
             Connection.owner(stream).close(nil)
         }
         if rc < 0 {

@@ -277,6 +277,8 @@ public final class RPCClient: @unchecked Sendable {
         do {
             try connection.startReading()
         } catch {
+            // The queued calls fail with the connection: sent later, they would run for nobody.
+            queued = []
             connection.close(error as? UVError)
             return
         }
