@@ -21,6 +21,14 @@ final class Connection {
     var onClose: ((Connection, UVError?) -> Void)?
     /// The session keys agreed on this connection (TCP, after a `Session` call), if any.
     var session: SessionKeys?
+    /// Stop reading while the peer leaves more than `queuedOutputLimit` bytes of our output
+    /// unread, and read again once it took three quarters of them: a server's connections do,
+    /// so that a caller who sends requests without reading the answers cannot make it queue
+    /// answers without end. (A client must not: two sides waiting for each other to read would
+    /// never move again.)
+    var pausesReadingWhilePeerLags = false
+    static let queuedOutputLimit = 64 << 20
+    private var readingPaused = false
 
     private var decoder: FrameDecoder
     /// Frames waiting for the end of this loop iteration, written together in one writev.
@@ -71,8 +79,11 @@ final class Connection {
 
     /// Starts delivering frames to `onFrame`.
     func startReading() throws {
-        try uvCheck(
-            uv_read_start(stream, { handle, _, buffer in
+        try uvCheck(beginReading(), "read", peer: peer)
+    }
+
+    private func beginReading() -> Int32 {
+        uv_read_start(stream, { handle, _, buffer in
                 let connection = Unmanaged<Connection>.fromOpaque(handle!.pointee.data!).takeUnretainedValue()
                 buffer!.pointee = uv_buf_init(connection.readBuffer.assumingMemoryBound(to: CChar.self), UInt32(Connection.readBufferSize))
             }, { stream, nread, buffer in
@@ -83,7 +94,22 @@ final class Connection {
                     let error = nread == Int(UV_EOF.rawValue) ? nil : UVError(code: Int32(nread), operation: "read", peer: connection.peer)
                     connection.close(error)
                 }
-            }), "read", peer: peer)
+            })
+    }
+
+    /// Pauses reading while the peer lags behind our output, or resumes once it caught up
+    /// (see `pausesReadingWhilePeerLags`).
+    private func paceReading() {
+        guard pausesReadingWhilePeerLags, !isClosed else { return }
+        let queued = uv_stream_get_write_queue_size(stream)
+        if !readingPaused && queued > Connection.queuedOutputLimit {
+            readingPaused = true
+            uv_read_stop(stream)
+        } else if readingPaused && queued <= Connection.queuedOutputLimit / 4 {
+            readingPaused = false
+            let rc = beginReading()
+            if rc < 0 { close(UVError(code: rc, operation: "read", peer: peer)) }
+        }
     }
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
@@ -155,6 +181,7 @@ final class Connection {
             output = []
             queueWrite(UnsafeMutableBufferPointer(rebasing: buffers[first...]), keeping: frames)
         }
+        paceReading()
     }
 
     /// Hands `buffers` to libuv's write queue; `frames`, which they point into, live until
@@ -170,6 +197,8 @@ final class Connection {
             if status < 0 && status != UV_ECANCELED.rawValue {
                 let connection = Connection.owner(stream)
                 connection.close(UVError(code: status, operation: "write", peer: connection.peer))
+            } else if status == 0 {
+                Connection.owner(stream).paceReading()
             }
         }
         if rc < 0 {

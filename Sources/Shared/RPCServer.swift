@@ -122,6 +122,7 @@ public final class RPCServer: @unchecked Sendable {
             caller = .local(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
         }
         connections[ObjectIdentifier(connection)] = connection
+        connection.pausesReadingWhilePeerLags = true
         connection.onFrame = { [weak self] connection, payload in self?.received(payload, on: connection, from: caller) }
         connection.onFrameError = { [logger] connection, error in
             logger.warning("closing connection from \(connection.peer): \(error)")
