@@ -165,6 +165,11 @@ extension MigratorService {
     func sendGuestsAway() async -> ExpelResponse {
         var moved: [String] = []
         var failed: [String] = []
+        // A guest restored here and waiting for its source's word runs here once it comes (no
+        // new one is restored once the node blocks guests): wait for those words, for a while,
+        // so that such a guest leaves too.
+        let waitUntil = monotonicNs() + 10_000_000_000
+        while !pending.isEmpty && monotonicNs() < waitUntil { try? await Task.sleep(for: .milliseconds(50)) }
         let guests = jobs.values.filter { $0.where == nodeID && $0.home != nodeID && ($0.state == .running || $0.state == .migrating) }
             .sorted { jobOrder($0.id, $1.id) }
         for guest in guests {
