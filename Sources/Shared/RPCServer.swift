@@ -52,6 +52,8 @@ public final class RPCServer: @unchecked Sendable {
     private var inFlight = 0
     private var draining = false
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
+    /// The drain's last step has begun: every connection is closing, and the last close ends it.
+    private var closingConnections = false
 
     public init(loop: EventLoop, configuration: Configuration, logger: Logger) {
         self.loop = loop
@@ -130,7 +132,10 @@ public final class RPCServer: @unchecked Sendable {
             connection.send(Envelope.failure(callID: 0, method: "", refusal).frame())
             connection.closeAfterFlush()
         }
-        connection.onClose = { [weak self] connection, _ in self?.connections[ObjectIdentifier(connection)] = nil }
+        connection.onClose = { [weak self] connection, _ in
+            self?.connections[ObjectIdentifier(connection)] = nil
+            self?.endDrainOnceClosed()
+        }
         do {
             try connection.startReading()
         } catch {
@@ -271,16 +276,20 @@ public final class RPCServer: @unchecked Sendable {
     private let drainingFlag = Atomic<Bool>(false)
     private var isDraining: Bool { drainingFlag.load(ordering: .relaxed) }
 
-    /// Stops accepting, lets the calls in flight finish (up to `grace`), then closes every
-    /// connection after writing their responses. New requests meanwhile get UNAVAILABLE.
+    /// Stops accepting, lets the calls in flight finish, then closes every connection after
+    /// writing its responses, and returns once all are closed; after `grace`, what is left is
+    /// closed at once. New requests meanwhile get UNAVAILABLE.
     public func shutdown(grace: Duration = .seconds(5)) async {
         drainingFlag.store(true, ordering: .relaxed)
         let deadline = Task { [self] in
             try await Task.sleep(for: grace)
             loop.execute { [self] in
                 if !drainWaiters.isEmpty {
-                    logger.warning("\(configuration.name): \(inFlight) calls still running after \(grace); closing anyway")
-                    finishDrain()
+                    logger.warning(
+                        "\(configuration.name): \(inFlight) calls still running and \(connections.count) connections open after \(grace); closing anyway")
+                    closingConnections = true
+                    for connection in connections.values { connection.close(nil) }
+                    endDrainOnceClosed()
                 }
             }
         }
@@ -298,7 +307,15 @@ public final class RPCServer: @unchecked Sendable {
     }
 
     private func finishDrain() {
+        closingConnections = true
         for connection in connections.values { connection.closeAfterFlush() }
+        endDrainOnceClosed()
+    }
+
+    /// Lets `shutdown` return once every connection wrote its answers and closed (the loop
+    /// may stop then without cutting any).
+    private func endDrainOnceClosed() {
+        guard closingConnections, connections.isEmpty else { return }
         let waiters = drainWaiters
         drainWaiters = []
         for waiter in waiters { waiter.resume() }

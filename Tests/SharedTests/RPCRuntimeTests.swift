@@ -259,6 +259,26 @@ final class RPCRuntimeTests: XCTestCase {
         await fixture.close()
     }
 
+    func testShutdownReturnsOnlyOnceEveryAnswerIsWritten() async throws {
+        let fixture = try RPCFixture()
+        let (answering, answered) = AsyncStream<Void>.makeStream()
+        fixture.server.register("Big") { _ in
+            answered.yield()
+            return [UInt8](repeating: 5, count: 32 << 20)
+        }
+        try await fixture.listen()
+        let raw = try RawSocket(port: fixture.port)
+        raw.send(Envelope(callID: 1, kind: .request, method: "Big").frame(signedBy: Authenticator(key: fixture.key, nodeID: 2)).withBytes { Array($0) })
+        let reader = Task.detached { raw.readEnvelope() }
+        for await _ in answering { break }
+        // What a service does on SIGTERM: drain, then stop the loop, which closes every handle.
+        await fixture.server.shutdown(grace: .seconds(10))
+        await fixture.serverLoop.shutdown()
+        let answer = await reader.value
+        XCTAssertEqual(answer?.body.count, 32 << 20, "the 32 MiB answer was written whole before the loop stopped")
+        await fixture.close()
+    }
+
     func testCancellingTheCallingTaskCancelsTheCall() async throws {
         let fixture = try RPCFixture()
         fixture.server.register("Sleep") { _ in
