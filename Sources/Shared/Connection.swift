@@ -27,6 +27,8 @@ final class Connection {
     /// answers without end. (A client must not: two sides waiting for each other to read would
     /// never move again.)
     var pausesReadingWhilePeerLags = false
+    /// The calls read from this connection and not yet answered (a server's count).
+    var callsInFlight = 0
     static let queuedOutputLimit = 64 << 20
     private var readingPaused = false
 

@@ -43,6 +43,9 @@ public final class RPCServer: @unchecked Sendable {
 
     public let loop: EventLoop
     public let configuration: Configuration
+    /// Calls one connection may have unanswered at once; more are refused with
+    /// RESOURCE_EXHAUSTED (a pipelining client keeps far fewer in flight).
+    public static let maxCallsInFlightPerConnection = 4_096
     private let logger: Logger
     private let handlers = Mutex<[String: (placement: Placement, handler: Handler)]>([:])
     private let allowedAddresses: Mutex<Set<String>?>
@@ -178,6 +181,13 @@ public final class RPCServer: @unchecked Sendable {
             return
         }
         let (rpcRequest, handler, placement) = admitted
+        // Each call holds a task until it is answered: one connection may not hold without end.
+        guard connection.callsInFlight < RPCServer.maxCallsInFlightPerConnection else {
+            connection.send(answer(call, .failure(RPCError(
+                .resourceExhausted, "\(RPCServer.maxCallsInFlightPerConnection) calls of this connection are still unanswered; wait for some answers first"))))
+            return
+        }
+        connection.callsInFlight += 1
         inFlight += 1
         let run: @Sendable () async -> Void = { [self] in
             let response: OutgoingBytes
@@ -188,6 +198,7 @@ public final class RPCServer: @unchecked Sendable {
             }
             loop.run { [self] in
                 connection.send(response)
+                connection.callsInFlight -= 1
                 inFlight -= 1
                 if draining && inFlight == 0 { finishDrain() }
             }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import XCTest
 
 @testable import Shared
@@ -259,6 +260,35 @@ final class RPCRuntimeTests: XCTestCase {
         await fixture.close()
     }
 
+    func testOneConnectionMayLeaveOnlySoManyCallsUnanswered() async throws {
+        let fixture = try RPCFixture()
+        let gate = Gate()
+        fixture.server.register("Hold") { _ in
+            await gate.passed()
+            return []
+        }
+        try await fixture.listen()
+        let raw = try RawSocket(port: fixture.port)
+        let signer = Authenticator(key: fixture.key, nodeID: 2)
+        let limit = RPCServer.maxCallsInFlightPerConnection
+        let frames = (1...(limit + 10)).flatMap { id in
+            Envelope(callID: UInt64(id), kind: .request, method: "Hold").frame(signedBy: signer).withBytes { Array($0) }
+        }
+        raw.send(frames)
+        // The calls past the limit are refused at once, naming it; the others wait their turn.
+        for id in (limit + 1)...(limit + 10) {
+            let refusal = raw.readEnvelope()
+            XCTAssertEqual(refusal?.callID, UInt64(id))
+            XCTAssertEqual(refusal?.status, .resourceExhausted)
+            XCTAssertTrue(refusal?.error.contains("\(limit) calls of this connection are still unanswered") == true, refusal?.error ?? "no answer")
+        }
+        gate.open()
+        var answered = 0
+        while answered < limit, let answer = raw.readEnvelope(), answer.status == .ok { answered += 1 }
+        XCTAssertEqual(answered, limit)
+        await fixture.close()
+    }
+
     func testShutdownReturnsOnlyOnceEveryAnswerIsWritten() async throws {
         let fixture = try RPCFixture()
         let (answering, answered) = AsyncStream<Void>.makeStream()
@@ -292,5 +322,29 @@ final class RPCRuntimeTests: XCTestCase {
         call.cancel()
         await assertRPCError(.cancelled, containing: "Sleep to 127.0.0.1") { try await call.value }
         await fixture.close()
+    }
+}
+
+/// Holds its callers until it is opened.
+private final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func passed() async {
+        await withCheckedContinuation { continuation in
+            let open = state.withLock { state in
+                if !state.open { state.waiting.append(continuation) }
+                return state.open
+            }
+            if open { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let waiting = state.withLock { state in
+            state.open = true
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for continuation in waiting { continuation.resume() }
     }
 }
