@@ -306,8 +306,8 @@ final class MfsMount: Sendable {
         do {
             let (answer, _) = try send(open.node, method, request, retry: false, pinned: open.instance, via: open.via)
             if answer.errorNumber != EBADF { return (answer.errorNumber == 0 ? 0 : -answer.errorNumber, answer) }
-        } catch let error as RPCError where error.neverSent {
-            // Nothing reached the instance: opened again elsewhere, the call is made once.
+        } catch let error as RPCError where !error.outcomeUnknown {
+            // Not made there (never sent, or refused): opened again elsewhere, it is made once.
         } catch where method == "Write" && open.flags & O_APPEND != 0 {
             // The append may have been made before the answer was lost: made again, it would
             // add the data twice.

@@ -160,13 +160,13 @@ actor MigratorService {
         } else {
             do {
                 job = try await peers.call(job.where, "Migrator.Start", StartRequest(job: job), returning: Job.self, timeoutMs: 15_000)
-            } catch let error as RPCError where request.node == 0 && !MigratorService.mayHaveRun(error) {
+            } catch let error as RPCError where request.node == 0 && !error.outcomeUnknown {
                 // The Balancer's pick could not take it: start it here after all.
                 logger.notice("job \(job.id): node \(job.where) could not start it (\(error)); starting it here")
                 job.where = nodeID
                 try JobLauncher.validate(job)
                 try await launcher.launch(&job)
-            } catch let error as RPCError where MigratorService.mayHaveRun(error) {
+            } catch let error as RPCError where error.outcomeUnknown {
                 // Started here too, it might run twice: the node's own record will come home
                 // with its next news, if it has one.
                 throw RPCError(error.status, "Migrator.Run: node \(job.where) did not say whether it started job \(job.id) (\(error.message)); it may be running there: see omx mps")
@@ -177,12 +177,6 @@ actor MigratorService {
         host.metrics.add("omx_jobs_started_total", help: "Jobs whose home is this node, started here or elsewhere.")
         logger.info("job \(job.id) started on node \(job.where) as pid \(job.pid) for uid \(job.uid): \(job.argv.joined(separator: " "))")
         return job
-    }
-
-    /// Whether a call that failed with `error` may still have been made at the callee: the
-    /// answer was lost (the connection, the deadline), rather than never sent or refused.
-    nonisolated static func mayHaveRun(_ error: RPCError) -> Bool {
-        !error.neverSent && [.unavailable, .deadlineExceeded, .cancelled, .dataLoss].contains(error.status)
     }
 
     /// `Migrator.Start`: the job's home asks this node to run it. An error means it does not

@@ -56,5 +56,12 @@ public struct RPCError: Error, CustomStringConvertible, Sendable, Equatable {
         self.neverSent = neverSent
     }
 
+    /// The call may have been made at the callee though no answer came (a lost connection, a
+    /// deadline, a bad answer), rather than never sent or refused: making it again could make
+    /// it twice.
+    public var outcomeUnknown: Bool {
+        !neverSent && [.unavailable, .deadlineExceeded, .cancelled, .dataLoss].contains(status)
+    }
+
     public var description: String { "\(status): \(message)" }
 }
