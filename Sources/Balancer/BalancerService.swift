@@ -109,7 +109,7 @@ actor BalancerService {
         let samples = jobs.map { job in
             JobSample(
                 job: job.id, home: job.home, demand: job.demand, rssBytes: job.rssBytes, ageMs: wallClockMs() - min(wallClockMs(), job.startedMs),
-                residentMs: wallClockMs() - min(wallClockMs(), job.arrivedMs), stay: job.stay, lock: job.lock, migrations: job.migrations,
+                residentMs: wallClockMs() - min(wallClockMs(), job.arrivedMs), stay: job.stay, lock: job.lock, cantmove: !job.cantmove.isEmpty, migrations: job.migrations,
                 ioBytes: recentIO[job.id] ?? [:])
         }
         guard let decision = DecisionCore.decide(

@@ -57,10 +57,14 @@ enum ProcessTree {
     private static let portableDevices: Set<String> = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
 
     /// Why CRIU could not move the tree to another node, or nil when it can: sockets (a
-    /// connection cannot follow the job), devices other than the portable ones, and kernel
-    /// objects CRIU does not dump.
+    /// connection cannot follow the job), devices other than the portable ones, kernel
+    /// objects CRIU does not dump, and another user's processes when this service may not read
+    /// their resource limits.
     static func cantmove(root: Int32) -> String? {
         for pid in members(of: root) {
+            if !mayReadAnyLimits, let ids = foreignIDs(of: pid) {
+                return "pid \(pid) runs as \(ids), and this Migrator lacks CAP_SYS_RESOURCE, without which CRIU cannot read another user's resource limits"
+            }
             for name in (try? listDirectory("/proc/\(pid)/fd")) ?? [] {
                 guard let fd = Int32(name), let target = readLink("/proc/\(pid)/fd/\(fd)") else { continue }
                 if target.hasPrefix("socket:") {
@@ -75,6 +79,28 @@ enum ProcessTree {
             }
         }
         return nil
+    }
+
+    /// Whether this process may read any process's resource limits (prlimit), as CRIU must:
+    /// CAP_SYS_RESOURCE, which some sandboxes withhold even from root.
+    private static let mayReadAnyLimits: Bool = {
+        let status = (try? readTextFile("/proc/self/status")) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") }
+        guard let mask = line.flatMap({ UInt64($0.dropFirst("CapEff:".count).trimmedWhitespace, radix: 16) }) else { return true }
+        return mask & (1 << 24) != 0  // CAP_SYS_RESOURCE
+    }()
+
+    /// "uid U gid G" when `pid`'s real, effective or saved ids differ from this process's
+    /// (which prlimit then refuses without CAP_SYS_RESOURCE), else nil.
+    private static func foreignIDs(of pid: Int32) -> String? {
+        guard let status = try? readTextFile("/proc/\(pid)/status") else { return nil }
+        func ids(_ name: String) -> [UInt32] {
+            let line = status.split(separator: "\n").first { $0.hasPrefix(name + ":") }
+            return line.map { $0.dropFirst(name.count + 1).split(whereSeparator: { $0 == "\t" || $0 == " " }).prefix(3).compactMap { UInt32($0) } } ?? []
+        }
+        let (uids, gids) = (ids("Uid"), ids("Gid"))
+        guard uids.contains(where: { $0 != getuid() }) || gids.contains(where: { $0 != getgid() }) else { return nil }
+        return "uid \(uids.first.map(String.init) ?? "?") gid \(gids.first.map(String.init) ?? "?")"
     }
 
     /// "TCP socket", "UDP socket", "Unix socket" ... for "socket:[INODE]".

@@ -40,6 +40,11 @@ final class DecisionCoreTests: XCTestCase {
         var pinned = jobs(4)
         for index in pinned.indices { if index % 2 == 0 { pinned[index].lock = true } else { pinned[index].stay = true } }
         XCTAssertNil(decide(node(1, load: 4), pinned, [node(2, load: 0)]), "locked and stay jobs never move automatically")
+        var unmovable = jobs(4)
+        for index in unmovable.indices.dropLast() { unmovable[index].cantmove = true }
+        XCTAssertEqual(decide(node(1, load: 4), unmovable, [node(2, load: 0)])?.job, "1.4", "what CRIU cannot move now is not chosen")
+        unmovable[3].cantmove = true
+        XCTAssertNil(decide(node(1, load: 4), unmovable, [node(2, load: 0)]), "nothing CRIU can move")
         var big = jobs(4, rss: 4 << 30, ageMs: 20_000)
         XCTAssertNil(decide(node(1, load: 4), big, [node(2, load: 0)]), "moving 4 GiB costs more than a 20 s old job is expected to gain")
         big[0].ageMs = 3_600_000

@@ -19,7 +19,7 @@ public enum DecisionCore {
         let targets = possibleTargets(own: own, peers: peers, configuration: configuration, nowMs: nowMs)
         guard !targets.isEmpty else { return nil }
         let movable = jobs.filter { job in
-            !job.lock && !job.stay && !(own.policy.lstay && job.home == own.node)
+            !job.lock && !job.stay && !job.cantmove && !(own.policy.lstay && job.home == own.node)
                 && job.residentMs >= configuration.minResidenceMs << min(UInt64(job.migrations), 6)
                 && Double(job.ageMs) >= configuration.benefitOverCost * configuration.migrationCostMs(rssBytes: job.rssBytes)
         }

@@ -16,6 +16,9 @@ public struct JobSample: Sendable, Equatable {
     public var residentMs: UInt64
     public var stay: Bool
     public var lock: Bool
+    /// CRIU cannot move it now (a connection, a device, another user's limits it may not
+    /// read ...: the Migrator's `cantmove`), so it is never chosen.
+    public var cantmove: Bool
     /// How often it moved: each move doubles the residence it needs before the next.
     public var migrations: UInt32
     /// Bytes of file I/O per node whose files the job used (FSGateway's counters).
@@ -23,7 +26,7 @@ public struct JobSample: Sendable, Equatable {
 
     public init(
         job: String, home: UInt32, demand: Double, rssBytes: UInt64, ageMs: UInt64, residentMs: UInt64,
-        stay: Bool = false, lock: Bool = false, migrations: UInt32 = 0, ioBytes: [UInt32: UInt64] = [:]
+        stay: Bool = false, lock: Bool = false, cantmove: Bool = false, migrations: UInt32 = 0, ioBytes: [UInt32: UInt64] = [:]
     ) {
         self.job = job
         self.home = home
@@ -33,6 +36,7 @@ public struct JobSample: Sendable, Equatable {
         self.residentMs = residentMs
         self.stay = stay
         self.lock = lock
+        self.cantmove = cantmove
         self.migrations = migrations
         self.ioBytes = ioBytes
     }
