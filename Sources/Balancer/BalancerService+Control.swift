@@ -7,7 +7,7 @@ extension BalancerService {
     func control(_ request: ControlRequest, caller: Caller) async throws -> ControlResponse {
         let readOnly = ["getload", "getspeed", "status"].contains(request.action)
         if !readOnly {
-            guard case let .local(_, uid, _) = caller, uid == 0 else {
+            guard case let .local(_, uid, _, _) = caller, uid == 0 else {
                 throw RPCError(.permissionDenied, "Balancer.Control \(request.action): only root on node \(nodeID)'s Unix socket may change its policy (caller: \(caller))")
             }
         }

@@ -37,6 +37,18 @@ int CLibUV_pipe_peer_credentials(const uv_pipe_t *pipe, pid_t *pid, uid_t *uid, 
     return 0;
 }
 
+int CLibUV_pipe_peer_groups(const uv_pipe_t *pipe, gid_t *groups, int capacity, int *needed) {
+    uv_os_fd_t fd;
+    int rc = uv_fileno((const uv_handle_t *)pipe, &fd);
+    if (rc != 0) return rc;
+    socklen_t size = (socklen_t)(capacity * sizeof(gid_t));
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &size) != 0) {
+        if (errno == ERANGE) *needed = (int)(size / sizeof(gid_t));
+        return -errno;
+    }
+    return (int)(size / sizeof(gid_t));
+}
+
 int CLibUV_tcp_bind4(uv_tcp_t *tcp, const char *ip, int port) {
     struct sockaddr_in addr;
     int rc = uv_ip4_addr(ip, port, &addr);

@@ -251,7 +251,7 @@ public final class DiscoveryService: @unchecked Sendable {
     ///   - root: only root may call.
     ///   - asService: only root or the user this service runs as (a service of the node) may call.
     private func requireLocal(_ request: RPCRequest, _ method: String, root: Bool = false, asService: Bool = false) throws {
-        guard case let .local(_, uid, _) = request.caller else {
+        guard case let .local(_, uid, _, _) = request.caller else {
             throw RPCError(.permissionDenied, "\(method) is only for local callers on the node's Unix socket, not \(request.caller)")
         }
         if root && uid != 0 {

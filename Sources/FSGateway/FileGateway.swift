@@ -74,7 +74,7 @@ final class FileGateway: Sendable {
         // The feed names every changed path, in directories a user may not read: it is for the
         // mounts (and local root), not for local users.
         server.register("FSGateway.Changes") { (request: ChangesRequest, rpc) in
-            if case let .local(_, uid, _) = rpc.caller, uid != 0 {
+            if case let .local(_, uid, _, _) = rpc.caller, uid != 0 {
                 throw RPCError(.permissionDenied, "FSGateway.Changes is for /mfs mounts and root, not for uid \(uid)")
             }
             return await self.feed.changes(since: request.since, client: request.client, waitMs: min(request.waitMs, 60_000))
@@ -94,11 +94,12 @@ final class FileGateway: Sendable {
         var uid = request.callerUID
         var gid = request.callerGID
         var groups = request.callerGroups
-        if case let .local(_, peerUID, peerGID) = caller, peerUID != 0 {
-            // Only root may speak for another user on the Unix socket.
+        if case let .local(_, peerUID, peerGID, peerGroups) = caller, peerUID != 0 {
+            // Only root may speak for another user on the Unix socket: a user acts with the
+            // ids and groups the kernel reports.
             uid = peerUID
             gid = peerGID
-            groups = []
+            groups = peerGroups
         }
         // Root's calls need no switch: the thread acts as root already, and root passes
         // permission checks whatever its groups.
@@ -235,7 +236,7 @@ final class FileGateway: Sendable {
     private func tally(_ request: FsRequest, _ caller: Caller, read: UInt64, written: UInt64) {
         if read > 0 { metrics.add("omx_fs_read_bytes_total", help: "File bytes this gateway read for its callers.", Double(read)) }
         if written > 0 { metrics.add("omx_fs_written_bytes_total", help: "File bytes this gateway wrote for its callers.", Double(written)) }
-        if case let .local(_, uid, _) = caller, uid != 0 { return }
+        if case let .local(_, uid, _, _) = caller, uid != 0 { return }
         guard !request.job.isEmpty else { return }
         counters.withLock { counters in
             let key = "\(request.job)@\(request.callerNode)"

@@ -31,8 +31,8 @@ final class OpenFiles: Sendable {
         /// the same uid on the Unix socket), or local root.
         func admits(_ caller: Caller) -> Bool {
             switch (owner, caller) {
-            case (_, .local(_, 0, _)): return true
-            case let (.local(_, ownerUID, _), .local(_, uid, _)): return ownerUID == uid
+            case (_, .local(_, 0, _, _)): return true
+            case let (.local(_, ownerUID, _, _), .local(_, uid, _, _)): return ownerUID == uid
             case let (.remote(ownerAddress, ownerNode), .remote(address, node)): return ownerAddress == address && ownerNode == node
             default: return false
             }

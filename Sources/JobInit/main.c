@@ -1,12 +1,12 @@
 // omx-jobinit: starts one OMX job in a PID namespace of its own, as CRIU needs it.
 //
-//   omx-jobinit --spool DIR --cwd DIR --uid U --gid G [--environ FILE] [--pidfile F] -- CMD ARGS...
+//   omx-jobinit --spool DIR --cwd DIR --uid U --gid G [--groups G1,G2...] [--environ FILE] [--pidfile F] -- CMD ARGS...
 //
 // The outer process unshares a PID namespace, forks the namespace's init, writes the init's
 // host pid to --pidfile and exits. The init (pid 1 inside) becomes a session leader, opens
 // stdin (/dev/null), stdout and stderr (DIR/stdout, DIR/stderr, owned by the caller, mode
 // 0600) itself, so CRIU finds every file inside the job, closes everything else, and starts
-// CMD as the caller's uid/gid in the caller's cwd, with the environment in FILE
+// CMD as the caller's uid, gid and supplementary groups (--groups; none without it) in the caller's cwd, with the environment in FILE
 // (NUL-separated NAME=VALUE entries, read and removed by the init). It runs as root with an
 // environment of its own: the caller's (LD_PRELOAD ...) reaches CMD only, after the switch to
 // the caller's ids. It forwards signals to CMD (a namespace init ignores signals it has no
@@ -88,7 +88,27 @@ static char **read_environment(const char *path) {
     return entries;
 }
 
-static int run_init(const char *spool, const char *cwd, uid_t uid, gid_t gid, char **environment, char **command) {
+/* The supplementary groups of a --groups list ("" or "G1,G2,..."): their count, or -1 when an
+   entry is no group id. */
+static int parse_groups(const char *list, gid_t **groups) {
+    size_t count = *list ? 1 : 0;
+    for (const char *at = list; *at; at++) count += *at == ',';
+    *groups = calloc(count + 1, sizeof **groups);
+    if (!*groups) fail("groups");
+    const char *at = list;
+    for (size_t i = 0; i < count; i++) {
+        char *end;
+        errno = 0;
+        unsigned long value = strtoul(at, &end, 10);
+        if (errno != 0 || end == at || *at == '-' || value > 0xFFFFFFFEUL || (*end != ',' && *end != '\0')) return -1;
+        (*groups)[i] = (gid_t)value;
+        at = *end ? end + 1 : end;
+    }
+    return (int)count;
+}
+
+static int run_init(const char *spool, const char *cwd, uid_t uid, gid_t gid, const gid_t *groups, int group_count, char **environment,
+                    char **command) {
     if (setsid() < 0) fail("setsid");
     int null = open("/dev/null", O_RDONLY);
     int out = open_output(spool, "stdout", uid, gid);
@@ -110,7 +130,7 @@ static int run_init(const char *spool, const char *cwd, uid_t uid, gid_t gid, ch
         standard.sa_handler = SIG_DFL;
         for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaction(forwarded[i], &standard, NULL);
         if (setpgid(0, 0) != 0) fail("setpgid");
-        if (setgroups(0, NULL) != 0 && uid != getuid()) fail("setgroups");
+        if (setgroups((size_t)group_count, groups) != 0 && uid != getuid()) fail("setgroups");
         if (setgid(gid) != 0) fail("setgid");
         if (setuid(uid) != 0) fail("setuid");
         // As the caller: a cwd they may not enter is refused, as it would be to them.
@@ -135,7 +155,7 @@ static int run_init(const char *spool, const char *cwd, uid_t uid, gid_t gid, ch
 }
 
 int main(int argc, char **argv) {
-    const char *spool = NULL, *cwd = NULL, *pidfile = NULL, *environ_file = NULL;
+    const char *spool = NULL, *cwd = NULL, *pidfile = NULL, *environ_file = NULL, *group_list = "";
     long uid = -1, gid = -1;
     int index = 1;
     for (; index < argc; index++) {
@@ -147,16 +167,23 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[index], "--environ") == 0) environ_file = argv[++index];
         else if (strcmp(argv[index], "--uid") == 0) uid = strtol(argv[++index], NULL, 10);
         else if (strcmp(argv[index], "--gid") == 0) gid = strtol(argv[++index], NULL, 10);
+        else if (strcmp(argv[index], "--groups") == 0) group_list = argv[++index];
         else { fprintf(stderr, "omx-jobinit: unknown option %s\n", argv[index]); return 2; }
     }
     if (!spool || !cwd || uid < 0 || gid < 0 || index >= argc) {
-        fprintf(stderr, "usage: omx-jobinit --spool DIR --cwd DIR --uid U --gid G [--environ FILE] [--pidfile F] -- CMD ARGS...\n");
+        fprintf(stderr, "usage: omx-jobinit --spool DIR --cwd DIR --uid U --gid G [--groups G1,G2...] [--environ FILE] [--pidfile F] -- CMD ARGS...\n");
+        return 2;
+    }
+    gid_t *groups;
+    int group_count = parse_groups(group_list, &groups);
+    if (group_count < 0) {
+        fprintf(stderr, "omx-jobinit: --groups %s: expected group ids separated by commas\n", group_list);
         return 2;
     }
     if (unshare(CLONE_NEWPID) != 0) fail("unshare(CLONE_NEWPID)");
     pid_t init = fork();
     if (init < 0) fail("fork");
-    if (init == 0) _exit(run_init(spool, cwd, (uid_t)uid, (gid_t)gid, read_environment(environ_file), argv + index));
+    if (init == 0) _exit(run_init(spool, cwd, (uid_t)uid, (gid_t)gid, groups, group_count, read_environment(environ_file), argv + index));
     if (pidfile) {
         FILE *file = fopen(pidfile, "w");
         if (!file || fprintf(file, "%d\n", init) < 0 || fclose(file) != 0) fail(pidfile);

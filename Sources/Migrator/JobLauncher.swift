@@ -24,7 +24,7 @@ struct JobLauncher {
         }
     }
 
-    /// Starts `job` (its spool, cwd, uid, gid, env and argv) and fills in its pid.
+    /// Starts `job` (its spool, cwd, uid, gid, groups, env and argv) and fills in its pid.
     /// - Throws: `RPCError` with what omx-jobinit said when the job could not start.
     func launch(_ job: inout Job) async throws {
         // A spool left by an earlier job of the same id (a registry that was reset) is stale.
@@ -41,7 +41,10 @@ struct JobLauncher {
         // The caller's environment goes to the job's command only (omx-jobinit, which runs as
         // root, gets one of its own): LD_PRELOAD and the like must not reach root.
         try writeFileBytes(environ, job.env.flatMap { Array($0.utf8) + [0] }, mode: 0o600)
-        let arguments = ["--spool", job.spool, "--cwd", job.cwd, "--uid", String(job.uid), "--gid", String(job.gid), "--environ", environ, "--pidfile", pidfile, "--"] + job.argv
+        let arguments = [
+            "--spool", job.spool, "--cwd", job.cwd, "--uid", String(job.uid), "--gid", String(job.gid),
+            "--groups", job.groups.map(String.init).joined(separator: ","), "--environ", environ, "--pidfile", pidfile, "--",
+        ] + job.argv
         let process = try ChildProcess.spawn(
             jobInit, arguments, stdoutPath: startLog, stderrPath: startLog, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], inheritEnvironment: false)
         let status = await process.wait(milliseconds: 10_000)

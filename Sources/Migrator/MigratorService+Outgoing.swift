@@ -138,13 +138,13 @@ extension MigratorService {
     /// `Migrator.Expel` (`omx mosctl expel`): sends every guest job home, or to another node
     /// when home cannot take it.
     func expel(caller: Caller) async throws -> ExpelResponse {
-        if case let .local(_, uid, _) = caller, uid != 0 { throw RPCError(.permissionDenied, "Migrator.Expel: only root may expel guests (caller uid \(uid))") }
+        if case let .local(_, uid, _, _) = caller, uid != 0 { throw RPCError(.permissionDenied, "Migrator.Expel: only root may expel guests (caller uid \(uid))") }
         return await sendGuestsAway()
     }
 
     /// `Migrator.Bring` (`omx mosctl bring`): brings every job whose home is here back home.
     func bring(caller: Caller) async throws -> ExpelResponse {
-        if case let .local(_, uid, _) = caller, uid != 0 { throw RPCError(.permissionDenied, "Migrator.Bring: only root may bring jobs home (caller uid \(uid))") }
+        if case let .local(_, uid, _, _) = caller, uid != 0 { throw RPCError(.permissionDenied, "Migrator.Bring: only root may bring jobs home (caller uid \(uid))") }
         var moved: [String] = []
         var failed: [String] = []
         let away = jobs.values.filter { $0.home == nodeID && $0.where != nodeID && $0.state == .running }.sorted { jobOrder($0.id, $1.id) }

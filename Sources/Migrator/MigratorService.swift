@@ -128,12 +128,14 @@ actor MigratorService {
     func run(_ request: RunRequest, caller: Caller) async throws -> Job {
         var job = Job()
         switch caller {
-        case let .local(_, uid, gid):
+        case let .local(_, uid, gid, groups):
             job.uid = uid
             job.gid = gid
+            job.groups = groups
         case .remote:
             job.uid = request.uid
             job.gid = request.gid
+            job.groups = request.groups
         }
         job.home = nodeID
         job.where = request.node == 0 ? nodeID : request.node
@@ -211,7 +213,7 @@ actor MigratorService {
     /// What a local user who is not root may see of other users' jobs (the configuration's
     /// disclosure level); root and the cluster's nodes see everything.
     nonisolated func disclose(_ answer: ListJobsResponse, to caller: Caller, level: OMXConfig.Disclosure) -> ListJobsResponse {
-        guard case let .local(_, uid, _) = caller, uid != 0 else { return answer }
+        guard case let .local(_, uid, _, _) = caller, uid != 0 else { return answer }
         var shown = answer
         shown.jobs = answer.jobs.compactMap { job in
             guard job.uid != uid else { return job }
@@ -405,7 +407,7 @@ actor MigratorService {
     /// sees only this Migrator): the job's owner and root only. The record is this node's, else
     /// the home's (`Migrator.Wait` without waiting).
     func authorizeForwarded(_ id: String, caller: Caller, method: String) async throws {
-        guard case let .local(_, uid, _) = caller, uid != 0 else { return }
+        guard case let .local(_, uid, _, _) = caller, uid != 0 else { return }
         var record = jobs[id]
         if record == nil {
             let home = try homeNode(of: id)
@@ -416,7 +418,7 @@ actor MigratorService {
 
     /// Root, the job's owner and other nodes' Migrators may act on a job; others may not.
     func authorize(_ caller: Caller, for job: Job, method: String) throws {
-        if case let .local(_, uid, _) = caller, uid != 0 && uid != job.uid {
+        if case let .local(_, uid, _, _) = caller, uid != 0 && uid != job.uid {
             throw RPCError(.permissionDenied, "\(method): job \(job.id) belongs to uid \(job.uid), not to uid \(uid)")
         }
     }

@@ -2,8 +2,9 @@
 public enum Caller: Sendable, Equatable, CustomStringConvertible {
     /// A TCP peer whose address is in the map and whose envelope carried a valid MAC.
     case remote(address: String, nodeID: UInt32)
-    /// A local process on the Unix socket, identified by the kernel (SO_PEERCRED).
-    case local(pid: Int32, uid: UInt32, gid: UInt32)
+    /// A local process on the Unix socket, identified by the kernel (SO_PEERCRED), with the
+    /// supplementary groups it had when it connected (SO_PEERGROUPS).
+    case local(pid: Int32, uid: UInt32, gid: UInt32, groups: [UInt32])
 
     /// A user or a tool (a local process, or a TCP caller signing as node 0), not another
     /// node's service: calls from clients about a job are forwarded to the job's home.
@@ -17,7 +18,7 @@ public enum Caller: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .remote(address, nodeID): return nodeID == 0 ? "\(address)" : "node \(nodeID) (\(address))"
-        case let .local(pid, uid, _): return "local pid \(pid) uid \(uid)"
+        case let .local(pid, uid, _, _): return "local pid \(pid) uid \(uid)"
         }
     }
 }

@@ -152,12 +152,23 @@ extension Connection {
         return String(cString: ip)
     }
 
-    /// The process, user and group at the other end of a Unix socket, as the kernel reports them.
-    var unixCredentials: (pid: Int32, uid: UInt32, gid: UInt32)? {
+    /// The process, user, group and supplementary groups at the other end of a Unix socket, as
+    /// the kernel reports them (the groups as they were when the peer connected).
+    var unixCredentials: (pid: Int32, uid: UInt32, gid: UInt32, groups: [UInt32])? {
+        let pipe = stream.reinterpreted(as: uv_pipe_t.self)
         var pid: pid_t = 0
         var uid: uid_t = 0
         var gid: gid_t = 0
-        guard CLibUV_pipe_peer_credentials(stream.reinterpreted(as: uv_pipe_t.self), &pid, &uid, &gid) == 0 else { return nil }
-        return (pid, uid, gid)
+        guard CLibUV_pipe_peer_credentials(pipe, &pid, &uid, &gid) == 0 else { return nil }
+        // Most users have a few groups: ask for 32, then for as many as the kernel says.
+        var groups = [gid_t](repeating: 0, count: 32)
+        var needed: Int32 = 0
+        var count = CLibUV_pipe_peer_groups(pipe, &groups, Int32(groups.count), &needed)
+        if count == -ERANGE {
+            groups = [gid_t](repeating: 0, count: Int(needed))
+            count = CLibUV_pipe_peer_groups(pipe, &groups, Int32(groups.count), &needed)
+        }
+        guard count >= 0 else { return nil }
+        return (pid, uid, gid, Array(groups.prefix(Int(count))))
     }
 }

@@ -143,6 +143,13 @@ public final class CArena {
         return raw.assumingMemoryBound(to: T.self)
     }
 
+    /// A C copy of `values`, for repeated scalar fields (pair it with `n_<field> = values.count`).
+    public func values<T: BitwiseCopyable>(_ values: [T]) -> UnsafeMutablePointer<T> {
+        let array = array(of: T.self, count: values.count)
+        for (index, value) in values.enumerated() { array[index] = value }
+        return array
+    }
+
     /// A C array of strings, for repeated string fields.
     public func strings(_ values: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
         let array = array(of: UnsafeMutablePointer<CChar>?.self, count: values.count)
@@ -160,6 +167,12 @@ public func cString(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
 public func cBytes(_ data: ProtobufCBinaryData) -> [UInt8] {
     guard data.len > 0, let base = data.data else { return [] }
     return Array(UnsafeBufferPointer(start: base, count: data.len))
+}
+
+/// Reads a protobuf-c repeated scalar field.
+public func cValues<T>(_ count: Int, _ values: UnsafeMutablePointer<T>?) -> [T] {
+    guard count > 0, let values else { return [] }
+    return Array(UnsafeBufferPointer(start: values, count: count))
 }
 
 /// Reads a protobuf-c repeated string field.

@@ -124,7 +124,7 @@ public final class RPCServer: @unchecked Sendable {
                 connection.close(nil)
                 return
             }
-            caller = .local(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
+            caller = .local(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid, groups: credentials.groups)
         }
         connections[ObjectIdentifier(connection)] = connection
         connection.pausesReadingWhilePeerLags = true

@@ -142,6 +142,58 @@ final class GatewayHandlesEndToEndTests: XCTestCase {
         await gateway.stop()
     }
 
+    func testALocalUserReachesFilesThroughItsSupplementaryGroupsAndNoOthers() async throws {
+        try DiscoveryCluster.requireFUSE()
+        try PythonClient.requireAndGenerate()
+        let export = NSTemporaryDirectory() + "omx-groups-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: "\(export)/team", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: export) }
+        // A directory and a file only group 4242 may use, as a project's shared tree would be.
+        XCTAssertEqual(chown("\(export)/team", 0, 4242), 0)
+        XCTAssertEqual(chmod("\(export)/team", 0o770), 0)
+        try "for the team\n".write(toFile: "\(export)/team/notes", atomically: false, encoding: .utf8)
+        XCTAssertEqual(chown("\(export)/team/notes", 0, 4242), 0)
+        XCTAssertEqual(chmod("\(export)/team/notes", 0o660), 0)
+        let gateway = try Gateway(subnet: 85, export: export)
+
+        // The Python client, as uid 65534 on the Unix socket: what it claims in the request is
+        // ignored, the groups the kernel reports count.
+        let script = """
+            import sys
+            sys.path.insert(0, sys.argv[1])
+            from omx_client import Client
+            from omx_proto import fsgateway_pb2 as fs
+            with Client("unix:" + sys.argv[2]) as gateway:
+                opened = gateway.call("FSGateway.Open", fs.FsRequest(path="team/notes", caller_groups=[4242]), fs.FsResponse)
+                if opened.error_number:
+                    print("open", opened.error_number)
+                else:
+                    answer = gateway.call("FSGateway.Read", fs.FsRequest(handle=opened.handle, size=4096), fs.FsResponse)
+                    print("read", answer.error_number, answer.data.decode().strip())
+                created = gateway.call("FSGateway.Open", fs.FsRequest(path="team/new", flags=0o101, mode=0o640), fs.FsResponse)
+                print("create", created.error_number)
+            """
+        func asNobody(groups: [String]) -> CommandResult {
+            LocalCluster.runAbsolute(
+                "/usr/bin/setpriv",
+                ["--reuid=65534", "--regid=65534"] + groups + [PythonClient.python, "-B", "-c", script, PythonClient.directory,
+                 "\(gateway.cluster.runDir(1))/fsgateway-0.sock"])
+        }
+        let member = asNobody(groups: ["--groups=4242,4343"])
+        XCTAssertEqual(member.status, 0, member.stderr)
+        XCTAssertEqual(member.stdout, "read 0 for the team\ncreate 0\n", "a member of group 4242")
+        var info = stat()
+        XCTAssertEqual(stat("\(export)/team/new", &info), 0)
+        XCTAssertEqual(info.st_uid, 65534, "created as the caller")
+        XCTAssertEqual(unlink("\(export)/team/new"), 0)
+
+        let stranger = asNobody(groups: ["--clear-groups"])
+        XCTAssertEqual(stranger.status, 0, stranger.stderr)
+        XCTAssertEqual(stranger.stdout, "open \(EACCES)\ncreate \(EACCES)\n", "no member of group 4242, whatever its request says")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(export)/team/new"))
+        await gateway.stop()
+    }
+
     func testFileTimesBeyondWhatNanosecondsHoldAreClampedNotFatal() async throws {
         try DiscoveryCluster.requireFUSE()
         let export = NSTemporaryDirectory() + "omx-times-\(UUID().uuidString.prefix(6))"

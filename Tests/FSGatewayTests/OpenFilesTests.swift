@@ -5,9 +5,9 @@ import XCTest
 @testable import FSGateway
 
 final class OpenFilesTests: XCTestCase {
-    private let root = Caller.local(pid: 1, uid: 0, gid: 0)
-    private let alice = Caller.local(pid: 2, uid: 1000, gid: 1000)
-    private let bob = Caller.local(pid: 3, uid: 1001, gid: 1001)
+    private let root = Caller.local(pid: 1, uid: 0, gid: 0, groups: [])
+    private let alice = Caller.local(pid: 2, uid: 1000, gid: 1000, groups: [])
+    private let bob = Caller.local(pid: 3, uid: 1001, gid: 1001, groups: [])
     private let node2 = Caller.remote(address: "127.0.0.2", nodeID: 2)
     private let node3 = Caller.remote(address: "127.0.0.3", nodeID: 3)
 
@@ -17,7 +17,7 @@ final class OpenFilesTests: XCTestCase {
         let files = OpenFiles(leaseNs: 60_000_000_000)
         let ofAlice = files.add(fd: openDevNull(), path: "a", append: false, owner: alice)
         let ofNode2 = files.add(fd: openDevNull(), path: "b", append: false, owner: node2)
-        XCTAssertEqual(try files.file(ofAlice, for: Caller.local(pid: 99, uid: 1000, gid: 5), "read").path, "a", "the same uid from another process")
+        XCTAssertEqual(try files.file(ofAlice, for: Caller.local(pid: 99, uid: 1000, gid: 5, groups: []), "read").path, "a", "the same uid from another process")
         XCTAssertEqual(try files.file(ofAlice, for: root, "read").path, "a")
         XCTAssertThrowsError(try files.file(ofAlice, for: bob, "read")) { error in
             XCTAssertEqual((error as? ExportedTree.Failure)?.code, EBADF)

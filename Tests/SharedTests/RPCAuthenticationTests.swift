@@ -61,12 +61,40 @@ final class RPCAuthenticationTests: XCTestCase {
     func testUnixSocketCallersAreIdentifiedByTheirPeerCredentials() async throws {
         let fixture = try RPCFixture()
         fixture.server.register("Who") { request in
-            guard case let .local(pid, uid, gid) = request.caller else { throw RPCError(.internal, "not local") }
-            return Array("\(pid) \(uid) \(gid)".utf8)
+            guard case let .local(pid, uid, gid, groups) = request.caller else { throw RPCError(.internal, "not local") }
+            return Array("\(pid) \(uid) \(gid) \(groups)".utf8)
         }
         try await fixture.listen()
         let answer = try await fixture.unixClient().call("Who", [])
-        XCTAssertEqual(String(decoding: answer, as: UTF8.self), "\(getpid()) \(getuid()) \(getgid())")
+        XCTAssertEqual(String(decoding: answer, as: UTF8.self), "\(getpid()) \(getuid()) \(getgid()) \(currentGroups())")
         await fixture.close()
+    }
+
+    func testUnixSocketCallersKeepTheSupplementaryGroupsTheyConnectedWith() async throws {
+        guard getuid() == 0 else { throw XCTSkip("NOT RUN: needs root to give this process 40 supplementary groups (CI runs as root)") }
+        let fixture = try RPCFixture()
+        fixture.server.register("Groups") { request in
+            guard case let .local(_, _, _, groups) = request.caller else { throw RPCError(.internal, "not local") }
+            return Array("\(groups)".utf8)
+        }
+        try await fixture.listen()
+        // More groups than the first buffer holds; the kernel reports them as they were when
+        // the client connected, whatever the process does after.
+        let saved = currentGroups()
+        let many = (0..<40).map { gid_t(70_000 + $0) }
+        XCTAssertEqual(setgroups(many.count, many), 0)
+        let client = fixture.unixClient()
+        let atConnect = try await client.call("Groups", [])
+        XCTAssertEqual(setgroups(saved.count, saved), 0)
+        let later = try await client.call("Groups", [])
+        XCTAssertEqual(String(decoding: atConnect, as: UTF8.self), "\(many)")
+        XCTAssertEqual(String(decoding: later, as: UTF8.self), "\(many)")
+        await fixture.close()
+    }
+
+    private func currentGroups() -> [gid_t] {
+        var groups = [gid_t](repeating: 0, count: Int(getgroups(0, nil)))
+        let count = getgroups(Int32(groups.count), &groups)
+        return Array(groups.prefix(Int(max(count, 0))))
     }
 }

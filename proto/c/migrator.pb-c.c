@@ -1248,7 +1248,7 @@ const ProtobufCMessageDescriptor omx__migrator__migration_report__descriptor =
   (ProtobufCMessageInit) omx__migrator__migration_report__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[28] =
+static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[29] =
 {
   {
     "id",
@@ -1586,6 +1586,18 @@ static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[28] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "groups",
+    29,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Omx__Migrator__Job, n_groups),
+    offsetof(Omx__Migrator__Job, groups),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__migrator__job__field_indices_by_name[] = {
   5,   /* field[5] = argv */
@@ -1598,6 +1610,7 @@ static const unsigned omx__migrator__job__field_indices_by_name[] = {
   27,   /* field[27] = execs */
   9,   /* field[9] = exit */
   19,   /* field[19] = gid */
+  28,   /* field[28] = groups */
   1,   /* field[1] = home */
   0,   /* field[0] = id */
   17,   /* field[17] = last_migration */
@@ -1620,7 +1633,7 @@ static const unsigned omx__migrator__job__field_indices_by_name[] = {
 static const ProtobufCIntRange omx__migrator__job__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 28 }
+  { 0, 29 }
 };
 const ProtobufCMessageDescriptor omx__migrator__job__descriptor =
 {
@@ -1630,7 +1643,7 @@ const ProtobufCMessageDescriptor omx__migrator__job__descriptor =
   "Omx__Migrator__Job",
   "omx.migrator",
   sizeof(Omx__Migrator__Job),
-  28,
+  29,
   omx__migrator__job__field_descriptors,
   omx__migrator__job__field_indices_by_name,
   1,  omx__migrator__job__number_ranges,
@@ -1777,7 +1790,7 @@ const ProtobufCMessageDescriptor omx__migrator__last_exec_response__descriptor =
   (ProtobufCMessageInit) omx__migrator__last_exec_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__migrator__run_request__field_descriptors[9] =
+static const ProtobufCFieldDescriptor omx__migrator__run_request__field_descriptors[10] =
 {
   {
     "argv",
@@ -1887,12 +1900,25 @@ static const ProtobufCFieldDescriptor omx__migrator__run_request__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "groups",
+    10,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Omx__Migrator__RunRequest, n_groups),
+    offsetof(Omx__Migrator__RunRequest, groups),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__migrator__run_request__field_indices_by_name[] = {
   0,   /* field[0] = argv */
   2,   /* field[2] = cwd */
   1,   /* field[1] = env */
   8,   /* field[8] = gid */
+  9,   /* field[9] = groups */
   6,   /* field[6] = lock */
   4,   /* field[4] = name */
   3,   /* field[3] = node */
@@ -1902,7 +1928,7 @@ static const unsigned omx__migrator__run_request__field_indices_by_name[] = {
 static const ProtobufCIntRange omx__migrator__run_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor omx__migrator__run_request__descriptor =
 {
@@ -1912,7 +1938,7 @@ const ProtobufCMessageDescriptor omx__migrator__run_request__descriptor =
   "Omx__Migrator__RunRequest",
   "omx.migrator",
   sizeof(Omx__Migrator__RunRequest),
-  9,
+  10,
   omx__migrator__run_request__field_descriptors,
   omx__migrator__run_request__field_indices_by_name,
   1,  omx__migrator__run_request__number_ranges,

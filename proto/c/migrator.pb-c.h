@@ -167,10 +167,15 @@ struct  Omx__Migrator__Job
    */
   size_t n_execs;
   Omx__Migrator__ExecSite **execs;
+  /*
+   * the supplementary groups its command runs with (besides gid)
+   */
+  size_t n_groups;
+  uint32_t *groups;
 };
 #define OMX__MIGRATOR__JOB__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__job__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, OMX__MIGRATOR__JOB_STATE__RUNNING, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, OMX__MIGRATOR__JOB_STATE__RUNNING, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0,NULL, 0,NULL }
 
 
 /*
@@ -239,10 +244,15 @@ struct  Omx__Migrator__RunRequest
    */
   uint32_t uid;
   uint32_t gid;
+  /*
+   * supplementary groups; TCP only, as uid (the Unix socket: the caller's)
+   */
+  size_t n_groups;
+  uint32_t *groups;
 };
 #define OMX__MIGRATOR__RUN_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__run_request__descriptor) \
-    , 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+    , 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0,NULL }
 
 
 struct  Omx__Migrator__StartRequest

@@ -15,6 +15,11 @@ int CLibUV_tcp_local_ip(const uv_tcp_t *tcp, char *buf, size_t len, int *port);
 /* Reads the kernel's SO_PEERCRED of a connected Unix-socket handle; 0 or a negative errno. */
 int CLibUV_pipe_peer_credentials(const uv_pipe_t *pipe, pid_t *pid, uid_t *uid, gid_t *gid);
 
+/* Reads the kernel's SO_PEERGROUPS (the supplementary groups the peer had when it connected) of a
+   connected Unix-socket handle into groups: their count, or a negative errno; -ERANGE when more
+   than capacity, with *needed set to their count. */
+int CLibUV_pipe_peer_groups(const uv_pipe_t *pipe, gid_t *groups, int capacity, int *needed);
+
 /* Binds a TCP handle to an IPv4 address and port (port 0: any); 0 or a libuv error. */
 int CLibUV_tcp_bind4(uv_tcp_t *tcp, const char *ip, int port);
 

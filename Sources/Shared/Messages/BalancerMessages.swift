@@ -185,7 +185,7 @@ public struct ClusterLoadResponse: WireMessage, Equatable {
     public init(wire bytes: [UInt8]) throws {
         self = try ClusterLoadResponse.codec.decode(bytes) { message in
             let nodes = (0..<message.n_nodes).compactMap { message.nodes[$0].map { NodeLoad(wire: $0.pointee) } }
-            return ClusterLoadResponse(nodes: nodes, unreachable: (0..<message.n_unreachable).map { message.unreachable[$0] })
+            return ClusterLoadResponse(nodes: nodes, unreachable: cValues(message.n_unreachable, message.unreachable))
         }
     }
 
@@ -195,10 +195,8 @@ public struct ClusterLoadResponse: WireMessage, Equatable {
             for (index, node) in nodes.enumerated() { array[index] = node.wire(in: arena) }
             message.n_nodes = nodes.count
             message.nodes = array
-            let unreachableArray = arena.array(of: UInt32.self, count: unreachable.count)
-            for (index, node) in unreachable.enumerated() { unreachableArray[index] = node }
             message.n_unreachable = unreachable.count
-            message.unreachable = unreachableArray
+            message.unreachable = arena.values(unreachable)
         }
     }
 }

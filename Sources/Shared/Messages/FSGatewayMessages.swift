@@ -138,7 +138,7 @@ public struct FsRequest: WireMessage, Equatable {
             request.mtimeNs = message.mtime_ns
             request.callerUID = message.caller_uid
             request.callerGID = message.caller_gid
-            request.callerGroups = (0..<message.n_caller_groups).map { message.caller_groups[$0] }
+            request.callerGroups = cValues(message.n_caller_groups, message.caller_groups)
             request.job = cString(message.job)
             request.callerNode = message.caller_node
             request.datasync = message.datasync != 0
@@ -168,10 +168,8 @@ public struct FsRequest: WireMessage, Equatable {
                 message.mtime_ns = mtimeNs
                 message.caller_uid = callerUID
                 message.caller_gid = callerGID
-                let groups = arena.array(of: UInt32.self, count: callerGroups.count)
-                for (index, group) in callerGroups.enumerated() { groups[index] = group }
                 message.n_caller_groups = callerGroups.count
-                message.caller_groups = groups
+                message.caller_groups = arena.values(callerGroups)
                 message.job = arena.string(job)
                 message.caller_node = callerNode
                 message.datasync = datasync ? 1 : 0

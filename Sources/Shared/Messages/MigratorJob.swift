@@ -92,6 +92,8 @@ public struct Job: WireMessage, Equatable {
     public var lock = false
     public var uid: UInt32 = 0
     public var gid: UInt32 = 0
+    /// The supplementary groups its command runs with (besides `gid`).
+    public var groups: [UInt32] = []
     public var cwd = ""
     public var env: [String] = []
     public var migrations: UInt32 = 0
@@ -140,6 +142,8 @@ public struct Job: WireMessage, Equatable {
         message.pointee.lock = lock ? 1 : 0
         message.pointee.uid = uid
         message.pointee.gid = gid
+        message.pointee.n_groups = groups.count
+        message.pointee.groups = arena.values(groups)
         message.pointee.cwd = arena.string(cwd)
         message.pointee.n_env = env.count
         message.pointee.env = arena.strings(env)
@@ -187,6 +191,7 @@ public struct Job: WireMessage, Equatable {
         lock = message.lock != 0
         uid = message.uid
         gid = message.gid
+        groups = cValues(message.n_groups, message.groups)
         cwd = cString(message.cwd)
         env = cStrings(message.n_env, message.env)
         migrations = message.migrations

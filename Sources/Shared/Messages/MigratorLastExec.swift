@@ -18,17 +18,15 @@ public struct LastExecRequest: WireMessage, Equatable {
 
     public init(wire bytes: [UInt8]) throws {
         self = try LastExecRequest.codec.decode(bytes) { message in
-            LastExecRequest(job: cString(message.job), pids: (0..<message.n_pids).map { message.pids[$0] })
+            LastExecRequest(job: cString(message.job), pids: cValues(message.n_pids, message.pids))
         }
     }
 
     public func wire() -> [UInt8] {
         LastExecRequest.codec.encode { message, arena in
             message.job = arena.string(job)
-            let pids = arena.array(of: Int32.self, count: self.pids.count)
-            for (index, pid) in self.pids.enumerated() { pids[index] = pid }
-            message.n_pids = self.pids.count
-            message.pids = pids
+            message.n_pids = pids.count
+            message.pids = arena.values(pids)
         }
     }
 }

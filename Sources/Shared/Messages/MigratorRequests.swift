@@ -14,6 +14,8 @@ public struct RunRequest: WireMessage, Equatable {
     /// Honoured over TCP only: on the Unix socket the caller's credentials count.
     public var uid: UInt32 = 0
     public var gid: UInt32 = 0
+    /// Supplementary groups, honoured as `uid` is.
+    public var groups: [UInt32] = []
 
     public init(argv: [String], env: [String], cwd: String) {
         self.argv = argv
@@ -35,6 +37,7 @@ public struct RunRequest: WireMessage, Equatable {
             request.lock = message.lock != 0
             request.uid = message.uid
             request.gid = message.gid
+            request.groups = cValues(message.n_groups, message.groups)
             return request
         }
     }
@@ -52,6 +55,8 @@ public struct RunRequest: WireMessage, Equatable {
             message.lock = lock ? 1 : 0
             message.uid = uid
             message.gid = gid
+            message.n_groups = groups.count
+            message.groups = arena.values(groups)
         }
     }
 }
@@ -109,7 +114,7 @@ public struct ListJobsResponse: WireMessage, Equatable {
 
     public init(wire bytes: [UInt8]) throws {
         self = try ListJobsResponse.codec.decode(bytes) { message in
-            let unreachable = (0..<message.n_unreachable).map { message.unreachable[$0] }
+            let unreachable = cValues(message.n_unreachable, message.unreachable)
             return ListJobsResponse(jobs: Job.list(message.n_jobs, message.jobs), unreachable: unreachable)
         }
     }
@@ -118,10 +123,8 @@ public struct ListJobsResponse: WireMessage, Equatable {
         ListJobsResponse.codec.encode { message, arena in
             message.n_jobs = jobs.count
             message.jobs = Job.wire(jobs, in: arena)
-            let array = arena.array(of: UInt32.self, count: unreachable.count)
-            for (index, node) in unreachable.enumerated() { array[index] = node }
             message.n_unreachable = unreachable.count
-            message.unreachable = array
+            message.unreachable = arena.values(unreachable)
         }
     }
 }
