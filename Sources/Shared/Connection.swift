@@ -31,6 +31,10 @@ final class Connection {
     var callsInFlight = 0
     static let queuedOutputLimit = 64 << 20
     private var readingPaused = false
+    /// Whether bytes arrived since the last `checkStalled()`, and how many checks in a row
+    /// found part of a frame waiting with nothing read.
+    private var readSinceCheck = false
+    private var stalledChecks = 0
 
     private var decoder: FrameDecoder
     /// Frames waiting for the end of this loop iteration, written together in one writev.
@@ -114,7 +118,16 @@ final class Connection {
         }
     }
 
+    /// Called by a server at a fixed interval: how many checks in a row found part of a frame
+    /// waiting and nothing read since the check before (0 while reading is paused by us).
+    func checkStalled() -> Int {
+        stalledChecks = decoder.bufferedCount > 0 && !readSinceCheck && !readingPaused && !isClosed ? stalledChecks + 1 : 0
+        readSinceCheck = false
+        return stalledChecks
+    }
+
     private func received(_ bytes: UnsafeRawBufferPointer) {
+        readSinceCheck = true
         do {
             try decoder.feed(bytes) { frame in
                 onFrame?(self, frame)

@@ -32,6 +32,15 @@ public final class RPCServer: @unchecked Sendable {
         public var name: String
         /// Where calls are counted per method and status, with their durations.
         public var metrics: MetricsRegistry?
+        /// Connections a local user other than root may hold at once; more are refused with
+        /// RESOURCE_EXHAUSTED (a user's tools need a few).
+        public var maxConnectionsPerUser = 256
+        /// Connections one TCP peer address may hold at once (a node's services and its
+        /// mount's threads need a few dozen).
+        public var maxConnectionsPerAddress = 1_024
+        /// A connection that holds part of a frame and sends nothing more for this long is
+        /// closed: its caller stalled (or means to hold the connection and its buffer).
+        public var stalledFrameTimeout: Duration = .seconds(30)
 
         public init(name: String, maxFrameSize: Int = Frame.defaultMaxSize, authenticator: Authenticator?, allowedAddresses: Set<String>?) {
             self.name = name
@@ -52,6 +61,9 @@ public final class RPCServer: @unchecked Sendable {
     // Loop thread only:
     private var listeners: [Listener] = []
     private var connections: [ObjectIdentifier: Connection] = [:]
+    private var quota: ConnectionQuota
+    /// Checks, at a third of `stalledFrameTimeout`, for connections whose frame stopped coming.
+    private var stallTimer: LoopTimer?
     private var inFlight = 0
     private var draining = false
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
@@ -63,6 +75,7 @@ public final class RPCServer: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         allowedAddresses = Mutex(configuration.allowedAddresses)
+        quota = ConnectionQuota(perUser: configuration.maxConnectionsPerUser, perAddress: configuration.maxConnectionsPerAddress)
     }
 
     /// Replaces the addresses TCP peers may come from (after the map changed).
@@ -97,6 +110,7 @@ public final class RPCServer: @unchecked Sendable {
             listener.onConnection = { [weak self] connection in self?.accept(connection) }
             listener.onAcceptError = { [logger] error in logger.warning("\(error)") }
             listeners.append(listener)
+            if stallTimer == nil { checkStalledFrames() }
             return listener.boundPort
         }
     }
@@ -126,6 +140,14 @@ public final class RPCServer: @unchecked Sendable {
             }
             caller = .local(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid, groups: credentials.groups)
         }
+        let holder = ConnectionQuota.holder(of: caller)
+        if let refusal = quota.admit(holder) {
+            // Logged when the limit is reached, not for every connection of a flood.
+            if refusal.isFirst { logger.warning("refusing connections of \(configuration.name) (\(connection.peer)): \(refusal.reason)") }
+            connection.send(Envelope.failure(callID: 0, method: "", RPCError(.resourceExhausted, "\(configuration.name): \(refusal.reason)")).frame())
+            connection.closeAfterFlush()
+            return
+        }
         connections[ObjectIdentifier(connection)] = connection
         connection.pausesReadingWhilePeerLags = true
         connection.onFrame = { [weak self] connection, payload in self?.received(payload, on: connection, from: caller) }
@@ -137,6 +159,7 @@ public final class RPCServer: @unchecked Sendable {
         }
         connection.onClose = { [weak self] connection, _ in
             self?.connections[ObjectIdentifier(connection)] = nil
+            self?.quota.release(holder)
             self?.endDrainOnceClosed()
         }
         do {
@@ -307,6 +330,7 @@ public final class RPCServer: @unchecked Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let accepted = loop.execute { [self] in
                 draining = true
+                stallTimer?.close()
                 for listener in listeners { listener.close() }
                 listeners = []
                 drainWaiters.append(continuation)
@@ -315,6 +339,20 @@ public final class RPCServer: @unchecked Sendable {
             if !accepted { continuation.resume() }
         }
         deadline.cancel()
+    }
+
+    /// Closes the connections whose frame stopped coming for `stalledFrameTimeout` (three
+    /// checks in a row found part of a frame and nothing read since), then checks again later.
+    private func checkStalledFrames() {
+        let intervalMs = max(configuration.stalledFrameTimeout.milliseconds / 3, 1)
+        for connection in connections.values where connection.checkStalled() >= 3 {
+            let reason = "a frame stayed incomplete for \(configuration.stalledFrameTimeout) with nothing more arriving; closing the connection"
+            logger.warning("\(configuration.name): \(connection.peer): \(reason)")
+            connection.send(Envelope.failure(callID: 0, method: "", RPCError(.resourceExhausted, reason)).frame())
+            connection.closeAfterFlush()
+        }
+        if stallTimer == nil { stallTimer = LoopTimer(loop: loop) }
+        stallTimer?.start(afterMs: intervalMs) { [weak self] in self?.checkStalledFrames() }
     }
 
     private func finishDrain() {

@@ -156,4 +156,64 @@ final class LocalUsersEndToEndTests: XCTestCase {
         _ = cluster.omx(["kill", sleeper])
         await cluster.down()
     }
+
+    func testAUserHoldsAtMostItsQuotaOfConnectionsWhileRootIsServed() async throws {
+        try PythonClient.requireAndGenerate()
+        let cluster = try LocalCluster(subnet: 87, nodes: 1)
+        defer { cluster.stop() }
+        try cluster.start(.discovery, node: 1)
+        let go = "\(cluster.runDir(1))/go-on"
+        // As uid 65534: 256 connections held, the 257th refused (read without sending: the
+        // service says why and closes), then, once root has been served meanwhile (`go`), one
+        // closed makes room for another.
+        let script = """
+            import os, sys, time
+            sys.path.insert(0, sys.argv[1])
+            from omx_client import Client, OMXError
+            socket = "unix:" + sys.argv[2] + "/discovery.sock"
+            held = []
+            for _ in range(256):
+                client = Client(socket)
+                client.ping(b"held")
+                held.append(client)
+            extra = Client(socket)
+            extra._connect("Ping")
+            refusal = extra._read_envelope("Ping", 5)
+            print("held", len(held))
+            print("refused", refusal.call_id, refusal.status, refusal.error, flush=True)
+            for _ in range(200):
+                if os.path.exists(sys.argv[3]):
+                    break
+                time.sleep(0.05)
+            print("still served", held[0].ping(b"again").payload.decode())
+            held.pop().close()
+            for attempt in range(50):
+                try:
+                    print("after one closed", Client(socket).ping(b"room").payload.decode())
+                    break
+                except OMXError:
+                    time.sleep(0.1)
+            """
+        let output = "\(cluster.runDir(1))/user.out"
+        let user = try ChildProcess.spawn(
+            "/usr/bin/setpriv",
+            ["--reuid=65534", "--regid=65534", "--clear-groups", PythonClient.python, "-B", "-c", script, PythonClient.directory, cluster.runDir(1), go],
+            stdoutPath: output, stderrPath: output)
+        var printed = ""
+        for _ in 0..<200 where !printed.contains("refused") {
+            try await Task.sleep(for: .milliseconds(50))
+            printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        }
+        XCTAssertTrue(printed.hasPrefix("held 256\n"), printed)
+        let exhausted = 8  // RESOURCE_EXHAUSTED
+        XCTAssertTrue(printed.contains("refused 0 \(exhausted) discovery on node 1: uid 65534 already holds 256 connections, the most one caller may"), printed)
+        let ping = LocalCluster.run("omx", ["ping", "discovery"], environment: ["OMX_RUN_DIR": cluster.runDir(1)])
+        XCTAssertEqual(ping.status, 0, "root is served while the user is at its limit: \(ping.stderr)")
+        XCTAssertTrue(FileManager.default.createFile(atPath: go, contents: nil))
+        let status = await user.wait(milliseconds: 20_000)
+        XCTAssertEqual(status, 0)
+        printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        XCTAssertTrue(printed.contains("still served again\nafter one closed room\n"), printed)
+        XCTAssertEqual(cluster.log("discovery-0-node1").components(separatedBy: "refusing connections of discovery").count, 2, "the refusal is logged once")
+    }
 }

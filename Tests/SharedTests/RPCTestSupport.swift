@@ -14,15 +14,19 @@ final class RPCFixture {
     private(set) var port = 0
     private var clients: [RPCClient] = []
 
-    init(maxFrameSize: Int = Frame.defaultMaxSize, allowedAddresses: Set<String>? = ["127.0.0.1"], key: ClusterKey = .generate()) throws {
+    /// - Parameter configure: changes the server's settings before it starts.
+    init(
+        maxFrameSize: Int = Frame.defaultMaxSize, allowedAddresses: Set<String>? = ["127.0.0.1"], key: ClusterKey = .generate(),
+        configure: (inout RPCServer.Configuration) -> Void = { _ in }
+    ) throws {
         self.key = key
         serverLoop = try EventLoop()
         clientLoop = try EventLoop()
         socketPath = NSTemporaryDirectory() + "omx-test-\(UUID().uuidString.prefix(8)).sock"
-        server = RPCServer(
-            loop: serverLoop,
-            configuration: .init(name: "test server", maxFrameSize: maxFrameSize, authenticator: Authenticator(key: key, nodeID: 1), allowedAddresses: allowedAddresses),
-            logger: Logger(label: "test-server"))
+        var configuration = RPCServer.Configuration(
+            name: "test server", maxFrameSize: maxFrameSize, authenticator: Authenticator(key: key, nodeID: 1), allowedAddresses: allowedAddresses)
+        configure(&configuration)
+        server = RPCServer(loop: serverLoop, configuration: configuration, logger: Logger(label: "test-server"))
         server.register("Echo") { request in request.body }
     }
 
