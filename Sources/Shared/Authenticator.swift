@@ -32,11 +32,12 @@ public final class Authenticator: Sendable {
         self.skewMs = skewMs
     }
 
-    /// Adds a fresh timestamp, nonce and MAC (with `session`'s key when given and the body is
-    /// large enough, see `mac(head:body:nonce:session:into:)`) to `envelope`
-    /// (what `Envelope.frame(signedBy:session:)` does on the stack while packing, for code that
+    /// Adds a fresh timestamp, nonce and MAC for receiver `destination` ("IPv4:port"; with
+    /// `session`'s key when given and the body is large enough, see
+    /// `mac(head:body:nonce:session:into:)`) to `envelope` (what
+    /// `Envelope.frame(signedBy:to:session:)` does on the stack while packing, for code that
     /// wants the signed envelope itself).
-    public func sign(_ envelope: inout Envelope, session: SessionKeys? = nil, nowMs: UInt64 = wallClockMs()) {
+    public func sign(_ envelope: inout Envelope, to destination: String, session: SessionKeys? = nil, nowMs: UInt64 = wallClockMs()) {
         let nonce = [UInt8](unsafeUninitializedCapacity: 16) { buffer, filled in
             writeNonce(into: UnsafeMutableRawBufferPointer(buffer))
             filled = 16
@@ -44,7 +45,7 @@ public final class Authenticator: Sendable {
         envelope.auth = EnvelopeAuth(nodeID: nodeID, timestampMs: nowMs, nonce: nonce)
         var scheme = AuthScheme.clusterHMACSHA256
         envelope.auth!.mac = [UInt8](unsafeUninitializedCapacity: 32) { out, filled in
-            envelope.withSigningHead { head in
+            envelope.withSigningHead(to: destination) { head in
                 nonce.withUnsafeBytes { nonce in
                     envelope.body.withUnsafeBytes { (scheme, filled) = mac(head: head, body: $0, nonce: nonce, session: session, into: out.baseAddress!) }
                 }
@@ -93,8 +94,11 @@ public final class Authenticator: Sendable {
 
     /// Checks `signature` over a signing head and a body: the MAC (under the cluster key, or
     /// `session`'s receiving key when the signature says so), the clock and the nonce.
+    /// - Parameter receiver: the receiver's end the head names, for the refusal's message.
     /// - Throws: `RPCError` with status UNAUTHENTICATED saying which check failed.
-    func check(_ signature: Signature, head: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, session: SessionKeys?, nowMs: UInt64) throws {
+    func check(
+        _ signature: Signature, head: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, session: SessionKeys?, receiver: String, nowMs: UInt64
+    ) throws {
         let node = signature.nodeID
         guard signature.nonce.count == 16 else {
             throw RPCError(.unauthenticated, "nonce of \(signature.nonce.count) bytes from node \(node) (it must be 16: epoch and counter)")
@@ -116,7 +120,9 @@ public final class Authenticator: Sendable {
             }
         }
         guard matches else {
-            throw RPCError(.unauthenticated, "bad MAC from node \(node): the sender holds a different cluster key or the envelope was altered")
+            throw RPCError(
+                .unauthenticated,
+                "bad MAC from node \(node): the sender holds a different cluster key, signed for another receiver than \(receiver), or the envelope was altered")
         }
         let drift = signature.timestampMs > nowMs ? signature.timestampMs - nowMs : nowMs - signature.timestampMs
         guard drift <= skewMs else {

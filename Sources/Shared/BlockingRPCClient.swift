@@ -54,6 +54,8 @@ public final class BlockingRPCClient: Sendable {
     /// and the session keys agreed on it.
     private struct Link {
         let fd: Int32
+        /// Both ends, which signatures name.
+        let ends: SocketEnds
         var waitTimeoutMs: UInt64 = 0
         var session: SessionKeys?
 
@@ -87,8 +89,8 @@ public final class BlockingRPCClient: Sendable {
         }
         link.limitWaits(to: timeoutMs)
         do {
-            try send(request.frame(signedBy: authenticator, session: link.session), on: link.fd, method: method, timeoutMs: timeoutMs)
-            let answer = try receive(callID, on: link.fd, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs, session: link.session)
+            try send(request.frame(signedBy: authenticator, to: link.ends.peer, session: link.session), on: link.fd, method: method, timeoutMs: timeoutMs)
+            let answer = try receive(callID, on: link, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
             idle.withLock { $0.append(link) }
             guard answer.status == .ok else { throw RPCError(answer.status, answer.error) }
             return answer.body
@@ -118,7 +120,8 @@ public final class BlockingRPCClient: Sendable {
             throw RPCError(.unavailable, "\(method) to \(peer): \(reason); next attempt in \((untilNs - now) / 1_000_000) ms")
         }
         do {
-            var link = Link(fd: try connect())
+            let fd = try connect()
+            var link = Link(fd: fd, ends: SocketEnds(fd: fd))
             refusal.withLock { $0 = (0, initialBackoffMs, "") }
             if let authenticator {
                 do {
@@ -146,9 +149,8 @@ public final class BlockingRPCClient: Sendable {
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         let request = Envelope(callID: callID, kind: .request, method: SessionOffer.method, body: offer.request, deadlineMs: UInt32(timeoutMs))
         link.limitWaits(to: timeoutMs)
-        try send(request.frame(signedBy: authenticator), on: link.fd, method: SessionOffer.method, timeoutMs: timeoutMs)
-        let answer = try receive(
-            callID, on: link.fd, method: SessionOffer.method, deadlineNs: monotonicNs() + timeoutMs * 1_000_000, timeoutMs: timeoutMs, session: nil)
+        try send(request.frame(signedBy: authenticator, to: link.ends.peer), on: link.fd, method: SessionOffer.method, timeoutMs: timeoutMs)
+        let answer = try receive(callID, on: link, method: SessionOffer.method, deadlineNs: monotonicNs() + timeoutMs * 1_000_000, timeoutMs: timeoutMs)
         guard answer.status == .ok else { return nil }
         return try? offer.keys(from: answer.body, authenticator: authenticator)
     }
@@ -205,9 +207,11 @@ public final class BlockingRPCClient: Sendable {
         }
     }
 
-    /// Reads the answer to call `callID` on `fd`: its 4-byte length, then the envelope straight
-    /// into a buffer of that size (a 1 MiB read is copied once on its way in, not three times).
-    private func receive(_ callID: UInt64, on fd: Int32, method: String, deadlineNs: UInt64, timeoutMs: UInt64, session: SessionKeys?) throws -> Envelope {
+    /// Reads the answer to call `callID` on `link`: its 4-byte length, then the envelope
+    /// straight into a buffer of that size (a 1 MiB read is copied once on its way in, not
+    /// three times), checked with the link's session keys, if any.
+    private func receive(_ callID: UInt64, on link: Link, method: String, deadlineNs: UInt64, timeoutMs: UInt64) throws -> Envelope {
+        let fd = link.fd
         var header = [UInt8](repeating: 0, count: Frame.headerSize)
         try header.withUnsafeMutableBytes { try receiveExactly($0, from: fd, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs) }
         let length = header.reduce(0) { $0 << 8 | Int($1) }
@@ -221,7 +225,9 @@ public final class BlockingRPCClient: Sendable {
         let answer: Envelope
         do {
             // Refusals come unsigned: a peer that refuses us may be unable to sign.
-            answer = try payload.withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, session: session, refusalsUnsigned: true).envelope }
+            answer = try payload.withUnsafeBytes {
+                try Envelope.received($0, verifiedBy: authenticator, at: link.ends.local, session: link.session, refusalsUnsigned: true).envelope
+            }
         } catch {
             let reason = (error as? RefusedSignature)?.error ?? error
             throw ConnectionFailure(rpcError: RPCError(.dataLoss, "bad response from \(peer) to \(method): \(reason)"))

@@ -21,6 +21,13 @@ final class Connection {
     var onClose: ((Connection, UVError?) -> Void)?
     /// The session keys agreed on this connection (TCP, after a `Session` call), if any.
     var session: SessionKeys?
+    /// Both ends of a TCP connection, which signatures name (read once connected); empty for a
+    /// Unix socket.
+    private(set) lazy var ends: SocketEnds = {
+        var fd: uv_os_fd_t = -1
+        guard transport == .tcp, uv_fileno(handle, &fd) == 0 else { return .unsigned }
+        return SocketEnds(fd: fd)
+    }()
     /// Stop reading while the peer leaves more than `queuedOutputLimit` bytes of our output
     /// unread, and read again once it took three quarters of them: a server's connections do,
     /// so that a caller who sends requests without reading the answers cannot make it queue

@@ -14,6 +14,7 @@ extension Envelope {
     /// given, checks its signature on protobuf-c's parsed fields (nothing is copied to be
     /// checked, and the nonce and MAC are not kept).
     /// - Parameters:
+    ///   - receiver: this side's end of the connection ("IPv4:port"), which the signature must name.
     ///   - session: the keys agreed on the connection, if any (for envelopes signed with them).
     ///   - refusalsUnsigned: let envelopes whose status is not OK pass unsigned (a peer that
     ///     refuses us may be unable to sign).
@@ -21,8 +22,8 @@ extension Envelope {
     /// - Throws: `RPCError` (INVALID_ARGUMENT) when the bytes are no valid envelope;
     ///   `RefusedSignature` when the signature is missing or does not hold.
     static func received(
-        _ payload: UnsafeRawBufferPointer, verifiedBy authenticator: Authenticator?, session: SessionKeys? = nil, refusalsUnsigned: Bool,
-        nowMs: UInt64 = wallClockMs()
+        _ payload: UnsafeRawBufferPointer, verifiedBy authenticator: Authenticator?, at receiver: String, session: SessionKeys? = nil,
+        refusalsUnsigned: Bool, nowMs: UInt64 = wallClockMs()
     ) throws -> (envelope: Envelope, signer: UInt32?) {
         try codec.decode(payload) { message in
             let envelope = try Envelope(message, auth: nil)
@@ -35,15 +36,18 @@ extension Envelope {
                         error: RPCError(.unauthenticated, "envelope carries no authentication (TCP calls must be signed with the cluster key)"))
                 }
                 let nonce = UnsafeRawBufferPointer(start: auth.nonce.data, count: auth.nonce.len)
-                let head = SigningHead(
-                    callID: message.call_id, kind: message.kind.rawValue, method: cStringBytes(message.method), status: message.status.rawValue,
-                    error: cStringBytes(message.error), deadlineMs: message.deadline_ms, nodeID: auth.node_id, timestampMs: auth.timestamp_ms,
-                    nonce: nonce, bodyCount: body.count)
                 let signature = Authenticator.Signature(
                     nodeID: auth.node_id, timestampMs: auth.timestamp_ms, nonce: nonce, mac: UnsafeRawBufferPointer(start: auth.mac.data, count: auth.mac.len),
                     scheme: auth.scheme.rawValue)
+                var destination = receiver
                 do {
-                    try head.withBytes { try authenticator.check(signature, head: $0, body: body, session: session, nowMs: nowMs) }
+                    try destination.withUTF8 { destination in
+                        let head = SigningHead(
+                            destination: UnsafeRawBufferPointer(destination), callID: message.call_id, kind: message.kind.rawValue,
+                            method: cStringBytes(message.method), status: message.status.rawValue, error: cStringBytes(message.error),
+                            deadlineMs: message.deadline_ms, nodeID: auth.node_id, timestampMs: auth.timestamp_ms, nonce: nonce, bodyCount: body.count)
+                        try head.withBytes { try authenticator.check(signature, head: $0, body: body, session: session, receiver: receiver, nowMs: nowMs) }
+                    }
                 } catch let error as RPCError {
                     throw RefusedSignature(callID: message.call_id, method: envelope.method, error: error)
                 }

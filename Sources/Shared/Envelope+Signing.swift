@@ -1,34 +1,38 @@
-/// What an envelope's MAC covers, exactly as `proto/README.md` specifies it: every field but
-/// the MAC itself, in a fixed order, integers big-endian, strings and bytes length-prefixed,
-/// the body last. The part before the body (the head) is written on the stack and the body is
-/// never copied to be signed.
+/// What an envelope's MAC covers, exactly as `proto/README.md` specifies it: the receiver's
+/// address, then every field but the MAC itself, in a fixed order, integers big-endian, strings
+/// and bytes length-prefixed, the body last. The part before the body (the head) is written on
+/// the stack and the body is never copied to be signed.
 extension Envelope {
-    /// The whole signing string (head and body), for tests and the documented test vector.
-    public func signingBytes() -> [UInt8] {
-        withSigningHead { Array($0) } + body
+    /// The whole signing string (head and body) for receiver `destination` ("IPv4:port"), for
+    /// tests and the documented test vector.
+    public func signingBytes(to destination: String) -> [UInt8] {
+        withSigningHead(to: destination) { Array($0) } + body
     }
 
     /// Hands `body` the signing string of this envelope up to the body, with its own `auth`.
-    func withSigningHead<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+    func withSigningHead<T>(to destination: String, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
         try (auth?.nonce ?? []).withUnsafeBytes { nonce in
-            try withSigningHead(nodeID: auth?.nodeID ?? 0, timestampMs: auth?.timestampMs ?? 0, nonce: nonce, body)
+            try withSigningHead(to: destination, nodeID: auth?.nodeID ?? 0, timestampMs: auth?.timestampMs ?? 0, nonce: nonce, body)
         }
     }
 
-    /// Hands `body` the signing string of this envelope up to the body, as signed by `nodeID`
-    /// at `timestampMs` with `nonce`.
+    /// Hands `body` the signing string of this envelope up to the body, as signed for receiver
+    /// `destination` by `nodeID` at `timestampMs` with `nonce`.
     func withSigningHead<T>(
-        nodeID: UInt32, timestampMs: UInt64, nonce: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> T
+        to destination: String, nodeID: UInt32, timestampMs: UInt64, nonce: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> T
     ) rethrows -> T {
+        var destination = destination
         var method = method
         var error = error
-        return try method.withUTF8 { method in
-            try error.withUTF8 { error in
-                try SigningHead(
-                    callID: callID, kind: kind.rawValue, method: UnsafeRawBufferPointer(method), status: status.rawValue,
-                    error: UnsafeRawBufferPointer(error), deadlineMs: deadlineMs, nodeID: nodeID, timestampMs: timestampMs,
-                    nonce: nonce, bodyCount: self.body.count
-                ).withBytes(body)
+        return try destination.withUTF8 { destination in
+            try method.withUTF8 { method in
+                try error.withUTF8 { error in
+                    try SigningHead(
+                        destination: UnsafeRawBufferPointer(destination), callID: callID, kind: kind.rawValue, method: UnsafeRawBufferPointer(method),
+                        status: status.rawValue, error: UnsafeRawBufferPointer(error), deadlineMs: deadlineMs, nodeID: nodeID,
+                        timestampMs: timestampMs, nonce: nonce, bodyCount: self.body.count
+                    ).withBytes(body)
+                }
             }
         }
     }
@@ -36,6 +40,8 @@ extension Envelope {
 
 /// The signed fields of an envelope that come before its body, wherever they lie.
 struct SigningHead {
+    /// The receiver's "IPv4:port", as the sender reached it.
+    var destination: UnsafeRawBufferPointer
     var callID: UInt64
     var kind: UInt32
     var method: UnsafeRawBufferPointer
@@ -49,10 +55,11 @@ struct SigningHead {
 
     /// Hands `body` the head's bytes, written on the stack.
     func withBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
-        let size = 52 + method.count + error.count + nonce.count
+        let size = 56 + destination.count + method.count + error.count + nonce.count
         return try withUnsafeTemporaryAllocation(byteCount: size, alignment: 8) { buffer in
             var writer = Writer(buffer: buffer)
-            writer.u32(0x4F4D_5831)  // "OMX1"
+            writer.u32(0x4F4D_5832)  // "OMX2"
+            writer.field(destination)
             writer.u64(callID)
             writer.u32(kind)
             writer.field(method)

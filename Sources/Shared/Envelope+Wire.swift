@@ -25,17 +25,20 @@ extension Envelope {
     }
 
     /// The envelope as one frame ready to send, signed by `authenticator` when one is given:
-    /// a fresh timestamp and nonce and the MAC (with the keys of `session`, when the connection
-    /// has one and the body is large enough) go into the frame, computed on the stack (the
-    /// envelope's own `auth` is not used).
-    public func frame(signedBy authenticator: Authenticator?, session: SessionKeys? = nil, nowMs: UInt64 = wallClockMs()) -> OutgoingBytes {
+    /// a fresh timestamp and nonce and the MAC for receiver `destination` ("IPv4:port", as this
+    /// side reached it; with the keys of `session`, when the connection has one and the body is
+    /// large enough) go into the frame, computed on the stack (the envelope's own `auth` is not
+    /// used).
+    public func frame(
+        signedBy authenticator: Authenticator?, to destination: String, session: SessionKeys? = nil, nowMs: UInt64 = wallClockMs()
+    ) -> OutgoingBytes {
         guard let authenticator else { return frame() }
         return withCMessage { message in
             withUnsafeTemporaryAllocation(byteCount: 48, alignment: 8) { stamp in
                 let nonce = UnsafeMutableRawBufferPointer(rebasing: stamp[0..<16])
                 let mac = UnsafeMutableRawBufferPointer(rebasing: stamp[16..<48])
                 authenticator.writeNonce(into: nonce)
-                let (scheme, macSize) = withSigningHead(nodeID: authenticator.nodeID, timestampMs: nowMs, nonce: UnsafeRawBufferPointer(nonce)) { head in
+                let (scheme, macSize) = withSigningHead(to: destination, nodeID: authenticator.nodeID, timestampMs: nowMs, nonce: UnsafeRawBufferPointer(nonce)) { head in
                     body.withUnsafeBytes { authenticator.mac(head: head, body: $0, nonce: UnsafeRawBufferPointer(nonce), session: session, into: mac.baseAddress!) }
                 }
                 var wire = Omx__Auth()

@@ -76,7 +76,9 @@ public final class RPCClient: @unchecked Sendable {
     private var state = State.idle
     /// The keys agreed on the current connection, if any.
     private var session: SessionKeys?
-    private var queued: [OutgoingBytes] = []
+    /// Requests waiting for the connection, signed once it is made (their signatures name
+    /// the service's end of it).
+    private var queued: [Envelope] = []
     private var pending: [UInt64: Pending] = [:]
     private var deadlines = Heap<Deadline>()
     private var deadlineTimer: LoopTimer?
@@ -198,11 +200,11 @@ public final class RPCClient: @unchecked Sendable {
         // a call waiting for a connection is signed with the cluster key.
         switch state {
         case let .connected(connection):
-            connection.send(request.frame(signedBy: signer, session: session))
+            connection.send(request.frame(signedBy: signer, to: connection.ends.peer, session: session))
         case .connecting:
-            queued.append(request.frame(signedBy: signer))
+            queued.append(request)
         case .idle, .waiting:
-            queued.append(request.frame(signedBy: signer))
+            queued.append(request)
             connect()
         case .closed:
             break
@@ -272,7 +274,7 @@ public final class RPCClient: @unchecked Sendable {
         }
         state = .connected(connection)
         backoffMs = configuration.initialBackoff.milliseconds
-        connection.onFrame = { [weak self] _, payload in self?.received(payload) }
+        connection.onFrame = { [weak self] connection, payload in self?.received(payload, on: connection) }
         connection.onClose = { [weak self] connection, error in self?.lost(connection, error) }
         do {
             try connection.startReading()
@@ -283,7 +285,7 @@ public final class RPCClient: @unchecked Sendable {
             return
         }
         if let authenticator = signer { offerSession(on: connection, authenticator) }
-        for payload in queued { connection.send(payload) }
+        for request in queued { connection.send(request.frame(signedBy: signer, to: connection.ends.peer)) }
         queued = []
     }
 
@@ -301,7 +303,7 @@ public final class RPCClient: @unchecked Sendable {
         pending[callID] = Pending(waiter: .thread(complete), method: SessionOffer.method, deadlineNs: monotonicNs() + timeoutMs * 1_000_000, timeoutMs: timeoutMs)
         addDeadline(Deadline(ns: pending[callID]!.deadlineNs, callID: callID))
         let request = Envelope(callID: callID, kind: .request, method: SessionOffer.method, body: offer.request, deadlineMs: UInt32(clamping: timeoutMs))
-        connection.send(request.frame(signedBy: authenticator))
+        connection.send(request.frame(signedBy: authenticator, to: connection.ends.peer))
     }
 
     /// Takes the keys of an agreed session for the connection the offer went out on.
@@ -332,12 +334,12 @@ public final class RPCClient: @unchecked Sendable {
         failAll(RPCError(.unavailable, "connection to \(endpoint) lost: \(reason)"))
     }
 
-    private func received(_ payload: UnsafeRawBufferPointer) {
+    private func received(_ payload: UnsafeRawBufferPointer, on connection: Connection) {
         let envelope: Envelope
         do {
             // Answers that carry data must be signed; refusals are taken as they come, since a
             // peer that refuses us (another key, an address outside its map) may be unable to sign.
-            envelope = try Envelope.received(payload, verifiedBy: signer, session: session, refusalsUnsigned: true).envelope
+            envelope = try Envelope.received(payload, verifiedBy: signer, at: connection.ends.local, session: session, refusalsUnsigned: true).envelope
             // Our own signed request sent back (by whoever sits in between) is no answer.
             guard envelope.kind == .response else { throw RPCError(.dataLoss, "a request (call \(envelope.callID), \(envelope.method)), not a response") }
         } catch {

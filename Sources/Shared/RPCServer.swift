@@ -176,22 +176,23 @@ public final class RPCServer: @unchecked Sendable {
         let request: Envelope
         let signer: UInt32?
         do {
-            (request, signer) = try Envelope.received(payload, verifiedBy: authenticator, session: connection.session, refusalsUnsigned: false)
+            (request, signer) = try Envelope.received(
+                payload, verifiedBy: authenticator, at: connection.ends.local, session: connection.session, refusalsUnsigned: false)
         } catch let refused as RefusedSignature {
             let call = Call(
-                callID: refused.callID, method: refused.method, started: started, peer: connection.peer, authenticator: authenticator,
-                session: nil, known: handlers.withLock { $0[refused.method] })
+                callID: refused.callID, method: refused.method, started: started, peer: connection.peer, replyTo: connection.ends.peer,
+                authenticator: authenticator, session: nil, known: handlers.withLock { $0[refused.method] })
             connection.send(answer(call, .failure(refused.error)))
             return
         } catch {
             logger.warning("malformed envelope from \(connection.peer): \(error)")
             let failure = RPCError(.invalidArgument, "malformed envelope (\(payload.count) bytes) from \(connection.peer)")
-            connection.send(Envelope.failure(callID: 0, method: "", failure).frame(signedBy: authenticator))
+            connection.send(Envelope.failure(callID: 0, method: "", failure).frame(signedBy: authenticator, to: connection.ends.peer))
             return
         }
         let call = Call(
-            callID: request.callID, method: request.method, started: started, peer: connection.peer, authenticator: authenticator,
-            session: connection.session, known: handlers.withLock { $0[request.method] })
+            callID: request.callID, method: request.method, started: started, peer: connection.peer, replyTo: connection.ends.peer,
+            authenticator: authenticator, session: connection.session, known: handlers.withLock { $0[request.method] })
         if request.method == SessionOffer.method, request.kind == .request, let authenticator {
             connection.send(answer(call, agreeSession(request, on: connection, authenticator)))
             return
@@ -255,6 +256,8 @@ public final class RPCServer: @unchecked Sendable {
         let method: String
         let started: UInt64
         let peer: String
+        /// The caller's end of a TCP connection, which the answer's signature names.
+        let replyTo: String
         let authenticator: Authenticator?
         /// The keys agreed on the request's connection, which sign a large answer.
         let session: SessionKeys?
@@ -304,7 +307,7 @@ public final class RPCServer: @unchecked Sendable {
                 "omx_rpc_call_seconds", help: "Time from a request's arrival to its response, by method.", labels: [("method", method)],
                 Double(monotonicNs() - call.started) / 1e9)
         }
-        return response.frame(signedBy: call.authenticator, session: call.session)
+        return response.frame(signedBy: call.authenticator, to: call.replyTo, session: call.session)
     }
 
     private let drainingFlag = Atomic<Bool>(false)

@@ -4,21 +4,31 @@ import XCTest
 
 final class AuthenticatorTests: XCTestCase {
     private let key = ClusterKey.generate()
+    /// The receiving service's end of the connection, which signatures name.
+    private let service = "10.0.0.2:7701"
 
-    private func signedRequest(_ authenticator: Authenticator, nowMs: UInt64 = wallClockMs()) -> Envelope {
+    private func signedRequest(_ authenticator: Authenticator, to destination: String = "10.0.0.2:7701", nowMs: UInt64 = wallClockMs()) -> Envelope {
         var envelope = Envelope(callID: 7, kind: .request, method: "Ping", body: [1, 2, 3])
-        authenticator.sign(&envelope, nowMs: nowMs)
+        authenticator.sign(&envelope, to: destination, nowMs: nowMs)
         return envelope
     }
 
-    /// Checks `envelope` the way a connection does: parsed from its bytes, signature checked.
+    /// Checks `envelope` the way a connection does: parsed from its bytes, signature checked
+    /// (by default at `service`).
     @discardableResult
-    private func receive(_ envelope: Envelope, by authenticator: Authenticator, refusalsUnsigned: Bool = false) throws -> (envelope: Envelope, signer: UInt32?) {
-        try envelope.serialized().withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, refusalsUnsigned: refusalsUnsigned) }
+    private func receive(
+        _ envelope: Envelope, by authenticator: Authenticator, at receiver: String? = nil, refusalsUnsigned: Bool = false
+    ) throws -> (envelope: Envelope, signer: UInt32?) {
+        try envelope.serialized().withUnsafeBytes {
+            try Envelope.received($0, verifiedBy: authenticator, at: receiver ?? service, refusalsUnsigned: refusalsUnsigned)
+        }
     }
 
-    private func assertRefused(_ envelope: Envelope, by authenticator: Authenticator, saying text: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try receive(envelope, by: authenticator), file: file, line: line) { error in
+    private func assertRefused(
+        _ envelope: Envelope, by authenticator: Authenticator, at receiver: String? = nil, saying text: String, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
+        XCTAssertThrowsError(try receive(envelope, by: authenticator, at: receiver), file: file, line: line) { error in
             let refused = error as? RefusedSignature
             XCTAssertEqual(refused?.callID, envelope.callID, "a refusal answers the call it refuses", file: file, line: line)
             XCTAssertEqual(refused?.error.status, .unauthenticated, file: file, line: line)
@@ -39,11 +49,11 @@ final class AuthenticatorTests: XCTestCase {
         let sender = Authenticator(key: key, nodeID: 4)
         let receiver = Authenticator(key: key, nodeID: 2)
         let envelope = Envelope(callID: 11, kind: .response, method: "Discovery.Members", body: [9, 8], status: .ok, error: "", deadlineMs: 30)
-        let frame = envelope.frame(signedBy: sender).withBytes { Array($0.dropFirst(Frame.headerSize)) }
-        let received = try frame.withUnsafeBytes { try Envelope.received($0, verifiedBy: receiver, refusalsUnsigned: false) }
+        let frame = envelope.frame(signedBy: sender, to: service).withBytes { Array($0.dropFirst(Frame.headerSize)) }
+        let received = try frame.withUnsafeBytes { try Envelope.received($0, verifiedBy: receiver, at: service, refusalsUnsigned: false) }
         XCTAssertEqual(received.envelope, envelope)
         XCTAssertEqual(received.signer, 4)
-        XCTAssertThrowsError(try frame.withUnsafeBytes { try Envelope.received($0, verifiedBy: receiver, refusalsUnsigned: false) }) { error in
+        XCTAssertThrowsError(try frame.withUnsafeBytes { try Envelope.received($0, verifiedBy: receiver, at: service, refusalsUnsigned: false) }) { error in
             XCTAssertTrue("\((error as? RefusedSignature)?.error as Any)".contains("replayed envelope from node 4"), "\(error)")
         }
     }
@@ -71,6 +81,17 @@ final class AuthenticatorTests: XCTestCase {
         assertRefused(envelope, by: Authenticator(key: key, nodeID: 2), saying: "bad MAC")
     }
 
+    func testAnEnvelopeSignedForAnotherReceiverIsRefusedThere() throws {
+        // A request to node 2's Discovery, caught on the wire and sent within the clock window
+        // to node 3 (whose replay window never saw its nonce), or to node 2's Migrator.
+        let sender = Authenticator(key: key, nodeID: 1)
+        let envelope = signedRequest(sender, to: "10.0.0.2:7701")
+        for elsewhere in ["10.0.0.3:7701", "10.0.0.2:7703"] {
+            assertRefused(envelope, by: Authenticator(key: key, nodeID: 3), at: elsewhere, saying: "signed for another receiver than \(elsewhere)")
+        }
+        XCTAssertEqual(try receive(envelope, by: Authenticator(key: key, nodeID: 2), at: "10.0.0.2:7701").signer, 1)
+    }
+
     func testAnotherClustersKeyIsRefused() {
         let envelope = signedRequest(Authenticator(key: ClusterKey.generate(), nodeID: 1))
         assertRefused(envelope, by: Authenticator(key: key, nodeID: 2), saying: "different cluster key")
@@ -83,7 +104,7 @@ final class AuthenticatorTests: XCTestCase {
         // Auth is the envelope's last field and its scheme (field 5, a varint) is Auth's last.
         XCTAssertEqual(Array(bytes.suffix(2)), [0x28, 0x01])
         bytes[bytes.count - 1] = 7
-        XCTAssertThrowsError(try bytes.withUnsafeBytes { try Envelope.received($0, verifiedBy: Authenticator(key: key, nodeID: 2), refusalsUnsigned: false) }) { error in
+        XCTAssertThrowsError(try bytes.withUnsafeBytes { try Envelope.received($0, verifiedBy: Authenticator(key: key, nodeID: 2), at: service, refusalsUnsigned: false) }) { error in
             XCTAssertTrue("\((error as? RefusedSignature)?.error as Any)".contains("signed with unknown scheme 7"), "\(error)")
         }
     }

@@ -52,7 +52,7 @@ final class ConnectionLimitsTests: XCTestCase {
         try await fixture.listen()
         let signer = Authenticator(key: fixture.key, nodeID: 2)
         func echo(_ id: UInt64) -> [UInt8] {
-            Envelope(callID: id, kind: .request, method: "Echo", body: [7]).frame(signedBy: signer).withBytes { Array($0) }
+            Envelope(callID: id, kind: .request, method: "Echo", body: [7]).frame(signedBy: signer, to: fixture.service).withBytes { Array($0) }
         }
         let idle = try RawSocket(port: fixture.port)
         let slow = try RawSocket(port: fixture.port)

@@ -23,12 +23,17 @@ final class RPCAuthenticationTests: XCTestCase {
         await fixture.close()
     }
 
+    /// An `Echo` request of [1], signed by node 2 with `key` for receiver `destination`, as a frame.
+    private func echoFrame(_ key: ClusterKey, for destination: String) -> [UInt8] {
+        var request = Envelope(callID: 1, kind: .request, method: "Echo", body: [1])
+        Authenticator(key: key, nodeID: 2).sign(&request, to: destination)
+        return Frame.encode(request.serialized())
+    }
+
     func testAReplayedFrameIsRefused() async throws {
         let fixture = try RPCFixture()
         try await fixture.listen()
-        var request = Envelope(callID: 1, kind: .request, method: "Echo", body: [1])
-        Authenticator(key: fixture.key, nodeID: 2).sign(&request)
-        let frame = Frame.encode(request.serialized())
+        let frame = echoFrame(fixture.key, for: fixture.service)
         let raw = try RawSocket(port: fixture.port)
         raw.send(frame)
         XCTAssertEqual(raw.readEnvelope()?.status, .ok)
@@ -38,6 +43,26 @@ final class RPCAuthenticationTests: XCTestCase {
         XCTAssertEqual(refusal.status, .unauthenticated)
         XCTAssertTrue(refusal.error.contains("replayed envelope from node 2"), refusal.error)
         await fixture.close()
+    }
+
+    func testAFrameCaughtOnTheWireIsRefusedByEveryOtherServiceOfTheCluster() async throws {
+        // Two services of one cluster (the same key): a request signed for the first, sent
+        // within the clock window to the second, whose replay window never saw its nonce.
+        let first = try RPCFixture()
+        let second = try RPCFixture(key: first.key)
+        try await first.listen()
+        try await second.listen()
+        let frame = echoFrame(first.key, for: first.service)
+        let elsewhere = try RawSocket(port: second.port)
+        elsewhere.send(frame)
+        let refusal = try XCTUnwrap(elsewhere.readEnvelope())
+        XCTAssertEqual(refusal.status, .unauthenticated)
+        XCTAssertTrue(refusal.error.contains("bad MAC from node 2") && refusal.error.contains("signed for another receiver than \(second.service)"), refusal.error)
+        let intended = try RawSocket(port: first.port)
+        intended.send(frame)
+        XCTAssertEqual(intended.readEnvelope()?.body, [1], "the service it was signed for serves it")
+        await first.close()
+        await second.close()
     }
 
     func testAPeerWhoseAddressIsNotInTheMapIsRefused() async throws {

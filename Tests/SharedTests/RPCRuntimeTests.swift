@@ -39,7 +39,7 @@ final class RPCRuntimeTests: XCTestCase {
         var sentBytes = 0
         // 1 MiB echoes, never reading the answers, until a second passes without progress.
         sending: while sentBytes < 300 << 20 {
-            let frame = Envelope(callID: UInt64(sentFrames + 1), kind: .request, method: "Echo", body: body).frame(signedBy: signer)
+            let frame = Envelope(callID: UInt64(sentFrames + 1), kind: .request, method: "Echo", body: body).frame(signedBy: signer, to: fixture.service)
             var offset = 0
             while offset < frame.count {
                 let count = Glibc.send(raw.fd, frame.base + offset, frame.count - offset, Int32(MSG_NOSIGNAL))
@@ -172,7 +172,7 @@ final class RPCRuntimeTests: XCTestCase {
         XCTAssertTrue(answer.error.hasPrefix("malformed envelope (5 bytes) from 127.0.0.1"), answer.error)
 
         var request = Envelope(callID: 9, kind: .request, method: "Echo", body: [5])
-        Authenticator(key: fixture.key, nodeID: 2).sign(&request)
+        Authenticator(key: fixture.key, nodeID: 2).sign(&request, to: fixture.service)
         raw.send(Frame.encode(request.serialized()))
         let echo = try XCTUnwrap(raw.readEnvelope())
         XCTAssertEqual(echo.callID, 9)
@@ -272,7 +272,7 @@ final class RPCRuntimeTests: XCTestCase {
         let signer = Authenticator(key: fixture.key, nodeID: 2)
         let limit = RPCServer.maxCallsInFlightPerConnection
         let frames = (1...(limit + 10)).flatMap { id in
-            Envelope(callID: UInt64(id), kind: .request, method: "Hold").frame(signedBy: signer).withBytes { Array($0) }
+            Envelope(callID: UInt64(id), kind: .request, method: "Hold").frame(signedBy: signer, to: fixture.service).withBytes { Array($0) }
         }
         raw.send(frames)
         // The calls past the limit are refused at once, naming it; the others wait their turn.
@@ -298,7 +298,7 @@ final class RPCRuntimeTests: XCTestCase {
         }
         try await fixture.listen()
         let raw = try RawSocket(port: fixture.port)
-        raw.send(Envelope(callID: 1, kind: .request, method: "Big").frame(signedBy: Authenticator(key: fixture.key, nodeID: 2)).withBytes { Array($0) })
+        raw.send(Envelope(callID: 1, kind: .request, method: "Big").frame(signedBy: Authenticator(key: fixture.key, nodeID: 2), to: fixture.service).withBytes { Array($0) })
         let reader = Task.detached { raw.readEnvelope() }
         for await _ in answering { break }
         // What a service does on SIGTERM: drain, then stop the loop, which closes every handle.

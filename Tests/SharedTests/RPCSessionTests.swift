@@ -11,10 +11,10 @@ final class RPCSessionTests: XCTestCase {
         let raw = try RawSocket(port: fixture.port)
         let clientRandom = randomBytes(32)
         var offer = Envelope(callID: 1, kind: .request, method: "Session", body: SessionRequest(clientRandom: clientRandom).wire())
-        authenticator.sign(&offer)
+        authenticator.sign(&offer, to: fixture.service)
         raw.send(Frame.encode(offer.serialized()))
         let payload = try XCTUnwrap(raw.readPayload(), "no answer to Session")
-        let answer = try payload.withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, refusalsUnsigned: false) }
+        let answer = try payload.withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, at: raw.local, refusalsUnsigned: false) }
         XCTAssertEqual(answer.envelope.status, .ok, answer.envelope.error)
         XCTAssertEqual(try Envelope(serialized: payload).auth?.scheme, .clusterHMACSHA256, "Session is answered with the cluster key")
         let serverRandom = try SessionResponse(wire: answer.envelope.body).serverRandom
@@ -23,9 +23,9 @@ final class RPCSessionTests: XCTestCase {
     }
 
     /// An `Echo` frame of a body large enough to be signed with `keys` (`SessionKeys.minimumBody`).
-    private func sessionFrame(_ authenticator: Authenticator, _ keys: SessionKeys, callID: UInt64, _ body: [UInt8]) -> [UInt8] {
+    private func sessionFrame(_ authenticator: Authenticator, _ keys: SessionKeys, to service: String, callID: UInt64, _ body: [UInt8]) -> [UInt8] {
         var request = Envelope(callID: callID, kind: .request, method: "Echo", body: large(body))
-        authenticator.sign(&request, session: keys)
+        authenticator.sign(&request, to: service, session: keys)
         XCTAssertEqual(request.auth?.scheme, .sessionChaCha20Poly1305)
         XCTAssertEqual(request.auth?.mac.count, 16)
         return Frame.encode(request.serialized())
@@ -40,7 +40,7 @@ final class RPCSessionTests: XCTestCase {
         let authenticator = Authenticator(key: .generate(), nodeID: 2)
         let keys = authenticator.sessionKeys(clientRandom: randomBytes(32), serverRandom: randomBytes(32), side: .client)
         var small = Envelope(callID: 1, kind: .request, method: "Echo", body: [UInt8](repeating: 1, count: SessionKeys.minimumBody - 1))
-        authenticator.sign(&small, session: keys)
+        authenticator.sign(&small, to: "10.0.0.2:7701", session: keys)
         XCTAssertEqual(small.auth?.scheme, .clusterHMACSHA256)
         XCTAssertEqual(small.auth?.mac.count, 32)
     }
@@ -51,10 +51,10 @@ final class RPCSessionTests: XCTestCase {
         let authenticator = Authenticator(key: fixture.key, nodeID: 2)
         let (raw, keys) = try agreeByHand(fixture, authenticator)
 
-        let frame = sessionFrame(authenticator, keys, callID: 2, [1, 2, 3])
+        let frame = sessionFrame(authenticator, keys, to: fixture.service, callID: 2, [1, 2, 3])
         raw.send(frame)
         let payload = try XCTUnwrap(raw.readPayload())
-        let answer = try payload.withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, session: keys, refusalsUnsigned: false) }
+        let answer = try payload.withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, at: raw.local, session: keys, refusalsUnsigned: false) }
         XCTAssertEqual(answer.envelope.status, .ok, answer.envelope.error)
         XCTAssertEqual(answer.envelope.body, large([1, 2, 3]))
         XCTAssertEqual(try Envelope(serialized: payload).auth?.scheme, .sessionChaCha20Poly1305, "a large answer is signed with the session")
@@ -64,7 +64,7 @@ final class RPCSessionTests: XCTestCase {
         XCTAssertEqual(replay.status, .unauthenticated)
         XCTAssertTrue(replay.error.contains("replayed envelope from node 2"), replay.error)
 
-        var altered = sessionFrame(authenticator, keys, callID: 3, [4, 5, 6])
+        var altered = sessionFrame(authenticator, keys, to: fixture.service, callID: 3, [4, 5, 6])
         altered[altered.count / 2] ^= 1  // inside the body, which fills most of the frame
         raw.send(altered)
         let forged = try XCTUnwrap(raw.readEnvelope())
@@ -72,7 +72,7 @@ final class RPCSessionTests: XCTestCase {
         XCTAssertTrue(forged.error.contains("bad MAC from node 2"), forged.error)
 
         var again = Envelope(callID: 4, kind: .request, method: "Session", body: SessionRequest(clientRandom: randomBytes(32)).wire())
-        authenticator.sign(&again)
+        authenticator.sign(&again, to: fixture.service)
         raw.send(Frame.encode(again.serialized()))
         let second = try XCTUnwrap(raw.readEnvelope())
         XCTAssertEqual(second.status, .failedPrecondition)
@@ -80,12 +80,12 @@ final class RPCSessionTests: XCTestCase {
 
         // Keys of one connection hold on no other: without a session, and with another one.
         let bare = try RawSocket(port: fixture.port)
-        bare.send(sessionFrame(authenticator, keys, callID: 5, [7]))
+        bare.send(sessionFrame(authenticator, keys, to: fixture.service, callID: 5, [7]))
         let sessionless = try XCTUnwrap(bare.readEnvelope())
         XCTAssertEqual(sessionless.status, .unauthenticated)
         XCTAssertTrue(sessionless.error.contains("no session was agreed on this connection"), sessionless.error)
         let (other, _) = try agreeByHand(fixture, authenticator)
-        other.send(sessionFrame(authenticator, keys, callID: 6, [8]))
+        other.send(sessionFrame(authenticator, keys, to: fixture.service, callID: 6, [8]))
         let foreign = try XCTUnwrap(other.readEnvelope())
         XCTAssertEqual(foreign.status, .unauthenticated)
         XCTAssertTrue(foreign.error.contains("bad MAC from node 2"), foreign.error)
@@ -94,10 +94,10 @@ final class RPCSessionTests: XCTestCase {
         // the session's key, a small one with the cluster key.
         for body in [[9], large([9])] {
             var plain = Envelope(callID: 7, kind: .request, method: "Echo", body: body)
-            authenticator.sign(&plain)
+            authenticator.sign(&plain, to: fixture.service)
             raw.send(Frame.encode(plain.serialized()))
             let echoed = try XCTUnwrap(raw.readPayload())
-            let checked = try echoed.withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, session: keys, refusalsUnsigned: false) }
+            let checked = try echoed.withUnsafeBytes { try Envelope.received($0, verifiedBy: authenticator, at: raw.local, session: keys, refusalsUnsigned: false) }
             XCTAssertEqual(checked.envelope.body, body)
             XCTAssertEqual(try Envelope(serialized: echoed).auth?.scheme, body.count < SessionKeys.minimumBody ? .clusterHMACSHA256 : .sessionChaCha20Poly1305)
         }
@@ -109,7 +109,7 @@ final class RPCSessionTests: XCTestCase {
         try await fixture.listen()
         let raw = try RawSocket(port: fixture.port)
         var offer = Envelope(callID: 1, kind: .request, method: "Session", body: SessionRequest(clientRandom: [1, 2, 3]).wire())
-        Authenticator(key: fixture.key, nodeID: 2).sign(&offer)
+        Authenticator(key: fixture.key, nodeID: 2).sign(&offer, to: fixture.service)
         raw.send(Frame.encode(offer.serialized()))
         let answer = try XCTUnwrap(raw.readEnvelope())
         XCTAssertEqual(answer.status, .invalidArgument)

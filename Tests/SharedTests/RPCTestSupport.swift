@@ -30,6 +30,9 @@ final class RPCFixture {
         server.register("Echo") { request in request.body }
     }
 
+    /// The server's TCP end, which the signatures of requests to it name.
+    var service: String { "127.0.0.1:\(port)" }
+
     /// Listens on TCP (on `port`, or on a free one) and on the Unix socket.
     func listen(port wanted: Int = 0) async throws {
         port = try await server.listen(on: .tcp(host: "127.0.0.1", port: wanted))
@@ -95,6 +98,9 @@ final class RawSocket {
     }
 
     deinit { Glibc.close(fd) }
+
+    /// This socket's end, which the signatures of answers to it name.
+    var local: String { SocketEnds(fd: fd).local }
 
     func send(_ bytes: [UInt8]) {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

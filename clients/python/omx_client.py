@@ -177,12 +177,20 @@ def _field(data):
     return struct.pack(">I", len(data)) + data
 
 
-def signing_bytes(envelope):
-    """The bytes the MAC covers, exactly as proto/README.md lists them (mac itself excluded)."""
+def socket_end(address):
+    """A socket's (host, port) as the signing string names it: "IPv4:port"."""
+    return f"{address[0]}:{address[1]}"
+
+
+def signing_bytes(envelope, receiver):
+    """The bytes the MAC covers, exactly as proto/README.md lists them (mac itself excluded):
+    `receiver` is the receiving end of the connection, "IPv4:port" (for a request, the service's
+    address and port we connected to; for its response, our own)."""
     auth = envelope.auth
     return b"".join(
         [
-            b"OMX1",
+            b"OMX2",
+            _field(receiver.encode("ascii")),
             struct.pack(">QI", envelope.call_id, envelope.kind),
             _field(envelope.method.encode("utf-8")),
             struct.pack(">I", envelope.status),
@@ -194,8 +202,8 @@ def signing_bytes(envelope):
     )
 
 
-def compute_mac(key, envelope):
-    return hmac.new(key, signing_bytes(envelope), hashlib.sha256).digest()
+def compute_mac(key, envelope, receiver):
+    return hmac.new(key, signing_bytes(envelope, receiver), hashlib.sha256).digest()
 
 
 class Signer:
@@ -217,17 +225,18 @@ class Signer:
             cls._counter += 1
             return cls._epoch + struct.pack(">Q", cls._counter)
 
-    def sign(self, envelope, now_ms=None):
+    def sign(self, envelope, receiver, now_ms=None):
+        """Signs `envelope` for `receiver` ("IPv4:port" of the service's end)."""
         envelope.auth.node_id = self.node_id
         envelope.auth.timestamp_ms = int(time.time() * 1000) if now_ms is None else now_ms
         envelope.auth.nonce = self.next_nonce()
-        envelope.auth.mac = compute_mac(self.key, envelope)
+        envelope.auth.mac = compute_mac(self.key, envelope, receiver)
 
-    def verify(self, envelope):
-        """True when the envelope carries a MAC made with our key."""
+    def verify(self, envelope, receiver):
+        """True when the envelope carries a MAC made with our key for `receiver` (our end)."""
         if not envelope.HasField("auth"):
             return False
-        return hmac.compare_digest(envelope.auth.mac, compute_mac(self.key, envelope))
+        return hmac.compare_digest(envelope.auth.mac, compute_mac(self.key, envelope, receiver))
 
 
 def self_check():
@@ -247,16 +256,17 @@ def self_check():
     envelope.auth.timestamp_ms = 1700000000000
     envelope.auth.nonce = b"\xab" * 16
     expected_string = bytes.fromhex(
-        "4f4d5831 0000000000000001 00000000 00000004 50696e67 00000000 00000000 000007d0"
-        " 00000001 0000018bcfe56800 00000010 abababababababababababababababab 00000004 0a026869"
+        "4f4d5832 0000000d 31302e302e302e323a37373031 0000000000000001 00000000 00000004 50696e67"
+        " 00000000 00000000 000007d0 00000001 0000018bcfe56800 00000010"
+        " abababababababababababababababab 00000004 0a026869"
         .replace(" ", "")
     )
-    expected_mac = "d658cdc0b7adb400ee57afee060fb3ec923e1616737d96aa7c63291d555692a0"
-    got_string = signing_bytes(envelope)
+    expected_mac = "ccbc0dc2407b2666d918970ee899a756db0d21d15aa55db9d2d0aac2c8c66f7f"
+    got_string = signing_bytes(envelope, "10.0.0.2:7701")
     assert got_string == expected_string, (
         f"signing string mismatch:\n got      {got_string.hex()}\n expected {expected_string.hex()}"
     )
-    got_mac = compute_mac(bytes(range(32)), envelope).hex()
+    got_mac = compute_mac(bytes(range(32)), envelope, "10.0.0.2:7701").hex()
     assert got_mac == expected_mac, f"MAC mismatch: got {got_mac}, expected {expected_mac}"
     return got_mac
 
@@ -383,10 +393,10 @@ class Client:
             body=request_msg.SerializeToString(),
             deadline_ms=min(int(timeout_s * 1000), 0xFFFFFFFF),
         )
-        if self.signer is not None:
-            self.signer.sign(request)
-        payload = request.SerializeToString()
         sock = self._connect(method)
+        if self.signer is not None:
+            self.signer.sign(request, socket_end(sock.getpeername()))
+        payload = request.SerializeToString()
         sock.settimeout(timeout_s)
         try:
             sock.sendall(struct.pack(">I", len(payload)) + payload)
@@ -408,7 +418,7 @@ class Client:
 
         if response.status != common_pb2.OK:
             raise OMXError(method, self.peer, response.status, response.error)
-        if self.signer is not None and not self.signer.verify(response):
+        if self.signer is not None and not self.signer.verify(response, socket_end(sock.getsockname())):
             self.close()
             raise OMXError(method, self.peer, common_pb2.UNAUTHENTICATED,
                            "response MAC does not verify: the service holds a different "
