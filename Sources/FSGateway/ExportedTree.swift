@@ -153,24 +153,41 @@ final class ExportedTree: Sendable {
         }
     }
 
-    /// The entries of directory `path` with their attributes ("." and ".." left out).
-    func readdir(_ path: String) throws -> [(name: String, attr: FileAttr)] {
+    /// A page of the entries of directory `path` with their attributes ("." and ".." left
+    /// out), starting at `offset` (0, or a `next` this returned): at most about `pageBytes` of
+    /// them on the wire, so that a directory of any size lists within the frame limit.
+    /// - Returns: the entries, and where the next page starts (0 when this one ends the listing:
+    ///   the directory's own position cookies, which stay valid when it is opened again).
+    func readdir(_ path: String, from offset: Int64 = 0, pageBytes: Int = ExportedTree.readdirPageBytes) throws -> (
+        entries: [(name: String, attr: FileAttr)], next: Int64
+    ) {
         let (fd, kernelPath) = try openDirectory(path, flags: O_RDONLY)
         guard let directory = fdopendir(fd) else {
             close(fd)
             throw Failure(errno, path)
         }
         defer { closedir(directory) }
+        if offset != 0 { seekdir(directory, Int(offset)) }
         var entries: [(String, FileAttr)] = []
-        while let entry = Glibc.readdir(directory) {
+        var bytes = 0
+        while bytes < pageBytes, let entry = Glibc.readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
             guard name != ".", name != "..", !isExcluded(path: kernelPath, name: name) else { continue }
             var info = stat()
             guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
             entries.append((name, attributes(info)))
+            bytes += name.utf8.count + ExportedTree.entryOverheadBytes
         }
-        return entries
+        guard bytes >= pageBytes else { return (entries, 0) }
+        // Full: the next page starts after the last entry read, unless that was the last one.
+        let next = Int64(telldir(directory))
+        return Glibc.readdir(directory) == nil ? (entries, 0) : (entries, next)
     }
+
+    /// About how many bytes of entries one Readdir answer carries.
+    static let readdirPageBytes = 1 << 20
+    /// A generous bound on one entry's wire size beyond its name (its attributes and framing).
+    static let entryOverheadBytes = 96
 
     /// Opens regular file `path` (creating it with `mode` under O_CREAT); device nodes,
     /// sockets and fifos are refused without being opened.

@@ -254,6 +254,24 @@ final class MfsMount: Sendable {
         }
     }
 
+    /// Every entry of directory `request.path` on `node`, page after page (gateways answer
+    /// Readdir in pages of about 1 MiB); a gateway whose pages do not move on is EIO.
+    func listDirectory(_ node: UInt32, _ request: FsRequest) -> (Int32, [(name: String, attr: FileAttr)]) {
+        var request = request
+        var entries: [(name: String, attr: FileAttr)] = []
+        while true {
+            let (code, answer) = call(node, "Readdir", request)
+            guard code == 0 else { return (code, []) }
+            entries += answer.entries
+            if answer.nextOffset == 0 { return (0, entries) }
+            guard answer.nextOffset != request.offset else {
+                logger.warning("FSGateway.Readdir \(request.path) on node \(node): the page at \(request.offset) points to itself")
+                return (-EIO, [])
+            }
+            request.offset = answer.nextOffset
+        }
+    }
+
     /// Opens `request.path` on `node` for the caller; returns our handle for it.
     func open(_ node: UInt32, _ request: FsRequest) throws -> (Int32, UInt64) {
         let via = relayHome(for: node) ?? 0

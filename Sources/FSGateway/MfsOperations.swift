@@ -77,10 +77,10 @@ enum MfsOperations {
             case let .node(node, rest):
                 let generation = MfsOperations.mount.cache.generation(node)
                 let request = MfsOperations.mount.request(rest)
-                let (code, answer) = MfsOperations.mount.call(node, "Readdir", request)
+                let (code, listing) = MfsOperations.mount.listDirectory(node, request)
                 guard code == 0 else { return code }
-                entries = answer.entries.map { ($0.name, $0.attr) }
-                MfsOperations.mount.cache.rememberListing(node, rest, answer.entries, for: request.cacheCaller, since: generation)
+                entries = listing.map { ($0.name, $0.attr) }
+                MfsOperations.mount.cache.rememberListing(node, rest, listing, for: request.cacheCaller, since: generation)
             case .magic: return -ENOTDIR
             case .missing: return -ENOENT
             }

@@ -11,18 +11,24 @@ final class MfsEndToEndTests: XCTestCase {
         await cluster.waitForMount(at: "\(cluster.dir)/node-\(node)/mfs", nodes: nodes)
     }
 
+    /// A 2-node cluster whose node 1 mounts /mfs, and a fresh directory `name` on the disk.
+    private func clusterWithDirectory(subnet: Int, _ name: String) async throws -> (cluster: DiscoveryCluster, disk: String) {
+        try DiscoveryCluster.requireFUSE()
+        let cluster = try DiscoveryCluster(subnet: subnet, nodes: 2)
+        let isMounted = await mounted(cluster, 1, nodes: 2)
+        XCTAssertTrue(isMounted, "node 1's /mfs lists nodes 1 and 2")
+        let disk = "\(cluster.dir)/\(name)"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        return (cluster, disk)
+    }
+
     private func errnoOf(_ body: () -> Int32) -> Int32 {
         errno = 0
         return body() < 0 ? errno : 0
     }
 
     func testFilesBehaveThroughTheMountAsOnTheDisk() async throws {
-        try DiscoveryCluster.requireFUSE()
-        let cluster = try DiscoveryCluster(subnet: 50, nodes: 2)
-        let isMounted = await mounted(cluster, 1, nodes: 2)
-        XCTAssertTrue(isMounted, "node 1's /mfs lists nodes 1 and 2")
-        let disk = "\(cluster.dir)/scratch"
-        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        let (cluster, disk) = try await clusterWithDirectory(subnet: 50, "scratch")
         let remote = "\(cluster.dir)/node-1/mfs/2\(disk)"
         let files = FileManager.default
 
@@ -221,6 +227,36 @@ final class MfsEndToEndTests: XCTestCase {
             XCTAssertEqual(line, "\(index + 1) 1", "line \(index + 1): every number once, and home is node 1 wherever the job runs")
             if line != "\(index + 1) 1" { break }
         }
+        await cluster.down()
+    }
+
+    func testADirectoryListsWholeInPagesThroughTheGatewayAndTheMount() async throws {
+        // 20,000 entries of about 200 bytes each on the wire: several pages of about 1 MiB.
+        let (cluster, disk) = try await clusterWithDirectory(subnet: 88, "crowded")
+        let names = Set((0..<20_000).map { "entry-\($0)-" + String(repeating: "x", count: 100) })
+        for name in names { close(open("\(disk)/\(name)", O_CREAT | O_WRONLY, 0o644)) }
+
+        // Page by page from node 2's gateway: each page names where the next starts.
+        let loop = try EventLoop()
+        let gateway = RPCClient(loop: loop, endpoint: .unix(path: "\(cluster.runDir(2))/fsgateway-0.sock"), logger: Logger(label: "test"))
+        var request = FsRequest(path: String(disk.dropFirst()))
+        var pages: [[String]] = []
+        repeat {
+            let page = try await gateway.call("FSGateway.Readdir", request, returning: FsResponse.self)
+            XCTAssertEqual(page.errorNumber, 0, page.error)
+            pages.append(page.entries.map(\.name))
+            request.offset = page.nextOffset
+        } while request.offset != 0 && pages.count < 100
+        XCTAssertGreaterThanOrEqual(pages.count, 3, "pages of \(pages.map(\.count))")
+        XCTAssertEqual(pages.reduce(0) { $0 + $1.count }, names.count, "no entry twice")
+        XCTAssertEqual(Set(pages.joined()), names)
+        await gateway.close()
+        await loop.shutdown()
+
+        // Through node 1's mount, as ls sees it.
+        let listed = try FileManager.default.contentsOfDirectory(atPath: "\(cluster.dir)/node-1/mfs/2\(disk)")
+        XCTAssertEqual(listed.count, names.count)
+        XCTAssertEqual(Set(listed), names)
         await cluster.down()
     }
 

@@ -577,8 +577,15 @@ class FSGateway(Client):
         return self.fs("Getattr", path=path).attr
 
     def listdir(self, path):
-        """FSGateway.Readdir: the DirEntry list (name, attr) of directory `path`, by name."""
-        return sorted(self.fs("Readdir", path=path).entries, key=lambda entry: entry.name)
+        """FSGateway.Readdir: the DirEntry list (name, attr) of directory `path`, by name (the
+        gateway answers in pages: each names the offset of the next, 0 after the last)."""
+        entries, offset = [], 0
+        while True:
+            page = self.fs("Readdir", path=path, offset=offset)
+            entries.extend(page.entries)
+            if page.next_offset == 0:
+                return sorted(entries, key=lambda entry: entry.name)
+            offset = page.next_offset
 
     def open(self, path, flags=O_RDONLY, mode=0o644):
         """FSGateway.Open (Linux open(2) flags; O_CREAT creates with `mode`): (handle, attr).

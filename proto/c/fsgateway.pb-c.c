@@ -1244,7 +1244,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__io_counter__descriptor =
   (ProtobufCMessageInit) omx__fsgateway__io_counter__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__fsgateway__fs_response__field_descriptors[11] =
+static const ProtobufCFieldDescriptor omx__fsgateway__fs_response__field_descriptors[12] =
 {
   {
     "error_number",
@@ -1378,6 +1378,18 @@ static const ProtobufCFieldDescriptor omx__fsgateway__fs_response__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "next_offset",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsResponse, next_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__fsgateway__fs_response__field_indices_by_name[] = {
   2,   /* field[2] = attr */
@@ -1388,6 +1400,7 @@ static const unsigned omx__fsgateway__fs_response__field_indices_by_name[] = {
   0,   /* field[0] = error_number */
   4,   /* field[4] = handle */
   10,   /* field[10] = instance */
+  11,   /* field[11] = next_offset */
   6,   /* field[6] = size */
   8,   /* field[8] = statfs */
   7,   /* field[7] = target */
@@ -1395,7 +1408,7 @@ static const unsigned omx__fsgateway__fs_response__field_indices_by_name[] = {
 static const ProtobufCIntRange omx__fsgateway__fs_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor omx__fsgateway__fs_response__descriptor =
 {
@@ -1405,7 +1418,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__fs_response__descriptor =
   "Omx__Fsgateway__FsResponse",
   "omx.fsgateway",
   sizeof(Omx__Fsgateway__FsResponse),
-  11,
+  12,
   omx__fsgateway__fs_response__field_descriptors,
   omx__fsgateway__fs_response__field_indices_by_name,
   1,  omx__fsgateway__fs_response__number_ranges,

@@ -202,10 +202,14 @@ struct  Omx__Fsgateway__FsResponse
    * a relayed call: the instance of node relay_to that answered
    */
   char *instance;
+  /*
+   * Readdir: where the next page starts (send it as offset); 0 = listing complete
+   */
+  int64_t next_offset;
 };
 #define OMX__FSGATEWAY__FS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__fs_response__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, 0, {0,NULL}, 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, (char *)protobuf_c_empty_string }
+    , 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, 0, {0,NULL}, 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, (char *)protobuf_c_empty_string, 0 }
 
 
 /*

@@ -201,6 +201,9 @@ public struct FsResponse: WireMessage, Equatable {
     public var counters: [IoCounter] = []
     /// A relayed call: the instance of the relay target that answered ("address:port").
     public var instance = ""
+    /// Readdir: where the next page of entries starts (the next request's `offset`); 0 when
+    /// the listing is complete.
+    public var nextOffset: Int64 = 0
 
     public init() {}
 
@@ -212,7 +215,7 @@ public struct FsResponse: WireMessage, Equatable {
     public static func == (a: FsResponse, b: FsResponse) -> Bool {
         a.errorNumber == b.errorNumber && a.error == b.error && a.attr == b.attr && a.entries.map(\.name) == b.entries.map(\.name)
             && a.entries.map(\.attr) == b.entries.map(\.attr) && a.handle == b.handle && a.data == b.data && a.size == b.size
-            && a.target == b.target && a.statfs == b.statfs && a.counters == b.counters && a.instance == b.instance
+            && a.target == b.target && a.statfs == b.statfs && a.counters == b.counters && a.instance == b.instance && a.nextOffset == b.nextOffset
     }
 
     static let codec = ProtoCodec<Omx__Fsgateway__FsResponse>(
@@ -259,6 +262,7 @@ public struct FsResponse: WireMessage, Equatable {
                 message.counters[index].map { IoCounter(job: cString($0.pointee.job), node: $0.pointee.node, bytesRead: $0.pointee.bytes_read, bytesWritten: $0.pointee.bytes_written) }
             }
             response.instance = cString(message.instance)
+            response.nextOffset = message.next_offset
             return response
         }
     }
@@ -306,6 +310,7 @@ public struct FsResponse: WireMessage, Equatable {
                 message.n_counters = counters.count
                 message.counters = counterArray
                 message.instance = arena.string(instance)
+                message.next_offset = nextOffset
             }
         }
     }
