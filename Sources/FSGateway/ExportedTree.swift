@@ -158,7 +158,7 @@ final class ExportedTree: Sendable {
     /// them on the wire, so that a directory of any size lists within the frame limit.
     /// - Returns: the entries, and where the next page starts (0 when this one ends the listing:
     ///   the directory's own position cookies, which stay valid when it is opened again).
-    func readdir(_ path: String, from offset: Int64 = 0, pageBytes: Int = ExportedTree.readdirPageBytes) throws -> (
+    func readdir(_ path: String, from offset: Int64 = 0, pageBytes: Int) throws -> (
         entries: [(name: String, attr: FileAttr)], next: Int64
     ) {
         let (fd, kernelPath) = try openDirectory(path, flags: O_RDONLY)
@@ -184,8 +184,9 @@ final class ExportedTree: Sendable {
         return Glibc.readdir(directory) == nil ? (entries, 0) : (entries, next)
     }
 
-    /// About how many bytes of entries one Readdir answer carries.
-    static let readdirPageBytes = 1 << 20
+    /// About how many bytes of entries one page of Readdir carries: a quarter of the frame
+    /// limit, so that listing a directory takes few reopenings (each may cost a scan of it).
+    static let readdirPageBytes = 4 << 20
     /// A generous bound on one entry's wire size beyond its name (its attributes and framing).
     static let entryOverheadBytes = 96
 

@@ -39,7 +39,11 @@ final class FileGateway: Sendable {
     func register(on server: RPCServer) {
         let methods: [(String, (FsRequest, Caller) throws -> FsResponse)] = [
             ("Getattr", { r, caller in var a = FsResponse(); a.attr = try r.handle == 0 ? self.tree.getattr(r.path) : self.attributes(r.handle, caller); return a }),
-            ("Readdir", { r, _ in var a = FsResponse(); (a.entries, a.nextOffset) = try self.tree.readdir(r.path, from: r.offset); return a }),
+            ("Readdir", { r, _ in
+                var a = FsResponse()
+                (a.entries, a.nextOffset) = try self.tree.readdir(r.path, from: r.paged ? r.offset : 0, pageBytes: r.paged ? ExportedTree.readdirPageBytes : .max)
+                return a
+            }),
             ("Open", open),
             ("Write", write),
             ("Fsync", fsync),

@@ -254,18 +254,20 @@ final class MfsMount: Sendable {
         }
     }
 
-    /// Every entry of directory `request.path` on `node`, page after page (gateways answer
-    /// Readdir in pages of about 1 MiB); a gateway whose pages do not move on is EIO.
+    /// Every entry of directory `request.path` on `node`, page after page; a gateway whose
+    /// pages come round to one already read is EIO.
     func listDirectory(_ node: UInt32, _ request: FsRequest) -> (Int32, [(name: String, attr: FileAttr)]) {
         var request = request
+        request.paged = true
         var entries: [(name: String, attr: FileAttr)] = []
+        var visited: Set<Int64> = [0]
         while true {
             let (code, answer) = call(node, "Readdir", request)
             guard code == 0 else { return (code, []) }
             entries += answer.entries
             if answer.nextOffset == 0 { return (0, entries) }
-            guard answer.nextOffset != request.offset else {
-                logger.warning("FSGateway.Readdir \(request.path) on node \(node): the page at \(request.offset) points to itself")
+            guard visited.insert(answer.nextOffset).inserted else {
+                logger.warning("FSGateway.Readdir \(request.path) on node \(node): the page after \(request.offset) starts at \(answer.nextOffset) again")
                 return (-EIO, [])
             }
             request.offset = answer.nextOffset

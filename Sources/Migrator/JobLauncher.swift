@@ -6,12 +6,18 @@ import Shared
 struct JobLauncher {
     /// The omx-jobinit executable.
     let jobInit: String
+    /// The most supplementary groups a job runs with (their list is one argument of omx-jobinit,
+    /// which the kernel caps at 128 KiB).
+    static let maxGroups = 4_096
 
-    /// Checks what would make the start fail: an empty command, a cwd that is not a directory,
-    /// a program not found in the job's PATH.
+    /// Checks what would make the start fail: an empty command, more supplementary groups than
+    /// `maxGroups`, a cwd that is not a directory, a program not found in the job's PATH.
     /// - Throws: `RPCError` INVALID_ARGUMENT or NOT_FOUND naming the culprit.
     static func validate(_ job: Job) throws {
         guard let program = job.argv.first, !program.isEmpty else { throw RPCError(.invalidArgument, "Migrator.Run: no command given") }
+        guard job.groups.count <= maxGroups else {
+            throw RPCError(.invalidArgument, "Migrator.Run: \(job.groups.count) supplementary groups; a job may have at most \(maxGroups)")
+        }
         guard job.cwd.hasPrefix("/") else { throw RPCError(.invalidArgument, "Migrator.Run: cwd \"\(job.cwd)\" is not an absolute path") }
         var info = stat()
         guard stat(job.cwd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {

@@ -122,21 +122,29 @@ public final class BlockingRPCClient: Sendable {
         do {
             let fd = try connect()
             var link = Link(fd: fd, ends: SocketEnds(fd: fd))
-            refusal.withLock { $0 = (0, initialBackoffMs, "") }
             if let authenticator {
                 do {
                     link.session = try agreeSession(on: &link, authenticator)
                 } catch let failure as ConnectionFailure {
+                    // Refused (a service at its connection limit) or lost: not again at once.
                     Glibc.close(link.fd)
+                    backOff(failure.rpcError.message)
                     throw failure.rpcError
                 }
             }
+            // The backoff starts afresh only once a connection is good for calls.
+            refusal.withLock { $0 = (0, initialBackoffMs, "") }
             return link
         } catch let reason as ConnectError {
-            refusal.withLock { state in
-                state = (monotonicNs() + state.backoffMs * 1_000_000, min(state.backoffMs * 2, maxBackoffMs), reason.message)
-            }
+            backOff(reason.message)
             throw RPCError(.unavailable, "\(method) to \(peer): \(reason.message)")
+        }
+    }
+
+    /// Makes new connections wait for the backoff, which doubles up to `maxBackoffMs`.
+    private func backOff(_ reason: String) {
+        refusal.withLock { state in
+            state = (monotonicNs() + state.backoffMs * 1_000_000, min(state.backoffMs * 2, maxBackoffMs), reason)
         }
     }
 

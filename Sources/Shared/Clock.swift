@@ -22,3 +22,9 @@ extension Duration {
         return UInt64(seconds) * 1_000 + UInt64(attoseconds / 1_000_000_000_000_000)
     }
 }
+
+/// `nanoseconds` for a person, to a tenth of a second: "30.2 s".
+func secondsText(_ nanoseconds: UInt64) -> String {
+    let tenths = (nanoseconds + 50_000_000) / 100_000_000
+    return "\(tenths / 10).\(tenths % 10) s"
+}

@@ -21,13 +21,17 @@ final class Connection {
     var onClose: ((Connection, UVError?) -> Void)?
     /// The session keys agreed on this connection (TCP, after a `Session` call), if any.
     var session: SessionKeys?
-    /// Both ends of a TCP connection, which signatures name (read once connected); empty for a
-    /// Unix socket.
-    private(set) lazy var ends: SocketEnds = {
-        var fd: uv_os_fd_t = -1
-        guard transport == .tcp, uv_fileno(handle, &fd) == 0 else { return .unsigned }
-        return SocketEnds(fd: fd)
-    }()
+    /// Both ends of a TCP connection, which signatures name; empty for a Unix socket. Read by
+    /// `readEnds()` as soon as the connection is made (later, a peer gone would leave them empty).
+    private(set) var ends = SocketEnds.unsigned
+    /// When the connection was made.
+    let madeNs = monotonicNs()
+    /// A server's bookkeeping (`ConnectionGuard`): whom the connection counts against once
+    /// admitted, whether it has yet to show a valid signature (TCP), and whether it was told it
+    /// must go (the next sweep closes it at once).
+    var quotaHolder: ConnectionQuota.Holder?
+    var awaitingSignature = false
+    var toldToGo = false
     /// Stop reading while the peer leaves more than `queuedOutputLimit` bytes of our output
     /// unread, and read again once it took three quarters of them: a server's connections do,
     /// so that a caller who sends requests without reading the answers cannot make it queue
@@ -38,10 +42,10 @@ final class Connection {
     var callsInFlight = 0
     static let queuedOutputLimit = 64 << 20
     private var readingPaused = false
-    /// Whether bytes arrived since the last `checkStalled()`, and how many checks in a row
-    /// found part of a frame waiting with nothing read.
-    private var readSinceCheck = false
-    private var stalledChecks = 0
+    /// When the frame under way began to arrive; nil with none under way.
+    private var frameStartedNs: UInt64?
+    /// While reading is paused: when our queued output last shrank, and its size then.
+    private var outputProgress: (atNs: UInt64, queued: Int)?
 
     private var decoder: FrameDecoder
     /// Frames waiting for the end of this loop iteration, written together in one writev.
@@ -125,20 +129,45 @@ final class Connection {
         }
     }
 
-    /// Called by a server at a fixed interval: how many checks in a row found part of a frame
-    /// waiting and nothing read since the check before (0 while reading is paused by us).
-    func checkStalled() -> Int {
-        stalledChecks = decoder.bufferedCount > 0 && !readSinceCheck && !readingPaused && !isClosed ? stalledChecks + 1 : 0
-        readSinceCheck = false
-        return stalledChecks
+    /// Reads both ends of a TCP connection (see `ends`); call once it is made.
+    func readEnds() {
+        var fd: uv_os_fd_t = -1
+        guard transport == .tcp, uv_fileno(handle, &fd) == 0 else { return }
+        ends = SocketEnds(fd: fd)
+    }
+
+    /// Why a server should give up on this connection now: a frame has been arriving for longer
+    /// than `timeoutNs`, or, with reading paused, the peer has read none of our answers for that
+    /// long; nil when neither. Called at intervals by the server.
+    func overdue(nowNs: UInt64, timeoutNs: UInt64) -> String? {
+        if let started = frameStartedNs, nowNs - started > timeoutNs {
+            return "a frame began arriving \(secondsText(nowNs - started)) ago and is still incomplete"
+        }
+        guard readingPaused else {
+            outputProgress = nil
+            return nil
+        }
+        let queued = uv_stream_get_write_queue_size(stream)
+        guard let progress = outputProgress, queued >= progress.queued else {
+            outputProgress = (nowNs, queued)
+            return nil
+        }
+        return nowNs - progress.atNs > timeoutNs ? "the peer read none of its \(queued) bytes of answers for \(secondsText(nowNs - progress.atNs))" : nil
     }
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
-        readSinceCheck = true
+        let hadPartialFrame = decoder.bufferedCount > 0
+        var delivered = false
         do {
             try decoder.feed(bytes) { frame in
+                delivered = true
                 onFrame?(self, frame)
                 return !isClosed
+            }
+            if decoder.bufferedCount == 0 {
+                frameStartedNs = nil
+            } else if delivered || !hadPartialFrame {
+                frameStartedNs = monotonicNs()
             }
         } catch let error as FrameError {
             uv_read_stop(stream)

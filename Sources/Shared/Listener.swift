@@ -153,7 +153,8 @@ extension Connection {
     }
 
     /// The process, user, group and supplementary groups at the other end of a Unix socket, as
-    /// the kernel reports them (the groups as they were when the peer connected).
+    /// the kernel reports them (the groups as they were when the peer connected; none where the
+    /// kernel cannot tell them, before Linux 4.13: the caller then acts with fewer rights).
     var unixCredentials: (pid: Int32, uid: UInt32, gid: UInt32, groups: [UInt32])? {
         let pipe = stream.reinterpreted(as: uv_pipe_t.self)
         var pid: pid_t = 0
@@ -168,7 +169,6 @@ extension Connection {
             groups = [gid_t](repeating: 0, count: Int(needed))
             count = CLibUV_pipe_peer_groups(pipe, &groups, Int32(groups.count), &needed)
         }
-        guard count >= 0 else { return nil }
-        return (pid, uid, gid, Array(groups.prefix(Int(count))))
+        return (pid, uid, gid, Array(groups.prefix(Int(max(count, 0)))))
     }
 }

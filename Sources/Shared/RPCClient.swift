@@ -85,6 +85,8 @@ public final class RPCClient: @unchecked Sendable {
     private var armedForNs = UInt64.max
     private var connectTimer: LoopTimer?
     private var backoffMs: UInt64
+    /// Whether the current connection has answered any call yet.
+    private var answeredOnConnection = false
 
     public init(loop: EventLoop, endpoint: RPCEndpoint, configuration: Configuration = Configuration(), logger: Logger) {
         self.loop = loop
@@ -273,7 +275,8 @@ public final class RPCClient: @unchecked Sendable {
             return
         }
         state = .connected(connection)
-        backoffMs = configuration.initialBackoff.milliseconds
+        connection.readEnds()
+        answeredOnConnection = false
         connection.onFrame = { [weak self] connection, payload in self?.received(payload, on: connection) }
         connection.onClose = { [weak self] connection, error in self?.lost(connection, error) }
         do {
@@ -318,12 +321,18 @@ public final class RPCClient: @unchecked Sendable {
 
     private func connectFailed(_ reason: String) {
         queued = []
+        waitBeforeConnecting(reason)
+        // The calls waiting for this connection were only queued.
+        failAll(RPCError(.unavailable, reason, neverSent: true))
+    }
+
+    /// Makes calls fail fast with `reason` for the backoff, which doubles (with jitter) until a
+    /// call is answered.
+    private func waitBeforeConnecting(_ reason: String) {
         let jitter = UInt64.random(in: 0...(backoffMs / 4 + 1))
         state = .waiting(untilNs: monotonicNs() + (backoffMs + jitter) * 1_000_000, reason: reason)
         logger.debug("\(reason); retrying after \(backoffMs + jitter) ms")
         backoffMs = min(backoffMs * 2, configuration.maxBackoff.milliseconds)
-        // The calls waiting for this connection were only queued.
-        failAll(RPCError(.unavailable, reason, neverSent: true))
     }
 
     private func lost(_ connection: Connection, _ error: UVError?) {
@@ -350,15 +359,20 @@ public final class RPCClient: @unchecked Sendable {
             return
         }
         if envelope.callID == 0 {
-            // The peer refused the connection itself and is closing it; the next call reconnects.
+            // The peer refused the connection itself and is closing it. The next call reconnects,
+            // at once when the connection had served calls (one bad frame), after the backoff
+            // when it had not (a service at its connection limit is not asked again at once).
             if case let .connected(connection) = state {
                 state = .idle
                 session = nil
                 connection.close(nil)
+                if !answeredOnConnection { waitBeforeConnecting("\(endpoint) refused the last connection: \(envelope.error)") }
             }
             failAll(RPCError(envelope.status, "\(endpoint) refused: \(envelope.error)"))
             return
         }
+        answeredOnConnection = true
+        backoffMs = configuration.initialBackoff.milliseconds
         guard let call = pending.removeValue(forKey: envelope.callID) else { return }
         if envelope.status == .ok {
             call.complete(.success(envelope.body))

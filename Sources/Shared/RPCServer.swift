@@ -35,12 +35,16 @@ public final class RPCServer: @unchecked Sendable {
         /// Connections a local user other than root may hold at once; more are refused with
         /// RESOURCE_EXHAUSTED (a user's tools need a few).
         public var maxConnectionsPerUser = 256
-        /// Connections one TCP peer address may hold at once (a node's services and its
-        /// mount's threads need a few dozen).
+        /// Connections one TCP peer address may hold at once once they signed a call (a node's
+        /// services and its mount's threads need a few dozen).
         public var maxConnectionsPerAddress = 1_024
-        /// A connection that holds part of a frame and sends nothing more for this long is
-        /// closed: its caller stalled (or means to hold the connection and its buffer).
-        public var stalledFrameTimeout: Duration = .seconds(30)
+        /// TCP connections of one address that have signed no call yet; one more closes the oldest.
+        public var maxUnsignedConnectionsPerAddress = 64
+        /// How long a TCP connection may go without signing a call (when calls are checked).
+        public var signInTimeout: Duration = .seconds(10)
+        /// How long a frame may take to arrive whole, and a peer may leave all our answers
+        /// unread while we hold back its requests; then the connection is closed.
+        public var stalledTimeout: Duration = .seconds(30)
 
         public init(name: String, maxFrameSize: Int = Frame.defaultMaxSize, authenticator: Authenticator?, allowedAddresses: Set<String>?) {
             self.name = name
@@ -61,9 +65,9 @@ public final class RPCServer: @unchecked Sendable {
     // Loop thread only:
     private var listeners: [Listener] = []
     private var connections: [ObjectIdentifier: Connection] = [:]
-    private var quota: ConnectionQuota
-    /// Checks, at a third of `stalledFrameTimeout`, for connections whose frame stopped coming.
-    private var stallTimer: LoopTimer?
+    private let connectionGuard: ConnectionGuard
+    /// Runs `connectionGuard`'s sweep at its interval.
+    private var sweepTimer: LoopTimer?
     private var inFlight = 0
     private var draining = false
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
@@ -75,7 +79,12 @@ public final class RPCServer: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         allowedAddresses = Mutex(configuration.allowedAddresses)
-        quota = ConnectionQuota(perUser: configuration.maxConnectionsPerUser, perAddress: configuration.maxConnectionsPerAddress)
+        connectionGuard = ConnectionGuard(
+            limits: .init(
+                perUser: configuration.maxConnectionsPerUser, perAddress: configuration.maxConnectionsPerAddress,
+                unprovenPerAddress: configuration.maxUnsignedConnectionsPerAddress,
+                signInTimeoutNs: configuration.signInTimeout.milliseconds * 1_000_000, stalledTimeoutNs: configuration.stalledTimeout.milliseconds * 1_000_000),
+            name: configuration.name, logger: logger)
     }
 
     /// Replaces the addresses TCP peers may come from (after the map changed).
@@ -110,7 +119,7 @@ public final class RPCServer: @unchecked Sendable {
             listener.onConnection = { [weak self] connection in self?.accept(connection) }
             listener.onAcceptError = { [logger] error in logger.warning("\(error)") }
             listeners.append(listener)
-            if stallTimer == nil { checkStalledFrames() }
+            if sweepTimer == nil { sweepConnections() }
             return listener.boundPort
         }
     }
@@ -123,6 +132,7 @@ public final class RPCServer: @unchecked Sendable {
         var caller: Caller
         switch connection.transport {
         case .tcp:
+            connection.readEnds()
             let address = connection.tcpPeerIP ?? "?"
             if let allowed = allowedAddresses.withLock({ $0 }), !allowed.contains(address) {
                 let message = "address \(address) is not in the cluster map of \(configuration.name)"
@@ -140,14 +150,8 @@ public final class RPCServer: @unchecked Sendable {
             }
             caller = .local(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid, groups: credentials.groups)
         }
-        let holder = ConnectionQuota.holder(of: caller)
-        if let refusal = quota.admit(holder) {
-            // Logged when the limit is reached, not for every connection of a flood.
-            if refusal.isFirst { logger.warning("refusing connections of \(configuration.name) (\(connection.peer)): \(refusal.reason)") }
-            connection.send(Envelope.failure(callID: 0, method: "", RPCError(.resourceExhausted, "\(configuration.name): \(refusal.reason)")).frame())
-            connection.closeAfterFlush()
-            return
-        }
+        let mustSign = connection.transport == .tcp && configuration.authenticator != nil
+        guard connectionGuard.admit(connection, caller: caller, mustSign: mustSign) else { return }
         connections[ObjectIdentifier(connection)] = connection
         connection.pausesReadingWhilePeerLags = true
         connection.onFrame = { [weak self] connection, payload in self?.received(payload, on: connection, from: caller) }
@@ -159,7 +163,7 @@ public final class RPCServer: @unchecked Sendable {
         }
         connection.onClose = { [weak self] connection, _ in
             self?.connections[ObjectIdentifier(connection)] = nil
-            self?.quota.release(holder)
+            self?.connectionGuard.closed(connection)
             self?.endDrainOnceClosed()
         }
         do {
@@ -190,6 +194,8 @@ public final class RPCServer: @unchecked Sendable {
             connection.send(Envelope.failure(callID: 0, method: "", failure).frame(signedBy: authenticator, to: connection.ends.peer))
             return
         }
+        // A first valid signature: the connection now counts against its address.
+        guard connectionGuard.signed(connection) else { return }
         let call = Call(
             callID: request.callID, method: request.method, started: started, peer: connection.peer, replyTo: connection.ends.peer,
             authenticator: authenticator, session: connection.session, known: handlers.withLock { $0[request.method] })
@@ -333,7 +339,7 @@ public final class RPCServer: @unchecked Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let accepted = loop.execute { [self] in
                 draining = true
-                stallTimer?.close()
+                sweepTimer?.close()
                 for listener in listeners { listener.close() }
                 listeners = []
                 drainWaiters.append(continuation)
@@ -344,18 +350,11 @@ public final class RPCServer: @unchecked Sendable {
         deadline.cancel()
     }
 
-    /// Closes the connections whose frame stopped coming for `stalledFrameTimeout` (three
-    /// checks in a row found part of a frame and nothing read since), then checks again later.
-    private func checkStalledFrames() {
-        let intervalMs = max(configuration.stalledFrameTimeout.milliseconds / 3, 1)
-        for connection in connections.values where connection.checkStalled() >= 3 {
-            let reason = "a frame stayed incomplete for \(configuration.stalledFrameTimeout) with nothing more arriving; closing the connection"
-            logger.warning("\(configuration.name): \(connection.peer): \(reason)")
-            connection.send(Envelope.failure(callID: 0, method: "", RPCError(.resourceExhausted, reason)).frame())
-            connection.closeAfterFlush()
-        }
-        if stallTimer == nil { stallTimer = LoopTimer(loop: loop) }
-        stallTimer?.start(afterMs: intervalMs) { [weak self] in self?.checkStalledFrames() }
+    /// Lets `connectionGuard` close the connections past a deadline, then runs again later.
+    private func sweepConnections() {
+        connectionGuard.sweep(connections.values)
+        if sweepTimer == nil { sweepTimer = LoopTimer(loop: loop) }
+        sweepTimer?.start(afterMs: connectionGuard.sweepIntervalMs) { [weak self] in self?.sweepConnections() }
     }
 
     private func finishDrain() {

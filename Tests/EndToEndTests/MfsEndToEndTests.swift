@@ -231,15 +231,19 @@ final class MfsEndToEndTests: XCTestCase {
     }
 
     func testADirectoryListsWholeInPagesThroughTheGatewayAndTheMount() async throws {
-        // 20,000 entries of about 200 bytes each on the wire: several pages of about 1 MiB.
+        // 30,000 entries of about 300 bytes each on the wire: several pages of about 4 MiB.
         let (cluster, disk) = try await clusterWithDirectory(subnet: 88, "crowded")
-        let names = Set((0..<20_000).map { "entry-\($0)-" + String(repeating: "x", count: 100) })
+        let names = Set((0..<30_000).map { "entry-\($0)-" + String(repeating: "x", count: 200) })
         for name in names { close(open("\(disk)/\(name)", O_CREAT | O_WRONLY, 0o644)) }
 
         // Page by page from node 2's gateway: each page names where the next starts.
         let loop = try EventLoop()
         let gateway = RPCClient(loop: loop, endpoint: .unix(path: "\(cluster.runDir(2))/fsgateway-0.sock"), logger: Logger(label: "test"))
         var request = FsRequest(path: String(disk.dropFirst()))
+        let whole = try await gateway.call("FSGateway.Readdir", request, returning: FsResponse.self)
+        XCTAssertEqual(whole.entries.count, names.count, "a client that asks for no pages gets the whole listing: \(whole.error)")
+        XCTAssertEqual(whole.nextOffset, 0)
+        request.paged = true
         var pages: [[String]] = []
         repeat {
             let page = try await gateway.call("FSGateway.Readdir", request, returning: FsResponse.self)

@@ -3,13 +3,14 @@ import XCTest
 
 @testable import Shared
 
-/// What a server lets one caller hold: a number of connections per TCP address and per local
-/// user, and a connection only while its frames keep coming.
+/// What a server lets one caller hold: a number of connections per local user and per TCP
+/// address that signed a call, a few unsigned ones for a short while, and a connection only
+/// while its frames keep coming and its answers are read.
 final class ConnectionLimitsTests: XCTestCase {
     func testATCPAddressHoldsAtMostItsQuotaOfConnectionsAndGetsOneBackWhenItClosesOne() async throws {
         let fixture = try RPCFixture { $0.maxConnectionsPerAddress = 3 }
         try await fixture.listen()
-        // Each client is a connection of its own.
+        // Each client is a connection of its own, which signs its first envelope at once.
         let held = (0..<3).map { _ in fixture.tcpClient() }
         for client in held { _ = try await client.call("Echo", [1]) }
 
@@ -26,6 +27,36 @@ final class ConnectionLimitsTests: XCTestCase {
         await held[1].close()
         let admitted = await eventually { (try? await fourth.call("Echo", [3])) == [3] }
         XCTAssertTrue(admitted, "a connection from 127.0.0.1 is served again once one of its three closed")
+        await fixture.close()
+    }
+
+    func testConnectionsThatSignNothingCanNeitherPileUpNorStayNorCrowdOutSignedOnes() async throws {
+        let fixture = try RPCFixture {
+            $0.maxConnectionsPerAddress = 2
+            $0.maxUnsignedConnectionsPerAddress = 2
+            $0.signInTimeout = .milliseconds(500)
+        }
+        try await fixture.listen()
+        // Unsigned connections from the cluster's address (a user without the key) never
+        // count against it: the third pushes out the first.
+        let first = try RawSocket(port: fixture.port)
+        let second = try RawSocket(port: fixture.port)
+        let third = try RawSocket(port: fixture.port)
+        let pushedOut = first.readEnvelope()
+        XCTAssertEqual(pushedOut?.status, .resourceExhausted)
+        XCTAssertTrue(pushedOut?.error.contains("2 connections from 127.0.0.1 have signed no call yet; closing the oldest") == true, pushedOut?.error ?? "none")
+        XCTAssertTrue(first.isClosedByPeer())
+        // Signed callers are served meanwhile, up to their own limit.
+        let signed = (0..<2).map { _ in fixture.tcpClient() }
+        for client in signed { _ = try await client.call("Echo", [1]) }
+        // Whatever is still unsigned after the sign-in time is told so and closed.
+        for late in [second, third] {
+            let refusal = late.readEnvelope()
+            let said = refusal?.error ?? ""
+            XCTAssertTrue(said.contains("no signed call within 0.5 s of connecting") || said.contains("have signed no call yet"), said)
+            XCTAssertTrue(late.isClosedByPeer())
+        }
+        for client in signed { _ = try await client.call("Echo", [2]) }
         await fixture.close()
     }
 
@@ -47,8 +78,8 @@ final class ConnectionLimitsTests: XCTestCase {
         XCTAssertEqual(quota.held(by: .user(1000)), 2)
     }
 
-    func testAConnectionWhoseFrameStopsComingIsClosedAndASlowOrIdleOneIsNot() async throws {
-        let fixture = try RPCFixture { $0.stalledFrameTimeout = .milliseconds(300) }
+    func testAFrameMustArriveWholeInTimeWhileAnIdleConnectionMayStay() async throws {
+        let fixture = try RPCFixture { $0.stalledTimeout = .milliseconds(600) }
         try await fixture.listen()
         let signer = Authenticator(key: fixture.key, nodeID: 2)
         func echo(_ id: UInt64) -> [UInt8] {
@@ -56,30 +87,57 @@ final class ConnectionLimitsTests: XCTestCase {
         }
         let idle = try RawSocket(port: fixture.port)
         let slow = try RawSocket(port: fixture.port)
+        let trickling = try RawSocket(port: fixture.port)
         let stalled = try RawSocket(port: fixture.port)
         stalled.send(Array(echo(1).dropLast(3)))
 
-        // The slow sender sends a piece every 100 ms, for 1.5 s: it never stays quiet for a
-        // whole check.
-        let slowFrame = echo(2)
-        let piece = slowFrame.count / 15 + 1
-        for start in stride(from: 0, to: slowFrame.count, by: piece) {
-            slow.send(Array(slowFrame[start..<min(start + piece, slowFrame.count)]))
-            try await Task.sleep(for: .milliseconds(100))
+        // A frame sent in pieces over 0.2 s is served; one trickled over 2 s is not, however
+        // steadily its bytes come.
+        for (socket, frame, pieces, gapMs) in [(slow, echo(2), 10, 20), (trickling, echo(3), 20, 100)] {
+            let piece = frame.count / pieces + 1
+            Task.detached {
+                for start in stride(from: 0, to: frame.count, by: piece) {
+                    socket.send(Array(frame[start..<min(start + piece, frame.count)]))
+                    try? await Task.sleep(for: .milliseconds(gapMs))
+                }
+            }
         }
-        let answered = slow.readEnvelope()
-        XCTAssertEqual(answered?.status, .ok, "\(String(describing: answered))")
-        XCTAssertEqual(answered?.body, [7])
-
-        // By now (1.5 s later) the stalled one was told why and closed.
-        let refusal = stalled.readEnvelope()
-        XCTAssertEqual(refusal?.status, .resourceExhausted, "\(String(describing: refusal))")
-        XCTAssertTrue(refusal?.error.contains("a frame stayed incomplete for 0.3 seconds") == true, refusal?.error ?? "no refusal")
-        XCTAssertTrue(stalled.isClosedByPeer())
+        XCTAssertEqual(slow.readEnvelope()?.body, [7])
+        for overdue in [stalled, trickling] {
+            let refusal = overdue.readEnvelope()
+            XCTAssertEqual(refusal?.status, .resourceExhausted, "\(String(describing: refusal))")
+            XCTAssertTrue(refusal?.error.contains("a frame began arriving") == true && refusal?.error.contains("ago and is still incomplete") == true, refusal?.error ?? "no refusal")
+            XCTAssertTrue(overdue.isClosedByPeer())
+        }
 
         // A connection with nothing half-sent may idle as long as it likes.
-        idle.send(echo(3))
+        idle.send(echo(4))
         XCTAssertEqual(idle.readEnvelope()?.body, [7])
+        await fixture.close()
+    }
+
+    func testACallerThatReadsNoneOfItsAnswersIsClosedOnceTheyStopMoving() async throws {
+        let fixture = try RPCFixture { $0.stalledTimeout = .milliseconds(500) }
+        try await fixture.listen()
+        let raw = try RawSocket(port: fixture.port)
+        let signer = Authenticator(key: fixture.key, nodeID: 2)
+        let body = [UInt8](repeating: 7, count: 1 << 20)
+        let sent = raw.sendWithoutReading(limit: 300 << 20) { id in
+            Envelope(callID: UInt64(id), kind: .request, method: "Echo", body: body).frame(signedBy: signer, to: fixture.service)
+        }
+        XCTAssertLessThan(sent.bytes, 200 << 20, "the server stopped reading")
+        // More than the timeout later (the send gave up after a second), the server has let go:
+        // what it had written drains, then the connection ends.
+        var received = 0
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var last = 0
+        repeat {
+            last = recv(raw.fd, &buffer, buffer.count, 0)
+            received += max(last, 0)
+        } while last > 0
+        let ending = last == 0 ? "end of stream" : String(cString: strerror(errno))
+        XCTAssertTrue(last == 0 || errno == ECONNRESET, "the connection ended rather than waiting (recv: \(ending))")
+        XCTAssertLessThan(received, sent.frames * (1 << 20) + (1 << 20), "not every answer was delivered: \(received) bytes")
         await fixture.close()
     }
 

@@ -31,23 +31,11 @@ final class RPCRuntimeTests: XCTestCase {
         let fixture = try RPCFixture()
         try await fixture.listen()
         let raw = try RawSocket(port: fixture.port)
-        var patience = timeval(tv_sec: 1, tv_usec: 0)
-        setsockopt(raw.fd, SOL_SOCKET, SO_SNDTIMEO, &patience, socklen_t(MemoryLayout<timeval>.size))
         let signer = Authenticator(key: fixture.key, nodeID: 2)
         let body = [UInt8](repeating: 7, count: 1 << 20)
-        var sentFrames = 0
-        var sentBytes = 0
         // 1 MiB echoes, never reading the answers, until a second passes without progress.
-        sending: while sentBytes < 300 << 20 {
-            let frame = Envelope(callID: UInt64(sentFrames + 1), kind: .request, method: "Echo", body: body).frame(signedBy: signer, to: fixture.service)
-            var offset = 0
-            while offset < frame.count {
-                let count = Glibc.send(raw.fd, frame.base + offset, frame.count - offset, Int32(MSG_NOSIGNAL))
-                if count <= 0 { break sending }
-                offset += count
-                sentBytes += count
-            }
-            sentFrames += 1
+        let (sentFrames, sentBytes) = raw.sendWithoutReading(limit: 300 << 20) { id in
+            Envelope(callID: UInt64(id), kind: .request, method: "Echo", body: body).frame(signedBy: signer, to: fixture.service)
         }
         XCTAssertLessThan(sentBytes, 200 << 20, "the server stopped reading once \(Connection.queuedOutputLimit >> 20) MiB of answers waited")
         XCTAssertGreaterThan(sentFrames, Connection.queuedOutputLimit >> 20, "it read until then")

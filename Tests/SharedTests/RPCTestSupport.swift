@@ -102,6 +102,26 @@ final class RawSocket {
     /// This socket's end, which the signatures of answers to it name.
     var local: String { SocketEnds(fd: fd).local }
 
+    /// Sends the frames `frame(1)`, `frame(2)` ... without reading anything, until a send makes
+    /// no progress for a second (the server stopped reading) or `limit` bytes went out.
+    func sendWithoutReading(limit: Int, _ frame: (Int) -> OutgoingBytes) -> (frames: Int, bytes: Int) {
+        var patience = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &patience, socklen_t(MemoryLayout<timeval>.size))
+        var sent = (frames: 0, bytes: 0)
+        while sent.bytes < limit {
+            let next = frame(sent.frames + 1)
+            var offset = 0
+            while offset < next.count {
+                let count = Glibc.send(fd, next.base + offset, next.count - offset, Int32(MSG_NOSIGNAL))
+                if count <= 0 { return sent }
+                offset += count
+                sent.bytes += count
+            }
+            sent.frames += 1
+        }
+        return sent
+    }
+
     func send(_ bytes: [UInt8]) {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }

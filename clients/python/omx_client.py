@@ -285,6 +285,7 @@ class Client:
         self.timeout_s = timeout_s
         self.source_address = source_address
         self._sock = None
+        self._ends = ("", "")  # (ours, the service's) of a TCP connection: see _connect
         self._next_call_id = 0
         if endpoint.startswith("tcp:"):
             host, sep, port = endpoint[4:].rpartition(":")
@@ -318,6 +319,9 @@ class Client:
             if self.source_address and self._family == socket.AF_INET:
                 sock.bind((self.source_address, 0))
             sock.connect(self._address)
+            if self._family == socket.AF_INET:
+                # What signatures name: the service's end for requests, ours for answers.
+                self._ends = (socket_end(sock.getsockname()), socket_end(sock.getpeername()))
         except OSError as error:
             sock.close()
             where = f" from {self.source_address}" if self.source_address else ""
@@ -395,7 +399,7 @@ class Client:
         )
         sock = self._connect(method)
         if self.signer is not None:
-            self.signer.sign(request, socket_end(sock.getpeername()))
+            self.signer.sign(request, self._ends[1])
         payload = request.SerializeToString()
         sock.settimeout(timeout_s)
         try:
@@ -418,7 +422,7 @@ class Client:
 
         if response.status != common_pb2.OK:
             raise OMXError(method, self.peer, response.status, response.error)
-        if self.signer is not None and not self.signer.verify(response, socket_end(sock.getsockname())):
+        if self.signer is not None and not self.signer.verify(response, self._ends[0]):
             self.close()
             raise OMXError(method, self.peer, common_pb2.UNAUTHENTICATED,
                            "response MAC does not verify: the service holds a different "
@@ -577,14 +581,18 @@ class FSGateway(Client):
         return self.fs("Getattr", path=path).attr
 
     def listdir(self, path):
-        """FSGateway.Readdir: the DirEntry list (name, attr) of directory `path`, by name (the
-        gateway answers in pages: each names the offset of the next, 0 after the last)."""
-        entries, offset = [], 0
+        """FSGateway.Readdir: the DirEntry list (name, attr) of directory `path`, by name (asked
+        for in pages: each names the offset of the next, 0 after the last)."""
+        entries, offset, visited = [], 0, {0}
         while True:
-            page = self.fs("Readdir", path=path, offset=offset)
+            page = self.fs("Readdir", path=path, paged=True, offset=offset)
             entries.extend(page.entries)
             if page.next_offset == 0:
                 return sorted(entries, key=lambda entry: entry.name)
+            if page.next_offset in visited:
+                raise FileError("FSGateway.Readdir", self.peer, _errno.EIO,
+                                f"{path}: the pages came round to offset {page.next_offset} again")
+            visited.add(page.next_offset)
             offset = page.next_offset
 
     def open(self, path, flags=O_RDONLY, mode=0o644):

@@ -843,7 +843,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__statfs_response__descriptor =
   (ProtobufCMessageInit) omx__fsgateway__statfs_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__fsgateway__fs_request__field_descriptors[23] =
+static const ProtobufCFieldDescriptor omx__fsgateway__fs_request__field_descriptors[24] =
 {
   {
     "path",
@@ -1121,6 +1121,18 @@ static const ProtobufCFieldDescriptor omx__fsgateway__fs_request__field_descript
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "paged",
+    24,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, paged),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__fsgateway__fs_request__field_indices_by_name[] = {
   10,   /* field[10] = atime_ns */
@@ -1139,6 +1151,7 @@ static const unsigned omx__fsgateway__fs_request__field_indices_by_name[] = {
   6,   /* field[6] = mode */
   11,   /* field[11] = mtime_ns */
   3,   /* field[3] = offset */
+  23,   /* field[23] = paged */
   0,   /* field[0] = path */
   1,   /* field[1] = path2 */
   19,   /* field[19] = relay_instance */
@@ -1150,7 +1163,7 @@ static const unsigned omx__fsgateway__fs_request__field_indices_by_name[] = {
 static const ProtobufCIntRange omx__fsgateway__fs_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 23 }
+  { 0, 24 }
 };
 const ProtobufCMessageDescriptor omx__fsgateway__fs_request__descriptor =
 {
@@ -1160,7 +1173,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__fs_request__descriptor =
   "Omx__Fsgateway__FsRequest",
   "omx.fsgateway",
   sizeof(Omx__Fsgateway__FsRequest),
-  23,
+  24,
   omx__fsgateway__fs_request__field_descriptors,
   omx__fsgateway__fs_request__field_indices_by_name,
   1,  omx__fsgateway__fs_request__number_ranges,

@@ -155,10 +155,14 @@ struct  Omx__Fsgateway__FsRequest
    */
   size_t n_handles;
   uint64_t *handles;
+  /*
+   * Readdir: answer in pages (next_offset); without it the whole listing at once
+   */
+  protobuf_c_boolean paged;
 };
 #define OMX__FSGATEWAY__FS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__fs_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, {0,NULL}, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, {0,NULL}, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0,NULL, 0 }
 
 
 struct  Omx__Fsgateway__IoCounter

@@ -114,6 +114,9 @@ public struct FsRequest: WireMessage, Equatable {
     public var client: UInt64 = 0
     /// Release: more handles to close with `handle`.
     public var handles: [UInt64] = []
+    /// Readdir: answer in pages, starting at `offset` (see `FsResponse.nextOffset`); without
+    /// it, the whole listing in one answer.
+    public var paged = false
 
     public init(path: String = "") { self.path = path }
 
@@ -146,7 +149,8 @@ public struct FsRequest: WireMessage, Equatable {
             request.relayInstance = cString(message.relay_instance)
             request.relayRetry = message.relay_retry != 0
             request.client = message.client
-            request.handles = (0..<message.n_handles).map { message.handles[$0] }
+            request.handles = cValues(message.n_handles, message.handles)
+            request.paged = message.paged != 0
             return request
         }
     }
@@ -177,10 +181,9 @@ public struct FsRequest: WireMessage, Equatable {
                 message.relay_instance = arena.string(relayInstance)
                 message.relay_retry = relayRetry ? 1 : 0
                 message.client = client
-                let handleArray = arena.array(of: UInt64.self, count: handles.count)
-                for (index, handle) in handles.enumerated() { handleArray[index] = handle }
                 message.n_handles = handles.count
-                message.handles = handleArray
+                message.handles = arena.values(handles)
+                message.paged = paged ? 1 : 0
             }
         }
     }
