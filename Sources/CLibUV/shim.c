@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 int CLibUV_tcp_peer_ip(const uv_tcp_t *tcp, char *buf, size_t len) {
     struct sockaddr_storage addr;
@@ -65,4 +68,11 @@ int CLibUV_tcp_connect4(uv_connect_t *req, uv_tcp_t *tcp, const char *ip, int po
 
 void CLibUV_name_this_thread(const char *name) {
     pthread_setname_np(pthread_self(), name);
+}
+
+void CLibUV_take_process_nice(void) {
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, (id_t)getpid());
+    if (nice == -1 && errno != 0) return;
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
 }

@@ -1,12 +1,13 @@
 // omx-jobinit: starts one OMX job in a PID namespace of its own, as CRIU needs it.
 //
-//   omx-jobinit --spool DIR --cwd DIR --uid U --gid G [--groups G1,G2...] [--environ FILE] [--pidfile F] -- CMD ARGS...
+//   omx-jobinit --spool DIR --cwd DIR --uid U --gid G [--groups G1,G2...] [--nice N] [--environ FILE] [--pidfile F] -- CMD ARGS...
 //
 // The outer process unshares a PID namespace, forks the namespace's init, writes the init's
 // host pid to --pidfile and exits. The init (pid 1 inside) becomes a session leader, opens
 // stdin (/dev/null), stdout and stderr (DIR/stdout, DIR/stderr, owned by the caller, mode
 // 0600) itself, so CRIU finds every file inside the job, closes everything else, and starts
-// CMD as the caller's uid, gid and supplementary groups (--groups; none without it) in the caller's cwd, with the environment in FILE
+// CMD as the caller's uid, gid and supplementary groups (--groups; none without it), at nice value N
+// (--nice; 0 without it, whatever the Migrator's own), in the caller's cwd, with the environment in FILE
 // (NUL-separated NAME=VALUE entries, read and removed by the init). It runs as root with an
 // environment of its own: the caller's (LD_PRELOAD ...) reaches CMD only, after the switch to
 // the caller's ids. It forwards signals to CMD (a namespace init ignores signals it has no
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -107,8 +109,8 @@ static int parse_groups(const char *list, gid_t **groups) {
     return (int)count;
 }
 
-static int run_init(const char *spool, const char *cwd, uid_t uid, gid_t gid, const gid_t *groups, int group_count, char **environment,
-                    char **command) {
+static int run_init(const char *spool, const char *cwd, uid_t uid, gid_t gid, const gid_t *groups, int group_count, int nice_value,
+                    char **environment, char **command) {
     if (setsid() < 0) fail("setsid");
     int null = open("/dev/null", O_RDONLY);
     int out = open_output(spool, "stdout", uid, gid);
@@ -130,6 +132,9 @@ static int run_init(const char *spool, const char *cwd, uid_t uid, gid_t gid, co
         standard.sa_handler = SIG_DFL;
         for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaction(forwarded[i], &standard, NULL);
         if (setpgid(0, 0) != 0) fail("setpgid");
+        // Still root: a caller's negative nice value is kept too (a Migrator that is no root
+        // can only keep its own or raise it).
+        if (setpriority(PRIO_PROCESS, 0, nice_value) != 0 && getuid() == 0) fail("setpriority");
         if (setgroups((size_t)group_count, groups) != 0 && uid != getuid()) fail("setgroups");
         if (setgid(gid) != 0) fail("setgid");
         if (setuid(uid) != 0) fail("setuid");
@@ -156,7 +161,7 @@ static int run_init(const char *spool, const char *cwd, uid_t uid, gid_t gid, co
 
 int main(int argc, char **argv) {
     const char *spool = NULL, *cwd = NULL, *pidfile = NULL, *environ_file = NULL, *group_list = "";
-    long uid = -1, gid = -1;
+    long uid = -1, gid = -1, nice_value = 0;
     int index = 1;
     for (; index < argc; index++) {
         if (strcmp(argv[index], "--") == 0) { index++; break; }
@@ -168,10 +173,11 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[index], "--uid") == 0) uid = strtol(argv[++index], NULL, 10);
         else if (strcmp(argv[index], "--gid") == 0) gid = strtol(argv[++index], NULL, 10);
         else if (strcmp(argv[index], "--groups") == 0) group_list = argv[++index];
+        else if (strcmp(argv[index], "--nice") == 0) nice_value = strtol(argv[++index], NULL, 10);
         else { fprintf(stderr, "omx-jobinit: unknown option %s\n", argv[index]); return 2; }
     }
-    if (!spool || !cwd || uid < 0 || gid < 0 || index >= argc) {
-        fprintf(stderr, "usage: omx-jobinit --spool DIR --cwd DIR --uid U --gid G [--groups G1,G2...] [--environ FILE] [--pidfile F] -- CMD ARGS...\n");
+    if (!spool || !cwd || uid < 0 || gid < 0 || nice_value < -20 || nice_value > 19 || index >= argc) {
+        fprintf(stderr, "usage: omx-jobinit --spool DIR --cwd DIR --uid U --gid G [--groups G1,G2...] [--nice -20..19] [--environ FILE] [--pidfile F] -- CMD ARGS...\n");
         return 2;
     }
     gid_t *groups;
@@ -183,7 +189,7 @@ int main(int argc, char **argv) {
     if (unshare(CLONE_NEWPID) != 0) fail("unshare(CLONE_NEWPID)");
     pid_t init = fork();
     if (init < 0) fail("fork");
-    if (init == 0) _exit(run_init(spool, cwd, (uid_t)uid, (gid_t)gid, groups, group_count, read_environment(environ_file), argv + index));
+    if (init == 0) _exit(run_init(spool, cwd, (uid_t)uid, (gid_t)gid, groups, group_count, (int)nice_value, read_environment(environ_file), argv + index));
     if (pidfile) {
         FILE *file = fopen(pidfile, "w");
         if (!file || fprintf(file, "%d\n", init) < 0 || fclose(file) != 0) fail(pidfile);

@@ -11,13 +11,15 @@ struct JobLauncher {
     static let maxGroups = 4_096
 
     /// Checks what would make the start fail: an empty command, more supplementary groups than
-    /// `maxGroups`, a cwd that is not a directory, a program not found in the job's PATH.
+    /// `maxGroups`, a nice value outside -20 ... 19, a cwd that is not a directory, a program
+    /// not found in the job's PATH.
     /// - Throws: `RPCError` INVALID_ARGUMENT or NOT_FOUND naming the culprit.
     static func validate(_ job: Job) throws {
         guard let program = job.argv.first, !program.isEmpty else { throw RPCError(.invalidArgument, "Migrator.Run: no command given") }
         guard job.groups.count <= maxGroups else {
             throw RPCError(.invalidArgument, "Migrator.Run: \(job.groups.count) supplementary groups; a job may have at most \(maxGroups)")
         }
+        guard (-20...19).contains(job.nice) else { throw RPCError(.invalidArgument, "Migrator.Run: nice \(job.nice) is outside -20 ... 19") }
         guard job.cwd.hasPrefix("/") else { throw RPCError(.invalidArgument, "Migrator.Run: cwd \"\(job.cwd)\" is not an absolute path") }
         var info = stat()
         guard stat(job.cwd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
@@ -30,7 +32,7 @@ struct JobLauncher {
         }
     }
 
-    /// Starts `job` (its spool, cwd, uid, gid, groups, env and argv) and fills in its pid.
+    /// Starts `job` (its spool, cwd, uid, gid, groups, nice value, env and argv) and fills in its pid.
     /// - Throws: `RPCError` with what omx-jobinit said when the job could not start.
     func launch(_ job: inout Job) async throws {
         // A spool left by an earlier job of the same id (a registry that was reset) is stale.
@@ -49,7 +51,7 @@ struct JobLauncher {
         try writeFileBytes(environ, job.env.flatMap { Array($0.utf8) + [0] }, mode: 0o600)
         let arguments = [
             "--spool", job.spool, "--cwd", job.cwd, "--uid", String(job.uid), "--gid", String(job.gid),
-            "--groups", job.groups.map(String.init).joined(separator: ","), "--environ", environ, "--pidfile", pidfile, "--",
+            "--groups", job.groups.map(String.init).joined(separator: ","), "--nice", String(job.nice), "--environ", environ, "--pidfile", pidfile, "--",
         ] + job.argv
         let process = try ChildProcess.spawn(
             jobInit, arguments, stdoutPath: startLog, stderrPath: startLog, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], inheritEnvironment: false)

@@ -128,14 +128,17 @@ actor MigratorService {
     func run(_ request: RunRequest, caller: Caller) async throws -> Job {
         var job = Job()
         switch caller {
-        case let .local(_, uid, gid, groups):
+        case let .local(pid, uid, gid, groups):
             job.uid = uid
             job.gid = gid
             job.groups = groups
+            // As `nice omx run` would have it: the caller's own nice value.
+            job.nice = ProcStat(pid: pid)?.nice ?? 0
         case .remote:
             job.uid = request.uid
             job.gid = request.gid
             job.groups = request.groups
+            job.nice = request.nice
         }
         job.home = nodeID
         job.where = request.node == 0 ? nodeID : request.node

@@ -70,6 +70,9 @@ public final class EventLoop: @unchecked Sendable {
             let loop = Unmanaged<EventLoop>.fromOpaque(arg!).takeRetainedValue()
             // Named for top -H and perf (a thread otherwise inherits its creator's name).
             CLibUV_name_this_thread("omx-loop")
+            // Every call is served here: at the service's own priority (`nice -n -5 omx-...`),
+            // whatever thread made the loop.
+            CLibUV_take_process_nice()
             loop.startedThread.withLock { $0 = pthread_self() }
             uv_run(loop.uvLoop, UV_RUN_DEFAULT)
             loop.didFinish()

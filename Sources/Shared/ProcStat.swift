@@ -1,7 +1,7 @@
 import Glibc
 
 /// The fields of /proc/PID/stat (or /proc/PID/task/TID/stat) OMX reads: a process's state,
-/// parent, CPU time and start time.
+/// parent, CPU time, nice value and start time.
 public struct ProcStat: Sendable {
     /// R running or runnable, S sleeping, T stopped, Z zombie ...
     public let state: Character
@@ -9,6 +9,8 @@ public struct ProcStat: Sendable {
     /// Clock ticks spent in user and kernel mode.
     public let userTicks: UInt64
     public let systemTicks: UInt64
+    /// The nice value, -20 (most favoured) to 19.
+    public let nice: Int32
     /// Start time in clock ticks after boot: tells a process from a later one reusing its pid.
     public let startTicks: UInt64
 
@@ -23,6 +25,7 @@ public struct ProcStat: Sendable {
         self.parent = parent
         userTicks = UInt64(fields[11]) ?? 0
         systemTicks = UInt64(fields[12]) ?? 0
+        nice = Int32(fields[16]) ?? 0
         startTicks = UInt64(fields[19]) ?? 0
     }
 

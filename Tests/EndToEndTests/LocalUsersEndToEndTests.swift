@@ -157,6 +157,36 @@ final class LocalUsersEndToEndTests: XCTestCase {
         await cluster.down()
     }
 
+    func testAJobStartsAtItsCallersNiceValueWhileTheServicesRunAboveIt() async throws {
+        try DiscoveryCluster.requireCRIU()
+        let cluster = try DiscoveryCluster(subnet: 89, nodes: 2)
+        // A service started by `omx cluster up` as root runs at nice -5: its main thread and
+        // its loop thread, which serves every call (Swift's pool threads take nice values
+        // of their own, by their tasks' priorities).
+        let migrator = try XCTUnwrap(cluster.pid(1, "migrator"))
+        let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(migrator)/task").compactMap { pid_t($0) }
+        let loopThread = threads.first { (try? String(contentsOfFile: "/proc/\(migrator)/task/\($0)/comm", encoding: .utf8)) == "omx-loop\n" }
+        for thread in [migrator, try XCTUnwrap(loopThread, "the Migrator has its omx-loop thread")] {
+            XCTAssertEqual(ProcStat(pid: migrator, thread: thread)?.nice, -5, "thread \(thread) of the Migrator")
+        }
+        /// Starts `cut` printing its own nice value, from `omx run OPTIONS` run at `nice`.
+        func job(nice: Int, _ options: [String]) throws -> String {
+            let started = LocalCluster.runAbsolute("/usr/bin/env", [
+                "OMX_RUN_DIR=\(cluster.runDir(1))", "/bin/sh", "-c", "renice -n \(nice) -p $$ >/dev/null && exec \"$0\" \"$@\"",
+                siblingExecutable("omx"), "run"] + options + ["--", "/usr/bin/cut", "-d", " ", "-f19", "/proc/self/stat"])
+            guard started.status == 0 else { throw ConfigError("omx run failed: \(started.stderr)") }
+            return started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        // As `nice` would start it here: at the caller's value, wherever the job starts.
+        for (nice, options) in [(0, ["--stay"]), (7, ["--stay"]), (3, ["--node", "2", "--stay"])] {
+            let id = try job(nice: nice, options)
+            let ended = await cluster.waitForEnd(of: id, seconds: 20)
+            XCTAssertEqual(ended?["exit"] as? String, "exit 0", "\(String(describing: ended))")
+            XCTAssertEqual(cluster.output(of: id), "\(nice)\n", "job \(id) from a caller at nice \(nice) with \(options)")
+        }
+        await cluster.down()
+    }
+
     func testAUserHoldsAtMostItsQuotaOfConnectionsWhileRootIsServed() async throws {
         try PythonClient.requireAndGenerate()
         let cluster = try LocalCluster(subnet: 87, nodes: 1)

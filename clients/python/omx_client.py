@@ -487,20 +487,21 @@ class Migrator(Client):
     go to any node: one that is not the job's home forwards it there, and the home to where the
     job runs. Asking the home (job_home(id); Cluster.migrator_for(job)) saves a hop."""
 
-    def run(self, argv, node=0, name="", cwd=None, env=None, uid=None, gid=None, groups=None, stay=False, lock=False):
+    def run(self, argv, node=0, name="", cwd=None, env=None, uid=None, gid=None, groups=None, nice=None, stay=False, lock=False):
         """Migrator.Run: starts `argv` as a job whose home is the called node; returns its Job
         (state RUNNING, `id` "HOME.N", `pid` its host pid on `where`).
 
         node: where to start it (0 = the called node, or where its Balancer places it unless
         stay/lock); cwd (default: ours) must exist there; env: a dict or NAME=VALUE list (default:
-        our environment; the job's PATH finds argv[0]); uid/gid/groups (default: ours, groups
+        our environment; the job's PATH finds argv[0]); uid/gid/groups/nice (default: ours, groups
         being the supplementary ones) count over TCP only, on the Unix socket the kernel says who
         we are."""
         request = migrator_pb2.RunRequest(
             argv=[str(arg) for arg in argv], env=_env_list(env), cwd=cwd or os.getcwd(), node=node,
             name=name, stay=stay, lock=lock,
             uid=os.getuid() if uid is None else uid, gid=os.getgid() if gid is None else gid,
-            groups=list(os.getgroups() if groups is None else groups))
+            groups=list(os.getgroups() if groups is None else groups),
+            nice=os.nice(0) if nice is None else nice)
         return self.call("Migrator.Run", request, migrator_pb2.Job, timeout_s=max(self.timeout_s, 30))
 
     def jobs(self, cluster=True):

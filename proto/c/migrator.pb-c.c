@@ -1248,7 +1248,7 @@ const ProtobufCMessageDescriptor omx__migrator__migration_report__descriptor =
   (ProtobufCMessageInit) omx__migrator__migration_report__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[29] =
+static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[30] =
 {
   {
     "id",
@@ -1598,6 +1598,18 @@ static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[29] 
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "nice",
+    30,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_SINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__Job, nice),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__migrator__job__field_indices_by_name[] = {
   5,   /* field[5] = argv */
@@ -1617,6 +1629,7 @@ static const unsigned omx__migrator__job__field_indices_by_name[] = {
   14,   /* field[14] = lock */
   16,   /* field[16] = migrations */
   6,   /* field[6] = name */
+  29,   /* field[29] = nice */
   23,   /* field[23] = peer */
   3,   /* field[3] = pid */
   18,   /* field[18] = pid_start_ticks */
@@ -1633,7 +1646,7 @@ static const unsigned omx__migrator__job__field_indices_by_name[] = {
 static const ProtobufCIntRange omx__migrator__job__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 29 }
+  { 0, 30 }
 };
 const ProtobufCMessageDescriptor omx__migrator__job__descriptor =
 {
@@ -1643,7 +1656,7 @@ const ProtobufCMessageDescriptor omx__migrator__job__descriptor =
   "Omx__Migrator__Job",
   "omx.migrator",
   sizeof(Omx__Migrator__Job),
-  29,
+  30,
   omx__migrator__job__field_descriptors,
   omx__migrator__job__field_indices_by_name,
   1,  omx__migrator__job__number_ranges,
@@ -1790,7 +1803,7 @@ const ProtobufCMessageDescriptor omx__migrator__last_exec_response__descriptor =
   (ProtobufCMessageInit) omx__migrator__last_exec_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__migrator__run_request__field_descriptors[10] =
+static const ProtobufCFieldDescriptor omx__migrator__run_request__field_descriptors[11] =
 {
   {
     "argv",
@@ -1912,6 +1925,18 @@ static const ProtobufCFieldDescriptor omx__migrator__run_request__field_descript
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "nice",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_SINT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Migrator__RunRequest, nice),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__migrator__run_request__field_indices_by_name[] = {
   0,   /* field[0] = argv */
@@ -1921,6 +1946,7 @@ static const unsigned omx__migrator__run_request__field_indices_by_name[] = {
   9,   /* field[9] = groups */
   6,   /* field[6] = lock */
   4,   /* field[4] = name */
+  10,   /* field[10] = nice */
   3,   /* field[3] = node */
   5,   /* field[5] = stay */
   7,   /* field[7] = uid */
@@ -1928,7 +1954,7 @@ static const unsigned omx__migrator__run_request__field_indices_by_name[] = {
 static const ProtobufCIntRange omx__migrator__run_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor omx__migrator__run_request__descriptor =
 {
@@ -1938,7 +1964,7 @@ const ProtobufCMessageDescriptor omx__migrator__run_request__descriptor =
   "Omx__Migrator__RunRequest",
   "omx.migrator",
   sizeof(Omx__Migrator__RunRequest),
-  10,
+  11,
   omx__migrator__run_request__field_descriptors,
   omx__migrator__run_request__field_indices_by_name,
   1,  omx__migrator__run_request__number_ranges,

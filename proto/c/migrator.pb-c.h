@@ -172,10 +172,14 @@ struct  Omx__Migrator__Job
    */
   size_t n_groups;
   uint32_t *groups;
+  /*
+   * the nice value its command starts with (-20 ... 19)
+   */
+  int32_t nice;
 };
 #define OMX__MIGRATOR__JOB__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__job__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, OMX__MIGRATOR__JOB_STATE__RUNNING, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0,NULL, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, OMX__MIGRATOR__JOB_STATE__RUNNING, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0,NULL, 0,NULL, 0 }
 
 
 /*
@@ -249,10 +253,14 @@ struct  Omx__Migrator__RunRequest
    */
   size_t n_groups;
   uint32_t *groups;
+  /*
+   * the job's nice value; TCP only, as uid (the Unix socket: the caller's)
+   */
+  int32_t nice;
 };
 #define OMX__MIGRATOR__RUN_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__run_request__descriptor) \
-    , 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0,NULL }
+    , 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0,NULL, 0 }
 
 
 struct  Omx__Migrator__StartRequest

@@ -29,4 +29,9 @@ int CLibUV_tcp_connect4(uv_connect_t *req, uv_tcp_t *tcp, const char *ip, int po
 /* Names the calling thread (15 characters at most), as top -H and perf show it. */
 void CLibUV_name_this_thread(const char *name);
 
+/* Gives the calling thread the nice value of the process's main thread (on Linux each thread has
+   its own, and threads made by Swift's pool take theirs from their tasks' priorities). Best
+   effort: a process that may not raise a thread's priority leaves it as it is. */
+void CLibUV_take_process_nice(void);
+
 #endif

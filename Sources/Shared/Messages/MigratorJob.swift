@@ -94,6 +94,8 @@ public struct Job: WireMessage, Equatable {
     public var gid: UInt32 = 0
     /// The supplementary groups its command runs with (besides `gid`).
     public var groups: [UInt32] = []
+    /// The nice value its command starts with.
+    public var nice: Int32 = 0
     public var cwd = ""
     public var env: [String] = []
     public var migrations: UInt32 = 0
@@ -144,6 +146,7 @@ public struct Job: WireMessage, Equatable {
         message.pointee.gid = gid
         message.pointee.n_groups = groups.count
         message.pointee.groups = arena.values(groups)
+        message.pointee.nice = nice
         message.pointee.cwd = arena.string(cwd)
         message.pointee.n_env = env.count
         message.pointee.env = arena.strings(env)
@@ -192,6 +195,7 @@ public struct Job: WireMessage, Equatable {
         uid = message.uid
         gid = message.gid
         groups = cValues(message.n_groups, message.groups)
+        nice = message.nice
         cwd = cString(message.cwd)
         env = cStrings(message.n_env, message.env)
         migrations = message.migrations

@@ -16,6 +16,8 @@ public struct RunRequest: WireMessage, Equatable {
     public var gid: UInt32 = 0
     /// Supplementary groups, honoured as `uid` is.
     public var groups: [UInt32] = []
+    /// The job's nice value, honoured as `uid` is.
+    public var nice: Int32 = 0
 
     public init(argv: [String], env: [String], cwd: String) {
         self.argv = argv
@@ -38,6 +40,7 @@ public struct RunRequest: WireMessage, Equatable {
             request.uid = message.uid
             request.gid = message.gid
             request.groups = cValues(message.n_groups, message.groups)
+            request.nice = message.nice
             return request
         }
     }
@@ -57,6 +60,7 @@ public struct RunRequest: WireMessage, Equatable {
             message.gid = gid
             message.n_groups = groups.count
             message.groups = arena.values(groups)
+            message.nice = nice
         }
     }
 }
