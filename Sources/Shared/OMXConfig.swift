@@ -49,6 +49,14 @@ public struct OMXConfig: Sendable, Equatable {
         public var maxTransferRateMiBps: UInt64?
     }
 
+    /// What one caller may hold of each service (`RPCServer.Configuration`); nil keeps the
+    /// built-in value.
+    public struct LimitSettings: Sendable, Equatable {
+        public var connectionsPerUser: Int?
+        public var connectionsPerAddress: Int?
+        public var stalledSeconds: Int?
+    }
+
     /// oMFS: the gateways and the `/mfs` mount.
     public struct MfsSettings: Sendable, Equatable {
         /// Off: `omx-fsgateway` neither serves nor mounts (openMosix without CONFIG_MOSIX_FS).
@@ -79,6 +87,7 @@ public struct OMXConfig: Sendable, Equatable {
     public var mfs = MfsSettings()
     public var migrator = MigratorSettings()
     public var balancer = BalancerSettings()
+    public var limits = LimitSettings()
 
     public static let defaultPath = "/etc/omx/omx.conf"
 

@@ -61,7 +61,7 @@ extension OMXConfig {
     /// The known keys, as `section.key`.
     public static var keys: [String] { setters.keys.sorted() }
 
-    private static let sections: Set<String> = ["cluster", "ports", "mfs", "migrator", "balancer"]
+    private static let sections: Set<String> = ["cluster", "ports", "mfs", "migrator", "balancer", "limits"]
 
     private static let setters: [String: @Sendable (inout OMXConfig, ConfigValue) throws -> Void] = [
         "cluster.map": { $0.mapPath = try $1.path() },
@@ -108,6 +108,9 @@ extension OMXConfig {
         "balancer.io_locality_share": { $0.balancer.ioLocalityShare = try $1.number(in: 0...1) },
         "balancer.fanout": { $0.balancer.fanout = try $1.integer(in: 1...64) },
         "balancer.stale_after_ms": { $0.balancer.staleAfterMs = UInt64(try $1.integer(in: 500...3_600_000)) },
+        "limits.connections_per_user": { $0.limits.connectionsPerUser = try $1.integer(in: 1...1_000_000) },
+        "limits.connections_per_address": { $0.limits.connectionsPerAddress = try $1.integer(in: 1...1_000_000) },
+        "limits.stalled_seconds": { $0.limits.stalledSeconds = try $1.integer(in: 1...3_600) },
     ]
 }
 

@@ -50,6 +50,10 @@ public final class ServiceHost: @unchecked Sendable {
             name: "\(kind.rawValue) on node \(node.id)", maxFrameSize: options.maxFrameSize,
             authenticator: authenticator, allowedAddresses: OMXConfig.active.securePorts ? map.resolvedAddresses() : nil)
         serverConfiguration.metrics = metrics
+        let limits = OMXConfig.active.limits
+        if let perUser = limits.connectionsPerUser { serverConfiguration.maxConnectionsPerUser = perUser }
+        if let perAddress = limits.connectionsPerAddress { serverConfiguration.maxConnectionsPerAddress = perAddress }
+        if let seconds = limits.stalledSeconds { serverConfiguration.stalledTimeout = .seconds(seconds) }
         server = RPCServer(loop: loop, configuration: serverConfiguration, logger: logger)
         registerCommonMethods()
     }

@@ -191,9 +191,12 @@ final class LocalUsersEndToEndTests: XCTestCase {
         try PythonClient.requireAndGenerate()
         let cluster = try LocalCluster(subnet: 87, nodes: 1)
         defer { cluster.stop() }
-        try cluster.start(.discovery, node: 1)
+        // The limit as omx.conf sets it (256 without it).
+        let config = "\(cluster.dir)/omx.conf"
+        try "[limits]\nconnections_per_user = 40\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try cluster.start(.discovery, node: 1, extra: ["--config", config])
         let go = "\(cluster.runDir(1))/go-on"
-        // As uid 65534: 256 connections held, the 257th refused (read without sending: the
+        // As uid 65534: 40 connections held, the 41st refused (read without sending: the
         // service says why and closes), then, once root has been served meanwhile (`go`), one
         // closed makes room for another.
         let script = """
@@ -202,7 +205,7 @@ final class LocalUsersEndToEndTests: XCTestCase {
             from omx_client import Client, OMXError
             socket = "unix:" + sys.argv[2] + "/discovery.sock"
             held = []
-            for _ in range(256):
+            for _ in range(40):
                 client = Client(socket)
                 client.ping(b"held")
                 held.append(client)
@@ -234,9 +237,9 @@ final class LocalUsersEndToEndTests: XCTestCase {
             try await Task.sleep(for: .milliseconds(50))
             printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         }
-        XCTAssertTrue(printed.hasPrefix("held 256\n"), printed)
+        XCTAssertTrue(printed.hasPrefix("held 40\n"), printed)
         let exhausted = 8  // RESOURCE_EXHAUSTED
-        XCTAssertTrue(printed.contains("refused 0 \(exhausted) discovery on node 1: uid 65534 already holds 256 connections, the most one caller may"), printed)
+        XCTAssertTrue(printed.contains("refused 0 \(exhausted) discovery on node 1: uid 65534 already holds 40 connections, the most one caller may"), printed)
         let ping = LocalCluster.run("omx", ["ping", "discovery"], environment: ["OMX_RUN_DIR": cluster.runDir(1)])
         XCTAssertEqual(ping.status, 0, "root is served while the user is at its limit: \(ping.stderr)")
         XCTAssertTrue(FileManager.default.createFile(atPath: go, contents: nil))
@@ -244,6 +247,6 @@ final class LocalUsersEndToEndTests: XCTestCase {
         XCTAssertEqual(status, 0)
         printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         XCTAssertTrue(printed.contains("still served again\nafter one closed room\n"), printed)
-        XCTAssertEqual(cluster.log("discovery-0-node1").components(separatedBy: "uid 65534 already holds 256 connections").count, 2, "the refusal is logged once")
+        XCTAssertEqual(cluster.log("discovery-0-node1").components(separatedBy: "uid 65534 already holds 40 connections").count, 2, "the refusal is logged once")
     }
 }

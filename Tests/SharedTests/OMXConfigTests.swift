@@ -29,6 +29,9 @@ final class OMXConfigTests: XCTestCase {
             min_residence_ms = 5000
             [migrator]
             max_transfer_rate = 40
+            [limits]
+            connections_per_user = 32
+            stalled_seconds = 5
             """, source: "omx.conf")
         XCTAssertEqual(config.mapPath, "/etc/omx/cluster.map")
         XCTAssertFalse(config.securePorts)
@@ -46,6 +49,9 @@ final class OMXConfigTests: XCTestCase {
         XCTAssertEqual(config.balancer.minResidenceMs, 5000)
         XCTAssertNil(config.balancer.fanout)
         XCTAssertEqual(config.migrator.maxTransferRateMiBps, 40)
+        XCTAssertEqual(config.limits.connectionsPerUser, 32)
+        XCTAssertNil(config.limits.connectionsPerAddress)
+        XCTAssertEqual(config.limits.stalledSeconds, 5)
     }
 
     func testEveryBadLineIsNamedWithItsFileAndLine() {
@@ -66,6 +72,8 @@ final class OMXConfigTests: XCTestCase {
             load_source = planets
             [mfs]
             lease_seconds = 1
+            [limits]
+            connections_per_user = 0
             """
         XCTAssertThrowsError(try OMXConfig.parse(text, source: "/etc/omx/omx.conf")) { error in
             XCTAssertEqual(
@@ -78,10 +86,11 @@ final class OMXConfigTests: XCTestCase {
                 /etc/omx/omx.conf:6: expected `key = value`, found "just words"
                 /etc/omx/omx.conf:8: ports.migrator = "70000": expected a whole number from 1 to 65535
                 /etc/omx/omx.conf:9: ports.migrator is set twice (first on line 8)
-                /etc/omx/omx.conf:10: unknown section [network] (sections: [balancer], [cluster], [mfs], [migrator], [ports])
+                /etc/omx/omx.conf:10: unknown section [network] (sections: [balancer], [cluster], [limits], [mfs], [migrator], [ports])
                 /etc/omx/omx.conf:13: balancer.hysteresis = "-1": expected a number from 0 to 10
                 /etc/omx/omx.conf:14: balancer.load_source = "planets": expected machine or jobs
                 /etc/omx/omx.conf:16: mfs.lease_seconds = "1": expected a whole number from 4 to 86400
+                /etc/omx/omx.conf:18: limits.connections_per_user = "0": expected a whole number from 1 to 1000000
                 """)
         }
     }
@@ -118,5 +127,10 @@ final class OMXConfigTests: XCTestCase {
         XCTAssertEqual(defaults.mfs.enabled, true)
         XCTAssertEqual(defaults.mfs.mountpoint, OMXConfig().mfs.mountpoint)
         XCTAssertEqual(defaults.mfs.leaseSeconds, OMXConfig().mfs.leaseSeconds)
+        // The limits documented are the server's own.
+        let server = RPCServer.Configuration(name: "", authenticator: nil, allowedAddresses: nil)
+        XCTAssertEqual(defaults.limits.connectionsPerUser, server.maxConnectionsPerUser)
+        XCTAssertEqual(defaults.limits.connectionsPerAddress, server.maxConnectionsPerAddress)
+        XCTAssertEqual(defaults.limits.stalledSeconds.map { Duration.seconds($0) }, server.stalledTimeout)
     }
 }
