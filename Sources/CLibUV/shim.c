@@ -8,15 +8,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-int CLibUV_tcp_peer_ip(const uv_tcp_t *tcp, char *buf, size_t len) {
-    struct sockaddr_storage addr;
-    int namelen = sizeof(addr);
-    int rc = uv_tcp_getpeername(tcp, (struct sockaddr *)&addr, &namelen);
-    if (rc != 0) return rc;
-    if (addr.ss_family != AF_INET) return UV_EAFNOSUPPORT;
-    return uv_ip4_name((const struct sockaddr_in *)&addr, buf, len);
-}
-
 int CLibUV_tcp_local_ip(const uv_tcp_t *tcp, char *buf, size_t len, int *port) {
     struct sockaddr_storage addr;
     int namelen = sizeof(addr);

@@ -22,8 +22,11 @@ final class Connection {
     /// The session keys agreed on this connection (TCP, after a `Session` call), if any.
     var session: SessionKeys?
     /// Both ends of a TCP connection, which signatures name; empty for a Unix socket. Read by
-    /// `readEnds()` as soon as the connection is made (later, a peer gone would leave them empty).
+    /// `readPeer()` as soon as the connection is made (later, a peer gone would leave them empty).
     private(set) var ends = SocketEnds.unsigned
+    /// Who is at the other end of a Unix socket (read by `readPeer()`); nil for TCP, or when
+    /// the kernel did not say.
+    private(set) var unixCredentials: PeerCredentials?
     /// When the connection was made.
     let madeNs = monotonicNs()
     /// A server's bookkeeping (`ConnectionGuard`): whom the connection counts against once
@@ -129,11 +132,16 @@ final class Connection {
         }
     }
 
-    /// Reads both ends of a TCP connection (see `ends`); call once it is made.
-    func readEnds() {
-        var fd: uv_os_fd_t = -1
-        guard transport == .tcp, uv_fileno(handle, &fd) == 0 else { return }
-        ends = SocketEnds(fd: fd)
+    /// Reads who is at the other end, once, as soon as the connection is made: both ends of a
+    /// TCP connection (`ends`), the peer's credentials on a Unix socket (`unixCredentials`).
+    func readPeer() {
+        switch transport {
+        case .tcp:
+            var fd: uv_os_fd_t = -1
+            if uv_fileno(handle, &fd) == 0 { ends = SocketEnds(fd: fd) }
+        case .unix:
+            unixCredentials = PeerCredentials(pipe: stream.reinterpreted(as: uv_pipe_t.self))
+        }
     }
 
     /// Why a server should give up on this connection now: a frame has been arriving for longer

@@ -110,6 +110,7 @@ final class Listener {
             onAcceptError?(UVError(code: rc, operation: "accept", peer: endpoint.description))
             return
         }
+        connection.readPeer()
         connection.peer = Listener.describePeer(of: connection, endpoint: endpoint)
         onConnection?(connection)
     }
@@ -118,7 +119,7 @@ final class Listener {
     private static func describePeer(of connection: Connection, endpoint: RPCEndpoint) -> String {
         switch connection.transport {
         case .tcp:
-            return connection.tcpPeerIP ?? "unknown TCP peer"
+            return connection.ends.peerIP.isEmpty ? "unknown TCP peer" : connection.ends.peerIP
         case .unix:
             if let credentials = connection.unixCredentials {
                 return "\(endpoint) (pid \(credentials.pid), uid \(credentials.uid))"
@@ -144,19 +145,17 @@ final class Listener {
     }
 }
 
-extension Connection {
-    /// The peer's IPv4 address of a TCP connection.
-    var tcpPeerIP: String? {
-        var ip = [CChar](repeating: 0, count: 64)
-        guard CLibUV_tcp_peer_ip(stream.reinterpreted(as: uv_tcp_t.self), &ip, ip.count) == 0 else { return nil }
-        return String(cString: ip)
-    }
+/// Who is at the other end of a Unix socket, as the kernel reports it.
+struct PeerCredentials {
+    let pid: Int32
+    let uid: UInt32
+    let gid: UInt32
+    /// The supplementary groups as they were when the peer connected; none where the kernel
+    /// cannot tell them (before Linux 4.13: the caller then acts with fewer rights).
+    let groups: [UInt32]
 
-    /// The process, user, group and supplementary groups at the other end of a Unix socket, as
-    /// the kernel reports them (the groups as they were when the peer connected; none where the
-    /// kernel cannot tell them, before Linux 4.13: the caller then acts with fewer rights).
-    var unixCredentials: (pid: Int32, uid: UInt32, gid: UInt32, groups: [UInt32])? {
-        let pipe = stream.reinterpreted(as: uv_pipe_t.self)
+    /// The credentials of the peer of `pipe`, or nil when the kernel does not say.
+    init?(pipe: UnsafeMutablePointer<uv_pipe_t>) {
         var pid: pid_t = 0
         var uid: uid_t = 0
         var gid: gid_t = 0
@@ -169,6 +168,6 @@ extension Connection {
             groups = [gid_t](repeating: 0, count: Int(needed))
             count = CLibUV_pipe_peer_groups(pipe, &groups, Int32(groups.count), &needed)
         }
-        return (pid, uid, gid, Array(groups.prefix(Int(max(count, 0)))))
+        (self.pid, self.uid, self.gid, self.groups) = (pid, uid, gid, Array(groups.prefix(Int(max(count, 0)))))
     }
 }

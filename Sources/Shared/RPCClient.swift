@@ -275,7 +275,7 @@ public final class RPCClient: @unchecked Sendable {
             return
         }
         state = .connected(connection)
-        connection.readEnds()
+        connection.readPeer()
         answeredOnConnection = false
         connection.onFrame = { [weak self] connection, payload in self?.received(payload, on: connection) }
         connection.onClose = { [weak self] connection, error in self?.lost(connection, error) }

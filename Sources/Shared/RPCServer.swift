@@ -132,8 +132,7 @@ public final class RPCServer: @unchecked Sendable {
         var caller: Caller
         switch connection.transport {
         case .tcp:
-            connection.readEnds()
-            let address = connection.tcpPeerIP ?? "?"
+            let address = connection.ends.peerIP.isEmpty ? "?" : connection.ends.peerIP
             if let allowed = allowedAddresses.withLock({ $0 }), !allowed.contains(address) {
                 let message = "address \(address) is not in the cluster map of \(configuration.name)"
                 logger.warning("refused connection: \(message)")

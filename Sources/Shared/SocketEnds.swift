@@ -9,6 +9,9 @@ struct SocketEnds: Sendable {
     /// The other side's address and port.
     let peer: String
 
+    /// The other side's address alone ("" when unknown).
+    var peerIP: String { peer.lastIndex(of: ":").map { String(peer[..<$0]) } ?? "" }
+
     /// Both ends empty: a Unix socket's, whose envelopes are not signed.
     static let unsigned = SocketEnds(local: "", peer: "")
 

@@ -6,9 +6,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Writes the IPv4 address of a TCP handle's peer into buf ("127.0.0.2"); returns 0 or a libuv error. */
-int CLibUV_tcp_peer_ip(const uv_tcp_t *tcp, char *buf, size_t len);
-
 /* Writes the IPv4 address a TCP handle is bound to into buf and its port into *port; 0 or a libuv error. */
 int CLibUV_tcp_local_ip(const uv_tcp_t *tcp, char *buf, size_t len, int *port);
 
