@@ -10,6 +10,9 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <fuse3/fuse_lowlevel.h>
 
 static double cache_timeout = 1.0;
 
@@ -61,6 +64,38 @@ static int omx_getattr_raising_readahead(const char *path, struct stat *stat, st
     return next_getattr(path, stat, info);
 }
 
+/// The session the signals end, and the thread that runs its loop.
+static struct fuse_session *signalled_session;
+static pthread_t loop_thread;
+
+/// libfuse's own handler ends the session, but its loop only sees that when the signal
+/// interrupts its thread's wait; in a process with other threads (ours has the event loop's
+/// and more) the kernel may hand the signal to any of them, and the mount would not stop. This
+/// one ends the session and passes the signal on to the loop's thread.
+static void end_session(int signal) {
+    if (signalled_session) fuse_session_exit(signalled_session);
+    if (!pthread_equal(pthread_self(), loop_thread)) pthread_kill(loop_thread, signal);
+}
+
+static int end_session_on_signals(struct fuse_session *session) {
+    signalled_session = session;
+    loop_thread = pthread_self();
+    struct sigaction action = {0};
+    action.sa_handler = end_session;
+    sigemptyset(&action.sa_mask);
+    int signals[] = {SIGTERM, SIGINT, SIGHUP};
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        if (sigaction(signals[i], &action, NULL) != 0) return -1;
+    }
+    return 0;
+}
+
+static void stop_ending_session_on_signals(void) {
+    int signals[] = {SIGTERM, SIGINT, SIGHUP};
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) signal(signals[i], SIG_DFL);
+    signalled_session = NULL;
+}
+
 int omx_fuse_run(const char *mountpoint, const struct fuse_operations *ops, const char *options, double cache_seconds, int ready_fd) {
     struct fuse_operations with_init = *ops;
     with_init.init = omx_fuse_init;
@@ -78,7 +113,7 @@ int omx_fuse_run(const char *mountpoint, const struct fuse_operations *ops, cons
         return 2;
     }
     struct fuse_session *session = fuse_get_session(fuse);
-    if (fuse_set_signal_handlers(session) != 0) {
+    if (fuse_set_signal_handlers(session) != 0 || end_session_on_signals(session) != 0) {
         fuse_unmount(fuse);
         fuse_destroy(fuse);
         return 3;
@@ -87,6 +122,7 @@ int omx_fuse_run(const char *mountpoint, const struct fuse_operations *ops, cons
     if (ready_fd >= 0) omx_daemon_ready(ready_fd);
     struct fuse_loop_config config = {.clone_fd = 0, .max_idle_threads = 16};
     int result = fuse_loop_mt(fuse, &config);
+    stop_ending_session_on_signals();
     fuse_remove_signal_handlers(session);
     fuse_unmount(fuse);
     fuse_destroy(fuse);

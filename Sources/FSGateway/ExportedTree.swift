@@ -10,6 +10,7 @@ final class ExportedTree: Sendable {
     static let resolveInRoot: UInt64 = 0x10
     static let resolveNoMagicLinks: UInt64 = 0x02
     static let resolveNoSymlinks: UInt64 = 0x04
+    static let resolveNoXDev: UInt64 = 0x01
 
     let root: String
     let rootFD: Int32
@@ -84,6 +85,21 @@ final class ExportedTree: Sendable {
             throw Failure(ENOENT, path, "not exported")
         }
         return (fd, kernelPath)
+    }
+
+    /// Whether `path` (the entry itself, not followed) is reached without leaving the root's
+    /// file system: asks the kernel for an O_PATH descriptor with RESOLVE_NO_XDEV, which stops
+    /// at the first mount point, before anything on the file system mounted there is touched
+    /// (it may be an NFS or FUSE mount that hangs). A path that does not exist is as far as it
+    /// goes: the call on it fails, or creates the entry, without leaving the file system.
+    func staysOnRootFileSystem(_ path: String) -> Bool {
+        let relative = path.isEmpty || path == "/" ? "." : path
+        let fd = omx_openat2(
+            rootFD, relative, Int32(OMX_O_PATH) | O_NOFOLLOW | O_CLOEXEC, 0,
+            ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks | ExportedTree.resolveNoXDev)
+        guard fd >= 0 else { return errno != EXDEV }
+        close(fd)
+        return true
     }
 
     /// Where `relative` leads from the root when it holds no symlink: "." dropped, ".." taking

@@ -28,10 +28,18 @@ public struct FSGatewayCommand: AsyncParsableCommand {
         @Option(help: "A path not to export (besides /proc, /sys and /dev), e.g. the /mfs mount; repeatable.")
         var exclude: [String] = ["/mfs"]
 
+        @Option(
+            name: .customLong("io-threads"),
+            help: "Threads for calls that move data, list directories or reach other file systems (half at most for those that may hang: NFS, SMB, FUSE).")
+        var ioThreads: Int = 16
+
         public init() {}
 
         public func run() async throws {
             try requireMfsEnabled()
+            guard (2...1024).contains(ioThreads) else { throw ValidationError("--io-threads \(ioThreads): give 2 to 1024 (libuv's pool limit)") }
+            // libuv sizes its pool from this at the first offload.
+            setenv("UV_THREADPOOL_SIZE", String(ioThreads), 1)
             omx_malloc_keep_large_buffers()
             let host = try ServiceHost(kind: .fsgateway, instance: instance, options: options)
             let relays = GatewayDirectory(
@@ -42,7 +50,8 @@ public struct FSGatewayCommand: AsyncParsableCommand {
             TreeWatcher.start(tree: tree, feed: feed, logger: host.logger)
             let leaseSeconds = OMXConfig.active.mfs.leaseSeconds
             let gateway = FileGateway(
-                tree: tree, nodeID: host.node.id, relays: relays, feed: feed, leaseNs: UInt64(leaseSeconds) * 1_000_000_000, logger: host.logger,
+                tree: tree, nodeID: host.node.id, relays: relays, feed: feed,
+                lanes: FileCallLanes(loop: host.loop, threads: ioThreads, logger: host.logger, metrics: host.metrics), leaseNs: UInt64(leaseSeconds) * 1_000_000_000, logger: host.logger,
                 metrics: host.metrics)
             gateway.register(on: host.server)
             try await host.run(background: {

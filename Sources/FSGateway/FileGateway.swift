@@ -5,10 +5,11 @@ import Shared
 import Synchronization
 
 /// The gateway service: every `FSGateway.*` file method on the exported tree, each run on
-/// one thread under the caller's uid, gid and groups; open files are handles with leases,
-/// each usable by its opener only (`OpenFiles`); I/O is counted per job and per node the job
-/// ran on.
+/// one thread under the caller's uid, gid and groups, in the lane its file system calls for
+/// (`FileCallLanes`); open files are handles with leases, each usable by its opener only
+/// (`OpenFiles`); I/O is counted per job and per node the job ran on.
 final class FileGateway: Sendable {
+    typealias Lane = FileCallLanes.Lane
     static let maxChunk = 1 << 20
 
     let tree: ExportedTree
@@ -23,11 +24,21 @@ final class FileGateway: Sendable {
     /// The changes to the tree, for the mounts' caches: those made through this gateway are
     /// recorded here, with the mount that asked.
     let feed: ChangeFeed
+    /// Where each call runs, and the file systems that may hang.
+    let lanes: FileCallLanes
+    let mounts: MountTable
 
     /// - Parameter leaseNs: how long a file stays open that its opener neither uses nor renews.
-    init(tree: ExportedTree, nodeID: UInt32, relays: GatewayDirectory, feed: ChangeFeed, leaseNs: UInt64, logger: Logger, metrics: MetricsRegistry) {
+    init(
+        tree: ExportedTree, nodeID: UInt32, relays: GatewayDirectory, feed: ChangeFeed, lanes: FileCallLanes, leaseNs: UInt64, logger: Logger,
+        metrics: MetricsRegistry
+    ) {
         self.tree = tree
-        handles = OpenFiles(leaseNs: leaseNs)
+        self.lanes = lanes
+        mounts = MountTable(tree: tree)
+        handles = OpenFiles(leaseNs: leaseNs) { fd, lane in
+            Task { _ = try? await lanes.run(lane, "Release") { close(fd); return FsResponse() } }
+        }
         self.nodeID = nodeID
         self.relays = relays
         self.feed = feed
@@ -37,42 +48,55 @@ final class FileGateway: Sendable {
 
     /// Registers the file methods on `server`.
     func register(on server: RPCServer) {
-        let methods: [(String, (FsRequest, Caller) throws -> FsResponse)] = [
-            ("Getattr", { r, caller in var a = FsResponse(); a.attr = try r.handle == 0 ? self.tree.getattr(r.path) : self.attributes(r.handle, caller); return a }),
-            ("Readdir", { r, _ in
+        typealias Body = @Sendable (FsRequest, Caller, Lane) throws -> FsResponse
+        let methods: [(String, @Sendable (FsRequest) -> Lane, Body)] = [
+            ("Getattr", { r in r.handle == 0 ? self.metadataLane(r.path) : self.handleLane(r.handle, data: false) }, { r, caller, _ in
+                var a = FsResponse()
+                a.attr = try r.handle == 0 ? self.tree.getattr(r.path) : self.attributes(r.handle, caller)
+                return a
+            }),
+            ("Readdir", { r in self.dataLane(r.path, listing: true) }, { r, _, _ in
                 var a = FsResponse()
                 (a.entries, a.nextOffset) = try self.tree.readdir(r.path, from: r.paged ? r.offset : 0, pageBytes: r.paged ? ExportedTree.readdirPageBytes : .max)
                 return a
             }),
-            ("Open", open),
-            ("Write", write),
-            ("Fsync", fsync),
-            ("Release", release),
-            ("Renew", renew),
-            ("Truncate", truncate),
-            ("Chmod", { r, _ in try self.tree.chmod(r.path, mode: r.mode); return FsResponse() }),
-            ("Chown", { r, _ in try self.tree.chown(r.path, uid: r.uid, gid: r.gid); return FsResponse() }),
-            ("Utimens", { r, _ in try self.tree.utimens(r.path, atimeNs: r.atimeNs, mtimeNs: r.mtimeNs); return FsResponse() }),
-            ("Access", { r, _ in try self.tree.access(r.path, mode: Int32(r.mode)); return FsResponse() }),
-            ("Mkdir", { r, _ in var a = FsResponse(); a.attr = try self.tree.mkdir(r.path, mode: r.mode); return a }),
-            ("Rmdir", { r, _ in try self.tree.rmdir(r.path); return FsResponse() }),
-            ("Unlink", { r, _ in try self.tree.unlink(r.path); return FsResponse() }),
-            ("Rename", { r, _ in try self.tree.rename(r.path, to: r.path2, flags: UInt32(bitPattern: r.flags)); return FsResponse() }),
-            ("Link", { r, _ in var a = FsResponse(); a.attr = try self.tree.link(r.path, as: r.path2); return a }),
-            ("Symlink", { r, _ in var a = FsResponse(); a.attr = try self.tree.symlink(r.path2, at: r.path); return a }),
-            ("Readlink", { r, _ in var a = FsResponse(); a.target = try self.tree.readlink(r.path); return a }),
-            ("Statfs", { r, _ in var a = FsResponse(); a.statfs = try self.tree.statfs(r.path); return a }),
-            ("Counters", { _, _ in var a = FsResponse(); a.counters = self.counters.withLock { Array($0.values) }; return a }),
+            ("Open", { r in self.metadataLane(r.path) }, { r, caller, lane in try self.open(r, caller, lane) }),
+            ("Write", { r in self.handleLane(r.handle, data: true) }, { r, caller, _ in try self.write(r, caller) }),
+            ("Fsync", { r in self.handleLane(r.handle, data: true) }, { r, caller, _ in try self.fsync(r, caller) }),
+            // The files released close in their own lanes (`OpenFiles.File`).
+            ("Release", { _ in .loop }, { r, caller, _ in self.handles.release([r.handle] + r.handles, by: caller); return FsResponse() }),
+            ("Renew", { _ in .loop }, { r, caller, _ in self.handles.renew([r.handle] + r.handles, by: caller); return FsResponse() }),
+            ("Truncate", { r in r.handle != 0 ? self.handleLane(r.handle, data: true) : self.dataLane(r.path) }, { r, caller, _ in try self.truncate(r, caller) }),
+            ("Chmod", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.chmod(r.path, mode: r.mode); return FsResponse() }),
+            ("Chown", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.chown(r.path, uid: r.uid, gid: r.gid); return FsResponse() }),
+            ("Utimens", { r in self.metadataLane(r.path) }, { r, _, _ in
+                try self.tree.utimens(r.path, atimeNs: r.atimeNs, mtimeNs: r.mtimeNs)
+                return FsResponse()
+            }),
+            ("Access", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.access(r.path, mode: Int32(r.mode)); return FsResponse() }),
+            ("Mkdir", { r in self.metadataLane(r.path) }, { r, _, _ in var a = FsResponse(); a.attr = try self.tree.mkdir(r.path, mode: r.mode); return a }),
+            ("Rmdir", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.rmdir(r.path); return FsResponse() }),
+            ("Unlink", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.unlink(r.path); return FsResponse() }),
+            ("Rename", { r in self.metadataLane(r.path, r.path2) }, { r, _, _ in
+                try self.tree.rename(r.path, to: r.path2, flags: UInt32(bitPattern: r.flags))
+                return FsResponse()
+            }),
+            ("Link", { r in self.metadataLane(r.path, r.path2) }, { r, _, _ in var a = FsResponse(); a.attr = try self.tree.link(r.path, as: r.path2); return a }),
+            ("Symlink", { r in self.metadataLane(r.path) }, { r, _, _ in var a = FsResponse(); a.attr = try self.tree.symlink(r.path2, at: r.path); return a }),
+            ("Readlink", { r in self.metadataLane(r.path) }, { r, _, _ in var a = FsResponse(); a.target = try self.tree.readlink(r.path); return a }),
+            ("Statfs", { r in self.metadataLane(r.path) }, { r, _, _ in var a = FsResponse(); a.statfs = try self.tree.statfs(r.path); return a }),
+            ("Counters", { _ in .loop }, { _, _, _ in var a = FsResponse(); a.counters = self.counters.withLock { Array($0.values) }; return a }),
         ]
-        // Calls that touch one inode's metadata take microseconds: they run on the loop thread,
-        // sparing two thread hops; those that move data or scan directories run on the pool.
-        let onPool: Set<String> = ["Readdir", "Write", "Fsync", "Truncate", "Counters"]
-        for (name, body) in methods {
-            server.register("FSGateway.\(name)", on: onPool.contains(name) ? .pool : .loop) { (request: FsRequest, rpc) in
-                if request.relayTo != 0 && request.relayTo != self.nodeID { return await self.relay(name, request, caller: rpc.caller) }
-                let response = self.perform(request, caller: rpc.caller, method: name) { try body($0, rpc.caller) }
-                if response.errorNumber == 0 { self.recordChanges(name, request) }
-                return response
+        for (name, laneOf, body) in methods {
+            server.register("FSGateway.\(name)") { (request: FsRequest, rpc) in
+                if request.relayTo != 0 && request.relayTo != self.nodeID { return try await self.relay(name, request, caller: rpc.caller) }
+                let caller = rpc.caller
+                let lane = laneOf(request)
+                return try await self.lanes.run(lane, name) {
+                    let response = self.perform(request, caller: caller, method: name) { try body($0, caller, lane) }
+                    if response.errorNumber == 0 { self.recordChanges(name, request) }
+                    return response
+                }
             }
         }
         // The feed names every changed path, in directories a user may not read: it is for the
@@ -85,11 +109,40 @@ final class FileGateway: Sendable {
         }
         // A read the page cache can answer takes microseconds: it is answered on the loop
         // thread; one that would wait for the disk goes to the pool.
-        server.register("FSGateway.Read", on: .loop) { (request: FsRequest, rpc) in
-            if request.relayTo != 0 && request.relayTo != self.nodeID { return await self.relay("Read", request, caller: rpc.caller) }
+        server.register("FSGateway.Read") { (request: FsRequest, rpc) in
+            if request.relayTo != 0 && request.relayTo != self.nodeID { return try await self.relay("Read", request, caller: rpc.caller) }
             let caller = rpc.caller
-            if let cached = try? self.read(request, caller: caller, cachedOnly: true) { return cached }
-            return await Task.detached { self.perform(request, caller: caller, method: "Read") { try self.read($0, caller: caller, cachedOnly: false)! } }.value
+            let lane = self.handleLane(request.handle, data: false)
+            if lane == .loop, let cached = try? self.read(request, caller: caller, cachedOnly: true) { return cached }
+            return try await self.lanes.run(lane == .loop ? .pool : lane, "Read") {
+                self.perform(request, caller: caller, method: "Read") { try self.read($0, caller: caller, cachedOnly: false)! }
+            }
+        }
+    }
+
+    /// The lane of a call on the metadata of `paths`: the loop thread while they stay on the
+    /// root's file system, else the pool (the `.mayHang` lane when one may hang).
+    private func metadataLane(_ paths: String...) -> Lane {
+        if mounts.rootMayHang { return .pool }
+        var lane = Lane.loop
+        for path in paths where !tree.staysOnRootFileSystem(path) {
+            if mounts.mayHang(tree.lexicalPath(path)) { return .mayHang }
+            lane = .pool
+        }
+        return lane
+    }
+
+    /// The lane of a call that moves data at `path`, or lists the directory `path`.
+    private func dataLane(_ path: String, listing: Bool = false) -> Lane {
+        !mounts.rootMayHang && mounts.mayHang(tree.lexicalPath(path), orHolds: listing) ? .mayHang : .pool
+    }
+
+    /// The lane of a call on open handle `id`: where it was opened, and off the loop thread for
+    /// moving data. An unknown handle is refused on the loop thread.
+    private func handleLane(_ id: UInt64, data: Bool) -> Lane {
+        switch handles.lane(of: id) ?? .loop {
+        case .loop: return data ? .pool : .loop
+        case let lane: return lane
         }
     }
 
@@ -151,11 +204,11 @@ final class FileGateway: Sendable {
         }
     }
 
-    private func open(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
+    private func open(_ request: FsRequest, _ caller: Caller, _ lane: Lane) throws -> FsResponse {
         let (fd, attr) = try tree.open(request.path, flags: request.flags, mode: request.mode)
         var response = FsResponse()
         response.attr = attr
-        response.handle = handles.add(fd: fd, path: request.path, append: request.flags & O_APPEND != 0, owner: caller)
+        response.handle = handles.add(fd: fd, path: request.path, append: request.flags & O_APPEND != 0, owner: caller, lane: lane)
         return response
     }
 
@@ -204,23 +257,12 @@ final class FileGateway: Sendable {
         return FsResponse()
     }
 
-    private func release(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
-        handles.release([request.handle] + request.handles, by: caller)
-        return FsResponse()
-    }
-
     /// fstat of an open file (which may have been renamed or unlinked since it was opened).
     private func attributes(_ id: UInt64, _ caller: Caller) throws -> FileAttr {
         let file = try handles.file(id, for: caller, "getattr")
         var info = stat()
         guard fstat(file.fd, &info) == 0 else { throw ExportedTree.Failure(errno, file.path, "getattr") }
         return tree.attributes(info)
-    }
-
-    /// Renews the leases of `handle` and `handles` that the caller holds.
-    private func renew(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
-        handles.renew([request.handle] + request.handles, by: caller)
-        return FsResponse()
     }
 
     private func truncate(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {

@@ -17,15 +17,24 @@ final class OpenFiles: Sendable {
         let path: String
         let append: Bool
         let owner: Caller
+        /// Where it was opened: on the root's file system (`.loop`) or another one.
+        let lane: FileCallLanes.Lane
+        private let closeOffLoop: @Sendable (Int32, FileCallLanes.Lane) -> Void
 
-        init(fd: Int32, path: String, append: Bool, owner: Caller) {
+        init(fd: Int32, path: String, append: Bool, owner: Caller, lane: FileCallLanes.Lane, closeOffLoop: @escaping @Sendable (Int32, FileCallLanes.Lane) -> Void) {
             self.fd = fd
             self.path = path
             self.append = append
             self.owner = owner
+            self.lane = lane
+            self.closeOffLoop = closeOffLoop
         }
 
-        deinit { close(fd) }
+        /// A close may wait on the file's server (FUSE flushes, NFS commits): a file on
+        /// another file system than the root's is closed in its lane.
+        deinit {
+            if lane == .loop { close(fd) } else { closeOffLoop(fd, lane) }
+        }
 
         /// Whether `caller` may use this file: its opener (the same node and address over TCP,
         /// the same uid on the Unix socket), or local root.
@@ -42,15 +51,18 @@ final class OpenFiles: Sendable {
     /// How long a handle nobody uses stays open.
     let leaseNs: UInt64
     private let table: Mutex<(next: UInt64, open: [UInt64: (file: File, lastUsedNs: UInt64)])>
+    private let closeOffLoop: @Sendable (Int32, FileCallLanes.Lane) -> Void
 
-    init(leaseNs: UInt64) {
+    /// - Parameter closeOffLoop: closes a descriptor in the lane given (off the loop thread).
+    init(leaseNs: UInt64, closeOffLoop: @escaping @Sendable (Int32, FileCallLanes.Lane) -> Void) {
         self.leaseNs = leaseNs
+        self.closeOffLoop = closeOffLoop
         table = Mutex((UInt64.random(in: 1...(UInt64.max >> 1)), [:]))
     }
 
-    /// Takes `fd` (open on `path` for `owner`) under a new handle.
-    func add(fd: Int32, path: String, append: Bool, owner: Caller) -> UInt64 {
-        let file = File(fd: fd, path: path, append: append, owner: owner)
+    /// Takes `fd` (open on `path` for `owner`, in `lane`) under a new handle.
+    func add(fd: Int32, path: String, append: Bool, owner: Caller, lane: FileCallLanes.Lane) -> UInt64 {
+        let file = File(fd: fd, path: path, append: append, owner: owner, lane: lane, closeOffLoop: closeOffLoop)
         return table.withLock { state in
             let id = state.next
             state.next = state.next == .max ? 1 : state.next + 1
@@ -77,6 +89,11 @@ final class OpenFiles: Sendable {
             let now = monotonicNs()
             for id in ids where state.open[id]?.file.admits(caller) == true { state.open[id]!.lastUsedNs = now }
         }
+    }
+
+    /// The lane handle `id` was opened in, whoever holds it; nil when no such handle is open.
+    func lane(of id: UInt64) -> FileCallLanes.Lane? {
+        table.withLock { $0.open[id]?.file.lane }
     }
 
     /// The path of handle `id`, whoever holds it (for the change feed).

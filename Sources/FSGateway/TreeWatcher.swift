@@ -61,7 +61,7 @@ final class TreeWatcher: @unchecked Sendable {
             unwatched.append(relative)
             logger.notice("changes beneath \(mountPoint) are not seen (\(why)); mounts will not cache files there")
         }
-        for (mountPoint, type) in [(tree.root, "")] + mounted() where mountPoint == tree.root || tree.exportedPath(of: mountPoint) != nil {
+        for (mountPoint, type) in [(tree.root, "")] + MountTable.mounted() where mountPoint == tree.root || tree.exportedPath(of: mountPoint) != nil {
             // A FUSE file system changes elsewhere (another node, a server): no kernel here sees it.
             if type.hasPrefix("fuse") {
                 notWatched(mountPoint, "a FUSE file system")
@@ -76,32 +76,6 @@ final class TreeWatcher: @unchecked Sendable {
             watched[fsid] = watched[fsid] ?? mountPoint
         }
         feed.setWatching(true, unwatched: unwatched)
-    }
-
-    /// The mount points of this process's mount namespace, with their file systems' types.
-    private func mounted() -> [(path: String, type: String)] {
-        ((try? readTextFile("/proc/self/mountinfo")) ?? "").split(separator: "\n").compactMap { line in
-            // "36 35 98:0 /root /mount/point options [optional fields...] - type source options"
-            let fields = line.split(separator: " ")
-            guard fields.count > 4, let separator = fields.firstIndex(of: "-"), separator + 1 < fields.count else { return nil }
-            return (TreeWatcher.unescape(fields[4]), String(fields[separator + 1]))
-        }
-    }
-
-    /// A mountinfo field with its octal escapes ("\040" for a space) undone.
-    private static func unescape(_ field: Substring) -> String {
-        var bytes: [UInt8] = []
-        var rest = Array(field.utf8)[...]
-        while let byte = rest.first {
-            if byte == UInt8(ascii: "\\"), rest.count >= 4, let value = UInt8(String(decoding: rest.dropFirst().prefix(3), as: UTF8.self), radix: 8) {
-                bytes.append(value)
-                rest = rest.dropFirst(4)
-            } else {
-                bytes.append(byte)
-                rest = rest.dropFirst()
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Reads the kernel's events for ever; a change of the mount table watches new file systems.

@@ -31,7 +31,9 @@ public final class EventLoop: @unchecked Sendable {
     }
     /// Connections with buffered output, flushed once per loop iteration (loop thread only).
     var connectionsToFlush: [Connection] = []
-    private var stopping = false
+    /// Work on libuv's thread pool not yet finished (loop thread only; `EventLoop+Offload.swift`).
+    var offloadedWork: Set<UnsafeMutablePointer<uv_work_t>> = []
+    private(set) var stopping = false
 
     /// Starts a loop thread.
     /// - Throws: `UVError` when libuv cannot set up the loop.
@@ -206,6 +208,7 @@ public final class EventLoop: @unchecked Sendable {
             guard let handle, uv_is_closing(handle) == 0 else { return }
             uv_close(handle, nil)
         }, nil)
+        stopWaitingForOffloadedWork()
     }
 
     private func didFinish() {

@@ -14,9 +14,9 @@ final class OpenFilesTests: XCTestCase {
     private func openDevNull() -> Int32 { open("/dev/null", O_RDONLY) }
 
     func testAHandleServesItsOpenerAndLocalRootOnly() throws {
-        let files = OpenFiles(leaseNs: 60_000_000_000)
-        let ofAlice = files.add(fd: openDevNull(), path: "a", append: false, owner: alice)
-        let ofNode2 = files.add(fd: openDevNull(), path: "b", append: false, owner: node2)
+        let files = OpenFiles(leaseNs: 60_000_000_000, closeOffLoop: { fd, _ in close(fd) })
+        let ofAlice = files.add(fd: openDevNull(), path: "a", append: false, owner: alice, lane: .loop)
+        let ofNode2 = files.add(fd: openDevNull(), path: "b", append: false, owner: node2, lane: .loop)
         XCTAssertEqual(try files.file(ofAlice, for: Caller.local(pid: 99, uid: 1000, gid: 5, groups: []), "read").path, "a", "the same uid from another process")
         XCTAssertEqual(try files.file(ofAlice, for: root, "read").path, "a")
         XCTAssertThrowsError(try files.file(ofAlice, for: bob, "read")) { error in
@@ -32,9 +32,9 @@ final class OpenFilesTests: XCTestCase {
     }
 
     func testOnlyItsOpenerReleasesAHandleAndAFileInUseClosesWhenLetGo() throws {
-        let files = OpenFiles(leaseNs: 60_000_000_000)
+        let files = OpenFiles(leaseNs: 60_000_000_000, closeOffLoop: { fd, _ in close(fd) })
         let fd = openDevNull()
-        let id = files.add(fd: fd, path: "a", append: false, owner: alice)
+        let id = files.add(fd: fd, path: "a", append: false, owner: alice, lane: .loop)
         files.release([id], by: bob)
         do {
             let inUse = try files.file(id, for: alice, "read")
@@ -46,9 +46,9 @@ final class OpenFilesTests: XCTestCase {
     }
 
     func testLeasesRunOutForUnusedHandlesOnly() throws {
-        let files = OpenFiles(leaseNs: 50_000_000)
-        let idle = files.add(fd: openDevNull(), path: "idle", append: false, owner: alice)
-        let busy = files.add(fd: openDevNull(), path: "busy", append: false, owner: alice)
+        let files = OpenFiles(leaseNs: 50_000_000, closeOffLoop: { fd, _ in close(fd) })
+        let idle = files.add(fd: openDevNull(), path: "idle", append: false, owner: alice, lane: .loop)
+        let busy = files.add(fd: openDevNull(), path: "busy", append: false, owner: alice, lane: .loop)
         XCTAssertTrue(files.expire().isEmpty)
         for _ in 0..<4 {
             usleep(20_000)
@@ -60,9 +60,9 @@ final class OpenFilesTests: XCTestCase {
     }
 
     func testOnlyItsOpenerRenewsALease() throws {
-        let files = OpenFiles(leaseNs: 50_000_000)
-        let renewed = files.add(fd: openDevNull(), path: "renewed", append: false, owner: node2)
-        let strangers = files.add(fd: openDevNull(), path: "strangers", append: false, owner: node2)
+        let files = OpenFiles(leaseNs: 50_000_000, closeOffLoop: { fd, _ in close(fd) })
+        let renewed = files.add(fd: openDevNull(), path: "renewed", append: false, owner: node2, lane: .loop)
+        let strangers = files.add(fd: openDevNull(), path: "strangers", append: false, owner: node2, lane: .loop)
         for _ in 0..<4 {
             usleep(20_000)
             files.renew([renewed], by: node2)

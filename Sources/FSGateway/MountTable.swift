@@ -1,0 +1,98 @@
+import Glibc
+import Shared
+import Synchronization
+
+/// The file systems mounted in the export that may keep a caller waiting for minutes: network
+/// file systems (NFS, SMB, Ceph, 9P, AFS ...) and FUSE ones, whose server may hang or be gone.
+/// The gateway gives calls reaching them threads of their own (`FileCallLanes`). Read from
+/// /proc/self/mountinfo, and again whenever the kernel says the table changed (the file polls
+/// readable with POLLPRI then), so a file system mounted a moment ago is known at once.
+final class MountTable: Sendable {
+    /// Types of file systems whose calls wait on a server (FUSE ones are all "fuse" or "fuse.*").
+    static let serverBackedTypes: Set<String> = [
+        "nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "9p", "afs", "coda", "ncpfs", "glusterfs", "lustre", "gfs2", "ocfs2",
+        "orangefs", "beegfs", "gpfs", "davfs", "sshfs",
+    ]
+    private let tree: ExportedTree
+    /// /proc/self/mountinfo, open to be told of changes (-1 when it cannot be opened: then the
+    /// table is read at every question).
+    private let changes: Int32
+    /// The mount points beneath the root (as the kernel names them) whose file systems may
+    /// hang, and whether the root's own may.
+    private let state = Mutex<(mayHang: [String], rootMayHang: Bool)>(([], false))
+
+    init(tree: ExportedTree) {
+        self.tree = tree
+        changes = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
+        state.withLock { $0 = readTable() }
+    }
+
+    deinit {
+        if changes >= 0 { close(changes) }
+    }
+
+    /// Whether a file system of type `type` may keep its callers waiting on a server.
+    static func mayHang(type: String) -> Bool {
+        type == "fuse" || type.hasPrefix("fuse.") || type == "fuseblk" || serverBackedTypes.contains(type)
+    }
+
+    /// Whether the export root's own file system may hang (then every call is off the loop
+    /// thread), as of the last reading: asked at every call, it costs no system call.
+    var rootMayHang: Bool { state.withLock(\.rootMayHang) }
+
+    /// Whether `path` (absolute, as the kernel names it) lies on a file system mounted beneath
+    /// the root that may hang; with `orHolds`, also whether one is mounted on an entry of it (a
+    /// directory listing reads the attributes of its entries).
+    func mayHang(_ path: String, orHolds: Bool = false) -> Bool {
+        let table = current()
+        let prefix = path == "/" ? "/" : path + "/"
+        return table.mayHang.contains { mountPoint in
+            path == mountPoint || path.hasPrefix(mountPoint + "/")
+                || (orHolds && mountPoint.hasPrefix(prefix) && !mountPoint.dropFirst(prefix.count).contains("/"))
+        }
+    }
+
+    private func current() -> (mayHang: [String], rootMayHang: Bool) {
+        state.withLock { state in
+            // Seeing a change (POLLPRI) also takes note of it: the next poll reports only later ones.
+            var changed = pollfd(fd: changes, events: Int16(POLLPRI), revents: 0)
+            if changes < 0 || (poll(&changed, 1, 0) > 0 && changed.revents != 0) { state = readTable() }
+            return state
+        }
+    }
+
+    private func readTable() -> (mayHang: [String], rootMayHang: Bool) {
+        let mounts = MountTable.mounted()
+        let root = tree.root
+        // The root's file system is the one mounted deepest on the way to it.
+        let rootType = mounts.filter { $0.path == "/" || root == $0.path || root.hasPrefix($0.path + "/") }.max { $0.path.count < $1.path.count }?.type ?? ""
+        let mayHang = mounts.filter { MountTable.mayHang(type: $0.type) && $0.path != root && tree.exportedPath(of: $0.path) != nil }.map(\.path)
+        return (mayHang, MountTable.mayHang(type: rootType))
+    }
+
+    /// The mount points of this process's mount namespace, with their file systems' types.
+    static func mounted() -> [(path: String, type: String)] {
+        ((try? readTextFile("/proc/self/mountinfo")) ?? "").split(separator: "\n").compactMap { line in
+            // "36 35 98:0 /root /mount/point options [optional fields...] - type source options"
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, let separator = fields.firstIndex(of: "-"), separator + 1 < fields.count else { return nil }
+            return (unescape(fields[4]), String(fields[separator + 1]))
+        }
+    }
+
+    /// A mountinfo field with its octal escapes ("\040" for a space) undone.
+    private static func unescape(_ field: Substring) -> String {
+        var bytes: [UInt8] = []
+        var rest = Array(field.utf8)[...]
+        while let byte = rest.first {
+            if byte == UInt8(ascii: "\\"), rest.count >= 4, let value = UInt8(String(decoding: rest.dropFirst().prefix(3), as: UTF8.self), radix: 8) {
+                bytes.append(value)
+                rest = rest.dropFirst(4)
+            } else {
+                bytes.append(byte)
+                rest = rest.dropFirst()
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,90 @@
+import CLibUV
+import Glibc
+
+/// Work that blocks a thread for long (a disk, a network file system, a peer that answers
+/// slowly) goes to libuv's thread pool (`uv_queue_work`), so it holds up neither the loop
+/// thread nor Swift's cooperative pool, which has one thread per core. The pool has
+/// `UV_THREADPOOL_SIZE` threads (libuv's default is 4; a service sets its own before its first
+/// offload), and each result comes back through the loop thread.
+extension EventLoop {
+    /// How long a stopping loop waits for offloaded work still running before it ends anyway
+    /// (a call stuck on a hung NFS or FUSE mount must not keep a service from stopping).
+    static let offloadedWorkGraceMs: UInt64 = 2_000
+
+    /// Runs `body` on one of libuv's pool threads and returns its result.
+    /// - Throws: `UVError` (ECANCELED) when the loop stopped before `body` began.
+    public func offload<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws -> T {
+        try await withUnsafeThrowingContinuation { continuation in
+            // Set on the pool thread, read on the loop thread after libuv's queue handed it over.
+            var value: T?
+            let work = OffloadedWork(
+                loop: self,
+                run: { value = body() },
+                finish: { cancelled in
+                    if cancelled {
+                        continuation.resume(throwing: UVError(code: UV_ECANCELED.rawValue, operation: "offloaded work: event loop stopped"))
+                    } else {
+                        continuation.resume(returning: value!)
+                    }
+                })
+            if inLoop {
+                queue(work)
+            } else if !execute({ [self] in queue(work) }) {
+                work.finish(true)
+            }
+        }
+    }
+
+    /// Hands `work` to the pool (loop thread only).
+    private func queue(_ work: OffloadedWork) {
+        guard !stopping else { return work.finish(true) }
+        let request = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
+        request.pointee.data = Unmanaged.passRetained(work).toOpaque()
+        let rc = uv_queue_work(
+            uvLoop, request,
+            { request in
+                Unmanaged<OffloadedWork>.fromOpaque(request!.pointee.data).takeUnretainedValue().run()
+            },
+            { request, status in
+                let work = Unmanaged<OffloadedWork>.fromOpaque(request!.pointee.data).takeRetainedValue()
+                work.loop.offloadedWork.remove(request!)
+                request!.deallocate()
+                work.finish(status == UV_ECANCELED.rawValue)
+            })
+        guard rc == 0 else {
+            Unmanaged<OffloadedWork>.fromOpaque(request.pointee.data).release()
+            request.deallocate()
+            return work.finish(true)
+        }
+        offloadedWork.insert(request)
+    }
+
+    /// Called as the loop stops: offloaded work not yet begun is cancelled; work still running
+    /// has `offloadedWorkGraceMs` to finish, then the loop ends without it (its thread stays
+    /// blocked until the process exits).
+    func stopWaitingForOffloadedWork() {
+        for request in offloadedWork {
+            uv_cancel(request.reinterpreted(as: uv_req_t.self))
+        }
+        guard !offloadedWork.isEmpty else { return }
+        let timer = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
+        uv_timer_init(uvLoop, timer)
+        // Not counted as keeping the loop alive: if the work finishes first, the loop ends then.
+        uv_unref(timer.reinterpreted(as: uv_handle_t.self))
+        uv_timer_start(timer, { timer in uv_stop(timer!.pointee.loop) }, EventLoop.offloadedWorkGraceMs, 0)
+    }
+}
+
+/// One `offload` call: `run` on a pool thread, then `finish` on the loop thread (`true` when it
+/// was cancelled before it ran).
+private final class OffloadedWork: @unchecked Sendable {
+    let loop: EventLoop
+    let run: () -> Void
+    let finish: (_ cancelled: Bool) -> Void
+
+    init(loop: EventLoop, run: @escaping () -> Void, finish: @escaping (_ cancelled: Bool) -> Void) {
+        self.loop = loop
+        self.run = run
+        self.finish = finish
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import Logging
+import Shared
+import XCTest
+
+/// A gateway whose export holds a file system that hangs (here a real FUSE mount whose process
+/// is stopped, as an NFS server that went away would be): the calls reaching it wait, at most
+/// half the gateway's I/O threads hold them, and everything else is served meanwhile; the
+/// gateway still stops on SIGTERM.
+final class HungMountEndToEndTests: XCTestCase {
+    private let subnet = 90
+
+    func testAHungMountInTheExportStopsOnlyTheCallsThatReachIt() async throws {
+        try DiscoveryCluster.requireFUSE()
+        let cluster = try LocalCluster(subnet: subnet, nodes: 1)
+        defer { cluster.stop() }
+        let export = "\(cluster.dir)/export"
+        let hung = "\(export)/hung"
+        for directory in [hung, "\(export)/sub"] { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        try Data("fine".utf8).write(to: URL(fileURLWithPath: "\(export)/ok.txt"))
+        try cluster.start(.discovery, node: 1)
+        // Four I/O threads: at most two for calls that may hang.
+        let gateway = try cluster.start(.fsgateway, node: 1, extra: ["--export", export, "--io-threads", "4"])
+
+        // A FUSE mount inside the export (an /mfs mount, which any FUSE or NFS mount could be).
+        let fuse = try ChildProcess.spawn(
+            siblingExecutable("omx-fsgateway"),
+            ["mount", hung, "--map", cluster.mapPath, "--key", cluster.keyPath, "--node-id", "1", "--run-dir", cluster.runDir(1)],
+            stderrPath: cluster.logPath("hung-mount"))
+        defer {
+            if fuse.poll() == nil {
+                fuse.send(SIGKILL)
+                _ = fuse.wait()
+            }
+            _ = LocalCluster.runAbsolute("/bin/umount", ["-l", hung])
+        }
+        let mountedBy = Date().addingTimeInterval(15)
+        while !isMountPoint(hung) && Date() < mountedBy { try await Task.sleep(for: .milliseconds(50)) }
+        XCTAssertTrue(isMountPoint(hung), "the FUSE mount is up: \(cluster.log("hung-mount"))")
+        fuse.send(SIGSTOP)
+
+        let loop = try EventLoop()
+        let client = RPCClient(loop: loop, endpoint: .unix(path: "\(cluster.runDir(1))/fsgateway-0.sock"), logger: Logger(label: "test"))
+        func call(_ method: String, _ request: FsRequest, timeout: Duration = .seconds(5)) async throws -> FsResponse {
+            try await client.call("FSGateway.\(method)", request, returning: FsResponse.self, timeout: timeout)
+        }
+        func gauge(_ name: String) async throws -> Double {
+            let stats = try await client.call("Stats", StatsRequest(), returning: StatsResponse.self)
+            return stats.metrics.first { $0.name == name }?.value ?? 0
+        }
+        func waitForGauges(running: Double, waiting: Double) async throws -> (Double, Double) {
+            var seen = (-1.0, -1.0)
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline {
+                seen = (try await gauge("omx_fs_may_hang_calls"), try await gauge("omx_fs_may_hang_calls_waiting"))
+                if seen == (running, waiting) { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            return seen
+        }
+
+        // Three calls into the hung mount: two hold the threads they may, the third waits.
+        let stuck = (1...3).map { index in
+            Task { try await call("Getattr", FsRequest(path: "hung/nothing-\(index)"), timeout: .seconds(120)) }
+        }
+        let (running, waiting) = try await waitForGauges(running: 2, waiting: 1)
+        XCTAssertEqual(running, 2, "two calls hang in the mount")
+        XCTAssertEqual(waiting, 1, "the third waits for a thread of its lane")
+
+        // Meanwhile the gateway serves everything else: on the loop thread and on the pool.
+        let ping = try await client.call("Ping", PingRequest(payload: Array("still here".utf8)), returning: PingResponse.self, timeout: .seconds(2))
+        XCTAssertEqual(ping.payload, Array("still here".utf8))
+        let attr = try await call("Getattr", FsRequest(path: "ok.txt"), timeout: .seconds(2))
+        XCTAssertEqual(attr.errorNumber, 0, attr.error)
+        XCTAssertEqual(attr.attr?.size, 4)
+        var create = FsRequest(path: "sub/new.txt")
+        create.flags = O_CREAT | O_RDWR
+        create.mode = 0o644
+        let opened = try await call("Open", create, timeout: .seconds(2))
+        XCTAssertEqual(opened.errorNumber, 0, opened.error)
+        var write = FsRequest()
+        write.handle = opened.handle
+        write.data = Array("written while a mount hangs".utf8)
+        let written = try await call("Write", write, timeout: .seconds(2))
+        XCTAssertEqual(written.errorNumber, 0, written.error)
+        var fsync = FsRequest()
+        fsync.handle = opened.handle
+        let synced = try await call("Fsync", fsync, timeout: .seconds(2))
+        XCTAssertEqual(synced.errorNumber, 0, synced.error)
+        let listing = try await call("Readdir", FsRequest(path: "sub"), timeout: .seconds(2))
+        XCTAssertEqual(listing.entries.map(\.name), ["new.txt"])
+        var release = FsRequest()
+        release.handle = opened.handle
+        let released = try await call("Release", release, timeout: .seconds(2))
+        XCTAssertEqual(released.errorNumber, 0, released.error)
+        XCTAssertEqual(try String(contentsOfFile: "\(export)/sub/new.txt", encoding: .utf8), "written while a mount hangs")
+
+        // The mount comes back: the calls waiting on it are answered, the lane empties.
+        fuse.send(SIGCONT)
+        for task in stuck {
+            let answer = try await task.value
+            XCTAssertEqual(answer.errorNumber, ENOENT, "answered once the mount answers: \(answer.error)")
+        }
+        let (after, queued) = try await waitForGauges(running: 0, waiting: 0)
+        XCTAssertEqual(after, 0)
+        XCTAssertEqual(queued, 0)
+
+        // A gateway with a call hung in a mount still stops on SIGTERM: it leaves the call to
+        // the kernel (a thread waiting on a FUSE server that read the request cannot be killed
+        // until the server answers or goes; on NFS it can) and ends once the mount is back.
+        fuse.send(SIGSTOP)
+        let hanging = Task { try? await call("Getattr", FsRequest(path: "hung/still-nothing"), timeout: .seconds(120)) }
+        let (hangingNow, _) = try await waitForGauges(running: 1, waiting: 0)
+        XCTAssertEqual(hangingNow, 1)
+        gateway.send(SIGTERM)
+        let stoppedBy = Date().addingTimeInterval(30)
+        while !cluster.log("fsgateway-0-node1").contains("] stopped") && Date() < stoppedBy { try await Task.sleep(for: .milliseconds(50)) }
+        XCTAssertTrue(cluster.log("fsgateway-0-node1").contains("] stopped"), "the gateway stopped although a call hung: \(cluster.log("fsgateway-0-node1"))")
+        fuse.send(SIGCONT)
+        let status = await gateway.wait(milliseconds: 30_000)
+        XCTAssertEqual(status, 0, "the gateway's process ended once the mount answered")
+        hanging.cancel()
+        await client.close()
+        await loop.shutdown()
+
+        // The mount itself stops on SIGTERM, whichever of its threads the kernel hands the signal.
+        fuse.send(SIGTERM)
+        let mountStatus = await fuse.wait(milliseconds: 15_000)
+        XCTAssertEqual(mountStatus, 0, "the mount stopped on SIGTERM: \(cluster.log("hung-mount"))")
+        XCTAssertFalse(isMountPoint(hung), "and unmounted")
+    }
+
+    /// Whether `path` is a mount point in this process's mount table.
+    private func isMountPoint(_ path: String) -> Bool {
+        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        return table.split(separator: "\n").contains { $0.split(separator: " ").count > 4 && $0.split(separator: " ")[4] == path }
+    }
+}
