@@ -38,17 +38,16 @@ extension ExportedTree {
 
     /// A symbolic link `path` holding `target` (resolved, when used, beneath the root).
     func symlink(_ target: String, at path: String) throws -> FileAttr {
-        try withParent(path) { fd, name in try check(symlinkat(target, fd, name), path) }
+        try withParent(path) { fd, name in try check(symlinkat(WireFileName.cString(target), fd, name), path) }
         return try getattr(path)
     }
 
     func readlink(_ path: String) throws -> String {
         try withParent(path) { fd, name in
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let length = readlinkat(fd, name, &buffer, buffer.count - 1)
+            var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+            let length = buffer.withUnsafeMutableBytes { readlinkat(fd, name, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
             guard length >= 0 else { throw Failure(errno, path) }
-            buffer[length] = 0
-            return String(cString: buffer)
+            return WireFileName.decode(buffer[..<length])
         }
     }
 

@@ -22,12 +22,12 @@ final class ExportedTree: Sendable {
         let fd = Glibc.open(root, Int32(OMX_O_PATH) | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw ConfigError("export root \(root): \(String(cString: strerror(errno)))") }
         rootFD = fd
-        let canonical = readLink("/proc/self/fd/\(fd)") ?? root
+        let canonical = ExportedTree.kernelPath(of: fd) ?? root
         self.root = canonical
         let base = canonical == "/" ? "" : canonical
         excluded = ["\(base)/proc", "\(base)/sys", "\(base)/dev"] + exclude.map { path in
             var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            return realpath(path, &buffer) != nil ? String(cString: buffer) : path
+            return realpath(path, &buffer) != nil ? WireFileName.decode(cString: buffer) : path
         }
     }
 
@@ -43,8 +43,16 @@ final class ExportedTree: Sendable {
 
     /// True when the kernel's path of `fd` lies in an excluded tree (or cannot be told).
     func isExcluded(_ fd: Int32) -> Bool {
-        guard let path = readLink("/proc/self/fd/\(fd)") else { return true }
+        guard let path = ExportedTree.kernelPath(of: fd) else { return true }
         return isExcluded(path: path)
+    }
+
+    /// Where descriptor `fd` leads, as the kernel names it (in wire form, `WireFileName`).
+    static func kernelPath(of fd: Int32) -> String? {
+        var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = Glibc.readlink("/proc/self/fd/\(fd)", &buffer, buffer.count)
+        guard length >= 0 else { return nil }
+        return WireFileName.decode(buffer[..<length])
     }
 
     /// True when `path` (as the kernel reports it), or the entry `name` in it, lies in an
@@ -73,11 +81,12 @@ final class ExportedTree: Sendable {
         // Most paths hold no symlink: then where they lead is the path itself, read without
         // asking the kernel. A path with one (ELOOP here) is resolved as usual and the kernel
         // says where it ended.
-        var fd = omx_openat2(rootFD, relative, how, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks | ExportedTree.resolveNoSymlinks)
+        let bytes = WireFileName.cString(relative)
+        var fd = omx_openat2(rootFD, bytes, how, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks | ExportedTree.resolveNoSymlinks)
         var kernelPath = fd >= 0 ? lexicalPath(relative) : nil
         if fd < 0 && errno == ELOOP {
-            fd = omx_openat2(rootFD, relative, how, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks)
-            if fd >= 0 { kernelPath = readLink("/proc/self/fd/\(fd)") }
+            fd = omx_openat2(rootFD, bytes, how, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks)
+            if fd >= 0 { kernelPath = ExportedTree.kernelPath(of: fd) }
         }
         guard fd >= 0 else { throw Failure(errno, path) }
         guard let kernelPath, !isExcluded(path: kernelPath) else {
@@ -95,7 +104,7 @@ final class ExportedTree: Sendable {
     func staysOnRootFileSystem(_ path: String) -> Bool {
         let relative = path.isEmpty || path == "/" ? "." : path
         let fd = omx_openat2(
-            rootFD, relative, Int32(OMX_O_PATH) | O_NOFOLLOW | O_CLOEXEC, 0,
+            rootFD, WireFileName.cString(relative), Int32(OMX_O_PATH) | O_NOFOLLOW | O_CLOEXEC, 0,
             ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks | ExportedTree.resolveNoXDev)
         guard fd >= 0 else { return errno != EXDEV }
         close(fd)
@@ -114,9 +123,10 @@ final class ExportedTree: Sendable {
         return root == "/" ? "/" + rest : root + "/" + rest
     }
 
-    /// The directory holding the last component of `path`, and that component's name.
+    /// The directory holding the last component of `path`, and that component's name (its
+    /// bytes, for the kernel).
     /// - Throws: EINVAL for the root itself or a name of "." or "..".
-    func parent(of path: String) throws -> (fd: Int32, name: String) {
+    func parent(of path: String) throws -> (fd: Int32, name: [CChar]) {
         let parts = path.split(separator: "/")
         guard let last = parts.last, last != ".", last != ".." else { throw Failure(EINVAL, path, "no entry named") }
         let directory: (fd: Int32, path: String)
@@ -130,11 +140,11 @@ final class ExportedTree: Sendable {
             close(directory.fd)
             throw Failure(ENOENT, path, "not exported")
         }
-        return (directory.fd, String(last))
+        return (directory.fd, WireFileName.cString(String(last)))
     }
 
     /// Runs `body` on the parent directory and name of `path`, closing the directory after.
-    func withParent<T>(_ path: String, _ body: (Int32, String) throws -> T) throws -> T {
+    func withParent<T>(_ path: String, _ body: (Int32, [CChar]) throws -> T) throws -> T {
         let (fd, name) = try parent(of: path)
         defer { close(fd) }
         return try body(fd, name)
@@ -187,10 +197,11 @@ final class ExportedTree: Sendable {
         var entries: [(String, FileAttr)] = []
         var bytes = 0
         while bytes < pageBytes, let entry = Glibc.readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { WireFileName.decode($0.prefix(while: { $0 != 0 })) }
             guard name != ".", name != "..", !isExcluded(path: kernelPath, name: name) else { continue }
             var info = stat()
-            guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            let found = withUnsafeBytes(of: entry.pointee.d_name) { fstatat(fd, $0.baseAddress!.assumingMemoryBound(to: CChar.self), &info, AT_SYMLINK_NOFOLLOW) }
+            guard found == 0 else { continue }
             entries.append((name, attributes(info)))
             bytes += name.utf8.count + ExportedTree.entryOverheadBytes
         }
@@ -241,7 +252,7 @@ final class ExportedTree: Sendable {
     /// The figures of the file system holding `path` (a file or a directory).
     func statfs(_ path: String) throws -> FsStatfs {
         let relative = path.isEmpty || path == "/" ? "." : path
-        let fd = omx_openat2(rootFD, relative, Int32(OMX_O_PATH) | O_CLOEXEC, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks)
+        let fd = omx_openat2(rootFD, WireFileName.cString(relative), Int32(OMX_O_PATH) | O_CLOEXEC, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks)
         guard fd >= 0 else { throw Failure(errno, path) }
         defer { close(fd) }
         if isExcluded(fd) { throw Failure(ENOENT, path, "not exported") }

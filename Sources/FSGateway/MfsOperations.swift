@@ -9,7 +9,8 @@ import Shared
 enum MfsOperations {
     static var mount: MfsMount { MfsMount.shared }
 
-    static func path(_ raw: UnsafePointer<CChar>?) -> String { raw.map { String(cString: $0) } ?? "/" }
+    /// A path from the kernel in wire form (`WireFileName`).
+    static func path(_ raw: UnsafePointer<CChar>?) -> String { raw.map { WireFileName.decode(cString: $0) } ?? "/" }
 
     /// `body` for a path on a node; EROFS for the mount's own entries, ENOENT for others.
     static func onNode(_ raw: UnsafePointer<CChar>?, _ body: (UInt32, String) -> Int32) -> Int32 {
@@ -88,7 +89,7 @@ enum MfsOperations {
             for name in [".", ".."] { _ = filler(buffer, name, nil, 0, fuse_fill_dir_flags(rawValue: 0)) }
             for (name, attr) in entries {
                 fill(&info, attr)
-                if filler(buffer, name, &info, 0, FUSE_FILL_DIR_PLUS) != 0 { break }
+                if filler(buffer, WireFileName.cString(name), &info, 0, FUSE_FILL_DIR_PLUS) != 0 { break }
             }
             return 0
         }
@@ -104,7 +105,7 @@ enum MfsOperations {
             case .root: return -EINVAL
             case .missing: return -ENOENT
             }
-            let bytes = Array(target.utf8.prefix(size - 1))
+            let bytes = WireFileName.bytes(target).prefix(size - 1)
             for (index, byte) in bytes.enumerated() { buffer[index] = CChar(bitPattern: byte) }
             buffer[bytes.count] = 0
             return 0

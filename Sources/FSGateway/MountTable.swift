@@ -93,6 +93,6 @@ final class MountTable: Sendable {
                 rest = rest.dropFirst()
             }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return WireFileName.decode(bytes)
     }
 }

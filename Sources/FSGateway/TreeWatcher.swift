@@ -68,7 +68,7 @@ final class TreeWatcher: @unchecked Sendable {
                 continue
             }
             var fsid: [Int32] = [0, 0]
-            let rc = fsid.withUnsafeMutableBufferPointer { omx_fanotify_watch(fanotify, mountPoint, $0.baseAddress) }
+            let rc = fsid.withUnsafeMutableBufferPointer { omx_fanotify_watch(fanotify, WireFileName.cString(mountPoint), $0.baseAddress) }
             guard rc == 0 else {
                 notWatched(mountPoint, "fanotify: \(String(cString: strerror(-rc)))")
                 continue
@@ -120,18 +120,18 @@ final class TreeWatcher: @unchecked Sendable {
         guard let mountPoint = watched[fsid] else { return }
         if descriptors[fsid] == nil {
             // open_by_handle_at needs a descriptor opened for reading (not O_PATH) on the file system.
-            descriptors[fsid] = open(mountPoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            descriptors[fsid] = open(WireFileName.cString(mountPoint), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         }
         let fd = omx_fanotify_open_directory(descriptors[fsid]!, handle)
         if fd < 0 && errno == ESTALE { return }
-        guard fd >= 0, let directory = readLink("/proc/self/fd/\(fd)") else {
+        guard fd >= 0, let directory = ExportedTree.kernelPath(of: fd) else {
             if fd >= 0 { close(fd) }
             logger.notice("a change on this node could not be traced to a path (\(String(cString: strerror(errno)))): every mount forgets what it cached of this node")
             feed.loseEverything()
             return
         }
         close(fd)
-        let name = event.name.map { String(cString: $0) } ?? ""
+        let name = event.name.map { WireFileName.decode(cString: $0) } ?? ""
         let path = name.isEmpty ? directory : (directory == "/" ? "/" + name : directory + "/" + name)
         guard let exported = tree.exportedPath(of: path) else { return }
         feed.record(TreeChange(path: exported, entry: event.entry != 0, directory: event.directory != 0), origin: 0)

@@ -147,6 +147,12 @@ final class PythonClientEndToEndTests: XCTestCase {
         XCTAssertEqual(listing.status, 0, listing.stderr)
         XCTAssertTrue(listing.stdout.hasPrefix("-rw-"), "a regular file: \(listing.stdout)")
         XCTAssertTrue(listing.stdout.hasSuffix(" \(payload.count) remote.bin\n"), listing.stdout)
+        // A name that is no UTF-8 (Latin-1 "é"): listed with its own bytes, not the wire form.
+        let latin1 = (Array("\(disk)/sub/caf".utf8) + [0xE9, 0]).map { CChar(bitPattern: $0) }
+        close(open(latin1, O_CREAT | O_WRONLY, 0o644))
+        let named = example("mfs.py", ["--unix", "\(cluster.runDir(1))/fsgateway-0.sock", "ls", "\(disk)/sub"])
+        XCTAssertEqual(named.status, 0, named.stderr)
+        XCTAssertTrue(named.stdout.contains(" caf\u{FFFD}\n") && !named.stdout.contains("\u{EFE9}"), "the byte E9 itself: \(named.stdout)")
 
         // Errors: a missing file (ENOENT naming the path), a wrong key (refused, nothing written).
         let missing = example("mfs.py", tcp + ["--node", "2", "cat", "\(disk)/missing.txt"])

@@ -7,17 +7,21 @@
 Commands: `ls PATH`, `stat PATH`, `cat PATH`, `put LOCAL PATH` (a local file, `-` for stdin),
 `get PATH LOCAL` (`-` for stdout), `mkdir PATH`, `rm PATH`, `rmdir PATH`. PATH is on the node,
 beneath its export root (/ by default). Over TCP the gateway acts with our uid, gid and groups.
+Names are bytes, as on the disk: those that are no UTF-8 are given and printed as they are.
 """
 
 import argparse
+import os
 import stat as stat_module
 import sys
 
-from omx_client import CLI_ERRORS, add_connection_arguments, connect, fail
+from omx_client import CLI_ERRORS, add_connection_arguments, connect, fail, name_bytes, wire_name
 
 
 def describe(name, attr):
-    return f"{stat_module.filemode(attr.mode)} {attr.uid:>5} {attr.gid:>5} {attr.size:>10} {name}"
+    """One `ls -l`-like line for wire name `name`, as bytes (the name's own)."""
+    mode = f"{stat_module.filemode(attr.mode)} {attr.uid:>5} {attr.gid:>5} {attr.size:>10} "
+    return mode.encode() + name_bytes(name) + b"\n"
 
 
 def main(argv=None):
@@ -34,16 +38,18 @@ def main(argv=None):
     get.add_argument("path")
     get.add_argument("local")
     args = parser.parse_args(argv)
+    # Python reads arguments with undecodable bytes kept (surrogateescape): back to the bytes.
+    path = wire_name(os.fsencode(args.path))
 
     try:
         with connect(args, parser, "fsgateway", instance=args.instance) as files:
             if args.command == "ls":
-                for entry in files.listdir(args.path):
-                    print(describe(entry.name, entry.attr))
+                for entry in files.listdir(path):
+                    sys.stdout.buffer.write(describe(entry.name, entry.attr))
             elif args.command == "stat":
-                print(describe(args.path, files.stat(args.path)))
+                sys.stdout.buffer.write(describe(path, files.stat(path)))
             elif args.command in ("cat", "get"):
-                data = files.read_file(args.path)
+                data = files.read_file(path)
                 if args.command == "cat" or args.local == "-":
                     sys.stdout.buffer.write(data)
                 else:
@@ -55,13 +61,13 @@ def main(argv=None):
                 else:
                     with open(args.local, "rb") as handle:
                         data = handle.read()
-                files.write_file(args.path, data)
+                files.write_file(path, data)
             elif args.command == "mkdir":
-                files.mkdir(args.path)
+                files.mkdir(path)
             elif args.command == "rm":
-                files.unlink(args.path)
+                files.unlink(path)
             elif args.command == "rmdir":
-                files.rmdir(args.path)
+                files.rmdir(path)
     except CLI_ERRORS as error:
         return fail("mfs", error)
     return 0

@@ -239,10 +239,48 @@ class Signer:
         return hmac.compare_digest(envelope.auth.mac, compute_mac(self.key, envelope, receiver))
 
 
+def wire_name(raw):
+    """The wire form of file-name bytes `raw` (proto/README.md, "File names"): valid UTF-8 as
+    it is, every other byte (and each byte of a U+EF80-U+EFFF character) as U+EF00 + byte.
+    For a path given on the command line: wire_name(os.fsencode(path))."""
+    chars = []
+    index = 0
+    while index < len(raw):
+        for length in (1, 2, 3, 4):
+            try:
+                char = raw[index:index + length].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if len(char) == 1 and not 0xEF80 <= ord(char) <= 0xEFFF:
+                chars.append(char)
+                index += length
+                break
+            if len(char) == 1:
+                chars.extend(chr(0xEF00 + byte) for byte in raw[index:index + length])
+                index += length
+                break
+        else:
+            chars.append(chr(0xEF00 + raw[index]))
+            index += 1
+    return "".join(chars)
+
+
+def name_bytes(name):
+    """The file-name bytes of wire name `name`: each U+EF80-U+EFFF character is the byte
+    (character - 0xEF00), every other its UTF-8. For printing: sys.stdout.buffer.write(...)."""
+    return b"".join(bytes([ord(char) - 0xEF00]) if 0xEF80 <= ord(char) <= 0xEFFF else char.encode("utf-8")
+                    for char in name)
+
+
 def self_check():
-    """Checks the signing string and MAC against the test vector of proto/README.md.
+    """Checks the signing string and MAC against the test vector of proto/README.md, and the
+    file-name vectors.
 
     Returns the MAC hex; raises AssertionError on a mismatch."""
+    for raw, wire in ((b"caf\xe9", "caf\uefe9"), (b"\xff\xfeA", "\uefff\ueffeA"),
+                      (b"x\xee\xbe\x85y", "x\uefee\uefbe\uef85y"), ("café/日本".encode(), "café/日本")):
+        assert wire_name(raw) == wire, f"wire_name({raw!r}) = {wire_name(raw)!r}, expected {wire!r}"
+        assert name_bytes(wire) == raw, f"name_bytes({wire!r}) = {name_bytes(wire)!r}, expected {raw!r}"
     envelope = common_pb2.Envelope(
         call_id=1,
         kind=common_pb2.REQUEST,

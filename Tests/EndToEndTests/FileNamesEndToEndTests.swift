@@ -1,0 +1,99 @@
+import Foundation
+import Logging
+import Shared
+import XCTest
+
+/// File names are bytes: names that are no UTF-8 (Latin-1 ones, say) list, open, change and
+/// come back byte for byte through another node's /mfs, and the gateway sends them in the wire
+/// form any protobuf library takes (proto/README.md, "File names").
+final class FileNamesEndToEndTests: XCTestCase {
+    /// `directory` + "/" + `name`, NUL-terminated, for the C calls.
+    private func path(_ directory: String, _ name: [UInt8]) -> [CChar] {
+        (Array(directory.utf8) + [UInt8(ascii: "/")] + name + [0]).map { CChar(bitPattern: $0) }
+    }
+
+    /// The names in `directory` as the kernel gives them ("." and ".." left out).
+    private func listing(_ directory: String) -> Set<[UInt8]> {
+        guard let stream = opendir(directory) else { return [] }
+        defer { closedir(stream) }
+        var names: Set<[UInt8]> = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+            if name != [0x2E] && name != [0x2E, 0x2E] { names.insert(name) }
+        }
+        return names
+    }
+
+    private func contents(_ path: [CChar]) -> [UInt8]? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = read(fd, &buffer, buffer.count)
+        return count >= 0 ? Array(buffer[..<count]) : nil
+    }
+
+    private func create(_ path: [CChar], _ text: String) -> Bool {
+        let fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0o644)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return write(fd, text, text.utf8.count) == text.utf8.count
+    }
+
+    func testNamesThatAreNoUTF8WorkThroughAnotherNodesMountByteForByte() async throws {
+        try DiscoveryCluster.requireFUSE()
+        let cluster = try DiscoveryCluster(subnet: 91, nodes: 2)
+        let isMounted = await cluster.waitForMount(at: "\(cluster.dir)/node-1/mfs", nodes: 2)
+        XCTAssertTrue(isMounted, "node 1's /mfs lists nodes 1 and 2")
+        let disk = "\(cluster.dir)/names"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        let remote = "\(cluster.dir)/node-1/mfs/2\(disk)"
+
+        let latin1: [UInt8] = Array("caf".utf8) + [0xE9] + Array(".txt".utf8)  // "café.txt" in Latin-1
+        let ownEscape = Array("x\u{EF85}y".utf8)  // a UTF-8 name holding a character of the escape range
+        let directory: [UInt8] = [0xFF, 0xFE, 0x41]
+        let link: [UInt8] = Array("link".utf8) + [0xE8]
+        XCTAssertTrue(create(path(disk, latin1), "latin1"))
+        XCTAssertTrue(create(path(disk, ownEscape), "escaped"))
+        XCTAssertEqual(mkdir(path(disk, directory), 0o755), 0)
+        XCTAssertTrue(create(path(disk, directory + Array("/inner".utf8)), "inner"))
+        XCTAssertEqual(symlink(path(".", latin1), path(disk, link)), 0)
+
+        // Listed, read and stat'ed through node 1's mount as on node 2's disk.
+        XCTAssertEqual(listing(remote), [latin1, ownEscape, directory, link])
+        XCTAssertEqual(contents(path(remote, latin1)), Array("latin1".utf8))
+        XCTAssertEqual(contents(path(remote, ownEscape)), Array("escaped".utf8))
+        XCTAssertEqual(contents(path(remote, directory + Array("/inner".utf8))), Array("inner".utf8))
+        var target = [CChar](repeating: 0, count: 256)
+        let length = readlink(path(remote, link), &target, target.count)
+        XCTAssertEqual(length >= 0 ? target[..<length].map { UInt8(bitPattern: $0) } : [], Array("./".utf8) + latin1, "the link's target, byte for byte")
+        XCTAssertEqual(contents(path(remote, link)), Array("latin1".utf8), "followed through the mount")
+
+        // Created, renamed, linked and removed through the mount: on the disk with the same bytes.
+        let created: [UInt8] = Array("new".utf8) + [0xE8, 0x80]
+        let renamed: [UInt8] = [0xA0] + Array("renamed".utf8)
+        XCTAssertTrue(create(path(remote, created), "made on node 1"))
+        XCTAssertEqual(contents(path(disk, created)), Array("made on node 1".utf8))
+        XCTAssertEqual(rename(path(remote, created), path(remote, renamed)), 0)
+        XCTAssertEqual(contents(path(disk, renamed)), Array("made on node 1".utf8))
+        let symlinked: [UInt8] = Array("to-dir".utf8) + [0x99]
+        XCTAssertEqual(symlink(directory.map { CChar(bitPattern: $0) } + [0], path(remote, symlinked)), 0)
+        var diskTarget = [CChar](repeating: 0, count: 256)
+        let diskLength = readlink(path(disk, symlinked), &diskTarget, diskTarget.count)
+        XCTAssertEqual(diskLength >= 0 ? diskTarget[..<diskLength].map { UInt8(bitPattern: $0) } : [], directory, "a link made through the mount holds the bytes given")
+        XCTAssertEqual(unlink(path(remote, latin1)), 0)
+        XCTAssertEqual(listing(disk), [ownEscape, directory, link, renamed, symlinked])
+
+        // The gateway's own answer: strings in the wire form, which read back to the bytes.
+        let loop = try EventLoop()
+        let gateway = RPCClient(loop: loop, endpoint: .unix(path: "\(cluster.runDir(2))/fsgateway-0.sock"), logger: Logger(label: "test"))
+        let answer = try await gateway.call("FSGateway.Readdir", FsRequest(path: String(disk.dropFirst())), returning: FsResponse.self)
+        XCTAssertEqual(answer.errorNumber, 0, answer.error)
+        XCTAssertEqual(
+            Set(answer.entries.map(\.name)),
+            ["x\u{EFEE}\u{EFBE}\u{EF85}y", "\u{EFFF}\u{EFFE}A", "link\u{EFE8}", "\u{EFA0}renamed", "to-dir\u{EF99}"])
+        await gateway.close()
+        await loop.shutdown()
+        await cluster.down()
+    }
+}
