@@ -18,8 +18,9 @@ final class MountTable: Sendable {
     /// table is read at every question).
     private let changes: Int32
     /// The mount points beneath the root (as the kernel names them) whose file systems may
-    /// hang, and whether the root's own may.
-    private let state = Mutex<(mayHang: [String], rootMayHang: Bool)>(([], false))
+    /// hang, whether each lies in an excluded tree (listings skip those), and whether the
+    /// root's own file system may hang.
+    private let state = Mutex<(mayHang: [(path: String, excluded: Bool)], rootMayHang: Bool)>(([], false))
 
     init(tree: ExportedTree) {
         self.tree = tree
@@ -46,13 +47,13 @@ final class MountTable: Sendable {
     func mayHang(_ path: String, orHolds: Bool = false) -> Bool {
         let table = current()
         let prefix = path == "/" ? "/" : path + "/"
-        return table.mayHang.contains { mountPoint in
+        return table.mayHang.contains { mountPoint, excluded in
             path == mountPoint || path.hasPrefix(mountPoint + "/")
-                || (orHolds && mountPoint.hasPrefix(prefix) && !mountPoint.dropFirst(prefix.count).contains("/"))
+                || (orHolds && !excluded && mountPoint.hasPrefix(prefix) && !mountPoint.dropFirst(prefix.count).contains("/"))
         }
     }
 
-    private func current() -> (mayHang: [String], rootMayHang: Bool) {
+    private func current() -> (mayHang: [(path: String, excluded: Bool)], rootMayHang: Bool) {
         state.withLock { state in
             // Seeing a change (POLLPRI) also takes note of it: the next poll reports only later ones.
             var changed = pollfd(fd: changes, events: Int16(POLLPRI), revents: 0)
@@ -61,12 +62,15 @@ final class MountTable: Sendable {
         }
     }
 
-    private func readTable() -> (mayHang: [String], rootMayHang: Bool) {
+    private func readTable() -> (mayHang: [(path: String, excluded: Bool)], rootMayHang: Bool) {
         let mounts = MountTable.mounted()
         let root = tree.root
         // The root's file system is the one mounted deepest on the way to it.
         let rootType = mounts.filter { $0.path == "/" || root == $0.path || root.hasPrefix($0.path + "/") }.max { $0.path.count < $1.path.count }?.type ?? ""
-        let mayHang = mounts.filter { MountTable.mayHang(type: $0.type) && $0.path != root && tree.exportedPath(of: $0.path) != nil }.map(\.path)
+        // Excluded ones too (the /mfs mount): a path that leads into one (through a symlink, say)
+        // is refused only once there.
+        let beneath = root == "/" ? "/" : root + "/"
+        let mayHang = mounts.filter { MountTable.mayHang(type: $0.type) && $0.path.hasPrefix(beneath) }.map { ($0.path, tree.isExcluded(path: $0.path)) }
         return (mayHang, MountTable.mayHang(type: rootType))
     }
 
