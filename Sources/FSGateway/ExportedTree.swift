@@ -102,13 +102,27 @@ final class ExportedTree: Sendable {
     /// (it may be an NFS or FUSE mount that hangs). A path that does not exist is as far as it
     /// goes: the call on it fails, or creates the entry, without leaving the file system.
     func staysOnRootFileSystem(_ path: String) -> Bool {
+        probe(path, ExportedTree.resolveNoXDev) != EXDEV
+    }
+
+    /// Whether `path` leads where it says, through no symlink (the entry itself may be one):
+    /// then the file systems it crosses are those mounted on its names as written
+    /// (`lexicalPath`). Ask only when those may be touched: the kernel's walk crosses them
+    /// (as far as the first symlink).
+    func resolvesWithoutSymlinks(_ path: String) -> Bool {
+        probe(path, ExportedTree.resolveNoSymlinks) != ELOOP
+    }
+
+    /// Resolves `path` (the entry itself, not followed) with `resolve` flags besides
+    /// RESOLVE_IN_ROOT: 0, or the errno it failed with.
+    private func probe(_ path: String, _ resolve: UInt64) -> Int32 {
         let relative = path.isEmpty || path == "/" ? "." : path
         let fd = omx_openat2(
             rootFD, WireFileName.cString(relative), Int32(OMX_O_PATH) | O_NOFOLLOW | O_CLOEXEC, 0,
-            ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks | ExportedTree.resolveNoXDev)
-        guard fd >= 0 else { return errno != EXDEV }
+            ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks | resolve)
+        guard fd >= 0 else { return errno }
         close(fd)
-        return true
+        return 0
     }
 
     /// Where `relative` leads from the root when it holds no symlink: "." dropped, ".." taking

@@ -5,17 +5,25 @@ import Synchronization
 
 /// Where the gateway makes a file call, so that a slow or hung file system stops only the calls
 /// that reach it:
-/// - `.loop`: on the loop thread, for calls that touch one inode's metadata on the export
-///   root's own file system (microseconds, and no thread hop);
-/// - `.pool`: on libuv's thread pool, for calls that move data or list directories, and calls
-///   that reach other local file systems mounted in the export;
+/// - `.loop`: on the loop thread, for calls that touch one inode's metadata on local file
+///   systems (microseconds, and no thread hop);
+/// - `.pool`: on libuv's thread pool, for calls that move data or list directories there;
 /// - `.mayHang`: on the pool too, for calls that reach a file system that may keep them for
-///   minutes (an NFS, SMB or FUSE mount whose server hangs, `MountTable`) and relays to other
-///   nodes; these hold at most half the pool's threads at once and wait beyond that, so a hung
-///   mount leaves the rest of the tree served.
+///   minutes (an NFS, SMB or FUSE mount whose server hangs, `MountTable`), or that a symlink
+///   may lead to one, and relays to other nodes; these hold at most half the pool's threads at
+///   once and wait beyond that, so a hung mount leaves the rest of the tree served.
 final class FileCallLanes: Sendable {
     enum Lane: Sendable {
         case loop, pool, mayHang
+
+        /// As the metrics name it.
+        var label: String {
+            switch self {
+            case .loop: "loop"
+            case .pool: "pool"
+            case .mayHang: "may_hang"
+            }
+        }
     }
 
     let loop: EventLoop
@@ -41,6 +49,7 @@ final class FileCallLanes: Sendable {
     /// - Throws: `RPCError` (UNAVAILABLE) when the gateway stops before the call began, so the
     ///   mount asks another instance.
     func run(_ lane: Lane, _ method: String, _ body: @escaping @Sendable () -> FsResponse) async throws -> FsResponse {
+        metrics.add("omx_fs_calls_total", help: "File calls by where they ran: loop (thread), pool, may_hang (the pool's lane for file systems that may hang).", labels: [("lane", lane.label)])
         switch lane {
         case .loop:
             return body()

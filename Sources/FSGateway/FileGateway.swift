@@ -120,21 +120,25 @@ final class FileGateway: Sendable {
         }
     }
 
-    /// The lane of a call on the metadata of `paths`: the loop thread while they stay on the
-    /// root's file system, else the pool (the `.mayHang` lane when one may hang).
+    /// The lane of a call on the metadata of `paths`: the loop thread while they reach only
+    /// file systems that cannot hang, else the pool (the `.mayHang` lane when one may hang).
     private func metadataLane(_ paths: String...) -> Lane {
         if mounts.rootMayHang { return .pool }
-        var lane = Lane.loop
-        for path in paths where !tree.staysOnRootFileSystem(path) {
-            if mounts.mayHang(tree.lexicalPath(path)) { return .mayHang }
-            lane = .pool
-        }
-        return lane
+        return paths.allSatisfy(reachesOnlyLocalFileSystems) ? .loop : .mayHang
     }
 
     /// The lane of a call that moves data at `path`, or lists the directory `path`.
     private func dataLane(_ path: String, listing: Bool = false) -> Lane {
-        !mounts.rootMayHang && mounts.mayHang(tree.lexicalPath(path), orHolds: listing) ? .mayHang : .pool
+        if mounts.rootMayHang { return .pool }
+        return reachesOnlyLocalFileSystems(path) && !mounts.mayHang(tree.lexicalPath(path), orHolds: listing) ? .pool : .mayHang
+    }
+
+    /// Whether resolving `path` touches only file systems that cannot hang. The mount table
+    /// names those mounted on its names as written; a path through no symlink crosses just
+    /// those (the kernel's walk that tells is safe once they are known to be local), and one
+    /// through a symlink is known only if it never leaves the root's file system.
+    private func reachesOnlyLocalFileSystems(_ path: String) -> Bool {
+        !mounts.mayHang(tree.lexicalPath(path)) && (tree.resolvesWithoutSymlinks(path) || tree.staysOnRootFileSystem(path))
     }
 
     /// The lane of a call on open handle `id`: where it was opened, and off the loop thread for

@@ -8,10 +8,13 @@ import Synchronization
 /// /proc/self/mountinfo, and again whenever the kernel says the table changed (the file polls
 /// readable with POLLPRI then), so a file system mounted a moment ago is known at once.
 final class MountTable: Sendable {
-    /// Types of file systems whose calls wait on a server (FUSE ones are all "fuse" or "fuse.*").
+    /// Types of file systems whose calls wait on a server or a daemon (FUSE ones are all "fuse"
+    /// or "fuse.*").
     static let serverBackedTypes: Set<String> = [
         "nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "9p", "afs", "coda", "ncpfs", "glusterfs", "lustre", "gfs2", "ocfs2",
         "orangefs", "beegfs", "gpfs", "davfs", "sshfs",
+        // A trigger that mounts on first use, from a daemon and often over the network.
+        "autofs",
     ]
     private let tree: ExportedTree
     /// /proc/self/mountinfo, open to be told of changes (-1 when it cannot be opened: then the

@@ -16,8 +16,16 @@ final class HungMountEndToEndTests: XCTestCase {
         defer { cluster.stop() }
         let export = "\(cluster.dir)/export"
         let hung = "\(export)/hung"
-        for directory in [hung, "\(export)/sub"] { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        let local = "\(export)/local"
+        for directory in [hung, local, "\(export)/sub"] { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         try Data("fine".utf8).write(to: URL(fileURLWithPath: "\(export)/ok.txt"))
+        // Another local file system in the export (as /home or /data often are), and a symlink
+        // that leads into the mount that will hang (resolved beneath the export root).
+        let mounted = LocalCluster.runAbsolute("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "omx-test", local])
+        XCTAssertEqual(mounted.status, 0, "mount tmpfs: \(mounted.stderr)")
+        defer { _ = LocalCluster.runAbsolute("/bin/umount", ["-l", local]) }
+        try Data("on tmpfs".utf8).write(to: URL(fileURLWithPath: "\(local)/file"))
+        XCTAssertEqual(symlink("/hung", "\(export)/via-link"), 0)
         try cluster.start(.discovery, node: 1)
         // Four I/O threads: at most two for calls that may hang.
         let gateway = try cluster.start(.fsgateway, node: 1, extra: ["--export", export, "--io-threads", "4"])
@@ -44,9 +52,12 @@ final class HungMountEndToEndTests: XCTestCase {
         func call(_ method: String, _ request: FsRequest, timeout: Duration = .seconds(5)) async throws -> FsResponse {
             try await client.call("FSGateway.\(method)", request, returning: FsResponse.self, timeout: timeout)
         }
-        func gauge(_ name: String) async throws -> Double {
+        func gauge(_ name: String, lane: String? = nil) async throws -> Double {
             let stats = try await client.call("Stats", StatsRequest(), returning: StatsResponse.self)
-            return stats.metrics.first { $0.name == name }?.value ?? 0
+            for metric in stats.metrics where metric.name == name {
+                if lane == nil || metric.labels.contains(where: { $0.0 == "lane" && $0.1 == lane }) { return metric.value }
+            }
+            return 0
         }
         func waitForGauges(running: Double, waiting: Double) async throws -> (Double, Double) {
             var seen = (-1.0, -1.0)
@@ -67,7 +78,19 @@ final class HungMountEndToEndTests: XCTestCase {
         XCTAssertEqual(running, 2, "two calls hang in the mount")
         XCTAssertEqual(waiting, 1, "the third waits for a thread of its lane")
 
-        // Meanwhile the gateway serves everything else: on the loop thread and on the pool.
+        // A path through a symlink into the hung mount waits in the same lane.
+        let throughLink = Task { try await call("Getattr", FsRequest(path: "via-link/nothing"), timeout: .seconds(120)) }
+        let (stillRunning, nowWaiting) = try await waitForGauges(running: 2, waiting: 2)
+        XCTAssertEqual(stillRunning, 2)
+        XCTAssertEqual(nowWaiting, 2, "the call through the symlink waits for the lane too")
+
+        // Meanwhile the gateway serves everything else: on the loop thread and on the pool,
+        // another local file system on the loop thread as the root's own.
+        let onLoop = try await gauge("omx_fs_calls_total", lane: "loop")
+        let onTmpfs = try await call("Getattr", FsRequest(path: "local/file"), timeout: .seconds(2))
+        XCTAssertEqual(onTmpfs.attr?.size, 8, onTmpfs.error)
+        let onLoopAfter = try await gauge("omx_fs_calls_total", lane: "loop")
+        XCTAssertEqual(onLoopAfter, onLoop + 1, "a local file system's metadata is answered on the loop thread")
         let ping = try await client.call("Ping", PingRequest(payload: Array("still here".utf8)), returning: PingResponse.self, timeout: .seconds(2))
         XCTAssertEqual(ping.payload, Array("still here".utf8))
         let attr = try await call("Getattr", FsRequest(path: "ok.txt"), timeout: .seconds(2))
@@ -97,7 +120,7 @@ final class HungMountEndToEndTests: XCTestCase {
 
         // The mount comes back: the calls waiting on it are answered, the lane empties.
         fuse.send(SIGCONT)
-        for task in stuck {
+        for task in stuck + [throughLink] {
             let answer = try await task.value
             XCTAssertEqual(answer.errorNumber, ENOENT, "answered once the mount answers: \(answer.error)")
         }
