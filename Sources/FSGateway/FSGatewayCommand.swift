@@ -30,13 +30,14 @@ public struct FSGatewayCommand: AsyncParsableCommand {
 
         @Option(
             name: .customLong("io-threads"),
-            help: "Threads for calls that move data, list directories or reach other file systems (half at most for those that may hang: NFS, SMB, FUSE).")
-        var ioThreads: Int = 16
+            help: "Threads for calls that move data, list directories or reach file systems that may hang (NFS, SMB, FUSE: half at most for those; default: the configuration's, else 16).")
+        var ioThreads: Int?
 
         public init() {}
 
         public func run() async throws {
             try requireMfsEnabled()
+            let ioThreads = ioThreads ?? OMXConfig.active.mfs.ioThreads
             guard (2...1024).contains(ioThreads) else { throw ValidationError("--io-threads \(ioThreads): give 2 to 1024 (libuv's pool limit)") }
             // libuv sizes its pool from this at the first offload.
             setenv("UV_THREADPOOL_SIZE", String(ioThreads), 1)

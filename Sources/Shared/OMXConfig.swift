@@ -70,6 +70,9 @@ public struct OMXConfig: Sendable, Equatable {
         /// How long a gateway keeps a file open that nobody uses or renews; mounts renew the
         /// leases of the files they hold open every quarter of it.
         public var leaseSeconds = 600
+        /// Threads of each gateway for calls that move data, list directories or reach file
+        /// systems that may hang (at most half of them for those).
+        public var ioThreads = 16
         /// Where `enabled` was set, for the error that names it.
         public var enabledSetAt: String?
     }

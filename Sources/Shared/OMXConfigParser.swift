@@ -89,6 +89,7 @@ extension OMXConfig {
         "mfs.export": { $0.mfs.export = try $1.path() },
         "mfs.cache_seconds": { $0.mfs.cacheSeconds = try $1.number(in: 0...3600) },
         "mfs.lease_seconds": { $0.mfs.leaseSeconds = try $1.integer(in: 4...86_400) },
+        "mfs.io_threads": { $0.mfs.ioThreads = try $1.integer(in: 2...1024) },
         "migrator.state_dir": { $0.migrator.stateDir = try $1.path() },
         "migrator.spool_dir": { $0.migrator.spoolDir = try $1.path() },
         "migrator.criu": { $0.migrator.criu = try $1.path() },

@@ -23,6 +23,7 @@ final class OMXConfigTests: XCTestCase {
             enabled = off
             mountpoint = /cluster
             lease_seconds = 120
+            io_threads = 32
             [balancer]
             hysteresis = 0.35
             load_source = jobs
@@ -44,6 +45,7 @@ final class OMXConfigTests: XCTestCase {
         XCTAssertEqual(config.mfs.enabledSetAt, "omx.conf:12")
         XCTAssertEqual(config.mfs.mountpoint, "/cluster")
         XCTAssertEqual(config.mfs.leaseSeconds, 120)
+        XCTAssertEqual(config.mfs.ioThreads, 32)
         XCTAssertEqual(config.balancer.hysteresis, 0.35)
         XCTAssertEqual(config.balancer.loadSource, "jobs")
         XCTAssertEqual(config.balancer.minResidenceMs, 5000)
@@ -72,6 +74,7 @@ final class OMXConfigTests: XCTestCase {
             load_source = planets
             [mfs]
             lease_seconds = 1
+            io_threads = 1
             [limits]
             connections_per_user = 0
             """
@@ -90,7 +93,8 @@ final class OMXConfigTests: XCTestCase {
                 /etc/omx/omx.conf:13: balancer.hysteresis = "-1": expected a number from 0 to 10
                 /etc/omx/omx.conf:14: balancer.load_source = "planets": expected machine or jobs
                 /etc/omx/omx.conf:16: mfs.lease_seconds = "1": expected a whole number from 4 to 86400
-                /etc/omx/omx.conf:18: limits.connections_per_user = "0": expected a whole number from 1 to 1000000
+                /etc/omx/omx.conf:17: mfs.io_threads = "1": expected a whole number from 2 to 1024
+                /etc/omx/omx.conf:19: limits.connections_per_user = "0": expected a whole number from 1 to 1000000
                 """)
         }
     }
@@ -127,6 +131,7 @@ final class OMXConfigTests: XCTestCase {
         XCTAssertEqual(defaults.mfs.enabled, true)
         XCTAssertEqual(defaults.mfs.mountpoint, OMXConfig().mfs.mountpoint)
         XCTAssertEqual(defaults.mfs.leaseSeconds, OMXConfig().mfs.leaseSeconds)
+        XCTAssertEqual(defaults.mfs.ioThreads, OMXConfig().mfs.ioThreads)
         // The limits documented are the server's own.
         let server = RPCServer.Configuration(name: "", authenticator: nil, allowedAddresses: nil)
         XCTAssertEqual(defaults.limits.connectionsPerUser, server.maxConnectionsPerUser)
