@@ -8,13 +8,17 @@ import Synchronization
 /// - `.loop`: on the loop thread, for calls that touch one inode's metadata on local file
 ///   systems (microseconds, and no thread hop);
 /// - `.pool`: on libuv's thread pool, for calls that move data or list directories there;
-/// - `.mayHang`: on the pool too, for calls that reach a file system that may keep them for
-///   minutes (an NFS, SMB or FUSE mount whose server hangs, `MountTable`), or that a symlink
-///   may lead to one, and relays to other nodes; these hold at most half the pool's threads at
-///   once and wait beyond that, so a hung mount leaves the rest of the tree served.
+/// - `.mayHang(share)`: on the pool too, for calls that reach a file system that may keep them
+///   for minutes (an NFS, SMB or FUSE mount whose server hangs, `MountTable`), or that a
+///   symlink may lead to one, and relays to other nodes. These hold at most half the pool's
+///   threads at once, and calls of one share (one mount point, one other node) at most half of
+///   those; beyond that they wait. So a hung mount leaves the rest of the tree served, and the
+///   other network mounts too.
 final class FileCallLanes: Sendable {
-    enum Lane: Sendable {
-        case loop, pool, mayHang
+    enum Lane: Sendable, Equatable {
+        case loop, pool
+        /// Calls that may hang, of one file system (its mount point) or other node.
+        case mayHang(String)
 
         /// As the metrics name it.
         var label: String {
@@ -30,17 +34,35 @@ final class FileCallLanes: Sendable {
     /// The pool's threads, and how many of them the `.mayHang` lane may hold.
     let threads: Int
     let mayHangLimit: Int
+    let shareLimit: Int
     private let logger: Logger
     private let metrics: MetricsRegistry
-    /// Calls running in the `.mayHang` lane, those waiting for a thread, and when the lane was
-    /// last found full (logged once a minute at most).
-    private let mayHangState = Mutex<(running: Int, waiting: [UnsafeContinuation<Void, Never>], fullLoggedNs: UInt64?)>((0, [], nil))
+    /// Calls running in the `.mayHang` lane (in all and by share), those waiting for a thread
+    /// in arrival order, and when a share was last found full (logged once a minute at most).
+    private let mayHangState = Mutex<MayHangState>(MayHangState())
+
+    private struct MayHangState {
+        var running = 0
+        var runningByShare: [String: Int] = [:]
+        var waiting: [(share: String, continuation: UnsafeContinuation<Void, Never>)] = []
+        var fullLoggedNs: UInt64?
+
+        func admits(_ share: String, limit: Int, shareLimit: Int) -> Bool {
+            running < limit && runningByShare[share, default: 0] < shareLimit
+        }
+
+        mutating func start(_ share: String) {
+            running += 1
+            runningByShare[share, default: 0] += 1
+        }
+    }
 
     /// - Parameter threads: the size of libuv's pool in this process (`UV_THREADPOOL_SIZE`).
     init(loop: EventLoop, threads: Int, logger: Logger, metrics: MetricsRegistry) {
         self.loop = loop
         self.threads = threads
         mayHangLimit = max(threads / 2, 1)
+        shareLimit = max(mayHangLimit / 2, 1)
         self.logger = logger
         self.metrics = metrics
     }
@@ -49,15 +71,17 @@ final class FileCallLanes: Sendable {
     /// - Throws: `RPCError` (UNAVAILABLE) when the gateway stops before the call began, so the
     ///   mount asks another instance.
     func run(_ lane: Lane, _ method: String, _ body: @escaping @Sendable () -> FsResponse) async throws -> FsResponse {
-        metrics.add("omx_fs_calls_total", help: "File calls by where they ran: loop (thread), pool, may_hang (the pool's lane for file systems that may hang).", labels: [("lane", lane.label)])
+        metrics.add(
+            "omx_fs_calls_total", help: "File calls by where they ran: loop (thread), pool, may_hang (the pool's lane for file systems that may hang).",
+            labels: [("lane", lane.label)])
         switch lane {
         case .loop:
             return body()
         case .pool:
             return try await offload(method, body)
-        case .mayHang:
-            await enterMayHang(method)
-            defer { leaveMayHang() }
+        case let .mayHang(share):
+            await enterMayHang(share, method)
+            defer { leaveMayHang(share) }
             return try await offload(method, body)
         }
     }
@@ -70,39 +94,50 @@ final class FileCallLanes: Sendable {
         }
     }
 
-    private func enterMayHang(_ method: String) async {
+    private func enterMayHang(_ share: String, _ method: String) async {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-            let (admitted, log) = mayHangState.withLock { state -> (Bool, Bool) in
-                if state.running < mayHangLimit {
-                    state.running += 1
-                    return (true, false)
+            let (admitted, log) = mayHangState.withLock { state -> (Bool, (ofShare: Int, all: Int)?) in
+                if state.admits(share, limit: mayHangLimit, shareLimit: shareLimit) {
+                    state.start(share)
+                    return (true, nil)
                 }
-                state.waiting.append(continuation)
+                state.waiting.append((share, continuation))
                 let now = monotonicNs()
-                let log = state.fullLoggedNs.map { now - $0 > 60_000_000_000 } ?? true
-                if log { state.fullLoggedNs = now }
-                return (false, log)
+                guard state.fullLoggedNs.map({ now - $0 > 60_000_000_000 }) ?? true else { return (false, nil) }
+                state.fullLoggedNs = now
+                return (false, (state.runningByShare[share, default: 0], state.running))
             }
             publish()
-            if log {
+            if let log {
                 logger.warning(
-                    "FSGateway.\(method): \(mayHangLimit) calls to file systems that may hang (NFS, SMB, FUSE mounts) or to other nodes are still running; further such calls wait, the rest of the tree is served")
+                    "FSGateway.\(method): calls to \(share), which may hang (an NFS, SMB or FUSE mount, or another node), wait: it has \(log.ofShare) running (at most \(shareLimit)), all such calls \(log.all) (at most \(mayHangLimit) of \(threads) threads); the rest of the tree is served")
             }
             if admitted { continuation.resume() }
         }
     }
 
-    private func leaveMayHang() {
-        let next = mayHangState.withLock { state -> UnsafeContinuation<Void, Never>? in
-            // The next waiter takes this call's place.
-            guard !state.waiting.isEmpty else {
-                state.running -= 1
-                return nil
+    private func leaveMayHang(_ share: String) {
+        let next = mayHangState.withLock { state -> [UnsafeContinuation<Void, Never>] in
+            state.running -= 1
+            state.runningByShare[share, default: 1] -= 1
+            if state.runningByShare[share] == 0 { state.runningByShare[share] = nil }
+            // The first waiters whose shares have room take the threads freed, in arrival order.
+            var admitted: [UnsafeContinuation<Void, Never>] = []
+            var index = 0
+            while index < state.waiting.count {
+                let waiter = state.waiting[index]
+                if state.admits(waiter.share, limit: mayHangLimit, shareLimit: shareLimit) {
+                    state.start(waiter.share)
+                    admitted.append(waiter.continuation)
+                    state.waiting.remove(at: index)
+                } else {
+                    index += 1
+                }
             }
-            return state.waiting.removeFirst()
+            return admitted
         }
         publish()
-        next?.resume()
+        for continuation in next { continuation.resume() }
     }
 
     private func publish() {

@@ -21,7 +21,7 @@ extension FileGateway {
             labels: [("to", String(target))])
         // The directory's calls block their thread until the other node answers: made in the
         // lane of calls that may take long.
-        return try await lanes.run(.mayHang, method) { [relays, onward] in
+        return try await lanes.run(.mayHang("node \(target)"), method) { [relays, onward] in
             do {
                 var (answer, instance) = try relays.call(target, method, onward, retry: request.relayRetry, pinned: pinned)
                 answer.instance = instance

@@ -124,21 +124,27 @@ final class FileGateway: Sendable {
     /// file systems that cannot hang, else the pool (the `.mayHang` lane when one may hang).
     private func metadataLane(_ paths: String...) -> Lane {
         if mounts.rootMayHang { return .pool }
-        return paths.allSatisfy(reachesOnlyLocalFileSystems) ? .loop : .mayHang
+        for path in paths {
+            if let share = mayHangShare(path) { return .mayHang(share) }
+        }
+        return .loop
     }
 
     /// The lane of a call that moves data at `path`, or lists the directory `path`.
     private func dataLane(_ path: String, listing: Bool = false) -> Lane {
         if mounts.rootMayHang { return .pool }
-        return reachesOnlyLocalFileSystems(path) && !mounts.mayHang(tree.lexicalPath(path), orHolds: listing) ? .pool : .mayHang
+        return (mayHangShare(path) ?? mounts.mayHang(tree.lexicalPath(path), orHolds: listing)).map { .mayHang($0) } ?? .pool
     }
 
-    /// Whether resolving `path` touches only file systems that cannot hang. The mount table
-    /// names those mounted on its names as written; a path through no symlink crosses just
-    /// those (the kernel's walk that tells is safe once they are known to be local), and one
-    /// through a symlink is known only if it never leaves the root's file system.
-    private func reachesOnlyLocalFileSystems(_ path: String) -> Bool {
-        !mounts.mayHang(tree.lexicalPath(path)) && (tree.resolvesWithoutSymlinks(path) || tree.staysOnRootFileSystem(path))
+    /// Whose share of the `.mayHang` lane a call on `path` takes: the file system that may hang
+    /// on its way (its mount point), as the mount table names those mounted on its names as
+    /// written, or "symlinks" for a path through a symlink that leaves the root's file system
+    /// (which may lead anywhere); nil when it touches only file systems that cannot hang. A
+    /// path through no symlink crosses just the file systems on its names, so the kernel's walk
+    /// that tells is safe once the table has found them local.
+    private func mayHangShare(_ path: String) -> String? {
+        if let mountPoint = mounts.mayHang(tree.lexicalPath(path)) { return mountPoint }
+        return tree.resolvesWithoutSymlinks(path) || tree.staysOnRootFileSystem(path) ? nil : "symlinks"
     }
 
     /// The lane of a call on open handle `id`: where it was opened, and off the loop thread for

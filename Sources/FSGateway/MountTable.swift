@@ -44,16 +44,18 @@ final class MountTable: Sendable {
     /// thread), as of the last reading: asked at every call, it costs no system call.
     var rootMayHang: Bool { state.withLock(\.rootMayHang) }
 
-    /// Whether `path` (absolute, as the kernel names it) lies on a file system mounted beneath
-    /// the root that may hang; with `orHolds`, also whether one is mounted on an entry of it (a
-    /// directory listing reads the attributes of its entries).
-    func mayHang(_ path: String, orHolds: Bool = false) -> Bool {
+    /// The mount point of the file system that may hang on the way to `path` (absolute, as
+    /// the kernel names it), the one nearest the root; with `orHolds`, also one mounted on an
+    /// entry of it (a directory listing reads the attributes of its entries); nil when none.
+    func mayHang(_ path: String, orHolds: Bool = false) -> String? {
         let table = current()
         let prefix = path == "/" ? "/" : path + "/"
-        return table.mayHang.contains { mountPoint, excluded in
-            path == mountPoint || path.hasPrefix(mountPoint + "/")
-                || (orHolds && !excluded && mountPoint.hasPrefix(prefix) && !mountPoint.dropFirst(prefix.count).contains("/"))
-        }
+        let onTheWay = table.mayHang.filter { path == $0.path || path.hasPrefix($0.path + "/") }.min { $0.path.count < $1.path.count }
+        if let onTheWay { return onTheWay.path }
+        guard orHolds else { return nil }
+        return table.mayHang.first { mountPoint, excluded in
+            !excluded && mountPoint.hasPrefix(prefix) && !mountPoint.dropFirst(prefix.count).contains("/")
+        }?.path
     }
 
     private func current() -> (mayHang: [(path: String, excluded: Bool)], rootMayHang: Bool) {

@@ -16,8 +16,9 @@ final class HungMountEndToEndTests: XCTestCase {
         defer { cluster.stop() }
         let export = "\(cluster.dir)/export"
         let hung = "\(export)/hung"
+        let healthy = "\(export)/healthy"
         let local = "\(export)/local"
-        for directory in [hung, local, "\(export)/sub"] { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        for directory in [hung, healthy, local, "\(export)/sub"] { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         try Data("fine".utf8).write(to: URL(fileURLWithPath: "\(export)/ok.txt"))
         // Another local file system in the export (as /home or /data often are), and a symlink
         // that leads into the mount that will hang (resolved beneath the export root).
@@ -27,24 +28,15 @@ final class HungMountEndToEndTests: XCTestCase {
         try Data("on tmpfs".utf8).write(to: URL(fileURLWithPath: "\(local)/file"))
         XCTAssertEqual(symlink("/hung", "\(export)/via-link"), 0)
         try cluster.start(.discovery, node: 1)
-        // Four I/O threads: at most two for calls that may hang.
-        let gateway = try cluster.start(.fsgateway, node: 1, extra: ["--export", export, "--io-threads", "4"])
+        // Eight I/O threads: at most four for calls that may hang, two for those of one mount.
+        let gateway = try cluster.start(.fsgateway, node: 1, extra: ["--export", export, "--io-threads", "8"])
 
-        // A FUSE mount inside the export (an /mfs mount, which any FUSE or NFS mount could be).
-        let fuse = try ChildProcess.spawn(
-            siblingExecutable("omx-fsgateway"),
-            ["mount", hung, "--map", cluster.mapPath, "--key", cluster.keyPath, "--node-id", "1", "--run-dir", cluster.runDir(1)],
-            stderrPath: cluster.logPath("hung-mount"))
-        defer {
-            if fuse.poll() == nil {
-                fuse.send(SIGKILL)
-                _ = fuse.wait()
-            }
-            _ = LocalCluster.runAbsolute("/bin/umount", ["-l", hung])
-        }
-        let mountedBy = Date().addingTimeInterval(15)
-        while !isMountPoint(hung) && Date() < mountedBy { try await Task.sleep(for: .milliseconds(50)) }
-        XCTAssertTrue(isMountPoint(hung), "the FUSE mount is up: \(cluster.log("hung-mount"))")
+        // Two FUSE mounts inside the export (/mfs mounts, as any FUSE or NFS mount could be): one
+        // will hang, the other not.
+        let fuse = try await startMount(at: hung, cluster, log: "hung-mount")
+        defer { stopMount(fuse, at: hung) }
+        let other = try await startMount(at: healthy, cluster, log: "healthy-mount")
+        defer { stopMount(other, at: healthy) }
         fuse.send(SIGSTOP)
 
         let loop = try EventLoop()
@@ -76,13 +68,17 @@ final class HungMountEndToEndTests: XCTestCase {
         }
         let (running, waiting) = try await waitForGauges(running: 2, waiting: 1)
         XCTAssertEqual(running, 2, "two calls hang in the mount")
-        XCTAssertEqual(waiting, 1, "the third waits for a thread of its lane")
+        XCTAssertEqual(waiting, 1, "the third waits: a mount may hold half the lane")
 
-        // A path through a symlink into the hung mount waits in the same lane.
+        // A path through a symlink into the hung mount: where it leads is not known before the
+        // walk, so it takes a share of the lane of its own (and hangs there).
         let throughLink = Task { try await call("Getattr", FsRequest(path: "via-link/nothing"), timeout: .seconds(120)) }
-        let (stillRunning, nowWaiting) = try await waitForGauges(running: 2, waiting: 2)
-        XCTAssertEqual(stillRunning, 2)
-        XCTAssertEqual(nowWaiting, 2, "the call through the symlink waits for the lane too")
+        let (stillRunning, stillWaiting) = try await waitForGauges(running: 3, waiting: 1)
+        XCTAssertEqual(stillRunning, 3, "the call through the symlink runs in the lane, and hangs")
+        XCTAssertEqual(stillWaiting, 1)
+        // The other FUSE mount is served meanwhile, in a share of the lane of its own.
+        let onHealthy = try await call("Getattr", FsRequest(path: "healthy/nothing"), timeout: .seconds(5))
+        XCTAssertEqual(onHealthy.errorNumber, ENOENT, "answered by the mount that does not hang: \(onHealthy.error)")
 
         // Meanwhile the gateway serves everything else: on the loop thread and on the pool,
         // another local file system on the loop thread as the root's own.
@@ -151,6 +147,28 @@ final class HungMountEndToEndTests: XCTestCase {
         let mountStatus = await fuse.wait(milliseconds: 15_000)
         XCTAssertEqual(mountStatus, 0, "the mount stopped on SIGTERM: \(cluster.log("hung-mount"))")
         XCTAssertFalse(isMountPoint(hung), "and unmounted")
+    }
+
+    /// Starts an /mfs mount process at `path` for node 1 of `cluster` and waits until it is up.
+    private func startMount(at path: String, _ cluster: LocalCluster, log: String) async throws -> ChildProcess {
+        let process = try ChildProcess.spawn(
+            siblingExecutable("omx-fsgateway"),
+            ["mount", path, "--map", cluster.mapPath, "--key", cluster.keyPath, "--node-id", "1", "--run-dir", cluster.runDir(1)],
+            stderrPath: cluster.logPath(log))
+        let mountedBy = Date().addingTimeInterval(15)
+        while !isMountPoint(path) && Date() < mountedBy { try await Task.sleep(for: .milliseconds(50)) }
+        XCTAssertTrue(isMountPoint(path), "the FUSE mount at \(path) is up: \(cluster.log(log))")
+        return process
+    }
+
+    /// Kills a mount process still running and detaches its mount.
+    private func stopMount(_ process: ChildProcess, at path: String) {
+        if process.poll() == nil {
+            process.send(SIGCONT)
+            process.send(SIGKILL)
+            _ = process.wait()
+        }
+        _ = LocalCluster.runAbsolute("/bin/umount", ["-l", path])
     }
 
     /// Whether `path` is a mount point in this process's mount table.
