@@ -60,17 +60,17 @@ final class ExportedTree: Sendable {
     func isExcluded(path directory: String, name: String? = nil) -> Bool {
         var path = directory
         if let name { path = directory == "/" ? "/\(name)" : "\(directory)/\(name)" }
-        return excluded.contains { path == $0 || path.hasPrefix($0 + "/") }
+        return excluded.contains { path.isPath(atOrBeneath: $0) }
     }
 
     /// `path` (absolute, as the kernel reports it) as callers name it: relative to the root,
     /// "" for the root itself; nil when it lies outside the root or in an excluded tree.
     func exportedPath(of path: String) -> String? {
         guard !isExcluded(path: path) else { return nil }
-        if path == root { return "" }
+        if path.isSamePath(as: root) { return "" }
         let base = root == "/" ? "/" : root + "/"
-        guard path.hasPrefix(base) else { return nil }
-        return String(path.dropFirst(base.count))
+        guard path.utf8.starts(with: base.utf8) else { return nil }
+        return String(decoding: path.utf8.dropFirst(base.utf8.count), as: UTF8.self)
     }
 
     /// Opens directory `path` beneath the root (O_PATH unless `flags` say otherwise), with its
@@ -101,24 +101,25 @@ final class ExportedTree: Sendable {
     /// at the first mount point, before anything on the file system mounted there is touched
     /// (it may be an NFS or FUSE mount that hangs). A path that does not exist is as far as it
     /// goes: the call on it fails, or creates the entry, without leaving the file system.
-    func staysOnRootFileSystem(_ path: String) -> Bool {
-        probe(path, ExportedTree.resolveNoXDev) != EXDEV
+    /// With `followingLast`, a symlink at the end is followed, as Statfs and Readdir do.
+    func staysOnRootFileSystem(_ path: String, followingLast: Bool = false) -> Bool {
+        probe(path, ExportedTree.resolveNoXDev, followingLast: followingLast) != EXDEV
     }
 
     /// Whether `path` leads where it says, through no symlink (the entry itself may be one):
     /// then the file systems it crosses are those mounted on its names as written
     /// (`lexicalPath`). Ask only when those may be touched: the kernel's walk crosses them
     /// (as far as the first symlink).
-    func resolvesWithoutSymlinks(_ path: String) -> Bool {
-        probe(path, ExportedTree.resolveNoSymlinks) != ELOOP
+    func resolvesWithoutSymlinks(_ path: String, followingLast: Bool = false) -> Bool {
+        probe(path, ExportedTree.resolveNoSymlinks, followingLast: followingLast) != ELOOP
     }
 
-    /// Resolves `path` (the entry itself, not followed) with `resolve` flags besides
+    /// Resolves `path` (the entry itself unless `followingLast`) with `resolve` flags besides
     /// RESOLVE_IN_ROOT: 0, or the errno it failed with.
-    private func probe(_ path: String, _ resolve: UInt64) -> Int32 {
+    private func probe(_ path: String, _ resolve: UInt64, followingLast: Bool) -> Int32 {
         let relative = path.isEmpty || path == "/" ? "." : path
         let fd = omx_openat2(
-            rootFD, WireFileName.cString(relative), Int32(OMX_O_PATH) | O_NOFOLLOW | O_CLOEXEC, 0,
+            rootFD, WireFileName.cString(relative), Int32(OMX_O_PATH) | (followingLast ? 0 : O_NOFOLLOW) | O_CLOEXEC, 0,
             ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks | resolve)
         guard fd >= 0 else { return errno }
         close(fd)
@@ -128,20 +129,27 @@ final class ExportedTree: Sendable {
     /// Where `relative` leads from the root when it holds no symlink: "." dropped, ".." taking
     /// off the last name and stopping at the root (as RESOLVE_IN_ROOT does).
     func lexicalPath(_ relative: String) -> String {
-        var names: [Substring] = []
-        for name in relative.split(separator: "/") where name != "." {
+        walkedPaths(relative).last ?? root
+    }
+
+    /// Every place the kernel's walk of `relative` reaches when it holds no symlink, in order,
+    /// the root first: a path may go into a directory and out again ("nfs/../file").
+    func walkedPaths(_ relative: String) -> [String] {
+        var names: [String] = []
+        var reached = [root]
+        for name in relative.pathNames where name != "." {
             if name == ".." { _ = names.popLast() } else { names.append(name) }
+            let rest = names.joined(separator: "/")
+            reached.append(rest.isEmpty ? root : root == "/" ? "/" + rest : root + "/" + rest)
         }
-        let rest = names.joined(separator: "/")
-        if rest.isEmpty { return root }
-        return root == "/" ? "/" + rest : root + "/" + rest
+        return reached
     }
 
     /// The directory holding the last component of `path`, and that component's name (its
     /// bytes, for the kernel).
     /// - Throws: EINVAL for the root itself or a name of "." or "..".
     func parent(of path: String) throws -> (fd: Int32, name: [CChar]) {
-        let parts = path.split(separator: "/")
+        let parts = path.pathNames
         guard let last = parts.last, last != ".", last != ".." else { throw Failure(EINVAL, path, "no entry named") }
         let directory: (fd: Int32, path: String)
         do {

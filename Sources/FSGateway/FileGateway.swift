@@ -36,7 +36,10 @@ final class FileGateway: Sendable {
         self.tree = tree
         self.lanes = lanes
         mounts = MountTable(tree: tree)
+        // Off the loop thread a file closes where it is let go (Release runs in its lane, so it
+        // answers once the file is closed); on it, in its lane, later.
         handles = OpenFiles(leaseNs: leaseNs) { fd, lane in
+            guard lanes.loop.inLoop else { return _ = close(fd) }
             Task { _ = try? await lanes.run(lane, "Release") { close(fd); return FsResponse() } }
         }
         self.nodeID = nodeID
@@ -63,8 +66,9 @@ final class FileGateway: Sendable {
             ("Open", { r in self.metadataLane(r.path) }, { r, caller, lane in try self.open(r, caller, lane) }),
             ("Write", { r in self.handleLane(r.handle, data: true) }, { r, caller, _ in try self.write(r, caller) }),
             ("Fsync", { r in self.handleLane(r.handle, data: true) }, { r, caller, _ in try self.fsync(r, caller) }),
-            // The files released close in their own lanes (`OpenFiles.File`).
-            ("Release", { _ in .loop }, { r, caller, _ in self.handles.release([r.handle] + r.handles, by: caller); return FsResponse() }),
+            // In the lane of the first file that is not on the loop thread: its close may wait
+            // (an NFS flush), and the caller hears once it is done.
+            ("Release", { r in ([r.handle] + r.handles).lazy.compactMap(self.handles.lane(of:)).first { $0 != .loop } ?? .loop }, { r, caller, _ in self.handles.release([r.handle] + r.handles, by: caller); return FsResponse() }),
             ("Renew", { _ in .loop }, { r, caller, _ in self.handles.renew([r.handle] + r.handles, by: caller); return FsResponse() }),
             ("Truncate", { r in r.handle != 0 ? self.handleLane(r.handle, data: true) : self.dataLane(r.path) }, { r, caller, _ in try self.truncate(r, caller) }),
             ("Chmod", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.chmod(r.path, mode: r.mode); return FsResponse() }),
@@ -84,12 +88,17 @@ final class FileGateway: Sendable {
             ("Link", { r in self.metadataLane(r.path, r.path2) }, { r, _, _ in var a = FsResponse(); a.attr = try self.tree.link(r.path, as: r.path2); return a }),
             ("Symlink", { r in self.metadataLane(r.path) }, { r, _, _ in var a = FsResponse(); a.attr = try self.tree.symlink(r.path2, at: r.path); return a }),
             ("Readlink", { r in self.metadataLane(r.path) }, { r, _, _ in var a = FsResponse(); a.target = try self.tree.readlink(r.path); return a }),
-            ("Statfs", { r in self.metadataLane(r.path) }, { r, _, _ in var a = FsResponse(); a.statfs = try self.tree.statfs(r.path); return a }),
+            ("Statfs", { r in self.metadataLane(r.path, followingLast: true) }, { r, _, _ in var a = FsResponse(); a.statfs = try self.tree.statfs(r.path); return a }),
             ("Counters", { _ in .loop }, { _, _, _ in var a = FsResponse(); a.counters = self.counters.withLock { Array($0.values) }; return a }),
         ]
         for (name, laneOf, body) in methods {
             server.register("FSGateway.\(name)") { (request: FsRequest, rpc) in
                 if request.relayTo != 0 && request.relayTo != self.nodeID { return try await self.relay(name, request, caller: rpc.caller) }
+                if let odd = [request.path, request.path2].first(where: { !WireFileName.isCanonical($0) }) {
+                    return FsResponse(
+                        errorNumber: EINVAL,
+                        error: "FSGateway.\(name) \(odd.debugDescription): not a path in the wire form of file names (no NUL; bytes that are UTF-8 travel as they are: proto/README.md, \"File names\")")
+                }
                 let caller = rpc.caller
                 let lane = laneOf(request)
                 return try await self.lanes.run(lane, name) {
@@ -122,10 +131,10 @@ final class FileGateway: Sendable {
 
     /// The lane of a call on the metadata of `paths`: the loop thread while they reach only
     /// file systems that cannot hang, else the pool (the `.mayHang` lane when one may hang).
-    private func metadataLane(_ paths: String...) -> Lane {
+    private func metadataLane(_ paths: String..., followingLast: Bool = false) -> Lane {
         if mounts.rootMayHang { return .pool }
         for path in paths {
-            if let share = mayHangShare(path) { return .mayHang(share) }
+            if let share = mayHangShare(path, followingLast: followingLast) { return .mayHang(share) }
         }
         return .loop
     }
@@ -133,7 +142,7 @@ final class FileGateway: Sendable {
     /// The lane of a call that moves data at `path`, or lists the directory `path`.
     private func dataLane(_ path: String, listing: Bool = false) -> Lane {
         if mounts.rootMayHang { return .pool }
-        return (mayHangShare(path) ?? mounts.mayHang(tree.lexicalPath(path), orHolds: listing)).map { .mayHang($0) } ?? .pool
+        return (mayHangShare(path, followingLast: listing) ?? mounts.mayHang(tree.walkedPaths(path), orHolds: listing)).map { .mayHang($0) } ?? .pool
     }
 
     /// Whose share of the `.mayHang` lane a call on `path` takes: the file system that may hang
@@ -142,9 +151,10 @@ final class FileGateway: Sendable {
     /// (which may lead anywhere); nil when it touches only file systems that cannot hang. A
     /// path through no symlink crosses just the file systems on its names, so the kernel's walk
     /// that tells is safe once the table has found them local.
-    private func mayHangShare(_ path: String) -> String? {
-        if let mountPoint = mounts.mayHang(tree.lexicalPath(path)) { return mountPoint }
-        return tree.resolvesWithoutSymlinks(path) || tree.staysOnRootFileSystem(path) ? nil : "symlinks"
+    private func mayHangShare(_ path: String, followingLast: Bool = false) -> String? {
+        if let mountPoint = mounts.mayHang(tree.walkedPaths(path)) { return mountPoint }
+        let local = tree.resolvesWithoutSymlinks(path, followingLast: followingLast) || tree.staysOnRootFileSystem(path, followingLast: followingLast)
+        return local ? nil : "symlinks"
     }
 
     /// The lane of a call on open handle `id`: where it was opened, and off the loop thread for

@@ -44,17 +44,20 @@ final class MountTable: Sendable {
     /// thread), as of the last reading: asked at every call, it costs no system call.
     var rootMayHang: Bool { state.withLock(\.rootMayHang) }
 
-    /// The mount point of the file system that may hang on the way to `path` (absolute, as
-    /// the kernel names it), the one nearest the root; with `orHolds`, also one mounted on an
-    /// entry of it (a directory listing reads the attributes of its entries); nil when none.
-    func mayHang(_ path: String, orHolds: Bool = false) -> String? {
+    /// The mount point of the first file system that may hang which a walk through `walked`
+    /// (absolute paths, as the kernel names them, in the walk's order) enters; with `orHolds`,
+    /// also one mounted on an entry of the last (a directory listing reads the attributes of
+    /// its entries); nil when none.
+    func mayHang(_ walked: [String], orHolds: Bool = false) -> String? {
         let table = current()
+        for path in walked {
+            let entered = table.mayHang.filter { path.isPath(atOrBeneath: $0.path) }.min { $0.path.utf8.count < $1.path.utf8.count }
+            if let entered { return entered.path }
+        }
+        guard orHolds, let path = walked.last else { return nil }
         let prefix = path == "/" ? "/" : path + "/"
-        let onTheWay = table.mayHang.filter { path == $0.path || path.hasPrefix($0.path + "/") }.min { $0.path.count < $1.path.count }
-        if let onTheWay { return onTheWay.path }
-        guard orHolds else { return nil }
         return table.mayHang.first { mountPoint, excluded in
-            !excluded && mountPoint.hasPrefix(prefix) && !mountPoint.dropFirst(prefix.count).contains("/")
+            !excluded && mountPoint.utf8.starts(with: prefix.utf8) && !mountPoint.utf8.dropFirst(prefix.utf8.count).contains(UInt8(ascii: "/"))
         }?.path
     }
 
@@ -71,37 +74,41 @@ final class MountTable: Sendable {
         let mounts = MountTable.mounted()
         let root = tree.root
         // The root's file system is the one mounted deepest on the way to it.
-        let rootType = mounts.filter { $0.path == "/" || root == $0.path || root.hasPrefix($0.path + "/") }.max { $0.path.count < $1.path.count }?.type ?? ""
+        let rootType = mounts.filter { root.isPath(atOrBeneath: $0.path) }.max { $0.path.utf8.count < $1.path.utf8.count }?.type ?? ""
         // Excluded ones too (the /mfs mount): a path that leads into one (through a symlink, say)
         // is refused only once there.
         let beneath = root == "/" ? "/" : root + "/"
-        let mayHang = mounts.filter { MountTable.mayHang(type: $0.type) && $0.path.hasPrefix(beneath) }.map { ($0.path, tree.isExcluded(path: $0.path)) }
+        let mayHang = mounts.filter { MountTable.mayHang(type: $0.type) && $0.path.utf8.starts(with: beneath.utf8) }.map { ($0.path, tree.isExcluded(path: $0.path)) }
         return (mayHang, MountTable.mayHang(type: rootType))
     }
 
-    /// The mount points of this process's mount namespace, with their file systems' types.
+    /// The mount points of this process's mount namespace, with their file systems' types
+    /// (read as bytes: a mount point's name need not be UTF-8).
     static func mounted() -> [(path: String, type: String)] {
-        ((try? readTextFile("/proc/self/mountinfo")) ?? "").split(separator: "\n").compactMap { line in
+        ((try? readFileBytes("/proc/self/mountinfo")) ?? []).split(separator: UInt8(ascii: "\n")).compactMap { line in
             // "36 35 98:0 /root /mount/point options [optional fields...] - type source options"
-            let fields = line.split(separator: " ")
-            guard fields.count > 4, let separator = fields.firstIndex(of: "-"), separator + 1 < fields.count else { return nil }
-            return (unescape(fields[4]), String(fields[separator + 1]))
+            let fields = line.split(separator: UInt8(ascii: " "))
+            guard fields.count > 4, let separator = fields.firstIndex(where: { $0.elementsEqual([UInt8(ascii: "-")]) }), separator + 1 < fields.count else {
+                return nil
+            }
+            return (WireFileName.decode(unescape(fields[4])), String(decoding: fields[separator + 1], as: UTF8.self))
         }
     }
 
     /// A mountinfo field with its octal escapes ("\040" for a space) undone.
-    private static func unescape(_ field: Substring) -> String {
+    private static func unescape(_ field: ArraySlice<UInt8>) -> [UInt8] {
         var bytes: [UInt8] = []
-        var rest = Array(field.utf8)[...]
+        var rest = field
         while let byte = rest.first {
-            if byte == UInt8(ascii: "\\"), rest.count >= 4, let value = UInt8(String(decoding: rest.dropFirst().prefix(3), as: UTF8.self), radix: 8) {
-                bytes.append(value)
+            let digits = rest.dropFirst().prefix(3)
+            if byte == UInt8(ascii: "\\"), digits.count == 3, digits.allSatisfy({ (0x30...0x37).contains($0) }) {
+                bytes.append(digits.reduce(0) { $0 &* 8 &+ ($1 - 0x30) })
                 rest = rest.dropFirst(4)
             } else {
                 bytes.append(byte)
                 rest = rest.dropFirst()
             }
         }
-        return WireFileName.decode(bytes)
+        return bytes
     }
 }

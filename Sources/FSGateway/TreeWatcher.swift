@@ -62,9 +62,10 @@ final class TreeWatcher: @unchecked Sendable {
             logger.notice("changes beneath \(mountPoint) are not seen (\(why)); mounts will not cache files there")
         }
         for (mountPoint, type) in [(tree.root, "")] + MountTable.mounted() where mountPoint == tree.root || tree.exportedPath(of: mountPoint) != nil {
-            // A FUSE file system changes elsewhere (another node, a server): no kernel here sees it.
-            if type.hasPrefix("fuse") {
-                notWatched(mountPoint, "a FUSE file system")
+            // A network or FUSE file system changes elsewhere too (other clients, a server): no
+            // kernel here sees it, and watching one whose server hangs would hang this thread.
+            if MountTable.mayHang(type: type) {
+                notWatched(mountPoint, "a network or FUSE file system (\(type))")
                 continue
             }
             var fsid: [Int32] = [0, 0]

@@ -60,6 +60,14 @@ enum WireFileName {
         return bytes
     }
 
+    /// Whether `name` is a wire name as `decode` makes them: no NUL (which would cut it short
+    /// for the kernel), and no escape standing for bytes that travel as they are (two wire
+    /// names for one name would let a check of one miss the other).
+    static func isCanonical(_ name: String) -> Bool {
+        if name.utf8.contains(0) { return false }
+        return !mayNeedEscapes(name.utf8) || decode(bytes(name)).utf8.elementsEqual(name.utf8)
+    }
+
     /// The wire form of a NUL-terminated name from the kernel.
     static func decode(cString: UnsafePointer<CChar>) -> String {
         decode(UnsafeRawBufferPointer(start: cString, count: strlen(cString)))

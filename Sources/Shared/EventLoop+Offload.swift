@@ -48,6 +48,7 @@ extension EventLoop {
             { request, status in
                 let work = Unmanaged<OffloadedWork>.fromOpaque(request!.pointee.data).takeRetainedValue()
                 work.loop.offloadedWork.remove(request!)
+                if work.loop.offloadedWork.isEmpty { work.loop.closeOffloadGraceTimer() }
                 request!.deallocate()
                 work.finish(status == UV_ECANCELED.rawValue)
             })
@@ -66,12 +67,24 @@ extension EventLoop {
         for request in offloadedWork {
             uv_cancel(request.reinterpreted(as: uv_req_t.self))
         }
-        guard !offloadedWork.isEmpty else { return }
+        guard !offloadedWork.isEmpty, offloadGraceTimer == nil else { return }
         let timer = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
         uv_timer_init(uvLoop, timer)
-        // Not counted as keeping the loop alive: if the work finishes first, the loop ends then.
-        uv_unref(timer.reinterpreted(as: uv_handle_t.self))
-        uv_timer_start(timer, { timer in uv_stop(timer!.pointee.loop) }, EventLoop.offloadedWorkGraceMs, 0)
+        timer.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        offloadGraceTimer = timer
+        // Closed when the work finishes first (the loop ends then), else when it fires.
+        uv_timer_start(timer, { timer in
+            let loop = Unmanaged<EventLoop>.fromOpaque(timer!.pointee.data).takeUnretainedValue()
+            loop.closeOffloadGraceTimer()
+            uv_stop(loop.uvLoop)
+        }, EventLoop.offloadedWorkGraceMs, 0)
+    }
+
+    /// Closes the grace timer, if there is one, and frees it once libuv lets go.
+    func closeOffloadGraceTimer() {
+        guard let timer = offloadGraceTimer else { return }
+        offloadGraceTimer = nil
+        uv_close(timer.reinterpreted(as: uv_handle_t.self)) { handle in handle!.deallocate() }
     }
 }
 

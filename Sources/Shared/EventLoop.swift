@@ -33,6 +33,8 @@ public final class EventLoop: @unchecked Sendable {
     var connectionsToFlush: [Connection] = []
     /// Work on libuv's thread pool not yet finished (loop thread only; `EventLoop+Offload.swift`).
     var offloadedWork: Set<UnsafeMutablePointer<uv_work_t>> = []
+    /// Ends a stopping loop whose offloaded work still runs after its grace (loop thread only).
+    var offloadGraceTimer: UnsafeMutablePointer<uv_timer_t>?
     private(set) var stopping = false
 
     /// Starts a loop thread.
@@ -204,10 +206,11 @@ public final class EventLoop: @unchecked Sendable {
         for item in remaining { item() }
         runLocalWork()
         flushConnections()
-        uv_walk(uvLoop, { handle, _ in
-            guard let handle, uv_is_closing(handle) == 0 else { return }
+        // Every handle but the grace timer of offloaded work, which closes itself.
+        uv_walk(uvLoop, { handle, graceTimer in
+            guard let handle, uv_is_closing(handle) == 0, UnsafeMutableRawPointer(handle) != graceTimer else { return }
             uv_close(handle, nil)
-        }, nil)
+        }, offloadGraceTimer.map { UnsafeMutableRawPointer($0) })
         stopWaitingForOffloadedWork()
     }
 

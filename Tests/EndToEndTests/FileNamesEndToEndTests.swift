@@ -92,6 +92,11 @@ final class FileNamesEndToEndTests: XCTestCase {
         XCTAssertEqual(
             Set(answer.entries.map(\.name)),
             ["x\u{EFEE}\u{EFBE}\u{EF85}y", "\u{EFFF}\u{EFFE}A", "link\u{EFE8}", "\u{EFA0}renamed", "to-dir\u{EF99}"])
+        // Two wire names for one name are refused, so that no check of one misses the other.
+        let alias = try await gateway.call(
+            "FSGateway.Getattr", FsRequest(path: String(disk.dropFirst()) + "/donn\u{EFC3}\u{EFA9}es"), returning: FsResponse.self)
+        XCTAssertEqual(alias.errorNumber, EINVAL, "the bytes of \"données\" written as escapes: \(alias.error)")
+        XCTAssertTrue(alias.error.contains("wire form"), alias.error)
         await gateway.close()
         await loop.shutdown()
         await cluster.down()

@@ -79,6 +79,13 @@ final class HungMountEndToEndTests: XCTestCase {
         // The other FUSE mount is served meanwhile, in a share of the lane of its own.
         let onHealthy = try await call("Getattr", FsRequest(path: "healthy/nothing"), timeout: .seconds(5))
         XCTAssertEqual(onHealthy.errorNumber, ENOENT, "answered by the mount that does not hang: \(onHealthy.error)")
+        // A path that passes through the hung mount and out again ("..") is one of its calls; a
+        // Statfs follows a symlink at the end of its path, and is one of the symlinks' calls.
+        let inAndOut = Task { try await call("Getattr", FsRequest(path: "hung/../ok.txt"), timeout: .seconds(120)) }
+        let statfsThroughLink = Task { try await call("Statfs", FsRequest(path: "via-link"), timeout: .seconds(120)) }
+        let (lastRunning, lastWaiting) = try await waitForGauges(running: 4, waiting: 2)
+        XCTAssertEqual(lastRunning, 4, "the Statfs through the symlink hangs in the lane")
+        XCTAssertEqual(lastWaiting, 2, "the call through the hung mount and out waits for its share")
 
         // Meanwhile the gateway serves everything else: on the loop thread and on the pool,
         // another local file system on the loop thread as the root's own.
@@ -120,6 +127,9 @@ final class HungMountEndToEndTests: XCTestCase {
             let answer = try await task.value
             XCTAssertEqual(answer.errorNumber, ENOENT, "answered once the mount answers: \(answer.error)")
         }
+        let outAgain = try await inAndOut.value
+        XCTAssertEqual(outAgain.attr?.size, 4, outAgain.error)
+        _ = try await statfsThroughLink.value
         let (after, queued) = try await waitForGauges(running: 0, waiting: 0)
         XCTAssertEqual(after, 0)
         XCTAssertEqual(queued, 0)

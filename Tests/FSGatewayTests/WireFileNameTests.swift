@@ -49,4 +49,26 @@ final class WireFileNameTests: XCTestCase {
             XCTAssertEqual(WireFileName.bytes(name), bytes, "\(bytes) -> \(name.unicodeScalars.map { String($0.value, radix: 16) })")
         }
     }
+
+    func testOneNameHasOneWireFormAndNoOther() {
+        XCTAssertTrue(WireFileName.isCanonical("caf\u{EFE9}"))
+        XCTAssertTrue(WireFileName.isCanonical("x\u{EFEE}\u{EFBE}\u{EF85}y"))
+        XCTAssertTrue(WireFileName.isCanonical("plain/path"))
+        // A lone escape stands for a byte that is no UTF-8 on its own: that is its wire form.
+        XCTAssertTrue(WireFileName.isCanonical("x\u{EF85}y"))
+        // The bytes of "données" written as escapes: their wire form is "données" itself.
+        XCTAssertFalse(WireFileName.isCanonical("donn\u{EFC3}\u{EFA9}es"))
+        XCTAssertFalse(WireFileName.isCanonical("cut\u{0}short"))
+    }
+
+    func testPathsSplitAndCompareByTheirBytes() {
+        // "/" then a combining mark is one Swift character, but two bytes apart for the kernel.
+        XCTAssertEqual("nfs/\u{301}x/y".pathNames, ["nfs", "\u{301}x", "y"])
+        XCTAssertTrue("/r/nfs/\u{301}x".isPath(atOrBeneath: "/r/nfs"))
+        XCTAssertTrue("/r/nfs".isPath(atOrBeneath: "/r/nfs"))
+        XCTAssertFalse("/r/nfsx".isPath(atOrBeneath: "/r/nfs"))
+        XCTAssertTrue("/x".isPath(atOrBeneath: "/"))
+        // "é" and "e" + U+0301 are one Swift string, two names on the disk.
+        XCTAssertFalse("/caf\u{E9}".isSamePath(as: "/cafe\u{301}"))
+    }
 }
