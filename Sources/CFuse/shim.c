@@ -65,7 +65,7 @@ static int omx_getattr_raising_readahead(const char *path, struct stat *stat, st
 }
 
 /// The session the signals end, and the thread that runs its loop.
-static struct fuse_session *signalled_session;
+static struct fuse_session *volatile signalled_session;
 static pthread_t loop_thread;
 
 /// libfuse's own handler ends the session, but its loop only sees that when the signal
@@ -73,7 +73,8 @@ static pthread_t loop_thread;
 /// and more) the kernel may hand the signal to any of them, and the mount would not stop. This
 /// one ends the session and passes the signal on to the loop's thread.
 static void end_session(int signal) {
-    if (signalled_session) fuse_session_exit(signalled_session);
+    struct fuse_session *session = signalled_session;
+    if (session) fuse_session_exit(session);
     if (!pthread_equal(pthread_self(), loop_thread)) pthread_kill(loop_thread, signal);
 }
 
@@ -90,9 +91,10 @@ static int end_session_on_signals(struct fuse_session *session) {
     return 0;
 }
 
+/// After the loop: the session goes, and a second signal must not cut the unmount short.
 static void stop_ending_session_on_signals(void) {
     int signals[] = {SIGTERM, SIGINT, SIGHUP};
-    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) signal(signals[i], SIG_DFL);
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) signal(signals[i], SIG_IGN);
     signalled_session = NULL;
 }
 

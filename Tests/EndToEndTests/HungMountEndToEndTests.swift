@@ -152,8 +152,14 @@ final class HungMountEndToEndTests: XCTestCase {
         await client.close()
         await loop.shutdown()
 
-        // The mount itself stops on SIGTERM, whichever of its threads the kernel hands the signal.
-        fuse.send(SIGTERM)
+        // The mount itself stops on SIGTERM, whichever of its threads the kernel hands the signal:
+        // here its event loop's thread, not the one that runs FUSE's loop.
+        let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(fuse.pid)/task")) ?? []
+        let loopThread = threads.first { (try? String(contentsOfFile: "/proc/\(fuse.pid)/task/\($0)/comm", encoding: .utf8))?.hasPrefix("omx-loop") == true }
+        XCTAssertNotNil(loopThread, "the mount's event loop thread among \(threads)")
+        let signalled = LocalCluster.runAbsolute(
+            PythonClient.python, ["-c", "import ctypes, sys; sys.exit(ctypes.CDLL('libc.so.6', use_errno=True).tgkill(int(sys.argv[1]), int(sys.argv[2]), 15))", "\(fuse.pid)", loopThread ?? "0"])
+        XCTAssertEqual(signalled.status, 0, "tgkill: \(signalled.stderr)")
         let mountStatus = await fuse.wait(milliseconds: 15_000)
         XCTAssertEqual(mountStatus, 0, "the mount stopped on SIGTERM: \(cluster.log("hung-mount"))")
         XCTAssertFalse(isMountPoint(hung), "and unmounted")
