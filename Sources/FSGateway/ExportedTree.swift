@@ -49,10 +49,7 @@ final class ExportedTree: Sendable {
 
     /// Where descriptor `fd` leads, as the kernel names it (in wire form, `WireFileName`).
     static func kernelPath(of fd: Int32) -> String? {
-        var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
-        let length = Glibc.readlink("/proc/self/fd/\(fd)", &buffer, buffer.count)
-        guard length >= 0 else { return nil }
-        return WireFileName.decode(buffer[..<length])
+        readLinkBytes("/proc/self/fd/\(fd)").map { WireFileName.decode($0) }
     }
 
     /// True when `path` (as the kernel reports it), or the entry `name` in it, lies in an
@@ -129,20 +126,32 @@ final class ExportedTree: Sendable {
     /// Where `relative` leads from the root when it holds no symlink: "." dropped, ".." taking
     /// off the last name and stopping at the root (as RESOLVE_IN_ROOT does).
     func lexicalPath(_ relative: String) -> String {
-        walkedPaths(relative).last ?? root
+        walk(relative) { _ in }
     }
 
     /// Every place the kernel's walk of `relative` reaches when it holds no symlink, in order,
     /// the root first: a path may go into a directory and out again ("nfs/../file").
     func walkedPaths(_ relative: String) -> [String] {
-        var names: [String] = []
         var reached = [root]
-        for name in relative.pathNames where name != "." {
-            if name == ".." { _ = names.popLast() } else { names.append(name) }
-            let rest = names.joined(separator: "/")
-            reached.append(rest.isEmpty ? root : root == "/" ? "/" + rest : root + "/" + rest)
-        }
+        _ = walk(relative) { reached.append($0) }
         return reached
+    }
+
+    /// Walks `relative` by its names from the root, as the kernel would through no symlink,
+    /// telling `visit` each place reached; returns the last.
+    private func walk(_ relative: String, _ visit: (String) -> Void) -> String {
+        // The places above the current one, the root first.
+        var places = [root]
+        for name in relative.pathNames where name != "." {
+            if name == ".." {
+                if places.count > 1 { places.removeLast() }
+            } else {
+                let here = places[places.count - 1]
+                places.append(here == "/" ? "/" + name : here + "/" + name)
+            }
+            visit(places[places.count - 1])
+        }
+        return places[places.count - 1]
     }
 
     /// The directory holding the last component of `path`, and that component's name (its

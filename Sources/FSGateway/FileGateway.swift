@@ -142,7 +142,7 @@ final class FileGateway: Sendable {
     /// The lane of a call that moves data at `path`, or lists the directory `path`.
     private func dataLane(_ path: String, listing: Bool = false) -> Lane {
         if mounts.rootMayHang { return .pool }
-        return (mayHangShare(path, followingLast: listing) ?? mounts.mayHang(tree.walkedPaths(path), orHolds: listing)).map { .mayHang($0) } ?? .pool
+        return mayHangShare(path, followingLast: listing, orHolds: listing).map { .mayHang($0) } ?? .pool
     }
 
     /// Whose share of the `.mayHang` lane a call on `path` takes: the file system that may hang
@@ -150,9 +150,10 @@ final class FileGateway: Sendable {
     /// written, or "symlinks" for a path through a symlink that leaves the root's file system
     /// (which may lead anywhere); nil when it touches only file systems that cannot hang. A
     /// path through no symlink crosses just the file systems on its names, so the kernel's walk
-    /// that tells is safe once the table has found them local.
-    private func mayHangShare(_ path: String, followingLast: Bool = false) -> String? {
-        if let mountPoint = mounts.mayHang(tree.walkedPaths(path)) { return mountPoint }
+    /// that tells is safe once the table has found them local. With `orHolds`, a file system
+    /// that may hang mounted on an entry of `path` counts too (listings read their attributes).
+    private func mayHangShare(_ path: String, followingLast: Bool = false, orHolds: Bool = false) -> String? {
+        if let mountPoint = mounts.mayHang(tree.walkedPaths(path), orHolds: orHolds) { return mountPoint }
         let local = tree.resolvesWithoutSymlinks(path, followingLast: followingLast) || tree.staysOnRootFileSystem(path, followingLast: followingLast)
         return local ? nil : "symlinks"
     }

@@ -17,7 +17,7 @@ final class OpenFiles: Sendable {
         let path: String
         let append: Bool
         let owner: Caller
-        /// Where it was opened: on the root's file system (`.loop`) or another one.
+        /// The lane it was opened in: `.loop` on local file systems, else where its calls go.
         let lane: FileCallLanes.Lane
         private let closeOffLoop: @Sendable (Int32, FileCallLanes.Lane) -> Void
 

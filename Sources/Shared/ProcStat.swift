@@ -49,11 +49,16 @@ public struct ProcStat: Sendable {
 
 /// The target of symbolic link `path`, or nil.
 public func readLink(_ path: String) -> String? {
-    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    let length = readlink(path, &buffer, buffer.count - 1)
+    readLinkBytes(path).map { String(decoding: $0, as: UTF8.self) }
+}
+
+/// The target of symbolic link `path` as the kernel gives it (bytes, which need not be
+/// UTF-8), or nil.
+public func readLinkBytes(_ path: String) -> [UInt8]? {
+    var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+    let length = readlink(path, &buffer, buffer.count)
     guard length >= 0 else { return nil }
-    buffer[length] = 0
-    return String(cString: buffer)
+    return Array(buffer[..<length])
 }
 
 /// The spool directory of the job whose namespace init is `pid`, or nil when `pid` is no job
