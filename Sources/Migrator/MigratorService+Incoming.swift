@@ -21,10 +21,13 @@ extension MigratorService {
         return Empty()
     }
 
-    /// Refuses a guest when this node's Balancer says `block` (a job coming home is no guest).
-    /// A Balancer that does not answer blocks nothing.
+    /// Refuses a guest while this node sends its guests away, or when its Balancer says `block`
+    /// (a job coming home is no guest). A Balancer that does not answer blocks nothing.
     func admitGuest(_ job: Job, method: String) async throws {
         guard job.home != nodeID else { return }
+        if expelling > 0 {
+            throw RPCError(.failedPrecondition, "\(method): node \(nodeID) is sending its guest jobs away")
+        }
         let answer = try? await balancer.call("Balancer.GetLoad", GetLoadRequest(), returning: GetLoadResponse.self, timeout: .milliseconds(500))
         if answer?.load.policy.block == true {
             throw RPCError(.failedPrecondition, "\(method): node \(nodeID) blocks guest jobs (omx mosctl noblock on node \(nodeID) lifts it)")
@@ -36,6 +39,10 @@ extension MigratorService {
         guard let receiver = incoming.remove(transfer) else {
             throw RPCError(.notFound, "Migrator.Restore: node \(nodeID) has no transfer \(transfer) under way")
         }
+        // Until it is pending, an expel that starts meanwhile waits for this guest.
+        let isGuest = receiver.begin.job.home != nodeID
+        if isGuest { arriving += 1 }
+        defer { if isGuest { arriving -= 1 } }
         if let missing = receiver.missing {
             removeTree(receiver.directory)
             throw RPCError(.failedPrecondition, "Migrator.Restore: transfer \(transfer) is incomplete: \(missing)")

@@ -160,16 +160,25 @@ extension MigratorService {
         return ExpelResponse(moved: moved, failed: failed)
     }
 
+    /// How long an expel waits for guests admitted before it to settle here.
+    static let expelWaitsForArrivalsNs: UInt64 = 60_000_000_000
+
+    /// Guests admitted here that do not run yet: being restored or started, or restored and
+    /// waiting for their source's word.
+    var guestsArriving: Int { arriving + pending.values.filter { $0.job.home != nodeID }.count }
+
     /// Moves every guest job running here away: home first, else the other nodes in id order.
     @discardableResult
     func sendGuestsAway() async -> ExpelResponse {
         var moved: [String] = []
         var failed: [String] = []
-        // A guest restored here and waiting for its source's word runs here once it comes (no
-        // new one is restored once the node blocks guests): wait for those words, for a while,
-        // so that such a guest leaves too.
-        let waitUntil = monotonicNs() + 10_000_000_000
-        while !pending.isEmpty && monotonicNs() < waitUntil { try? await Task.sleep(for: .milliseconds(50)) }
+        expelling += 1
+        defer { expelling -= 1 }
+        // No guest is admitted from now on, but those admitted before (being restored or
+        // started, or restored and waiting for their source's word) settle here: wait for
+        // them, for a while, so that they leave too.
+        let waitUntil = monotonicNs() + MigratorService.expelWaitsForArrivalsNs
+        while guestsArriving > 0, monotonicNs() < waitUntil { try? await Task.sleep(for: .milliseconds(50)) }
         let guests = jobs.values.filter { $0.where == nodeID && $0.home != nodeID && ($0.state == .running || $0.state == .migrating) }
             .sorted { jobOrder($0.id, $1.id) }
         for guest in guests {
@@ -200,7 +209,11 @@ extension MigratorService {
             }
             if !done { failed.append("\(job.id): \(reasons.joined(separator: "; "))") }
         }
-        if !guests.isEmpty { logger.notice("expelled \(moved.count) of \(guests.count) guest job(s)\(failed.isEmpty ? "" : "; stayed: \(failed.joined(separator: " | "))")") }
+        let late = guestsArriving
+        if late > 0 {
+            failed.append("\(late) guest job(s) still arriving after \(MigratorService.expelWaitsForArrivalsNs / 1_000_000_000) s (restored or started here, not yet running); expel again once they run")
+        }
+        if !guests.isEmpty || late > 0 { logger.notice("expelled \(moved.count) of \(guests.count) guest job(s)\(failed.isEmpty ? "" : "; stayed: \(failed.joined(separator: " | "))")") }
         return ExpelResponse(moved: moved, failed: failed)
     }
 }

@@ -28,6 +28,11 @@ actor MigratorService {
     /// Jobs restored here, stopped until their source decides, by transfer id, with when
     /// they were restored (monotonic ns; 0 after a restart).
     var pending: [String: (job: Job, restoredNs: UInt64)] = [:]
+    /// Guests admitted and not yet recorded here (being restored or started): an expel waits
+    /// for them, so that none settles here behind its back.
+    var arriving = 0
+    /// Expels under way: while one runs, this Migrator admits no guest, whatever the Balancer says.
+    var expelling = 0
     /// Ended guest jobs whose home has not heard of it yet.
     var unreportedEnds: Set<String> = []
     /// Jobs that moved here whose home has not heard of it yet.
@@ -198,6 +203,8 @@ actor MigratorService {
         }
         var job = request
         job.where = nodeID
+        arriving += 1
+        defer { arriving -= 1 }
         try await admitGuest(job, method: "Migrator.Start")
         try JobLauncher.validate(job)
         try await launcher.launch(&job)
