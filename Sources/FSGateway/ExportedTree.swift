@@ -16,9 +16,21 @@ final class ExportedTree: Sendable {
     let rootFD: Int32
     /// Absolute paths (as the kernel reports them) that are not exported.
     let excluded: [String]
+    /// The event loop whose thread serves calls only while they stay on local file systems:
+    /// there a symlink is never followed off the root's file system (`LeavesLoopThread`).
+    let loop: EventLoop?
 
+    /// A call on the loop thread met a symlink leading off the root's file system, which the
+    /// lane chosen for it did not see (swapped in since): it must run off the loop thread,
+    /// where whatever that file system does holds up only its own lane.
+    struct LeavesLoopThread: Error {
+        let path: String
+    }
+
+    /// - Parameter loop: the loop whose thread must not follow symlinks off the root's file system.
     /// - Throws: `ConfigError` when the root cannot be opened.
-    init(root: String, exclude: [String]) throws {
+    init(root: String, exclude: [String], loop: EventLoop? = nil) throws {
+        self.loop = loop
         let fd = Glibc.open(root, Int32(OMX_O_PATH) | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw ConfigError("export root \(root): \(String(cString: strerror(errno)))") }
         rootFD = fd
@@ -78,20 +90,32 @@ final class ExportedTree: Sendable {
         // Most paths hold no symlink: then where they lead is the path itself, read without
         // asking the kernel. A path with one (ELOOP here) is resolved as usual and the kernel
         // says where it ended.
-        let bytes = WireFileName.cString(relative)
-        var fd = omx_openat2(rootFD, bytes, how, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks | ExportedTree.resolveNoSymlinks)
-        var kernelPath = fd >= 0 ? lexicalPath(relative) : nil
-        if fd < 0 && errno == ELOOP {
-            fd = omx_openat2(rootFD, bytes, how, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks)
-            if fd >= 0 { kernelPath = ExportedTree.kernelPath(of: fd) }
-        }
+        let (fd, throughSymlink) = try resolve(relative, how, path)
         guard fd >= 0 else { throw Failure(errno, path) }
-        guard let kernelPath, !isExcluded(path: kernelPath) else {
+        guard let kernelPath = throughSymlink ? ExportedTree.kernelPath(of: fd) : lexicalPath(relative), !isExcluded(path: kernelPath) else {
             close(fd)
             throw Failure(ENOENT, path, "not exported")
         }
         return (fd, kernelPath)
     }
+
+    /// Opens `relative` beneath the root with `flags`: through no symlink when it holds none,
+    /// else following them (off the root's file system only away from the loop thread).
+    /// - Returns: the descriptor (-1 with errno set when the kernel refused), and whether the
+    ///   walk went through a symlink.
+    /// - Throws: `LeavesLoopThread` for `path` when the loop thread would leave the root's file system.
+    private func resolve(_ relative: String, _ flags: Int32, _ path: String) throws -> (fd: Int32, throughSymlink: Bool) {
+        let bytes = WireFileName.cString(relative)
+        let fd = omx_openat2(rootFD, bytes, flags, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks | ExportedTree.resolveNoSymlinks)
+        guard fd < 0 && errno == ELOOP else { return (fd, false) }
+        let followed = omx_openat2(rootFD, bytes, flags, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks | loopThreadResolve)
+        if followed < 0 && errno == EXDEV && loopThreadResolve != 0 { throw LeavesLoopThread(path: path) }
+        return (followed, true)
+    }
+
+    /// What a walk through symlinks adds on the loop thread: RESOLVE_NO_XDEV, stopping at the
+    /// first mount point before the file system mounted there is touched; elsewhere nothing.
+    private var loopThreadResolve: UInt64 { loop?.inLoop == true ? ExportedTree.resolveNoXDev : 0 }
 
     /// Whether `path` (the entry itself, not followed) is reached without leaving the root's
     /// file system: asks the kernel for an O_PATH descriptor with RESOLVE_NO_XDEV, which stops
@@ -283,7 +307,7 @@ final class ExportedTree: Sendable {
     /// The figures of the file system holding `path` (a file or a directory).
     func statfs(_ path: String) throws -> FsStatfs {
         let relative = path.isEmpty || path == "/" ? "." : path
-        let fd = omx_openat2(rootFD, WireFileName.cString(relative), Int32(OMX_O_PATH) | O_CLOEXEC, 0, ExportedTree.resolveInRoot | ExportedTree.resolveNoMagicLinks)
+        let (fd, _) = try resolve(relative, Int32(OMX_O_PATH) | O_CLOEXEC, path)
         guard fd >= 0 else { throw Failure(errno, path) }
         defer { close(fd) }
         if isExcluded(fd) { throw Failure(ENOENT, path, "not exported") }

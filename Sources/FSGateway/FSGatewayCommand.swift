@@ -46,7 +46,7 @@ public struct FSGatewayCommand: AsyncParsableCommand {
             let relays = GatewayDirectory(
                 loop: host.loop, map: host.map, authenticator: host.authenticator, bindAddress: resolveIPv4(host.node.address).first,
                 runDir: host.runDir, logger: host.logger)
-            let tree = try ExportedTree(root: export ?? OMXConfig.active.mfs.export ?? "/", exclude: exclude)
+            let tree = try ExportedTree(root: export ?? OMXConfig.active.mfs.export ?? "/", exclude: exclude, loop: host.loop)
             let feed = ChangeFeed()
             TreeWatcher.start(tree: tree, feed: feed, logger: host.logger)
             let leaseSeconds = OMXConfig.active.mfs.leaseSeconds

@@ -70,13 +70,14 @@ final class FileCallLanes: Sendable {
     /// Makes the call `method` in `lane`.
     /// - Throws: `RPCError` (UNAVAILABLE) when the gateway stops before the call began, so the
     ///   mount asks another instance.
-    func run(_ lane: Lane, _ method: String, _ body: @escaping @Sendable () -> FsResponse) async throws -> FsResponse {
+    ///   Whatever `body` throws, it throws too.
+    func run(_ lane: Lane, _ method: String, _ body: @escaping @Sendable () throws -> FsResponse) async throws -> FsResponse {
         metrics.add(
             "omx_fs_calls_total", help: "File calls by where they ran: loop (thread), pool, may_hang (the pool's lane for file systems that may hang).",
             labels: [("lane", lane.label)])
         switch lane {
         case .loop:
-            return body()
+            return try body()
         case .pool:
             return try await offload(method, body)
         case let .mayHang(share):
@@ -86,12 +87,14 @@ final class FileCallLanes: Sendable {
         }
     }
 
-    private func offload(_ method: String, _ body: @escaping @Sendable () -> FsResponse) async throws -> FsResponse {
+    private func offload(_ method: String, _ body: @escaping @Sendable () throws -> FsResponse) async throws -> FsResponse {
+        let outcome: Result<FsResponse, Error>
         do {
-            return try await loop.offload(body)
+            outcome = try await loop.offload { Result { try body() } }
         } catch {
             throw RPCError(.unavailable, "FSGateway.\(method): the gateway is stopping")
         }
+        return try outcome.get()
     }
 
     private func enterMayHang(_ share: String, _ method: String) async {

@@ -100,11 +100,20 @@ final class FileGateway: Sendable {
                         error: "FSGateway.\(name) \(odd.debugDescription): not a path in the wire form of file names (no NUL; bytes that are UTF-8 travel as they are: proto/README.md, \"File names\")")
                 }
                 let caller = rpc.caller
-                let lane = laneOf(request)
-                return try await self.lanes.run(lane, name) {
-                    let response = self.perform(request, caller: caller, method: name) { try body($0, caller, lane) }
-                    if response.errorNumber == 0 { self.recordChanges(name, request) }
-                    return response
+                let call = { @Sendable (lane: Lane) async throws -> FsResponse in
+                    try await self.lanes.run(lane, name) {
+                        let response = try self.perform(request, caller: caller, method: name) { try body($0, caller, lane) }
+                        if response.errorNumber == 0 { self.recordChanges(name, request) }
+                        return response
+                    }
+                }
+                do {
+                    return try await call(laneOf(request))
+                } catch is ExportedTree.LeavesLoopThread {
+                    // A symlink swapped in since the lane was chosen leads off the root's file
+                    // system: the call follows it off the loop thread.
+                    let lane = laneOf(request)
+                    return try await call(lane == .loop ? .mayHang("symlinks") : lane)
                 }
             }
         }
@@ -124,7 +133,7 @@ final class FileGateway: Sendable {
             let lane = self.handleLane(request.handle, data: false)
             if lane == .loop, let cached = try? self.read(request, caller: caller, cachedOnly: true) { return cached }
             return try await self.lanes.run(lane == .loop ? .pool : lane, "Read") {
-                self.perform(request, caller: caller, method: "Read") { try self.read($0, caller: caller, cachedOnly: false)! }
+                try self.perform(request, caller: caller, method: "Read") { try self.read($0, caller: caller, cachedOnly: false)! }
             }
         }
     }
@@ -167,8 +176,10 @@ final class FileGateway: Sendable {
         }
     }
 
-    /// Runs `body` with the caller's credentials on this thread (restored to ours after).
-    private func perform(_ request: FsRequest, caller: Caller, method: String, _ body: (FsRequest) throws -> FsResponse) -> FsResponse {
+    /// Runs `body` with the caller's credentials on this thread (restored to ours after); its
+    /// failures are the answer.
+    /// - Throws: `ExportedTree.LeavesLoopThread` when the call must run off the loop thread.
+    private func perform(_ request: FsRequest, caller: Caller, method: String, _ body: (FsRequest) throws -> FsResponse) throws -> FsResponse {
         var uid = request.callerUID
         var gid = request.callerGID
         var groups = request.callerGroups
@@ -190,6 +201,8 @@ final class FileGateway: Sendable {
             return try body(request)
         } catch let failure as ExportedTree.Failure {
             return FsResponse(errorNumber: failure.code, error: "FSGateway.\(method) \(failure.message)")
+        } catch let leaving as ExportedTree.LeavesLoopThread {
+            throw leaving
         } catch {
             return FsResponse(errorNumber: EIO, error: "FSGateway.\(method) \(request.path): \(error)")
         }
