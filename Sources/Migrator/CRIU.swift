@@ -88,13 +88,15 @@ public struct CRIU: Sendable {
     }
 }
 
-/// The first executable called `name` in the colon-separated `path` list.
+/// The first executable called `name` in the colon-separated `path` list (both in the wire
+/// form of file names).
 func searchPath(_ name: String, in path: String) -> String? {
-    if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
+    if name.contains("/") { return access(WireFileName.cString(name), X_OK) == 0 ? name : nil }
     for directory in path.split(separator: ":") where !directory.isEmpty {
         let candidate = "\(directory)/\(name)"
+        let bytes = WireFileName.cString(candidate)
         var info = stat()
-        if stat(candidate, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG && access(candidate, X_OK) == 0 { return candidate }
+        if stat(bytes, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG && access(bytes, X_OK) == 0 { return candidate }
     }
     return nil
 }

@@ -22,7 +22,7 @@ struct JobLauncher {
         guard (-20...19).contains(job.nice) else { throw RPCError(.invalidArgument, "Migrator.Run: nice \(job.nice) is outside -20 ... 19") }
         guard job.cwd.hasPrefix("/") else { throw RPCError(.invalidArgument, "Migrator.Run: cwd \"\(job.cwd)\" is not an absolute path") }
         var info = stat()
-        guard stat(job.cwd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+        guard stat(WireFileName.cString(job.cwd), &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
             throw RPCError(.notFound, "Migrator.Run: cwd \(job.cwd) is not a directory on node \(job.where)")
         }
         let path = job.env.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/bin:/usr/bin:/bin"
@@ -48,13 +48,17 @@ struct JobLauncher {
         unlink(pidfile)
         // The caller's environment goes to the job's command only (omx-jobinit, which runs as
         // root, gets one of its own): LD_PRELOAD and the like must not reach root.
-        try writeFileBytes(environ, job.env.flatMap { Array($0.utf8) + [0] }, mode: 0o600)
-        let arguments = [
-            "--spool", job.spool, "--cwd", job.cwd, "--uid", String(job.uid), "--gid", String(job.gid),
-            "--groups", job.groups.map(String.init).joined(separator: ","), "--nice", String(job.nice), "--environ", environ, "--pidfile", pidfile, "--",
-        ] + job.argv
+        // Arguments, environment and cwd travel in the wire form of file names: the job gets
+        // their bytes, UTF-8 or not.
+        try writeFileBytes(environ, job.env.flatMap { WireFileName.bytes($0) + [0] }, mode: 0o600)
+        let options = [
+            "--spool", job.spool, "--uid", String(job.uid), "--gid", String(job.gid),
+            "--groups", job.groups.map(String.init).joined(separator: ","), "--nice", String(job.nice), "--environ", environ, "--pidfile", pidfile,
+        ]
+        let arguments = options.map { Array($0.utf8) } + [Array("--cwd".utf8), WireFileName.bytes(job.cwd), Array("--".utf8)] + job.argv.map(WireFileName.bytes)
         let process = try ChildProcess.spawn(
-            jobInit, arguments, stdoutPath: startLog, stderrPath: startLog, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], inheritEnvironment: false)
+            jobInit, argumentBytes: arguments, stdoutPath: startLog, stderrPath: startLog, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"],
+            inheritEnvironment: false)
         let status = await process.wait(milliseconds: 10_000)
         let said = ((try? readTextFile(startLog)) ?? "").trimmedWhitespace
         unlink(startLog)

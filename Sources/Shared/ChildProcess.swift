@@ -23,6 +23,17 @@ public final class ChildProcess: @unchecked Sendable {
         _ path: String, _ arguments: [String], stdoutPath: String? = nil, stderrPath: String? = nil,
         environment: [String: String] = [:], inheritEnvironment: Bool = true, detached: Bool = false
     ) throws -> ChildProcess {
+        try spawn(
+            path, argumentBytes: arguments.map { Array($0.utf8) }, stdoutPath: stdoutPath, stderrPath: stderrPath, environment: environment,
+            inheritEnvironment: inheritEnvironment, detached: detached)
+    }
+
+    /// Starts `path` with arguments given as the bytes the program gets (which need not be
+    /// UTF-8: a file name's, say), as `spawn(_:_:...)` does.
+    public static func spawn(
+        _ path: String, argumentBytes arguments: [[UInt8]], stdoutPath: String? = nil, stderrPath: String? = nil,
+        environment: [String: String] = [:], inheritEnvironment: Bool = true, detached: Bool = false
+    ) throws -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -56,7 +67,9 @@ public final class ChildProcess: @unchecked Sendable {
         }
         for (name, value) in environment { variables[name] = value }
 
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let argv = ([Array(path.utf8)] + arguments).map { bytes in
+            (bytes + [0]).withUnsafeBufferPointer { strdup(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self)) }
+        } + [nil]
         let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             argv.forEach { free($0) }
@@ -67,7 +80,7 @@ public final class ChildProcess: @unchecked Sendable {
         guard rc == 0 else {
             throw ConfigError("\(path): cannot start: \(String(cString: strerror(rc)))")
         }
-        return ChildProcess(pid: pid, command: [path] + arguments)
+        return ChildProcess(pid: pid, command: [path] + arguments.map { WireFileName.decode($0) })
     }
 
     /// Sends `signal` to the process (nothing once it has been reaped).

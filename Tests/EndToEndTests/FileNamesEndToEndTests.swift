@@ -101,4 +101,49 @@ final class FileNamesEndToEndTests: XCTestCase {
         await loop.shutdown()
         await cluster.down()
     }
+
+    func testAJobGetsItsArgumentsEnvironmentAndDirectoryByteForByteWhereverItRuns() async throws {
+        try DiscoveryCluster.requireCRIU()
+        let cluster = try DiscoveryCluster(subnet: 93, nodes: 2)
+        // From a directory named in Latin-1, with an argument in Latin-1 and a variable holding
+        // such a byte and the UTF-8 of U+EF85 (a character of the wire form's escapes).
+        let started = LocalCluster.runAbsolute(
+            "/bin/sh",
+            [
+                "-c", """
+                directory="$1/$(printf 'D\\351j\\340')"
+                mkdir -p "$directory" && cd "$directory" || exit 1
+                OMX_BYTES="$(printf 'v\\351\\356\\276\\205')" exec "$2" run -- /bin/sh -c \
+                    'while :; do pwd -P; printf "%s\\n" "$1" "$OMX_BYTES"; sleep 0.2; done' job "$(printf 'a\\351')"
+                """, "sh", cluster.dir, siblingExecutable("omx"),
+            ],
+            environment: ["OMX_MAP": cluster.mapPath, "OMX_KEY": cluster.keyPath, "OMX_RUN_DIR": cluster.runDir(1)])
+        guard started.status == 0 else {
+            await cluster.down()
+            return XCTFail("omx run from a directory named in Latin-1: \(started.stderr)")
+        }
+        let job = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let expected = Array("\(cluster.dir)/D".utf8) + [0xE9, 0x6A, 0xE0, 0x0A, 0x61, 0xE9, 0x0A, 0x76, 0xE9, 0xEE, 0xBE, 0x85, 0x0A]
+        func output() -> [UInt8] { (try? Array(Data(contentsOf: URL(fileURLWithPath: "\(cluster.spool(of: job))/stdout")))) ?? [] }
+        func printedSince(_ offset: Int) -> Bool {
+            let text = output()
+            return text.count > offset && text[offset...].starts(with: expected)
+        }
+        let printed = await cluster.waitFor(seconds: 10) { printedSince(0) }
+        XCTAssertNotNil(printed, "the job's cwd, argument and variable are the caller's bytes: \(output())")
+        XCTAssertTrue(cluster.omx(["mps"]).stdout.contains("job a\\xE9"), "omx mps shows a byte that is no UTF-8 as \\xNN: \(cluster.omx(["mps"]).stdout)")
+
+        let migrated = cluster.omx(["migrate", job, "2"])
+        XCTAssertEqual(migrated.status, 0, migrated.stderr)
+        let lines = output().count
+        let after = await cluster.waitFor(seconds: 10) {
+            // A whole round printed on node 2 begins at a "/" starting a line.
+            let text = output()
+            return (lines..<text.count).contains { text[$0] == UInt8(ascii: "/") && text[$0 - 1] == 0x0A && printedSince($0) }
+        }
+        XCTAssertNotNil(after, "on node 2 the restored job has them too")
+        XCTAssertEqual(cluster.job(job)?["where"] as? Int, 2)
+        _ = cluster.omx(["kill", "-KILL", job])
+        await cluster.down()
+    }
 }

@@ -281,6 +281,8 @@ def self_check():
                       (b"x\xee\xbe\x85y", "x\uefee\uefbe\uef85y"), ("café/日本".encode(), "café/日本")):
         assert wire_name(raw) == wire, f"wire_name({raw!r}) = {wire_name(raw)!r}, expected {wire!r}"
         assert name_bytes(wire) == raw, f"name_bytes({wire!r}) = {name_bytes(wire)!r}, expected {raw!r}"
+        # A job's words from the command line (str, undecodable bytes kept by surrogateescape).
+        assert _wire_word(os.fsdecode(raw)) == wire and _wire_word(raw) == wire
     envelope = common_pb2.Envelope(
         call_id=1,
         kind=common_pb2.REQUEST,
@@ -508,12 +510,17 @@ class Balancer(Client):
                          balancer_pb2.ClusterLoadResponse)
 
 
+def _wire_word(word):
+    """An argument, variable or directory (str or bytes) in the wire form of its bytes."""
+    return wire_name(word if isinstance(word, bytes) else os.fsencode(str(word)))
+
+
 def _env_list(env):
     if env is None:
-        env = os.environ
-    if hasattr(env, "items"):  # a dict or os.environ
-        return [f"{name}={value}" for name, value in env.items()]
-    return list(env)
+        env = os.environb
+    if hasattr(env, "items"):  # a dict, os.environ or os.environb
+        return [_wire_word(name) + "=" + _wire_word(value) for name, value in env.items()]
+    return [_wire_word(entry) for entry in env]
 
 
 class Migrator(Client):
@@ -533,9 +540,10 @@ class Migrator(Client):
         stay/lock); cwd (default: ours) must exist there; env: a dict or NAME=VALUE list (default:
         our environment; the job's PATH finds argv[0]); uid/gid/groups/nice (default: ours, groups
         being the supplementary ones) count over TCP only, on the Unix socket the kernel says who
-        we are."""
+        we are. Arguments, variables and cwd may be str or bytes: the job gets their bytes (they
+        travel in the wire form of file names)."""
         request = migrator_pb2.RunRequest(
-            argv=[str(arg) for arg in argv], env=_env_list(env), cwd=cwd or os.getcwd(), node=node,
+            argv=[_wire_word(arg) for arg in argv], env=_env_list(env), cwd=_wire_word(cwd or os.getcwdb()), node=node,
             name=name, stay=stay, lock=lock,
             uid=os.getuid() if uid is None else uid, gid=os.getgid() if gid is None else gid,
             groups=list(os.getgroups() if groups is None else groups),

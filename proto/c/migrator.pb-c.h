@@ -228,6 +228,9 @@ struct  Omx__Migrator__LastExecResponse
 struct  Omx__Migrator__RunRequest
 {
   ProtobufCMessage base;
+  /*
+   * argv, env and cwd in the wire form of file names (proto/README.md): the job gets their bytes.
+   */
   size_t n_argv;
   char **argv;
   /*

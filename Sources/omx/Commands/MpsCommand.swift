@@ -37,9 +37,15 @@ struct MpsCommand: AsyncParsableCommand {
     }
 }
 
-/// `text` on one line: control characters become spaces, as ps(1) shows them.
+/// `text` (in the wire form of file names) on one line: control characters become spaces, as
+/// ps(1) shows them, and bytes that are no UTF-8 read \xNN.
 func oneLine(_ text: String) -> String {
-    String(text.map { $0.isNewline || $0 == "\t" ? " " : $0 })
+    var shown = ""
+    for scalar in text.unicodeScalars {
+        let value = scalar.value
+        shown += WireFileName.escapes.contains(value) ? "\\x" + String(value - 0xEF00, radix: 16, uppercase: true) : String(scalar)
+    }
+    return String(shown.map { $0.isNewline || $0 == "\t" ? " " : $0 })
 }
 
 /// "12.5"-style percent.

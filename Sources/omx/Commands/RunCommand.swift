@@ -38,17 +38,32 @@ struct RunCommand: AsyncParsableCommand {
         if let first = command.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
     }
 
+    /// The words of `command` in the wire form of their bytes as the kernel gave them (Swift's
+    /// own arguments replace bytes that are not UTF-8): the command is the end of our arguments.
+    private func commandBytes() -> [String] {
+        let count = Int(CommandLine.argc)
+        guard command.count <= count else { return command }
+        let raw = (count - command.count..<count).map { WireFileName.decode(cString: CommandLine.unsafeArgv[$0]!) }
+        let same = zip(raw, command).allSatisfy { wire, word in String(decoding: WireFileName.bytes(wire), as: UTF8.self) == word }
+        return same ? raw : command
+    }
+
     func run() async throws {
         bootstrapLogging(level: global.logLevel)
-        let argv = command.first == "--" ? Array(command.dropFirst()) : command
+        let words = commandBytes()
+        let argv = command.first == "--" ? Array(words.dropFirst()) : words
         guard !argv.isEmpty else { throw ValidationError("no command given: omx run [OPTIONS] -- CMD ARGS...") }
+        // Arguments, environment and cwd are bytes to the kernel: they travel in the wire form
+        // of file names, so that the job gets them byte for byte, UTF-8 or not.
         var environment: [String] = []
         var cursor = environ
         while let entry = cursor.pointee {
-            environment.append(String(cString: entry))
+            environment.append(WireFileName.decode(cString: entry))
             cursor += 1
         }
-        var request = RunRequest(argv: argv, env: environment, cwd: currentDirectory())
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { throw ValidationError("omx run: cannot read the current directory: \(String(cString: strerror(errno)))") }
+        var request = RunRequest(argv: argv, env: environment, cwd: WireFileName.decode(cString: buffer))
         request.node = node ?? 0
         request.name = name
         request.stay = stay

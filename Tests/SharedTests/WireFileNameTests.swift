@@ -1,6 +1,5 @@
+import Shared
 import XCTest
-
-@testable import FSGateway
 
 /// File names travel as UTF-8 strings whatever their bytes, and come back byte for byte.
 final class WireFileNameTests: XCTestCase {
@@ -59,16 +58,5 @@ final class WireFileNameTests: XCTestCase {
         // The bytes of "données" written as escapes: their wire form is "données" itself.
         XCTAssertFalse(WireFileName.isCanonical("donn\u{EFC3}\u{EFA9}es"))
         XCTAssertFalse(WireFileName.isCanonical("cut\u{0}short"))
-    }
-
-    func testPathsSplitAndCompareByTheirBytes() {
-        // "/" then a combining mark is one Swift character, but two bytes apart for the kernel.
-        XCTAssertEqual("nfs/\u{301}x/y".pathNames, ["nfs", "\u{301}x", "y"])
-        XCTAssertTrue("/r/nfs/\u{301}x".isPath(atOrBeneath: "/r/nfs"))
-        XCTAssertTrue("/r/nfs".isPath(atOrBeneath: "/r/nfs"))
-        XCTAssertFalse("/r/nfsx".isPath(atOrBeneath: "/r/nfs"))
-        XCTAssertTrue("/x".isPath(atOrBeneath: "/"))
-        // "é" and "e" + U+0301 are one Swift string, two names on the disk.
-        XCTAssertFalse("/caf\u{E9}".isSamePath(as: "/cafe\u{301}"))
     }
 }

@@ -1,8 +1,8 @@
 import Glibc
 
-/// File names and paths on the wire. Linux names are bytes, but the contract's `string` fields
-/// hold UTF-8 (and most languages' protobuf libraries refuse anything else), so names travel in
-/// a reversible form:
+/// File names and paths on the wire, and a job's arguments, environment and directory. Linux
+/// takes them as bytes, but the contract's `string` fields hold UTF-8 (and most languages'
+/// protobuf libraries refuse anything else), so they travel in a reversible form:
 /// - valid UTF-8 travels as it is;
 /// - every byte that is not part of valid UTF-8 travels as the character U+EF00 + byte (bytes
 ///   0x80-0xFF become U+EF80-U+EFFF, private-use characters);
@@ -12,11 +12,11 @@ import Glibc
 /// Reading a wire name back to bytes: each U+EF80-U+EFFF character is the byte (character -
 /// 0xEF00), every other character its UTF-8. Names that are valid UTF-8 without such characters
 /// (nearly all) are the same in both forms.
-enum WireFileName {
-    static let escapes: ClosedRange<UInt32> = 0xEF80...0xEFFF
+public enum WireFileName {
+    public static let escapes: ClosedRange<UInt32> = 0xEF80...0xEFFF
 
     /// The wire form of the name or path `bytes`.
-    static func decode(_ bytes: some Collection<UInt8>) -> String {
+    public static func decode(_ bytes: some Collection<UInt8>) -> String {
         if !mayNeedEscapes(bytes), let plain = String(validating: bytes, as: UTF8.self) { return plain }
         let bytes = Array(bytes)
         var scalars = String.UnicodeScalarView()
@@ -42,12 +42,12 @@ enum WireFileName {
     }
 
     /// The bytes of wire name or path `name`, NUL-terminated for the C calls that take them.
-    static func cString(_ name: String) -> [CChar] {
+    public static func cString(_ name: String) -> [CChar] {
         bytes(name).map { CChar(bitPattern: $0) } + [0]
     }
 
     /// The bytes of wire name or path `name`.
-    static func bytes(_ name: String) -> [UInt8] {
+    public static func bytes(_ name: String) -> [UInt8] {
         if !mayNeedEscapes(name.utf8) { return Array(name.utf8) }
         var bytes: [UInt8] = []
         for scalar in name.unicodeScalars {
@@ -63,13 +63,13 @@ enum WireFileName {
     /// Whether `name` is a wire name as `decode` makes them: no NUL (which would cut it short
     /// for the kernel), and no escape standing for bytes that travel as they are (two wire
     /// names for one name would let a check of one miss the other).
-    static func isCanonical(_ name: String) -> Bool {
+    public static func isCanonical(_ name: String) -> Bool {
         if name.utf8.contains(0) { return false }
         return !mayNeedEscapes(name.utf8) || decode(bytes(name)).utf8.elementsEqual(name.utf8)
     }
 
     /// The wire form of a NUL-terminated name from the kernel.
-    static func decode(cString: UnsafePointer<CChar>) -> String {
+    public static func decode(cString: UnsafePointer<CChar>) -> String {
         decode(UnsafeRawBufferPointer(start: cString, count: strlen(cString)))
     }
 
