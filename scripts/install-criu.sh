@@ -9,8 +9,8 @@
 # that prefix's own dynamic loader. The system's apt state/sources/cache are
 # never modified: apt runs against private lists, cache and an empty status.
 #
-# If the system `criu` is already >= 4 and `criu check` passes, the wrapper
-# simply execs the system criu instead.
+# If the system `criu` is already >= 4 and `criu check` passes (with --no-check: is
+# >= 4), the wrapper simply execs the system criu instead.
 #
 # Idempotent: exits quickly if a working criu >= 4 is already available.
 # --no-check: trust the version alone, without `criu check` (which needs privileges a container

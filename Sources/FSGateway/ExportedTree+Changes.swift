@@ -10,8 +10,10 @@ extension ExportedTree {
     }
 
     func mkdir(_ path: String, mode: UInt32) throws -> FileAttr {
-        try withParent(path) { fd, name in try check(mkdirat(fd, name, mode_t(mode)), path) }
-        return try getattr(path)
+        try withParent(path) { fd, name in
+            try check(mkdirat(fd, name, mode_t(mode)), path)
+            return try attributes(of: name, in: fd, path)
+        }
     }
 
     func rmdir(_ path: String) throws {
@@ -31,15 +33,19 @@ extension ExportedTree {
     /// A hard link `newPath` to the existing `path`.
     func link(_ path: String, as newPath: String) throws -> FileAttr {
         try withParent(path) { from, oldName in
-            try withParent(newPath) { to, newName in try check(linkat(from, oldName, to, newName, 0), newPath, "link to \(path)") }
+            try withParent(newPath) { to, newName in
+                try check(linkat(from, oldName, to, newName, 0), newPath, "link to \(path)")
+                return try attributes(of: newName, in: to, newPath)
+            }
         }
-        return try getattr(newPath)
     }
 
     /// A symbolic link `path` holding `target` (resolved, when used, beneath the root).
     func symlink(_ target: String, at path: String) throws -> FileAttr {
-        try withParent(path) { fd, name in try check(symlinkat(WireFileName.cString(target), fd, name), path) }
-        return try getattr(path)
+        try withParent(path) { fd, name in
+            try check(symlinkat(WireFileName.cString(target), fd, name), path)
+            return try attributes(of: name, in: fd, path)
+        }
     }
 
     func readlink(_ path: String) throws -> String {

@@ -223,15 +223,20 @@ final class ExportedTree: Sendable {
 
     /// lstat of `path` (the root when empty).
     func getattr(_ path: String) throws -> FileAttr {
-        var info = stat()
         if path.isEmpty || path == "/" {
+            var info = stat()
             guard fstat(rootFD, &info) == 0 else { throw Failure(errno, path) }
             return attributes(info)
         }
-        return try withParent(path) { fd, name in
-            guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { throw Failure(errno, path) }
-            return attributes(info)
-        }
+        return try withParent(path) { fd, name in try attributes(of: name, in: fd, path) }
+    }
+
+    /// lstat of entry `name` in directory `fd`, which is `path`'s: a call that made the entry
+    /// reads it where it made it, without walking the path again (it may lead elsewhere now).
+    func attributes(of name: [CChar], in fd: Int32, _ path: String) throws -> FileAttr {
+        var info = stat()
+        guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { throw Failure(errno, path) }
+        return attributes(info)
     }
 
     /// A page of the entries of directory `path` with their attributes ("." and ".." left

@@ -89,11 +89,11 @@ public struct CRIU: Sendable {
 }
 
 /// The first executable called `name` in the colon-separated `path` list (both in the wire
-/// form of file names).
+/// form of file names, read by their bytes).
 func searchPath(_ name: String, in path: String) -> String? {
-    if name.contains("/") { return access(WireFileName.cString(name), X_OK) == 0 ? name : nil }
-    for directory in path.split(separator: ":") where !directory.isEmpty {
-        let candidate = "\(directory)/\(name)"
+    if name.utf8.contains(UInt8(ascii: "/")) { return access(WireFileName.cString(name), X_OK) == 0 ? name : nil }
+    for directory in path.utf8.split(separator: UInt8(ascii: ":")) {
+        let candidate = "\(String(decoding: directory, as: UTF8.self))/\(name)"
         let bytes = WireFileName.cString(candidate)
         var info = stat()
         if stat(bytes, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG && access(bytes, X_OK) == 0 { return candidate }

@@ -20,13 +20,14 @@ struct JobLauncher {
             throw RPCError(.invalidArgument, "Migrator.Run: \(job.groups.count) supplementary groups; a job may have at most \(maxGroups)")
         }
         guard (-20...19).contains(job.nice) else { throw RPCError(.invalidArgument, "Migrator.Run: nice \(job.nice) is outside -20 ... 19") }
-        guard job.cwd.hasPrefix("/") else { throw RPCError(.invalidArgument, "Migrator.Run: cwd \"\(job.cwd)\" is not an absolute path") }
+        // Checked by bytes, as the kernel reads them ("/" then a combining mark is one Swift character).
+        guard job.cwd.utf8.first == UInt8(ascii: "/") else { throw RPCError(.invalidArgument, "Migrator.Run: cwd \"\(job.cwd)\" is not an absolute path") }
         var info = stat()
         guard stat(WireFileName.cString(job.cwd), &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
             throw RPCError(.notFound, "Migrator.Run: cwd \(job.cwd) is not a directory on node \(job.where)")
         }
-        let path = job.env.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/bin:/usr/bin:/bin"
-        let resolved = program.hasPrefix("/") || !program.contains("/") ? program : "\(job.cwd)/\(program)"
+        let path = job.env.first { $0.utf8.starts(with: "PATH=".utf8) }.map { String(decoding: $0.utf8.dropFirst(5), as: UTF8.self) } ?? "/usr/local/bin:/usr/bin:/bin"
+        let resolved = program.utf8.first == UInt8(ascii: "/") || !program.utf8.contains(UInt8(ascii: "/")) ? program : "\(job.cwd)/\(program)"
         guard searchPath(resolved, in: path) != nil else {
             throw RPCError(.notFound, "Migrator.Run: \(program): command not found (PATH=\(path))")
         }

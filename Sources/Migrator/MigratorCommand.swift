@@ -35,6 +35,6 @@ public struct MigratorCommand: AsyncParsableCommand {
             host: host, stateDir: stateDir ?? settings.stateDir ?? "/var/lib/omx/migrator", spoolDir: spoolDir ?? settings.spoolDir ?? "/var/spool/omx",
             criu: CRIU.locate(criu ?? settings.criu), maxTransferRate: (maxTransferRate ?? settings.maxTransferRateMiBps ?? 0) << 20)
         await service.start()
-        try await host.run(background: { await service.monitor() }, beforeStop: { await service.sendGuestsAway() })
+        try await host.run(background: { await service.monitor() }, beforeStop: { await service.sendGuestsAway(waitingForArrivals: MigratorService.stopWaitsForArrivals) })
     }
 }

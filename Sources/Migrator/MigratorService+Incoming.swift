@@ -25,10 +25,11 @@ extension MigratorService {
     /// (a job coming home is no guest). A Balancer that does not answer blocks nothing.
     func admitGuest(_ job: Job, method: String) async throws {
         guard job.home != nodeID else { return }
+        let answer = try? await balancer.call("Balancer.GetLoad", GetLoadRequest(), returning: GetLoadResponse.self, timeout: .milliseconds(500))
+        // Asked once the Balancer answered: an expel may have begun meanwhile.
         if expelling > 0 {
             throw RPCError(.failedPrecondition, "\(method): node \(nodeID) is sending its guest jobs away")
         }
-        let answer = try? await balancer.call("Balancer.GetLoad", GetLoadRequest(), returning: GetLoadResponse.self, timeout: .milliseconds(500))
         if answer?.load.policy.block == true {
             throw RPCError(.failedPrecondition, "\(method): node \(nodeID) blocks guest jobs (omx mosctl noblock on node \(nodeID) lifts it)")
         }

@@ -139,7 +139,7 @@ extension MigratorService {
     /// when home cannot take it.
     func expel(caller: Caller) async throws -> ExpelResponse {
         if case let .local(_, uid, _, _) = caller, uid != 0 { throw RPCError(.permissionDenied, "Migrator.Expel: only root may expel guests (caller uid \(uid))") }
-        return await sendGuestsAway()
+        return await sendGuestsAway(waitingForArrivals: MigratorService.expelWaitsForArrivals)
     }
 
     /// `Migrator.Bring` (`omx mosctl bring`): brings every job whose home is here back home.
@@ -160,61 +160,80 @@ extension MigratorService {
         return ExpelResponse(moved: moved, failed: failed)
     }
 
-    /// How long an expel waits for guests admitted before it to settle here.
-    static let expelWaitsForArrivalsNs: UInt64 = 60_000_000_000
+    /// How long `omx mosctl expel` waits for guests admitted before it to run here (a stopping
+    /// Migrator waits less: its stop has a budget, and the guests already running come first).
+    static let expelWaitsForArrivals: Duration = .seconds(60)
+    static let stopWaitsForArrivals: Duration = .seconds(10)
 
     /// Guests admitted here that do not run yet: being restored or started, or restored and
     /// waiting for their source's word.
     var guestsArriving: Int { arriving + pending.values.filter { $0.job.home != nodeID }.count }
 
     /// Moves every guest job running here away: home first, else the other nodes in id order.
+    /// No guest is admitted meanwhile; those admitted before (being restored or started, or
+    /// restored and waiting for their source's word) leave too once they run, for as long as
+    /// `waitingForArrivals`.
     @discardableResult
-    func sendGuestsAway() async -> ExpelResponse {
+    func sendGuestsAway(waitingForArrivals: Duration) async -> ExpelResponse {
         var moved: [String] = []
         var failed: [String] = []
+        var tried: Set<String> = []
         expelling += 1
         defer { expelling -= 1 }
-        // No guest is admitted from now on, but those admitted before (being restored or
-        // started, or restored and waiting for their source's word) settle here: wait for
-        // them, for a while, so that they leave too.
-        let waitUntil = monotonicNs() + MigratorService.expelWaitsForArrivalsNs
-        while guestsArriving > 0, monotonicNs() < waitUntil { try? await Task.sleep(for: .milliseconds(50)) }
-        let guests = jobs.values.filter { $0.where == nodeID && $0.home != nodeID && ($0.state == .running || $0.state == .migrating) }
-            .sorted { jobOrder($0.id, $1.id) }
-        for guest in guests {
-            // The list is a snapshot: the Balancer may be moving a guest right now. Wait for
-            // that move, then take the record as it is now.
-            await awaitSettled(guest.id)
-            guard let job = jobs[guest.id], job.state == .running else { continue }  // it ended
-            guard job.where == nodeID else {
-                moved.append("\(job.id) -> \(job.where)")
-                continue
-            }
-            let candidates = [job.home] + host.map.nodes.map(\.id).filter { $0 != job.home && $0 != nodeID }
-            var reasons: [String] = []
-            var done = false
-            for target in candidates where !done {
-                guard (try? await peers.call(target, "Health", HealthRequest(), returning: HealthResponse.self, timeoutMs: 1_000)) != nil else {
-                    reasons.append("node \(target) is down")
-                    continue
-                }
-                do {
-                    _ = try await migrateOut(job, to: target)
-                    moved.append("\(job.id) -> \(target)")
-                    done = true
-                } catch {
-                    reasons.append("\(error)")
-                    if let current = jobs[job.id], !current.cantmove.isEmpty || current.lock { break }
+        logger.notice("sending the guest jobs away; no guest is admitted meanwhile")
+        let waitUntil = monotonicNs() + UInt64(waitingForArrivals.milliseconds) * 1_000_000
+        while true {
+            let guests = jobs.values.filter { $0.where == nodeID && $0.home != nodeID && ($0.state == .running || $0.state == .migrating) && !tried.contains($0.id) }
+                .sorted { jobOrder($0.id, $1.id) }
+            for guest in guests {
+                tried.insert(guest.id)
+                switch await sendAway(guest.id) {
+                case let .moved(target): moved.append("\(guest.id) -> \(target)")
+                case let .stayed(reasons): failed.append("\(guest.id): \(reasons)")
+                case .ended: break
                 }
             }
-            if !done { failed.append("\(job.id): \(reasons.joined(separator: "; "))") }
+            guard guests.isEmpty else { continue }
+            guard guestsArriving > 0, monotonicNs() < waitUntil else { break }
+            try? await Task.sleep(for: .milliseconds(50))
         }
         let late = guestsArriving
         if late > 0 {
-            failed.append("\(late) guest job(s) still arriving after \(MigratorService.expelWaitsForArrivalsNs / 1_000_000_000) s (restored or started here, not yet running); expel again once they run")
+            failed.append("\(late) guest job(s) still arriving after \(waitingForArrivals) (restored or started here, not yet running); expel again once they run")
         }
-        if !guests.isEmpty || late > 0 { logger.notice("expelled \(moved.count) of \(guests.count) guest job(s)\(failed.isEmpty ? "" : "; stayed: \(failed.joined(separator: " | "))")") }
+        if !tried.isEmpty || late > 0 { logger.notice("expelled \(moved.count) of \(tried.count) guest job(s)\(failed.isEmpty ? "" : "; stayed: \(failed.joined(separator: " | "))")") }
         return ExpelResponse(moved: moved, failed: failed)
+    }
+
+    private enum Departure {
+        case moved(to: UInt32)
+        case stayed(String)
+        case ended
+    }
+
+    /// Moves guest `id` home, else to the other nodes in id order.
+    private func sendAway(_ id: String) async -> Departure {
+        // The Balancer may be moving it right now: wait for that move, then take the record
+        // as it is now.
+        await awaitSettled(id)
+        guard let job = jobs[id], job.state == .running else { return .ended }
+        guard job.where == nodeID else { return .moved(to: job.where) }
+        let candidates = [job.home] + host.map.nodes.map(\.id).filter { $0 != job.home && $0 != nodeID }
+        var reasons: [String] = []
+        for target in candidates {
+            guard (try? await peers.call(target, "Health", HealthRequest(), returning: HealthResponse.self, timeoutMs: 1_000)) != nil else {
+                reasons.append("node \(target) is down")
+                continue
+            }
+            do {
+                _ = try await migrateOut(job, to: target)
+                return .moved(to: target)
+            } catch {
+                reasons.append("\(error)")
+                if let current = jobs[job.id], !current.cantmove.isEmpty || current.lock { break }
+            }
+        }
+        return .stayed(reasons.joined(separator: "; "))
     }
 }
 

@@ -87,34 +87,41 @@ final class BalancerEndToEndTests: XCTestCase {
         await cluster.down()
     }
 
-    func testExpelAlsoSendsAwayAGuestThatWasBeingRestoredWhenItBegan() async throws {
+    func testExpelAlsoSendsAwayAGuestThatWasBeingRestoredWhenItBeganAndAdmitsNoOther() async throws {
         try DiscoveryCluster.requireCRIU()
         let cluster = try DiscoveryCluster(subnet: 92, nodes: 3)
         for node in 1...3 { XCTAssertEqual(cluster.omx(["mosctl", "stay"], runDir: node).status, 0, "no automatic moves") }
-        // Node 3's CRIU says when a restore begins and takes 3 s over it: the expel comes then.
+        // Node 3's CRIU says when a restore begins and takes 4 s over it: the expel comes then.
         let restoring = "\(cluster.dir)/restoring"
         let slowCRIU = "\(cluster.dir)/slow-criu"
         try """
             #!/bin/sh
-            if [ "$1" = restore ]; then : > \(restoring); sleep 3; fi
-            exec \(try XCTUnwrap(DiscoveryCluster.criuPath)) "$@"
+            if [ "$1" = restore ]; then : > '\(restoring)'; sleep 4; fi
+            exec '\(try XCTUnwrap(DiscoveryCluster.criuPath))' "$@"
             """.write(toFile: slowCRIU, atomically: true, encoding: .utf8)
         chmod(slowCRIU, 0o755)
         try await cluster.restartMigrator(3, extra: ["--criu", slowCRIU])
         let job = try cluster.run(BalancerEndToEndTests.busy, options: ["--node", "1"])
+        let other = try cluster.run(BalancerEndToEndTests.busy, options: ["--node", "1"])
         let migrating = Task.detached { cluster.omx(["migrate", job, "3"]) }
         let begun = await cluster.waitFor(seconds: 20) { access(restoring, F_OK) == 0 }
         XCTAssertNotNil(begun, "node 3 began restoring the guest: \(cluster.log(3, "migrator").suffix(800))")
 
-        let expel = cluster.omx(["mosctl", "expel"], runDir: 3)
+        let expelling = Task.detached { cluster.omx(["mosctl", "expel"], runDir: 3) }
+        let sending = await cluster.waitFor(seconds: 10) { cluster.log(3, "migrator").contains("sending the guest jobs away") }
+        XCTAssertNotNil(sending, "node 3's Migrator began the expel")
+        let refused = cluster.omx(["migrate", other, "3"])
+        XCTAssertTrue(refused.stderr.contains("node 3 is sending its guest jobs away"), "no guest is admitted during an expel: \(refused.stderr)")
+        let expel = await expelling.value
         XCTAssertEqual(expel.status, 0, expel.stdout + expel.stderr)
         XCTAssertTrue(expel.stdout.contains("sent away 1 job(s): \(job) -> 1"), "the guest restored meanwhile went home: \(expel.stdout)")
         let migrated = await migrating.value
         XCTAssertEqual(migrated.status, 0, "the migration it interrupted went through first: \(migrated.stderr)")
         XCTAssertEqual(cluster.job(job)?["where"] as? Int, 1, "the job runs at home")
         XCTAssertEqual(cluster.copies(of: job).count, 1, "and nowhere else")
-        let refused = cluster.omx(["migrate", job, "3"])
-        XCTAssertTrue(refused.stderr.contains("node 3 blocks guest jobs"), refused.stderr)
+        XCTAssertEqual(cluster.job(other)?["where"] as? Int, 1, "the one refused runs on where it was")
+        let blocked = cluster.omx(["migrate", job, "3"])
+        XCTAssertTrue(blocked.stderr.contains("node 3 blocks guest jobs"), "after the expel the node stays blocked: \(blocked.stderr)")
         await cluster.down()
     }
 

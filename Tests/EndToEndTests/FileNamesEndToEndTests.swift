@@ -114,7 +114,7 @@ final class FileNamesEndToEndTests: XCTestCase {
                 directory="$1/$(printf 'D\\351j\\340')"
                 mkdir -p "$directory" && cd "$directory" || exit 1
                 OMX_BYTES="$(printf 'v\\351\\356\\276\\205')" exec "$2" run -- /bin/sh -c \
-                    'while :; do pwd -P; printf "%s\\n" "$1" "$OMX_BYTES"; sleep 0.2; done' job "$(printf 'a\\351')"
+                    'while :; do pwd -P; printf "%s\\n" "$1" "$OMX_BYTES"; sleep 0.2; done' job "$(printf 'a\\351')" "$(printf 'b\\033[2J')"
                 """, "sh", cluster.dir, siblingExecutable("omx"),
             ],
             environment: ["OMX_MAP": cluster.mapPath, "OMX_KEY": cluster.keyPath, "OMX_RUN_DIR": cluster.runDir(1)])
@@ -131,7 +131,9 @@ final class FileNamesEndToEndTests: XCTestCase {
         }
         let printed = await cluster.waitFor(seconds: 10) { printedSince(0) }
         XCTAssertNotNil(printed, "the job's cwd, argument and variable are the caller's bytes: \(output())")
-        XCTAssertTrue(cluster.omx(["mps"]).stdout.contains("job a\\xE9"), "omx mps shows a byte that is no UTF-8 as \\xNN: \(cluster.omx(["mps"]).stdout)")
+        XCTAssertTrue(
+            cluster.omx(["mps"]).stdout.contains("job a\\xE9 b?[2J"),
+            "omx mps shows a byte that is no UTF-8 as \\xNN, and no escape sequence of a job's: \(cluster.omx(["mps"]).stdout)")
 
         let migrated = cluster.omx(["migrate", job, "2"])
         XCTAssertEqual(migrated.status, 0, migrated.stderr)

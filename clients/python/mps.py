@@ -10,6 +10,7 @@ for a job that cannot move now, or how an ended job ended ("exit N", "signal N",
 
 import argparse
 import sys
+import unicodedata
 
 from omx_client import CLI_ERRORS, add_connection_arguments, connect, fail, migrator_pb2
 
@@ -23,8 +24,20 @@ def row(job):
     else:
         state = migrator_pb2.JobState.Name(job.state).lower()
     command = (f"[{job.name}] " if job.name else "") + " ".join(job.argv)
-    command = "".join(" " if char in "\n\r\t" else char for char in command)
-    return [job.id, str(job.home), str(job.where), "-" if ended else str(job.pid), state, command]
+    return [job.id, str(job.home), str(job.where), "-" if ended else str(job.pid), state, printable(command)]
+
+
+def printable(text):
+    """A job's words (in the wire form of file names) safe on a terminal line, as `omx mps`
+    shows them: line breaks and tabs as spaces, other control characters as "?", bytes that
+    are no UTF-8 as \\xNN."""
+    def shown(char):
+        if 0xEF80 <= ord(char) <= 0xEFFF:
+            return f"\\x{ord(char) - 0xEF00:X}"
+        if char in "\t\n\v\f\r\x85\u2028\u2029":
+            return " "
+        return "?" if unicodedata.category(char) == "Cc" else char
+    return "".join(shown(char) for char in text)
 
 
 def main(argv=None):

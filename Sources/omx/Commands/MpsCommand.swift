@@ -37,15 +37,24 @@ struct MpsCommand: AsyncParsableCommand {
     }
 }
 
-/// `text` (in the wire form of file names) on one line: control characters become spaces, as
-/// ps(1) shows them, and bytes that are no UTF-8 read \xNN.
+/// `text` (in the wire form of file names) safe on one line of a terminal: newlines and tabs
+/// become spaces, other control characters "?" (as ps(1) shows them: a job's arguments must not
+/// steer the terminal of whoever lists it), and bytes that are no UTF-8 read \xNN.
 func oneLine(_ text: String) -> String {
-    var shown = ""
+    var shown = String.UnicodeScalarView()
     for scalar in text.unicodeScalars {
         let value = scalar.value
-        shown += WireFileName.escapes.contains(value) ? "\\x" + String(value - 0xEF00, radix: 16, uppercase: true) : String(scalar)
+        if WireFileName.escapes.contains(value) {
+            shown.append(contentsOf: "\\x\(String(value - 0xEF00, radix: 16, uppercase: true))".unicodeScalars)
+        } else if [0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x85, 0x2028, 0x2029].contains(value) {
+            shown.append(" ")
+        } else if scalar.properties.generalCategory == .control {
+            shown.append("?")
+        } else {
+            shown.append(scalar)
+        }
     }
-    return String(shown.map { $0.isNewline || $0 == "\t" ? " " : $0 })
+    return String(shown)
 }
 
 /// "12.5"-style percent.
