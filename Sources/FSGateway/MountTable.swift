@@ -71,7 +71,7 @@ final class MountTable: Sendable {
     }
 
     private func readTable() -> (mayHang: [(path: String, excluded: Bool)], rootMayHang: Bool) {
-        let mounts = MountTable.mounted()
+        let mounts = MountInfo.mountPoints()
         let root = tree.root
         // The root's file system is the one mounted deepest on the way to it.
         let rootType = mounts.filter { root.isPath(atOrBeneath: $0.path) }.max { $0.path.utf8.count < $1.path.utf8.count }?.type ?? ""
@@ -80,35 +80,5 @@ final class MountTable: Sendable {
         let beneath = root == "/" ? "/" : root + "/"
         let mayHang = mounts.filter { MountTable.mayHang(type: $0.type) && $0.path.utf8.starts(with: beneath.utf8) }.map { ($0.path, tree.isExcluded(path: $0.path)) }
         return (mayHang, MountTable.mayHang(type: rootType))
-    }
-
-    /// The mount points of this process's mount namespace, with their file systems' types
-    /// (read as bytes: a mount point's name need not be UTF-8).
-    static func mounted() -> [(path: String, type: String)] {
-        ((try? readFileBytes("/proc/self/mountinfo")) ?? []).split(separator: UInt8(ascii: "\n")).compactMap { line in
-            // "36 35 98:0 /root /mount/point options [optional fields...] - type source options"
-            let fields = line.split(separator: UInt8(ascii: " "))
-            guard fields.count > 4, let separator = fields.firstIndex(where: { $0.elementsEqual([UInt8(ascii: "-")]) }), separator + 1 < fields.count else {
-                return nil
-            }
-            return (WireFileName.decode(unescape(fields[4])), String(decoding: fields[separator + 1], as: UTF8.self))
-        }
-    }
-
-    /// A mountinfo field with its octal escapes ("\040" for a space) undone.
-    private static func unescape(_ field: ArraySlice<UInt8>) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var rest = field
-        while let byte = rest.first {
-            let digits = rest.dropFirst().prefix(3)
-            if byte == UInt8(ascii: "\\"), digits.count == 3, digits.allSatisfy({ (0x30...0x37).contains($0) }) {
-                bytes.append(digits.reduce(0) { $0 &* 8 &+ ($1 - 0x30) })
-                rest = rest.dropFirst(4)
-            } else {
-                bytes.append(byte)
-                rest = rest.dropFirst()
-            }
-        }
-        return bytes
     }
 }

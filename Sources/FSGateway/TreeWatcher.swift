@@ -61,7 +61,7 @@ final class TreeWatcher: @unchecked Sendable {
             unwatched.append(relative)
             logger.notice("changes beneath \(mountPoint) are not seen (\(why)); mounts will not cache files there")
         }
-        for (mountPoint, type) in [(tree.root, "")] + MountTable.mounted() where mountPoint == tree.root || tree.exportedPath(of: mountPoint) != nil {
+        for (mountPoint, type) in [(tree.root, "")] + MountInfo.mountPoints() where mountPoint == tree.root || tree.exportedPath(of: mountPoint) != nil {
             // A network or FUSE file system changes elsewhere too (other clients, a server): no
             // kernel here sees it, and watching one whose server hangs would hang this thread.
             if MountTable.mayHang(type: type) {

@@ -13,12 +13,48 @@ public func listDirectory(_ path: String) throws -> [String] {
     return names
 }
 
-/// Removes `path` and everything beneath it (symbolic links are removed, not followed).
-public func removeTree(_ path: String) {
+/// Removes `path` and everything beneath it on `path`'s own file system, as `rm -rf
+/// --one-file-system` does: symbolic links are removed, not followed, and a directory another
+/// file system is mounted on is left alone with all it holds (a local cluster's /mfs mount
+/// shows every node's whole tree: removing through it would empty the machine).
+/// - Returns: whether everything is gone (false when a mount point, or what could not be
+///   removed, is left).
+@discardableResult
+public func removeTree(_ path: String) -> Bool {
+    var info = stat()
+    guard lstat(path, &info) == 0 else { return errno == ENOENT }
+    guard (info.st_mode & S_IFMT) == S_IFDIR else { return unlink(path) == 0 }
+    // Mount points are told by the mount table as well as by their device (a bind mount of
+    // the same file system has the same one), under the path as the table names it.
+    let canonical = canonicalPath(path)
+    guard !MountInfo.mountPoints().contains(where: { $0.path == canonical }) else { return false }
+    return removeDirectory(canonical, device: info.st_dev, leaving: Set(MountInfo.mountPoints(beneath: canonical)))
+}
+
+/// Empties and removes directory `path` of file system `device`, leaving other file systems
+/// and the mount points in `mounted` alone.
+private func removeDirectory(_ path: String, device: dev_t, leaving mounted: Set<String>) -> Bool {
+    var complete = true
     for name in (try? listDirectory(path)) ?? [] {
         let child = "\(path)/\(name)"
         var info = stat()
-        if lstat(child, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR { removeTree(child) } else { unlink(child) }
+        guard lstat(child, &info) == 0 else {
+            complete = false  // a dead FUSE mount, say: not this file system's to remove
+            continue
+        }
+        if (info.st_mode & S_IFMT) != S_IFDIR {
+            complete = unlink(child) == 0 && complete
+        } else if info.st_dev == device && !mounted.contains(child) {
+            complete = removeDirectory(child, device: device, leaving: mounted) && complete
+        } else {
+            complete = false
+        }
     }
-    rmdir(path)
+    return rmdir(path) == 0 && complete
+}
+
+/// `path` absolute, without symlinks, "." or ".." (realpath), or as it is when it does not resolve.
+public func canonicalPath(_ path: String) -> String {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    return realpath(path, &buffer) != nil ? String(cString: buffer) : path
 }

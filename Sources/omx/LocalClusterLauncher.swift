@@ -98,13 +98,16 @@ struct LocalClusterLauncher {
             try? await Task.sleep(for: .milliseconds(50))
         }
         for (pid, _) in pids where kill(pid, 0) == 0 { kill(pid, SIGKILL) }
-        for node in 1..<node { unmount("\(dir)/node-\(node)/mfs") }
+        // Every FUSE mount left in the directory (each node's /mfs, whatever its pid files
+        // say): through one, removing the directory would remove every node's files.
+        for mountPoint in MountInfo.mountPoints(beneath: canonicalPath(dir)).reversed() { unmount(mountPoint) }
         return pids.count
     }
 
     /// Detaches a FUSE mount left behind by a killed mount process (nothing when none is there).
     static func unmount(_ path: String) {
-        guard let mounts = try? readTextFile("/proc/self/mounts"), mounts.contains(" \(path) fuse") else { return }
+        let path = canonicalPath(path)
+        guard MountInfo.mountPoints().contains(where: { $0.path == path && $0.type.hasPrefix("fuse") }) else { return }
         if let process = try? ChildProcess.spawn("/usr/bin/fusermount3", ["-u", "-z", path], stdoutPath: "/dev/null", stderrPath: "/dev/null") {
             process.wait()
         }

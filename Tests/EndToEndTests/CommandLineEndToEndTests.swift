@@ -12,7 +12,7 @@ final class CommandLineEndToEndTests: XCTestCase {
     }
 
     override func tearDown() {
-        try? FileManager.default.removeItem(atPath: dir)
+        removeTree(dir)
     }
 
     private func write(_ name: String, _ text: String) throws -> String {

@@ -71,7 +71,7 @@ final class ConfigurationEndToEndTests: XCTestCase {
     func testABadConfigurationIsRefusedWithItsFileAndLine() throws {
         let dir = NSTemporaryDirectory() + "omx-config-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        defer { removeTree(dir) }
         let path = dir + "/omx.conf"
         try "[cluster]\ndisclosure = 1\n\n[ports]\nmigrator = seven\n".write(toFile: path, atomically: true, encoding: .utf8)
         let status = LocalCluster.run("omx", ["status", "--config", path])

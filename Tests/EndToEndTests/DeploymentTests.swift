@@ -32,7 +32,7 @@ final class DeploymentTests: XCTestCase {
     }
 
     override func tearDown() {
-        try? FileManager.default.removeItem(atPath: dir)
+        removeTree(dir)  // never through a mount left in it
     }
 
     // MARK: - systemd units

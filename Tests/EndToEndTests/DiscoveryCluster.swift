@@ -97,6 +97,7 @@ final class DiscoveryCluster {
         for client in clients.values { await client.close() }
         await loop.shutdown()
         _ = omx(["cluster", "down", "--dir", dir])
-        try? FileManager.default.removeItem(atPath: dir)
+        // Never through a mount left in it (a node's /mfs shows every node's whole tree).
+        removeTree(dir)
     }
 }

@@ -68,7 +68,7 @@ final class GatewayHandlesEndToEndTests: XCTestCase {
         try PythonClient.requireAndGenerate()
         let export = NSTemporaryDirectory() + "omx-handles-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: export) }
+        defer { removeTree(export) }
         try "root only\n".write(toFile: "\(export)/secret", atomically: false, encoding: .utf8)
         XCTAssertEqual(chmod("\(export)/secret", 0o600), 0)
         try "for all\n".write(toFile: "\(export)/public", atomically: false, encoding: .utf8)
@@ -147,7 +147,7 @@ final class GatewayHandlesEndToEndTests: XCTestCase {
         try PythonClient.requireAndGenerate()
         let export = NSTemporaryDirectory() + "omx-groups-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: "\(export)/team", withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: export) }
+        defer { removeTree(export) }
         // A directory and a file only group 4242 may use, as a project's shared tree would be.
         XCTAssertEqual(chown("\(export)/team", 0, 4242), 0)
         XCTAssertEqual(chmod("\(export)/team", 0o770), 0)
@@ -198,7 +198,7 @@ final class GatewayHandlesEndToEndTests: XCTestCase {
         try DiscoveryCluster.requireFUSE()
         let export = NSTemporaryDirectory() + "omx-times-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: export) }
+        defer { removeTree(export) }
         // The years 2286 and 1938: any local user may set such times on their files.
         for (name, seconds) in [("future", 10_000_000_000), ("past", -1_000_000_000)] {
             XCTAssertTrue(FileManager.default.createFile(atPath: "\(export)/\(name)", contents: Data("x".utf8)))

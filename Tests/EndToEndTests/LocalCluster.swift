@@ -82,7 +82,7 @@ final class LocalCluster {
                 process.wait()
             }
         }
-        try? FileManager.default.removeItem(atPath: dir)
+        removeTree(dir)  // never through a mount left in it
     }
 
     /// Runs a built executable and collects its output.

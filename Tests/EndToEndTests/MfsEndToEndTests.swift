@@ -240,13 +240,15 @@ final class MfsEndToEndTests: XCTestCase {
         let loop = try EventLoop()
         let gateway = RPCClient(loop: loop, endpoint: .unix(path: "\(cluster.runDir(2))/fsgateway-0.sock"), logger: Logger(label: "test"))
         var request = FsRequest(path: String(disk.dropFirst()))
-        let whole = try await gateway.call("FSGateway.Readdir", request, returning: FsResponse.self)
+        // Generous deadlines: the gateway may still be taking in the 30,000 creations' change
+        // events (a debug build under load takes seconds); this checks what it answers.
+        let whole = try await gateway.call("FSGateway.Readdir", request, returning: FsResponse.self, timeout: .seconds(120))
         XCTAssertEqual(whole.entries.count, names.count, "a client that asks for no pages gets the whole listing: \(whole.error)")
         XCTAssertEqual(whole.nextOffset, 0)
         request.paged = true
         var pages: [[String]] = []
         repeat {
-            let page = try await gateway.call("FSGateway.Readdir", request, returning: FsResponse.self)
+            let page = try await gateway.call("FSGateway.Readdir", request, returning: FsResponse.self, timeout: .seconds(120))
             XCTAssertEqual(page.errorNumber, 0, page.error)
             pages.append(page.entries.map(\.name))
             request.offset = page.nextOffset

@@ -15,7 +15,7 @@ final class ExportedTreeLoopThreadTests: XCTestCase {
         }
         let export = "\(NSTemporaryDirectory())omx-loop-tree-\(getpid())"
         try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: export) }
+        defer { removeTree(export) }
         let mounted = "\(export)/mounted"
         try FileManager.default.createDirectory(atPath: mounted, withIntermediateDirectories: true)
         let mount = try ChildProcess.spawn("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "omx-test", mounted], stdoutPath: "/dev/null")
