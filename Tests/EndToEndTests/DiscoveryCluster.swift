@@ -4,7 +4,8 @@ import Shared
 import XCTest
 
 /// A local cluster started with `omx cluster up` on 127.0.SUBNET.1..N, with RPC clients to each
-/// node's Discovery. `down()` stops everything.
+/// node's Discovery. `down()` stops everything (`ClusterJanitor` does, when the test ends
+/// without it).
 final class DiscoveryCluster {
     let dir: String
     let subnet: Int
@@ -31,6 +32,7 @@ final class DiscoveryCluster {
             _ = omx(["cluster", "down", "--dir", dir])
             throw ConfigError("omx cluster up failed: \(up.stdout)\(up.stderr)")
         }
+        ClusterJanitor.shared.started(dir)
     }
 
     var mapPath: String { "\(dir)/cluster.map" }
@@ -97,6 +99,7 @@ final class DiscoveryCluster {
         for client in clients.values { await client.close() }
         await loop.shutdown()
         _ = omx(["cluster", "down", "--dir", dir])
+        ClusterJanitor.shared.stopped(dir)
         // Never through a mount left in it (a node's /mfs shows every node's whole tree).
         removeTree(dir)
     }
