@@ -27,8 +27,9 @@ public func removeTree(_ path: String) -> Bool {
     // Mount points are told by the mount table as well as by their device (a bind mount of
     // the same file system has the same one), under the path as the table names it.
     let canonical = canonicalPath(path)
-    guard !MountInfo.mountPoints().contains(where: { $0.path == canonical }) else { return false }
-    return removeDirectory(canonical, device: info.st_dev, leaving: Set(MountInfo.mountPoints(beneath: canonical)))
+    let mounted = Set(MountInfo.mountPoints(atOrBeneath: canonical))
+    guard !mounted.contains(canonical) else { return false }
+    return removeDirectory(canonical, device: info.st_dev, leaving: mounted)
 }
 
 /// Empties and removes directory `path` of file system `device`, leaving other file systems

@@ -32,10 +32,10 @@ public enum MountInfo {
         return bytes
     }
 
-    /// The mount points strictly beneath directory `path` (named as the table names them: by
+    /// The mount points at directory `path` or beneath it (named as the table names them: by
     /// a path without symlinks).
-    public static func mountPoints(beneath path: String) -> [String] {
+    public static func mountPoints(atOrBeneath path: String) -> [String] {
         let base = path.hasSuffix("/") ? path : path + "/"
-        return mountPoints().map(\.path).filter { $0.utf8.starts(with: base.utf8) && $0.utf8.count > base.utf8.count }
+        return mountPoints().map(\.path).filter { $0.utf8.elementsEqual(path.utf8) || $0.utf8.starts(with: base.utf8) }
     }
 }

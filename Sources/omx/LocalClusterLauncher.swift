@@ -100,7 +100,7 @@ struct LocalClusterLauncher {
         for (pid, _) in pids where kill(pid, 0) == 0 { kill(pid, SIGKILL) }
         // Every FUSE mount left in the directory (each node's /mfs, whatever its pid files
         // say): through one, removing the directory would remove every node's files.
-        for mountPoint in MountInfo.mountPoints(beneath: canonicalPath(dir)).reversed() { unmount(mountPoint) }
+        for mountPoint in MountInfo.mountPoints(atOrBeneath: canonicalPath(dir)).reversed() { unmount(mountPoint) }
         return pids.count
     }
 
