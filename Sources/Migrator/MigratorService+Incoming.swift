@@ -71,8 +71,17 @@ extension MigratorService {
         job.state = .migrating
         job.transfer = transfer
         job.peer = receiver.begin.source
+        do {
+            try store.saveIncoming(job)
+        } catch {
+            // Without its record a restart here would leave the copy stopped for ever: the
+            // source keeps its original instead.
+            killTree(pid)
+            removeTree(receiver.directory)
+            logger.error("cannot save restored job \(job.id), dropped its copy: \(error)")
+            throw RPCError(.internal, "restore on node \(nodeID) failed: cannot save the restored job's record: \(error)")
+        }
         pending[transfer] = (job, monotonicNs())
-        do { try store.saveIncoming(job) } catch { logger.error("cannot save restored job \(job.id): \(error)") }
         logger.info("restored job \(job.id) as pid \(pid) in \((monotonicNs() - started) / 1_000_000) ms; stopped until node \(job.peer) commits")
         return RestoreResponse(pid: pid, pidStartTicks: job.pidStartTicks)
     }
@@ -90,8 +99,14 @@ extension MigratorService {
         job.migrations += 1
         job.arrivedMs = wallClockMs()
         if let report { job.lastMigration = report }
-        keep(job)
-        store.removeIncoming(transfer)
+        jobs[job.id] = job
+        do {
+            try store.save(job)
+            store.removeIncoming(transfer)
+        } catch {
+            // The incoming record stays: after a restart the source's "committed" adopts the job.
+            logger.error("cannot save job \(job.id): \(error)")
+        }
         removeTree(store.imagesDir(transfer))
         host.metrics.add("omx_migrations_received_total", help: "Jobs that migrated to this node and run here.")
         logger.info("job \(job.id) runs here now as pid \(job.pid)")

@@ -31,9 +31,11 @@ extension MigratorService {
         if !loaded.isEmpty || !restored.isEmpty {
             logger.info("registry: \(loaded.count) job(s), \(adopted.count) still running here and re-adopted, \(restored.count) restored job(s) awaiting their source")
         }
-        for job in jobs.values where job.where != nodeID && job.home != nodeID {
-            // A guest record that is not running here any more: its home was not told yet.
-            if job.state == .exited { unreportedEnds.insert(job.id) } else { unreportedMoves.insert(job.id) }
+        for job in jobs.values where job.home != nodeID {
+            // A guest that ended here was not reported yet (a reported end drops its record);
+            // one running here may have arrived just before the restart, unreported: telling
+            // its home again is harmless.
+            if job.state == .exited { unreportedEnds.insert(job.id) } else if job.where == nodeID { unreportedMoves.insert(job.id) }
         }
     }
 
@@ -45,13 +47,21 @@ extension MigratorService {
         let target = job.peer
         if store.outcome(of: transfer) == .committed {
             if ProcessTree.isRunning(pid: job.pid, startTicks: job.pidStartTicks) { killTree(job.pid) }
-            job.state = .running
-            job.where = target
-            job.pid = 0
-            job.migrations += 1
-            job.transfer = ""
-            job.peer = 0
-            keep(job)
+            if job.home == nodeID {
+                job.state = .running
+                job.where = target
+                job.pid = 0
+                job.migrations += 1
+                job.transfer = ""
+                job.peer = 0
+                keep(job)
+            } else {
+                // A guest that left: its record goes, as after any move away (the target tells
+                // the home where it runs now).
+                jobs[job.id] = nil
+                store.remove(job.id)
+                departed[job.id] = (target, monotonicNs())
+            }
             logger.notice("job \(job.id): migration \(transfer) to node \(target) had committed before the restart; the job runs there")
             _ = try? await peers.call(target, "Migrator.Commit", TransferRef(transfer: transfer), returning: Empty.self, timeoutMs: 2_000)
         } else {

@@ -32,10 +32,14 @@ extension MigratorService {
     }
 
     /// Checkpoints `original`, streams its images to `target`, has them restored there, and
-    /// commits or rolls back.
+    /// commits or rolls back. The record is read afresh (the caller may have waited since it
+    /// read `original`): only the same process, still running here and not already leaving,
+    /// moves, so two moves of one job never overlap.
     func migrateOut(_ original: Job, to target: UInt32) async throws -> MigrateResponse {
-        var job = original
-        let route = "job \(job.id) from node \(nodeID) to node \(target)"
+        let route = "job \(original.id) from node \(nodeID) to node \(target)"
+        guard var job = jobs[original.id], job.where == nodeID, job.pid == original.pid, job.pidStartTicks == original.pidStartTicks else {
+            throw RPCError(.failedPrecondition, "cannot move \(route): it moved or ended meanwhile")
+        }
         guard job.state == .running else { throw RPCError(.failedPrecondition, "cannot move \(route): it is \(job.state.rawValue)") }
         guard target != nodeID else { throw RPCError(.failedPrecondition, "job \(job.id) already runs on node \(nodeID)") }
         guard host.map.node(id: target) != nil else { throw RPCError(.notFound, "cannot move \(route): node \(target) is not in the map") }
@@ -211,20 +215,30 @@ extension MigratorService {
         case ended
     }
 
+    /// Where guest `id` went, once any move of it (the Balancer's, a user's) settled; nil
+    /// while it still runs here.
+    private func settled(_ id: String) async -> Departure? {
+        await awaitSettled(id)
+        guard let job = jobs[id] else { return departed[id].map { .moved(to: $0.node) } ?? .ended }
+        guard job.state == .running else { return .ended }
+        return job.where == nodeID ? nil : .moved(to: job.where)
+    }
+
     /// Moves guest `id` home, else to the other nodes in id order.
     private func sendAway(_ id: String) async -> Departure {
-        // The Balancer may be moving it right now: wait for that move, then take the record
-        // as it is now.
-        await awaitSettled(id)
-        guard let job = jobs[id], job.state == .running else { return .ended }
-        guard job.where == nodeID else { return .moved(to: job.where) }
-        let candidates = [job.home] + host.map.nodes.map(\.id).filter { $0 != job.home && $0 != nodeID }
+        if let gone = await settled(id) { return gone }
+        guard let first = jobs[id] else { return .ended }
+        let candidates = [first.home] + host.map.nodes.map(\.id).filter { $0 != first.home && $0 != nodeID }
         var reasons: [String] = []
         for target in candidates {
             guard (try? await peers.call(target, "Health", HealthRequest(), returning: HealthResponse.self, timeoutMs: 1_000)) != nil else {
                 reasons.append("node \(target) is down")
                 continue
             }
+            // Each try takes the record as it is now: another move may have begun or ended
+            // while this one waited.
+            if let gone = await settled(id) { return gone }
+            guard let job = jobs[id] else { return .ended }
             do {
                 _ = try await migrateOut(job, to: target)
                 return .moved(to: target)

@@ -261,13 +261,16 @@ actor MigratorService {
         return ListJobsResponse(jobs: mergeJobReports(reports), unreachable: unreachable.sorted())
     }
 
-    /// `Migrator.Kill`: signals the job here, or forwards to where it runs.
+    /// `Migrator.Kill`: signals the job here, or forwards to where it runs. A job being moved
+    /// away is signalled once the move settled, wherever it then runs (its frozen original
+    /// would lose a signal, or be woken in the middle of its checkpoint).
     func kill(_ request: KillRequest, caller: Caller) async throws -> Job {
         let signal = request.signal == 0 ? SIGTERM : request.signal
         guard signal > 0 && signal < 65 else { throw RPCError(.invalidArgument, "Migrator.Kill: no signal \(request.signal)") }
+        await awaitSettled(request.job)
         if let node = try forwardTarget(request.job, caller: caller) {
             try await authorizeForwarded(request.job, caller: caller, method: "Migrator.Kill")
-            return try await peers.call(node, "Migrator.Kill", request, returning: Job.self, timeoutMs: 10_000)
+            return try await peers.call(node, "Migrator.Kill", request, returning: Job.self, timeoutMs: 900_000)
         }
         let job = try runningHere(request.job, caller: caller, method: "Migrator.Kill")
         switch signal {
@@ -282,11 +285,13 @@ actor MigratorService {
     }
 
     /// `Migrator.SetFlags` (`omx lock` / `omx unlock`): changes a job's lock and stay flags
-    /// where it runs, and at its home.
+    /// where it runs, and at its home; for a job being moved away, once the move settled (the
+    /// move's own record would overwrite them).
     func setFlags(_ request: FlagsRequest, caller: Caller) async throws -> Job {
+        await awaitSettled(request.job)
         if let node = try forwardTarget(request.job, caller: caller) {
             try await authorizeForwarded(request.job, caller: caller, method: "Migrator.SetFlags")
-            let job = try await peers.call(node, "Migrator.SetFlags", request, returning: Job.self, timeoutMs: 10_000)
+            let job = try await peers.call(node, "Migrator.SetFlags", request, returning: Job.self, timeoutMs: 900_000)
             if var home = jobs[job.id], home.home == nodeID {
                 home.lock = job.lock
                 home.stay = job.stay
@@ -357,10 +362,12 @@ actor MigratorService {
     }
 
     /// Keeps a newer record of one of this home's jobs, as the node it runs on reported it;
-    /// older news (fewer migrations) is ignored.
+    /// older news (fewer migrations) is ignored, and so is any news of a job known to have
+    /// ended (a late report of a move must not bring it back to life).
     func takeNews(_ job: Job) throws {
         if let known = jobs[job.id] {
             if job.migrations < known.migrations { return }
+            if known.state == .exited && job.state != .exited { return }
             if known.where == nodeID && known.state != .exited && job.where != nodeID && job.migrations == known.migrations { return }
         }
         var record = job

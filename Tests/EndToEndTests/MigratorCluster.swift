@@ -85,6 +85,14 @@ extension DiscoveryCluster {
         return result
     }
 
+    /// Ends counting job `id` with SIGKILL and checks that its output counted up whole.
+    func killAndCheckCount(of id: String, file: StaticString = #filePath, line: UInt = #line) async {
+        _ = omx(["kill", "-KILL", id])
+        let ended = await waitForEnd(of: id)
+        XCTAssertEqual(ended?["state"] as? String, "exited", file: file, line: line)
+        assertCountsUp(output(of: id), file: file, line: line)
+    }
+
     /// Waits for job `id` to end; its `omx mps` record.
     func waitForEnd(of id: String, seconds: Double = 60) async -> [String: Any]? {
         var record: [String: Any]?
@@ -97,3 +105,12 @@ extension DiscoveryCluster {
 }
 
 func isZombie(_ pid: pid_t) -> Bool { ProcStat(pid: pid)?.state == "Z" }
+
+/// Checks that a counting job's output is 1, 2, 3 ... with no number missing or repeated.
+func assertCountsUp(_ output: String, file: StaticString = #filePath, line: UInt = #line) {
+    let numbers = output.split(separator: "\n").map { Int($0) ?? -1 }
+    XCTAssertFalse(numbers.isEmpty, "the job wrote nothing", file: file, line: line)
+    for (index, number) in numbers.enumerated() where number != index + 1 {
+        return XCTFail("line \(index + 1) is \(number): the output lost or repeated a number", file: file, line: line)
+    }
+}

@@ -18,15 +18,6 @@ final class MigratorEndToEndTests: XCTestCase {
             time.sleep(0.02)
         """]
 
-    /// Checks that the output is 1, 2, 3 ... with no number missing or repeated.
-    private func assertCountsUp(_ output: String, file: StaticString = #filePath, line: UInt = #line) {
-        let numbers = output.split(separator: "\n").map { Int($0) ?? -1 }
-        XCTAssertFalse(numbers.isEmpty, "the job wrote nothing", file: file, line: line)
-        for (index, number) in numbers.enumerated() where number != index + 1 {
-            return XCTFail("line \(index + 1) is \(number): the output lost or repeated a number", file: file, line: line)
-        }
-    }
-
     func testACounterMigratedOneTwoThreeHomeKeepsEveryNumberOnceAndRunsOnceAtEveryMoment() async throws {
         try DiscoveryCluster.requireCRIU()
         let cluster = try DiscoveryCluster(subnet: 40, nodes: 3)
@@ -187,10 +178,7 @@ final class MigratorEndToEndTests: XCTestCase {
         try await Task.sleep(for: .milliseconds(300))
         XCTAssertGreaterThan(cluster.output(of: job).count, before, "it carries on")
 
-        _ = cluster.omx(["kill", "-KILL", job])
-        let ended = await cluster.waitForEnd(of: job)
-        XCTAssertEqual(ended?["state"] as? String, "exited")
-        assertCountsUp(cluster.output(of: job))
+        await cluster.killAndCheckCount(of: job)
         await cluster.down()
     }
 

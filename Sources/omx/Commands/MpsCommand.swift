@@ -90,6 +90,10 @@ struct JobRow: Encodable {
     let name: String
     let argv: [String]
     let migrations: UInt32
+    /// `omx lock`: neither the Balancer nor `omx migrate` moves it.
+    let lock: Bool
+    /// Not moved automatically (the Balancer leaves it).
+    let stay: Bool
     let lastMigration: MigrationRow?
 
     init(_ job: Job) {
@@ -106,6 +110,8 @@ struct JobRow: Encodable {
         name = job.name
         argv = job.argv
         migrations = job.migrations
+        lock = job.lock
+        stay = job.stay
         lastMigration = job.lastMigration.map(MigrationRow.init)
     }
 }
