@@ -146,8 +146,8 @@ enum MfsOperations {
             }
             if let file = MfsOperations.mount.writeBehind.file(id), size <= 1 << 20 {
                 let caller = MfsOperations.mount.request("")
-                let pid = fuse_get_context()?.pointee.pid ?? 0
-                return MfsOperations.mount.writeBehind.write(file, by: pid, offset: Int64(offset), data: Array(UnsafeRawBufferPointer(start: buffer, count: size))) { data in
+                let tid = fuse_get_context()?.pointee.pid ?? 0
+                return MfsOperations.mount.writeBehind.write(file, by: tid, offset: Int64(offset), data: Array(UnsafeRawBufferPointer(start: buffer, count: size))) { data in
                     var done = 0
                     var attempts = 0
                     while done < data.count {
@@ -182,7 +182,7 @@ enum MfsOperations {
         }
         ops.flush = { _, info in
             guard let info, let file = MfsOperations.mount.writeBehind.file(info.pointee.fh) else { return 0 }
-            if file.written(by: fuse_get_context()?.pointee.pid ?? 0) { file.drain() }
+            if file.written(byThreadOf: fuse_get_context()?.pointee.pid ?? 0) { file.drain() }
             return file.failure
         }
         ops.release = { _, info in

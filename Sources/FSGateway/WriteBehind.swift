@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import Shared
 import Synchronization
 
 /// Write-behind for files open on /mfs, as NFS and sshfs do it: a write is acknowledged once
@@ -29,10 +30,17 @@ final class WriteBehind: Sendable {
         /// The first failure of a write in the background (0: none).
         var failure: Int32 { state.withLock { $0.error } }
 
-        /// Whether process `pid` wrote through this open file: its close waits for the writes
-        /// and reports their failure. Another process closing an inherited copy (a child at
-        /// exec) does not wait: it did not write, and it may be what the writes wait for.
-        func written(by pid: pid_t) -> Bool { state.withLock { $0.writers.contains(pid) } }
+        /// Whether the process of thread `tid` wrote through this open file (FUSE names the
+        /// calling thread): its close waits for the writes and reports their failure, whichever
+        /// of its threads wrote. Another process closing an inherited copy (a child at exec)
+        /// does not wait: it did not write, and it may be what the writes wait for. A writer
+        /// that is gone counts as the caller's thread (the safe side: waiting).
+        func written(byThreadOf tid: pid_t) -> Bool {
+            let writers = state.withLock { $0.writers }
+            if writers.contains(tid) { return true }
+            guard !writers.isEmpty, let group = threadGroup(of: tid) else { return false }
+            return writers.contains { threadGroup(of: $0).map { $0 == group } ?? true }
+        }
     }
 
     private let files = Mutex<[UInt64: File]>([:])
@@ -59,9 +67,10 @@ final class WriteBehind: Sendable {
         files.withLock { _ = $0.removeValue(forKey: id) }
     }
 
-    /// Queues a write of `data` at `offset` to `file`; `send` makes the call and returns 0 or
-    /// -errno. Returns at once with the bytes accepted, or an earlier write's failure.
-    func write(_ file: File, by pid: pid_t, offset: Int64, data: [UInt8], send: @escaping @Sendable ([UInt8]) -> Int32) -> Int32 {
+    /// Queues a write of `data` at `offset` to `file` by thread `tid`; `send` makes the call
+    /// and returns 0 or -errno. Returns at once with the bytes accepted, or an earlier write's
+    /// failure.
+    func write(_ file: File, by tid: pid_t, offset: Int64, data: [UInt8], send: @escaping @Sendable ([UInt8]) -> Int32) -> Int32 {
         let failure = file.failure
         guard failure == 0 else { return failure }
         let range = offset..<offset + Int64(data.count)
@@ -69,7 +78,7 @@ final class WriteBehind: Sendable {
         if file.state.withLock({ $0.inFlight.contains { $0.overlaps(range) } }) { file.drain() }
         file.state.withLock { state in
             state.inFlight.append(range)
-            state.writers.insert(pid)
+            state.writers.insert(tid)
         }
         file.writing.enter()
         queue.async {
@@ -83,4 +92,9 @@ final class WriteBehind: Sendable {
         }
         return Int32(data.count)
     }
+}
+
+/// The process (thread group) of thread `tid`, from /proc; nil once the thread is gone.
+func threadGroup(of tid: pid_t) -> pid_t? {
+    procNumber("Tgid:", in: "/proc/\(tid)/status").map { pid_t($0) }
 }

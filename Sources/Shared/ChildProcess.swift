@@ -158,12 +158,12 @@ public func peakResidentKiB(of pid: pid_t) -> Int? {
 }
 
 private func statusKiB(of pid: pid_t, field: String) -> Int? {
-    kibField(field, in: "/proc/\(pid)/status")
+    procNumber(field, in: "/proc/\(pid)/status")
 }
 
-/// A "Name:   1234 kB" field of a /proc file (/proc/meminfo, /proc/PID/status) in KiB, or nil
-/// when the file or the field is not there.
-public func kibField(_ field: String, in path: String) -> Int? {
+/// The number of a "Name:   1234 kB" or "Tgid: 1234" field of a /proc file (/proc/meminfo,
+/// /proc/PID/status), or nil when the file or the field is not there.
+public func procNumber(_ field: String, in path: String) -> Int? {
     guard let text = try? readTextFile(path) else { return nil }
     for line in text.split(separator: "\n") where line.hasPrefix(field) {
         return Int(line.dropFirst(field.count).trimmedWhitespace.split(separator: " ").first ?? "")

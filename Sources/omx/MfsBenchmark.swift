@@ -90,7 +90,7 @@ struct MfsBenchmark {
     /// have no such cost; after this, no run does either.
     private func warmMemory(progress: (String) -> Void) {
         let wanted = (3 * sizeMiB + 1024) << 20
-        let available = (kibField("MemAvailable:", in: "/proc/meminfo") ?? 0) << 10
+        let available = (procNumber("MemAvailable:", in: "/proc/meminfo") ?? 0) << 10
         let bytes = min(wanted, available / 2)
         guard bytes > 0 else { return }
         progress("writing once to \(bytes >> 20) MiB of memory, so that no run gets never-written pages")

@@ -48,5 +48,21 @@ final class WriteBehindEndToEndTests: XCTestCase {
         let closed = close(full)
         XCTAssertEqual(failure, ENOSPC, "a write or fsync reports ENOSPC: \(String(cString: strerror(failure)))")
         XCTAssertEqual(closed, -1, "close reports the failure too")
+
+        // One thread writes, another closes (as in Go, Java or a thread pool): the close still
+        // waits for the writes in flight and reports their failure.
+        XCTAssertEqual(unlink("\(small)/f"), 0)
+        let shared = open("\(remote)/small/g", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        XCTAssertGreaterThanOrEqual(shared, 0)
+        let written = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            for index in 0..<2 { _ = pwrite(shared, chunk, chunk.count, off_t(index << 20)) }
+            written.signal()
+        }
+        written.wait()
+        let closedByAnother = close(shared)
+        let closeError = errno
+        XCTAssertEqual(closedByAnother, -1, "a close from another thread than the writer's reports the failure")
+        XCTAssertEqual(closeError, ENOSPC, String(cString: strerror(closeError)))
     }
 }
