@@ -12,6 +12,11 @@ extension ExportedTree {
     func mkdir(_ path: String, mode: UInt32) throws -> FileAttr {
         try withParent(path) { fd, name in
             try check(mkdirat(fd, name, mode_t(mode)), path)
+            let made = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if made >= 0 {
+                ExportedTree.undoProcessUmask(made, mode)
+                close(made)
+            }
             return try attributes(of: name, in: fd, path)
         }
     }

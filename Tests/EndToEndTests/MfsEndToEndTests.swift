@@ -53,6 +53,22 @@ final class MfsEndToEndTests: XCTestCase {
         XCTAssertEqual(truncate("\(remote)/big.bin", 1000), 0)
         XCTAssertEqual((try files.attributesOfItem(atPath: "\(disk)/big.bin"))[.size] as? Int, 1000)
 
+        // The caller's umask, and only the caller's, takes bits from a new entry's mode (the
+        // gateway's own is 022): a group-writable file and directory stay group-writable.
+        let previous = umask(0o002)
+        let made = open("\(remote)/shared.txt", O_WRONLY | O_CREAT, 0o666)
+        XCTAssertGreaterThanOrEqual(made, 0)
+        XCTAssertEqual(mkdir("\(remote)/shared", 0o777), 0)
+        umask(previous)
+        close(made)
+        var created = stat()
+        XCTAssertEqual(stat("\(disk)/shared.txt", &created), 0)
+        XCTAssertEqual(created.st_mode & 0o777, 0o664, "a file created under umask 002")
+        XCTAssertEqual(stat("\(disk)/shared", &created), 0)
+        XCTAssertEqual(created.st_mode & 0o777, 0o775, "a directory made under umask 002")
+        XCTAssertEqual(unlink("\(remote)/shared.txt"), 0)
+        XCTAssertEqual(rmdir("\(remote)/shared"), 0)
+
         // Directories, rename (also over an existing file), links, modes, removal.
         XCTAssertEqual(mkdir("\(remote)/sub", 0o750), 0)
         XCTAssertEqual(rename("\(remote)/a.txt", "\(remote)/sub/b.txt"), 0)
