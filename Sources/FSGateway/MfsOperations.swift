@@ -8,6 +8,8 @@ import Shared
 /// `MfsMount.shared` and answer with 0, a byte count, or a negative errno.
 enum MfsOperations {
     static var mount: MfsMount { MfsMount.shared }
+    /// renameat2's RENAME_EXCHANGE (linux/fs.h): the two names swap their entries.
+    static let renameExchange: UInt32 = 1 << 1
 
     /// A path from the kernel in wire form (`WireFileName`).
     static func path(_ raw: UnsafePointer<CChar>?) -> String { raw.map { WireFileName.decode(cString: $0) } ?? "/" }
@@ -273,7 +275,7 @@ enum MfsOperations {
         }
         ops.rename = { from, to, flags in
             MfsOperations.twoPaths(from, to, "Rename") { $0.flags = Int32(bitPattern: flags) } cached: { node, request, _ in
-                MfsOperations.mount.cache.renamed(node, request.path, to: request.path2)
+                MfsOperations.mount.cache.renamed(node, request.path, to: request.path2, exchanged: flags & MfsOperations.renameExchange != 0)
             }
         }
         ops.link = { from, to in

@@ -160,8 +160,14 @@ final class MountCache: Sendable {
     }
 
     /// `path` moved to `newPath` (replacing what was there).
-    func renamed(_ node: UInt32, _ path: String, to newPath: String) {
+    func renamed(_ node: UInt32, _ path: String, to newPath: String, exchanged: Bool = false) {
         update(node, touching: [path, newPath]) { state in
+            if exchanged {
+                // RENAME_EXCHANGE: both names stay, each now naming the other's entry.
+                state.forget(path, beneath: true)
+                state.forget(newPath, beneath: true)
+                return
+            }
             let directory = state.attrs[path]?.value.isDirectory ?? true
             state.forget(path, beneath: directory)
             state.forget(newPath, beneath: directory)

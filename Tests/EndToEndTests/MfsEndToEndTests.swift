@@ -75,6 +75,15 @@ final class MfsEndToEndTests: XCTestCase {
         XCTAssertTrue(files.createFile(atPath: "\(remote)/c.txt", contents: Data("c".utf8)))
         XCTAssertEqual(rename("\(remote)/c.txt", "\(remote)/sub/b.txt"), 0, "rename over an existing file")
         XCTAssertEqual(try String(contentsOfFile: "\(disk)/sub/b.txt", encoding: .utf8), "c")
+        // renameat2(RENAME_EXCHANGE) in a directory the mount made: both names stay, swapped.
+        XCTAssertTrue(files.createFile(atPath: "\(remote)/sub/e.txt", contents: Data("e".utf8)))
+        let exchange = "import ctypes, sys; libc = ctypes.CDLL(None, use_errno=True); "
+            + "sys.exit(0 if libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2) == 0 else ctypes.get_errno())"
+        let exchanged = LocalCluster.runAbsolute("/usr/bin/python3", ["-c", exchange, "\(remote)/sub/b.txt", "\(remote)/sub/e.txt"])
+        XCTAssertEqual(exchanged.status, 0, "RENAME_EXCHANGE through the mount: \(exchanged.stderr)")
+        XCTAssertEqual(try String(contentsOfFile: "\(remote)/sub/b.txt", encoding: .utf8), "e", "both names are still there")
+        XCTAssertEqual(try String(contentsOfFile: "\(remote)/sub/e.txt", encoding: .utf8), "c")
+        XCTAssertEqual(rename("\(remote)/sub/e.txt", "\(remote)/sub/b.txt"), 0)
         XCTAssertEqual(errnoOf { rmdir("\(remote)/sub") }, ENOTEMPTY)
         XCTAssertEqual(symlink("sub/b.txt", "\(remote)/link"), 0)
         XCTAssertEqual(try files.destinationOfSymbolicLink(atPath: "\(remote)/link"), "sub/b.txt")
