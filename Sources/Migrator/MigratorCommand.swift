@@ -26,6 +26,9 @@ public struct MigratorCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-transfer-rate"), help: "Cap on migration image traffic sent, in MiB/s (default: the configuration's, else 0: none).")
     var maxTransferRate: UInt64?
 
+    @Option(name: .customLong("lost-after"), help: "Seconds a node running this home's jobs may be dead (and its Migrator silent) before they are recorded as lost (default: the configuration's, else 30).")
+    var lostAfter: UInt64?
+
     public init() {}
 
     public func run() async throws {
@@ -33,7 +36,8 @@ public struct MigratorCommand: AsyncParsableCommand {
         let settings = OMXConfig.active.migrator
         let service = try MigratorService(
             host: host, stateDir: stateDir ?? settings.stateDir ?? "/var/lib/omx/migrator", spoolDir: spoolDir ?? settings.spoolDir ?? "/var/spool/omx",
-            criu: CRIU.locate(criu ?? settings.criu), maxTransferRate: (maxTransferRate ?? settings.maxTransferRateMiBps ?? 0) << 20)
+            criu: CRIU.locate(criu ?? settings.criu), maxTransferRate: (maxTransferRate ?? settings.maxTransferRateMiBps ?? 0) << 20,
+            lostAfter: .seconds(lostAfter ?? settings.lostAfterSeconds ?? 30))
         await service.start()
         try await host.run(background: { await service.monitor() }, beforeStop: { await service.sendGuestsAway(waitingForArrivals: MigratorService.stopWaitsForArrivals) })
     }

@@ -77,12 +77,16 @@ extension MigratorService {
     }
 
     /// Every half second: notices ended jobs, refreshes CPU, memory and cantmove, tells homes
-    /// what they missed, and asks sources about jobs restored here that wait for a decision.
+    /// what they missed, and asks sources about jobs restored here that wait for a decision;
+    /// every two seconds, checks the nodes this home's jobs run on.
     func monitor() async {
+        var rounds = 0
         while !Task.isCancelled {
             await checkJobs()
             await reportToHomes()
             await resolvePending()
+            if rounds % 4 == 0 { await watchAwayNodes() }
+            rounds += 1
             try? await Task.sleep(for: MigratorService.monitorInterval)
         }
     }

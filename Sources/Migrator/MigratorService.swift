@@ -16,7 +16,11 @@ actor MigratorService {
     let peers: PeerClients
     /// This node's Balancer, asked whether guests are blocked.
     let balancer: RPCClient
+    /// This node's Discovery, asked which nodes are dead.
+    let discovery: RPCClient
     let maxTransferRate: UInt64
+    /// How long a node running this home's jobs stays dead and silent before they are lost.
+    let lostAfterNs: UInt64
     /// OMX_MIGRATOR_FAULT, a test hook: "corrupt-chunk" damages one image chunk in transit.
     let fault: String
     var logger: Logger { host.logger }
@@ -44,8 +48,13 @@ actor MigratorService {
     var cpuSamples: [String: (ticks: UInt64, atNs: UInt64)] = [:]
     /// Execs inside jobs, for /mfs/lastexec (nil when the kernel refused: not root).
     var execEvents: ExecEvents?
+    /// Nodes running this home's jobs that are dead and whose Migrator does not answer, since
+    /// when (monotonic ns).
+    var silentSince: [UInt32: UInt64] = [:]
+    /// Nodes back after their jobs were recorded lost, whose Migrator was asked for them.
+    var askedBack: Set<UInt32> = []
 
-    init(host: ServiceHost, stateDir: String, spoolDir: String, criu: CRIU, maxTransferRate: UInt64) throws {
+    init(host: ServiceHost, stateDir: String, spoolDir: String, criu: CRIU, maxTransferRate: UInt64, lostAfter: Duration) throws {
         self.host = host
         nodeID = host.node.id
         store = try JobStore(stateDir: stateDir)
@@ -55,7 +64,9 @@ actor MigratorService {
         let bindAddress = resolveIPv4(host.node.address).first
         peers = PeerClients(loop: host.loop, map: host.map, port: ServiceKind.migrator.port(), authenticator: host.authenticator, bindAddress: bindAddress, logger: host.logger)
         balancer = RPCClient(loop: host.loop, endpoint: .unix(path: "\(host.runDir)/\(ServiceKind.balancer.socketName())"), logger: host.logger)
+        discovery = RPCClient(loop: host.loop, endpoint: .unix(path: "\(host.runDir)/\(ServiceKind.discovery.socketName())"), logger: host.logger)
         self.maxTransferRate = maxTransferRate
+        lostAfterNs = UInt64(lostAfter.milliseconds) * 1_000_000
         fault = getenv("OMX_MIGRATOR_FAULT").map { String(cString: $0) } ?? ""
         try makeDirectories(spoolDir)
         omx_heap_allocations_up_to(8 << 20)
@@ -363,11 +374,12 @@ actor MigratorService {
 
     /// Keeps a newer record of one of this home's jobs, as the node it runs on reported it;
     /// older news (fewer migrations) is ignored, and so is any news of a job known to have
-    /// ended (a late report of a move must not bring it back to life).
+    /// ended (a late report of a move must not bring it back to life), unless the end was a
+    /// guess (lost with its node, which turned out to hold it still).
     func takeNews(_ job: Job) throws {
         if let known = jobs[job.id] {
             if job.migrations < known.migrations { return }
-            if known.state == .exited && job.state != .exited { return }
+            if known.state == .exited && job.state != .exited && !known.exit.hasPrefix(MigratorService.lostPrefix) { return }
             if known.where == nodeID && known.state != .exited && job.where != nodeID && job.migrations == known.migrations { return }
         }
         var record = job

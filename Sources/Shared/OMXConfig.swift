@@ -47,6 +47,8 @@ public struct OMXConfig: Sendable, Equatable {
         public var spoolDir: String?
         public var criu: String?
         public var maxTransferRateMiBps: UInt64?
+        /// Seconds a node running a home's jobs may be dead before they are recorded as lost.
+        public var lostAfterSeconds: UInt64?
     }
 
     /// What one caller may hold of each service (`RPCServer.Configuration`); nil keeps the

@@ -94,6 +94,7 @@ extension OMXConfig {
         "migrator.spool_dir": { $0.migrator.spoolDir = try $1.path() },
         "migrator.criu": { $0.migrator.criu = try $1.path() },
         "migrator.max_transfer_rate": { $0.migrator.maxTransferRateMiBps = UInt64(try $1.integer(in: 0...1_000_000)) },
+        "migrator.lost_after": { $0.migrator.lostAfterSeconds = UInt64(try $1.integer(in: 1...86_400)) },
         "balancer.speed": { $0.balancer.speed = UInt32(try $1.integer(in: 1...1_000_000)) },
         "balancer.load_source": { config, value in
             guard ["machine", "jobs"].contains(value.text) else { throw value.invalid("machine or jobs") }

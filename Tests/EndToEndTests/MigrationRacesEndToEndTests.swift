@@ -7,8 +7,8 @@ import XCTest
 /// a guest's end that its home could not hear of at the time.
 final class MigrationRacesEndToEndTests: XCTestCase {
     /// A 3-node cluster whose Balancers move nothing by themselves (`mosctl stay`).
-    private func quietCluster(subnet: Int) throws -> DiscoveryCluster {
-        let cluster = try DiscoveryCluster(subnet: subnet, nodes: 3)
+    private func quietCluster(subnet: Int, configText: String? = nil) throws -> DiscoveryCluster {
+        let cluster = try DiscoveryCluster(subnet: subnet, nodes: 3, configText: configText)
         for node in 1...3 { XCTAssertEqual(cluster.omx(["mosctl", "stay"], runDir: node).status, 0, "no automatic moves") }
         return cluster
     }
@@ -111,6 +111,38 @@ final class MigrationRacesEndToEndTests: XCTestCase {
         try await cluster.restartMigrator(1)
         let record = await cluster.waitForEnd(of: job, seconds: 15)
         XCTAssertEqual(record?["state"] as? String, "exited", "the home learned of the end after node 2's restart: \(record ?? [:])")
+        await cluster.down()
+    }
+
+    func testAJobOnANodeThatDiedIsLostAndANodeThatStillHoldsItGivesItBack() async throws {
+        try DiscoveryCluster.requireCRIU()
+        let cluster = try quietCluster(subnet: 98, configText: "[migrator]\nlost_after = 3\n")
+        let job = try cluster.run(MigratorEndToEndTests.counter)
+        try await Task.sleep(for: .milliseconds(300))
+        XCTAssertEqual(cluster.omx(["migrate", job, "3"]).status, 0)
+        func lost() -> Bool { (cluster.job(job)?["exit"] as? String)?.hasPrefix("lost:") == true }
+
+        // Node 3's Discovery and Migrator die; the job itself runs on: the home's verdict,
+        // then node 3 back with the job, which takes its record back.
+        cluster.kill9(3, "discovery")
+        cluster.kill9(3, "migrator")
+        var verdict = await cluster.waitFor(seconds: 30) { lost() }
+        XCTAssertNotNil(verdict, "the home recorded the job lost: \(cluster.job(job) ?? [:])")
+        XCTAssertEqual(cluster.job(job)?["state"] as? String, "exited", "a waiter learns the job ended")
+        XCTAssertEqual(cluster.copies(of: job).count, 1, "the job still ran on node 3 meanwhile")
+        let up = cluster.omx(["cluster", "up", "--nodes", "3", "--dir", cluster.dir, "--first-address", "127.0.98.1"])
+        XCTAssertEqual(up.status, 0, up.stdout + up.stderr)
+        let back = await cluster.waitFor(seconds: 20) { cluster.job(job)?["state"] as? String == "running" }
+        XCTAssertNotNil(back, "node 3 gave the job back: \(cluster.job(job) ?? [:])")
+        XCTAssertEqual(cluster.job(job)?["where"] as? Int, 3)
+
+        // Now node 3 dies whole, its jobs with it.
+        for service in ["discovery", "migrator", "balancer"] { cluster.kill9(3, service) }
+        for copy in cluster.copies(of: job) { kill(copy.pid, SIGKILL) }
+        verdict = await cluster.waitFor(seconds: 30) { lost() }
+        XCTAssertNotNil(verdict, "the home recorded the job lost again")
+        let exit = cluster.job(job)?["exit"] as? String ?? ""
+        XCTAssertTrue(exit.contains("node 3 died"), exit)
         await cluster.down()
     }
 }

@@ -30,6 +30,7 @@ final class OMXConfigTests: XCTestCase {
             min_residence_ms = 5000
             [migrator]
             max_transfer_rate = 40
+            lost_after = 90
             [limits]
             connections_per_user = 32
             stalled_seconds = 5
@@ -51,6 +52,7 @@ final class OMXConfigTests: XCTestCase {
         XCTAssertEqual(config.balancer.minResidenceMs, 5000)
         XCTAssertNil(config.balancer.fanout)
         XCTAssertEqual(config.migrator.maxTransferRateMiBps, 40)
+        XCTAssertEqual(config.migrator.lostAfterSeconds, 90)
         XCTAssertEqual(config.limits.connectionsPerUser, 32)
         XCTAssertNil(config.limits.connectionsPerAddress)
         XCTAssertEqual(config.limits.stalledSeconds, 5)
