@@ -13,31 +13,42 @@ final class ImageReceiver: @unchecked Sendable {
     // Set in init, closed only by `close()` after the last chunk.
     private var descriptors: [Int32] = []
     private let received: Mutex<[UInt64]>
+    /// When the transfer began or its last chunk arrived (monotonic ns).
+    private let lastActivityNs = Atomic<UInt64>(monotonicNs())
 
-    /// Creates `directory` and the (empty) files announced by `begin`.
+    /// Creates `directory` and the (empty) files announced by `begin`; on failure, leaves
+    /// nothing behind.
     /// - Throws: `RPCError` naming a bad path or a file that cannot be created.
     init(begin: TransferBegin, directory: String) throws {
         transfer = begin.transfer
         self.directory = directory
         self.begin = begin
         received = Mutex(Array(repeating: 0, count: begin.files.count))
-        try makeDirectories(directory)
         for file in begin.files {
             let parts = file.path.split(separator: "/")
             guard !file.path.hasPrefix("/"), !parts.contains(".."), !parts.isEmpty else {
-                close()
                 throw RPCError(.invalidArgument, "Migrator.Receive: image path \"\(file.path)\" leaves the image directory")
             }
-            if parts.count > 1 { try makeDirectories("\(directory)/\(parts.dropLast().joined(separator: "/"))") }
-            let path = "\(directory)/\(file.path)"
-            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard fd >= 0 else {
-                close()
-                throw RPCError(.internal, "\(path): cannot create: \(String(cString: strerror(errno)))")
+        }
+        do {
+            try makeDirectories(directory)
+            for file in begin.files {
+                let parts = file.path.split(separator: "/")
+                if parts.count > 1 { try makeDirectories("\(directory)/\(parts.dropLast().joined(separator: "/"))") }
+                let path = "\(directory)/\(file.path)"
+                let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+                guard fd >= 0 else { throw RPCError(.internal, "\(path): cannot create: \(String(cString: strerror(errno)))") }
+                descriptors.append(fd)
             }
-            descriptors.append(fd)
+        } catch {
+            close()
+            removeTree(directory)
+            throw error
         }
     }
+
+    /// How long no chunk has arrived, at monotonic time `now`.
+    func idleNs(at now: UInt64) -> UInt64 { now &- lastActivityNs.load(ordering: .relaxed) }
 
     /// Writes one chunk's `data`.
     /// - Throws: `RPCError` DATA_LOSS on a CRC mismatch, INVALID_ARGUMENT on a chunk that
@@ -60,6 +71,7 @@ final class ImageReceiver: @unchecked Sendable {
             throw RPCError(.internal, "\(directory)/\(file.path): cannot write: \(String(cString: strerror(errno)))")
         }
         received.withLock { $0[index] += UInt64(written) }
+        lastActivityNs.store(monotonicNs(), ordering: .relaxed)
     }
 
     /// The files not yet complete, or nil when every byte arrived.

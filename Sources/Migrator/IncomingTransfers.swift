@@ -31,6 +31,22 @@ final class IncomingTransfers: Sendable {
         return receiver
     }
 
+    /// Drops the transfers that received nothing for `idleNs` (their source died or gave up
+    /// without an `Abort` arriving) and returns them, closed.
+    func dropIdle(longerThan idleNs: UInt64) -> [ImageReceiver] {
+        let now = monotonicNs()
+        let idle = state.withLock { state in
+            let idle = state.receivers.values.filter { $0.idleNs(at: now) > idleNs }
+            for receiver in idle {
+                state.receivers[receiver.transfer] = nil
+                state.dropped[receiver.transfer] = "no chunk arrived for \(idleNs / 1_000_000_000) s"
+            }
+            return idle
+        }
+        for receiver in idle { receiver.close() }
+        return idle
+    }
+
     /// `Migrator.Chunk`: writes one chunk (parsed in place) into its transfer. A bad chunk
     /// drops the whole transfer and its files.
     /// - Throws: NOT_FOUND for an unknown transfer, ABORTED with the first reason for a

@@ -3,8 +3,9 @@ import Shared
 
 /// The Migrator's registry on disk: one `omx.migrator.Job` message per file under
 /// `<state>/jobs/`, the home job counter, and the decisions of migrations sent from here
-/// under `<state>/outcomes/`. Every write is atomic (temporary file, fsync, rename), so a
-/// Migrator killed at any moment finds a consistent registry when it starts again.
+/// under `<state>/outcomes/`. Every write is atomic and durable (temporary file, fsync,
+/// rename, fsync of the directory), so a Migrator killed at any moment, or a power cut, leaves
+/// a consistent registry.
 /// Jobs restored here but not yet committed by their source live under `<state>/incoming/`.
 final class JobStore {
     let stateDir: String
@@ -84,6 +85,23 @@ final class JobStore {
         }
     }
 
+    /// How long the decision of a migration sent from here is kept: a target asks for it
+    /// within seconds, or when its Migrator starts again after a stop.
+    static let outcomeRetentionSeconds = 7 * 24 * 3600
+
+    /// Removes the decisions older than `outcomeRetentionSeconds`; returns how many went.
+    @discardableResult
+    func pruneOutcomes(now: time_t = time(nil)) -> Int {
+        var removed = 0
+        for name in (try? listDirectory(outcomesDir)) ?? [] {
+            var info = stat()
+            let path = "\(outcomesDir)/\(name)"
+            guard stat(path, &info) == 0, now - info.st_mtim.tv_sec > JobStore.outcomeRetentionSeconds, unlink(path) == 0 else { continue }
+            removed += 1
+        }
+        return removed
+    }
+
     /// The directory for migration images of `transfer`.
     func imagesDir(_ transfer: String) -> String { "\(stateDir)/images/\(transfer)" }
 
@@ -97,6 +115,12 @@ final class JobStore {
         guard written == bytes.count, synced, rename(temporary, path) == 0 else {
             unlink(temporary)
             throw ConfigError("\(path): cannot write: \(String(cString: strerror(errno)))")
+        }
+        // The rename itself reaches the disk only with its directory.
+        let directory = open(String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
         }
     }
 }

@@ -130,6 +130,17 @@ extension MigratorService {
         removeTree(store.imagesDir(transfer))
     }
 
+    /// How long a transfer may receive nothing before it is dropped with its files.
+    static let transferIdleNs: UInt64 = 120_000_000_000
+
+    /// Drops transfers whose source fell silent (it died, or its `Abort` was lost).
+    func dropStalledTransfers() {
+        for receiver in incoming.dropIdle(longerThan: MigratorService.transferIdleNs) {
+            removeTree(receiver.directory)
+            logger.notice("dropped transfer \(receiver.transfer) of job \(receiver.begin.job.id): nothing arrived from node \(receiver.begin.source) for \(MigratorService.transferIdleNs / 1_000_000_000) s")
+        }
+    }
+
     /// Asks the source of each restored job that has waited too long what it decided.
     func resolvePending() async {
         let now = monotonicNs()

@@ -78,14 +78,19 @@ extension MigratorService {
 
     /// Every half second: notices ended jobs, refreshes CPU, memory and cantmove, tells homes
     /// what they missed, and asks sources about jobs restored here that wait for a decision;
-    /// every two seconds, checks the nodes this home's jobs run on.
+    /// every two seconds, checks the nodes this home's jobs run on and drops stalled incoming
+    /// transfers; every hour, forgets decisions older than a week.
     func monitor() async {
         var rounds = 0
         while !Task.isCancelled {
             await checkJobs()
             await reportToHomes()
             await resolvePending()
-            if rounds % 4 == 0 { await watchAwayNodes() }
+            if rounds % 4 == 0 {
+                await watchAwayNodes()
+                dropStalledTransfers()
+            }
+            if rounds % 7_200 == 0 { store.pruneOutcomes() }
             rounds += 1
             try? await Task.sleep(for: MigratorService.monitorInterval)
         }

@@ -193,8 +193,9 @@ actor MigratorService {
                 throw RPCError(error.status, "Migrator.Run: node \(job.where) did not say whether it started job \(job.id) (\(error.message)); it may be running there: see omx mps")
             }
         }
-        jobs[job.id] = job
-        try store.save(job)
+        // It runs now: a registry that cannot be written is logged, not answered as a failure
+        // (a caller told it failed would start it again).
+        keep(job)
         host.metrics.add("omx_jobs_started_total", help: "Jobs whose home is this node, started here or elsewhere.")
         logger.info("job \(job.id) started on node \(job.where) as pid \(job.pid) for uid \(job.uid): \(job.argv.joined(separator: " "))")
         return job

@@ -89,6 +89,23 @@ final class ImageTransferTests: XCTestCase {
         removeTree(dir + "-3")
     }
 
+    func testATransferThatFellSilentIsDroppedAndAFailedStartLeavesNothing() throws {
+        let transfers = IncomingTransfers()
+        XCTAssertTrue(transfers.add(try ImageReceiver(begin: begin([ImageFile(path: "pages-1.img", size: 8)]), directory: dir)))
+        XCTAssertTrue(transfers.dropIdle(longerThan: 60_000_000_000).isEmpty, "a transfer that just began is not idle")
+        let dropped = transfers.dropIdle(longerThan: 0)
+        XCTAssertEqual(dropped.map(\.transfer), ["1.1-7"])
+        XCTAssertThrowsError(try transfers.write(chunk("1.1-7", file: 0, offset: 0, [1, 2, 3, 4]), node: 2)) { error in
+            XCTAssertEqual((error as? RPCError)?.status, .aborted)
+            XCTAssertTrue("\(error)".contains("no chunk arrived for 0 s"), "\(error)")
+        }
+
+        // A file that cannot be created (its directory is a file): no image directory is left.
+        let blocked = dir + "-4"
+        XCTAssertThrowsError(try ImageReceiver(begin: begin([ImageFile(path: "a.img", size: 1), ImageFile(path: "a.img/b.img", size: 1)]), directory: blocked))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: blocked), "the half-made image directory is gone")
+    }
+
     func testAChunkSurvivesTheWireWithItsDataInPlace() throws {
         let data: [UInt8] = (0..<5000).map { UInt8(truncatingIfNeeded: $0 * 7) }
         let original = TransferChunk(transfer: "2.3-9", file: 4, offset: 1 << 33, data: data, crc32: 0xdead_beef)

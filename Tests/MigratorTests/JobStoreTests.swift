@@ -52,6 +52,14 @@ final class JobStoreTests: XCTestCase {
         XCTAssertEqual(store.outcome(of: "1.1-5"), .committed)
         XCTAssertEqual(store.outcome(of: "1.1-6"), .aborted)
         XCTAssertEqual(store.outcome(of: "1.1-7"), .undecided)
+        // A week on, the decisions go; a recent one stays.
+        try store.recordOutcome("1.1-8", .committed)
+        var weekOld = [timespec(tv_sec: time(nil) - JobStore.outcomeRetentionSeconds - 60, tv_nsec: 0)]
+        weekOld.append(weekOld[0])
+        for transfer in ["1.1-5", "1.1-6"] { XCTAssertEqual(utimensat(AT_FDCWD, "\(dir)/outcomes/\(transfer)", weekOld, 0), 0) }
+        XCTAssertEqual(store.pruneOutcomes(), 2)
+        XCTAssertEqual(store.outcome(of: "1.1-5"), .undecided)
+        XCTAssertEqual(store.outcome(of: "1.1-8"), .committed)
         store.remove("1.1")
         store.removeIncoming("3.4-99")
         XCTAssertEqual(store.loadJobs().jobs.map(\.id), ["1.2"])
