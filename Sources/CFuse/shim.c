@@ -22,7 +22,7 @@ static void *omx_fuse_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->attr_timeout = cache_timeout;
     cfg->entry_timeout = cache_timeout;
     cfg->negative_timeout = 0;
-    cfg->use_ino = 0;
+    cfg->use_ino = 1;  // MountInode: hard links share a number, other files practically never
     cfg->kernel_cache = 0;
     cfg->nullpath_ok = 0;
     return fuse_get_context()->private_data;

@@ -208,6 +208,7 @@ final class ExportedTree: Sendable {
     func attributes(_ info: stat) -> FileAttr {
         var attr = FileAttr()
         attr.ino = UInt64(info.st_ino)
+        attr.dev = UInt64(info.st_dev)
         attr.mode = UInt32(info.st_mode)
         attr.nlink = UInt32(info.st_nlink)
         attr.uid = info.st_uid

@@ -30,7 +30,11 @@ final class MfsMount: Sendable {
     /// A file open on a node: the gateway instance that holds it ("host:port"), its handle
     /// there, the home node that relays its calls (0: none), and how to open it again should
     /// that instance restart or die.
-    typealias OpenFile = (node: UInt32, instance: String, handle: UInt64, via: UInt32, path: String, flags: Int32, job: String)
+    /// An open file: where and through which gateway instance, its handle there, how to open
+    /// it again (path, flags), and which file it is (device and inode on its node).
+    typealias OpenFile = (node: UInt32, instance: String, handle: UInt64, via: UInt32, path: String, flags: Int32, job: String, identity: FileIdentity?)
+    /// A file on its node: hard links share it, a file put in its place by rename does not.
+    typealias FileIdentity = (dev: UInt64, ino: UInt64)
     /// Open files by our handle.
     private let files = Mutex<(next: UInt64, open: [UInt64: OpenFile])>((1, [:]))
     /// Attributes and listings of the nodes whose changes this mount follows.
@@ -292,7 +296,9 @@ final class MfsMount: Sendable {
             let id = state.next
             state.next += 1
             // Reopening must neither create, truncate nor fail on an existing file.
-            state.open[id] = (node, instance, answer.handle, via, request.path, request.flags & ~(O_CREAT | O_EXCL | O_TRUNC), request.job)
+            state.open[id] = (
+                node, instance, answer.handle, via, request.path, request.flags & ~(O_CREAT | O_EXCL | O_TRUNC), request.job,
+                answer.attr.map { ($0.dev, $0.ino) })
             // Appends go out one at a time: the gateway finds their offset when it writes.
             if request.flags & O_ACCMODE != O_RDONLY && request.flags & O_APPEND == 0 { writeBehind.track(id, node: node, path: request.path) }
             return id
@@ -341,7 +347,14 @@ final class MfsMount: Sendable {
             logger.warning("FSGateway.\(method) \(open.path) on node \(open.node): the open file was lost and cannot be opened again")
             return (-EIO, FsResponse())
         }
-        files.withLock { $0.open[id] = (open.node, instance, opened.handle, open.via, open.path, open.flags, open.job) }
+        if let identity = open.identity, let now = opened.attr, (now.dev, now.ino) != identity {
+            // Another file took the name meanwhile (an editor's save, git checkout, rsync):
+            // reading or writing it at the old file's offsets would mix the two.
+            releases.add(opened.handle, of: ReleaseQueue.Holder(node: open.node, instance: instance, via: open.via))
+            logger.warning("FSGateway.\(method) \(open.path) on node \(open.node): the open file was lost, and the path now names another file (ESTALE)")
+            return (-ESTALE, FsResponse())
+        }
+        files.withLock { $0.open[id] = (open.node, instance, opened.handle, open.via, open.path, open.flags, open.job, open.identity) }
         logger.notice("reopened \(open.path) on node \(open.node) at \(instance) after its gateway instance was lost")
         request.handle = opened.handle
         do {
@@ -365,10 +378,11 @@ extension FsRequest {
     }
 }
 
-/// `struct stat` from a gateway's attributes.
-func fill(_ stat: UnsafeMutablePointer<stat>, _ attr: FileAttr) {
+/// `struct stat` from a gateway's attributes for a file on `node` (nil: the mount's own
+/// entries, whose `ino` is already the mount's).
+func fill(_ stat: UnsafeMutablePointer<stat>, _ attr: FileAttr, node: UInt32?) {
     memset(stat, 0, MemoryLayout<Glibc.stat>.size)
-    stat.pointee.st_ino = ino_t(attr.ino)
+    stat.pointee.st_ino = ino_t(node.map { MountInode.of(node: $0, dev: attr.dev, ino: attr.ino) } ?? attr.ino)
     stat.pointee.st_mode = mode_t(attr.mode)
     stat.pointee.st_nlink = nlink_t(attr.nlink)
     stat.pointee.st_uid = attr.uid
@@ -381,9 +395,10 @@ func fill(_ stat: UnsafeMutablePointer<stat>, _ attr: FileAttr) {
     stat.pointee.st_ctim = timespec(nanoseconds: attr.ctimeNs)
 }
 
-/// Synthetic attributes for the mount's own entries.
-func syntheticAttr(directory: Bool, size: Int = 0) -> FileAttr {
+/// Synthetic attributes for the mount's own entries, numbered `ino` (`MountInode`).
+func syntheticAttr(directory: Bool, size: Int = 0, ino: UInt64) -> FileAttr {
     var attr = FileAttr()
+    attr.ino = ino
     attr.mode = directory ? UInt32(Glibc.S_IFDIR) | 0o555 : UInt32(Glibc.S_IFLNK) | 0o777
     attr.nlink = directory ? 2 : 1
     attr.size = UInt64(size)

@@ -14,6 +14,15 @@ enum MfsOperations {
     /// A path from the kernel in wire form (`WireFileName`).
     static func path(_ raw: UnsafePointer<CChar>?) -> String { raw.map { WireFileName.decode(cString: $0) } ?? "/" }
 
+    /// `struct stat` for `rest` on `node`: /mfs/N itself keeps its own number whatever
+    /// directory the node exports.
+    static func fillEntry(_ stat: UnsafeMutablePointer<stat>, _ attr: FileAttr, node: UInt32, _ rest: String) {
+        guard rest.isEmpty else { return fill(stat, attr, node: node) }
+        var root = attr
+        root.ino = MountInode.node(node)
+        fill(stat, root, node: nil)
+    }
+
     /// `body` for a path on a node; EROFS for the mount's own entries, ENOENT for others.
     static func onNode(_ raw: UnsafePointer<CChar>?, _ body: (UInt32, String) -> Int32) -> Int32 {
         switch MfsOperations.mount.place(MfsOperations.path(raw)) {
@@ -29,29 +38,30 @@ enum MfsOperations {
             guard let stat else { return -EINVAL }
             // An open file (fstat, or the kernel checking its size) is asked through its handle:
             // it may have been renamed or unlinked on its node meanwhile.
-            if let info, MfsOperations.mount.file(info.pointee.fh) != nil {
+            if let info, let open = MfsOperations.mount.file(info.pointee.fh) {
                 MfsOperations.drainWrites(of: info.pointee.fh)
                 let (code, answer) = MfsOperations.mount.callFile(info.pointee.fh, "Getattr") { _ in }
-                if code == 0, let attr = answer.attr { fill(stat, attr) }
+                if code == 0, let attr = answer.attr { fill(stat, attr, node: open.node) }
                 return code
             }
             switch MfsOperations.mount.place(MfsOperations.path(raw)) {
             case .root:
-                fill(stat, syntheticAttr(directory: true))
+                fill(stat, syntheticAttr(directory: true, ino: MountInode.root), node: nil)
                 return 0
             case let .magic(name):
-                fill(stat, syntheticAttr(directory: false, size: MfsOperations.mount.magicTarget(name).utf8.count))
+                let ino = MountInode.magic(MfsMount.magicEntries.firstIndex(of: name) ?? 0)
+                fill(stat, syntheticAttr(directory: false, size: MfsOperations.mount.magicTarget(name).utf8.count, ino: ino), node: nil)
                 return 0
             case let .node(node, rest):
                 if rest.isEmpty, !MfsOperations.mount.gateways.isLive(node) { return -ENOENT }
                 if let attr = MfsOperations.mount.takeCreatedAttr(node: node, path: rest) {
-                    fill(stat, attr)
+                    fill(stat, attr, node: node)
                     return 0
                 }
                 let request = MfsOperations.mount.request(rest)
                 switch MfsOperations.mount.cache.lookup(node, rest, for: request.cacheCaller) {
                 case let .attr(attr):
-                    fill(stat, attr)
+                    MfsOperations.fillEntry(stat, attr, node: node, rest)
                     return 0
                 case .missing:
                     return -ENOENT
@@ -62,7 +72,7 @@ enum MfsOperations {
                 let generation = MfsOperations.mount.cache.generation(node)
                 let (code, answer) = MfsOperations.mount.call(node, "Getattr", request)
                 if code == 0, let attr = answer.attr {
-                    fill(stat, attr)
+                    MfsOperations.fillEntry(stat, attr, node: node, rest)
                     MfsOperations.mount.cache.remember(node, rest, attr, for: request.cacheCaller, since: generation)
                 }
                 return code
@@ -72,17 +82,19 @@ enum MfsOperations {
         ops.readdir = { raw, buffer, filler, _, _, _ in
             guard let filler else { return -EINVAL }
             var entries: [(String, FileAttr)] = []
+            var listed: UInt32?  // the node whose directory it is (nil: the mount's root)
             switch MfsOperations.mount.place(MfsOperations.path(raw)) {
             case .root:
                 let nodes = MfsOperations.mount.gateways.liveNodes()
-                entries = nodes.map { (String($0), syntheticAttr(directory: true)) }
-                    + MfsMount.magicEntries.map { ($0, syntheticAttr(directory: false, size: 1)) }
+                entries = nodes.map { (String($0), syntheticAttr(directory: true, ino: MountInode.node($0))) }
+                    + MfsMount.magicEntries.enumerated().map { ($1, syntheticAttr(directory: false, size: 1, ino: MountInode.magic($0))) }
             case let .node(node, rest):
                 let generation = MfsOperations.mount.cache.generation(node)
                 let request = MfsOperations.mount.request(rest)
                 let (code, listing) = MfsOperations.mount.listDirectory(node, request)
                 guard code == 0 else { return code }
                 entries = listing.map { ($0.name, $0.attr) }
+                listed = node
                 MfsOperations.mount.cache.rememberListing(node, rest, listing, for: request.cacheCaller, since: generation)
             case .magic: return -ENOTDIR
             case .missing: return -ENOENT
@@ -90,7 +102,7 @@ enum MfsOperations {
             var info = stat()
             for name in [".", ".."] { _ = filler(buffer, name, nil, 0, fuse_fill_dir_flags(rawValue: 0)) }
             for (name, attr) in entries {
-                fill(&info, attr)
+                fill(&info, attr, node: listed)
                 if filler(buffer, WireFileName.cString(name), &info, 0, FUSE_FILL_DIR_PLUS) != 0 { break }
             }
             return 0

@@ -92,6 +92,17 @@ final class MfsEndToEndTests: XCTestCase {
         var info = stat()
         XCTAssertEqual(stat("\(disk)/hard", &info), 0)
         XCTAssertEqual(info.st_nlink, 2)
+        // Hard links are one file through the mount too: cp onto its own link refuses instead
+        // of emptying it, and other files have other numbers.
+        var linked = stat(), other = stat()
+        XCTAssertEqual(stat("\(remote)/hard", &info), 0)
+        XCTAssertEqual(stat("\(remote)/sub/b.txt", &linked), 0)
+        XCTAssertEqual(stat("\(remote)/big.bin", &other), 0)
+        XCTAssertEqual(info.st_ino, linked.st_ino, "two names of one file, one inode number")
+        XCTAssertNotEqual(info.st_ino, other.st_ino)
+        let copied = LocalCluster.runAbsolute("/bin/cp", ["\(remote)/hard", "\(remote)/sub/b.txt"])
+        XCTAssertNotEqual(copied.status, 0, "cp sees the same file")
+        XCTAssertEqual(try String(contentsOfFile: "\(disk)/sub/b.txt", encoding: .utf8), "c", "and left it whole")
         XCTAssertEqual(chmod("\(remote)/hard", 0o600), 0)
         XCTAssertEqual(stat("\(disk)/sub/b.txt", &info), 0)
         XCTAssertEqual(info.st_mode & 0o777, 0o600)
@@ -213,7 +224,12 @@ final class MfsEndToEndTests: XCTestCase {
         let fd = open("\(cluster.dir)/node-1/mfs/2\(disk)/open.txt", O_RDWR | O_CREAT, 0o644)
         XCTAssertGreaterThanOrEqual(fd, 0)
         XCTAssertEqual(pwrite(fd, "before", 6, 0), 6)
+        try Data("old contents".utf8).write(to: URL(fileURLWithPath: "\(disk)/replaced.txt"))
+        let stale = open("\(cluster.dir)/node-1/mfs/2\(disk)/replaced.txt", O_RDONLY)
+        XCTAssertGreaterThanOrEqual(stale, 0)
         cluster.kill9(2, "fsgateway-0")
+        // Meanwhile another file takes the second one's name (as an editor saves).
+        try Data("new contents".utf8).write(to: URL(fileURLWithPath: "\(disk)/replaced.txt"), options: .atomic)
         let restarted = cluster.omx(["cluster", "up", "--nodes", "2", "--dir", cluster.dir, "--first-address", "127.0.55.1", "--timeout", "5"])
         XCTAssertEqual(restarted.status, 0, restarted.stderr)
         let answering = await cluster.waitFor(seconds: 10) { cluster.omx(["ping", "fsgateway"], runDir: 2).status == 0 }
@@ -223,6 +239,10 @@ final class MfsEndToEndTests: XCTestCase {
         XCTAssertEqual(pread(fd, &buffer, 11, 0), 11)
         XCTAssertEqual(String(decoding: buffer, as: UTF8.self), "beforeafter")
         close(fd)
+        var old = [UInt8](repeating: 0, count: 12)
+        XCTAssertEqual(pread(stale, &old, old.count, 0), -1, "the file open before is gone: not the new one's bytes \(String(decoding: old, as: UTF8.self))")
+        XCTAssertEqual(errno, ESTALE)
+        close(stale)
         XCTAssertEqual(try String(contentsOfFile: "\(disk)/open.txt", encoding: .utf8), "beforeafter")
         await cluster.down()
     }

@@ -457,7 +457,7 @@ void   omx__fsgateway__changes_response__free_unpacked
   assert(message->base.descriptor == &omx__fsgateway__changes_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor omx__fsgateway__attr__field_descriptors[11] =
+static const ProtobufCFieldDescriptor omx__fsgateway__attr__field_descriptors[12] =
 {
   {
     "ino",
@@ -591,12 +591,25 @@ static const ProtobufCFieldDescriptor omx__fsgateway__attr__field_descriptors[11
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "dev",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__Attr, dev),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__fsgateway__attr__field_indices_by_name[] = {
   7,   /* field[7] = atime_ns */
   10,   /* field[10] = blksize */
   6,   /* field[6] = blocks */
   9,   /* field[9] = ctime_ns */
+  11,   /* field[11] = dev */
   4,   /* field[4] = gid */
   0,   /* field[0] = ino */
   1,   /* field[1] = mode */
@@ -608,7 +621,7 @@ static const unsigned omx__fsgateway__attr__field_indices_by_name[] = {
 static const ProtobufCIntRange omx__fsgateway__attr__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor omx__fsgateway__attr__descriptor =
 {
@@ -618,7 +631,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__attr__descriptor =
   "Omx__Fsgateway__Attr",
   "omx.fsgateway",
   sizeof(Omx__Fsgateway__Attr),
-  11,
+  12,
   omx__fsgateway__attr__field_descriptors,
   omx__fsgateway__attr__field_indices_by_name,
   1,  omx__fsgateway__attr__number_ranges,

@@ -52,10 +52,14 @@ struct  Omx__Fsgateway__Attr
   int64_t mtime_ns;
   int64_t ctime_ns;
   uint32_t blksize;
+  /*
+   * st_dev: with ino, which file this is (hard links share both)
+   */
+  uint64_t dev;
 };
 #define OMX__FSGATEWAY__ATTR__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__attr__descriptor) \
-    , 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 
 struct  Omx__Fsgateway__DirEntry

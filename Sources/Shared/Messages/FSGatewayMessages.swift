@@ -15,6 +15,8 @@ public struct FileAttr: Sendable, Equatable {
     public var mtimeNs: Int64 = 0
     public var ctimeNs: Int64 = 0
     public var blksize: UInt32 = 0
+    /// st_dev: with `ino`, which file this is on its node (hard links share both).
+    public var dev: UInt64 = 0
 
     public init() {}
 
@@ -36,6 +38,7 @@ public struct FileAttr: Sendable, Equatable {
         message.pointee.mtime_ns = mtimeNs
         message.pointee.ctime_ns = ctimeNs
         message.pointee.blksize = blksize
+        message.pointee.dev = dev
         return message
     }
 
@@ -51,6 +54,7 @@ public struct FileAttr: Sendable, Equatable {
         mtimeNs = message.mtime_ns
         ctimeNs = message.ctime_ns
         blksize = message.blksize
+        dev = message.dev
     }
 }
 
