@@ -222,8 +222,14 @@ final class FileGateway: Sendable {
         case "Open" where request.flags & O_TRUNC != 0: record(request.path, entry: false)
         case "Write", "Truncate":
             // A truncate names a path or, like a write, an open handle.
-            let path = request.handle == 0 ? request.path : handles.path(of: request.handle)
-            if let path { record(path, entry: false) }
+            guard request.handle != 0 else { return record(request.path, entry: false) }
+            if let opened = handles.path(of: request.handle) { record(opened, entry: false) }
+            // A file renamed while open (logrotate) changes under its new name too, which the
+            // writer's mount does not know: every mount hears of it.
+            if let now = handles.currentPath(of: request.handle), let exported = tree.exportedPath(of: now),
+               exported != handles.path(of: request.handle).flatMap({ tree.exportedPath(of: tree.lexicalPath($0)) }) {
+                feed.record(TreeChange(path: exported, entry: false), origin: 0)
+            }
         case "Chmod", "Chown", "Utimens": record(request.path, entry: false, directory: isDirectory(request.path))
         case "Unlink", "Symlink": record(request.path, entry: true)
         case "Mkdir", "Rmdir": record(request.path, entry: true, directory: true)

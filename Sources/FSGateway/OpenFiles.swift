@@ -101,6 +101,12 @@ final class OpenFiles: Sendable {
         table.withLock { $0.open[id]?.file.path }
     }
 
+    /// Where handle `id`'s file is now, as the kernel names it (absolute; nil once unlinked).
+    func currentPath(of id: UInt64) -> String? {
+        guard let fd = table.withLock({ $0.open[id]?.file.fd }), let path = ExportedTree.kernelPath(of: fd) else { return nil }
+        return path.hasSuffix(" (deleted)") ? nil : path
+    }
+
     /// Drops the handles among `ids` that `caller` may use; the others stay as they are.
     func release(_ ids: [UInt64], by caller: Caller) {
         let released = table.withLock { state in

@@ -126,5 +126,29 @@ final class MfsCacheEndToEndTests: XCTestCase {
         XCTAssertTrue(files.createFile(atPath: "\(two)/renamed/made/y", contents: Data("y".utf8)))
         let appeared = await cluster.waitFor(seconds: 5) { self.size("\(one)/renamed/made/y") == 1 }
         XCTAssertNotNil(appeared)
+
+        // logrotate: a log written through node 1's mount is renamed on node 2 while open, and
+        // both mounts look at its new name; what is written after is seen there, by both.
+        let log = open("\(one)/app.log", O_WRONLY | O_CREAT, 0o644)
+        XCTAssertGreaterThanOrEqual(log, 0)
+        XCTAssertEqual(pwrite(log, "first\n", 6, 0), 6)
+        XCTAssertEqual(fsync(log), 0)
+        XCTAssertEqual(rename("\(disk)/app.log", "\(disk)/app.log.1"), 0)
+        let renamed = await cluster.waitFor(seconds: 5) { self.size("\(one)/app.log.1") == 6 && self.size("\(two)/app.log.1") == 6 }
+        XCTAssertNotNil(renamed, "both mounts see the rotated log")
+        // Both answer it from their caches now (past the kernel's second, and the news of the
+        // rename).
+        try await Task.sleep(for: .milliseconds(1_200))
+        _ = (size("\(one)/app.log.1"), size("\(two)/app.log.1"))
+        try await Task.sleep(for: .milliseconds(1_200))
+        let calls = getattrCalls(cluster)
+        _ = (size("\(one)/app.log.1"), size("\(two)/app.log.1"))
+        XCTAssertEqual(getattrCalls(cluster), calls, "the rotated log is cached by both mounts")
+        XCTAssertEqual(pwrite(log, "second\n", 7, 6), 7)
+        XCTAssertEqual(fsync(log), 0)
+        let grown = await cluster.waitFor(seconds: 5) { self.size("\(one)/app.log.1") == 13 && self.size("\(two)/app.log.1") == 13 }
+        XCTAssertNotNil(grown, "the writes after the rename are seen under the new name: \(String(describing: size("\(one)/app.log.1"))), \(String(describing: size("\(two)/app.log.1")))")
+        XCTAssertEqual(try String(contentsOfFile: "\(two)/app.log.1", encoding: .utf8), "first\nsecond\n")
+        close(log)
     }
 }
