@@ -280,8 +280,11 @@ final class ExportedTree: Sendable {
 
     /// Opens regular file `path` (creating it with `mode` under O_CREAT); device nodes,
     /// sockets and fifos are refused without being opened.
-    func open(_ path: String, flags: Int32, mode: UInt32) throws -> (fd: Int32, attr: FileAttr) {
-        try withParent(path) { directory, name in
+    func open(_ path: String, flags requested: Int32, mode: UInt32) throws -> (fd: Int32, attr: FileAttr) {
+        // O_DIRECT is the client's affair (its mount's page cache): here it would only make
+        // every read and write of a buffer not aligned to the disk's blocks fail with EINVAL.
+        let flags = requested & ~Int32(OMX_O_DIRECT)
+        return try withParent(path) { directory, name in
             var info = stat()
             if fstatat(directory, name, &info, AT_SYMLINK_NOFOLLOW) == 0 {
                 try refuseSpecial(info, path)
@@ -310,7 +313,7 @@ final class ExportedTree: Sendable {
                 close(fd)
                 throw error
             }
-            if flags & O_NONBLOCK == 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK & (O_APPEND | Int32(OMX_O_DIRECT) | Int32(OMX_O_NOATIME))) }
+            if flags & O_NONBLOCK == 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK & (O_APPEND | Int32(OMX_O_NOATIME))) }
             return (fd, attributes(info))
         }
     }

@@ -149,17 +149,17 @@ final class MfsMount: Sendable {
 
     /// Attributes of a file just created, by "node:path": the getattr the kernel asks right
     /// after a create is answered from here once, sparing a round trip.
-    private let createdAttrs = Mutex<[String: (attr: FileAttr, atNs: UInt64)]>([:])
+    private let createdAttrs = Mutex<[PathKey: (attr: FileAttr, atNs: UInt64)]>([:])
 
     /// The attributes `open` returned for a file it created, once, if still fresh (20 ms).
     func takeCreatedAttr(node: UInt32, path: String) -> FileAttr? {
-        guard let entry = createdAttrs.withLock({ $0.removeValue(forKey: "\(node):\(path)") }) else { return nil }
+        guard let entry = createdAttrs.withLock({ $0.removeValue(forKey: PathKey("\(node):\(path)")) }) else { return nil }
         return monotonicNs() - entry.atNs < 20_000_000 ? entry.attr : nil
     }
 
     /// Forgets the created file's attributes (it was written to).
     func forgetCreatedAttr(node: UInt32, path: String) {
-        _ = createdAttrs.withLock { $0.removeValue(forKey: "\(node):\(path)") }
+        _ = createdAttrs.withLock { $0.removeValue(forKey: PathKey("\(node):\(path)")) }
     }
 
     /// What a magic entry points at for the calling process: `here` its node, `home` its
@@ -286,7 +286,7 @@ final class MfsMount: Sendable {
         if request.flags & O_CREAT != 0, let attr = answer.attr {
             createdAttrs.withLock { table in
                 if table.count > 1_000 { table.removeAll() }
-                table["\(node):\(request.path)"] = (attr, monotonicNs())
+                table[PathKey("\(node):\(request.path)")] = (attr, monotonicNs())
             }
             cache.created(node, request.path, attr, by: request.cacheCaller)
         } else if request.flags & O_TRUNC != 0 {

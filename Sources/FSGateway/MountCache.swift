@@ -54,9 +54,9 @@ final class MountCache: Sendable {
         var generation: UInt64 = 0
         /// The latest changes: the generation each made, and the paths it touched.
         var recent: [(generation: UInt64, paths: [String])] = []
-        var attrs: [String: Known<FileAttr>] = [:]
+        var attrs: [PathKey: Known<FileAttr>] = [:]
         /// Complete listings of the directories this mount made (and changed only itself since).
-        var listings: [String: Known<Set<String>>] = [:]
+        var listings: [PathKey: Known<Set<PathKey>>] = [:]
     }
 
     /// Entries kept per node; past it the node's cache starts empty again.
@@ -97,8 +97,8 @@ final class MountCache: Sendable {
             guard change.entry else { return }
             // Whether the entry came or went is not said: its directory's listing is dropped.
             let (parent, _) = MountCache.split(change.path)
-            state.attrs[parent] = nil
-            state.listings[parent] = nil
+            state.attrs[PathKey(parent)] = nil
+            state.listings[PathKey(parent)] = nil
         }
     }
 
@@ -108,9 +108,9 @@ final class MountCache: Sendable {
     func lookup(_ node: UInt32, _ path: String, for caller: Caller) -> Answer {
         nodes.withLock { nodes in
             guard let state = nodes[node], !state.isUnwatched(path) else { return .unknown }
-            if let known = state.attrs[path], known.tells(caller) { return .attr(known.value) }
+            if let known = state.attrs[PathKey(path)], known.tells(caller) { return .attr(known.value) }
             let (parent, name) = MountCache.split(path)
-            if !path.isEmpty, let listing = state.listings[parent], listing.tells(caller), !listing.value.contains(name) { return .missing }
+            if !path.isEmpty, let listing = state.listings[PathKey(parent)], listing.tells(caller), !listing.value.contains(PathKey(name)) { return .missing }
             return .unknown
         }
     }
@@ -146,8 +146,8 @@ final class MountCache: Sendable {
             state.forget(path, beneath: false)
             state.entered(path)
             guard !state.isUnwatched(path) else { return }
-            if let attr, attr.isDirectory || attr.nlink <= 1 { state.attrs[path] = Known(value: attr, callers: [caller]) }
-            if emptyDirectory { state.listings[path] = Known(value: [], callers: [caller]) }
+            if let attr, attr.isDirectory || attr.nlink <= 1 { state.attrs[PathKey(path)] = Known(value: attr, callers: [caller]) }
+            if emptyDirectory { state.listings[PathKey(path)] = Known(value: [], callers: [caller]) }
         }
     }
 
@@ -168,7 +168,7 @@ final class MountCache: Sendable {
                 state.forget(newPath, beneath: true)
                 return
             }
-            let directory = state.attrs[path]?.value.isDirectory ?? true
+            let directory = state.attrs[PathKey(path)]?.value.isDirectory ?? true
             state.forget(path, beneath: directory)
             state.forget(newPath, beneath: directory)
             state.left(path)
@@ -178,12 +178,12 @@ final class MountCache: Sendable {
 
     /// The data of file `path` changed (its size and times).
     func written(_ node: UInt32, _ path: String) {
-        update(node, touching: [path]) { $0.attrs[path] = nil }
+        update(node, touching: [path]) { $0.attrs[PathKey(path)] = nil }
     }
 
     /// The mode, owner or times of `path` changed: for a directory, who may search it too.
     func changed(_ node: UInt32, _ path: String) {
-        update(node, touching: [path]) { state in state.forget(path, beneath: state.attrs[path]?.value.isDirectory ?? true) }
+        update(node, touching: [path]) { state in state.forget(path, beneath: state.attrs[PathKey(path)]?.value.isDirectory ?? true) }
     }
 
     // MARK: Helpers
@@ -215,10 +215,11 @@ final class MountCache: Sendable {
         }
     }
 
-    /// "a/b/c" → ("a/b", "c"); "c" → ("", "c").
+    /// "a/b/c" → ("a/b", "c"); "c" → ("", "c"), split at the last "/" byte.
     static func split(_ path: String) -> (parent: String, name: String) {
-        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
-        return (String(path[..<slash]), String(path[path.index(after: slash)...]))
+        let bytes = path.utf8
+        guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return ("", path) }
+        return (String(decoding: bytes[..<slash], as: UTF8.self), String(decoding: bytes[bytes.index(after: slash)...], as: UTF8.self))
     }
 
     static func join(_ directory: String, _ name: String) -> String {
@@ -226,15 +227,16 @@ final class MountCache: Sendable {
     }
 }
 
-extension Dictionary where Key == String {
+extension Dictionary where Key == PathKey {
     /// Keeps `value` of `path` as told to `caller`: one more caller for the same answer, or
     /// this caller's alone for a new one.
     fileprivate mutating func tell<Told: Equatable>(_ path: String, _ value: Told, to caller: MountCache.Caller) where Value == MountCache.Known<Told> {
-        if var known = self[path], known.value == value {
+        let key = PathKey(path)
+        if var known = self[key], known.value == value {
             known.callers.insert(caller)
-            self[path] = known
+            self[key] = known
         } else {
-            self[path] = MountCache.Known(value: value, callers: [caller])
+            self[key] = MountCache.Known(value: value, callers: [caller])
         }
     }
 }
@@ -248,36 +250,35 @@ extension MountCache.NodeState {
         // Newest first, and only back to `generation`: a fill is checked against the few
         // changes made while its call was out, not against all those kept.
         return recent.reversed().prefix { $0.generation > generation }.contains { change in
-            change.paths.contains { $0 == path || $0.isEmpty || path.hasPrefix($0 + "/") || $0.hasPrefix(path.isEmpty ? "" : path + "/") }
+            change.paths.contains { $0.isEmpty || path.isEmpty || path.isPath(atOrBeneath: $0) || $0.isPath(atOrBeneath: path) }
         }
     }
 
     func isUnwatched(_ path: String) -> Bool {
-        unwatched.contains { $0.isEmpty || path == $0 || path.hasPrefix($0 + "/") }
+        unwatched.contains { $0.isEmpty || path.isPath(atOrBeneath: $0) }
     }
 
     /// Forgets what is kept of `path` itself, and with `beneath`, of everything under it.
     mutating func forget(_ path: String, beneath: Bool) {
-        attrs[path] = nil
-        listings[path] = nil
+        attrs[PathKey(path)] = nil
+        listings[PathKey(path)] = nil
         guard beneath else { return }
-        let prefix = path.isEmpty ? "" : path + "/"
-        attrs = attrs.filter { !$0.key.hasPrefix(prefix) }
-        listings = listings.filter { !$0.key.hasPrefix(prefix) }
+        attrs = attrs.filter { !path.isEmpty && !$0.key.path.isPath(atOrBeneath: path) }
+        listings = listings.filter { !path.isEmpty && !$0.key.path.isPath(atOrBeneath: path) }
     }
 
     /// `path` appeared in its directory, whose listing gains it and whose attributes change.
     mutating func entered(_ path: String) {
         let (parent, name) = MountCache.split(path)
-        listings[parent]?.value.insert(name)
-        attrs[parent] = nil
+        listings[PathKey(parent)]?.value.insert(PathKey(name))
+        attrs[PathKey(parent)] = nil
     }
 
     /// `path` left its directory.
     mutating func left(_ path: String) {
         let (parent, name) = MountCache.split(path)
-        listings[parent]?.value.remove(name)
-        attrs[parent] = nil
+        listings[PathKey(parent)]?.value.remove(PathKey(name))
+        attrs[PathKey(parent)] = nil
     }
 }
 

@@ -19,3 +19,19 @@ extension String {
         return rest.isEmpty || rest.first == UInt8(ascii: "/") || other.utf8.last == UInt8(ascii: "/")
     }
 }
+
+/// A path as a dictionary key or set member, equal only to the same bytes: a `String` key
+/// takes "café" written with U+00E9 and with "e" + U+0301 for one name, and would give one
+/// file's cached attributes for the other.
+struct PathKey: Hashable, Sendable {
+    let path: String
+
+    init(_ path: String) { self.path = path }
+
+    static func == (lhs: PathKey, rhs: PathKey) -> Bool { lhs.path.isSamePath(as: rhs.path) }
+
+    func hash(into hasher: inout Hasher) {
+        let hashed: Void? = path.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if hashed == nil { for byte in path.utf8 { hasher.combine(byte) } }
+    }
+}

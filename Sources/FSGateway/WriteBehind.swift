@@ -57,7 +57,7 @@ final class WriteBehind: Sendable {
     /// Waits for every write in flight to `path` of `node`, through any handle.
     func drain(node: UInt32, path: String) {
         let key = "\(node):\(path)"
-        for file in files.withLock({ $0.values.filter { $0.key == key } }) { file.drain() }
+        for file in files.withLock({ $0.values.filter { $0.key.isSamePath(as: key) } }) { file.drain() }
     }
 
     /// Waits for handle `id`'s writes and stops tracking it.

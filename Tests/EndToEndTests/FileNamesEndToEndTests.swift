@@ -84,6 +84,21 @@ final class FileNamesEndToEndTests: XCTestCase {
         XCTAssertEqual(unlink(path(remote, latin1)), 0)
         XCTAssertEqual(listing(disk), [ownEscape, directory, link, renamed, symlinked])
 
+        // Two names that Swift's strings take for equal (U+00E9, and "e" + U+0301) are two files
+        // to the mount's cache too, each with its own attributes.
+        try FileManager.default.createDirectory(atPath: "\(disk)/unicode", withIntermediateDirectories: true)
+        let composed = Array("unicode/caf\u{E9}".utf8)
+        let decomposed = Array("unicode/cafe\u{301}".utf8)
+        XCTAssertTrue(create(path(disk, composed), "composed, the longer"))
+        XCTAssertTrue(create(path(disk, decomposed), "decomposed"))
+        func size(_ name: [UInt8]) -> Int? {
+            var info = stat()
+            return stat(path(remote, name), &info) == 0 ? Int(info.st_size) : nil
+        }
+        XCTAssertEqual([size(composed), size(decomposed)], [20, 10])
+        try await Task.sleep(for: .milliseconds(1_200))  // past the kernel's own second: the mount's cache answers
+        XCTAssertEqual([size(composed), size(decomposed)], [20, 10], "each name has its own size")
+
         // The gateway's own answer: strings in the wire form, which read back to the bytes.
         let loop = try EventLoop()
         let gateway = RPCClient(loop: loop, endpoint: .unix(path: "\(cluster.runDir(2))/fsgateway-0.sock"), logger: Logger(label: "test"))
@@ -91,7 +106,7 @@ final class FileNamesEndToEndTests: XCTestCase {
         XCTAssertEqual(answer.errorNumber, 0, answer.error)
         XCTAssertEqual(
             Set(answer.entries.map(\.name)),
-            ["x\u{EFEE}\u{EFBE}\u{EF85}y", "\u{EFFF}\u{EFFE}A", "link\u{EFE8}", "\u{EFA0}renamed", "to-dir\u{EF99}"])
+            ["x\u{EFEE}\u{EFBE}\u{EF85}y", "\u{EFFF}\u{EFFE}A", "link\u{EFE8}", "\u{EFA0}renamed", "to-dir\u{EF99}", "unicode"])
         // Two wire names for one name are refused, so that no check of one misses the other.
         let alias = try await gateway.call(
             "FSGateway.Getattr", FsRequest(path: String(disk.dropFirst()) + "/donn\u{EFC3}\u{EFA9}es"), returning: FsResponse.self)

@@ -53,6 +53,27 @@ final class MfsEndToEndTests: XCTestCase {
         XCTAssertEqual(truncate("\(remote)/big.bin", 1000), 0)
         XCTAssertEqual((try files.attributesOfItem(atPath: "\(disk)/big.bin"))[.size] as? Int, 1000)
 
+        // O_DIRECT (dd oflag=direct, databases): written and read through the mount.
+        #if arch(x86_64)
+        let oDirect: Int32 = 0o40000  // O_DIRECT, which Swift's Glibc does not export
+        #else
+        let oDirect: Int32 = 0o200000
+        #endif
+        var memory: UnsafeMutableRawPointer?
+        XCTAssertEqual(posix_memalign(&memory, 4096, 8192), 0)
+        let aligned = try XCTUnwrap(memory)
+        defer { free(aligned) }
+        memset(aligned, 0x5A, 8192)
+        let directWrite = open("\(remote)/direct.bin", O_WRONLY | O_CREAT | oDirect, 0o644)
+        XCTAssertGreaterThanOrEqual(directWrite, 0)
+        XCTAssertEqual(write(directWrite, aligned, 8192), 8192)
+        XCTAssertEqual(close(directWrite), 0, "the O_DIRECT writes landed: \(String(cString: strerror(errno)))")
+        let directRead = open("\(remote)/direct.bin", O_RDONLY | oDirect)
+        XCTAssertEqual(read(directRead, aligned, 8192), 8192)
+        close(directRead)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(disk)/direct.bin")), Data(repeating: 0x5A, count: 8192))
+        XCTAssertEqual(unlink("\(remote)/direct.bin"), 0)
+
         // The caller's umask, and only the caller's, takes bits from a new entry's mode (the
         // gateway's own is 022): a group-writable file and directory stay group-writable.
         let previous = umask(0o002)

@@ -11,6 +11,11 @@ public struct TreeChange: Sendable, Equatable {
     /// with other permissions).
     public var directory: Bool
 
+    /// The same change: of the same path, byte for byte ("é" and "e" + U+0301 are two names).
+    public static func == (lhs: TreeChange, rhs: TreeChange) -> Bool {
+        lhs.path.utf8.elementsEqual(rhs.path.utf8) && lhs.entry == rhs.entry && lhs.directory == rhs.directory
+    }
+
     public init(path: String, entry: Bool, directory: Bool = false) {
         self.path = path
         self.entry = entry
