@@ -1,13 +1,14 @@
 import Glibc
 
-/// The names in directory `path` (without "." and "..").
+/// The names in directory `path` (without "." and ".."), in the wire form of file names
+/// (`WireFileName`: a name that is no UTF-8 keeps its bytes).
 /// - Throws: `ConfigError` naming the directory.
 public func listDirectory(_ path: String) throws -> [String] {
-    guard let directory = opendir(path) else { throw ConfigError("\(path): \(String(cString: strerror(errno)))") }
+    guard let directory = opendir(WireFileName.cString(path)) else { throw ConfigError("\(path): \(String(cString: strerror(errno)))") }
     defer { closedir(directory) }
     var names: [String] = []
     while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { WireFileName.decode($0.prefix(while: { $0 != 0 })) }
         if name != "." && name != ".." { names.append(name) }
     }
     return names
@@ -22,8 +23,8 @@ public func listDirectory(_ path: String) throws -> [String] {
 @discardableResult
 public func removeTree(_ path: String) -> Bool {
     var info = stat()
-    guard lstat(path, &info) == 0 else { return errno == ENOENT }
-    guard (info.st_mode & S_IFMT) == S_IFDIR else { return unlink(path) == 0 }
+    guard lstat(WireFileName.cString(path), &info) == 0 else { return errno == ENOENT }
+    guard (info.st_mode & S_IFMT) == S_IFDIR else { return unlink(WireFileName.cString(path)) == 0 }
     // Mount points are told by the mount table as well as by their device (a bind mount of
     // the same file system has the same one), under the path as the table names it.
     let canonical = canonicalPath(path)
@@ -32,30 +33,31 @@ public func removeTree(_ path: String) -> Bool {
     return removeDirectory(canonical, device: info.st_dev, leaving: mounted)
 }
 
-/// Empties and removes directory `path` of file system `device`, leaving other file systems
-/// and the mount points in `mounted` alone.
+/// Empties and removes directory `path` (wire form, like every path here) of file system
+/// `device`, leaving other file systems and the mount points in `mounted` alone.
 private func removeDirectory(_ path: String, device: dev_t, leaving mounted: Set<String>) -> Bool {
     var complete = true
     for name in (try? listDirectory(path)) ?? [] {
         let child = "\(path)/\(name)"
+        let bytes = WireFileName.cString(child)
         var info = stat()
-        guard lstat(child, &info) == 0 else {
+        guard lstat(bytes, &info) == 0 else {
             complete = false  // a dead FUSE mount, say: not this file system's to remove
             continue
         }
         if (info.st_mode & S_IFMT) != S_IFDIR {
-            complete = unlink(child) == 0 && complete
-        } else if info.st_dev == device && !mounted.contains(child) {
+            complete = unlink(bytes) == 0 && complete
+        } else if info.st_dev == device && !mounted.contains(where: { $0.utf8.elementsEqual(child.utf8) }) {
             complete = removeDirectory(child, device: device, leaving: mounted) && complete
         } else {
             complete = false
         }
     }
-    return rmdir(path) == 0 && complete
+    return rmdir(WireFileName.cString(path)) == 0 && complete
 }
 
 /// `path` absolute, without symlinks, "." or ".." (realpath), or as it is when it does not resolve.
 public func canonicalPath(_ path: String) -> String {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    return realpath(path, &buffer) != nil ? String(cString: buffer) : path
+    return realpath(WireFileName.cString(path), &buffer) != nil ? WireFileName.decode(cString: buffer) : path
 }

@@ -50,4 +50,18 @@ final class RemoveTreeTests: XCTestCase {
         XCTAssertTrue(files.fileExists(atPath: "\(elsewhere)/kept"))
         XCTAssertTrue(removeTree(base))
     }
+
+    func testNamesThatAreNoUTF8AreRemovedToo() throws {
+        let tree = "\(NSTemporaryDirectory())omx-remove-names-\(getpid())"
+        XCTAssertEqual(mkdir(tree, 0o755), 0)
+        // "caf\xE9" (Latin-1) as a directory holding a file "\xFF\xFE".
+        let directory: [CChar] = Array(tree.utf8CString.dropLast()) + [0x2F, 0x63, 0x61, 0x66, CChar(bitPattern: 0xE9), 0]
+        XCTAssertEqual(mkdir(directory, 0o755), 0)
+        let file: [CChar] = Array(directory.dropLast()) + [0x2F, CChar(bitPattern: 0xFF), CChar(bitPattern: 0xFE), 0]
+        let fd = open(file, O_WRONLY | O_CREAT, 0o644)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        close(fd)
+        XCTAssertTrue(removeTree(tree), "every name went, whatever its bytes")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tree))
+    }
 }
