@@ -29,6 +29,9 @@ struct JobLauncher {
         let path = job.env.first { $0.utf8.starts(with: "PATH=".utf8) }.map { String(decoding: $0.utf8.dropFirst(5), as: UTF8.self) } ?? "/usr/local/bin:/usr/bin:/bin"
         let resolved = program.utf8.first == UInt8(ascii: "/") || !program.utf8.contains(UInt8(ascii: "/")) ? program : "\(job.cwd)/\(program)"
         guard searchPath(resolved, in: path) != nil else {
+            if program.utf8.contains(UInt8(ascii: "/")) {
+                throw RPCError(.notFound, "Migrator.Run: \(resolved): no executable file there on node \(job.where)")
+            }
             throw RPCError(.notFound, "Migrator.Run: \(program): command not found (PATH=\(path))")
         }
     }

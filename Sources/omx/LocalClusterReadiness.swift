@@ -30,6 +30,34 @@ extension LocalClusterLauncher {
         throw ConfigError("not every node was alive within \(timeoutSeconds) s: \(last); logs are in \(dir)/node-*/log")
     }
 
+    /// Waits until node 1's Discovery lists every service of every node (the registry spreads
+    /// by gossip), so that `omx status` right after shows the whole cluster.
+    /// - Throws: `ConfigError` naming the nodes still missing a service when the time runs out.
+    func waitUntilRegistered(nodes: Int, gateways: UInt32, timeoutSeconds: Int) async throws {
+        let gateways = OMXConfig.active.mfs.enabled ? Int(gateways) : 0
+        let loop = try EventLoop()
+        let client = RPCClient(loop: loop, endpoint: .unix(path: "\(runDir(node: 1))/discovery.sock"), logger: Logger(label: "omx"))
+        let deadline = monotonicNs() + UInt64(timeoutSeconds) * 1_000_000_000
+        var missing = "no answer from node 1's Discovery"
+        while monotonicNs() < deadline {
+            if let response = try? await client.call("Discovery.Members", MembersRequest(), returning: MembersResponse.self) {
+                let incomplete = response.members.filter { member in
+                    let kinds = member.services.map(\.kind)
+                    return !kinds.contains(ServiceKind.balancer.rawValue) || !kinds.contains(ServiceKind.migrator.rawValue)
+                        || kinds.filter { $0 == ServiceKind.fsgateway.rawValue }.count < gateways
+                }
+                if incomplete.isEmpty && response.members.count == nodes { break }
+                missing = "node(s) \(incomplete.map { String($0.id) }.joined(separator: ", ")) not yet listing every service"
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        await client.close()
+        await loop.shutdown()
+        guard monotonicNs() < deadline else {
+            throw ConfigError("node 1's Discovery did not list every service within \(timeoutSeconds) s: \(missing); logs are in \(dir)/node-*/log")
+        }
+    }
+
     /// Waits until every service of every node answers `Health` on its Unix socket and every
     /// node's `/mfs` is mounted and shows every node.
     /// - Throws: `ConfigError` naming the first part that died (with its log) or is still not

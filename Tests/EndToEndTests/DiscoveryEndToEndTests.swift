@@ -186,6 +186,11 @@ final class DiscoveryEndToEndTests: XCTestCase {
         let cluster = try DiscoveryCluster(subnet: 37, nodes: 3)
         let pids = (1...3).flatMap { node in ["discovery", "balancer", "migrator", "fsgateway-0"].compactMap { cluster.pid(node, $0) } }
         XCTAssertEqual(pids.count, 12)
+        // `cluster up` returned once node 1's Discovery listed every service of every node.
+        let json = cluster.omx(["status", "--json"], runDir: 1)
+        let rows = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]]
+        let kinds = rows?.map { (($0["services"] as? [[String: Any]]) ?? []).compactMap { $0["kind"] as? String }.sorted() }
+        XCTAssertEqual(kinds, Array(repeating: ["balancer", "fsgateway", "migrator"], count: 3), json.stdout)
         await cluster.down()
         for pid in pids { XCTAssertNotEqual(kill(pid, 0), 0, "pid \(pid) still runs") }
     }

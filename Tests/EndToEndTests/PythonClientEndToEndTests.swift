@@ -124,7 +124,7 @@ final class PythonClientEndToEndTests: XCTestCase {
         XCTAssertEqual(waited.stderr, "err\n")
         let notFound = example("run_job.py", tcp + ["--node", "2", "--", "/no/such/command"])
         XCTAssertEqual(notFound.status, 1)
-        XCTAssertTrue(notFound.stderr.contains("Migrator.Run to 127.0.39.2:7703: NOT_FOUND: Migrator.Run: /no/such/command: command not found"), notFound.stderr)
+        XCTAssertTrue(notFound.stderr.contains("Migrator.Run to 127.0.39.2:7703: NOT_FOUND: Migrator.Run: /no/such/command: no executable file there on node 2"), notFound.stderr)
 
         // mfs.py: a 2 MiB file (several 1 MiB chunks) written through node 2's gateway, read
         // back through node 3's, byte for byte; a directory through node 1's Unix socket.

@@ -45,6 +45,7 @@ struct ClusterCommand: AsyncParsableCommand {
             print("started \(started) service processes for \(nodes) nodes in \(cluster.dir)")
             try await cluster.waitUntilAlive(nodes: nodes, timeoutSeconds: timeout)
             try await cluster.waitUntilServing(nodes: nodes, gateways: gateways, timeoutSeconds: timeout)
+            try await cluster.waitUntilRegistered(nodes: nodes, gateways: gateways, timeoutSeconds: timeout)
             print("all \(nodes) nodes are alive and serving")
             print("export OMX_MAP=\(cluster.mapPath) OMX_KEY=\(cluster.keyPath) OMX_RUN_DIR=\(cluster.runDir(node: 1))")
         }
