@@ -9,25 +9,10 @@ extension LocalClusterLauncher {
     /// Waits until node 1's Discovery sees every node alive.
     /// - Throws: `ConfigError` with the states seen when the time runs out.
     func waitUntilAlive(nodes: Int, timeoutSeconds: Int) async throws {
-        let loop = try EventLoop()
-        let client = RPCClient(loop: loop, endpoint: .unix(path: "\(runDir(node: 1))/discovery.sock"), logger: Logger(label: "omx"))
-        let deadline = monotonicNs() + UInt64(timeoutSeconds) * 1_000_000_000
-        var last = "no answer from node 1's Discovery"
-        while monotonicNs() < deadline {
-            if let response = try? await client.call("Discovery.Members", MembersRequest(), returning: MembersResponse.self) {
-                let alive = response.members.filter { $0.state == .alive }.count
-                if alive == nodes {
-                    await client.close()
-                    await loop.shutdown()
-                    return
-                }
-                last = response.members.map { "node \($0.id) \($0.state)" }.joined(separator: ", ")
-            }
-            try await Task.sleep(for: .milliseconds(100))
+        let missing = try await pollMembers(timeoutSeconds: timeoutSeconds) { response in
+            response.members.filter { $0.state == .alive }.count == nodes ? nil : response.members.map { "node \($0.id) \($0.state)" }.joined(separator: ", ")
         }
-        await client.close()
-        await loop.shutdown()
-        throw ConfigError("not every node was alive within \(timeoutSeconds) s: \(last); logs are in \(dir)/node-*/log")
+        if let missing { throw ConfigError("not every node was alive within \(timeoutSeconds) s: \(missing); logs are in \(dir)/node-*/log") }
     }
 
     /// Waits until node 1's Discovery lists every service of every node (the registry spreads
@@ -35,27 +20,37 @@ extension LocalClusterLauncher {
     /// - Throws: `ConfigError` naming the nodes still missing a service when the time runs out.
     func waitUntilRegistered(nodes: Int, gateways: UInt32, timeoutSeconds: Int) async throws {
         let gateways = OMXConfig.active.mfs.enabled ? Int(gateways) : 0
+        let missing = try await pollMembers(timeoutSeconds: timeoutSeconds) { response in
+            let incomplete = response.members.filter { member in
+                let kinds = member.services.map(\.kind)
+                return !kinds.contains(ServiceKind.balancer.rawValue) || !kinds.contains(ServiceKind.migrator.rawValue)
+                    || kinds.filter { $0 == ServiceKind.fsgateway.rawValue }.count < gateways
+            }
+            guard !incomplete.isEmpty || response.members.count != nodes else { return nil }
+            return "node(s) \(incomplete.map { String($0.id) }.joined(separator: ", ")) not yet listing every service"
+        }
+        if let missing {
+            throw ConfigError("node 1's Discovery did not list every service within \(timeoutSeconds) s: \(missing); logs are in \(dir)/node-*/log")
+        }
+    }
+
+    /// Asks node 1's Discovery for the members every 50 ms until `missing` finds nothing
+    /// missing (nil); returns what was still missing when the time ran out.
+    private func pollMembers(timeoutSeconds: Int, _ missing: (MembersResponse) -> String?) async throws -> String? {
         let loop = try EventLoop()
         let client = RPCClient(loop: loop, endpoint: .unix(path: "\(runDir(node: 1))/discovery.sock"), logger: Logger(label: "omx"))
         let deadline = monotonicNs() + UInt64(timeoutSeconds) * 1_000_000_000
-        var missing = "no answer from node 1's Discovery"
+        var last: String? = "no answer from node 1's Discovery"
         while monotonicNs() < deadline {
             if let response = try? await client.call("Discovery.Members", MembersRequest(), returning: MembersResponse.self) {
-                let incomplete = response.members.filter { member in
-                    let kinds = member.services.map(\.kind)
-                    return !kinds.contains(ServiceKind.balancer.rawValue) || !kinds.contains(ServiceKind.migrator.rawValue)
-                        || kinds.filter { $0 == ServiceKind.fsgateway.rawValue }.count < gateways
-                }
-                if incomplete.isEmpty && response.members.count == nodes { break }
-                missing = "node(s) \(incomplete.map { String($0.id) }.joined(separator: ", ")) not yet listing every service"
+                last = missing(response)
+                if last == nil { break }
             }
             try await Task.sleep(for: .milliseconds(50))
         }
         await client.close()
         await loop.shutdown()
-        guard monotonicNs() < deadline else {
-            throw ConfigError("node 1's Discovery did not list every service within \(timeoutSeconds) s: \(missing); logs are in \(dir)/node-*/log")
-        }
+        return last
     }
 
     /// Waits until every service of every node answers `Health` on its Unix socket and every
