@@ -92,7 +92,8 @@ extension MigratorService {
             throw RPCError(.notFound, "Migrator.Commit: node \(nodeID) has no restored job for transfer \(transfer)")
         }
         var job = restored
-        resume(job.pid)
+        resume(job.pid, keepingStopped: job.stoppedPIDs)
+        job.stoppedPIDs = []
         job.state = .running
         job.transfer = ""
         job.peer = 0

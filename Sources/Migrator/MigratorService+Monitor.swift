@@ -66,7 +66,8 @@ extension MigratorService {
             _ = try? await peers.call(target, "Migrator.Commit", TransferRef(transfer: transfer), returning: Empty.self, timeoutMs: 2_000)
         } else {
             try? store.recordOutcome(transfer, .aborted)
-            resume(job.pid)
+            resume(job.pid, keepingStopped: job.stoppedPIDs)
+            job.stoppedPIDs = []
             job.state = .running
             job.transfer = ""
             job.peer = 0
@@ -167,9 +168,20 @@ extension MigratorService {
         do { try store.save(job) } catch { logger.error("cannot save job \(job.id): \(error)") }
     }
 
-    /// Continues every process of the tree rooted at `pid` (CRIU left them stopped).
-    func resume(_ pid: Int32) {
-        for member in ProcessTree.members(of: pid) { Glibc.kill(member, SIGCONT) }
+    /// Continues the processes of the tree rooted at `pid` (CRIU left them stopped), but those
+    /// that were stopped before the checkpoint (`stopped`, pids in the job's namespace): a
+    /// job its user stopped stays stopped wherever it moved.
+    func resume(_ pid: Int32, keepingStopped stopped: [UInt32] = []) {
+        for member in ProcessTree.members(of: pid) {
+            if !stopped.isEmpty, let inside = namespacePID(of: member), stopped.contains(UInt32(inside)) { continue }
+            Glibc.kill(member, SIGCONT)
+        }
+    }
+
+    /// The processes of the tree rooted at `pid` that are stopped by a signal, by their pids
+    /// in the job's namespace.
+    func stoppedMembers(of pid: Int32) -> [UInt32] {
+        ProcessTree.members(of: pid).filter { ProcStat(pid: $0)?.state == "T" }.compactMap { namespacePID(of: $0).map(UInt32.init) }
     }
 
     /// Ends the tree rooted at `pid` (SIGKILL to its namespace init ends the namespace) and

@@ -58,6 +58,7 @@ extension MigratorService {
         report.mode = "stop-and-copy"
         let started = monotonicNs()
         job.execNodes = liveExecNodes(of: job)
+        job.stoppedPIDs = stoppedMembers(of: job.pid)
         job.state = .migrating
         job.transfer = transfer
         job.peer = target
@@ -89,7 +90,8 @@ extension MigratorService {
             try store.recordOutcome(transfer, .committed)
         } catch {
             try? store.recordOutcome(transfer, .aborted)
-            resume(job.pid)
+            resume(job.pid, keepingStopped: job.stoppedPIDs)
+            job.stoppedPIDs = []
             job.state = .running
             job.transfer = ""
             job.peer = 0
@@ -122,6 +124,7 @@ extension MigratorService {
         job.peer = 0
         job.migrations += 1
         job.lastMigration = report
+        job.stoppedPIDs = []
         job.cpuPercent = 0
         cpuSamples[job.id] = nil
         if job.home == nodeID {

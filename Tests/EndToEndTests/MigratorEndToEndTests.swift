@@ -182,6 +182,27 @@ final class MigratorEndToEndTests: XCTestCase {
         await cluster.down()
     }
 
+    func testAJobItsUserStoppedStaysStoppedWhereverItMoves() async throws {
+        try DiscoveryCluster.requireCRIU()
+        let cluster = try DiscoveryCluster(subnet: 99, nodes: 2)
+        for node in 1...2 { XCTAssertEqual(cluster.omx(["mosctl", "stay"], runDir: node).status, 0, "no automatic moves") }
+        let job = try cluster.run(MigratorEndToEndTests.counter)
+        try await Task.sleep(for: .milliseconds(300))
+        XCTAssertEqual(cluster.omx(["kill", "-STOP", job]).status, 0)
+        try await Task.sleep(for: .milliseconds(200))
+        let moved = cluster.omx(["migrate", job, "2"])
+        XCTAssertEqual(moved.status, 0, moved.stderr)
+        XCTAssertEqual(cluster.copies(of: job).map(\.stopped), [true], "the moved copy is still stopped")
+        let before = cluster.output(of: job).count
+        try await Task.sleep(for: .milliseconds(400))
+        XCTAssertEqual(cluster.output(of: job).count, before, "and writes nothing")
+        XCTAssertEqual(cluster.omx(["kill", "-CONT", job]).status, 0)
+        let resumed = await cluster.waitFor(seconds: 5) { cluster.output(of: job).count > before }
+        XCTAssertNotNil(resumed, "SIGCONT resumes it on node 2")
+        await cluster.killAndCheckCount(of: job)
+        await cluster.down()
+    }
+
     func testThreadsPythonAndAPipelineFinishWithTheOutputOfAnUnmigratedRun() async throws {
         try DiscoveryCluster.requireCRIU()
         let cluster = try DiscoveryCluster(subnet: 42, nodes: 3)

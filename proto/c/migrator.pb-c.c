@@ -1248,7 +1248,7 @@ const ProtobufCMessageDescriptor omx__migrator__migration_report__descriptor =
   (ProtobufCMessageInit) omx__migrator__migration_report__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[30] =
+static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[31] =
 {
   {
     "id",
@@ -1610,6 +1610,18 @@ static const ProtobufCFieldDescriptor omx__migrator__job__field_descriptors[30] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "stopped_pids",
+    31,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Omx__Migrator__Job, n_stopped_pids),
+    offsetof(Omx__Migrator__Job, stopped_pids),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__migrator__job__field_indices_by_name[] = {
   5,   /* field[5] = argv */
@@ -1639,6 +1651,7 @@ static const unsigned omx__migrator__job__field_indices_by_name[] = {
   26,   /* field[26] = started_on */
   4,   /* field[4] = state */
   13,   /* field[13] = stay */
+  30,   /* field[30] = stopped_pids */
   22,   /* field[22] = transfer */
   15,   /* field[15] = uid */
   2,   /* field[2] = where */
@@ -1646,7 +1659,7 @@ static const unsigned omx__migrator__job__field_indices_by_name[] = {
 static const ProtobufCIntRange omx__migrator__job__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 30 }
+  { 0, 31 }
 };
 const ProtobufCMessageDescriptor omx__migrator__job__descriptor =
 {
@@ -1656,7 +1669,7 @@ const ProtobufCMessageDescriptor omx__migrator__job__descriptor =
   "Omx__Migrator__Job",
   "omx.migrator",
   sizeof(Omx__Migrator__Job),
-  30,
+  31,
   omx__migrator__job__field_descriptors,
   omx__migrator__job__field_indices_by_name,
   1,  omx__migrator__job__number_ranges,

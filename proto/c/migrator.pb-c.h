@@ -176,10 +176,15 @@ struct  Omx__Migrator__Job
    * the nice value its command starts with (-20 ... 19)
    */
   int32_t nice;
+  /*
+   * while MIGRATING: its processes (pids in its namespace) stopped
+   */
+  size_t n_stopped_pids;
+  uint32_t *stopped_pids;
 };
 #define OMX__MIGRATOR__JOB__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__migrator__job__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, OMX__MIGRATOR__JOB_STATE__RUNNING, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0,NULL, 0,NULL, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, OMX__MIGRATOR__JOB_STATE__RUNNING, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0,NULL, 0,NULL, 0, 0,NULL }
 
 
 /*

@@ -116,6 +116,9 @@ public struct Job: WireMessage, Equatable {
     public var startedOn: UInt32 = 0
     /// Where its processes exec'd since it started, by pid inside the job's namespace.
     public var execNodes: [Int32: UInt32] = [:]
+    /// While migrating: its processes (pids in its namespace) that were stopped before the
+    /// checkpoint, which stay stopped after it.
+    public var stoppedPIDs: [UInt32] = []
 
     public init() {}
 
@@ -167,6 +170,8 @@ public struct Job: WireMessage, Equatable {
         }
         message.pointee.n_execs = execNodes.count
         message.pointee.execs = sites
+        message.pointee.n_stopped_pids = stoppedPIDs.count
+        message.pointee.stopped_pids = arena.values(stoppedPIDs)
         return message
     }
 
@@ -209,6 +214,7 @@ public struct Job: WireMessage, Equatable {
         for index in 0..<message.n_execs {
             if let site = message.execs[index]?.pointee { execNodes[site.pid] = site.node }
         }
+        stoppedPIDs = cValues(message.n_stopped_pids, message.stopped_pids)
     }
 
     public init(wire bytes: [UInt8]) throws { self = try Job.codec.decode(bytes) { Job(wire: $0) } }
