@@ -81,12 +81,14 @@ final class MigrationRacesEndToEndTests: XCTestCase {
         let dumped = await cluster.waitFor(seconds: 10) { access(dumping, F_OK) == 0 }
         XCTAssertNotNil(dumped, "the user's move began dumping the job: \(cluster.log(3, "migrator").suffix(800))")
 
-        let moved = await moving.value
-        XCTAssertEqual(moved.status, 0, moved.stderr)
         let expel = await expelling.value
         XCTAssertEqual(expel.status, 0, expel.stdout + expel.stderr)
         XCTAssertTrue(expel.stdout.contains("\(job) -> 2"), "the expel found the guest gone to node 2 and did not move it again: \(expel.stdout)")
+        // (On a machine slow enough that the expel's own move began first, the user's move
+        // waited for it, then found the job on node 2 already, through its home.)
         kill(home, SIGCONT)
+        let moved = await moving.value
+        XCTAssertTrue(moved.status == 0 || moved.stderr.contains("already runs on node 2"), moved.stderr)
         XCTAssertEqual(cluster.job(job, seenBy: 2)?["where"] as? Int, 2)
         XCTAssertEqual(cluster.copies(of: job).count, 1, "one copy of the job runs")
         XCTAssertEqual(cluster.copies(of: job).filter(\.stopped).count, 0, "and it is not stopped")
