@@ -262,8 +262,15 @@ final class ExportedTree: Sendable {
             guard name != ".", name != "..", !isExcluded(path: kernelPath, name: name) else { continue }
             var info = stat()
             let found = withUnsafeBytes(of: entry.pointee.d_name) { fstatat(fd, $0.baseAddress!.assumingMemoryBound(to: CChar.self), &info, AT_SYMLINK_NOFOLLOW) }
-            guard found == 0 else { continue }
-            entries.append((name, attributes(info)))
+            if found == 0 {
+                entries.append((name, attributes(info)))
+            } else if errno != ENOENT {
+                // A directory the caller may read but not search: its names are still listed
+                // (as ls shows them), with what readdir itself tells.
+                entries.append((name, FileAttr.unknown(ino: UInt64(entry.pointee.d_ino), direntType: entry.pointee.d_type)))
+            } else {
+                continue  // gone meanwhile
+            }
             bytes += name.utf8.count + ExportedTree.entryOverheadBytes
         }
         guard bytes >= pageBytes else { return (entries, 0) }

@@ -103,7 +103,9 @@ enum MfsOperations {
             for name in [".", ".."] { _ = filler(buffer, name, nil, 0, fuse_fill_dir_flags(rawValue: 0)) }
             for (name, attr) in entries {
                 fill(&info, attr, node: listed)
-                if filler(buffer, WireFileName.cString(name), &info, 0, FUSE_FILL_DIR_PLUS) != 0 { break }
+                // An entry known by name and type alone: its attributes are asked for when used.
+                let plus = attr.isUnknown ? fuse_fill_dir_flags(rawValue: 0) : FUSE_FILL_DIR_PLUS
+                if filler(buffer, WireFileName.cString(name), &info, 0, plus) != 0 { break }
             }
             return 0
         }

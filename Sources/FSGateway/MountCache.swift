@@ -124,7 +124,7 @@ final class MountCache: Sendable {
     /// was read. A file with several names is not kept: a change made through another name
     /// would not reach it.
     func remember(_ node: UInt32, _ path: String, _ attr: FileAttr, for caller: Caller, since generation: UInt64?) {
-        guard attr.isDirectory || attr.nlink <= 1 else { return }
+        guard !attr.isUnknown, attr.isDirectory || attr.nlink <= 1 else { return }
         fill(node, path, since: generation) { $0.attrs.tell(path, attr, to: caller) }
     }
 
@@ -132,7 +132,9 @@ final class MountCache: Sendable {
     /// told to `caller`, unless the cache changed since `generation` was read.
     func rememberListing(_ node: UInt32, _ path: String, _ entries: [(name: String, attr: FileAttr)], for caller: Caller, since generation: UInt64?) {
         fill(node, path, since: generation) { state in
-            for (name, attr) in entries where attr.isDirectory || attr.nlink <= 1 { state.attrs.tell(MountCache.join(path, name), attr, to: caller) }
+            for (name, attr) in entries where !attr.isUnknown && (attr.isDirectory || attr.nlink <= 1) {
+                state.attrs.tell(MountCache.join(path, name), attr, to: caller)
+            }
         }
     }
 

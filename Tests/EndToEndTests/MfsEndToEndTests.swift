@@ -196,6 +196,14 @@ final class MfsEndToEndTests: XCTestCase {
         XCTAssertEqual(stat("\(disk)/mine", &info), 0)
         XCTAssertEqual(info.st_uid, 65534, "the file belongs to the caller, not to the gateway")
         XCTAssertNotEqual(asNobody("chmod 777 \(remote)/secret").status, 0, "nobody may chmod root's file")
+        // A directory others may read but not search: its names are listed, as on the disk.
+        try FileManager.default.createDirectory(atPath: "\(disk)/listonly", withIntermediateDirectories: true)
+        try "x".write(toFile: "\(disk)/listonly/inside", atomically: false, encoding: .utf8)
+        chmod("\(disk)/listonly", 0o744)
+        XCTAssertEqual(asNobody("ls -1 --color=never \(disk)/listonly").stdout, "inside\n", "on the disk")
+        let listed = asNobody("ls -1 --color=never \(remote)/listonly")
+        XCTAssertEqual(listed.stdout, "inside\n", "through the mount: \(listed.stderr)")
+        XCTAssertNotEqual(asNobody("cat \(remote)/listonly/inside").status, 0, "but not searched")
         await cluster.down()
     }
 

@@ -40,7 +40,13 @@ struct  Omx__Fsgateway__Attr
    * type and permission bits, as st_mode
    */
   uint32_t mode;
+  /*
+   * 0 in a Readdir entry whose stat the caller may not make (a directory
+   */
   uint32_t nlink;
+  /*
+   * it may read but not search): only ino and mode's type bits are known
+   */
   uint32_t uid;
   uint32_t gid;
   uint64_t size;

@@ -20,6 +20,18 @@ public struct FileAttr: Sendable, Equatable {
 
     public init() {}
 
+    /// Whether these are an entry's attributes as readdir alone knows them (its stat was
+    /// refused): `nlink` 0, only the type bits of `mode`, and `ino`.
+    public var isUnknown: Bool { nlink == 0 }
+
+    /// The attributes readdir alone tells of an entry (`d_ino`, `d_type`).
+    public static func unknown(ino: UInt64, direntType: UInt8) -> FileAttr {
+        var attr = FileAttr()
+        attr.ino = ino
+        attr.mode = UInt32(direntType) << 12  // DT_* is the S_IFMT type shifted down by 12 bits
+        return attr
+    }
+
     static let codec = ProtoCodec<Omx__Fsgateway__Attr>(
         name: "omx.fsgateway.Attr", initialize: { omx__fsgateway__attr__init($0) },
         packedSize: { omx__fsgateway__attr__get_packed_size($0) }, pack: { omx__fsgateway__attr__pack($0, $1) },
