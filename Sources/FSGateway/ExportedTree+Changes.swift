@@ -45,6 +45,20 @@ extension ExportedTree {
         }
     }
 
+    /// A fifo or socket `path` (`mode` holds its type): as on NFS, the client's kernel opens
+    /// it as its own pipe or socket; device nodes are refused.
+    func mknod(_ path: String, mode: UInt32) throws -> FileAttr {
+        let type = mode_t(mode) & S_IFMT
+        guard type == S_IFIFO || type == S_IFSOCK else {
+            throw Failure(EPERM, path, "mknod: only fifos and sockets are made here (device nodes are not served)")
+        }
+        return try withParent(path) { fd, name in
+            try check(mknodat(fd, name, mode_t(mode), 0), path)
+            ExportedTree.undoProcessUmask(of: name, in: fd, mode)
+            return try attributes(of: name, in: fd, path)
+        }
+    }
+
     /// A symbolic link `path` holding `target` (resolved, when used, beneath the root).
     func symlink(_ target: String, at path: String) throws -> FileAttr {
         try withParent(path) { fd, name in

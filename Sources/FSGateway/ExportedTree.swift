@@ -339,6 +339,12 @@ final class ExportedTree: Sendable {
         if mode & processUmask != 0 { _ = fchmod(fd, mode_t(mode & 0o7777)) }
     }
 
+    /// `undoProcessUmask` for entry `name` of directory `fd`, which cannot be opened (a fifo
+    /// or socket just made).
+    static func undoProcessUmask(of name: [CChar], in fd: Int32, _ mode: UInt32) {
+        if mode & processUmask != 0 { _ = fchmodat(fd, name, mode_t(mode & 0o7777), 0) }
+    }
+
     private func refuseSpecial(_ info: stat, _ path: String) throws {
         let type = info.st_mode & S_IFMT
         guard type == S_IFREG || type == S_IFDIR else {

@@ -79,6 +79,7 @@ final class FileGateway: Sendable {
             }),
             ("Access", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.access(r.path, mode: Int32(r.mode)); return FsResponse() }),
             ("Mkdir", { r in self.metadataLane(r.path) }, { r, _, _ in var a = FsResponse(); a.attr = try self.tree.mkdir(r.path, mode: r.mode); return a }),
+            ("Mknod", { r in self.metadataLane(r.path) }, { r, _, _ in var a = FsResponse(); a.attr = try self.tree.mknod(r.path, mode: r.mode); return a }),
             ("Rmdir", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.rmdir(r.path); return FsResponse() }),
             ("Unlink", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.unlink(r.path); return FsResponse() }),
             ("Rename", { r in self.metadataLane(r.path, r.path2) }, { r, _, _ in
@@ -231,7 +232,7 @@ final class FileGateway: Sendable {
                 feed.record(TreeChange(path: exported, entry: false), origin: 0)
             }
         case "Chmod", "Chown", "Utimens": record(request.path, entry: false, directory: isDirectory(request.path))
-        case "Unlink", "Symlink": record(request.path, entry: true)
+        case "Unlink", "Symlink", "Mknod": record(request.path, entry: true)
         case "Mkdir", "Rmdir": record(request.path, entry: true, directory: true)
         case "Link":
             record(request.path2, entry: true)

@@ -276,6 +276,15 @@ enum MfsOperations {
                 return code
             }
         }
+        ops.mknod = { raw, mode, _ in
+            MfsOperations.onNode(raw) { node, rest in
+                var request = MfsOperations.mount.request(rest)
+                request.mode = UInt32(mode)
+                let (code, answer) = MfsOperations.mount.call(node, "Mknod", request, retry: false)
+                if code == 0 { MfsOperations.mount.cache.created(node, rest, answer.attr, by: request.cacheCaller) }
+                return code
+            }
+        }
         ops.rmdir = { raw in MfsOperations.remove(raw, "Rmdir") }
         ops.unlink = { raw in MfsOperations.remove(raw, "Unlink") }
         ops.symlink = { target, raw in

@@ -74,6 +74,16 @@ final class MfsEndToEndTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(disk)/direct.bin")), Data(repeating: 0x5A, count: 8192))
         XCTAssertEqual(unlink("\(remote)/direct.bin"), 0)
 
+        // A fifo made through the mount is a pipe of this node's kernel (as on NFS); no devices.
+        XCTAssertEqual(mkfifo("\(remote)/fifo", 0o600), 0, String(cString: strerror(errno)))
+        var fifo = stat()
+        XCTAssertEqual(stat("\(disk)/fifo", &fifo), 0)
+        XCTAssertEqual(fifo.st_mode & S_IFMT, S_IFIFO)
+        let piped = LocalCluster.runAbsolute("/bin/sh", ["-c", "echo through > '\(remote)/fifo' & cat '\(remote)/fifo'; wait"])
+        XCTAssertEqual(piped.stdout, "through\n", piped.stderr)
+        XCTAssertEqual(unlink("\(remote)/fifo"), 0)
+        XCTAssertEqual(errnoOf { mknod("\(remote)/null", S_IFCHR | 0o666, 0x103) }, EPERM)
+
         // The caller's umask, and only the caller's, takes bits from a new entry's mode (the
         // gateway's own is 022): a group-writable file and directory stay group-writable.
         let previous = umask(0o002)
