@@ -12,11 +12,6 @@ extension ExportedTree {
     func mkdir(_ path: String, mode: UInt32) throws -> FileAttr {
         try withParent(path) { fd, name in
             try check(mkdirat(fd, name, mode_t(mode)), path)
-            let made = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            if made >= 0 {
-                ExportedTree.undoProcessUmask(made, mode)
-                close(made)
-            }
             return try attributes(of: name, in: fd, path)
         }
     }
@@ -54,7 +49,6 @@ extension ExportedTree {
         }
         return try withParent(path) { fd, name in
             try check(mknodat(fd, name, mode_t(mode), 0), path)
-            ExportedTree.undoProcessUmask(of: name, in: fd, mode)
             return try attributes(of: name, in: fd, path)
         }
     }

@@ -297,20 +297,8 @@ final class ExportedTree: Sendable {
                 try refuseSpecial(info, path)
             }
             // O_NONBLOCK: a fifo swapped in meanwhile must not hang the open.
-            let always = O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK
-            var fd: Int32
-            var created = false
-            if flags & O_CREAT != 0 && flags & O_EXCL == 0 {
-                // Whether this call makes the file decides whether its mode is ours to set.
-                fd = openat(directory, name, flags | O_EXCL | always, mode_t(mode))
-                created = fd >= 0
-                if fd < 0 && errno == EEXIST { fd = openat(directory, name, flags & ~O_CREAT | always) }
-            } else {
-                fd = openat(directory, name, flags | always, mode_t(mode))
-                created = fd >= 0 && flags & O_CREAT != 0
-            }
+            let fd = openat(directory, name, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, mode_t(mode))
             guard fd >= 0 else { throw Failure(errno, path, "open") }
-            if created { ExportedTree.undoProcessUmask(fd, mode) }
             guard fstat(fd, &info) == 0 else {
                 let code = errno
                 close(fd)
@@ -323,26 +311,6 @@ final class ExportedTree: Sendable {
             if flags & O_NONBLOCK == 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK & (O_APPEND | Int32(OMX_O_NOATIME))) }
             return (fd, attributes(info))
         }
-    }
-
-    /// This process's umask (/proc/self/status), read once.
-    private static let processUmask: UInt32 = {
-        let line = (try? readTextFile("/proc/self/status"))?.split(separator: "\n").first { $0.hasPrefix("Umask:") }
-        return line.flatMap { UInt32($0.dropFirst(6).trimmedWhitespace, radix: 8) } ?? 0o022
-    }()
-
-    /// Gives what this call created (open `fd`) exactly the permission bits of `mode`: the
-    /// caller's umask is already in it (the kernel applies it before FUSE, an API client
-    /// sends the mode it wants), and the gateway's own umask must not take more bits away
-    /// (a user's 0775 directory must not become 0755).
-    static func undoProcessUmask(_ fd: Int32, _ mode: UInt32) {
-        if mode & processUmask != 0 { _ = fchmod(fd, mode_t(mode & 0o7777)) }
-    }
-
-    /// `undoProcessUmask` for entry `name` of directory `fd`, which cannot be opened (a fifo
-    /// or socket just made).
-    static func undoProcessUmask(of name: [CChar], in fd: Int32, _ mode: UInt32) {
-        if mode & processUmask != 0 { _ = fchmodat(fd, name, mode_t(mode & 0o7777), 0) }
     }
 
     private func refuseSpecial(_ info: stat, _ path: String) throws {

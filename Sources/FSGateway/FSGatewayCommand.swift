@@ -42,6 +42,10 @@ public struct FSGatewayCommand: AsyncParsableCommand {
             // libuv sizes its pool from this at the first offload.
             setenv("UV_THREADPOOL_SIZE", String(ioThreads), 1)
             omx_malloc_keep_large_buffers()
+            // What a caller creates gets the mode it asked for: the caller's umask is already in
+            // it (the FUSE kernel applies it; an API client sends the mode it wants), and the
+            // kernel's own rules (a setgid directory, a default ACL) still apply.
+            umask(0)
             let host = try ServiceHost(kind: .fsgateway, instance: instance, options: options)
             let relays = GatewayDirectory(
                 loop: host.loop, map: host.map, authenticator: host.authenticator, bindAddress: resolveIPv4(host.node.address).first,

@@ -224,12 +224,16 @@ final class FileGateway: Sendable {
         case "Write", "Truncate":
             // A truncate names a path or, like a write, an open handle.
             guard request.handle != 0 else { return record(request.path, entry: false) }
-            if let opened = handles.path(of: request.handle) { record(opened, entry: false) }
-            // A file renamed while open (logrotate) changes under its new name too, which the
-            // writer's mount does not know: every mount hears of it.
+            guard let opened = handles.path(of: request.handle) else { return }
+            // A file renamed while open (logrotate) changes under its new name, which the
+            // writer's mount does not know: every mount hears of that name instead (one change
+            // per stream of writes, as the feed folds repeats).
+            let openedExported = tree.exportedPath(of: tree.lexicalPath(opened))
             if let now = handles.currentPath(of: request.handle), let exported = tree.exportedPath(of: now),
-               exported != handles.path(of: request.handle).flatMap({ tree.exportedPath(of: tree.lexicalPath($0)) }) {
+               openedExported.map({ !$0.isSamePath(as: exported) }) ?? true {
                 feed.record(TreeChange(path: exported, entry: false), origin: 0)
+            } else {
+                record(opened, entry: false)
             }
         case "Chmod", "Chown", "Utimens": record(request.path, entry: false, directory: isDirectory(request.path))
         case "Unlink", "Symlink", "Mknod": record(request.path, entry: true)

@@ -32,7 +32,9 @@ final class MfsMount: Sendable {
     /// that instance restart or die.
     /// An open file: where and through which gateway instance, its handle there, how to open
     /// it again (path, flags), and which file it is (device and inode on its node).
-    typealias OpenFile = (node: UInt32, instance: String, handle: UInt64, via: UInt32, path: String, flags: Int32, job: String, identity: FileIdentity?)
+    typealias OpenFile = (
+        node: UInt32, instance: String, handle: UInt64, via: UInt32, path: String, flags: Int32, job: String, identity: FileIdentity?, stale: Bool
+    )
     /// A file on its node: hard links share it, a file put in its place by rename does not.
     typealias FileIdentity = (dev: UInt64, ino: UInt64)
     /// Open files by our handle.
@@ -298,7 +300,7 @@ final class MfsMount: Sendable {
             // Reopening must neither create, truncate nor fail on an existing file.
             state.open[id] = (
                 node, instance, answer.handle, via, request.path, request.flags & ~(O_CREAT | O_EXCL | O_TRUNC), request.job,
-                answer.attr.map { ($0.dev, $0.ino) })
+                answer.attr.map { ($0.dev, $0.ino) }, false)
             // Appends go out one at a time: the gateway finds their offset when it writes.
             if request.flags & O_ACCMODE != O_RDONLY && request.flags & O_APPEND == 0 { writeBehind.track(id, node: node, path: request.path) }
             return id
@@ -324,6 +326,7 @@ final class MfsMount: Sendable {
     ///   that took the request (write-behind); by default this thread's caller's.
     func callFile(_ id: UInt64, _ method: String, caller: FsRequest? = nil, _ fill: (inout FsRequest) -> Void) -> (Int32, FsResponse) {
         guard let open = file(id) else { return (-EBADF, FsResponse()) }
+        guard !open.stale else { return (-ESTALE, FsResponse()) }
         let base = caller ?? request("")
         var request = base
         request.handle = open.handle
@@ -347,14 +350,17 @@ final class MfsMount: Sendable {
             logger.warning("FSGateway.\(method) \(open.path) on node \(open.node): the open file was lost and cannot be opened again")
             return (-EIO, FsResponse())
         }
-        if let identity = open.identity, let now = opened.attr, (now.dev, now.ino) != identity {
+        if let identity = open.identity, let now = opened.attr,
+           now.ino != identity.ino || (now.dev != identity.dev && now.dev != 0 && identity.dev != 0) {
             // Another file took the name meanwhile (an editor's save, git checkout, rsync):
-            // reading or writing it at the old file's offsets would mix the two.
+            // reading or writing it at the old file's offsets would mix the two. (A gateway
+            // older than `dev` sends 0: the inode alone tells then.)
             releases.add(opened.handle, of: ReleaseQueue.Holder(node: open.node, instance: instance, via: open.via))
+            files.withLock { $0.open[id]?.stale = true }
             logger.warning("FSGateway.\(method) \(open.path) on node \(open.node): the open file was lost, and the path now names another file (ESTALE)")
             return (-ESTALE, FsResponse())
         }
-        files.withLock { $0.open[id] = (open.node, instance, opened.handle, open.via, open.path, open.flags, open.job, open.identity) }
+        files.withLock { $0.open[id] = (open.node, instance, opened.handle, open.via, open.path, open.flags, open.job, open.identity, false) }
         logger.notice("reopened \(open.path) on node \(open.node) at \(instance) after its gateway instance was lost")
         request.handle = opened.handle
         do {

@@ -6,8 +6,9 @@ import Shared
 /// learn of it instead of waiting for ever. A verdict is a guess: a node that comes back
 /// still holding a job gives it back its record.
 extension MigratorService {
-    /// The start of a lost job's `exit`.
-    static let lostPrefix = "lost:"
+    /// The start of the `exit` of a job lost with its node (a guess, unlike "lost: its init
+    /// ... ended without a status").
+    static let lostPrefix = "lost: node "
 
     /// Checks the nodes this home's jobs run on (from the monitor, every few seconds).
     func watchAwayNodes() async {
@@ -24,8 +25,10 @@ extension MigratorService {
         let gone = Set(members.members.filter { $0.liveness == .dead || $0.liveness == .left }.map(\.id))
         let now = monotonicNs()
         silentSince = silentSince.filter { gone.contains($0.key) && running.contains($0.key) }
-        for node in running where gone.contains(node) {
-            if (try? await peers.call(node, "Health", HealthRequest(), returning: HealthResponse.self, timeoutMs: 1_000)) != nil {
+        let suspects = running.intersection(gone)
+        let answering = await migratorsAnswering(suspects)
+        for node in suspects {
+            if answering.contains(node) {
                 silentSince[node] = nil  // its Discovery is down, not its jobs' Migrator
                 continue
             }
@@ -40,11 +43,26 @@ extension MigratorService {
         }
     }
 
+    /// The nodes among `nodes` whose Migrator answers a Health call within a second, all
+    /// asked at once (the monitor waits for this).
+    private func migratorsAnswering(_ nodes: Set<UInt32>) async -> Set<UInt32> {
+        await withTaskGroup(of: UInt32?.self) { group in
+            for node in nodes {
+                group.addTask { [peers] in
+                    (try? await peers.call(node, "Health", HealthRequest(), returning: HealthResponse.self, timeoutMs: 1_000)) != nil ? node : nil
+                }
+            }
+            var answered: Set<UInt32> = []
+            for await node in group { if let node { answered.insert(node) } }
+            return answered
+        }
+    }
+
     /// Records every job of this home still running on `node` as lost.
     private func recordLost(on node: UInt32, deadForMs: UInt64) {
         for var job in jobs.values where job.home == nodeID && job.where == node && job.state == .running {
             job.state = .exited
-            job.exit = "\(MigratorService.lostPrefix) node \(node) died while running it (dead and silent for \(deadForMs / 1000) s)"
+            job.exit = "\(MigratorService.lostPrefix)\(node) died while running it (dead and silent for \(deadForMs / 1000) s)"
             job.cpuPercent = 0
             job.rssBytes = 0
             keep(job)

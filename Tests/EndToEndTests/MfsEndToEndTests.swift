@@ -86,10 +86,13 @@ final class MfsEndToEndTests: XCTestCase {
 
         // The caller's umask, and only the caller's, takes bits from a new entry's mode (the
         // gateway's own is 022): a group-writable file and directory stay group-writable.
+        XCTAssertEqual(mkdir("\(disk)/group", 0o775), 0)
+        XCTAssertEqual(chmod("\(disk)/group", 0o2775), 0)
         let previous = umask(0o002)
         let made = open("\(remote)/shared.txt", O_WRONLY | O_CREAT, 0o666)
         XCTAssertGreaterThanOrEqual(made, 0)
         XCTAssertEqual(mkdir("\(remote)/shared", 0o777), 0)
+        XCTAssertEqual(mkdir("\(remote)/group/sub", 0o777), 0)
         umask(previous)
         close(made)
         var created = stat()
@@ -97,6 +100,10 @@ final class MfsEndToEndTests: XCTestCase {
         XCTAssertEqual(created.st_mode & 0o777, 0o664, "a file created under umask 002")
         XCTAssertEqual(stat("\(disk)/shared", &created), 0)
         XCTAssertEqual(created.st_mode & 0o777, 0o775, "a directory made under umask 002")
+        XCTAssertEqual(stat("\(disk)/group/sub", &created), 0)
+        XCTAssertEqual(created.st_mode & 0o7777, 0o2775, "a directory made in a setgid one inherits the bit")
+        XCTAssertEqual(rmdir("\(disk)/group/sub"), 0)
+        XCTAssertEqual(rmdir("\(disk)/group"), 0)
         XCTAssertEqual(unlink("\(remote)/shared.txt"), 0)
         XCTAssertEqual(rmdir("\(remote)/shared"), 0)
 

@@ -29,7 +29,7 @@ struct KillCommand: AsyncParsableCommand {
         guard !jobs.isEmpty else { throw ValidationError("no job given: omx kill [-SIG] JOB...") }
         let session = try ClusterSession(global: global)
         for job in jobs {
-            _ = try await session.callMigrator("kill", "Migrator.Kill", KillRequest(job: job, signal: signal), returning: Job.self)
+            _ = try await session.callMigrator("kill", "Migrator.Kill", KillRequest(job: job, signal: signal), returning: Job.self, timeout: ClusterSession.settlingTimeout)
         }
         await session.close()
     }

@@ -30,7 +30,7 @@ private func setLock(_ lock: Bool, jobs: [String], global: GlobalOptions, comman
     bootstrapLogging(level: global.logLevel)
     let session = try ClusterSession(global: global)
     for job in jobs {
-        let answer = try await session.callMigrator(command, "Migrator.SetFlags", FlagsRequest(job: job, lock: lock), returning: Job.self)
+        let answer = try await session.callMigrator(command, "Migrator.SetFlags", FlagsRequest(job: job, lock: lock), returning: Job.self, timeout: ClusterSession.settlingTimeout)
         print("job \(answer.id) on node \(answer.where): \(answer.lock ? "locked" : "unlocked")")
     }
     await session.close()

@@ -3,6 +3,10 @@ import Glibc
 import Shared
 
 extension ClusterSession {
+    /// How long a call that may wait for a move in progress (kill, lock) waits: as long as the
+    /// Migrator lets a move take.
+    static let settlingTimeout: Duration = .seconds(960)
+
     /// Calls `method` on the local node's Migrator (its Unix socket: the kernel tells it who we
     /// are; it forwards calls about jobs elsewhere to their home). On failure prints
     /// "omx COMMAND: why", closes the session and exits with status 1.
