@@ -12,9 +12,14 @@
 #include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <fuse3/fuse_lowlevel.h>
 
 static double cache_timeout = 1.0;
+
+/// libfuse 3.12's loop, which takes the configuration of `fuse_loop_cfg_create` (the API 3.5
+/// headers name only the loop of the older configuration).
+int fuse_loop_mt_312(struct fuse *fuse, struct fuse_loop_config *config);
 
 static void *omx_fuse_init(struct fuse_conn_info *conn, struct fuse_config *cfg) {
     // Large writes: up to 1 MiB per request, the gateways' chunk size.
@@ -122,13 +127,34 @@ int omx_fuse_run(const char *mountpoint, const struct fuse_operations *ops, cons
     }
     omx_find_readahead_setting(mountpoint);
     if (ready_fd >= 0) omx_daemon_ready(ready_fd);
-    struct fuse_loop_config config = {.clone_fd = 0, .max_idle_threads = 16};
-    int result = fuse_loop_mt(fuse, &config);
+    // Up to 256 threads (libfuse's default is 10): a request that waits, such as a lock
+    // another holds, keeps its thread, and the request that would end the wait needs one.
+    struct fuse_loop_config *config = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(config, 0);
+    fuse_loop_cfg_set_idle_threads(config, 16);
+    fuse_loop_cfg_set_max_threads(config, 256);
+    int result = fuse_loop_mt_312(fuse, config);
+    fuse_loop_cfg_destroy(config);
     stop_ending_session_on_signals();
     fuse_remove_signal_handlers(session);
     fuse_unmount(fuse);
     fuse_destroy(fuse);
     return result;
+}
+
+void omx_fuse_invalidate_path(const char *path) {
+    struct fuse_context *context = fuse_get_context();
+    if (context && context->fuse) fuse_invalidate_path(context->fuse, path);
+}
+
+int omx_fuse_expire_names(void) {
+    struct fuse_context *context = fuse_get_context();
+    if (!context || !context->fuse) return -EINVAL;
+    // struct fuse_out_header of a notification: its length, the notification's code in place
+    // of an error, and no request (unique 0); FUSE_NOTIFY_INC_EPOCH (8) has no body.
+    struct { uint32_t len; int32_t code; uint64_t unique; } header = {sizeof header, 8, 0};
+    ssize_t written = write(fuse_session_fd(fuse_get_session(context->fuse)), &header, sizeof header);
+    return written == (ssize_t)sizeof header ? 0 : -errno;
 }
 
 int omx_fuse_caller_groups(int size, gid_t *groups) {

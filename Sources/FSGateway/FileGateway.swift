@@ -15,6 +15,8 @@ final class FileGateway: Sendable {
     let tree: ExportedTree
     let logger: Logger
     private let handles: OpenFiles
+    /// The locks callers took through the handles.
+    let locks = FileLocks()
     private let counters = Mutex<[String: IoCounter]>([:])
     let metrics: MetricsRegistry
     /// This gateway's node.
@@ -68,7 +70,10 @@ final class FileGateway: Sendable {
             ("Fsync", { r in self.handleLane(r.handle, data: true) }, { r, caller, _ in try self.fsync(r, caller) }),
             // In the lane of the first file that is not on the loop thread: its close may wait
             // (an NFS flush), and the caller hears once it is done.
-            ("Release", { r in ([r.handle] + r.handles).lazy.compactMap(self.handles.lane(of:)).first { $0 != .loop } ?? .loop }, { r, caller, _ in self.handles.release([r.handle] + r.handles, by: caller); return FsResponse() }),
+            ("Release", { r in ([r.handle] + r.handles).lazy.compactMap(self.handles.lane(of:)).first { $0 != .loop } ?? .loop }, { r, caller, _ in
+                self.locks.forget(self.handles.release([r.handle] + r.handles, by: caller))
+                return FsResponse()
+            }),
             ("Renew", { _ in .loop }, { r, caller, _ in self.handles.renew([r.handle] + r.handles, by: caller); return FsResponse() }),
             ("Truncate", { r in r.handle != 0 ? self.handleLane(r.handle, data: true) : self.dataLane(r.path) }, { r, caller, _ in try self.truncate(r, caller) }),
             ("Chmod", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.chmod(r.path, mode: r.mode); return FsResponse() }),
@@ -90,6 +95,8 @@ final class FileGateway: Sendable {
             ("Symlink", { r in self.metadataLane(r.path) }, { r, _, _ in var a = FsResponse(); a.attr = try self.tree.symlink(r.path2, at: r.path); return a }),
             ("Readlink", { r in self.metadataLane(r.path) }, { r, _, _ in var a = FsResponse(); a.target = try self.tree.readlink(r.path); return a }),
             ("Statfs", { r in self.metadataLane(r.path, followingLast: true) }, { r, _, _ in var a = FsResponse(); a.statfs = try self.tree.statfs(r.path); return a }),
+            ("Lock", { r in self.handleLane(r.handle, data: false) }, { r, caller, _ in try self.lock(r, caller) }),
+            ("Getlk", { r in self.handleLane(r.handle, data: false) }, { r, caller, _ in try self.testLock(r, caller) }),
             ("Counters", { _ in .loop }, { _, _, _ in var a = FsResponse(); a.counters = self.counters.withLock { Array($0.values) }; return a }),
         ]
         for (name, laneOf, body) in methods {
@@ -103,7 +110,9 @@ final class FileGateway: Sendable {
                 let caller = rpc.caller
                 let call = { @Sendable (lane: Lane) async throws -> FsResponse in
                     try await self.lanes.run(lane, name) {
-                        let response = try self.perform(request, caller: caller, method: name) { try body($0, caller, lane) }
+                        let response = try self.perform(request, caller: caller, method: name, asCaller: !FileGateway.madeAsGateway.contains(name)) {
+                            try body($0, caller, lane)
+                        }
                         if response.errorNumber == 0 { self.recordChanges(name, request) }
                         return response
                     }
@@ -177,10 +186,13 @@ final class FileGateway: Sendable {
         }
     }
 
-    /// Runs `body` with the caller's credentials on this thread (restored to ours after); its
-    /// failures are the answer.
+    /// Runs `body` with the caller's credentials on this thread (restored to ours after), or
+    /// with the gateway's when not `asCaller`; its failures are the answer.
     /// - Throws: `ExportedTree.LeavesLoopThread` when the call must run off the loop thread.
-    private func perform(_ request: FsRequest, caller: Caller, method: String, _ body: (FsRequest) throws -> FsResponse) throws -> FsResponse {
+    private func perform(
+        _ request: FsRequest, caller: Caller, method: String, asCaller: Bool = true, _ body: (FsRequest) throws -> FsResponse
+    ) throws -> FsResponse {
+        guard asCaller else { return try answering(request, method: method) { try body(request) } }
         var uid = request.callerUID
         var gid = request.callerGID
         var groups = request.callerGroups
@@ -198,8 +210,18 @@ final class FileGateway: Sendable {
             return FsResponse(errorNumber: errno, error: "FSGateway.\(method): cannot take uid \(uid) gid \(gid): \(String(cString: strerror(errno)))")
         }
         defer { if switches { _ = omx_set_thread_credentials(0, 0, nil, 0) } }
+        return try answering(request, method: method) { try body(request) }
+    }
+
+    /// The methods made with the gateway's own rights, not the caller's: a lock needs a second
+    /// open file description of a file the caller's handle already holds open (`FileLocks`).
+    private static let madeAsGateway: Set<String> = ["Lock", "Getlk"]
+
+    /// `body`'s answer, its failures turned into one.
+    /// - Throws: `ExportedTree.LeavesLoopThread` when the call must run off the loop thread.
+    private func answering(_ request: FsRequest, method: String, _ body: () throws -> FsResponse) throws -> FsResponse {
         do {
-            return try body(request)
+            return try body()
         } catch let failure as ExportedTree.Failure {
             return FsResponse(errorNumber: failure.code, error: "FSGateway.\(method) \(failure.message)")
         } catch let leaving as ExportedTree.LeavesLoopThread {
@@ -302,6 +324,24 @@ final class FileGateway: Sendable {
         return FsResponse()
     }
 
+    /// Takes, changes or drops a lock (`FileLocks.set`); the handle proves the access it needs.
+    private func lock(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
+        let file = try handles.file(request.handle, for: caller, "lock")
+        guard let lock = request.lock else { throw ExportedTree.Failure(EINVAL, file.path, "lock: the request names no lock") }
+        var response = FsResponse()
+        response.locksHeld = try locks.set(lock, on: file, handle: request.handle, client: request.client)
+        return response
+    }
+
+    /// The lock that would conflict with the one asked (`FileLocks.test`).
+    private func testLock(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
+        let file = try handles.file(request.handle, for: caller, "getlk")
+        guard let lock = request.lock else { throw ExportedTree.Failure(EINVAL, file.path, "getlk: the request names no lock") }
+        var response = FsResponse()
+        response.lock = try locks.test(lock, on: file, client: request.client)
+        return response
+    }
+
     /// fstat of an open file (which may have been renamed or unlinked since it was opened).
     private func attributes(_ id: UInt64, _ caller: Caller) throws -> FileAttr {
         let file = try handles.file(id, for: caller, "getattr")
@@ -340,7 +380,9 @@ final class FileGateway: Sendable {
 
     /// Closes handles unused for longer than their lease.
     func expireLeases() {
-        for file in handles.expire() {
+        let expired = handles.expire()
+        locks.forget(expired.map(\.id))
+        for (_, file) in expired {
             logger.notice("closed \(file.path) (opened by \(file.owner)): its handle was neither used nor renewed for \(handles.leaseNs / 1_000_000_000) s")
         }
     }

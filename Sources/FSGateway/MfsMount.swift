@@ -45,10 +45,14 @@ final class MfsMount: Sendable {
     let client = UInt64.random(in: 1...UInt64.max)
     /// The handles of released files, closed at their gateways in batches.
     let releases: ReleaseQueue
+    /// The file locks callers hold through the gateways.
+    let locks: MountLocks
 
     /// - Throws: `UVError` when the thread that releases handles cannot be started.
-    init(nodeID: UInt32, gateways: GatewayDirectory, dfsa: Bool, logger: Logger, selections: String, migrator: RPCClient) throws {
+    /// - Parameter locks: the callers' file locks (their markers tell the Migrator who holds some).
+    init(nodeID: UInt32, gateways: GatewayDirectory, dfsa: Bool, logger: Logger, selections: String, migrator: RPCClient, locks: MountLocks) throws {
         self.nodeID = nodeID
+        self.locks = locks
         self.gateways = gateways
         self.dfsa = dfsa
         self.logger = logger

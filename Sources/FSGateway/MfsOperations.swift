@@ -204,6 +204,7 @@ enum MfsOperations {
         ops.release = { _, info in
             guard let info else { return 0 }
             MfsOperations.mount.writeBehind.finish(info.pointee.fh)
+            MfsOperations.mount.locks.released(info.pointee.fh)
             guard let open = MfsOperations.mount.forget(info.pointee.fh) else { return 0 }
             // Nobody waits for a release's answer: it goes out in the background, in a batch.
             MfsOperations.mount.releases.add(open.handle, of: ReleaseQueue.Holder(node: open.node, instance: open.instance, via: open.via))
@@ -306,6 +307,14 @@ enum MfsOperations {
                 MfsOperations.mount.cache.created(node, request.path2, answer.attr, by: request.cacheCaller)
                 MfsOperations.mount.cache.written(node, request.path)
             }
+        }
+        ops.lock = { raw, info, command, lock in
+            guard let info, let lock else { return -EINVAL }
+            return MfsOperations.lock(raw, info, command, lock)
+        }
+        ops.flock = { raw, info, operation in
+            guard let info else { return -EINVAL }
+            return MfsOperations.flock(raw, info, operation)
         }
         ops.statfs = { raw, info in
             guard let info else { return -EINVAL }

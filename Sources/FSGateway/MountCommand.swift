@@ -56,7 +56,8 @@ extension FSGatewayCommand {
             chmod(selections, 0o1777)
             let direct = dfsa.map { $0 == .on } ?? config.mfs.dfsa
             let migrator = RPCClient(loop: loop, endpoint: .unix(path: "\(resolveRunDir(options.runDir))/\(ServiceKind.migrator.socketName())"), logger: logger)
-            let mount = try MfsMount(nodeID: node.id, gateways: gateways, dfsa: direct, logger: logger, selections: selections, migrator: migrator)
+            let locks = try MountLocks(directory: MfsLockMarkers.directory(runDir: resolveRunDir(options.runDir)))
+            let mount = try MfsMount(nodeID: node.id, gateways: gateways, dfsa: direct, logger: logger, selections: selections, migrator: migrator, locks: locks)
             MfsMount.shared = mount
             try LeaseRenewer.start(for: mount, every: max(config.mfs.leaseSeconds / 4, 1))
             try ChangeFollower(cache: mount.cache, gateways: gateways, client: mount.client, logger: logger).start()

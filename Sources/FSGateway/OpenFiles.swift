@@ -107,28 +107,30 @@ final class OpenFiles: Sendable {
         return path.hasSuffix(" (deleted)") ? nil : path
     }
 
-    /// Drops the handles among `ids` that `caller` may use; the others stay as they are.
-    func release(_ ids: [UInt64], by caller: Caller) {
+    /// Drops the handles among `ids` that `caller` may use, and returns those; the others stay
+    /// as they are.
+    @discardableResult
+    func release(_ ids: [UInt64], by caller: Caller) -> [UInt64] {
         let released = table.withLock { state in
-            ids.compactMap { id -> File? in
+            ids.compactMap { id -> (UInt64, File)? in
                 guard let entry = state.open[id], entry.file.admits(caller) else { return nil }
                 state.open[id] = nil
-                return entry.file
+                return (id, entry.file)
             }
         }
         // The files close as `released` goes, outside the lock (or later, when a call in flight
         // lets go of one).
-        _ = released
+        return released.map(\.0)
     }
 
-    /// Drops the handles unused for longer than the lease and returns their files.
-    func expire() -> [File] {
+    /// Drops the handles unused for longer than the lease and returns them with their files.
+    func expire() -> [(id: UInt64, file: File)] {
         table.withLock { state in
             // Read under the lock: no lease was renewed after this instant.
             let now = monotonicNs()
             let stale = state.open.filter { now - $0.value.lastUsedNs > leaseNs }
             for id in stale.keys { state.open[id] = nil }
-            return stale.values.map(\.file)
+            return stale.map { ($0.key, $0.value.file) }
         }
     }
 }

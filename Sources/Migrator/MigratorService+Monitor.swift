@@ -115,7 +115,7 @@ extension MigratorService {
             // Smoothed over about two seconds of half-second samples.
             job.demand = 0.75 * job.demand + 0.25 * Double(ProcessTree.runnableThreads(of: job.pid))
             job.rssBytes = ProcessTree.residentBytes(of: job.pid)
-            job.cantmove = ProcessTree.cantmove(root: job.pid) ?? ""
+            job.cantmove = ProcessTree.cantmove(root: job.pid, runDir: host.runDir) ?? ""
             jobs[job.id] = job
         }
     }

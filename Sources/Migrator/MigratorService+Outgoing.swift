@@ -44,7 +44,7 @@ extension MigratorService {
         guard target != nodeID else { throw RPCError(.failedPrecondition, "job \(job.id) already runs on node \(nodeID)") }
         guard host.map.node(id: target) != nil else { throw RPCError(.notFound, "cannot move \(route): node \(target) is not in the map") }
         guard !job.lock else { throw RPCError(.failedPrecondition, "cannot move \(route): the job is locked (omx unlock \(job.id))") }
-        if let reason = ProcessTree.cantmove(root: job.pid) {
+        if let reason = ProcessTree.cantmove(root: job.pid, runDir: host.runDir) {
             job.cantmove = reason
             jobs[job.id] = job
             throw RPCError(.failedPrecondition, "cannot move \(route): cantmove: \(reason)")

@@ -56,12 +56,15 @@ enum ProcessTree {
     /// Devices a job may hold and still move: they exist alike on every node.
     private static let portableDevices: Set<String> = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
 
-    /// Why CRIU could not move the tree to another node, or nil when it can: sockets (a
-    /// connection cannot follow the job), devices other than the portable ones, kernel
-    /// objects CRIU does not dump, and another user's processes when this service may not read
-    /// their resource limits.
-    static func cantmove(root: Int32) -> String? {
+    /// Why the tree cannot move to another node, or nil when it can: sockets (a connection
+    /// cannot follow the job), devices other than the portable ones, kernel objects CRIU does
+    /// not dump, file locks held through this node's /mfs (`MfsLockMarkers` in `runDir`), and
+    /// another user's processes when this service may not read their resource limits.
+    static func cantmove(root: Int32, runDir: String) -> String? {
         for pid in members(of: root) {
+            if let locked = MfsLockMarkers.locked(by: pid, runDir: runDir) {
+                return "pid \(pid) holds a file lock through /mfs (\(locked)), which would not follow the job"
+            }
             if !mayReadAnyLimits, let ids = foreignIDs(of: pid) {
                 return "pid \(pid) runs as \(ids), and this Migrator lacks CAP_SYS_RESOURCE, without which CRIU cannot read another user's resource limits"
             }

@@ -54,7 +54,7 @@ final class OpenFilesTests: XCTestCase {
             usleep(20_000)
             _ = try files.file(busy, for: alice, "read")
         }
-        XCTAssertEqual(files.expire().map(\.path), ["idle"])
+        XCTAssertEqual(files.expire().map(\.file.path), ["idle"])
         XCTAssertThrowsError(try files.file(idle, for: alice, "read"))
         XCTAssertEqual(try files.file(busy, for: alice, "read").path, "busy")
     }
@@ -68,7 +68,7 @@ final class OpenFilesTests: XCTestCase {
             files.renew([renewed], by: node2)
             files.renew([strangers, 12_345], by: node3)
         }
-        XCTAssertEqual(files.expire().map(\.path), ["strangers"], "node 3's renewals of node 2's handle count for nothing")
+        XCTAssertEqual(files.expire().map(\.file.path), ["strangers"], "node 3's renewals of node 2's handle count for nothing")
         XCTAssertEqual(try files.file(renewed, for: node2, "read").path, "renewed")
     }
 

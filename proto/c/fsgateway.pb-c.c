@@ -232,6 +232,51 @@ void   omx__fsgateway__fs_request__free_unpacked
   assert(message->base.descriptor == &omx__fsgateway__fs_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   omx__fsgateway__file_lock__init
+                     (Omx__Fsgateway__FileLock         *message)
+{
+  static const Omx__Fsgateway__FileLock init_value = OMX__FSGATEWAY__FILE_LOCK__INIT;
+  *message = init_value;
+}
+size_t omx__fsgateway__file_lock__get_packed_size
+                     (const Omx__Fsgateway__FileLock *message)
+{
+  assert(message->base.descriptor == &omx__fsgateway__file_lock__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t omx__fsgateway__file_lock__pack
+                     (const Omx__Fsgateway__FileLock *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &omx__fsgateway__file_lock__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t omx__fsgateway__file_lock__pack_to_buffer
+                     (const Omx__Fsgateway__FileLock *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &omx__fsgateway__file_lock__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Omx__Fsgateway__FileLock *
+       omx__fsgateway__file_lock__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Omx__Fsgateway__FileLock *)
+     protobuf_c_message_unpack (&omx__fsgateway__file_lock__descriptor,
+                                allocator, len, data);
+}
+void   omx__fsgateway__file_lock__free_unpacked
+                     (Omx__Fsgateway__FileLock *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &omx__fsgateway__file_lock__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   omx__fsgateway__io_counter__init
                      (Omx__Fsgateway__IoCounter         *message)
 {
@@ -856,7 +901,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__statfs_response__descriptor =
   (ProtobufCMessageInit) omx__fsgateway__statfs_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__fsgateway__fs_request__field_descriptors[24] =
+static const ProtobufCFieldDescriptor omx__fsgateway__fs_request__field_descriptors[25] =
 {
   {
     "path",
@@ -1146,6 +1191,18 @@ static const ProtobufCFieldDescriptor omx__fsgateway__fs_request__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "lock",
+    25,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsRequest, lock),
+    &omx__fsgateway__file_lock__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__fsgateway__fs_request__field_indices_by_name[] = {
   10,   /* field[10] = atime_ns */
@@ -1161,6 +1218,7 @@ static const unsigned omx__fsgateway__fs_request__field_indices_by_name[] = {
   2,   /* field[2] = handle */
   22,   /* field[22] = handles */
   15,   /* field[15] = job */
+  24,   /* field[24] = lock */
   6,   /* field[6] = mode */
   11,   /* field[11] = mtime_ns */
   3,   /* field[3] = offset */
@@ -1176,7 +1234,7 @@ static const unsigned omx__fsgateway__fs_request__field_indices_by_name[] = {
 static const ProtobufCIntRange omx__fsgateway__fs_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 24 }
+  { 0, 25 }
 };
 const ProtobufCMessageDescriptor omx__fsgateway__fs_request__descriptor =
 {
@@ -1186,11 +1244,114 @@ const ProtobufCMessageDescriptor omx__fsgateway__fs_request__descriptor =
   "Omx__Fsgateway__FsRequest",
   "omx.fsgateway",
   sizeof(Omx__Fsgateway__FsRequest),
-  24,
+  25,
   omx__fsgateway__fs_request__field_descriptors,
   omx__fsgateway__fs_request__field_indices_by_name,
   1,  omx__fsgateway__fs_request__number_ranges,
   (ProtobufCMessageInit) omx__fsgateway__fs_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor omx__fsgateway__file_lock__field_descriptors[6] =
+{
+  {
+    "type",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FileLock, type),
+    &omx__fsgateway__lock_type__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "start",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FileLock, start),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "length",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FileLock, length),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "owner",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FileLock, owner),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "whole_file",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FileLock, whole_file),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pid",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FileLock, pid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned omx__fsgateway__file_lock__field_indices_by_name[] = {
+  2,   /* field[2] = length */
+  3,   /* field[3] = owner */
+  5,   /* field[5] = pid */
+  1,   /* field[1] = start */
+  0,   /* field[0] = type */
+  4,   /* field[4] = whole_file */
+};
+static const ProtobufCIntRange omx__fsgateway__file_lock__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor omx__fsgateway__file_lock__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "omx.fsgateway.FileLock",
+  "FileLock",
+  "Omx__Fsgateway__FileLock",
+  "omx.fsgateway",
+  sizeof(Omx__Fsgateway__FileLock),
+  6,
+  omx__fsgateway__file_lock__field_descriptors,
+  omx__fsgateway__file_lock__field_indices_by_name,
+  1,  omx__fsgateway__file_lock__number_ranges,
+  (ProtobufCMessageInit) omx__fsgateway__file_lock__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor omx__fsgateway__io_counter__field_descriptors[4] =
@@ -1270,7 +1431,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__io_counter__descriptor =
   (ProtobufCMessageInit) omx__fsgateway__io_counter__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor omx__fsgateway__fs_response__field_descriptors[12] =
+static const ProtobufCFieldDescriptor omx__fsgateway__fs_response__field_descriptors[14] =
 {
   {
     "error_number",
@@ -1416,6 +1577,30 @@ static const ProtobufCFieldDescriptor omx__fsgateway__fs_response__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "lock",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsResponse, lock),
+    &omx__fsgateway__file_lock__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "locks_held",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Omx__Fsgateway__FsResponse, locks_held),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned omx__fsgateway__fs_response__field_indices_by_name[] = {
   2,   /* field[2] = attr */
@@ -1426,6 +1611,8 @@ static const unsigned omx__fsgateway__fs_response__field_indices_by_name[] = {
   0,   /* field[0] = error_number */
   4,   /* field[4] = handle */
   10,   /* field[10] = instance */
+  12,   /* field[12] = lock */
+  13,   /* field[13] = locks_held */
   11,   /* field[11] = next_offset */
   6,   /* field[6] = size */
   8,   /* field[8] = statfs */
@@ -1434,7 +1621,7 @@ static const unsigned omx__fsgateway__fs_response__field_indices_by_name[] = {
 static const ProtobufCIntRange omx__fsgateway__fs_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor omx__fsgateway__fs_response__descriptor =
 {
@@ -1444,7 +1631,7 @@ const ProtobufCMessageDescriptor omx__fsgateway__fs_response__descriptor =
   "Omx__Fsgateway__FsResponse",
   "omx.fsgateway",
   sizeof(Omx__Fsgateway__FsResponse),
-  12,
+  14,
   omx__fsgateway__fs_response__field_descriptors,
   omx__fsgateway__fs_response__field_indices_by_name,
   1,  omx__fsgateway__fs_response__number_ranges,
@@ -1668,4 +1855,34 @@ const ProtobufCMessageDescriptor omx__fsgateway__changes_response__descriptor =
   1,  omx__fsgateway__changes_response__number_ranges,
   (ProtobufCMessageInit) omx__fsgateway__changes_response__init,
   NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue omx__fsgateway__lock_type__enum_values_by_number[3] =
+{
+  { "UNLOCK", "OMX__FSGATEWAY__LOCK_TYPE__UNLOCK", 0 },
+  { "READ", "OMX__FSGATEWAY__LOCK_TYPE__READ", 1 },
+  { "WRITE", "OMX__FSGATEWAY__LOCK_TYPE__WRITE", 2 },
+};
+static const ProtobufCIntRange omx__fsgateway__lock_type__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex omx__fsgateway__lock_type__enum_values_by_name[3] =
+{
+  { "READ", 1 },
+  { "UNLOCK", 0 },
+  { "WRITE", 2 },
+};
+const ProtobufCEnumDescriptor omx__fsgateway__lock_type__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "omx.fsgateway.LockType",
+  "LockType",
+  "Omx__Fsgateway__LockType",
+  "omx.fsgateway",
+  3,
+  omx__fsgateway__lock_type__enum_values_by_number,
+  3,
+  omx__fsgateway__lock_type__enum_values_by_name,
+  1,
+  omx__fsgateway__lock_type__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

@@ -20,6 +20,7 @@ typedef struct Omx__Fsgateway__DirEntry Omx__Fsgateway__DirEntry;
 typedef struct Omx__Fsgateway__StatfsRequest Omx__Fsgateway__StatfsRequest;
 typedef struct Omx__Fsgateway__StatfsResponse Omx__Fsgateway__StatfsResponse;
 typedef struct Omx__Fsgateway__FsRequest Omx__Fsgateway__FsRequest;
+typedef struct Omx__Fsgateway__FileLock Omx__Fsgateway__FileLock;
 typedef struct Omx__Fsgateway__IoCounter Omx__Fsgateway__IoCounter;
 typedef struct Omx__Fsgateway__FsResponse Omx__Fsgateway__FsResponse;
 typedef struct Omx__Fsgateway__Change Omx__Fsgateway__Change;
@@ -29,6 +30,18 @@ typedef struct Omx__Fsgateway__ChangesResponse Omx__Fsgateway__ChangesResponse;
 
 /* --- enums --- */
 
+typedef enum _Omx__Fsgateway__LockType {
+  OMX__FSGATEWAY__LOCK_TYPE__UNLOCK = 0,
+  /*
+   * shared: others may read-lock too
+   */
+  OMX__FSGATEWAY__LOCK_TYPE__READ = 1,
+  /*
+   * exclusive
+   */
+  OMX__FSGATEWAY__LOCK_TYPE__WRITE = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(OMX__FSGATEWAY__LOCK_TYPE)
+} Omx__Fsgateway__LockType;
 
 /* --- messages --- */
 
@@ -169,10 +182,51 @@ struct  Omx__Fsgateway__FsRequest
    * Readdir: answer in pages (next_offset); without it the whole listing at once
    */
   protobuf_c_boolean paged;
+  /*
+   * Lock, Getlk
+   */
+  Omx__Fsgateway__FileLock *lock;
 };
 #define OMX__FSGATEWAY__FS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__fs_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, {0,NULL}, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0,NULL, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, {0,NULL}, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0,NULL, 0, NULL }
+
+
+/*
+ * A lock on a file, fcntl's (a byte range) or flock's (the whole file); the two kinds never
+ * conflict with each other, as on Linux.
+ */
+struct  Omx__Fsgateway__FileLock
+{
+  ProtobufCMessage base;
+  Omx__Fsgateway__LockType type;
+  /*
+   * fcntl: the first byte locked
+   */
+  int64_t start;
+  /*
+   * fcntl: how many bytes; 0 = to the end of the file, however far it grows
+   */
+  int64_t length;
+  /*
+   * whose lock it is at the calling mount: the kernel's lock owner (a process for
+   */
+  uint64_t owner;
+  /*
+   * fcntl, an open file for flock); the gateway keeps each mount's owners apart
+   */
+  /*
+   * a flock lock (start and length unused), else an fcntl lock
+   */
+  protobuf_c_boolean whole_file;
+  /*
+   * Getlk's answer: the process of the gateway's node that holds it; 0 for a
+   */
+  int32_t pid;
+};
+#define OMX__FSGATEWAY__FILE_LOCK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__file_lock__descriptor) \
+    , OMX__FSGATEWAY__LOCK_TYPE__UNLOCK, 0, 0, 0, 0, 0 }
 
 
 struct  Omx__Fsgateway__IoCounter
@@ -220,10 +274,18 @@ struct  Omx__Fsgateway__FsResponse
    * Readdir: where the next page starts (send it as offset); 0 = listing complete
    */
   int64_t next_offset;
+  /*
+   * Getlk: the conflicting lock (type UNLOCK: none)
+   */
+  Omx__Fsgateway__FileLock *lock;
+  /*
+   * Lock: whether the owner still holds any lock on the file afterwards
+   */
+  protobuf_c_boolean locks_held;
 };
 #define OMX__FSGATEWAY__FS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&omx__fsgateway__fs_response__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, 0, {0,NULL}, 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+    , 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, 0, {0,NULL}, 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, (char *)protobuf_c_empty_string, 0, NULL, 0 }
 
 
 /*
@@ -397,6 +459,25 @@ Omx__Fsgateway__FsRequest *
 void   omx__fsgateway__fs_request__free_unpacked
                      (Omx__Fsgateway__FsRequest *message,
                       ProtobufCAllocator *allocator);
+/* Omx__Fsgateway__FileLock methods */
+void   omx__fsgateway__file_lock__init
+                     (Omx__Fsgateway__FileLock         *message);
+size_t omx__fsgateway__file_lock__get_packed_size
+                     (const Omx__Fsgateway__FileLock   *message);
+size_t omx__fsgateway__file_lock__pack
+                     (const Omx__Fsgateway__FileLock   *message,
+                      uint8_t             *out);
+size_t omx__fsgateway__file_lock__pack_to_buffer
+                     (const Omx__Fsgateway__FileLock   *message,
+                      ProtobufCBuffer     *buffer);
+Omx__Fsgateway__FileLock *
+       omx__fsgateway__file_lock__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   omx__fsgateway__file_lock__free_unpacked
+                     (Omx__Fsgateway__FileLock *message,
+                      ProtobufCAllocator *allocator);
 /* Omx__Fsgateway__IoCounter methods */
 void   omx__fsgateway__io_counter__init
                      (Omx__Fsgateway__IoCounter         *message);
@@ -509,6 +590,9 @@ typedef void (*Omx__Fsgateway__StatfsResponse_Closure)
 typedef void (*Omx__Fsgateway__FsRequest_Closure)
                  (const Omx__Fsgateway__FsRequest *message,
                   void *closure_data);
+typedef void (*Omx__Fsgateway__FileLock_Closure)
+                 (const Omx__Fsgateway__FileLock *message,
+                  void *closure_data);
 typedef void (*Omx__Fsgateway__IoCounter_Closure)
                  (const Omx__Fsgateway__IoCounter *message,
                   void *closure_data);
@@ -530,11 +614,13 @@ typedef void (*Omx__Fsgateway__ChangesResponse_Closure)
 
 /* --- descriptors --- */
 
+extern const ProtobufCEnumDescriptor    omx__fsgateway__lock_type__descriptor;
 extern const ProtobufCMessageDescriptor omx__fsgateway__attr__descriptor;
 extern const ProtobufCMessageDescriptor omx__fsgateway__dir_entry__descriptor;
 extern const ProtobufCMessageDescriptor omx__fsgateway__statfs_request__descriptor;
 extern const ProtobufCMessageDescriptor omx__fsgateway__statfs_response__descriptor;
 extern const ProtobufCMessageDescriptor omx__fsgateway__fs_request__descriptor;
+extern const ProtobufCMessageDescriptor omx__fsgateway__file_lock__descriptor;
 extern const ProtobufCMessageDescriptor omx__fsgateway__io_counter__descriptor;
 extern const ProtobufCMessageDescriptor omx__fsgateway__fs_response__descriptor;
 extern const ProtobufCMessageDescriptor omx__fsgateway__change__descriptor;

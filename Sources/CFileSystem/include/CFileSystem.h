@@ -33,6 +33,12 @@ enum {
     OMX_AT_EACCESS = 0x200,
 };
 
+/// fcntl(2)'s open file description locks (Linux, <fcntl.h> with _GNU_SOURCE).
+enum {
+    OMX_F_OFD_GETLK = 36,
+    OMX_F_OFD_SETLK = 37,
+};
+
 /// utimensat(2)'s special nanosecond values.
 enum {
     OMX_UTIME_NOW = (1l << 30) - 1l,

@@ -16,6 +16,15 @@ int omx_daemon_fork(void);
 /// error (to /dev/null).
 void omx_daemon_ready(int fd);
 
+/// Drops what the kernel caches of the file at `path` of the mount serving the calling request
+/// (its pages and attributes), so they are read again from the file system.
+void omx_fuse_invalidate_path(const char *path);
+
+/// Makes the kernel look up again every name of the mount serving the calling request before
+/// its next use (FUSE_NOTIFY_INC_EPOCH, Linux 6.16 and later). Returns 0, or -errno when the
+/// kernel does not take it (an older kernel: names then stay cached for their timeout).
+int omx_fuse_expire_names(void);
+
 /// The calling process's supplementary groups (fuse_getgroups); their number, or -1.
 int omx_fuse_caller_groups(int size, gid_t *groups);
 /// Keeps freed large buffers (the 1 MiB chunks of file I/O) in the heap for reuse instead of

@@ -133,6 +133,8 @@ public struct FsRequest: WireMessage, Equatable {
     /// Readdir: answer in pages, starting at `offset` (see `FsResponse.nextOffset`); without
     /// it, the whole listing in one answer.
     public var paged = false
+    /// Lock, Getlk: the lock asked for, or tested.
+    public var lock: FileLock?
 
     public init(path: String = "") { self.path = path }
 
@@ -167,6 +169,7 @@ public struct FsRequest: WireMessage, Equatable {
             request.client = message.client
             request.handles = cValues(message.n_handles, message.handles)
             request.paged = message.paged != 0
+            request.lock = message.lock.map { FileLock(wire: $0.pointee) }
             return request
         }
     }
@@ -200,6 +203,7 @@ public struct FsRequest: WireMessage, Equatable {
                 message.n_handles = handles.count
                 message.handles = arena.values(handles)
                 message.paged = paged ? 1 : 0
+                message.lock = lock?.wire(in: arena)
             }
         }
     }
@@ -223,6 +227,10 @@ public struct FsResponse: WireMessage, Equatable {
     /// Readdir: where the next page of entries starts (the next request's `offset`); 0 when
     /// the listing is complete.
     public var nextOffset: Int64 = 0
+    /// Getlk: the lock that conflicts (type `.unlock`: none).
+    public var lock: FileLock?
+    /// Lock: whether the owner still holds a lock on the file afterwards.
+    public var locksHeld = false
 
     public init() {}
 
@@ -235,6 +243,7 @@ public struct FsResponse: WireMessage, Equatable {
         a.errorNumber == b.errorNumber && a.error == b.error && a.attr == b.attr && a.entries.map(\.name) == b.entries.map(\.name)
             && a.entries.map(\.attr) == b.entries.map(\.attr) && a.handle == b.handle && a.data == b.data && a.size == b.size
             && a.target == b.target && a.statfs == b.statfs && a.counters == b.counters && a.instance == b.instance && a.nextOffset == b.nextOffset
+            && a.lock == b.lock && a.locksHeld == b.locksHeld
     }
 
     static let codec = ProtoCodec<Omx__Fsgateway__FsResponse>(
@@ -282,6 +291,8 @@ public struct FsResponse: WireMessage, Equatable {
             }
             response.instance = cString(message.instance)
             response.nextOffset = message.next_offset
+            response.lock = message.lock.map { FileLock(wire: $0.pointee) }
+            response.locksHeld = message.locks_held != 0
             return response
         }
     }
@@ -330,6 +341,8 @@ public struct FsResponse: WireMessage, Equatable {
                 message.counters = counterArray
                 message.instance = arena.string(instance)
                 message.next_offset = nextOffset
+                message.lock = lock?.wire(in: arena)
+                message.locks_held = locksHeld ? 1 : 0
             }
         }
     }

@@ -1,0 +1,80 @@
+import Glibc
+import Shared
+import Synchronization
+
+/// The file locks this mount's callers hold through the gateways (fcntl and flock on /mfs
+/// files): which lock owner holds locks on which file, so that a close asks a gateway to drop
+/// locks only when there are some (every close of a file sends an unlock), and a marker file
+/// per process that holds any (`MfsLockMarkers`), which tells the Migrator the process cannot
+/// move: its locks stay with this node's mount and would not follow it.
+final class MountLocks: Sendable {
+    /// A lock owner's locks of one kind on one file.
+    struct Key: Hashable {
+        let owner: UInt64
+        let wholeFile: Bool
+        let node: UInt32
+        /// The file on its node: "dev:ino" (hard links share it), or its path.
+        let file: String
+    }
+
+    /// Where the markers are.
+    let directory: String
+    /// The process of each key that holds locks ("pid.start ticks") and the open files (our
+    /// handles) they were taken through, as the gateway keeps them; and how many keys each such
+    /// process holds.
+    private let state = Mutex<(held: [Key: (process: String, handles: Set<UInt64>)], perProcess: [String: Int])>(([:], [:]))
+
+    /// Starts with no locks: the markers a previous mount left are removed (its files, and the
+    /// locks taken through them, went with it).
+    /// - Throws: `ConfigError` when the directory cannot be made.
+    init(directory: String) throws {
+        self.directory = directory
+        try makeDirectories(directory)
+        for name in (try? listDirectory(directory)) ?? [] { unlink("\(directory)/\(name)") }
+    }
+
+    /// Whether `key`'s owner may hold locks on its file (the gateway said so last).
+    func holds(_ key: Key) -> Bool {
+        state.withLock { $0.held[key] != nil }
+    }
+
+    /// Takes the gateway's word after a lock call through open file `handle`: `key`'s owner
+    /// holds locks on the file, taken by process `pid` (on `what`, for the marker), or holds
+    /// none any more.
+    func update(_ key: Key, held: Bool, through handle: UInt64, by pid: pid_t, on what: String) {
+        state.withLock { state in
+            guard held else { return MountLocks.drop(key, &state, directory) }
+            if let known = state.held[key] {
+                state.held[key] = (known.process, known.handles.union([handle]))
+                return
+            }
+            let process = ProcStat.key(of: pid)
+            state.held[key] = (process, [handle])
+            state.perProcess[process, default: 0] += 1
+            if state.perProcess[process] == 1 { try? writeTextFile("\(directory)/\(process)", what + "\n") }
+        }
+    }
+
+    /// Open file `handle` closed: the locks taken through it alone went with it at the gateway
+    /// (a flock lock's open file, or the last of an owner's files).
+    func released(_ handle: UInt64) {
+        state.withLock { state in
+            for (key, entry) in state.held where entry.handles.contains(handle) {
+                if entry.handles.count == 1 {
+                    MountLocks.drop(key, &state, directory)
+                } else {
+                    state.held[key] = (entry.process, entry.handles.subtracting([handle]))
+                }
+            }
+        }
+    }
+
+    private static func drop(_ key: Key, _ state: inout (held: [Key: (process: String, handles: Set<UInt64>)], perProcess: [String: Int]), _ directory: String) {
+        guard let process = state.held.removeValue(forKey: key)?.process else { return }
+        state.perProcess[process, default: 1] -= 1
+        if state.perProcess[process] == 0 {
+            state.perProcess[process] = nil
+            unlink("\(directory)/\(process)")
+        }
+    }
+}
