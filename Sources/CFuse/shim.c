@@ -29,7 +29,10 @@ static void *omx_fuse_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->negative_timeout = 0;
     cfg->use_ino = 1;  // MountInode: hard links share a number, other files practically never
     cfg->kernel_cache = 0;
-    cfg->nullpath_ok = 0;
+    // Calls on open files and directories come without a path (the mount keeps where they
+    // were opened): libfuse then holds no lock on the path while one runs, so a lock request
+    // waiting for another node does not hold up an unlink or rename of the file meanwhile.
+    cfg->nullpath_ok = 1;
     return fuse_get_context()->private_data;
 }
 

@@ -27,12 +27,15 @@ final class FileLocks: Sendable {
     /// An open file description holding one key's locks; it closes when the last user lets go.
     final class Description: Sendable {
         let fd: Int32
+        /// Held while a call changes its locks and decides whether it stays in the table.
+        let changing = Mutex<Void>(())
         init(fd: Int32) { self.fd = fd }
         deinit { close(fd) }
 
-        /// Whether any lock is held on this description (`lock:` lines of /proc/self/fdinfo).
+        /// Whether any lock is held on this description (`lock:` lines of /proc/self/fdinfo);
+        /// true when that cannot be read (its locks are kept rather than dropped).
         var holdsLocks: Bool {
-            guard let text = try? readTextFile("/proc/self/fdinfo/\(fd)") else { return false }
+            guard let text = try? readTextFile("/proc/self/fdinfo/\(fd)") else { return true }
             return text.split(separator: "\n").contains { $0.hasPrefix("lock:") }
         }
     }
@@ -48,26 +51,35 @@ final class FileLocks: Sendable {
     ///   when the handle's access does not allow the lock (READ needs reading, WRITE writing),
     ///   EINVAL for a lock type or range the gateway does not take.
     func set(_ lock: FileLock, on file: OpenFiles.File, handle id: UInt64, client: UInt64) throws -> Bool {
-        guard let type = lock.type else { throw ExportedTree.Failure(EINVAL, file.path, "lock: a lock type this gateway does not know") }
+        guard let type = lock.type else { throw ExportedTree.Failure(EINVAL, file.path, "lock: lock type \(lock.typeNumber) is unknown to this gateway") }
+        try file.allows(type, wholeFile: lock.wholeFile)
         let key = try key(lock, file, client: client)
-        if type == .unlock {
-            guard let entry = table.withLock({ $0[key] }) else { return false }
-            try apply(type, lock, to: entry.description.fd, file.path)
-            return keepIfHolding(key, entry.description)
+        while true {
+            let description: Description
+            if type == .unlock {
+                guard let known = table.withLock({ $0[key]?.description }) else { return false }
+                description = known
+            } else {
+                description = try table.withLock({ $0[key]?.description }) ?? reopen(file)
+                table.withLock { table in
+                    let entry = table[key] ?? (description, [])
+                    table[key] = (entry.description, entry.handles.union([id]))
+                }
+            }
+            // One call at a time changes a description's locks and decides whether it stays:
+            // one found dropped meanwhile (it held nothing) is not used, the call starts over.
+            let outcome: Result<Bool, Error>? = description.changing.withLock { _ in
+                guard table.withLock({ $0[key]?.description === description }) else { return nil }
+                do {
+                    try apply(type, lock, to: description.fd, file.path)
+                } catch {
+                    _ = keepIfHolding(key, description)
+                    return .failure(error)
+                }
+                return .success(keepIfHolding(key, description))
+            }
+            if let outcome { return try outcome.get() }
         }
-        let description = try table.withLock({ $0[key]?.description }) ?? reopen(file)
-        let inTable = table.withLock { table in
-            let entry = table[key] ?? (description, [])
-            table[key] = (entry.description, entry.handles.union([id]))
-            return entry.description
-        }
-        do {
-            try apply(type, lock, to: inTable.fd, file.path)
-        } catch {
-            _ = keepIfHolding(key, inTable)
-            throw error
-        }
-        return true
     }
 
     /// The first lock another holds that conflicts with `lock` (`.unlock`: none); fcntl locks only.
@@ -123,12 +135,14 @@ final class FileLocks: Sendable {
         return false
     }
 
-    /// A new open file description of the handle's file, with the handle's access mode. The
-    /// handle proves the caller may open the file so: the gateway's own rights open it again
-    /// (the file's mode may have changed since, as it may for an open descriptor).
+    /// A new open file description of the handle's file for its locks, for reading and writing
+    /// so that one owner may lock through handles of either access (`OpenFiles.File.allows`
+    /// checks the asking handle's); with the handle's own access where the file cannot be
+    /// written (a read-only file system). The handle proves the caller may open the file: the
+    /// gateway's own rights open it again.
     private func reopen(_ file: OpenFiles.File) throws -> Description {
-        let access = fcntl(file.fd, F_GETFL) & O_ACCMODE
-        let fd = open("/proc/self/fd/\(file.fd)", access | O_CLOEXEC | O_NOCTTY)
+        var fd = open("/proc/self/fd/\(file.fd)", O_RDWR | O_CLOEXEC | O_NOCTTY)
+        if fd < 0 { fd = open("/proc/self/fd/\(file.fd)", (fcntl(file.fd, F_GETFL) & O_ACCMODE) | O_CLOEXEC | O_NOCTTY) }
         guard fd >= 0 else { throw ExportedTree.Failure(errno, file.path, "lock: opening the file again for its locks") }
         return Description(fd: fd)
     }

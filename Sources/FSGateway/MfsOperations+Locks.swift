@@ -17,7 +17,7 @@ extension MfsOperations {
     private static let lockWaiters = Atomic<Int>(0)
 
     /// fcntl's locks of the open file `info`.
-    static func lock(_ raw: UnsafePointer<CChar>?, _ info: UnsafeMutablePointer<fuse_file_info>, _ command: Int32, _ lock: UnsafeMutablePointer<flock>) -> Int32 {
+    static func lock(_ info: UnsafeMutablePointer<fuse_file_info>, _ command: Int32, _ lock: UnsafeMutablePointer<flock>) -> Int32 {
         let type: FileLock.Kind
         switch Int32(lock.pointee.l_type) {
         case F_UNLCK: type = .unlock
@@ -31,7 +31,7 @@ extension MfsOperations {
         switch command {
         case F_GETLK:
             let (code, answer) = mount.callFile(info.pointee.fh, "Getlk") { $0.lock = asked }
-            guard code == 0 else { return code }
+            guard code == 0 else { return code == -ENOSYS ? -ENOLCK : code }
             guard let found = answer.lock, let kind = found.type, kind != .unlock else {
                 lock.pointee.l_type = Int16(F_UNLCK)
                 return 0
@@ -44,7 +44,7 @@ extension MfsOperations {
             lock.pointee.l_pid = mount.file(info.pointee.fh)?.node == mount.nodeID ? found.pid : 0
             return 0
         case F_SETLK, F_SETLKW:
-            return setLock(raw, info, asked, wait: command == F_SETLKW)
+            return setLock(info, asked, wait: command == F_SETLKW)
         default:
             return -EINVAL
         }
@@ -52,7 +52,7 @@ extension MfsOperations {
 
     /// flock's lock of the open file `info` (`operation`: LOCK_SH, LOCK_EX or LOCK_UN, with
     /// LOCK_NB not to wait).
-    static func flock(_ raw: UnsafePointer<CChar>?, _ info: UnsafeMutablePointer<fuse_file_info>, _ operation: Int32) -> Int32 {
+    static func flock(_ info: UnsafeMutablePointer<fuse_file_info>, _ operation: Int32) -> Int32 {
         let type: FileLock.Kind
         switch operation & ~LOCK_NB {
         case LOCK_UN: type = .unlock
@@ -60,14 +60,26 @@ extension MfsOperations {
         case LOCK_EX: type = .write
         default: return -EINVAL
         }
-        return setLock(raw, info, FileLock(type: type, owner: info.pointee.lock_owner, wholeFile: true), wait: operation & LOCK_NB == 0)
+        return setLock(info, FileLock(type: type, owner: info.pointee.lock_owner, wholeFile: true), wait: operation & LOCK_NB == 0)
+    }
+
+    /// Drops the flock locks of open file `info` before it is released (libfuse's release does
+    /// not unlock them): its gateway handle goes in a batch, in the background.
+    static func unlockFlocks(_ info: UnsafeMutablePointer<fuse_file_info>) {
+        for key in mount.locks.flockKeys(through: info.pointee.fh) {
+            _ = setLock(info, FileLock(type: .unlock, owner: key.owner, wholeFile: true), wait: false)
+        }
     }
 
     /// Takes, changes or drops `lock` at the file's gateway, trying again while it is held
     /// elsewhere when the caller `wait`s.
-    private static func setLock(_ raw: UnsafePointer<CChar>?, _ info: UnsafeMutablePointer<fuse_file_info>, _ lock: FileLock, wait: Bool) -> Int32 {
+    static func setLock(_ info: UnsafeMutablePointer<fuse_file_info>, _ lock: FileLock, wait: Bool) -> Int32 {
         let id = info.pointee.fh
         guard let open = mount.file(id) else { return -EBADF }
+        // As the kernel: an fcntl read lock needs the file open for reading, a write lock for
+        // writing (a gateway's EBADF then means a lost handle, as for every call).
+        let access = open.flags & O_ACCMODE
+        if !lock.wholeFile && (lock.type == .read && access == O_WRONLY || lock.type == .write && access == O_RDONLY) { return -EBADF }
         let key = MountLocks.Key(
             owner: lock.owner, wholeFile: lock.wholeFile, node: open.node, file: open.identity.map { "\($0.dev):\($0.ino)" } ?? open.path)
         if lock.type == .unlock {
@@ -76,6 +88,7 @@ extension MfsOperations {
             // What was written under the lock is on the node before another may take it.
             drainWrites(of: id)
         }
+        let heldBefore = mount.locks.holds(key)
         var pauseUs: UInt32 = 1_000
         var waiting = false
         defer { if waiting { lockWaiters.subtract(1, ordering: .relaxed) } }
@@ -85,10 +98,11 @@ extension MfsOperations {
                 // An unlock that failed leaves nothing held that the mount could drop later.
                 let pid = threadGroup(of: fuse_get_context()?.pointee.pid ?? 0) ?? 0
                 mount.locks.update(key, held: code == 0 && answer.locksHeld, through: id, by: pid, on: "node \(open.node): \(open.path)")
-                if code == 0 && lock.type != .unlock { forgetCached(open.node, open.path, raw) }
-                return code
+                // An owner that held locks on the file all along saw nothing change under them.
+                if code == 0 && lock.type != .unlock && !heldBefore { forgetCached(open.node, open.path) }
+                return code == -ENOSYS ? -ENOLCK : code
             }
-            guard code == -EAGAIN, wait else { return code }
+            guard code == -EAGAIN, wait else { return code == -ENOSYS ? -ENOLCK : code }
             if !waiting {
                 guard lockWaiters.add(1, ordering: .relaxed).newValue <= maxLockWaiters else {
                     lockWaiters.subtract(1, ordering: .relaxed)
@@ -108,11 +122,11 @@ extension MfsOperations {
     /// NFS does: the file's data and attributes, and the names beside it (a lock often guards
     /// a set of files, such as a database and its journal), which the mount's cache and the
     /// kernel's may still hold as they were.
-    private static func forgetCached(_ node: UInt32, _ path: String, _ raw: UnsafePointer<CChar>?) {
+    private static func forgetCached(_ node: UInt32, _ path: String) {
         let directory = path.split(separator: "/").dropLast().joined(separator: "/")
         mount.cache.changed(node, directory)
         mount.cache.written(node, path)
-        if let raw { omx_fuse_invalidate_path(raw) }
+        omx_fuse_invalidate_path(WireFileName.cString("/\(node)/\(path)"))
         let expired = omx_fuse_expire_names()
         if expired != 0 && !kernelKeepsNamesWarned.exchange(true, ordering: .relaxed) {
             mount.logger.warning("this kernel cannot be told to look names up again (\(String(cString: strerror(-expired))); Linux 6.16 has it): for up to the cache time after a lock is taken, names other nodes removed or added may still look as they were")

@@ -11,9 +11,6 @@ enum MfsOperations {
     /// renameat2's RENAME_EXCHANGE (linux/fs.h): the two names swap their entries.
     static let renameExchange: UInt32 = 1 << 1
 
-    /// A path from the kernel in wire form (`WireFileName`).
-    static func path(_ raw: UnsafePointer<CChar>?) -> String { raw.map { WireFileName.decode(cString: $0) } ?? "/" }
-
     /// `struct stat` for `rest` on `node`: /mfs/N itself keeps its own number whatever
     /// directory the node exports.
     static func fillEntry(_ stat: UnsafeMutablePointer<stat>, _ attr: FileAttr, node: UInt32, _ rest: String) {
@@ -21,15 +18,6 @@ enum MfsOperations {
         var root = attr
         root.ino = MountInode.node(node)
         fill(stat, root, node: nil)
-    }
-
-    /// `body` for a path on a node; EROFS for the mount's own entries, ENOENT for others.
-    static func onNode(_ raw: UnsafePointer<CChar>?, _ body: (UInt32, String) -> Int32) -> Int32 {
-        switch MfsOperations.mount.place(MfsOperations.path(raw)) {
-        case let .node(node, rest): return rest.isEmpty ? -EACCES : body(node, rest)
-        case .root, .magic: return -EROFS
-        case .missing: return -ENOENT
-        }
     }
 
     static func operations() -> fuse_operations {
@@ -44,7 +32,8 @@ enum MfsOperations {
                 if code == 0, let attr = answer.attr { fill(stat, attr, node: open.node) }
                 return code
             }
-            switch MfsOperations.mount.place(MfsOperations.path(raw)) {
+            guard let path = MfsOperations.path(raw, info) else { return -EBADF }
+            switch MfsOperations.mount.place(path) {
             case .root:
                 fill(stat, syntheticAttr(directory: true, ino: MountInode.root), node: nil)
                 return 0
@@ -79,11 +68,21 @@ enum MfsOperations {
             case .missing: return -ENOENT
             }
         }
-        ops.readdir = { raw, buffer, filler, _, _, _ in
+        ops.opendir = { raw, info in
+            guard let info else { return -EINVAL }
+            info.pointee.fh = MfsOperations.mount.directories.open(MfsOperations.path(raw))
+            return 0
+        }
+        ops.releasedir = { _, info in
+            if let info { MfsOperations.mount.directories.close(info.pointee.fh) }
+            return 0
+        }
+        ops.readdir = { raw, buffer, filler, _, info, _ in
             guard let filler else { return -EINVAL }
+            guard let path = MfsOperations.path(raw, info) else { return -EBADF }
             var entries: [(String, FileAttr)] = []
             var listed: UInt32?  // the node whose directory it is (nil: the mount's root)
-            switch MfsOperations.mount.place(MfsOperations.path(raw)) {
+            switch MfsOperations.mount.place(path) {
             case .root:
                 let nodes = MfsOperations.mount.gateways.liveNodes()
                 entries = nodes.map { (String($0), syntheticAttr(directory: true, ino: MountInode.node($0))) }
@@ -204,6 +203,7 @@ enum MfsOperations {
         ops.release = { _, info in
             guard let info else { return 0 }
             MfsOperations.mount.writeBehind.finish(info.pointee.fh)
+            MfsOperations.unlockFlocks(info)
             MfsOperations.mount.locks.released(info.pointee.fh)
             guard let open = MfsOperations.mount.forget(info.pointee.fh) else { return 0 }
             // Nobody waits for a release's answer: it goes out in the background, in a batch.
@@ -223,7 +223,7 @@ enum MfsOperations {
                 defer { if let open = MfsOperations.mount.file(info.pointee.fh) { MfsOperations.mount.cache.written(open.node, open.path) } }
                 return MfsOperations.mount.callFile(info.pointee.fh, "Truncate") { $0.offset = Int64(size) }.0
             }
-            return MfsOperations.onNode(raw) { node, rest in
+            return MfsOperations.onNode(raw, info) { node, rest in
                 MfsOperations.mount.writeBehind.drain(node: node, path: rest)
                 var request = MfsOperations.mount.request(rest)
                 request.offset = Int64(size)
@@ -231,16 +231,16 @@ enum MfsOperations {
                 return MfsOperations.mount.call(node, "Truncate", request, retry: false).0
             }
         }
-        ops.chmod = { raw, mode, _ in
-            MfsOperations.onNode(raw) { node, rest in
+        ops.chmod = { raw, mode, info in
+            MfsOperations.onNode(raw, info) { node, rest in
                 var request = MfsOperations.mount.request(rest)
                 request.mode = UInt32(mode)
                 defer { MfsOperations.mount.cache.changed(node, rest) }
                 return MfsOperations.mount.call(node, "Chmod", request).0
             }
         }
-        ops.chown = { raw, uid, gid, _ in
-            MfsOperations.onNode(raw) { node, rest in
+        ops.chown = { raw, uid, gid, info in
+            MfsOperations.onNode(raw, info) { node, rest in
                 var request = MfsOperations.mount.request(rest)
                 request.uid = uid
                 request.gid = gid
@@ -248,8 +248,8 @@ enum MfsOperations {
                 return MfsOperations.mount.call(node, "Chown", request).0
             }
         }
-        ops.utimens = { raw, times, _ in
-            MfsOperations.onNode(raw) { node, rest in
+        ops.utimens = { raw, times, info in
+            MfsOperations.onNode(raw, info) { node, rest in
                 var request = MfsOperations.mount.request(rest)
                 // No times means "now"; UTIME_NOW and UTIME_OMIT travel as their nanosecond values.
                 request.atimeNs = times.map { MfsOperations.nanoseconds($0[0]) } ?? Int64(OMX_UTIME_NOW)
@@ -300,6 +300,7 @@ enum MfsOperations {
         ops.rename = { from, to, flags in
             MfsOperations.twoPaths(from, to, "Rename") { $0.flags = Int32(bitPattern: flags) } cached: { node, request, _ in
                 MfsOperations.mount.cache.renamed(node, request.path, to: request.path2, exchanged: flags & MfsOperations.renameExchange != 0)
+                MfsOperations.mount.renamed(node, request.path, to: request.path2, exchanged: flags & MfsOperations.renameExchange != 0)
             }
         }
         ops.link = { from, to in
@@ -308,13 +309,13 @@ enum MfsOperations {
                 MfsOperations.mount.cache.written(node, request.path)
             }
         }
-        ops.lock = { raw, info, command, lock in
+        ops.lock = { _, info, command, lock in
             guard let info, let lock else { return -EINVAL }
-            return MfsOperations.lock(raw, info, command, lock)
+            return MfsOperations.lock(info, command, lock)
         }
-        ops.flock = { raw, info, operation in
+        ops.flock = { _, info, operation in
             guard let info else { return -EINVAL }
-            return MfsOperations.flock(raw, info, operation)
+            return MfsOperations.flock(info, operation)
         }
         ops.statfs = { raw, info in
             guard let info else { return -EINVAL }
@@ -365,32 +366,6 @@ enum MfsOperations {
         } catch {
             MfsOperations.mount.logger.warning("FSGateway.Open \(rest) on node \(node): \(error)")
             return -EIO
-        }
-    }
-
-    /// rename and link: both paths on one node (EXDEV otherwise, as across file systems);
-    /// `cached` updates the mount's cache once the call succeeded.
-    static func twoPaths(
-        _ from: UnsafePointer<CChar>?, _ to: UnsafePointer<CChar>?, _ method: String, _ fill: (inout FsRequest) -> Void,
-        cached: (UInt32, FsRequest, FsResponse) -> Void
-    ) -> Int32 {
-        guard case let .node(source, old) = MfsOperations.mount.place(MfsOperations.path(from)), !old.isEmpty else { return -EACCES }
-        guard case let .node(target, new) = MfsOperations.mount.place(MfsOperations.path(to)), !new.isEmpty else { return -EACCES }
-        guard source == target else { return -EXDEV }
-        var request = MfsOperations.mount.request(old)
-        request.path2 = new
-        fill(&request)
-        let (code, answer) = MfsOperations.mount.call(source, method, request, retry: false)
-        if code == 0 { cached(source, request, answer) }
-        return code
-    }
-
-    /// unlink and rmdir.
-    static func remove(_ raw: UnsafePointer<CChar>?, _ method: String) -> Int32 {
-        MfsOperations.onNode(raw) { node, rest in
-            let code = MfsOperations.mount.call(node, method, MfsOperations.mount.request(rest), retry: false).0
-            if code == 0 { MfsOperations.mount.cache.removed(node, rest, directory: method == "Rmdir") }
-            return code
         }
     }
 }

@@ -55,6 +55,21 @@ final class MountLocks: Sendable {
         }
     }
 
+    /// The gateway instance holding open file `handle` was lost: the locks taken through it
+    /// went with it. Forgets them; whether there were any.
+    func lost(through handle: UInt64) -> Bool {
+        state.withLock { state in
+            let keys = state.held.filter { $0.value.handles.contains(handle) }.map(\.key)
+            for key in keys { MountLocks.drop(key, &state, directory) }
+            return !keys.isEmpty
+        }
+    }
+
+    /// The flock locks taken through open file `handle` (its open file description's).
+    func flockKeys(through handle: UInt64) -> [Key] {
+        state.withLock { $0.held.filter { $0.key.wholeFile && $0.value.handles.contains(handle) }.map(\.key) }
+    }
+
     /// Open file `handle` closed: the locks taken through it alone went with it at the gateway
     /// (a flock lock's open file, or the last of an owner's files).
     func released(_ handle: UInt64) {

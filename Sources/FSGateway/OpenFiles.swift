@@ -36,6 +36,16 @@ final class OpenFiles: Sendable {
             if lane == .loop { close(fd) } else { closeOffLoop(fd, lane) }
         }
 
+        /// Refuses, as the kernel does, an fcntl read lock through a file not open for reading
+        /// and a write lock through one not open for writing (EBADF); flock takes any.
+        func allows(_ type: FileLock.Kind, wholeFile: Bool) throws {
+            guard !wholeFile, type != .unlock else { return }
+            let access = fcntl(fd, F_GETFL) & O_ACCMODE
+            guard type == .read ? access != O_WRONLY : access != O_RDONLY else {
+                throw ExportedTree.Failure(EBADF, path, "lock: a \(type == .read ? "read" : "write") lock needs the file open for \(type == .read ? "reading" : "writing")")
+            }
+        }
+
         /// Whether `caller` may use this file: its opener (the same node and address over TCP,
         /// the same uid on the Unix socket), or local root.
         func admits(_ caller: Caller) -> Bool {

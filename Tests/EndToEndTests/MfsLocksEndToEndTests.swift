@@ -74,6 +74,19 @@ final class MfsLocksEndToEndTests: XCTestCase {
         }
         XCTAssertEqual(locker.run(["try", "fcntl", file.disk, "write", "0", "20"]), "got", "every lock went with its process")
 
+        // A caller waiting for a lock holds up no removal of the file meanwhile.
+        let doomed = try sharedFile(cluster, "doomed")
+        let keeper = try locker.start(["hold", "flock", doomed.node2, "write", "0", "0"])
+        XCTAssertEqual(keeper.line(), "held")
+        let hopeful = try locker.start(["wait", "flock", doomed.node1, "0", "0", "30"])
+        XCTAssertEqual(hopeful.line(), "waiting")
+        try await Task.sleep(for: .milliseconds(200))
+        let removed = LocalCluster.runAbsolute("/usr/bin/timeout", ["10", "/bin/rm", doomed.node1])
+        XCTAssertEqual(removed.status, 0, "rm through the waiter's mount: \(removed.stderr)")
+        keeper.finish()
+        XCTAssertEqual(hopeful.line(), "got", "the lock of the removed file passes on")
+        hopeful.finish()
+
         // flock: exclusive against every other holder, shared with shared.
         let flocker = try locker.start(["hold", "flock", file.node2, "write", "0", "0"])
         XCTAssertEqual(flocker.line(), "held")
@@ -86,7 +99,29 @@ final class MfsLocksEndToEndTests: XCTestCase {
         XCTAssertEqual(locker.run(["try", "flock", file.node1, "write", "0", "0"]), "busy")
         sharer.finish()
         XCTAssertEqual(locker.run(["try", "flock", file.node1, "write", "0", "0"]), "got")
-        XCTAssertEqual(markers(cluster, 1) + markers(cluster, 2), [])
+        // Locks held through a gateway instance that stops go with it: the file they were held
+        // through answers ESTALE from then on, rather than go on as if they were held.
+        let fragile = try sharedFile(cluster, "fragile")
+        let fd = open(fragile.node2, O_RDWR)
+        var range = flock()
+        range.l_type = Int16(F_WRLCK)
+        range.l_len = 1
+        XCTAssertEqual(fcntl(fd, F_SETLK, &range), 0)
+        XCTAssertEqual(markers(cluster, 2).count, 1)
+        cluster.kill9(1, "fsgateway-0")
+        let restarted = cluster.omx(["cluster", "up", "--nodes", "2", "--dir", cluster.dir, "--first-address", "127.0.100.1", "--timeout", "5"])
+        XCTAssertEqual(restarted.status, 0, restarted.stderr)
+        let answering = await cluster.waitFor(seconds: 10) { cluster.omx(["ping", "fsgateway"], runDir: 1).status == 0 }
+        XCTAssertNotNil(answering, "node 1's gateway answers again")
+        var byte: UInt8 = 0
+        XCTAssertEqual(pread(fd, &byte, 1, 0), -1)
+        XCTAssertEqual(errno, ESTALE, String(cString: strerror(errno)))
+        close(fd)
+        XCTAssertEqual(locker.run(["try", "fcntl", fragile.node1, "write", "0", "1"]), "got", "the lock went with the instance")
+
+        // A flock lock goes at the release of its file, which the kernel sends after the close.
+        let unmarked = await cluster.waitFor(seconds: 5) { (self.markers(cluster, 1) + self.markers(cluster, 2)).isEmpty }
+        XCTAssertNotNil(unmarked, "no marker is left: \(markers(cluster, 1) + markers(cluster, 2))")
         await cluster.down()
     }
 

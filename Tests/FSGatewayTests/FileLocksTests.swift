@@ -75,15 +75,24 @@ final class FileLocksTests: XCTestCase {
         let locks = FileLocks()
         let readOnly = file(O_RDONLY)
         XCTAssertEqual(code { try locks.set(FileLock(type: .write, start: 0, length: 1, owner: 1), on: readOnly, handle: 7, client: 9) }, EBADF)
-        XCTAssertEqual(code { try locks.set(FileLock(type: nil, owner: 1), on: readOnly, handle: 7, client: 9) }, EINVAL)
+        var unknown = FileLock(type: .read, owner: 1)
+        unknown.typeNumber = 7
+        XCTAssertNil(unknown.type)
+        XCTAssertEqual(code { try locks.set(unknown, on: readOnly, handle: 7, client: 9) }, EINVAL)
         XCTAssertEqual(code { try locks.set(FileLock(type: .read, start: -1, length: 1, owner: 1), on: readOnly, handle: 7, client: 9) }, EINVAL)
         XCTAssertEqual(code { try locks.set(FileLock(type: .read, start: 1, length: .max, owner: 1), on: readOnly, handle: 7, client: 9) }, EINVAL)
         XCTAssertEqual(code { try locks.test(FileLock(type: .read, owner: 1, wholeFile: true), on: readOnly, client: 9) }, EINVAL, "flock has no test")
         XCTAssertEqual(locks.count, 0, "a refused lock keeps no description")
+        let writeOnly = file(O_WRONLY)
+        XCTAssertTrue(try locks.set(FileLock(type: .write, start: 0, length: 1, owner: 1), on: writeOnly, handle: 7, client: 9))
+        XCTAssertEqual(code { try locks.set(FileLock(type: .read, start: 5, length: 1, owner: 1), on: writeOnly, handle: 7, client: 9) }, EBADF)
+        XCTAssertTrue(
+            try locks.set(FileLock(type: .read, start: 5, length: 1, owner: 1), on: readOnly, handle: 8, client: 9),
+            "one owner locks through a read-only and a write-only handle of the file")
         do {
             _ = try locks.set(FileLock(type: .write, start: 0, length: 1, owner: 1), on: readOnly, handle: 7, client: 9)
         } catch {
-            XCTAssertTrue("\(error)".contains("locked: lock: Bad file descriptor"), "\(error)")
+            XCTAssertTrue("\(error)".contains("locked: lock: a write lock needs the file open for writing"), "\(error)")
         }
     }
 }

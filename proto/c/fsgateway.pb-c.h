@@ -220,7 +220,7 @@ struct  Omx__Fsgateway__FileLock
    */
   protobuf_c_boolean whole_file;
   /*
-   * Getlk's answer: the process of the gateway's node that holds it; 0 for a
+   * Getlk's answer: the process of the gateway's node that holds it; 0 for an
    */
   int32_t pid;
 };

@@ -12,8 +12,13 @@ public struct FileLock: Sendable, Equatable {
         case write = 2
     }
 
+    /// The type's number on the wire, kept as it came (a relay passes on one it does not know).
+    public var typeNumber: Int32
     /// Nil: a type this build does not know (the gateway refuses it with EINVAL).
-    public var type: Kind?
+    public var type: Kind? {
+        get { Kind(rawValue: typeNumber) }
+        set { typeNumber = (newValue ?? .unlock).rawValue }
+    }
     /// fcntl: the first byte locked.
     public var start: Int64
     /// fcntl: how many bytes; 0 = to the end of the file, however far it grows.
@@ -25,8 +30,8 @@ public struct FileLock: Sendable, Equatable {
     /// Getlk's answer: the process of the gateway's node holding it (0: held through a gateway).
     public var pid: Int32
 
-    public init(type: Kind?, start: Int64 = 0, length: Int64 = 0, owner: UInt64, wholeFile: Bool = false, pid: Int32 = 0) {
-        self.type = type
+    public init(type: Kind, start: Int64 = 0, length: Int64 = 0, owner: UInt64, wholeFile: Bool = false, pid: Int32 = 0) {
+        typeNumber = type.rawValue
         self.start = start
         self.length = length
         self.owner = owner
@@ -40,7 +45,7 @@ public struct FileLock: Sendable, Equatable {
         unpack: { omx__fsgateway__file_lock__unpack($0, $1, $2) }, free: { omx__fsgateway__file_lock__free_unpacked($0, $1) })
 
     init(wire message: Omx__Fsgateway__FileLock) {
-        type = Kind(rawValue: Int32(bitPattern: message.type.rawValue))
+        typeNumber = Int32(bitPattern: message.type.rawValue)
         start = message.start
         length = message.length
         owner = message.owner
@@ -50,7 +55,7 @@ public struct FileLock: Sendable, Equatable {
 
     func wire(in arena: CArena) -> UnsafeMutablePointer<Omx__Fsgateway__FileLock> {
         let message = arena.message(FileLock.codec)
-        message.pointee.type = Omx__Fsgateway__LockType(rawValue: UInt32(bitPattern: (type ?? .unlock).rawValue))
+        message.pointee.type = Omx__Fsgateway__LockType(rawValue: UInt32(bitPattern: typeNumber))
         message.pointee.start = start
         message.pointee.length = length
         message.pointee.owner = owner
