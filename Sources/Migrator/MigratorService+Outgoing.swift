@@ -74,6 +74,11 @@ extension MigratorService {
             frozeAt = monotonicNs()
             try await criu.dump(pid: job.pid, into: directory)
             phase("dump", since: frozeAt)
+            // Checked again now that the tree is stopped: a lock it took through /mfs since
+            // the first check would not follow it.
+            if let reason = ProcessTree.cantmove(root: job.pid, runDir: host.runDir) {
+                throw RPCError(.failedPrecondition, "cantmove since the move began: \(reason)")
+            }
             let sending = monotonicNs()
             let files = ImageSender.files(in: directory).filter { !$0.path.hasSuffix(".log") && !$0.path.hasSuffix(".out") }
             var sent = job
