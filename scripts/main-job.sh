@@ -4,8 +4,9 @@
 # service registry spreading by SWIM gossip, every service answering signed TCP calls, a
 # counting job migrated 1 -> 2 -> 3 -> home with CRIU and checked for a lost or repeated
 # line, six busy jobs on node 1 spread over the nodes by the Balancers, a file written on node 3
-# through node 1's /mfs and read through node 2's, the services' metrics, a node killed and found
-# dead everywhere, restarted and rejoining. It stops everything it started.
+# through node 1's /mfs and read through node 2's, one SQLite database written from every node at
+# once through /mfs (its file locks hold across the nodes), the services' metrics, a node killed
+# and found dead everywhere, restarted and rejoining. It stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # sudo resets PATH: find the Swift toolchain where this machine kind installs it.
@@ -97,6 +98,26 @@ cmp "$dir/node-1/mfs/3$shared/note.txt" "$dir/node-2/mfs/3$shared/note.txt"
 ls -la "$dir/node-2/mfs/"
 df -h "$dir/node-2/mfs/3" | tail -1
 
+echo "== /mfs file locks: one SQLite database on node 3, written by 3 processes at once through each node's /mfs/3"
+db="$shared/counter.db"
+python3 -c 'import sqlite3, sys; d = sqlite3.connect(sys.argv[1]); d.execute("CREATE TABLE counter (n INTEGER)"); d.execute("INSERT INTO counter VALUES (0)"); d.commit()' "$db"
+count='import sqlite3, sys
+d = sqlite3.connect(sys.argv[1], timeout=60, isolation_level=None)
+for _ in range(50):
+    d.execute("BEGIN IMMEDIATE")
+    (n,) = d.execute("SELECT n FROM counter").fetchone()
+    d.execute("UPDATE counter SET n = ?", (n + 1,))
+    d.execute("COMMIT")'
+writers=()
+for node in 1 2 3; do
+    python3 -c "$count" "$dir/node-$node/mfs/3$db" &
+    writers+=($!)
+done
+for writer in "${writers[@]}"; do wait "$writer"; done
+total=$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT n FROM counter").fetchone()[0])' "$db")
+echo "150 transactions (read the counter, add 1), 50 through each node's mount: the counter reads $total"
+[ "$total" = 150 ]
+
 echo "== omx metrics: what the services counted (Prometheus text, an excerpt)"
 metrics=$("$omx" metrics --all)
 echo "$metrics" | grep -E '^omx_(migrations_total|migration_freeze_seconds_(sum|count)|migrations_received_total|fs_written_bytes_total|balancer_moves_total)'
@@ -120,5 +141,6 @@ echo "main-job: summary: 3 nodes, 15 service instances registered and answering 
 echo "main-job: job $job migrated 1 -> 2 -> 3 -> home with nothing lost or repeated in its $lines lines;"
 echo "main-job: 6 busy jobs started on node 1 were spread ${spread} by the Balancers after ${spread_seconds} s;"
 echo "main-job: a file written through node 1's /mfs/3 read back the same through node 2's;"
+echo "main-job: 150 SQLite transactions made at once through the 3 nodes' /mfs, under its file locks, all counted ($total);"
 echo "main-job: omx metrics counted ${migrations} committed migrations across the cluster;"
 echo "main-job: a killed node was dead on node 1 after ${dead1} and rejoined after ${back}; everything stopped; logs in $dir"
