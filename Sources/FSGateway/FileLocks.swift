@@ -35,8 +35,11 @@ final class FileLocks: Sendable {
         /// Whether any lock is held on this description (`lock:` lines of /proc/self/fdinfo);
         /// true when that cannot be read (its locks are kept rather than dropped).
         var holdsLocks: Bool {
-            guard let text = try? readTextFile("/proc/self/fdinfo/\(fd)") else { return true }
-            return text.split(separator: "\n").contains { $0.hasPrefix("lock:") }
+            guard let bytes = try? readFileBytes("/proc/self/fdinfo/\(fd)") else { return true }
+            let marker = Array("lock:".utf8)
+            return bytes.indices.contains { start in
+                (start == 0 || bytes[start - 1] == UInt8(ascii: "\n")) && bytes[start...].starts(with: marker)
+            }
         }
     }
 

@@ -96,8 +96,8 @@ extension MfsOperations {
             let (code, answer) = mount.callFile(id, "Lock") { $0.lock = lock }
             if code == 0 || lock.type == .unlock {
                 // An unlock that failed leaves nothing held that the mount could drop later.
-                let pid = threadGroup(of: fuse_get_context()?.pointee.pid ?? 0) ?? 0
-                mount.locks.update(key, held: code == 0 && answer.locksHeld, through: id, by: pid, on: "node \(open.node): \(open.path)")
+                let caller = fuse_get_context()?.pointee.pid ?? 0
+                mount.locks.update(key, held: code == 0 && answer.locksHeld, through: id, by: { threadGroup(of: caller) ?? 0 }, on: "node \(open.node): \(open.path)")
                 // An owner that held locks on the file all along saw nothing change under them.
                 if code == 0 && lock.type != .unlock && !heldBefore { forgetCached(open.node, open.path) }
                 return code == -ENOSYS ? -ENOLCK : code

@@ -39,16 +39,16 @@ final class MountLocks: Sendable {
     }
 
     /// Takes the gateway's word after a lock call through open file `handle`: `key`'s owner
-    /// holds locks on the file, taken by process `pid` (on `what`, for the marker), or holds
-    /// none any more.
-    func update(_ key: Key, held: Bool, through handle: UInt64, by pid: pid_t, on what: String) {
+    /// holds locks on the file, taken by process `pid()` (asked only for a new holder: it costs
+    /// a read of /proc) on `what`, for the marker; or it holds none any more.
+    func update(_ key: Key, held: Bool, through handle: UInt64, by pid: () -> pid_t, on what: String) {
         state.withLock { state in
             guard held else { return MountLocks.drop(key, &state, directory) }
             if let known = state.held[key] {
                 state.held[key] = (known.process, known.handles.union([handle]))
                 return
             }
-            let process = ProcStat.key(of: pid)
+            let process = ProcStat.key(of: pid())
             state.held[key] = (process, [handle])
             state.perProcess[process, default: 0] += 1
             if state.perProcess[process] == 1 { try? writeTextFile("\(directory)/\(process)", what + "\n") }

@@ -77,11 +77,6 @@ struct MfsBenchmark {
         return rows
     }
 
-    private func median(_ values: [Double]) -> Double {
-        let sorted = values.sorted()
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-    }
-
     /// Writes once to every page of as much memory as the runs will fill with cached file
     /// pages (at most half of what is available), then gives it back. A virtual machine's host
     /// may back guest memory only when it is first written: every first write to a page then
@@ -105,14 +100,6 @@ struct MfsBenchmark {
     private func dropCaches() {
         sync()
         try? writeTextFile("/proc/sys/vm/drop_caches", "3\n")
-    }
-
-    private func waitUntilMounted(_ path: String) async throws {
-        for _ in 0..<100 {
-            if fileExists(path) { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        throw ConfigError("\(path) did not appear through the /mfs mount")
     }
 
     /// A throwaway sshd on 127.0.0.1:2222 with its own keys, and sshfs mounting `export` at `mountpoint`.
@@ -193,4 +180,19 @@ struct MfsBenchmark {
         for index in 0..<files where unlink("\(directory)/f\(index)") != 0 { throw ConfigError("unlink \(directory)/f\(index) failed") }
         return Double(3 * files) / (Double(monotonicNs() - started) / 1e9)
     }
+}
+
+/// The middle of `values` (the mean of the two middle ones for an even count).
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+/// Waits up to 10 s for `path` to appear through a /mfs mount.
+func waitUntilMounted(_ path: String) async throws {
+    for _ in 0..<100 {
+        if fileExists(path) { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    throw ConfigError("\(path) did not appear through the /mfs mount")
 }

@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measures OMX against a baseline in the same run and prints ratios and absolute figures.",
-        subcommands: [RPC.self, Membership.self, Migrate.self, Balance.self, Mfs.self, RPCServerCommand.self])
+        subcommands: [RPC.self, Membership.self, Migrate.self, Balance.self, Mfs.self, Locks.self, RPCServerCommand.self])
 
     /// `omx bench rpc`.
     struct RPC: AsyncParsableCommand {
@@ -279,20 +279,8 @@ struct BenchCommand: AsyncParsableCommand {
         func run() async throws {
             guard getuid() == 0 else { throw ValidationError("omx bench mfs needs root (FUSE mounts, sshd)") }
             guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
-            _ = await LocalClusterLauncher.down(dir: dir)
-            removeTree(dir)
             let benchmark = MfsBenchmark(dir: dir, sizeMiB: size, files: files, firstAddress: firstAddress, rounds: rounds)
-            let rows: [MfsBenchmark.Row]
-            do {
-                rows = try await benchmark.run { line in
-                    if !json { print("... \(line)") }
-                }
-            } catch {
-                _ = await LocalClusterLauncher.down(dir: dir)
-                throw error
-            }
-            _ = await LocalClusterLauncher.down(dir: dir)
-            removeTree(dir)
+            let rows = try await BenchCommand.onScratchCluster(dir, quiet: json, benchmark.run)
             if json {
                 printJSON(rows)
                 return
@@ -305,6 +293,64 @@ struct BenchCommand: AsyncParsableCommand {
             }
             print(formatTable(header: ["TEST", "LOCAL", "MFS", "SSHFS", "MFS/LOCAL", "MFS/SSHFS"], rows: table), terminator: "")
             print("targets: sequential >= 2x sshfs and >= 0.5x local; metadata >= 1.5x sshfs")
+        }
+    }
+
+    /// `omx bench locks`.
+    struct Locks: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "locks",
+            abstract: "File lock and unlock pairs through /mfs (same node and other node) against the local disk (root).")
+
+        @Option(help: "Lock and unlock pairs per run.")
+        var pairs = 2_000
+
+        @Option(help: "Times each test runs on each side, the sides taking turns (the median counts).")
+        var rounds = 3
+
+        @Option(help: "Where the benchmark's 2-node cluster lives (removed afterwards).")
+        var dir = "/tmp/omx-bench-locks"
+
+        @Option(name: .customLong("first-address"), help: "Node 1's address.")
+        var firstAddress = "127.0.96.1"
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() async throws {
+            guard getuid() == 0 else { throw ValidationError("omx bench locks needs root (FUSE mounts)") }
+            guard rounds >= 1, pairs >= 1 else { throw ValidationError("--rounds and --pairs must be at least 1") }
+            let benchmark = LockBenchmark(dir: dir, pairs: pairs, rounds: rounds, firstAddress: firstAddress)
+            let rows = try await BenchCommand.onScratchCluster(dir, quiet: json, benchmark.run)
+            if json {
+                printJSON(rows)
+                return
+            }
+            print("\nomx bench locks: \(pairs) lock and unlock pairs on one file, uncontended, medians of \(rounds) rounds;")
+            print("through node 1's /mfs/1 (its own gateway, Unix socket) and /mfs/2 (node 2's gateway over TCP), against the local disk")
+            let table = rows.map { row in
+                [row.test, "\(String(format: row.local, decimals: 0))/s", "\(String(format: row.mfsSameNode, decimals: 0))/s", "\(String(format: row.mfsOtherNode, decimals: 0))/s",
+                 "\(String(format: row.mfsSameNode / row.local, decimals: 3))x", "\(String(format: row.mfsOtherNode / row.local, decimals: 3))x"]
+            }
+            print(formatTable(header: ["TEST", "LOCAL", "MFS SAME NODE", "MFS OTHER NODE", "SAME/LOCAL", "OTHER/LOCAL"], rows: table), terminator: "")
+        }
+    }
+
+    /// Runs `body` (printing its progress unless `quiet`), which starts a local cluster in
+    /// `dir`; the cluster and `dir` go before and after, whatever happens.
+    static func onScratchCluster<T>(_ dir: String, quiet: Bool, _ body: ((String) -> Void) async throws -> T) async throws -> T {
+        _ = await LocalClusterLauncher.down(dir: dir)
+        removeTree(dir)
+        defer { removeTree(dir) }
+        do {
+            let result = try await body { line in
+                if !quiet { print("... \(line)") }
+            }
+            _ = await LocalClusterLauncher.down(dir: dir)
+            return result
+        } catch {
+            _ = await LocalClusterLauncher.down(dir: dir)
+            throw error
         }
     }
 
