@@ -24,13 +24,18 @@ final class FileLocks: Sendable {
         let ino: UInt64
     }
 
-    /// An open file description holding one key's locks; it closes when the last user lets go.
+    /// An open file description holding one key's locks; it closes when the last user lets go,
+    /// as its file's handle would (off the loop thread where a close may wait).
     final class Description: Sendable {
         let fd: Int32
         /// Held while a call changes its locks and decides whether it stays in the table.
         let changing = Mutex<Void>(())
-        init(fd: Int32) { self.fd = fd }
-        deinit { close(fd) }
+        private let closes: @Sendable (Int32) -> Void
+        init(fd: Int32, closes: @escaping @Sendable (Int32) -> Void) {
+            self.fd = fd
+            self.closes = closes
+        }
+        deinit { closes(fd) }
 
         /// Whether any lock is held on this description (`lock:` lines of /proc/self/fdinfo);
         /// true when that cannot be read (its locks are kept rather than dropped).
@@ -147,7 +152,7 @@ final class FileLocks: Sendable {
         var fd = open("/proc/self/fd/\(file.fd)", O_RDWR | O_CLOEXEC | O_NOCTTY)
         if fd < 0 { fd = open("/proc/self/fd/\(file.fd)", (fcntl(file.fd, F_GETFL) & O_ACCMODE) | O_CLOEXEC | O_NOCTTY) }
         guard fd >= 0 else { throw ExportedTree.Failure(errno, file.path, "lock: opening the file again for its locks") }
-        return Description(fd: fd)
+        return Description(fd: fd, closes: file.closesLikeThis)
     }
 
     private func apply(_ type: FileLock.Kind, _ lock: FileLock, to fd: Int32, _ path: String) throws {

@@ -32,8 +32,15 @@ final class OpenFiles: Sendable {
 
         /// A close may wait on the file's server (FUSE flushes, NFS commits): a file on
         /// another file system than the root's is closed in its lane.
-        deinit {
-            if lane == .loop { close(fd) } else { closeOffLoop(fd, lane) }
+        deinit { closesLikeThis(fd) }
+
+        /// Closes a descriptor of this file as this one closes: in its lane when that is not
+        /// the loop thread's (a lock's description, `FileLocks`).
+        var closesLikeThis: @Sendable (Int32) -> Void {
+            let (lane, closeOffLoop) = (lane, closeOffLoop)
+            return { fd in
+                if lane == .loop { close(fd) } else { closeOffLoop(fd, lane) }
+            }
         }
 
         /// Refuses, as the kernel does, an fcntl read lock through a file not open for reading

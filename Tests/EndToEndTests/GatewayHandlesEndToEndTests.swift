@@ -142,6 +142,79 @@ final class GatewayHandlesEndToEndTests: XCTestCase {
         await gateway.stop()
     }
 
+    func testLocksThroughTheContractConflictBetweenCallersAndRefuseBadRequests() async throws {
+        try DiscoveryCluster.requireFUSE()
+        try PythonClient.requireAndGenerate()
+        let export = NSTemporaryDirectory() + "omx-locks-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: export, withIntermediateDirectories: true)
+        defer { removeTree(export) }
+        try "0123456789\n".write(toFile: "\(export)/db", atomically: false, encoding: .utf8)
+        let gateway = try Gateway(subnet: 102, export: export)
+        func opened(_ client: RPCClient, _ flags: Int32) async throws -> UInt64 {
+            var open = FsRequest(path: "db")
+            open.flags = flags
+            let answer = try await gateway.call(client, "Open", open)
+            XCTAssertEqual(answer.errorNumber, 0, answer.error)
+            return answer.handle
+        }
+        func lock(_ client: RPCClient, _ handle: UInt64, _ lock: FileLock?, _ method: String = "Lock") async throws -> FsResponse {
+            var request = FsRequest()
+            request.handle = handle
+            request.lock = lock
+            return try await gateway.call(client, method, request)
+        }
+        let ofNode2 = try await opened(gateway.node2, O_RDWR)
+        let ofNode1 = try await opened(gateway.node1, O_RDWR)
+        let taken = try await lock(gateway.node2, ofNode2, FileLock(type: .write, start: 0, length: 10, owner: 1))
+        XCTAssertEqual(taken.errorNumber, 0, taken.error)
+        XCTAssertTrue(taken.locksHeld)
+
+        // Node 1's owner 1 is another owner than node 2's: refused while held, and told by whom.
+        let refused = try await lock(gateway.node1, ofNode1, FileLock(type: .read, start: 5, length: 1, owner: 1))
+        XCTAssertEqual(refused.errorNumber, EAGAIN)
+        XCTAssertTrue(refused.error.contains("FSGateway.Lock db: lock: "), refused.error)
+        let tested = try await lock(gateway.node1, ofNode1, FileLock(type: .write, owner: 1), "Getlk")
+        XCTAssertEqual(tested.lock, FileLock(type: .write, start: 0, length: 10, owner: 0))
+        let othersHandle = try await lock(gateway.node1, ofNode2, FileLock(type: .read, owner: 1))
+        XCTAssertEqual(othersHandle.errorNumber, EBADF, "node 2's handle")
+
+        // Bad requests, each named.
+        let none = try await lock(gateway.node1, ofNode1, nil)
+        XCTAssertEqual(none.errorNumber, EINVAL)
+        XCTAssertTrue(none.error.contains("names no lock"), none.error)
+        var unknown = FileLock(type: .read, owner: 1)
+        unknown.typeNumber = 9
+        let odd = try await lock(gateway.node1, ofNode1, unknown)
+        XCTAssertEqual(odd.errorNumber, EINVAL)
+        XCTAssertTrue(odd.error.contains("lock type 9"), odd.error)
+        let writeOnly = try await opened(gateway.node1, O_WRONLY)
+        let readThroughWriteOnly = try await lock(gateway.node1, writeOnly, FileLock(type: .read, start: 20, length: 1, owner: 1))
+        XCTAssertEqual(readThroughWriteOnly.errorNumber, EBADF)
+        XCTAssertTrue(readThroughWriteOnly.error.contains("needs the file open for reading"), readThroughWriteOnly.error)
+        let backwards = try await lock(gateway.node1, ofNode1, FileLock(type: .read, start: -1, length: 1, owner: 1))
+        XCTAssertEqual(backwards.errorNumber, EINVAL)
+
+        // A client in another language, through the .proto contract: the same conflict, then
+        // the lock once node 2 released the handle it was taken through.
+        let script = """
+            import sys
+            sys.path.insert(0, sys.argv[1])
+            from omx_client import Client
+            from omx_proto import fsgateway_pb2 as fs
+            with Client("unix:" + sys.argv[2]) as gateway:
+                handle = gateway.call("FSGateway.Open", fs.FsRequest(path="db", flags=2), fs.FsResponse).handle
+                want = fs.FileLock(type=fs.WRITE, start=0, length=1, owner=42)
+                print(gateway.call("FSGateway.Lock", fs.FsRequest(handle=handle, lock=want), fs.FsResponse).error_number)
+                gateway.call("FSGateway.Release", fs.FsRequest(handle=int(sys.argv[3])), fs.FsResponse)
+            """
+        let python = LocalCluster.runAbsolute(PythonClient.python, ["-B", "-c", script, PythonClient.directory, "\(gateway.cluster.runDir(1))/fsgateway-0.sock", "\(ofNode2)"])
+        XCTAssertEqual(python.status, 0, python.stderr)
+        XCTAssertEqual(python.stdout, "\(EAGAIN)\n", "the Python client is refused while node 2 holds the lock")
+        let afterRelease = try await lock(gateway.node1, ofNode1, FileLock(type: .write, start: 0, length: 10, owner: 1))
+        XCTAssertEqual(afterRelease.errorNumber, 0, "the lock went with node 2's released handle: \(afterRelease.error)")
+        await gateway.stop()
+    }
+
     func testALocalUserReachesFilesThroughItsSupplementaryGroupsAndNoOthers() async throws {
         try DiscoveryCluster.requireFUSE()
         try PythonClient.requireAndGenerate()
