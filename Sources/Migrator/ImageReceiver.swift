@@ -6,12 +6,15 @@ import Synchronization
 /// The target's side of one image transfer: writes each chunk where it belongs after
 /// checking its CRC-32 and bounds, and knows when every file is complete. Chunks may be
 /// written from several threads at once.
-final class ImageReceiver: @unchecked Sendable {
+final class ImageReceiver: Sendable {
     let transfer: String
     let directory: String
     let begin: TransferBegin
-    // Set in init, closed only by `close()` after the last chunk.
-    private var descriptors: [Int32] = []
+    /// The announced files, open for writing. They close when the receiver goes, that is once
+    /// the transfer is done or dropped and no chunk is being written any more: a chunk in
+    /// flight when its transfer is dropped writes into its own file, never into a descriptor
+    /// number the process gave to something else meanwhile.
+    private let descriptors: [Int32]
     private let received: Mutex<[UInt64]>
     /// When the transfer began or its last chunk arrived (monotonic ns).
     private let lastActivityNs = Atomic<UInt64>(monotonicNs())
@@ -30,6 +33,7 @@ final class ImageReceiver: @unchecked Sendable {
                 throw RPCError(.invalidArgument, "Migrator.Receive: image path \"\(file.path)\" leaves the image directory")
             }
         }
+        var opened: [Int32] = []
         do {
             try makeDirectories(directory)
             for file in begin.files {
@@ -38,13 +42,18 @@ final class ImageReceiver: @unchecked Sendable {
                 let path = "\(directory)/\(file.path)"
                 let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
                 guard fd >= 0 else { throw RPCError(.internal, "\(path): cannot create: \(String(cString: strerror(errno)))") }
-                descriptors.append(fd)
+                opened.append(fd)
             }
         } catch {
-            close()
+            for fd in opened { Glibc.close(fd) }
             removeTree(directory)
             throw error
         }
+        descriptors = opened
+    }
+
+    deinit {
+        for fd in descriptors { Glibc.close(fd) }
     }
 
     /// How long no chunk has arrived, at monotonic time `now`.
@@ -80,12 +89,6 @@ final class ImageReceiver: @unchecked Sendable {
         let incomplete = begin.files.indices.filter { received[$0] != begin.files[$0].size }
         guard !incomplete.isEmpty else { return nil }
         return incomplete.prefix(3).map { "\(begin.files[$0].path) (\(received[$0]) of \(begin.files[$0].size) bytes)" }.joined(separator: ", ")
-    }
-
-    /// Closes the files.
-    func close() {
-        for fd in descriptors { Glibc.close(fd) }
-        descriptors = []
     }
 }
 

@@ -23,19 +23,18 @@ final class IncomingTransfers: Sendable {
 
     func contains(_ transfer: String) -> Bool { state.withLock { $0.receivers[transfer] != nil } }
 
-    /// Takes a transfer out (to restore it, or to forget it) and closes its files.
+    /// Takes a transfer out (to restore it, or to forget it); its files close once nobody
+    /// holds it (no chunk is being written).
     @discardableResult
     func remove(_ transfer: String) -> ImageReceiver? {
-        let receiver = state.withLock { $0.receivers.removeValue(forKey: transfer) }
-        receiver?.close()
-        return receiver
+        state.withLock { $0.receivers.removeValue(forKey: transfer) }
     }
 
     /// Drops the transfers that received nothing for `idleNs` (their source died or gave up
-    /// without an `Abort` arriving) and returns them, closed.
+    /// without an `Abort` arriving) and returns them.
     func dropIdle(longerThan idleNs: UInt64) -> [ImageReceiver] {
         let now = monotonicNs()
-        let idle = state.withLock { state in
+        return state.withLock { state in
             let idle = state.receivers.values.filter { $0.idleNs(at: now) > idleNs }
             for receiver in idle {
                 state.receivers[receiver.transfer] = nil
@@ -43,8 +42,6 @@ final class IncomingTransfers: Sendable {
             }
             return idle
         }
-        for receiver in idle { receiver.close() }
-        return idle
     }
 
     /// `Migrator.Chunk`: writes one chunk (parsed in place) into its transfer. A bad chunk

@@ -89,6 +89,19 @@ final class ImageTransferTests: XCTestCase {
         removeTree(dir + "-3")
     }
 
+    func testAChunkInFlightWhenItsTransferIsDroppedWritesIntoItsOwnFile() throws {
+        let transfers = IncomingTransfers()
+        let receiver = try ImageReceiver(begin: begin([ImageFile(path: "pages-1.img", size: 4)]), directory: dir)
+        XCTAssertTrue(transfers.add(receiver))
+        // The chunk's writer took the receiver just before the transfer went silent too long.
+        XCTAssertEqual(transfers.dropIdle(longerThan: 0).map(\.transfer), ["1.1-7"])
+        // Descriptors the process opens meanwhile get new numbers, not the transfer's.
+        let other = open("/dev/null", O_WRONLY)
+        defer { close(other) }
+        try TransferChunk.decode(chunk("1.1-7", file: 0, offset: 0, [7, 7, 7, 7])) { header, data in try receiver.write(header, data) }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/pages-1.img")), Data([7, 7, 7, 7]), "the chunk landed in its own file")
+    }
+
     func testATransferThatFellSilentIsDroppedAndAFailedStartLeavesNothing() throws {
         let transfers = IncomingTransfers()
         XCTAssertTrue(transfers.add(try ImageReceiver(begin: begin([ImageFile(path: "pages-1.img", size: 8)]), directory: dir)))
