@@ -27,7 +27,7 @@ struct MigrateCommand: AsyncParsableCommand {
         }
         let session = try ClusterSession(global: global)
         let answer = try await session.callMigrator(
-            "migrate", "Migrator.Migrate", MigrateRequest(job: job, target: node), returning: MigrateResponse.self, timeout: .seconds(900))
+            "migrate", "Migrator.Migrate", MigrateRequest(job: job, target: node), returning: MigrateResponse.self, timeout: ClusterSession.settlingTimeout)
         await session.close()
         let report = answer.report
         if global.json {

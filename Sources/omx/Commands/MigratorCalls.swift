@@ -3,8 +3,8 @@ import Glibc
 import Shared
 
 extension ClusterSession {
-    /// How long a call that may wait for a move in progress (kill, lock) waits: as long as the
-    /// Migrator lets a move take.
+    /// How long a call that makes a move, or may wait for one in progress (migrate, kill,
+    /// lock), waits: as long as the Migrator lets a move take.
     static let settlingTimeout: Duration = .seconds(960)
 
     /// Calls `method` on the local node's Migrator (its Unix socket: the kernel tells it who we
