@@ -249,10 +249,14 @@ final class MfsMount: Sendable {
             logger.warning("FSGateway.\(method) \(open.path) on node \(open.node): the open file was lost, and the path now names another file (ESTALE)")
             return (-ESTALE, FsResponse())
         }
-        if locks.lost(through: id) {
-            // The locks went with the instance: the process must not go on as if it held them.
+        let lockedThrough = locks.lost(through: id, node: open.node, file: MountLocks.fileKey(open))
+        if !lockedThrough.isEmpty {
+            // The locks went with the instance: no process may go on as if it held them, through
+            // this file or any other it locked the file through.
             releases.add(opened.handle, of: ReleaseQueue.Holder(node: open.node, instance: instance, via: open.via))
-            files.withLock { $0.open[id]?.stale = true }
+            files.withLock { state in
+                for handle in lockedThrough.union([id]) { state.open[handle]?.stale = true }
+            }
             logger.warning("FSGateway.\(method) \(open.path) on node \(open.node): the open file was lost with the locks held through it (ESTALE)")
             return (-ESTALE, FsResponse())
         }

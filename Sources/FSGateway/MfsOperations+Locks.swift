@@ -63,25 +63,16 @@ extension MfsOperations {
         return setLock(info, FileLock(type: type, owner: info.pointee.lock_owner, wholeFile: true), wait: operation & LOCK_NB == 0)
     }
 
-    /// Drops the flock locks of open file `info` before it is released (libfuse's release does
-    /// not unlock them): its gateway handle goes in a batch, in the background.
-    static func unlockFlocks(_ info: UnsafeMutablePointer<fuse_file_info>) {
-        for key in mount.locks.flockKeys(through: info.pointee.fh) {
-            _ = setLock(info, FileLock(type: .unlock, owner: key.owner, wholeFile: true), wait: false)
-        }
-    }
-
     /// Takes, changes or drops `lock` at the file's gateway, trying again while it is held
     /// elsewhere when the caller `wait`s.
-    static func setLock(_ info: UnsafeMutablePointer<fuse_file_info>, _ lock: FileLock, wait: Bool) -> Int32 {
+    private static func setLock(_ info: UnsafeMutablePointer<fuse_file_info>, _ lock: FileLock, wait: Bool) -> Int32 {
         let id = info.pointee.fh
         guard let open = mount.file(id) else { return -EBADF }
         // As the kernel: an fcntl read lock needs the file open for reading, a write lock for
         // writing (a gateway's EBADF then means a lost handle, as for every call).
         let access = open.flags & O_ACCMODE
         if !lock.wholeFile && (lock.type == .read && access == O_WRONLY || lock.type == .write && access == O_RDONLY) { return -EBADF }
-        let key = MountLocks.Key(
-            owner: lock.owner, wholeFile: lock.wholeFile, node: open.node, file: open.identity.map { "\($0.dev):\($0.ino)" } ?? open.path)
+        let key = MountLocks.Key(owner: lock.owner, wholeFile: lock.wholeFile, node: open.node, file: MountLocks.fileKey(open))
         if lock.type == .unlock {
             // Every close of a file unlocks: only owners that hold locks on it ask the gateway.
             guard mount.locks.holds(key) else { return 0 }
@@ -92,12 +83,19 @@ extension MfsOperations {
         var pauseUs: UInt32 = 1_000
         var waiting = false
         defer { if waiting { lockWaiters.subtract(1, ordering: .relaxed) } }
+        let caller = fuse_get_context()?.pointee.pid ?? 0
         while true {
-            let (code, answer) = mount.callFile(id, "Lock") { $0.lock = lock }
+            // One call of a key at a time, its answer recorded before the next: the mount's word
+            // on what the owner holds follows the gateway's order.
+            let code = mount.locks.serialized(key) {
+                let (code, answer) = mount.callFile(id, "Lock") { $0.lock = lock }
+                if code == 0 || lock.type == .unlock {
+                    // An unlock that failed leaves nothing held that the mount could drop later.
+                    mount.locks.update(key, held: code == 0 && answer.locksHeld, through: id, by: { threadGroup(of: caller) ?? 0 }, on: "node \(open.node): \(open.path)")
+                }
+                return code
+            }
             if code == 0 || lock.type == .unlock {
-                // An unlock that failed leaves nothing held that the mount could drop later.
-                let caller = fuse_get_context()?.pointee.pid ?? 0
-                mount.locks.update(key, held: code == 0 && answer.locksHeld, through: id, by: { threadGroup(of: caller) ?? 0 }, on: "node \(open.node): \(open.path)")
                 // An owner that held locks on the file all along saw nothing change under them.
                 if code == 0 && lock.type != .unlock && !heldBefore { forgetCached(open.node, open.path) }
                 return code == -ENOSYS ? -ENOLCK : code

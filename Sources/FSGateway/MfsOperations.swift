@@ -203,7 +203,6 @@ enum MfsOperations {
         ops.release = { _, info in
             guard let info else { return 0 }
             MfsOperations.mount.writeBehind.finish(info.pointee.fh)
-            MfsOperations.unlockFlocks(info)
             MfsOperations.mount.locks.released(info.pointee.fh)
             guard let open = MfsOperations.mount.forget(info.pointee.fh) else { return 0 }
             // Nobody waits for a release's answer: it goes out in the background, in a batch.
@@ -345,6 +344,8 @@ enum MfsOperations {
     static func drainWrites(of id: UInt64) {
         guard let open = MfsOperations.mount.file(id) else { return }
         MfsOperations.mount.writeBehind.drain(node: open.node, path: open.path)
+        // Its own, whatever name it was opened under (a rename through the mount moves `path`).
+        MfsOperations.mount.writeBehind.file(id)?.drain()
     }
 
     /// A timespec as utimensat takes it, in nanoseconds (UTIME_NOW / UTIME_OMIT kept as is).

@@ -17,8 +17,17 @@ final class MountLocks: Sendable {
         let file: String
     }
 
+    /// The file of open file `open` as keys name it: "dev:ino" (hard links share it), or, from
+    /// a gateway that gave no identity, the path it was opened under.
+    static func fileKey(_ open: MfsMount.OpenFile) -> String {
+        open.identity.map { "\($0.dev):\($0.ino)" } ?? open.path
+    }
+
     /// Where the markers are.
     let directory: String
+    /// Serialises the calls of one key (by its hash, over a fixed set of locks).
+    private let stripes = (0..<64).map { _ in Stripe() }
+    private final class Stripe: Sendable { let lock = Mutex<Void>(()) }
     /// The process of each key that holds locks ("pid.start ticks") and the open files (our
     /// handles) they were taken through, as the gateway keeps them; and how many keys each such
     /// process holds.
@@ -38,36 +47,40 @@ final class MountLocks: Sendable {
         state.withLock { $0.held[key] != nil }
     }
 
+    /// Runs `body` (a lock call of `key` and the recording of its answer) while no other call
+    /// of `key` runs.
+    func serialized<T>(_ key: Key, _ body: () -> T) -> T {
+        stripes[Int(UInt(bitPattern: key.hashValue) % UInt(stripes.count))].lock.withLock { _ in body() }
+    }
+
     /// Takes the gateway's word after a lock call through open file `handle`: `key`'s owner
-    /// holds locks on the file, taken by process `pid()` (asked only for a new holder: it costs
-    /// a read of /proc) on `what`, for the marker; or it holds none any more.
+    /// holds locks on the file, taken by process `pid()` (asked only for a new holder, before
+    /// taking the table: it costs reads of /proc) on `what`, for the marker; or it holds none
+    /// any more.
     func update(_ key: Key, held: Bool, through handle: UInt64, by pid: () -> pid_t, on what: String) {
+        let process = held && !holds(key) ? ProcStat.key(of: pid()) : nil
         state.withLock { state in
             guard held else { return MountLocks.drop(key, &state, directory) }
             if let known = state.held[key] {
                 state.held[key] = (known.process, known.handles.union([handle]))
                 return
             }
-            let process = ProcStat.key(of: pid())
+            guard let process else { return }
             state.held[key] = (process, [handle])
             state.perProcess[process, default: 0] += 1
             if state.perProcess[process] == 1 { try? writeTextFile("\(directory)/\(process)", what + "\n") }
         }
     }
 
-    /// The gateway instance holding open file `handle` was lost: the locks taken through it
-    /// went with it. Forgets them; whether there were any.
-    func lost(through handle: UInt64) -> Bool {
+    /// The gateway instance holding open file `handle` (on `node`, file `file` as `fileKey`
+    /// names it) was lost: the locks taken on that file went with it. Forgets them, and returns
+    /// the open files they were taken through (empty: there were none).
+    func lost(through handle: UInt64, node: UInt32, file: String) -> Set<UInt64> {
         state.withLock { state in
-            let keys = state.held.filter { $0.value.handles.contains(handle) }.map(\.key)
-            for key in keys { MountLocks.drop(key, &state, directory) }
-            return !keys.isEmpty
+            let keys = state.held.filter { ($0.key.node == node && $0.key.file == file) || $0.value.handles.contains(handle) }
+            for key in keys.keys { MountLocks.drop(key, &state, directory) }
+            return keys.values.reduce(into: Set<UInt64>()) { $0.formUnion($1.handles) }
         }
-    }
-
-    /// The flock locks taken through open file `handle` (its open file description's).
-    func flockKeys(through handle: UInt64) -> [Key] {
-        state.withLock { $0.held.filter { $0.key.wholeFile && $0.value.handles.contains(handle) }.map(\.key) }
     }
 
     /// Open file `handle` closed: the locks taken through it alone went with it at the gateway

@@ -77,6 +77,7 @@ extension MigratorService {
             // Checked again now that the tree is stopped: a lock it took through /mfs since
             // the first check would not follow it.
             if let reason = ProcessTree.cantmove(root: job.pid, runDir: host.runDir) {
+                job.cantmove = reason  // the Balancer does not pick it again meanwhile
                 throw RPCError(.failedPrecondition, "cantmove since the move began: \(reason)")
             }
             let sending = monotonicNs()

@@ -103,6 +103,7 @@ final class MfsLocksEndToEndTests: XCTestCase {
         // through answers ESTALE from then on, rather than go on as if they were held.
         let fragile = try sharedFile(cluster, "fragile")
         let fd = open(fragile.node2, O_RDWR)
+        let other = open(fragile.node2, O_RDONLY)  // the same process's, no lock taken through it
         var range = flock()
         range.l_type = Int16(F_WRLCK)
         range.l_len = 1
@@ -114,8 +115,11 @@ final class MfsLocksEndToEndTests: XCTestCase {
         let answering = await cluster.waitFor(seconds: 10) { cluster.omx(["ping", "fsgateway"], runDir: 1).status == 0 }
         XCTAssertNotNil(answering, "node 1's gateway answers again")
         var byte: UInt8 = 0
+        XCTAssertEqual(pread(other, &byte, 1, 0), -1, "another descriptor of the locked file")
+        XCTAssertEqual(errno, ESTALE, String(cString: strerror(errno)))
         XCTAssertEqual(pread(fd, &byte, 1, 0), -1)
         XCTAssertEqual(errno, ESTALE, String(cString: strerror(errno)))
+        close(other)
         close(fd)
         XCTAssertEqual(locker.run(["try", "fcntl", fragile.node1, "write", "0", "1"]), "got", "the lock went with the instance")
 

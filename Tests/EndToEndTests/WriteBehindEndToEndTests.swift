@@ -33,6 +33,15 @@ final class WriteBehindEndToEndTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(disk)/big.bin")).count, 8 << 20)
         XCTAssertEqual(close(fd), 0)
 
+        // Writes to a file renamed through the mount since it was opened: fsync still waits for
+        // them (they are queued under the name it was opened with).
+        let renamed = open("\(remote)/before.bin", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        XCTAssertEqual(rename("\(remote)/before.bin", "\(remote)/after.bin"), 0)
+        for index in 0..<8 { XCTAssertEqual(pwrite(renamed, chunk, chunk.count, off_t(index << 20)), chunk.count) }
+        XCTAssertEqual(fsync(renamed), 0)
+        XCTAssertEqual((try FileManager.default.attributesOfItem(atPath: "\(disk)/after.bin"))[.size] as? Int, 8 << 20, "every write landed before fsync returned")
+        XCTAssertEqual(close(renamed), 0)
+
         // A full file system on node 2 (a 1 MiB tmpfs): the failure reaches the writer.
         let small = "\(disk)/small"
         try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)

@@ -4,8 +4,9 @@ import Shared
 
 extension ClusterSession {
     /// How long a call that makes a move, or may wait for one in progress (migrate, kill,
-    /// lock), waits: as long as the Migrator lets a move take.
-    static let settlingTimeout: Duration = .seconds(960)
+    /// lock), waits: longer than a Migrator waits for a move under way to settle (900 s) and
+    /// then makes its own (a restore may take 300 s).
+    static let settlingTimeout: Duration = .seconds(1_800)
 
     /// Calls `method` on the local node's Migrator (its Unix socket: the kernel tells it who we
     /// are; it forwards calls about jobs elsewhere to their home). On failure prints
