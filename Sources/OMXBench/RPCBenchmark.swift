@@ -81,6 +81,8 @@ public struct RPCBenchmark {
         guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
             throw ConfigError("cannot create a temporary directory in /tmp")
         }
+        // Last, once the servers stopped: the run's key, map, sockets and server output.
+        defer { removeTree(dir) }
         let key = ClusterKey.generate()
         try key.write(to: "\(dir)/cluster.key", overwrite: false)
         let mapPath = "\(dir)/bench.map"
