@@ -61,6 +61,8 @@ final class FileLocks: Sendable {
     func set(_ lock: FileLock, on file: OpenFiles.File, handle id: UInt64, client: UInt64) throws -> Bool {
         guard let type = lock.type else { throw ExportedTree.Failure(EINVAL, file.path, "lock: lock type \(lock.typeNumber) is unknown to this gateway") }
         try file.allows(type, wholeFile: lock.wholeFile)
+        // Checked before any description is opened for it.
+        let range = lock.wholeFile ? nil : try flockStruct(type, lock, file.path)
         let key = try key(lock, file, client: client)
         while true {
             let description: Description
@@ -79,7 +81,7 @@ final class FileLocks: Sendable {
             let outcome: Result<Bool, Error>? = description.changing.withLock { _ in
                 guard table.withLock({ $0[key]?.description === description }) else { return nil }
                 do {
-                    try apply(type, lock, to: description.fd, file.path)
+                    try apply(type, range, to: description.fd, file.path)
                 } catch {
                     _ = keepIfHolding(key, description)
                     return .failure(error)
@@ -95,10 +97,10 @@ final class FileLocks: Sendable {
         guard let type = lock.type, type != .unlock, !lock.wholeFile else {
             throw ExportedTree.Failure(EINVAL, file.path, "getlk: only a READ or WRITE fcntl lock can be tested")
         }
+        var query = try flockStruct(type, lock, file.path)
         let key = try key(lock, file, client: client)
         // The owner's own locks never conflict with it: tested on its description when it has one.
         let description = try table.withLock({ $0[key]?.description }) ?? reopen(file)
-        var query = try flockStruct(type, lock, file.path)
         guard fcntl(description.fd, Int32(OMX_F_OFD_GETLK), &query) == 0 else { throw ExportedTree.Failure(errno, file.path, "getlk") }
         guard Int32(query.l_type) != F_UNLCK else { return FileLock(type: .unlock, owner: lock.owner) }
         // An OFD lock (through a gateway, or a local process's) has no process: pid -1.
@@ -155,13 +157,13 @@ final class FileLocks: Sendable {
         return Description(fd: fd, closes: file.closesLikeThis)
     }
 
-    private func apply(_ type: FileLock.Kind, _ lock: FileLock, to fd: Int32, _ path: String) throws {
-        if lock.wholeFile {
+    /// Applies an fcntl lock on `range`, or (nil) a flock lock of `type`.
+    private func apply(_ type: FileLock.Kind, _ range: flock?, to fd: Int32, _ path: String) throws {
+        guard var request = range else {
             let operation = type == .unlock ? LOCK_UN : (type == .read ? LOCK_SH : LOCK_EX) | LOCK_NB
             guard flock(fd, operation) == 0 else { throw ExportedTree.Failure(errno == EWOULDBLOCK ? EAGAIN : errno, path, "flock") }
             return
         }
-        var request = try flockStruct(type, lock, path)
         guard fcntl(fd, Int32(OMX_F_OFD_SETLK), &request) == 0 else { throw ExportedTree.Failure(errno, path, "lock") }
     }
 

@@ -195,7 +195,7 @@ final class MfsMount: Sendable {
     func renamed(_ node: UInt32, _ old: String, to new: String, exchanged: Bool) {
         files.withLock { state in
             for (id, open) in state.open where open.node == node {
-                if let moved = OpenDirectories.moved(open.path, old, to: new) ?? (exchanged ? OpenDirectories.moved(open.path, new, to: old) : nil) {
+                if let moved = OpenDirectories.renamed(open.path, old, to: new, exchanged: exchanged) {
                     state.open[id]?.path = moved
                 }
             }

@@ -73,13 +73,13 @@ extension MfsOperations {
         let access = open.flags & O_ACCMODE
         if !lock.wholeFile && (lock.type == .read && access == O_WRONLY || lock.type == .write && access == O_RDONLY) { return -EBADF }
         let key = MountLocks.Key(owner: lock.owner, wholeFile: lock.wholeFile, node: open.node, file: MountLocks.fileKey(open))
+        let heldBefore = mount.locks.holds(key)
         if lock.type == .unlock {
             // Every close of a file unlocks: only owners that hold locks on it ask the gateway.
-            guard mount.locks.holds(key) else { return 0 }
+            guard heldBefore else { return 0 }
             // What was written under the lock is on the node before another may take it.
             drainWrites(of: id)
         }
-        let heldBefore = mount.locks.holds(key)
         var pauseUs: UInt32 = 1_000
         var waiting = false
         defer { if waiting { lockWaiters.subtract(1, ordering: .relaxed) } }

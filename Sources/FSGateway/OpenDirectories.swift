@@ -27,7 +27,7 @@ final class OpenDirectories: Sendable {
         table.withLock { state in
             for (id, path) in state.open {
                 guard let rest = OpenDirectories.relative(path, node: node) else { continue }
-                if let moved = OpenDirectories.moved(rest, old, to: new) ?? (exchanged ? OpenDirectories.moved(rest, new, to: old) : nil) {
+                if let moved = OpenDirectories.renamed(rest, old, to: new, exchanged: exchanged) {
                     state.open[id] = "/\(node)/\(moved)"
                 }
             }
@@ -42,9 +42,15 @@ final class OpenDirectories: Sendable {
         return parts.count > 1 ? String(parts[1]) : ""
     }
 
+    /// Where `path` is after `old` became `new` (or, `exchanged`, the two swapped); nil when
+    /// the rename did not touch it.
+    static func renamed(_ path: String, _ old: String, to new: String, exchanged: Bool) -> String? {
+        moved(path, old, to: new) ?? (exchanged ? moved(path, new, to: old) : nil)
+    }
+
     /// `path` with its prefix `old` (the whole of it, or a directory of it) replaced by `new`;
     /// nil when it does not lie there.
-    static func moved(_ path: String, _ old: String, to new: String) -> String? {
+    private static func moved(_ path: String, _ old: String, to new: String) -> String? {
         if path.utf8.elementsEqual(old.utf8) { return new }
         let prefix = old + "/"
         guard path.utf8.starts(with: prefix.utf8) else { return nil }
