@@ -36,8 +36,8 @@ final class MfsMount: Sendable {
     )
     /// A file on its node: hard links share it, a file put in its place by rename does not.
     typealias FileIdentity = (dev: UInt64, ino: UInt64)
-    /// Open files by our handle.
-    private let files = Mutex<(next: UInt64, open: [UInt64: OpenFile])>((1, [:]))
+    /// Open files by our handle, and the hidden files libfuse may leave (`HiddenFiles`).
+    private let files = Mutex<(next: UInt64, open: [UInt64: OpenFile], hidden: HiddenFiles)>((1, [:], HiddenFiles()))
     /// Attributes and listings of the nodes whose changes this mount follows.
     let cache = MountCache()
     /// This mount's id in the gateways' change feeds: its own changes are not reported to it.
@@ -188,19 +188,57 @@ final class MfsMount: Sendable {
         }
     }
 
-    func forget(_ id: UInt64) -> OpenFile? { files.withLock { $0.open.removeValue(forKey: id) } }
+    /// Forgets open file `id`, released by the kernel. When it was the last handle of a file
+    /// libfuse hid (unlinked while open), the hidden file is removed (`HiddenFiles`).
+    func forget(_ id: UInt64) -> OpenFile? {
+        let (open, orphan) = files.withLock { state -> (OpenFile?, FsRequest?) in
+            guard let open = state.open.removeValue(forKey: id) else { return (nil, nil) }
+            let orphan = state.hidden.released(node: open.node, open.path) {
+                state.open.values.contains { $0.node == open.node && PathKey($0.path) == PathKey(open.path) }
+            }
+            return (open, orphan)
+        }
+        if let open, var orphan {
+            orphan.path = open.path
+            removeHidden(open.node, orphan)
+        }
+        return open
+    }
 
-    /// `old` on `node` was renamed `new` (or, `exchanged`, the two swapped) through this mount:
-    /// the files and directories open there follow (calls on them come without a path).
-    func renamed(_ node: UInt32, _ old: String, to new: String, exchanged: Bool) {
-        files.withLock { state in
+    /// `old` on `node` was renamed `new` (or, `exchanged`, the two swapped) by `request`
+    /// through this mount: the files and directories open there follow (calls on them come
+    /// without a path). A file libfuse hid whose last handle went meanwhile is removed.
+    func renamed(_ node: UInt32, _ old: String, to new: String, exchanged: Bool, by request: FsRequest) {
+        let orphaned = files.withLock { state -> Bool in
             for (id, open) in state.open where open.node == node {
                 if let moved = OpenDirectories.renamed(open.path, old, to: new, exchanged: exchanged) {
                     state.open[id]?.path = moved
                 }
             }
+            guard !exchanged else { return false }
+            return state.hidden.renamed(node: node, old, to: new, by: request) {
+                state.open.values.contains { $0.node == node && PathKey($0.path) == PathKey(new) }
+            }
         }
         directories.renamed(node: node, old, to: new, exchanged: exchanged)
+        if orphaned {
+            var orphan = request
+            orphan.path = new
+            orphan.path2 = ""
+            orphan.flags = 0
+            removeHidden(node, orphan)
+        }
+    }
+
+    /// Unlinks hidden file `request.path` on `node`, as libfuse would have (a failure is
+    /// logged: the file stays, as it would have).
+    private func removeHidden(_ node: UInt32, _ request: FsRequest) {
+        let code = call(node, "Unlink", request, retry: false).0
+        if code == 0 {
+            cache.removed(node, request.path, directory: false)
+        } else if code != -ENOENT {
+            logger.warning("FSGateway.Unlink \(request.path) on node \(node) (a file unlinked while open, whose last handle is closed): \(String(cString: strerror(-code)))")
+        }
     }
 
     /// Calls the instance that holds open file `id`. When that instance lost the handle (it

@@ -299,7 +299,7 @@ enum MfsOperations {
         ops.rename = { from, to, flags in
             MfsOperations.twoPaths(from, to, "Rename") { $0.flags = Int32(bitPattern: flags) } cached: { node, request, _ in
                 MfsOperations.mount.cache.renamed(node, request.path, to: request.path2, exchanged: flags & MfsOperations.renameExchange != 0)
-                MfsOperations.mount.renamed(node, request.path, to: request.path2, exchanged: flags & MfsOperations.renameExchange != 0)
+                MfsOperations.mount.renamed(node, request.path, to: request.path2, exchanged: flags & MfsOperations.renameExchange != 0, by: request)
             }
         }
         ops.link = { from, to in

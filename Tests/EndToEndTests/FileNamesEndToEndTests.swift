@@ -41,12 +41,7 @@ final class FileNamesEndToEndTests: XCTestCase {
     }
 
     func testNamesThatAreNoUTF8WorkThroughAnotherNodesMountByteForByte() async throws {
-        try DiscoveryCluster.requireFUSE()
-        let cluster = try DiscoveryCluster(subnet: 91, nodes: 2)
-        let isMounted = await cluster.waitForMount(at: "\(cluster.dir)/node-1/mfs", nodes: 2)
-        XCTAssertTrue(isMounted, "node 1's /mfs lists nodes 1 and 2")
-        let disk = "\(cluster.dir)/names"
-        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        let (cluster, disk) = try await DiscoveryCluster.mountedWithDirectory(subnet: 91, "names")
         let remote = "\(cluster.dir)/node-1/mfs/2\(disk)"
 
         let latin1: [UInt8] = Array("caf".utf8) + [0xE9] + Array(".txt".utf8)  // "café.txt" in Latin-1

@@ -11,24 +11,13 @@ final class MfsEndToEndTests: XCTestCase {
         await cluster.waitForMount(at: "\(cluster.dir)/node-\(node)/mfs", nodes: nodes)
     }
 
-    /// A 2-node cluster whose node 1 mounts /mfs, and a fresh directory `name` on the disk.
-    private func clusterWithDirectory(subnet: Int, _ name: String) async throws -> (cluster: DiscoveryCluster, disk: String) {
-        try DiscoveryCluster.requireFUSE()
-        let cluster = try DiscoveryCluster(subnet: subnet, nodes: 2)
-        let isMounted = await mounted(cluster, 1, nodes: 2)
-        XCTAssertTrue(isMounted, "node 1's /mfs lists nodes 1 and 2")
-        let disk = "\(cluster.dir)/\(name)"
-        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
-        return (cluster, disk)
-    }
-
     private func errnoOf(_ body: () -> Int32) -> Int32 {
         errno = 0
         return body() < 0 ? errno : 0
     }
 
     func testFilesBehaveThroughTheMountAsOnTheDisk() async throws {
-        let (cluster, disk) = try await clusterWithDirectory(subnet: 50, "scratch")
+        let (cluster, disk) = try await DiscoveryCluster.mountedWithDirectory(subnet: 50, "scratch")
         let remote = "\(cluster.dir)/node-1/mfs/2\(disk)"
         let files = FileManager.default
 
@@ -323,7 +312,7 @@ final class MfsEndToEndTests: XCTestCase {
 
     func testADirectoryListsWholeInPagesThroughTheGatewayAndTheMount() async throws {
         // 30,000 entries of about 300 bytes each on the wire: several pages of about 4 MiB.
-        let (cluster, disk) = try await clusterWithDirectory(subnet: 88, "crowded")
+        let (cluster, disk) = try await DiscoveryCluster.mountedWithDirectory(subnet: 88, "crowded")
         let names = Set((0..<30_000).map { "entry-\($0)-" + String(repeating: "x", count: 200) })
         for name in names { close(open("\(disk)/\(name)", O_CREAT | O_WRONLY, 0o644)) }
 

@@ -13,6 +13,18 @@ extension DiscoveryCluster {
         }
     }
 
+    /// A 2-node cluster whose node 1 mounts /mfs, and a fresh directory `name` on the disk in
+    /// the cluster's directory.
+    static func mountedWithDirectory(subnet: Int, _ name: String) async throws -> (cluster: DiscoveryCluster, disk: String) {
+        try requireFUSE()
+        let cluster = try DiscoveryCluster(subnet: subnet, nodes: 2)
+        let isMounted = await cluster.waitForMount(at: "\(cluster.dir)/node-1/mfs", nodes: 2)
+        XCTAssertTrue(isMounted, "node 1's /mfs lists nodes 1 and 2")
+        let disk = "\(cluster.dir)/\(name)"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        return (cluster, disk)
+    }
+
     /// Waits until the /mfs mount at `directory` lists nodes 1...`nodes`.
     func waitForMount(at directory: String, nodes: Int) async -> Bool {
         await waitFor(seconds: 10) {
