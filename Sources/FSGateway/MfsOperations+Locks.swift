@@ -91,7 +91,8 @@ extension MfsOperations {
                 let (code, answer) = mount.callFile(id, "Lock") { $0.lock = lock }
                 if code == 0 || lock.type == .unlock {
                     // An unlock that failed leaves nothing held that the mount could drop later.
-                    mount.locks.update(key, held: code == 0 && answer.locksHeld, through: id, by: { threadGroup(of: caller) ?? 0 }, on: "node \(open.node): \(open.path)")
+                    mount.locks.update(key, held: code == 0 && answer.locksHeld, through: id, by: { threadGroup(of: caller) ?? 0 }, on: "node \(open.node): \(open.path)",
+                        inode: open.identity.map { MountInode.of(node: open.node, dev: $0.dev, ino: $0.ino) })
                 }
                 return code
             }

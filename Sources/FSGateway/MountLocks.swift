@@ -4,9 +4,9 @@ import Synchronization
 
 /// The file locks this mount's callers hold through the gateways (fcntl and flock on /mfs
 /// files): which lock owner holds locks on which file, so that a close asks a gateway to drop
-/// locks only when there are some (every close of a file sends an unlock), and a marker file
-/// per process that holds any (`MfsLockMarkers`), which tells the Migrator the process cannot
-/// move: its locks stay with this node's mount and would not follow it.
+/// locks only when there are some (every close of a file sends an unlock), and the markers
+/// (`MfsLockMarkers`) of each process that took any and each file locked, which tell the
+/// Migrator who cannot move: the locks stay with this node's mount and would not follow.
 final class MountLocks: Sendable {
     /// A lock owner's locks of one kind on one file.
     struct Key: Hashable {
@@ -28,18 +28,27 @@ final class MountLocks: Sendable {
     /// Serialises the calls of one key (by its hash, over a fixed set of locks).
     private let stripes = (0..<64).map { _ in Stripe() }
     private final class Stripe: Sendable { let lock = Mutex<Void>(()) }
-    /// The process of each key that holds locks ("pid.start ticks") and the open files (our
-    /// handles) they were taken through, as the gateway keeps them; and how many keys each such
-    /// process holds.
-    private let state = Mutex<(held: [Key: (process: String, handles: Set<UInt64>)], perProcess: [String: Int])>(([:], [:]))
+    /// What the gateways hold for the mount's lock owners.
+    private struct State {
+        /// The process of each key that holds locks ("pid.start ticks"), the open files (our
+        /// handles) they were taken through, as the gateway keeps them, and the file's inode
+        /// number on the mount (nil: the gateway gave no identity).
+        var held: [Key: (process: String, handles: Set<UInt64>, inode: UInt64?)] = [:]
+        /// How many keys each holding process holds.
+        var perProcess: [String: Int] = [:]
+        /// How many keys hold locks on each file, by its inode number on the mount.
+        var perFile: [UInt64: Int] = [:]
+    }
+    private let state = Mutex(State())
 
     /// Starts with no locks: the markers a previous mount left are removed (its files, and the
-    /// locks taken through them, went with it).
-    /// - Throws: `ConfigError` when the directory cannot be made.
-    init(directory: String) throws {
+    /// locks taken through them, went with it), and the mount point is named for the Migrator.
+    /// - Throws: `ConfigError` when the directory cannot be made or written.
+    init(directory: String, mountPoint: String) throws {
         self.directory = directory
         try makeDirectories(directory)
         for name in (try? listDirectory(directory)) ?? [] { unlink("\(directory)/\(name)") }
+        try writeTextFile("\(directory)/\(MfsLockMarkers.mountPointName)", mountPoint + "\n")
     }
 
     /// Whether `key`'s owner may hold locks on its file (the gateway said so last).
@@ -54,21 +63,25 @@ final class MountLocks: Sendable {
     }
 
     /// Takes the gateway's word after a lock call through open file `handle`: `key`'s owner
-    /// holds locks on the file, taken by process `pid()` (asked only for a new holder, before
-    /// taking the table: it costs reads of /proc) on `what`, for the marker; or it holds none
-    /// any more.
-    func update(_ key: Key, held: Bool, through handle: UInt64, by pid: () -> pid_t, on what: String) {
+    /// holds locks on the file (numbered `inode` on the mount), taken by process `pid()` (asked
+    /// only for a new holder, before taking the table: it costs reads of /proc) on `what`, for
+    /// the markers; or it holds none any more.
+    func update(_ key: Key, held: Bool, through handle: UInt64, by pid: () -> pid_t, on what: String, inode: UInt64?) {
         let process = held && !holds(key) ? ProcStat.key(of: pid()) : nil
         state.withLock { state in
             guard held else { return MountLocks.drop(key, &state, directory) }
             if let known = state.held[key] {
-                state.held[key] = (known.process, known.handles.union([handle]))
+                state.held[key]?.handles = known.handles.union([handle])
                 return
             }
             guard let process else { return }
-            state.held[key] = (process, [handle])
+            state.held[key] = (process, [handle], inode)
             state.perProcess[process, default: 0] += 1
             if state.perProcess[process] == 1 { try? writeTextFile("\(directory)/\(process)", what + "\n") }
+            if let inode {
+                state.perFile[inode, default: 0] += 1
+                if state.perFile[inode] == 1 { try? writeTextFile("\(directory)/\(MfsLockMarkers.fileMarker(inode: inode))", what + "\n") }
+            }
         }
     }
 
@@ -91,18 +104,24 @@ final class MountLocks: Sendable {
                 if entry.handles.count == 1 {
                     MountLocks.drop(key, &state, directory)
                 } else {
-                    state.held[key] = (entry.process, entry.handles.subtracting([handle]))
+                    state.held[key]?.handles = entry.handles.subtracting([handle])
                 }
             }
         }
     }
 
-    private static func drop(_ key: Key, _ state: inout (held: [Key: (process: String, handles: Set<UInt64>)], perProcess: [String: Int]), _ directory: String) {
-        guard let process = state.held.removeValue(forKey: key)?.process else { return }
-        state.perProcess[process, default: 1] -= 1
-        if state.perProcess[process] == 0 {
-            state.perProcess[process] = nil
-            unlink("\(directory)/\(process)")
+    private static func drop(_ key: Key, _ state: inout State, _ directory: String) {
+        guard let entry = state.held.removeValue(forKey: key) else { return }
+        state.perProcess[entry.process, default: 1] -= 1
+        if state.perProcess[entry.process] == 0 {
+            state.perProcess[entry.process] = nil
+            unlink("\(directory)/\(entry.process)")
+        }
+        guard let inode = entry.inode else { return }
+        state.perFile[inode, default: 1] -= 1
+        if state.perFile[inode] == 0 {
+            state.perFile[inode] = nil
+            unlink("\(directory)/\(MfsLockMarkers.fileMarker(inode: inode))")
         }
     }
 }

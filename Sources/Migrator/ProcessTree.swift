@@ -58,9 +58,11 @@ enum ProcessTree {
 
     /// Why the tree cannot move to another node, or nil when it can: sockets (a connection
     /// cannot follow the job), devices other than the portable ones, kernel objects CRIU does
-    /// not dump, file locks held through this node's /mfs (`MfsLockMarkers` in `runDir`), and
+    /// not dump, file locks held through this node's /mfs and files open that are locked there
+    /// (`MfsLockMarkers` in `runDir`), and
     /// another user's processes when this service may not read their resource limits.
     static func cantmove(root: Int32, runDir: String) -> String? {
+        let locked = MfsLockMarkers.lockedFiles(runDir: runDir)
         for pid in members(of: root) {
             if let locked = MfsLockMarkers.locked(by: pid, runDir: runDir) {
                 return "pid \(pid) holds a file lock through /mfs (\(locked)), which would not follow the job"
@@ -70,6 +72,9 @@ enum ProcessTree {
             }
             for name in (try? listDirectory("/proc/\(pid)/fd")) ?? [] {
                 guard let fd = Int32(name), let target = readLink("/proc/\(pid)/fd/\(fd)") else { continue }
+                if let locked, target.hasPrefix(locked.mountPoint + "/"), let inode = inode(of: fd, in: pid), let what = locked.files[inode] {
+                    return "pid \(pid) fd \(fd) is a file locked through /mfs (\(what)): the lock may be this open file's (flock and OFD locks go with it through fork and dup), and would not follow the job"
+                }
                 if target.hasPrefix("socket:") {
                     return "pid \(pid) fd \(fd) is a \(socketKind(inode: target)) (a connection cannot follow the job)"
                 }
@@ -82,6 +87,14 @@ enum ProcessTree {
             }
         }
         return nil
+    }
+
+    /// The inode number of `pid`'s file `fd`, from the kernel's fdinfo (no call reaches the
+    /// file's file system, which for /mfs may be a node that does not answer).
+    private static func inode(of fd: Int32, in pid: Int32) -> UInt64? {
+        let info = (try? readTextFile("/proc/\(pid)/fdinfo/\(fd)")) ?? ""
+        let line = info.split(separator: "\n").first { $0.hasPrefix("ino:") }
+        return line.flatMap { UInt64($0.dropFirst("ino:".count).trimmedWhitespace) }
     }
 
     /// Whether this process may read any process's resource limits (prlimit), as CRIU must:

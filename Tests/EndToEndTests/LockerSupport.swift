@@ -76,6 +76,25 @@ struct Locker {
             fcntl.fcntl(fd, fcntl.F_SETLK, flock_struct(fcntl.F_UNLCK, 0, 0))
             while True:
                 time.sleep(1)
+        elif command == 'handdown':  # handdown PATH FLAG: a child flocks, forks and exits; its child keeps the file until FLAG exists
+            child = os.fork()
+            if child != 0:
+                os.waitpid(child, 0)  # no zombie left to stand for the taker
+                while True:
+                    time.sleep(1)
+            fd = os.open(args[0], os.O_RDWR)
+            take(fd, 'flock', fcntl.F_WRLCK, 0, 0, False)
+            taker = os.getpid()
+            if os.fork() != 0:
+                os._exit(0)
+            while os.getppid() == taker:
+                time.sleep(0.01)
+            open(args[1] + '.ready', 'w').close()
+            while not os.path.exists(args[1]):
+                time.sleep(0.05)
+            os.close(fd)
+            while True:
+                time.sleep(1)
         """#
 
     /// Writes the program to `directory`.

@@ -15,8 +15,10 @@ final class MfsLocksEndToEndTests: XCTestCase {
         return ("\(disk)/\(name)", "\(cluster.dir)/node-1/mfs/1\(disk)/\(name)", "\(cluster.dir)/node-2/mfs/1\(disk)/\(name)")
     }
 
+    /// Node `node`'s lock markers: of each process that took a lock, and of each file locked.
     private func markers(_ cluster: DiscoveryCluster, _ node: Int) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: MfsLockMarkers.directory(runDir: cluster.runDir(node)))) ?? []).sorted()
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: MfsLockMarkers.directory(runDir: cluster.runDir(node)))) ?? []
+        return names.filter { $0 != MfsLockMarkers.mountPointName }.sorted()
     }
 
     /// A 2-node cluster whose mounts list both nodes, and the lock-taking program in its directory.
@@ -31,6 +33,17 @@ final class MfsLocksEndToEndTests: XCTestCase {
         return (cluster, try Locker(in: cluster.dir))
     }
 
+    /// Has job `job` on node 1 let go of its lock (`flag` appears), waits until node 1's markers
+    /// are gone, moves the job to node 2, and kills it.
+    private func letGoAndMove(_ cluster: DiscoveryCluster, _ job: String, flag: String) async {
+        _ = FileManager.default.createFile(atPath: flag, contents: nil)
+        let unmarked = await cluster.waitFor(seconds: 10) { self.markers(cluster, 1).isEmpty }
+        XCTAssertNotNil(unmarked, "the markers go once the job let go: \(markers(cluster, 1))")
+        let moved = cluster.omx(["migrate", job, "2"])
+        XCTAssertEqual(moved.status, 0, moved.stderr)
+        _ = cluster.omx(["kill", "-KILL", job])
+    }
+
     func testLocksHoldAcrossNodesAndAgainstTheNodesOwnProcesses() async throws {
         let (cluster, locker) = try await mountedCluster(subnet: 100)
         defer { _ = cluster.omx(["cluster", "down", "--dir", cluster.dir]) }
@@ -39,7 +52,7 @@ final class MfsLocksEndToEndTests: XCTestCase {
         // A process on node 2 write-locks bytes 0-9 through its mount.
         let holder = try locker.start(["hold", "fcntl", file.node2, "write", "0", "10"])
         XCTAssertEqual(holder.line(), "held")
-        XCTAssertEqual(markers(cluster, 2).count, 1, "node 2's mount marks the process that holds a lock")
+        XCTAssertEqual(markers(cluster, 2).count, 2, "node 2's mount marks the process that holds a lock, and the file")
         XCTAssertEqual(markers(cluster, 1), [])
 
         XCTAssertEqual(locker.run(["try", "fcntl", file.node1, "write", "0", "10"]), "busy", "through another node's mount")
@@ -64,7 +77,7 @@ final class MfsLocksEndToEndTests: XCTestCase {
         XCTAssertEqual(waiter.line(), "held")
         let holderUnmarked = await cluster.waitFor(seconds: 5) { self.markers(cluster, 2).isEmpty }
         XCTAssertNotNil(holderUnmarked, "the holder's marker goes with its locks")
-        XCTAssertEqual(markers(cluster, 1).count, 1)
+        XCTAssertEqual(markers(cluster, 1).count, 2)
         waiter.finish()
         let waiterUnmarked = await cluster.waitFor(seconds: 5) { self.markers(cluster, 1).isEmpty }
         XCTAssertNotNil(waiterUnmarked)
@@ -108,7 +121,7 @@ final class MfsLocksEndToEndTests: XCTestCase {
         range.l_type = Int16(F_WRLCK)
         range.l_len = 1
         XCTAssertEqual(fcntl(fd, F_SETLK, &range), 0)
-        XCTAssertEqual(markers(cluster, 2).count, 1)
+        XCTAssertEqual(markers(cluster, 2).count, 2)
         cluster.kill9(1, "fsgateway-0")
         let restarted = cluster.omx(["cluster", "up", "--nodes", "2", "--dir", cluster.dir, "--first-address", "127.0.100.1", "--timeout", "5"])
         XCTAssertEqual(restarted.status, 0, restarted.stderr)
@@ -159,12 +172,20 @@ final class MfsLocksEndToEndTests: XCTestCase {
             cluster.jobs().first { $0["job"] as? String == job }.map { ($0["cantmove"] as? String ?? "").contains("file lock through /mfs") } ?? false
         }
         XCTAssertNotNil(shown, "omx mps shows why: \(cluster.jobs())")
-        _ = FileManager.default.createFile(atPath: flag, contents: nil)
-        let unmarked = await cluster.waitFor(seconds: 10) { self.markers(cluster, 1).isEmpty }
-        XCTAssertNotNil(unmarked, "the marker goes once the job unlocked")
-        let moved = cluster.omx(["migrate", job, "2"])
-        XCTAssertEqual(moved.status, 0, moved.stderr)
-        _ = cluster.omx(["kill", "-KILL", job])
+        await letGoAndMove(cluster, job, flag: flag)
+
+        // A flock lock is its open file's: a process that inherited the file holds it after the
+        // process that took it is gone, and keeps the job where it is until it lets go.
+        let handed = try sharedFile(cluster, "handed")
+        let handFlag = "\(cluster.dir)/hand-back"
+        let heir = try cluster.run([PythonClient.python, locker.script, "handdown", handed.node1, handFlag], options: ["--node", "1"])
+        let inherited = await cluster.waitFor(seconds: 10) { FileManager.default.fileExists(atPath: handFlag + ".ready") }
+        XCTAssertNotNil(inherited, "the grandchild holds the lock, the child that took it is gone")
+        XCTAssertEqual(locker.run(["try", "flock", handed.node2, "write", "0", "0"]), "busy", "the inherited lock holds")
+        let kept = cluster.omx(["migrate", heir, "2"])
+        XCTAssertNotEqual(kept.status, 0, "a job with a process holding an inherited flock does not move")
+        XCTAssertTrue(kept.stderr.contains("is a file locked through /mfs (node 1: "), kept.stderr)
+        await letGoAndMove(cluster, heir, flag: handFlag)
         await cluster.down()
     }
 }
