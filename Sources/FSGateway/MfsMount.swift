@@ -85,19 +85,21 @@ final class MfsMount: Sendable {
         return .node(node, parts.count > 1 ? String(parts[1]) : "")
     }
 
-    /// Attributes of a file just created, by "node:path": the getattr the kernel asks right
-    /// after a create is answered from here once, sparing a round trip.
-    private let createdAttrs = Mutex<[PathKey: (attr: FileAttr, atNs: UInt64)]>([:])
+    /// Attributes of each file just created, by our handle: libfuse's getattr through the new
+    /// handle, within the create itself, is answered from here once, sparing a round trip.
+    /// (Never a lookup by path: another name may take the path at once, by rename or unlink.)
+    private let createdAttrs = Mutex<[UInt64: (attr: FileAttr, atNs: UInt64)]>([:])
 
-    /// The attributes `open` returned for a file it created, once, if still fresh (20 ms).
-    func takeCreatedAttr(node: UInt32, path: String) -> FileAttr? {
-        guard let entry = createdAttrs.withLock({ $0.removeValue(forKey: PathKey("\(node):\(path)")) }) else { return nil }
+    /// The attributes `open` returned for the file it created under handle `id`, once, if
+    /// still fresh (20 ms).
+    func takeCreatedAttr(handle id: UInt64) -> FileAttr? {
+        guard let entry = createdAttrs.withLock({ $0.removeValue(forKey: id) }) else { return nil }
         return monotonicNs() - entry.atNs < 20_000_000 ? entry.attr : nil
     }
 
-    /// Forgets the created file's attributes (it was written to).
-    func forgetCreatedAttr(node: UInt32, path: String) {
-        _ = createdAttrs.withLock { $0.removeValue(forKey: PathKey("\(node):\(path)")) }
+    /// Forgets the created file's attributes (it was written to, or closed).
+    func forgetCreatedAttr(handle id: UInt64) {
+        _ = createdAttrs.withLock { $0.removeValue(forKey: id) }
     }
 
     /// DFSA off: the home of the calling guest job, whose gateway relays its calls to `node`;
@@ -158,15 +160,11 @@ final class MfsMount: Sendable {
         let (answer, instance) = try send(node, "Open", request, retry: request.flags & O_CREAT == 0, via: via)
         guard answer.errorNumber == 0 else { return (-answer.errorNumber, 0) }
         if request.flags & O_CREAT != 0, let attr = answer.attr {
-            createdAttrs.withLock { table in
-                if table.count > 1_000 { table.removeAll() }
-                table[PathKey("\(node):\(request.path)")] = (attr, monotonicNs())
-            }
             cache.created(node, request.path, attr, by: request.cacheCaller)
         } else if request.flags & O_TRUNC != 0 {
             cache.written(node, request.path)
         }
-        return (0, files.withLock { state in
+        let id = files.withLock { state in
             let id = state.next
             state.next += 1
             // Reopening must neither create, truncate nor fail on an existing file.
@@ -176,7 +174,14 @@ final class MfsMount: Sendable {
             // Appends go out one at a time: the gateway finds their offset when it writes.
             if request.flags & O_ACCMODE != O_RDONLY && request.flags & O_APPEND == 0 { writeBehind.track(id, node: node, path: request.path) }
             return id
-        })
+        }
+        if request.flags & O_CREAT != 0, let attr = answer.attr {
+            createdAttrs.withLock { table in
+                if table.count > 1_000 { table.removeAll() }
+                table[id] = (attr, monotonicNs())
+            }
+        }
+        return (0, id)
     }
 
     func file(_ id: UInt64) -> OpenFile? { files.withLock { $0.open[id] } }

@@ -27,6 +27,10 @@ enum MfsOperations {
             // An open file (fstat, or the kernel checking its size) is asked through its handle:
             // it may have been renamed or unlinked on its node meanwhile.
             if let info, let open = MfsOperations.mount.file(info.pointee.fh) {
+                if let attr = MfsOperations.mount.takeCreatedAttr(handle: info.pointee.fh) {
+                    fill(stat, attr, node: open.node)
+                    return 0
+                }
                 MfsOperations.drainWrites(of: info.pointee.fh)
                 let (code, answer) = MfsOperations.mount.callFile(info.pointee.fh, "Getattr") { _ in }
                 if code == 0, let attr = answer.attr { fill(stat, attr, node: open.node) }
@@ -43,10 +47,6 @@ enum MfsOperations {
                 return 0
             case let .node(node, rest):
                 if rest.isEmpty, !MfsOperations.mount.gateways.isLive(node) { return -ENOENT }
-                if let attr = MfsOperations.mount.takeCreatedAttr(node: node, path: rest) {
-                    fill(stat, attr, node: node)
-                    return 0
-                }
                 let request = MfsOperations.mount.request(rest)
                 switch MfsOperations.mount.cache.lookup(node, rest, for: request.cacheCaller) {
                 case let .attr(attr):
@@ -156,7 +156,7 @@ enum MfsOperations {
             guard let info, let buffer else { return -EINVAL }
             let id = info.pointee.fh
             if let open = MfsOperations.mount.file(id) {
-                MfsOperations.mount.forgetCreatedAttr(node: open.node, path: open.path)
+                MfsOperations.mount.forgetCreatedAttr(handle: id)
                 MfsOperations.mount.cache.written(open.node, open.path)
             }
             if let file = MfsOperations.mount.writeBehind.file(id), size <= 1 << 20 {
@@ -204,6 +204,7 @@ enum MfsOperations {
             guard let info else { return 0 }
             MfsOperations.mount.writeBehind.finish(info.pointee.fh)
             MfsOperations.mount.locks.released(info.pointee.fh)
+            MfsOperations.mount.forgetCreatedAttr(handle: info.pointee.fh)
             guard let open = MfsOperations.mount.forget(info.pointee.fh) else { return 0 }
             // Nobody waits for a release's answer: it goes out in the background, in a batch.
             MfsOperations.mount.releases.add(open.handle, of: ReleaseQueue.Holder(node: open.node, instance: open.instance, via: open.via))

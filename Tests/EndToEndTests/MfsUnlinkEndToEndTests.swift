@@ -2,7 +2,8 @@ import Foundation
 import XCTest
 
 /// Files unlinked or renamed over through /mfs while open, or just after their close: the
-/// open ones stay readable, and no `.fuse_hidden…` file is left once the last one closes.
+/// open ones stay readable, no `.fuse_hidden…` file is left once the last one closes, and the
+/// name is free at once for a new file (lock files, git).
 final class MfsUnlinkEndToEndTests: XCTestCase {
     /// The names in `directory` on the disk.
     private func names(_ directory: String) -> [String] {
@@ -29,6 +30,30 @@ final class MfsUnlinkEndToEndTests: XCTestCase {
             }
             let emptied = await cluster.waitFor(seconds: 10) { self.names(disk).isEmpty }
             XCTAssertNotNil(emptied, "through /mfs/\(node), files unlinked after their close leave nothing: \(names(disk).count) left, \(names(disk).prefix(3)) ...")
+
+            // A lock file given up (git's config.lock when nothing changed): created, closed and
+            // unlinked, then made again at once with O_EXCL, which must find the name free.
+            for round in 0..<50 {
+                let lock = "\(remote)/config.lock"
+                let first = open(lock, O_RDWR | O_CREAT | O_EXCL, 0o666)
+                XCTAssertGreaterThanOrEqual(first, 0, "round \(round): \(String(cString: strerror(errno)))")
+                close(first)
+                XCTAssertEqual(unlink(lock), 0)
+                let again = open(lock, O_RDWR | O_CREAT | O_EXCL, 0o666)
+                XCTAssertGreaterThanOrEqual(again, 0, "round \(round), made again: \(String(cString: strerror(errno)))")
+                close(again)
+                XCTAssertEqual(unlink(lock), 0)
+            }
+            // git itself, which takes and gives up such locks all along.
+            let git = LocalCluster.runAbsolute("/bin/sh", ["-c", """
+                set -e; cd '\(remote)'; git init -q repo; cd repo; echo one > file; git add file
+                git -c user.email=omx@test -c user.name=omx commit -qm one; git config omx.test yes; git status --short; git fsck >/dev/null
+                """])
+            XCTAssertEqual(git.status, 0, "git through /mfs/\(node): \(git.stderr)")
+            XCTAssertEqual(git.stdout, "", "a clean work tree")
+            XCTAssertEqual(LocalCluster.runAbsolute("/bin/rm", ["-rf", "\(remote)/repo"]).status, 0)
+            let cleared = await cluster.waitFor(seconds: 10) { self.names(disk).isEmpty }
+            XCTAssertNotNil(cleared, "through /mfs/\(node), nothing is left: \(names(disk))")
 
             // Unlinked while open: still read and stat'ed through the open descriptor; renamed
             // over while open: the same. Both names go with the last close.
