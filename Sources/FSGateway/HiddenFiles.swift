@@ -10,8 +10,10 @@ import Shared
 /// after close(2) has returned, so a file unlinked just after its close (a temporary file, an
 /// editor's backup, SQLite's journal) often takes that path: 185 of 500 such files stayed.
 struct HiddenFiles {
-    /// How recently a file must have been closed for a hide of it to be libfuse's race.
-    static let raceWindowNs: UInt64 = 10_000_000_000
+    /// How recently a file must have been closed for a hide of it to be libfuse's race (the
+    /// hide follows the release by well under a millisecond, or the time a gateway takes to
+    /// answer the rename).
+    static let raceWindowNs: UInt64 = 2_000_000_000
 
     /// Hidden files with handles still open, each with the request (the unlinking caller's
     /// credentials) to remove it with.
@@ -42,18 +44,39 @@ struct HiddenFiles {
         return nil
     }
 
-    /// `old` on `node` was renamed `new` by `request`'s caller; `stillOpen` tells whether a
-    /// handle is open at `new` now. Returns whether `new` is a hidden file to unlink at once:
-    /// libfuse hid it as open, but its last handle was released meanwhile.
-    mutating func renamed(node: UInt32, _ old: String, to new: String, by request: FsRequest, stillOpen: () -> Bool) -> Bool {
+    /// `old` on `node` was renamed `new` (or, `exchanged`, the two swapped) by `request`'s
+    /// caller; `stillOpen` tells whether a handle is open at `new` now. Returns whether `new` is
+    /// a hidden file to unlink at once: libfuse hid it (a file is hidden beside itself) as open,
+    /// but its last handle was released a moment before. A user's own rename to such a name of
+    /// a file just closed looks the same: libfuse's names are ".fuse_hidden" and 16 hex digits,
+    /// which nobody else picks.
+    mutating func renamed(node: UInt32, _ old: String, to new: String, exchanged: Bool, by request: FsRequest, stillOpen: () -> Bool) -> Bool {
         let oldKey = PathKey("\(node):\(old)")
-        let wasPending = pending.removeValue(forKey: oldKey)
+        let wasPending = exchanged ? nil : pending.removeValue(forKey: oldKey)
         let closedNs = lastClosedNs.removeValue(forKey: oldKey)
-        guard HiddenFiles.isHidden(new) else { return false }
+        movePending(node: node, old, to: new, exchanged: exchanged)
+        guard !exchanged, HiddenFiles.isHidden(new), HiddenFiles.directory(of: old).elementsEqual(HiddenFiles.directory(of: new)) else { return false }
         if stillOpen() {
             pending[PathKey("\(node):\(new)")] = wasPending ?? request
             return false
         }
         return closedNs.map { monotonicNs() - $0 < HiddenFiles.raceWindowNs } ?? false
+    }
+
+    /// Pending hidden files beneath a directory renamed (or swapped) follow it.
+    private mutating func movePending(node: UInt32, _ old: String, to new: String, exchanged: Bool) {
+        let prefix = "\(node):"
+        for (key, request) in pending where key.path.hasPrefix(prefix) {
+            let path = String(key.path.dropFirst(prefix.count))
+            guard let moved = OpenDirectories.renamed(path, old, to: new, exchanged: exchanged) else { continue }
+            pending[key] = nil
+            pending[PathKey(prefix + moved)] = request
+        }
+    }
+
+    /// The directory part of `path` ("" for a name at the top).
+    private static func directory(of path: String) -> Substring.UTF8View {
+        let slash = path.utf8.lastIndex(of: UInt8(ascii: "/"))
+        return Substring(path)[..<(slash ?? path.startIndex)].utf8
     }
 }

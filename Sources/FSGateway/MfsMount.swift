@@ -220,8 +220,7 @@ final class MfsMount: Sendable {
                     state.open[id]?.path = moved
                 }
             }
-            guard !exchanged else { return false }
-            return state.hidden.renamed(node: node, old, to: new, by: request) {
+            return state.hidden.renamed(node: node, old, to: new, exchanged: exchanged, by: request) {
                 state.open.values.contains { $0.node == node && PathKey($0.path) == PathKey(new) }
             }
         }

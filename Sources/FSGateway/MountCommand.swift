@@ -56,12 +56,12 @@ extension FSGatewayCommand {
             chmod(selections, 0o1777)
             let direct = dfsa.map { $0 == .on } ?? config.mfs.dfsa
             let migrator = RPCClient(loop: loop, endpoint: .unix(path: "\(resolveRunDir(options.runDir))/\(ServiceKind.migrator.socketName())"), logger: logger)
-            try makeDirectories(mountpoint)
-            let locks = try MountLocks(directory: MfsLockMarkers.directory(runDir: resolveRunDir(options.runDir)), mountPoint: canonicalPath(mountpoint))
+            let locks = try MountLocks(directory: MfsLockMarkers.directory(runDir: resolveRunDir(options.runDir)))
             let mount = try MfsMount(nodeID: node.id, gateways: gateways, dfsa: direct, logger: logger, selections: selections, migrator: migrator, locks: locks)
             MfsMount.shared = mount
             try LeaseRenewer.start(for: mount, every: max(config.mfs.leaseSeconds / 4, 1))
             try ChangeFollower(cache: mount.cache, gateways: gateways, client: mount.client, logger: logger).start()
+            try makeDirectories(mountpoint)
             var operations = MfsOperations.operations()
             logger.info("mounting the cluster's files at \(mountpoint) for node \(node.id) (DFSA \(direct ? "on" : "off"))")
             let fuseOptions = "fsname=mfs_mnt,subtype=mfs,allow_other" + (readOnly ? ",ro" : "")

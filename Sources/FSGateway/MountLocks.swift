@@ -42,13 +42,12 @@ final class MountLocks: Sendable {
     private let state = Mutex(State())
 
     /// Starts with no locks: the markers a previous mount left are removed (its files, and the
-    /// locks taken through them, went with it), and the mount point is named for the Migrator.
-    /// - Throws: `ConfigError` when the directory cannot be made or written.
-    init(directory: String, mountPoint: String) throws {
+    /// locks taken through them, went with it).
+    /// - Throws: `ConfigError` when the directory cannot be made.
+    init(directory: String) throws {
         self.directory = directory
         try makeDirectories(directory)
         for name in (try? listDirectory(directory)) ?? [] { unlink("\(directory)/\(name)") }
-        try writeTextFile("\(directory)/\(MfsLockMarkers.mountPointName)", mountPoint + "\n")
     }
 
     /// Whether `key`'s owner may hold locks on its file (the gateway said so last).
@@ -74,7 +73,9 @@ final class MountLocks: Sendable {
                 state.held[key]?.handles = known.handles.union([handle])
                 return
             }
-            guard let process else { return }
+            // Held before, but dropped meanwhile (the file released, its instance lost): the
+            // process is read now, rarely, with the table held.
+            let process = process ?? ProcStat.key(of: pid())
             state.held[key] = (process, [handle], inode)
             state.perProcess[process, default: 0] += 1
             if state.perProcess[process] == 1 { try? writeTextFile("\(directory)/\(process)", what + "\n") }

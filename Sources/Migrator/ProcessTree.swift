@@ -72,7 +72,7 @@ enum ProcessTree {
             }
             for name in (try? listDirectory("/proc/\(pid)/fd")) ?? [] {
                 guard let fd = Int32(name), let target = readLink("/proc/\(pid)/fd/\(fd)") else { continue }
-                if let locked, target.hasPrefix(locked.mountPoint + "/"), let inode = inode(of: fd, in: pid), let what = locked.files[inode] {
+                if !locked.isEmpty, target.hasPrefix("/"), let inode = inode(of: fd, in: pid), let what = locked[inode] {
                     return "pid \(pid) fd \(fd) is a file locked through /mfs (\(what)): the lock may be this open file's (flock and OFD locks go with it through fork and dup), and would not follow the job"
                 }
                 if target.hasPrefix("socket:") {
