@@ -225,6 +225,7 @@ final class MfsMount: Sendable {
             }
         }
         directories.renamed(node: node, old, to: new, exchanged: exchanged)
+        writeBehind.renamed(node: node, old, to: new, exchanged: exchanged)
         if orphaned {
             var orphan = request
             orphan.path = new

@@ -182,6 +182,10 @@ enum MfsOperations {
                     return 0
                 }
             }
+            // Unqueued (an append, or a write over 1 MiB): the file's queued writes through
+            // other handles land first, as they were made first (an append finds its offset at
+            // the gateway, after them).
+            MfsOperations.drainWrites(of: id)
             var done = 0
             while done < size {
                 let piece = min(size - done, 1 << 20)
@@ -359,6 +363,8 @@ enum MfsOperations {
         var request = MfsOperations.mount.request(rest, job: true)
         request.flags = flags
         request.mode = mode
+        // A truncating open comes after the writes queued to the file before it.
+        if flags & O_TRUNC != 0 { MfsOperations.mount.writeBehind.drain(node: node, path: rest) }
         do {
             let (code, handle) = try MfsOperations.mount.open(node, request)
             guard code == 0 else { return code }

@@ -16,13 +16,14 @@ final class WriteBehind: Sendable {
 
     /// The writes in flight of one open file, and its first failure.
     final class File: Sendable {
-        /// Where the file is: "node:path", shared by every handle open on it.
-        let key: String
+        /// Where the file is: "node:path", shared by every handle open on it (renames through
+        /// the mount move it).
+        let key: Mutex<String>
         let slots = DispatchSemaphore(value: WriteBehind.window)
         let writing = DispatchGroup()
         let state = Mutex<(inFlight: [Range<Int64>], error: Int32, writers: Set<pid_t>)>(([], 0, []))
 
-        init(key: String) { self.key = key }
+        init(key: String) { self.key = Mutex(key) }
 
         /// Waits until no write of this file is in flight.
         func drain() { writing.wait() }
@@ -57,7 +58,19 @@ final class WriteBehind: Sendable {
     /// Waits for every write in flight to `path` of `node`, through any handle.
     func drain(node: UInt32, path: String) {
         let key = "\(node):\(path)"
-        for file in files.withLock({ $0.values.filter { $0.key.isSamePath(as: key) } }) { file.drain() }
+        for file in files.withLock({ $0.values.filter { $0.key.withLock { $0 }.isSamePath(as: key) } }) { file.drain() }
+    }
+
+    /// `old` on `node` was renamed `new` (or, `exchanged`, the two swapped) through the mount:
+    /// the files open there are waited for under their new names.
+    func renamed(node: UInt32, _ old: String, to new: String, exchanged: Bool) {
+        let prefix = "\(node):"
+        for file in files.withLock({ Array($0.values) }) {
+            file.key.withLock { key in
+                guard key.hasPrefix(prefix), let moved = OpenDirectories.renamed(String(key.dropFirst(prefix.count)), old, to: new, exchanged: exchanged) else { return }
+                key = prefix + moved
+            }
+        }
     }
 
     /// Waits for handle `id`'s writes and stops tracking it.

@@ -3,8 +3,8 @@ import Shared
 import XCTest
 
 /// Write-behind through a real /mfs mount: writes return before the gateway wrote them, yet
-/// stat, reads and fsync see them, and a failure is reported to the writer (later write,
-/// fsync or close), never lost.
+/// stat, reads, fsync, appends and truncating opens see them, and a failure is reported to the
+/// writer (later write, fsync or close), never lost.
 final class WriteBehindEndToEndTests: XCTestCase {
     func testQueuedWritesAreSeenByStatAndReadsAndTheirFailuresReachTheWriter() async throws {
         try DiscoveryCluster.requireFUSE()
@@ -41,6 +41,28 @@ final class WriteBehindEndToEndTests: XCTestCase {
         XCTAssertEqual(fsync(renamed), 0)
         XCTAssertEqual((try FileManager.default.attributesOfItem(atPath: "\(disk)/after.bin"))[.size] as? Int, 8 << 20, "every write landed before fsync returned")
         XCTAssertEqual(close(renamed), 0)
+
+        // Writes queued through one descriptor come before what another does next: an append
+        // lands after them, a truncating open empties the file of them, and a stat by the name
+        // the file was renamed to counts them. (Each round is a fresh race; 20 of them.)
+        for round in 0..<20 {
+            let writer = open("\(remote)/order.bin", O_RDWR | O_CREAT | O_TRUNC, 0o644)
+            let appender = open("\(remote)/order.bin", O_WRONLY | O_APPEND)
+            XCTAssertEqual(pwrite(writer, chunk, 3000, 0), 3000)
+            XCTAssertEqual(write(appender, chunk, 100), 100)
+            XCTAssertEqual(fstat(writer, &info), 0)
+            XCTAssertEqual(info.st_size, 3100, "round \(round): the append came after the queued write")
+            XCTAssertEqual(pwrite(writer, chunk, 3000, 0), 3000)
+            let truncating = open("\(remote)/order.bin", O_RDWR | O_TRUNC)
+            XCTAssertEqual(fstat(truncating, &info), 0)
+            XCTAssertEqual(info.st_size, 0, "round \(round): the truncating open came after the queued write")
+            XCTAssertEqual(pwrite(writer, chunk, 2000, 0), 2000)
+            XCTAssertEqual(rename("\(remote)/order.bin", "\(remote)/moved.bin"), 0)
+            XCTAssertEqual(stat("\(remote)/moved.bin", &info), 0)
+            XCTAssertEqual(info.st_size, 2000, "round \(round): a stat by the new name waits for the queued write")
+            for fd in [writer, appender, truncating] { close(fd) }
+            XCTAssertEqual(unlink("\(remote)/moved.bin"), 0)
+        }
 
         // A full file system on node 2 (a 1 MiB tmpfs): the failure reaches the writer.
         let small = "\(disk)/small"
