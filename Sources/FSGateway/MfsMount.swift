@@ -196,6 +196,7 @@ final class MfsMount: Sendable {
     /// Forgets open file `id`, released by the kernel. When it was the last handle of a file
     /// libfuse hid (unlinked while open), the hidden file is removed (`HiddenFiles`).
     func forget(_ id: UInt64) -> OpenFile? {
+        forgetCreatedAttr(handle: id)
         let (open, orphan) = files.withLock { state -> (OpenFile?, FsRequest?) in
             guard let open = state.open.removeValue(forKey: id) else { return (nil, nil) }
             let orphan = state.hidden.released(node: open.node, open.path) {
@@ -203,10 +204,7 @@ final class MfsMount: Sendable {
             }
             return (open, orphan)
         }
-        if let open, var orphan {
-            orphan.path = open.path
-            removeHidden(open.node, orphan)
-        }
+        if let open, let orphan { removeHidden(open.node, open.path, as: orphan) }
         return open
     }
 
@@ -226,23 +224,23 @@ final class MfsMount: Sendable {
         }
         directories.renamed(node: node, old, to: new, exchanged: exchanged)
         writeBehind.renamed(node: node, old, to: new, exchanged: exchanged)
-        if orphaned {
-            var orphan = request
-            orphan.path = new
-            orphan.path2 = ""
-            orphan.flags = 0
-            removeHidden(node, orphan)
-        }
+        if orphaned { removeHidden(node, new, as: request) }
     }
 
-    /// Unlinks hidden file `request.path` on `node`, as libfuse would have (a failure is
-    /// logged: the file stays, as it would have).
-    private func removeHidden(_ node: UInt32, _ request: FsRequest) {
+    /// Unlinks hidden file `path` on `node` as the caller of `unlinker` (the request that hid
+    /// it), as libfuse would have; a failure is logged (the file stays, as it would have).
+    private func removeHidden(_ node: UInt32, _ path: String, as unlinker: FsRequest) {
+        var request = FsRequest(path: path)
+        request.callerUID = unlinker.callerUID
+        request.callerGID = unlinker.callerGID
+        request.callerGroups = unlinker.callerGroups
+        request.callerNode = unlinker.callerNode
+        request.client = unlinker.client
         let code = call(node, "Unlink", request, retry: false).0
         if code == 0 {
-            cache.removed(node, request.path, directory: false)
+            cache.removed(node, path, directory: false)
         } else if code != -ENOENT {
-            logger.warning("FSGateway.Unlink \(request.path) on node \(node) (a file unlinked while open, whose last handle is closed): \(String(cString: strerror(-code)))")
+            logger.warning("FSGateway.Unlink \(path) on node \(node) (a file unlinked while open, whose last handle is closed): \(String(cString: strerror(-code)))")
         }
     }
 

@@ -208,7 +208,6 @@ enum MfsOperations {
             guard let info else { return 0 }
             MfsOperations.mount.writeBehind.finish(info.pointee.fh)
             MfsOperations.mount.locks.released(info.pointee.fh)
-            MfsOperations.mount.forgetCreatedAttr(handle: info.pointee.fh)
             guard let open = MfsOperations.mount.forget(info.pointee.fh) else { return 0 }
             // Nobody waits for a release's answer: it goes out in the background, in a batch.
             MfsOperations.mount.releases.add(open.handle, of: ReleaseQueue.Holder(node: open.node, instance: open.instance, via: open.via))

@@ -59,8 +59,8 @@ enum ProcessTree {
     /// Why the tree cannot move to another node, or nil when it can: sockets (a connection
     /// cannot follow the job), devices other than the portable ones, kernel objects CRIU does
     /// not dump, file locks held through this node's /mfs and files open that are locked there
-    /// (`MfsLockMarkers` in `runDir`), and
-    /// another user's processes when this service may not read their resource limits.
+    /// (`MfsLockMarkers` in `runDir`), and another user's processes when this service may not
+    /// read their resource limits.
     static func cantmove(root: Int32, runDir: String) -> String? {
         let locked = MfsLockMarkers.lockedFiles(runDir: runDir)
         for pid in members(of: root) {

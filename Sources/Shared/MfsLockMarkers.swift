@@ -11,8 +11,11 @@ public enum MfsLockMarkers {
     /// The markers' directory in a node's run directory.
     public static func directory(runDir: String) -> String { "\(runDir)/mfs-locks" }
 
+    /// How the names of files' markers begin.
+    private static let filePrefix = "file."
+
     /// The name of the marker of the file the mount numbers `inode`.
-    public static func fileMarker(inode: UInt64) -> String { "file.\(inode)" }
+    public static func fileMarker(inode: UInt64) -> String { filePrefix + String(inode) }
 
     /// What process `pid` holds locks on through /mfs ("node 2: data/db"), or nil when none.
     public static func locked(by pid: pid_t, runDir: String) -> String? {
@@ -23,8 +26,8 @@ public enum MfsLockMarkers {
     public static func lockedFiles(runDir: String) -> [UInt64: String] {
         let directory = directory(runDir: runDir)
         var files: [UInt64: String] = [:]
-        for name in (try? listDirectory(directory)) ?? [] where name.hasPrefix("file.") {
-            guard let inode = UInt64(name.dropFirst("file.".count)), let what = try? readTextFile("\(directory)/\(name)") else { continue }
+        for name in (try? listDirectory(directory)) ?? [] where name.hasPrefix(filePrefix) {
+            guard let inode = UInt64(name.dropFirst(filePrefix.count)), let what = try? readTextFile("\(directory)/\(name)") else { continue }
             files[inode] = what.trimmedWhitespace
         }
         return files
