@@ -72,6 +72,17 @@ static int omx_getattr_raising_readahead(const char *path, struct stat *stat, st
     return next_getattr(path, stat, info);
 }
 
+/// The mount this process serves, for invalidations made from any thread; cleared (under the
+/// write lock) before it is destroyed.
+static struct fuse *live_fuse;
+static pthread_rwlock_t live_fuse_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+static void set_live_fuse(struct fuse *fuse) {
+    pthread_rwlock_wrlock(&live_fuse_lock);
+    live_fuse = fuse;
+    pthread_rwlock_unlock(&live_fuse_lock);
+}
+
 /// The session the signals end, and the thread that runs its loop.
 static struct fuse_session *volatile signalled_session;
 static pthread_t loop_thread;
@@ -136,7 +147,9 @@ int omx_fuse_run(const char *mountpoint, const struct fuse_operations *ops, cons
     fuse_loop_cfg_set_clone_fd(config, 0);
     fuse_loop_cfg_set_idle_threads(config, 16);
     fuse_loop_cfg_set_max_threads(config, 256);
+    set_live_fuse(fuse);
     int result = fuse_loop_mt_312(fuse, config);
+    set_live_fuse(NULL);
     fuse_loop_cfg_destroy(config);
     stop_ending_session_on_signals();
     fuse_remove_signal_handlers(session);
@@ -146,8 +159,9 @@ int omx_fuse_run(const char *mountpoint, const struct fuse_operations *ops, cons
 }
 
 void omx_fuse_invalidate_path(const char *path) {
-    struct fuse_context *context = fuse_get_context();
-    if (context && context->fuse) fuse_invalidate_path(context->fuse, path);
+    pthread_rwlock_rdlock(&live_fuse_lock);
+    if (live_fuse) fuse_invalidate_path(live_fuse, path);
+    pthread_rwlock_unlock(&live_fuse_lock);
 }
 
 int omx_fuse_expire_names(void) {

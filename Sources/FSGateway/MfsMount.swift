@@ -1,4 +1,5 @@
 import CFuse
+import Dispatch
 import Glibc
 import Logging
 import Shared
@@ -48,6 +49,9 @@ final class MfsMount: Sendable {
     let locks: MountLocks
     /// The directories open on the mount.
     let directories = OpenDirectories()
+    /// The names of files with several hard links, and the thread that makes the kernel drop them.
+    let hardLinks = HardLinks()
+    let invalidations = DispatchQueue(label: "omx-mfs-invalidations")
 
     /// - Throws: `UVError` when the thread that releases handles cannot be started.
     /// - Parameter locks: the callers' file locks (their markers tell the Migrator who holds some).
@@ -159,6 +163,7 @@ final class MfsMount: Sendable {
         let via = relayHome(for: node) ?? 0
         let (answer, instance) = try send(node, "Open", request, retry: request.flags & O_CREAT == 0, via: via)
         guard answer.errorNumber == 0 else { return (-answer.errorNumber, 0) }
+        if let attr = answer.attr { hardLinks.saw(node, request.path, attr) }
         if request.flags & O_CREAT != 0, let attr = answer.attr {
             cache.created(node, request.path, attr, by: request.cacheCaller)
         } else if request.flags & O_TRUNC != 0 {
@@ -224,6 +229,8 @@ final class MfsMount: Sendable {
         }
         directories.renamed(node: node, old, to: new, exchanged: exchanged)
         writeBehind.renamed(node: node, old, to: new, exchanged: exchanged)
+        // A file whose name `new` was taken has one link less.
+        invalidate(node, hardLinks.renamed(node, old, to: new, exchanged: exchanged))
         if orphaned { removeHidden(node, new, as: request) }
     }
 

@@ -47,7 +47,10 @@ extension MfsOperations {
     static func remove(_ raw: UnsafePointer<CChar>?, _ method: String) -> Int32 {
         MfsOperations.onNode(raw) { node, rest in
             let code = MfsOperations.mount.call(node, method, MfsOperations.mount.request(rest), retry: false).0
-            if code == 0 { MfsOperations.mount.cache.removed(node, rest, directory: method == "Rmdir") }
+            guard code == 0 else { return code }
+            MfsOperations.mount.cache.removed(node, rest, directory: method == "Rmdir")
+            // The file's other names have one link less.
+            MfsOperations.mount.invalidate(node, MfsOperations.mount.hardLinks.removed(node, rest))
             return code
         }
     }

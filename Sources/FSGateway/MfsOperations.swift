@@ -33,7 +33,10 @@ enum MfsOperations {
                 }
                 MfsOperations.drainWrites(of: info.pointee.fh)
                 let (code, answer) = MfsOperations.mount.callFile(info.pointee.fh, "Getattr") { _ in }
-                if code == 0, let attr = answer.attr { fill(stat, attr, node: open.node) }
+                if code == 0, let attr = answer.attr {
+                    fill(stat, attr, node: open.node)
+                    MfsOperations.mount.hardLinks.saw(open.node, open.path, attr)
+                }
                 return code
             }
             guard let path = MfsOperations.path(raw, info) else { return -EBADF }
@@ -57,11 +60,12 @@ enum MfsOperations {
                 case .unknown:
                     break
                 }
-                MfsOperations.mount.writeBehind.drain(node: node, path: rest)
+                MfsOperations.mount.drainWrites(node: node, path: rest)
                 let generation = MfsOperations.mount.cache.generation(node)
                 let (code, answer) = MfsOperations.mount.call(node, "Getattr", request)
                 if code == 0, let attr = answer.attr {
                     MfsOperations.fillEntry(stat, attr, node: node, rest)
+                    MfsOperations.mount.hardLinks.saw(node, rest, attr)
                     MfsOperations.mount.cache.remember(node, rest, attr, for: request.cacheCaller, since: generation)
                 }
                 return code
@@ -94,6 +98,7 @@ enum MfsOperations {
                 guard code == 0 else { return code }
                 entries = listing.map { ($0.name, $0.attr) }
                 listed = node
+                for entry in listing { MfsOperations.mount.hardLinks.saw(node, MountCache.join(rest, entry.name), entry.attr) }
                 MfsOperations.mount.cache.rememberListing(node, rest, listing, for: request.cacheCaller, since: generation)
             case .magic: return -ENOTDIR
             case .missing: return -ENOENT
@@ -152,53 +157,7 @@ enum MfsOperations {
             }
             return Int32(done)
         }
-        ops.write = { _, buffer, size, offset, info in
-            guard let info, let buffer else { return -EINVAL }
-            let id = info.pointee.fh
-            if let open = MfsOperations.mount.file(id) {
-                MfsOperations.mount.forgetCreatedAttr(handle: id)
-                MfsOperations.mount.cache.written(open.node, open.path)
-            }
-            if let file = MfsOperations.mount.writeBehind.file(id), size <= 1 << 20 {
-                let caller = MfsOperations.mount.request("")
-                let tid = fuse_get_context()?.pointee.pid ?? 0
-                return MfsOperations.mount.writeBehind.write(file, by: tid, offset: Int64(offset), data: Array(UnsafeRawBufferPointer(start: buffer, count: size))) { data in
-                    var done = 0
-                    var attempts = 0
-                    while done < data.count {
-                        let (code, answer) = MfsOperations.mount.callFile(id, "Write", caller: caller) {
-                            $0.offset = Int64(offset) + Int64(done)
-                            $0.data = done == 0 ? data : Array(data[done...])
-                        }
-                        if code == 0 && answer.size > 0 {
-                            done += Int(answer.size)  // a short write: send the rest, which says why
-                            continue
-                        }
-                        // A lost gateway instance may be restarting: try again for up to 10 s.
-                        attempts += 1
-                        guard code == -EIO, attempts < 50 else { return code == 0 ? -EIO : code }
-                        usleep(200_000)
-                    }
-                    return 0
-                }
-            }
-            // Unqueued (an append, or a write over 1 MiB): the file's queued writes through
-            // other handles land first, as they were made first (an append finds its offset at
-            // the gateway, after them).
-            MfsOperations.drainWrites(of: id)
-            var done = 0
-            while done < size {
-                let piece = min(size - done, 1 << 20)
-                let (code, answer) = MfsOperations.mount.callFile(info.pointee.fh, "Write") {
-                    $0.offset = Int64(offset) + Int64(done)
-                    $0.data = Array(UnsafeRawBufferPointer(start: buffer + done, count: piece))
-                }
-                guard code == 0 else { return done > 0 ? Int32(done) : code }
-                done += Int(answer.size)
-                if answer.size == 0 { break }
-            }
-            return Int32(done)
-        }
+        ops.write = { _, buffer, size, offset, info in MfsOperations.write(buffer, size, offset, info) }
         ops.flush = { _, info in
             guard let info, let file = MfsOperations.mount.writeBehind.file(info.pointee.fh) else { return 0 }
             if file.written(byThreadOf: fuse_get_context()?.pointee.pid ?? 0) { file.drain() }
@@ -223,14 +182,20 @@ enum MfsOperations {
         ops.truncate = { raw, size, info in
             if let info, info.pointee.fh != 0 {
                 MfsOperations.drainWrites(of: info.pointee.fh)
-                defer { if let open = MfsOperations.mount.file(info.pointee.fh) { MfsOperations.mount.cache.written(open.node, open.path) } }
+                defer {
+                    if let open = MfsOperations.mount.file(info.pointee.fh) { MfsOperations.mount.cache.written(open.node, open.path) }
+                    MfsOperations.mount.changedThrough(handle: info.pointee.fh)
+                }
                 return MfsOperations.mount.callFile(info.pointee.fh, "Truncate") { $0.offset = Int64(size) }.0
             }
             return MfsOperations.onNode(raw, info) { node, rest in
-                MfsOperations.mount.writeBehind.drain(node: node, path: rest)
+                MfsOperations.mount.drainWrites(node: node, path: rest)
                 var request = MfsOperations.mount.request(rest)
                 request.offset = Int64(size)
-                defer { MfsOperations.mount.cache.written(node, rest) }
+                defer {
+                    MfsOperations.mount.cache.written(node, rest)
+                    MfsOperations.mount.changedThrough(node, rest)
+                }
                 return MfsOperations.mount.call(node, "Truncate", request, retry: false).0
             }
         }
@@ -238,7 +203,10 @@ enum MfsOperations {
             MfsOperations.onNode(raw, info) { node, rest in
                 var request = MfsOperations.mount.request(rest)
                 request.mode = UInt32(mode)
-                defer { MfsOperations.mount.cache.changed(node, rest) }
+                defer {
+                    MfsOperations.mount.cache.changed(node, rest)
+                    MfsOperations.mount.changedThrough(node, rest)
+                }
                 return MfsOperations.mount.call(node, "Chmod", request).0
             }
         }
@@ -247,7 +215,10 @@ enum MfsOperations {
                 var request = MfsOperations.mount.request(rest)
                 request.uid = uid
                 request.gid = gid
-                defer { MfsOperations.mount.cache.changed(node, rest) }
+                defer {
+                    MfsOperations.mount.cache.changed(node, rest)
+                    MfsOperations.mount.changedThrough(node, rest)
+                }
                 return MfsOperations.mount.call(node, "Chown", request).0
             }
         }
@@ -257,7 +228,10 @@ enum MfsOperations {
                 // No times means "now"; UTIME_NOW and UTIME_OMIT travel as their nanosecond values.
                 request.atimeNs = times.map { MfsOperations.nanoseconds($0[0]) } ?? Int64(OMX_UTIME_NOW)
                 request.mtimeNs = times.map { MfsOperations.nanoseconds($0[1]) } ?? Int64(OMX_UTIME_NOW)
-                defer { MfsOperations.mount.cache.changed(node, rest) }
+                defer {
+                    MfsOperations.mount.cache.changed(node, rest)
+                    MfsOperations.mount.changedThrough(node, rest)
+                }
                 return MfsOperations.mount.call(node, "Utimens", request).0
             }
         }
@@ -310,6 +284,11 @@ enum MfsOperations {
             MfsOperations.twoPaths(from, to, "Link") { _ in } cached: { node, request, answer in
                 MfsOperations.mount.cache.created(node, request.path2, answer.attr, by: request.cacheCaller)
                 MfsOperations.mount.cache.written(node, request.path)
+                if let attr = answer.attr {
+                    for name in [request.path, request.path2] { MfsOperations.mount.hardLinks.saw(node, name, attr) }
+                }
+                // Every other name of the file has one link more.
+                MfsOperations.mount.changedThrough(node, request.path2)
             }
         }
         ops.lock = { _, info, command, lock in
@@ -344,14 +323,6 @@ enum MfsOperations {
         return ops
     }
 
-    /// Waits for the writes in flight to the file open as our handle `id`, through any handle.
-    static func drainWrites(of id: UInt64) {
-        guard let open = MfsOperations.mount.file(id) else { return }
-        MfsOperations.mount.writeBehind.drain(node: open.node, path: open.path)
-        // Its own, whatever name it was opened under (a rename through the mount moves `path`).
-        MfsOperations.mount.writeBehind.file(id)?.drain()
-    }
-
     /// A timespec as utimensat takes it, in nanoseconds (UTIME_NOW / UTIME_OMIT kept as is).
     static func nanoseconds(_ spec: timespec) -> Int64 {
         if spec.tv_nsec == Int(OMX_UTIME_NOW) || spec.tv_nsec == Int(OMX_UTIME_OMIT) { return Int64(spec.tv_nsec) }
@@ -363,10 +334,11 @@ enum MfsOperations {
         request.flags = flags
         request.mode = mode
         // A truncating open comes after the writes queued to the file before it.
-        if flags & O_TRUNC != 0 { MfsOperations.mount.writeBehind.drain(node: node, path: rest) }
+        if flags & O_TRUNC != 0 { MfsOperations.mount.drainWrites(node: node, path: rest) }
         do {
             let (code, handle) = try MfsOperations.mount.open(node, request)
             guard code == 0 else { return code }
+            if flags & O_TRUNC != 0 { MfsOperations.mount.changedThrough(node, rest) }
             if flags & O_CREAT != 0 { MfsOperations.mount.createdOn(node) }
             info.pointee.fh = handle
             return 0

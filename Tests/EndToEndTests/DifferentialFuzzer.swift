@@ -2,10 +2,13 @@ import Foundation
 
 /// A seeded random mix of file calls made twice, through /mfs and on a local directory, by one
 /// Python process; every answer (result, errno, bytes, size, mode, listing) must be the same.
-/// Paths (create, write, truncate, rename, unlink, mkdir, rmdir, symlink, chmod, stat, list)
+/// Paths (create, write, truncate, rename, unlink, link, mkdir, rmdir, symlink, chmod, stat,
+/// list)
 /// and open descriptors (open with each flag mix, pwrite, append, pread, ftruncate, fstat,
-/// fchmod, close) are mixed, several descriptors open at once, across renames and unlinks. One
-/// difference is by design: a directory holding files unlinked while open stays until they close.
+/// fchmod, close) are mixed, several descriptors open at once, across renames, unlinks and hard
+/// links (a change through one name shows at once through the others). One difference is by
+/// design: a file unlinked while open keeps a hidden name until it is closed, so its directory
+/// stays and its other names count one link more meanwhile.
 enum DifferentialFuzzer {
     static let source = #"""
         import errno, os, random, stat, sys
@@ -22,6 +25,15 @@ enum DifferentialFuzzer {
                 except OSError as error: answers.append(("error", errno.errorcode.get(error.errno, error.errno)))
             return answers
         def attributes(s): return (stat.S_IFMT(s.st_mode), stat.S_IMODE(s.st_mode), 0 if stat.S_ISDIR(s.st_mode) else s.st_size)
+        def named(root, side, name):
+            s = os.lstat(path(root, name))
+            if stat.S_ISDIR(s.st_mode): return attributes(s)
+            links = s.st_nlink
+            if side == 0:
+                # The hidden names of files unlinked while open are links the disk has no more.
+                for top, _, files in os.walk(root):
+                    links -= sum(1 for f in files if f.startswith(".fuse_hidden") and os.lstat(os.path.join(top, f)).st_ino == s.st_ino)
+            return attributes(s) + (links,)
         def opened(root, side, name, flags):
             fd = os.open(path(root, name), flags, 0o644)
             if stat.S_ISDIR(os.fstat(fd).st_mode):
@@ -29,7 +41,7 @@ enum DifferentialFuzzer {
                 raise OSError(errno.EISDIR, "a directory")
             return fd
         for step in range(count):
-            kind = rng.randrange(20)
+            kind = rng.randrange(21)
             a, b = rng.choice(names), rng.choice(names)
             h = rng.choice(held) if held else None
             offset, length = rng.randrange(0, 5000), rng.randrange(1, 3000)
@@ -44,7 +56,7 @@ enum DifferentialFuzzer {
             elif kind == 7: call = ("rmdir", a, lambda r, s: os.rmdir(path(r, a)))
             elif kind == 8: call = ("symlink", (a, b), lambda r, s: os.symlink(a, path(r, b)))
             elif kind == 9: call = ("chmod", a, lambda r, s: os.chmod(path(r, a), 0o600 + 0o44 * (offset % 2)))
-            elif kind == 10: call = ("stat", a, lambda r, s: attributes(os.lstat(path(r, a))))
+            elif kind == 10: call = ("stat", a, lambda r, s: named(r, s, a))
             elif kind == 11: call = ("list", a, lambda r, s: sorted(n for n in os.listdir(path(r, a)) if not n.startswith(".fuse_hidden")))
             elif kind in (12, 13):
                 flags = rng.choice([os.O_RDWR | os.O_CREAT, os.O_RDWR, os.O_RDWR | os.O_APPEND | os.O_CREAT, os.O_RDWR | os.O_TRUNC | os.O_CREAT, os.O_WRONLY | os.O_CREAT, os.O_RDONLY])
@@ -61,6 +73,7 @@ enum DifferentialFuzzer {
             elif h and kind == 16: call = ("ftruncate", h[2], lambda r, s: os.ftruncate(h[s], offset))
             elif h and kind == 17: call = ("fstat", h[2], lambda r, s: attributes(os.fstat(h[s])))
             elif h and kind == 18: call = ("fchmod", h[2], lambda r, s: os.fchmod(h[s], 0o600 + 0o40 * (offset % 2)))
+            elif kind == 20: call = ("link", (a, b), lambda r, s: os.link(path(r, a), path(r, b)))
             elif h and kind == 19:
                 held.remove(h)
                 call = ("close", h[2], lambda r, s: os.close(h[s]))

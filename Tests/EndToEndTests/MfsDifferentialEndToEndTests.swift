@@ -1,8 +1,9 @@
 import Foundation
 import XCTest
 
-/// /mfs against the local disk, call for call (`DifferentialFuzzer`): through another node's
-/// gateway (TCP) and the node's own (Unix socket), for fixed seeds, so a failure replays.
+/// /mfs against the local disk, call for call (`DifferentialFuzzer`, `HardLinkChecks`): through
+/// another node's gateway (TCP) and the node's own (Unix socket), for fixed seeds, so a failure
+/// replays.
 final class MfsDifferentialEndToEndTests: XCTestCase {
     func testRandomCallsAnswerThroughTheMountAsOnTheDisk() async throws {
         try PythonClient.requireAndGenerate()
@@ -13,6 +14,22 @@ final class MfsDifferentialEndToEndTests: XCTestCase {
             for directory in [through, local] { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
             let run = LocalCluster.runAbsolute(PythonClient.python, [script, "\(cluster.dir)/node-1/mfs/\(node)\(through)", local, "\(seed)", "3000"])
             XCTAssertEqual(run.status, 0, "seed \(seed) through /mfs/\(node):\n\(run.stdout)\(run.stderr)")
+            XCTAssertTrue(run.stdout.hasPrefix("same "), run.stdout)
+        }
+        await cluster.down()
+    }
+
+    /// A change through one hard link of a file shows through the others at once, as on the
+    /// disk (`HardLinkChecks`), through both gateways.
+    func testHardLinksShowEachOthersChangesAtOnce() async throws {
+        try PythonClient.requireAndGenerate()
+        let (cluster, disk) = try await DiscoveryCluster.mountedWithDirectory(subnet: 105, "links")
+        let script = try HardLinkChecks.write(in: cluster.dir)
+        for node in [2, 1] {
+            let directory = "\(disk)/through-\(node)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let run = LocalCluster.runAbsolute(PythonClient.python, [script, "\(cluster.dir)/node-1/mfs/\(node)\(directory)", "5"])
+            XCTAssertEqual(run.status, 0, "through /mfs/\(node):\n\(run.stdout)\(run.stderr)")
             XCTAssertTrue(run.stdout.hasPrefix("same "), run.stdout)
         }
         await cluster.down()

@@ -16,8 +16,10 @@ int omx_daemon_fork(void);
 /// error (to /dev/null).
 void omx_daemon_ready(int fd);
 
-/// Drops what the kernel caches of the file at `path` of the mount serving the calling request
-/// (its pages and attributes), so they are read again from the file system.
+/// Drops what the kernel caches of the file at `path` of this process's mount (its pages and
+/// attributes), so they are read again from the file system. Any thread may call it; it waits
+/// for the file's pages that are locked (a read or write of them in progress), so a request's
+/// thread must not wait for it on a file whose pages that request's own call holds.
 void omx_fuse_invalidate_path(const char *path);
 
 /// Makes the kernel look up again every name of the mount serving the calling request before

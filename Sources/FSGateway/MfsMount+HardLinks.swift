@@ -1,0 +1,46 @@
+import CFuse
+import Dispatch
+import Shared
+import Synchronization
+
+/// Keeping a file's names alike (`HardLinks`): what one name shows after a change through
+/// another, and reads through one name after writes queued through another.
+extension MfsMount {
+    /// How long a request's thread waits for the kernel to drop another name's cache. The
+    /// kernel waits for that name's pages that are locked; a write through it in progress holds
+    /// them until its own request is answered, and that request may wait here for this name's:
+    /// past this time both go on, and those names stay stale for the cache time at most.
+    static let invalidationWaitMs = 100
+
+    /// Waits for the writes queued to the file at `path` on `node` through any of its names.
+    func drainWrites(node: UInt32, path: String) {
+        writeBehind.drain(node: node, path: path)
+        for name in hardLinks.siblings(node, path) { writeBehind.drain(node: node, path: name) }
+    }
+
+    /// The file at `path` on `node` changed through that name: the kernel forgets what it keeps
+    /// of the file's other names.
+    func changedThrough(_ node: UInt32, _ path: String) {
+        invalidate(node, hardLinks.siblings(node, path))
+    }
+
+    /// The file open as our handle `id` changed through it.
+    func changedThrough(handle id: UInt64) {
+        guard let open = file(id) else { return }
+        invalidate(open.node, hardLinks.siblings(open.node, open.path, identity: open.identity))
+    }
+
+    /// Drops the kernel's attributes and pages of `names` on `node`, from a thread of its own
+    /// (see `invalidationWaitMs`), and waits for that a while.
+    func invalidate(_ node: UInt32, _ names: [String]) {
+        guard !names.isEmpty else { return }
+        let done = DispatchSemaphore(value: 0)
+        invalidations.async {
+            for name in names { omx_fuse_invalidate_path(WireFileName.cString("/\(node)/\(name)")) }
+            done.signal()
+        }
+        if done.wait(timeout: .now() + .milliseconds(MfsMount.invalidationWaitMs)) == .timedOut {
+            logger.debug("the kernel's cache of \(names.count) other name(s) of a file on node \(node) was not dropped within \(MfsMount.invalidationWaitMs) ms (a call through one of them is in progress); it is dropped once that ends")
+        }
+    }
+}
