@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <time.h>
 #include <signal.h>
 #include <stdint.h>
 #include <fuse3/fuse_lowlevel.h>
@@ -149,11 +150,23 @@ int omx_fuse_run(const char *mountpoint, const struct fuse_operations *ops, cons
     fuse_loop_cfg_set_max_threads(config, 256);
     set_live_fuse(fuse);
     int result = fuse_loop_mt_312(fuse, config);
-    set_live_fuse(NULL);
     fuse_loop_cfg_destroy(config);
     stop_ending_session_on_signals();
     fuse_remove_signal_handlers(session);
+    // No invalidation may use the mount once it is unmounted (its descriptor is closed, and its
+    // number may be taken by another file). One may be waiting in the kernel for pages that a
+    // request the loop left unanswered holds: that wait ends only when the unmount ends the
+    // connection, so it is given a second before the mount is unmounted under it.
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 1;
+    int stopped = pthread_rwlock_timedwrlock(&live_fuse_lock, &deadline) == 0;
+    if (stopped) {
+        live_fuse = NULL;
+        pthread_rwlock_unlock(&live_fuse_lock);
+    }
     fuse_unmount(fuse);
+    if (!stopped) set_live_fuse(NULL);
     fuse_destroy(fuse);
     return result;
 }

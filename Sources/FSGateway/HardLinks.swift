@@ -51,12 +51,13 @@ final class HardLinks: Sendable {
         let name = Name(node: node, path: PathKey(path))
         let identity = Identity(node: node, dev: attr.dev, ino: attr.ino)
         table.withLock { table in
-            if let known = table.identities[name], known != identity || !several { table.forget(name) }
-            guard several else { return }
+            defer { anyKept.store(!table.identities.isEmpty, ordering: .relaxed) }
+            let known = table.identities[name]
+            if let known, known != identity || !several { table.forget(name) }
+            guard several, known != identity else { return }
             if table.identities.count >= limit { table = Table() }
             table.identities[name] = identity
             table.names[identity, default: []].insert(name.path)
-            anyKept.store(true, ordering: .relaxed)
         }
     }
 
@@ -76,7 +77,10 @@ final class HardLinks: Sendable {
     func removed(_ node: UInt32, _ path: String) -> [String] {
         let others = siblings(node, path)
         guard anyKept.load(ordering: .relaxed) else { return others }
-        table.withLock { $0.forget(Name(node: node, path: PathKey(path))) }
+        table.withLock { table in
+            table.forget(Name(node: node, path: PathKey(path)))
+            anyKept.store(!table.identities.isEmpty, ordering: .relaxed)
+        }
         return others
     }
 
@@ -92,8 +96,10 @@ final class HardLinks: Sendable {
             }
             for (name, _, _) in moves { table.forget(name) }
             for (_, identity, moved) in moves {
-                table.identities[Name(node: node, path: PathKey(moved))] = identity
-                table.names[identity, default: []].insert(PathKey(moved))
+                let name = Name(node: node, path: PathKey(moved))
+                table.forget(name)
+                table.identities[name] = identity
+                table.names[identity, default: []].insert(name.path)
             }
         }
         return replaced

@@ -30,8 +30,15 @@ extension MfsMount {
         invalidate(open.node, hardLinks.siblings(open.node, open.path, identity: open.identity))
     }
 
-    /// Drops the kernel's attributes and pages of `names` on `node`, from a thread of its own
-    /// (see `invalidationWaitMs`), and waits for that a while.
+    /// The file a call named changed: through its open handle when the call came with one (an
+    /// fchmod, say: its name may have gone), else through its path `rest` on `node`.
+    func changedThrough(_ info: UnsafeMutablePointer<fuse_file_info>?, _ node: UInt32, _ rest: String) {
+        if let id = info?.pointee.fh, id != 0, file(id) != nil { return changedThrough(handle: id) }
+        changedThrough(node, rest)
+    }
+
+    /// Drops the kernel's attributes and pages of `names` on `node`, from another thread (see
+    /// `invalidationWaitMs`), and waits for that a while.
     func invalidate(_ node: UInt32, _ names: [String]) {
         guard !names.isEmpty else { return }
         let done = DispatchSemaphore(value: 0)

@@ -49,9 +49,10 @@ final class MfsMount: Sendable {
     let locks: MountLocks
     /// The directories open on the mount.
     let directories = OpenDirectories()
-    /// The names of files with several hard links, and the thread that makes the kernel drop them.
+    /// The names of files with several hard links, and the threads that make the kernel drop
+    /// them (concurrent: one kept waiting for a slow file's pages holds up no other).
     let hardLinks = HardLinks()
-    let invalidations = DispatchQueue(label: "omx-mfs-invalidations")
+    let invalidations = DispatchQueue(label: "omx-mfs-invalidations", attributes: .concurrent)
 
     /// - Throws: `UVError` when the thread that releases handles cannot be started.
     /// - Parameter locks: the callers' file locks (their markers tell the Migrator who holds some).
@@ -246,6 +247,7 @@ final class MfsMount: Sendable {
         let code = call(node, "Unlink", request, retry: false).0
         if code == 0 {
             cache.removed(node, path, directory: false)
+            invalidate(node, hardLinks.removed(node, path))
         } else if code != -ENOENT {
             logger.warning("FSGateway.Unlink \(path) on node \(node) (a file unlinked while open, whose last handle is closed): \(String(cString: strerror(-code)))")
         }

@@ -56,6 +56,15 @@ extension MfsOperations {
         return Int32(done)
     }
 
+    /// Waits for the writes queued to the file a metadata call names (through any of its names,
+    /// and the call's own handle): a mode, owner or time set after them would be undone by them
+    /// (`cp -p` sets the times through the descriptor it wrote, before it closes it; a write
+    /// clears set-user-ID bits).
+    static func drainWrites(_ info: UnsafeMutablePointer<fuse_file_info>?, _ node: UInt32, _ rest: String) {
+        mount.drainWrites(node: node, path: rest)
+        if let id = info?.pointee.fh, id != 0 { drainWrites(of: id) }
+    }
+
     /// Waits for the writes in flight to the file open as our handle `id`, through any handle.
     static func drainWrites(of id: UInt64) {
         guard let open = MfsOperations.mount.file(id) else { return }

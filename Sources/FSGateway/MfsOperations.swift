@@ -201,36 +201,39 @@ enum MfsOperations {
         }
         ops.chmod = { raw, mode, info in
             MfsOperations.onNode(raw, info) { node, rest in
+                MfsOperations.drainWrites(info, node, rest)
                 var request = MfsOperations.mount.request(rest)
                 request.mode = UInt32(mode)
                 defer {
                     MfsOperations.mount.cache.changed(node, rest)
-                    MfsOperations.mount.changedThrough(node, rest)
+                    MfsOperations.mount.changedThrough(info, node, rest)
                 }
                 return MfsOperations.mount.call(node, "Chmod", request).0
             }
         }
         ops.chown = { raw, uid, gid, info in
             MfsOperations.onNode(raw, info) { node, rest in
+                MfsOperations.drainWrites(info, node, rest)
                 var request = MfsOperations.mount.request(rest)
                 request.uid = uid
                 request.gid = gid
                 defer {
                     MfsOperations.mount.cache.changed(node, rest)
-                    MfsOperations.mount.changedThrough(node, rest)
+                    MfsOperations.mount.changedThrough(info, node, rest)
                 }
                 return MfsOperations.mount.call(node, "Chown", request).0
             }
         }
         ops.utimens = { raw, times, info in
             MfsOperations.onNode(raw, info) { node, rest in
+                MfsOperations.drainWrites(info, node, rest)
                 var request = MfsOperations.mount.request(rest)
                 // No times means "now"; UTIME_NOW and UTIME_OMIT travel as their nanosecond values.
                 request.atimeNs = times.map { MfsOperations.nanoseconds($0[0]) } ?? Int64(OMX_UTIME_NOW)
                 request.mtimeNs = times.map { MfsOperations.nanoseconds($0[1]) } ?? Int64(OMX_UTIME_NOW)
                 defer {
                     MfsOperations.mount.cache.changed(node, rest)
-                    MfsOperations.mount.changedThrough(node, rest)
+                    MfsOperations.mount.changedThrough(info, node, rest)
                 }
                 return MfsOperations.mount.call(node, "Utimens", request).0
             }

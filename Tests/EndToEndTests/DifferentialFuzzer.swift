@@ -11,7 +11,7 @@ import Foundation
 /// stays and its other names count one link more meanwhile.
 enum DifferentialFuzzer {
     static let source = #"""
-        import errno, os, random, stat, sys
+        import errno, os, random, stat, sys, time
         mfs, ref, seed, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
         rng = random.Random(seed)
         names = ["a", "b", "c", "d/e", "d/f", "d", "g/h", "g"]
@@ -25,14 +25,22 @@ enum DifferentialFuzzer {
                 except OSError as error: answers.append(("error", errno.errorcode.get(error.errno, error.errno)))
             return answers
         def attributes(s): return (stat.S_IFMT(s.st_mode), stat.S_IMODE(s.st_mode), 0 if stat.S_ISDIR(s.st_mode) else s.st_size)
+        def hidden_links(root, s):
+            return sum(1 for top, _, files in os.walk(root) for f in files if f.startswith(".fuse_hidden") and os.lstat(os.path.join(top, f)).st_ino == s.st_ino)
         def named(root, side, name):
             s = os.lstat(path(root, name))
             if stat.S_ISDIR(s.st_mode): return attributes(s)
-            links = s.st_nlink
-            if side == 0:
-                # The hidden names of files unlinked while open are links the disk has no more.
-                for top, _, files in os.walk(root):
-                    links -= sum(1 for f in files if f.startswith(".fuse_hidden") and os.lstat(os.path.join(top, f)).st_ino == s.st_ino)
+            if side == 1 or s.st_nlink == 1: return attributes(s) + (s.st_nlink,)
+            # The hidden names of files unlinked while open are links the disk has no more. The
+            # kernel drops the last one after close(2) returned (at the release): asked again
+            # until two looks 20 ms apart agree.
+            links = s.st_nlink - hidden_links(root, s)
+            for _ in range(50):
+                time.sleep(0.02)
+                s = os.lstat(path(root, name))
+                again = s.st_nlink - hidden_links(root, s)
+                if again == links: break
+                links = again
             return attributes(s) + (links,)
         def opened(root, side, name, flags):
             fd = os.open(path(root, name), flags, 0o644)

@@ -3,8 +3,8 @@ import Shared
 import XCTest
 
 /// Write-behind through a real /mfs mount: writes return before the gateway wrote them, yet
-/// stat, reads, fsync, appends and truncating opens see them, and a failure is reported to the
-/// writer (later write, fsync or close), never lost.
+/// stat, reads, fsync, appends, truncating opens and times set afterwards see them, and a
+/// failure is reported to the writer (later write, fsync or close), never lost.
 final class WriteBehindEndToEndTests: XCTestCase {
     func testQueuedWritesAreSeenByStatAndReadsAndTheirFailuresReachTheWriter() async throws {
         try DiscoveryCluster.requireFUSE()
@@ -63,6 +63,16 @@ final class WriteBehindEndToEndTests: XCTestCase {
             for fd in [writer, appender, truncating] { close(fd) }
             XCTAssertEqual(unlink("\(remote)/moved.bin"), 0)
         }
+
+        // Times set through the descriptor that wrote, before its close (`cp -p`): the queued
+        // writes land first, and would move the modification time on after it.
+        let copy = open("\(remote)/copy.bin", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        for index in 0..<8 { XCTAssertEqual(pwrite(copy, chunk, chunk.count, off_t(index << 20)), chunk.count) }
+        let times = [timespec(tv_sec: 978_307_200, tv_nsec: 0), timespec(tv_sec: 978_307_200, tv_nsec: 0)]
+        XCTAssertEqual(futimens(copy, times), 0)
+        XCTAssertEqual(close(copy), 0)
+        XCTAssertEqual(stat("\(disk)/copy.bin", &info), 0)
+        XCTAssertEqual(info.st_mtim.tv_sec, 978_307_200, "the modification time set after the writes stays")
 
         // A full file system on node 2 (a 1 MiB tmpfs): the failure reaches the writer.
         let small = "\(disk)/small"

@@ -17,6 +17,7 @@ final class HardLinksTests: XCTestCase {
 
     func testOnlyFilesWithSeveralLinksAreKept() {
         let links = HardLinks()
+        links.saw(2, "kept", file(9, links: 2))
         links.saw(2, "a", file(10, links: 1))
         links.saw(2, "b", file(10, links: 1))
         XCTAssertEqual(links.siblings(2, "a"), [])
@@ -25,6 +26,13 @@ final class HardLinksTests: XCTestCase {
         links.saw(2, "d", directory)
         links.saw(2, "e", directory)
         XCTAssertEqual(links.siblings(2, "d"), [], "a directory's links are its subdirectories")
+        links.saw(2, "kept too", file(9, links: 2))
+        XCTAssertEqual(links.siblings(2, "kept"), ["kept too"])
+        XCTAssertEqual(links.removed(2, "kept"), ["kept too"])
+        XCTAssertEqual(links.removed(2, "kept too"), [])
+        links.saw(2, "a", file(10, links: 2))
+        links.saw(2, "b", file(10, links: 2))
+        XCTAssertEqual(links.siblings(2, "a"), ["b"], "kept again once the table was empty")
     }
 
     func testNamesOfOneFileAreEachOthersSiblings() {
@@ -59,6 +67,16 @@ final class HardLinksTests: XCTestCase {
         XCTAssertEqual(links.siblings(2, "y"), [])
         XCTAssertEqual(links.renamed(2, "x", to: "moved/b", exchanged: true), [])
         XCTAssertEqual(links.siblings(2, "x"), ["moved/b"], "exchanged: both names still name the file")
+    }
+
+    func testExchangedNamesOfTwoFilesSwapTheirFiles() {
+        let links = HardLinks()
+        for name in ["a", "a2"] { links.saw(2, name, file(10, links: 2)) }
+        for name in ["dir/b", "b2"] { links.saw(2, name, file(11, links: 2)) }
+        XCTAssertEqual(links.renamed(2, "a", to: "dir", exchanged: true), [])
+        XCTAssertEqual(links.siblings(2, "dir"), ["a2"], "the file named a is now named dir")
+        XCTAssertEqual(links.siblings(2, "a/b"), ["b2"], "and the directory's names moved beneath a")
+        XCTAssertEqual(links.siblings(2, "dir/b"), [])
     }
 
     func testTheTableStartsAgainPastItsLimit() {
