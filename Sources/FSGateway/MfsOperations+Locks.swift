@@ -127,12 +127,6 @@ extension MfsOperations {
         mount.cache.written(node, path)
         omx_fuse_invalidate_path(WireFileName.cString("/\(node)/\(path)"))
         mount.invalidate(node, mount.hardLinks.siblings(node, path))
-        let expired = omx_fuse_expire_names()
-        if expired != 0 && !kernelKeepsNamesWarned.exchange(true, ordering: .relaxed) {
-            mount.logger.warning("this kernel cannot be told to look names up again (\(String(cString: strerror(-expired))); Linux 6.16 has it): for up to the cache time after a lock is taken, names other nodes removed or added may still look as they were")
-        }
+        expireNames()
     }
-
-    /// Whether the kernel refused to expire names once already (said once per mount).
-    private static let kernelKeepsNamesWarned = Atomic<Bool>(false)
 }

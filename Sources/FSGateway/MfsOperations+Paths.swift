@@ -1,6 +1,7 @@
 import CFuse
 import Glibc
 import Shared
+import Synchronization
 
 /// Which path a /mfs call is about, and the calls that take their paths alone.
 extension MfsOperations {
@@ -42,6 +43,21 @@ extension MfsOperations {
         if code == 0 { cached(source, request, answer) }
         return code
     }
+
+    /// Makes the kernel look every name of the mount up again before its next use: after a
+    /// lock is taken (names other nodes added or removed), and after a directory's mode or
+    /// owner changed through the mount (the kernel checks no permission on a path it has
+    /// cached, the gateway does at the lookup: a caller who may no longer search the directory
+    /// must not reach what it cached beneath).
+    static func expireNames() {
+        let expired = omx_fuse_expire_names()
+        if expired != 0 && !kernelKeepsNamesWarned.exchange(true, ordering: .relaxed) {
+            mount.logger.warning("this kernel cannot be told to look names up again (\(String(cString: strerror(-expired))); Linux 6.16 has it): for up to the cache time after a lock is taken or a directory's permissions change, names may still look as they were")
+        }
+    }
+
+    /// Whether the kernel refused to expire names once already (said once per mount).
+    private static let kernelKeepsNamesWarned = Atomic<Bool>(false)
 
     /// unlink and rmdir.
     static func remove(_ raw: UnsafePointer<CChar>?, _ method: String) -> Int32 {

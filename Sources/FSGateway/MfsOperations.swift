@@ -208,7 +208,10 @@ enum MfsOperations {
                     MfsOperations.mount.cache.changed(node, rest)
                     MfsOperations.mount.changedThrough(info, node, rest)
                 }
-                return MfsOperations.mount.call(node, "Chmod", request).0
+                let code = MfsOperations.mount.call(node, "Chmod", request).0
+                // The kernel passes the file's type along with the new mode.
+                if code == 0 && mode & S_IFMT == S_IFDIR { MfsOperations.expireNames() }
+                return code
             }
         }
         ops.chown = { raw, uid, gid, info in
@@ -221,7 +224,13 @@ enum MfsOperations {
                     MfsOperations.mount.cache.changed(node, rest)
                     MfsOperations.mount.changedThrough(info, node, rest)
                 }
-                return MfsOperations.mount.call(node, "Chown", request).0
+                // A directory, or what may be one (a file the cache knows is none: chown -R
+                // lists before it changes, and its files need no names expired).
+                var directory = true
+                if case let .attr(attr) = MfsOperations.mount.cache.lookup(node, rest, for: .root) { directory = attr.isDirectory }
+                let code = MfsOperations.mount.call(node, "Chown", request).0
+                if code == 0 && directory { MfsOperations.expireNames() }
+                return code
             }
         }
         ops.utimens = { raw, times, info in

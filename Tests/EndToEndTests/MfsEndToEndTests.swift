@@ -210,6 +210,20 @@ final class MfsEndToEndTests: XCTestCase {
         let listed = asNobody("ls -1 --color=never \(remote)/listonly")
         XCTAssertEqual(listed.stdout, "inside\n", "through the mount: \(listed.stderr)")
         XCTAssertNotEqual(asNobody("cat \(remote)/listonly/inside").status, 0, "but not searched")
+        // A directory's mode or owner changed through the mount holds at once, also for the
+        // names beneath it the kernel has cached.
+        try FileManager.default.createDirectory(atPath: "\(disk)/closing", withIntermediateDirectories: true)
+        try "x".write(toFile: "\(disk)/closing/inside", atomically: false, encoding: .utf8)
+        chmod("\(disk)/closing/inside", 0o644)
+        let statInside = "stat -c %s \(remote)/closing/inside"
+        chmod("\(disk)/closing", 0o755)
+        XCTAssertEqual(asNobody(statInside).stdout, "1\n", "a directory all may search")
+        XCTAssertEqual(chmod("\(remote)/closing", 0o700), 0)
+        XCTAssertNotEqual(asNobody(statInside).status, 0, "no more once its mode is 700 through the mount")
+        XCTAssertEqual(chown("\(disk)/closing", 65534, 65534), 0)
+        XCTAssertEqual(asNobody(statInside).stdout, "1\n", "its owner's")
+        XCTAssertEqual(chown("\(remote)/closing", 0, 0), 0)
+        XCTAssertNotEqual(asNobody(statInside).status, 0, "no more once root owns it through the mount")
         await cluster.down()
     }
 
