@@ -88,12 +88,14 @@ extension ExportedTree {
 
     /// utimensat of the entry itself; nanoseconds UTIME_NOW / UTIME_OMIT as the syscall takes.
     func utimens(_ path: String, atimeNs: Int64, mtimeNs: Int64) throws {
-        func spec(_ ns: Int64) -> timespec {
-            if ns == Int64(OMX_UTIME_NOW) || ns == Int64(OMX_UTIME_OMIT) { return timespec(tv_sec: 0, tv_nsec: Int(ns)) }
-            return timespec(nanoseconds: ns)
-        }
-        var times = [spec(atimeNs), spec(mtimeNs)]
+        var times = [ExportedTree.utimeSpec(atimeNs), ExportedTree.utimeSpec(mtimeNs)]
         try withParent(path) { fd, name in try check(utimensat(fd, name, &times, AT_SYMLINK_NOFOLLOW), path, "utimens") }
+    }
+
+    /// A time in nanoseconds as utimensat takes it (UTIME_NOW and UTIME_OMIT kept as they are).
+    static func utimeSpec(_ ns: Int64) -> timespec {
+        if ns == Int64(OMX_UTIME_NOW) || ns == Int64(OMX_UTIME_OMIT) { return timespec(tv_sec: 0, tv_nsec: Int(ns)) }
+        return timespec(nanoseconds: ns)
     }
 
     func truncate(_ path: String, size: Int64) throws {

@@ -14,7 +14,7 @@ final class FileGateway: Sendable {
 
     let tree: ExportedTree
     let logger: Logger
-    private let handles: OpenFiles
+    let handles: OpenFiles
     /// The locks callers took through the handles.
     let locks = FileLocks()
     private let counters = Mutex<[String: IoCounter]>([:])
@@ -76,11 +76,17 @@ final class FileGateway: Sendable {
             }),
             ("Renew", { _ in .loop }, { r, caller, _ in self.handles.renew([r.handle] + r.handles, by: caller); return FsResponse() }),
             ("Truncate", { r in r.handle != 0 ? self.handleLane(r.handle, data: true) : self.dataLane(r.path) }, { r, caller, _ in try self.truncate(r, caller) }),
-            ("Chmod", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.chmod(r.path, mode: r.mode); return FsResponse() }),
-            ("Chown", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.chown(r.path, uid: r.uid, gid: r.gid); return FsResponse() }),
-            ("Utimens", { r in self.metadataLane(r.path) }, { r, _, _ in
-                try self.tree.utimens(r.path, atimeNs: r.atimeNs, mtimeNs: r.mtimeNs)
-                return FsResponse()
+            ("Chmod", { r in self.attributeLane(r) }, { r, caller, _ in
+                try self.onHandleOrPath(r, caller, "chmod", { fchmod($0, mode_t(r.mode & 0o7777)) }) { try self.tree.chmod(r.path, mode: r.mode) }
+            }),
+            ("Chown", { r in self.attributeLane(r) }, { r, caller, _ in
+                try self.onHandleOrPath(r, caller, "chown", { fchown($0, r.uid, r.gid) }) { try self.tree.chown(r.path, uid: r.uid, gid: r.gid) }
+            }),
+            ("Utimens", { r in self.attributeLane(r) }, { r, caller, _ in
+                try self.onHandleOrPath(r, caller, "utimens", { fd in
+                    var times = [ExportedTree.utimeSpec(r.atimeNs), ExportedTree.utimeSpec(r.mtimeNs)]
+                    return futimens(fd, &times)
+                }) { try self.tree.utimens(r.path, atimeNs: r.atimeNs, mtimeNs: r.mtimeNs) }
             }),
             ("Access", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.access(r.path, mode: Int32(r.mode)); return FsResponse() }),
             ("Mkdir", { r in self.metadataLane(r.path) }, { r, _, _ in var a = FsResponse(); a.attr = try self.tree.mkdir(r.path, mode: r.mode); return a }),
@@ -150,7 +156,7 @@ final class FileGateway: Sendable {
 
     /// The lane of a call on the metadata of `paths`: the loop thread while they reach only
     /// file systems that cannot hang, else the pool (the `.mayHang` lane when one may hang).
-    private func metadataLane(_ paths: String..., followingLast: Bool = false) -> Lane {
+    func metadataLane(_ paths: String..., followingLast: Bool = false) -> Lane {
         if mounts.rootMayHang { return .pool }
         for path in paths {
             if let share = mayHangShare(path, followingLast: followingLast) { return .mayHang(share) }
@@ -179,7 +185,7 @@ final class FileGateway: Sendable {
 
     /// The lane of a call on open handle `id`: where it was opened, and off the loop thread for
     /// moving data. An unknown handle is refused on the loop thread.
-    private func handleLane(_ id: UInt64, data: Bool) -> Lane {
+    func handleLane(_ id: UInt64, data: Bool) -> Lane {
         switch handles.lane(of: id) ?? .loop {
         case .loop: return data ? .pool : .loop
         case let lane: return lane
@@ -271,100 +277,11 @@ final class FileGateway: Sendable {
         }
     }
 
-    private func open(_ request: FsRequest, _ caller: Caller, _ lane: Lane) throws -> FsResponse {
-        let (fd, attr) = try tree.open(request.path, flags: request.flags, mode: request.mode)
-        var response = FsResponse()
-        response.attr = attr
-        response.handle = handles.add(fd: fd, path: request.path, append: request.flags & O_APPEND != 0, owner: caller, lane: lane)
-        return response
-    }
-
-    /// Reads from an open handle. With `cachedOnly`, takes only what the page cache holds and
-    /// returns nil when the read would wait for the disk. Reading needs no credentials: the
-    /// kernel checked them when the file was opened.
-    private func read(_ request: FsRequest, caller: Caller, cachedOnly: Bool) throws -> FsResponse? {
-        let handle = try handles.file(request.handle, for: caller, "read")
-        let size = min(Int(request.size), FileGateway.maxChunk)
-        var response = FsResponse()
-        // Not zeroed: only what the read fills is kept.
-        response.data = [UInt8](unsafeUninitializedCapacity: size) { _, count in count = size }
-        let count = response.data.withUnsafeMutableBytes { buffer in
-            cachedOnly ? omx_pread_cached(handle.fd, buffer.baseAddress, size, off_t(request.offset)) : pread(handle.fd, buffer.baseAddress, size, off_t(request.offset))
-        }
-        if cachedOnly {
-            guard count >= 0 else { return nil }
-            // Short: the end of the file, or the rest is not in the cache.
-            var info = stat()
-            if count < size && (fstat(handle.fd, &info) != 0 || Int64(request.offset) + Int64(count) < Int64(info.st_size)) { return nil }
-        }
-        guard count >= 0 else { throw ExportedTree.Failure(errno, handle.path, "read") }
-        metrics.add("omx_fs_reads_total", help: "Reads answered from the page cache (on the loop thread) or from the disk (on the pool).", labels: [("from", cachedOnly ? "cache" : "disk")])
-        response.data.removeLast(size - count)
-        response.size = UInt32(count)
-        tally(request, caller, read: UInt64(count), written: 0)
-        return response
-    }
-
-    private func write(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
-        let handle = try handles.file(request.handle, for: caller, "write")
-        guard request.data.count <= FileGateway.maxChunk else { throw ExportedTree.Failure(EFBIG, handle.path, "write of more than 1 MiB at once") }
-        let count = request.data.withUnsafeBytes { bytes in
-            handle.append ? Glibc.write(handle.fd, bytes.baseAddress, bytes.count) : pwrite(handle.fd, bytes.baseAddress, bytes.count, off_t(request.offset))
-        }
-        guard count >= 0 else { throw ExportedTree.Failure(errno, handle.path, "write") }
-        var response = FsResponse()
-        response.size = UInt32(count)
-        tally(request, caller, read: 0, written: UInt64(count))
-        return response
-    }
-
-    private func fsync(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
-        let handle = try handles.file(request.handle, for: caller, "fsync")
-        guard (request.datasync ? fdatasync(handle.fd) : Glibc.fsync(handle.fd)) == 0 else { throw ExportedTree.Failure(errno, handle.path, "fsync") }
-        return FsResponse()
-    }
-
-    /// Takes, changes or drops a lock (`FileLocks.set`); the handle proves the access it needs.
-    private func lock(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
-        let file = try handles.file(request.handle, for: caller, "lock")
-        guard let lock = request.lock else { throw ExportedTree.Failure(EINVAL, file.path, "lock: the request names no lock") }
-        var response = FsResponse()
-        response.locksHeld = try locks.set(lock, on: file, handle: request.handle, client: request.client)
-        return response
-    }
-
-    /// The lock that would conflict with the one asked (`FileLocks.test`).
-    private func testLock(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
-        let file = try handles.file(request.handle, for: caller, "getlk")
-        guard let lock = request.lock else { throw ExportedTree.Failure(EINVAL, file.path, "getlk: the request names no lock") }
-        var response = FsResponse()
-        response.lock = try locks.test(lock, on: file, client: request.client)
-        return response
-    }
-
-    /// fstat of an open file (which may have been renamed or unlinked since it was opened).
-    private func attributes(_ id: UInt64, _ caller: Caller) throws -> FileAttr {
-        let file = try handles.file(id, for: caller, "getattr")
-        var info = stat()
-        guard fstat(file.fd, &info) == 0 else { throw ExportedTree.Failure(errno, file.path, "getattr") }
-        return tree.attributes(info)
-    }
-
-    private func truncate(_ request: FsRequest, _ caller: Caller) throws -> FsResponse {
-        if request.handle != 0 {
-            let handle = try handles.file(request.handle, for: caller, "truncate")
-            guard ftruncate(handle.fd, off_t(request.offset)) == 0 else { throw ExportedTree.Failure(errno, handle.path, "truncate") }
-        } else {
-            try tree.truncate(request.path, size: request.offset)
-        }
-        return FsResponse()
-    }
-
     /// Counts I/O in the metrics and, when the request names the job it was for, per job and
     /// node. A local user's word on its job is not taken (on the Unix socket only root and
     /// other nodes' mounts over TCP are): it could make up jobs without end, or lead the
     /// Balancer astray.
-    private func tally(_ request: FsRequest, _ caller: Caller, read: UInt64, written: UInt64) {
+    func tally(_ request: FsRequest, _ caller: Caller, read: UInt64, written: UInt64) {
         if read > 0 { metrics.add("omx_fs_read_bytes_total", help: "File bytes this gateway read for its callers.", Double(read)) }
         if written > 0 { metrics.add("omx_fs_written_bytes_total", help: "File bytes this gateway wrote for its callers.", Double(written)) }
         if case let .local(_, uid, _, _) = caller, uid != 0 { return }

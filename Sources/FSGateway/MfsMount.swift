@@ -31,9 +31,11 @@ final class MfsMount: Sendable {
     /// Each recent caller's groups, by pid, with its uid and gid and when they were read.
     let groupsCache = Mutex<[pid_t: (uid: uid_t, gid: gid_t, groups: [UInt32], atNs: UInt64)]>([:])
     /// An open file: where and through which gateway instance, its handle there, how to open
-    /// it again (path, flags), and which file it is (device and inode on its node).
+    /// it again (path, flags), which file it is (device and inode on its node) and the user who
+    /// opened it.
     typealias OpenFile = (
-        node: UInt32, instance: String, handle: UInt64, via: UInt32, path: String, flags: Int32, job: String, identity: FileIdentity?, stale: Bool
+        node: UInt32, instance: String, handle: UInt64, via: UInt32, path: String, flags: Int32, job: String, identity: FileIdentity?, stale: Bool,
+        uid: UInt32
     )
     /// A file on its node: hard links share it, a file put in its place by rename does not.
     typealias FileIdentity = (dev: UInt64, ino: UInt64)
@@ -176,7 +178,7 @@ final class MfsMount: Sendable {
             // Reopening must neither create, truncate nor fail on an existing file.
             state.open[id] = (
                 node, instance, answer.handle, via, request.path, request.flags & ~(O_CREAT | O_EXCL | O_TRUNC), request.job,
-                answer.attr.map { ($0.dev, $0.ino) }, false)
+                answer.attr.map { ($0.dev, $0.ino) }, false, request.callerUID)
             // Appends go out one at a time: the gateway finds their offset when it writes.
             if request.flags & O_ACCMODE != O_RDONLY && request.flags & O_APPEND == 0 { writeBehind.track(id, node: node, path: request.path) }
             return id
@@ -191,6 +193,13 @@ final class MfsMount: Sendable {
     }
 
     func file(_ id: UInt64) -> OpenFile? { files.withLock { $0.open[id] } }
+
+    /// One of our handles of `path` on `node` that user `uid` opened (nil: none is open).
+    func heldOpen(_ node: UInt32, _ path: String, byUID uid: UInt32) -> UInt64? {
+        files.withLock { state in
+            state.open.first { $0.value.node == node && $0.value.uid == uid && !$0.value.stale && PathKey($0.value.path) == PathKey(path) }?.key
+        }
+    }
 
     /// The gateways' handles of the open files, by the instance that holds them.
     func openHandles() -> [ReleaseQueue.Holder: [UInt64]] {
@@ -310,7 +319,7 @@ final class MfsMount: Sendable {
             logger.warning("FSGateway.\(method) \(open.path) on node \(open.node): the open file was lost with the locks held through it (ESTALE)")
             return (-ESTALE, FsResponse())
         }
-        files.withLock { $0.open[id] = (open.node, instance, opened.handle, open.via, open.path, open.flags, open.job, open.identity, false) }
+        files.withLock { $0.open[id] = (open.node, instance, opened.handle, open.via, open.path, open.flags, open.job, open.identity, false, open.uid) }
         logger.notice("reopened \(open.path) on node \(open.node) at \(instance) after its gateway instance was lost")
         request.handle = opened.handle
         do {

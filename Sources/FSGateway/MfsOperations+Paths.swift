@@ -59,6 +59,15 @@ extension MfsOperations {
     /// Whether the kernel refused to expire names once already (said once per mount).
     private static let kernelKeepsNamesWarned = Atomic<Bool>(false)
 
+    /// A mode, owner or times change of `rest` on `node`, made again through an open file of
+    /// the caller's user when the path is refused (EACCES: a directory on the way it may not
+    /// search): fchmod, fchown and futimens reach the mount as calls on the file's path.
+    static func callOrThroughHeld(_ node: UInt32, _ rest: String, _ method: String, _ request: FsRequest) -> Int32 {
+        let code = mount.call(node, method, request).0
+        guard code == -EACCES, let id = mount.heldOpen(node, rest, byUID: request.callerUID) else { return code }
+        return mount.callFile(id, method, caller: request) { _ in }.0
+    }
+
     /// unlink and rmdir.
     static func remove(_ raw: UnsafePointer<CChar>?, _ method: String) -> Int32 {
         MfsOperations.onNode(raw) { node, rest in

@@ -63,6 +63,13 @@ enum MfsOperations {
                 MfsOperations.mount.drainWrites(node: node, path: rest)
                 let generation = MfsOperations.mount.cache.generation(node)
                 let (code, answer) = MfsOperations.mount.call(node, "Getattr", request)
+                if code == -EACCES, let id = MfsOperations.mount.heldOpen(node, rest, byUID: request.callerUID) {
+                    // fstat reaches the mount as a stat of the file's path, which a directory on
+                    // the way may no longer let the caller search: its user's open file answers.
+                    let (heldCode, held) = MfsOperations.mount.callFile(id, "Getattr", caller: request) { _ in }
+                    if heldCode == 0, let attr = held.attr { fill(stat, attr, node: node) }
+                    return heldCode
+                }
                 if code == 0, let attr = answer.attr {
                     MfsOperations.fillEntry(stat, attr, node: node, rest)
                     MfsOperations.mount.hardLinks.saw(node, rest, attr)
@@ -208,7 +215,7 @@ enum MfsOperations {
                     MfsOperations.mount.cache.changed(node, rest)
                     MfsOperations.mount.changedThrough(info, node, rest)
                 }
-                let code = MfsOperations.mount.call(node, "Chmod", request).0
+                let code = MfsOperations.callOrThroughHeld(node, rest, "Chmod", request)
                 // The kernel passes the file's type along with the new mode.
                 if code == 0 && mode & S_IFMT == S_IFDIR { MfsOperations.expireNames() }
                 return code
@@ -228,7 +235,7 @@ enum MfsOperations {
                 // lists before it changes, and its files need no names expired).
                 var directory = true
                 if case let .attr(attr) = MfsOperations.mount.cache.lookup(node, rest, for: .root) { directory = attr.isDirectory }
-                let code = MfsOperations.mount.call(node, "Chown", request).0
+                let code = MfsOperations.callOrThroughHeld(node, rest, "Chown", request)
                 if code == 0 && directory { MfsOperations.expireNames() }
                 return code
             }
@@ -244,7 +251,7 @@ enum MfsOperations {
                     MfsOperations.mount.cache.changed(node, rest)
                     MfsOperations.mount.changedThrough(info, node, rest)
                 }
-                return MfsOperations.mount.call(node, "Utimens", request).0
+                return MfsOperations.callOrThroughHeld(node, rest, "Utimens", request)
             }
         }
         ops.access = { raw, mask in

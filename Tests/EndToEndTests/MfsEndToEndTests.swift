@@ -224,6 +224,24 @@ final class MfsEndToEndTests: XCTestCase {
         XCTAssertEqual(asNobody(statInside).stdout, "1\n", "its owner's")
         XCTAssertEqual(chown("\(remote)/closing", 0, 0), 0)
         XCTAssertNotEqual(asNobody(statInside).status, 0, "no more once root owns it through the mount")
+        // A file held open stays the holder's to fstat, fchmod and futimens when its directory
+        // may no longer be searched (the kernel asks the mount for them by the file's path).
+        let held = """
+            import os, sys
+            fd = os.open(sys.argv[1] + "/held", os.O_RDWR | os.O_CREAT, 0o644)
+            os.write(fd, b"12345")
+            os.chmod(sys.argv[1], 0o600)
+            try: os.stat(sys.argv[1] + "/other")
+            except PermissionError: pass
+            os.fchmod(fd, 0o640)
+            os.utime(fd, (1000000000, 1000000000))
+            print(os.fstat(fd).st_size, oct(os.fstat(fd).st_mode & 0o777), int(os.fstat(fd).st_mtime))
+            """
+        try FileManager.default.createDirectory(atPath: "\(disk)/mine-closing", withIntermediateDirectories: true)
+        XCTAssertEqual(chown("\(disk)/mine-closing", 65534, 65534), 0)
+        let fstatted = LocalCluster.runAbsolute(
+            "/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", PythonClient.python, "-B", "-c", held, "\(remote)/mine-closing"])
+        XCTAssertEqual(fstatted.stdout, "5 0o640 1000000000\n", "as on the disk: \(fstatted.stderr)")
         await cluster.down()
     }
 
