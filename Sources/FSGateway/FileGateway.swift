@@ -263,7 +263,11 @@ final class FileGateway: Sendable {
             } else {
                 record(opened, entry: false)
             }
-        case "Chmod", "Chown", "Utimens": record(request.path, entry: false, directory: isDirectory(request.path))
+        case "Chmod", "Chown", "Utimens":
+            guard request.handle != 0 else { return record(request.path, entry: false, directory: isDirectory(request.path)) }
+            // An open file (never a directory), under the name it has now: not the request's
+            // path, which the caller chose.
+            if let now = handles.currentPath(of: request.handle) ?? handles.path(of: request.handle) { record(now, entry: false) }
         case "Unlink", "Symlink", "Mknod": record(request.path, entry: true)
         case "Mkdir", "Rmdir": record(request.path, entry: true, directory: true)
         case "Link":

@@ -65,7 +65,8 @@ extension MfsOperations {
     static func callOrThroughHeld(_ node: UInt32, _ rest: String, _ method: String, _ request: FsRequest) -> Int32 {
         let code = mount.call(node, method, request).0
         guard code == -EACCES, let id = mount.heldOpen(node, rest, byUID: request.callerUID) else { return code }
-        return mount.callFile(id, method, caller: request) { _ in }.0
+        let held = mount.callFile(id, method, caller: request) { _ in }.0
+        return held == 0 ? 0 : code
     }
 
     /// unlink and rmdir.

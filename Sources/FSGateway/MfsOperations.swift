@@ -67,8 +67,9 @@ enum MfsOperations {
                     // fstat reaches the mount as a stat of the file's path, which a directory on
                     // the way may no longer let the caller search: its user's open file answers.
                     let (heldCode, held) = MfsOperations.mount.callFile(id, "Getattr", caller: request) { _ in }
-                    if heldCode == 0, let attr = held.attr { fill(stat, attr, node: node) }
-                    return heldCode
+                    guard heldCode == 0, let attr = held.attr else { return code }
+                    fill(stat, attr, node: node)
+                    return 0
                 }
                 if code == 0, let attr = answer.attr {
                     MfsOperations.fillEntry(stat, attr, node: node, rest)
@@ -216,8 +217,12 @@ enum MfsOperations {
                     MfsOperations.mount.changedThrough(info, node, rest)
                 }
                 let code = MfsOperations.callOrThroughHeld(node, rest, "Chmod", request)
-                // The kernel passes the file's type along with the new mode.
-                if code == 0 && mode & S_IFMT == S_IFDIR { MfsOperations.expireNames() }
+                // The kernel passes the file's type along with the new mode. The mount's cache
+                // first: a lookup in between would find the old permissions there.
+                if code == 0 && mode & S_IFMT == S_IFDIR {
+                    MfsOperations.mount.cache.changed(node, rest)
+                    MfsOperations.expireNames()
+                }
                 return code
             }
         }
@@ -236,7 +241,10 @@ enum MfsOperations {
                 var directory = true
                 if case let .attr(attr) = MfsOperations.mount.cache.lookup(node, rest, for: .root) { directory = attr.isDirectory }
                 let code = MfsOperations.callOrThroughHeld(node, rest, "Chown", request)
-                if code == 0 && directory { MfsOperations.expireNames() }
+                if code == 0 && directory {
+                    MfsOperations.mount.cache.changed(node, rest)
+                    MfsOperations.expireNames()
+                }
                 return code
             }
         }
