@@ -10,7 +10,8 @@ import Foundation
 /// design: a file unlinked while open keeps a hidden name until it is closed, so its directory
 /// stays and its other names count one link more meanwhile; and a user holding a file open is
 /// answered through it where a directory on the way refuses its path (fstat reaches the mount as
-/// a stat of the path).
+/// a stat of the path). Renames between two names of one file are left out: rename(2) leaves
+/// both, but libfuse hides an open target first, and the source then takes its place.
 enum DifferentialFuzzer {
     static let source = #"""
         import errno, os, random, stat, sys, time
@@ -65,7 +66,11 @@ enum DifferentialFuzzer {
             elif kind == 2: call = ("read", a, lambda r, s: open(path(r, a), "rb").read())
             elif kind == 3: call = ("truncate", a, lambda r, s: os.truncate(path(r, a), offset))
             elif kind == 4: call = ("unlink", a, lambda r, s: os.unlink(path(r, a)))
-            elif kind == 5: call = ("rename", (a, b), lambda r, s: os.rename(path(r, a), path(r, b)))
+            elif kind == 5:
+                # Not between two names of one file, which rename(2) leaves as they are: libfuse
+                # hides the target first when it is open, and the source then takes its place.
+                if a != b and all(os.path.lexists(path(ref, n)) for n in (a, b)) and os.lstat(path(ref, a)).st_ino == os.lstat(path(ref, b)).st_ino: continue
+                call = ("rename", (a, b), lambda r, s: os.rename(path(r, a), path(r, b)))
             elif kind == 6: call = ("mkdir", a, lambda r, s: os.mkdir(path(r, a)))
             elif kind == 7: call = ("rmdir", a, lambda r, s: os.rmdir(path(r, a)))
             elif kind == 8: call = ("symlink", (a, b), lambda r, s: os.symlink(a, path(r, b)))
@@ -94,11 +99,14 @@ enum DifferentialFuzzer {
             else: continue
             if call[2] is not None: answers = both(call[2])
             history.append((step, call[0], call[1], str(answers[1])[:60]))
-            if call[0] == "rmdir" and answers == [("error", "ENOTEMPTY"), ("ok", None)] and all(n.startswith(".fuse_hidden") for n in os.listdir(path(mfs, a))):
+            kept = {"rmdir": a, "rename": b}.get(call[0])
+            if kept and answers == [("error", "ENOTEMPTY"), ("ok", None)] and os.path.isdir(path(mfs, kept)) and all(n.startswith(".fuse_hidden") for n in os.listdir(path(mfs, kept))):
                 # Files unlinked while open stay as .fuse_hidden files until their last close (as
-                # NFS's .nfs files): their directory stays too. So it does on the disk then.
-                os.mkdir(path(ref, a))
-                os.chmod(path(ref, a), stat.S_IMODE(os.stat(path(mfs, a)).st_mode))
+                # NFS's .nfs files): their directory stays too, and is not replaced by a rename.
+                # So it does on the disk then.
+                if call[0] == "rename": os.rename(path(ref, b), path(ref, a))
+                os.mkdir(path(ref, kept))
+                os.chmod(path(ref, kept), stat.S_IMODE(os.stat(path(mfs, kept)).st_mode))
                 answers = [("kept", "open unlinked files")] * 2
             if call[0] in ("rename", "link") and answers[1] == ("error", "EACCES") and answers[0][0] == "error":
                 # Two paths each failing for a reason: the kernel finds a missing or mistyped name
