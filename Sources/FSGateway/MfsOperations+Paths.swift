@@ -59,14 +59,23 @@ extension MfsOperations {
     /// Whether the kernel refused to expire names once already (said once per mount).
     private static let kernelKeepsNamesWarned = Atomic<Bool>(false)
 
-    /// A mode, owner or times change of `rest` on `node`, made again through an open file of
-    /// the caller's user when the path is refused (EACCES: a directory on the way it may not
-    /// search): fchmod, fchown and futimens reach the mount as calls on the file's path.
-    static func callOrThroughHeld(_ node: UInt32, _ rest: String, _ method: String, _ request: FsRequest) -> Int32 {
-        let code = mount.call(node, method, request).0
-        guard code == -EACCES, let id = mount.heldOpen(node, rest, byUID: request.callerUID) else { return code }
-        let held = mount.callFile(id, method, caller: request) { _ in }.0
-        return held == 0 ? 0 : code
+    /// A mode, owner or times change (`method`) of `rest` on `node`, after the writes queued to
+    /// the file. When the path is refused (EACCES: a directory on the way the caller may not
+    /// search) it is made again through an open file of the caller's user: fchmod, fchown and
+    /// futimens reach the mount as calls on the file's path. Then the mount's cache forgets the
+    /// file, the kernel its other names, and, for a `directory`, every name it holds (it checks
+    /// no permission on a path it has cached; the mount's cache first, or a lookup in between
+    /// would find the old permissions there).
+    static func changeAttributes(
+        _ method: String, _ request: FsRequest, _ info: UnsafeMutablePointer<fuse_file_info>?, _ node: UInt32, _ rest: String, directory: Bool
+    ) -> Int32 {
+        drainWrites(info, node, rest)
+        var code = mount.call(node, method, request).0
+        if code == -EACCES, let id = mount.heldOpen(node, rest, byUID: request.callerUID), mount.callFile(id, method, caller: request, { _ in }).0 == 0 { code = 0 }
+        mount.cache.changed(node, rest)
+        mount.changedThrough(info, node, rest)
+        if code == 0 && directory { expireNames() }
+        return code
     }
 
     /// unlink and rmdir.

@@ -209,57 +209,31 @@ enum MfsOperations {
         }
         ops.chmod = { raw, mode, info in
             MfsOperations.onNode(raw, info) { node, rest in
-                MfsOperations.drainWrites(info, node, rest)
                 var request = MfsOperations.mount.request(rest)
                 request.mode = UInt32(mode)
-                defer {
-                    MfsOperations.mount.cache.changed(node, rest)
-                    MfsOperations.mount.changedThrough(info, node, rest)
-                }
-                let code = MfsOperations.callOrThroughHeld(node, rest, "Chmod", request)
-                // The kernel passes the file's type along with the new mode. The mount's cache
-                // first: a lookup in between would find the old permissions there.
-                if code == 0 && mode & S_IFMT == S_IFDIR {
-                    MfsOperations.mount.cache.changed(node, rest)
-                    MfsOperations.expireNames()
-                }
-                return code
+                // The kernel passes the file's type along with the new mode.
+                return MfsOperations.changeAttributes("Chmod", request, info, node, rest, directory: mode & S_IFMT == S_IFDIR)
             }
         }
         ops.chown = { raw, uid, gid, info in
             MfsOperations.onNode(raw, info) { node, rest in
-                MfsOperations.drainWrites(info, node, rest)
                 var request = MfsOperations.mount.request(rest)
                 request.uid = uid
                 request.gid = gid
-                defer {
-                    MfsOperations.mount.cache.changed(node, rest)
-                    MfsOperations.mount.changedThrough(info, node, rest)
-                }
                 // A directory, or what may be one (a file the cache knows is none: chown -R
                 // lists before it changes, and its files need no names expired).
                 var directory = true
                 if case let .attr(attr) = MfsOperations.mount.cache.lookup(node, rest, for: .root) { directory = attr.isDirectory }
-                let code = MfsOperations.callOrThroughHeld(node, rest, "Chown", request)
-                if code == 0 && directory {
-                    MfsOperations.mount.cache.changed(node, rest)
-                    MfsOperations.expireNames()
-                }
-                return code
+                return MfsOperations.changeAttributes("Chown", request, info, node, rest, directory: directory)
             }
         }
         ops.utimens = { raw, times, info in
             MfsOperations.onNode(raw, info) { node, rest in
-                MfsOperations.drainWrites(info, node, rest)
                 var request = MfsOperations.mount.request(rest)
                 // No times means "now"; UTIME_NOW and UTIME_OMIT travel as their nanosecond values.
                 request.atimeNs = times.map { MfsOperations.nanoseconds($0[0]) } ?? Int64(OMX_UTIME_NOW)
                 request.mtimeNs = times.map { MfsOperations.nanoseconds($0[1]) } ?? Int64(OMX_UTIME_NOW)
-                defer {
-                    MfsOperations.mount.cache.changed(node, rest)
-                    MfsOperations.mount.changedThrough(info, node, rest)
-                }
-                return MfsOperations.callOrThroughHeld(node, rest, "Utimens", request)
+                return MfsOperations.changeAttributes("Utimens", request, info, node, rest, directory: false)
             }
         }
         ops.access = { raw, mask in
