@@ -14,6 +14,7 @@
 #include <time.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <fuse3/fuse_lowlevel.h>
 
 static double cache_timeout = 1.0;
@@ -189,6 +190,26 @@ int omx_fuse_expire_names(void) {
 
 int omx_fuse_caller_groups(int size, gid_t *groups) {
     return fuse_getgroups(size, groups);
+}
+
+int omx_fuse_caller_in_rename(void) {
+    struct fuse_context *context = fuse_get_context();
+    if (!context || context->pid <= 0) return 0;
+    // The kernel names the calling thread: its syscall entry starts with the number of the
+    // system call it is blocked in.
+    char path[64], text[32];
+    snprintf(path, sizeof path, "/proc/%d/syscall", (int)context->pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t got = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (got <= 0) return 0;
+    text[got] = 0;
+    long number = strtol(text, NULL, 10);
+#ifdef SYS_rename
+    if (number == SYS_rename) return 1;
+#endif
+    return number == SYS_renameat || number == SYS_renameat2;
 }
 
 int omx_daemon_fork(void) {

@@ -24,11 +24,25 @@ extension ExportedTree {
         try withParent(path) { fd, name in try check(unlinkat(fd, name, 0), path) }
     }
 
-    func rename(_ path: String, to newPath: String, flags: UInt32) throws {
+    /// Renames `path` to `newPath` (`flags` as renameat2's).
+    /// - Returns: the file's attributes when the two names were links to one file, which
+    ///   rename(2) leaves both in place; nil when the source's name went (or was swapped).
+    func rename(_ path: String, to newPath: String, flags: UInt32) throws -> FileAttr? {
         try withParent(path) { from, oldName in
-            try withParent(newPath) { to, newName in try check(omx_renameat2(from, oldName, to, newName, flags), path, "rename to \(newPath)") }
+            try withParent(newPath) { to, newName in
+                try check(omx_renameat2(from, oldName, to, newName, flags), path, "rename to \(newPath)")
+                guard flags & ExportedTree.renameExchange == 0, let source = try? attributes(of: oldName, in: from, path),
+                    let target = try? attributes(of: newName, in: to, newPath), source.dev == target.dev, source.ino == target.ino
+                else { return nil }
+                return source
+            }
         }
     }
+
+    /// renameat2's RENAME_NOREPLACE (linux/fs.h): EEXIST instead of replacing the target.
+    static let renameNoReplace: UInt32 = 1 << 0
+    /// renameat2's RENAME_EXCHANGE (linux/fs.h): the two names swap their entries.
+    static let renameExchange: UInt32 = 1 << 1
 
     /// A hard link `newPath` to the existing `path`.
     func link(_ path: String, as newPath: String) throws -> FileAttr {

@@ -94,8 +94,9 @@ final class FileGateway: Sendable {
             ("Rmdir", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.rmdir(r.path); return FsResponse() }),
             ("Unlink", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.unlink(r.path); return FsResponse() }),
             ("Rename", { r in self.metadataLane(r.path, r.path2) }, { r, _, _ in
-                try self.tree.rename(r.path, to: r.path2, flags: UInt32(bitPattern: r.flags))
-                return FsResponse()
+                var a = FsResponse()
+                a.attr = try self.tree.rename(r.path, to: r.path2, flags: UInt32(bitPattern: r.flags))
+                return a
             }),
             ("Link", { r in self.metadataLane(r.path, r.path2) }, { r, _, _ in var a = FsResponse(); a.attr = try self.tree.link(r.path, as: r.path2); return a }),
             ("Symlink", { r in self.metadataLane(r.path) }, { r, _, _ in var a = FsResponse(); a.attr = try self.tree.symlink(r.path2, at: r.path); return a }),

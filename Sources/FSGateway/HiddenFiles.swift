@@ -30,6 +30,11 @@ struct HiddenFiles {
         return digits.count == 16 && digits.allSatisfy(\.isHexDigit)
     }
 
+    /// Whether a rename of `old` to `new` is libfuse hiding `old` (beside itself).
+    static func isHide(_ old: String, to new: String) -> Bool {
+        isHidden(new) && directory(of: old).elementsEqual(directory(of: new))
+    }
+
     /// A handle of `path` on `node` was released; `stillOpen` tells whether others remain (it
     /// is asked only for a pending hidden file). Returns the request to unlink `path` with when
     /// it is a hidden file that just lost its last handle.
@@ -55,7 +60,7 @@ struct HiddenFiles {
         let wasPending = exchanged ? nil : pending.removeValue(forKey: oldKey)
         let closedNs = lastClosedNs.removeValue(forKey: oldKey)
         movePending(node: node, old, to: new, exchanged: exchanged)
-        guard !exchanged, HiddenFiles.isHidden(new), HiddenFiles.directory(of: old).elementsEqual(HiddenFiles.directory(of: new)) else { return false }
+        guard !exchanged, HiddenFiles.isHide(old, to: new) else { return false }
         if stillOpen() {
             pending[PathKey("\(node):\(new)")] = wasPending ?? request
             return false

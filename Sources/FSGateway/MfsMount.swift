@@ -225,8 +225,11 @@ final class MfsMount: Sendable {
 
     /// `old` on `node` was renamed `new` (or, `exchanged`, the two swapped) by `request`
     /// through this mount: the files and directories open there follow (calls on them come
-    /// without a path). A file libfuse hid whose last handle went meanwhile is removed.
-    func renamed(_ node: UInt32, _ old: String, to new: String, exchanged: Bool, by request: FsRequest) {
+    /// without a path). A file libfuse hid whose last handle went meanwhile is removed. With
+    /// `keepingBoth` (the two names were one file, which the rename left as they are) only what
+    /// follows libfuse's names moves (libfuse gave `old`'s node the name `new`); the table of
+    /// the file's names stays.
+    func renamed(_ node: UInt32, _ old: String, to new: String, exchanged: Bool, by request: FsRequest, keepingBoth: Bool = false) {
         let orphaned = files.withLock { state -> Bool in
             for (id, open) in state.open where open.node == node {
                 if let moved = OpenDirectories.renamed(open.path, old, to: new, exchanged: exchanged) {
@@ -240,7 +243,7 @@ final class MfsMount: Sendable {
         directories.renamed(node: node, old, to: new, exchanged: exchanged)
         writeBehind.renamed(node: node, old, to: new, exchanged: exchanged)
         // A file whose name `new` was taken has one link less.
-        invalidate(node, hardLinks.renamed(node, old, to: new, exchanged: exchanged))
+        if !keepingBoth { invalidate(node, hardLinks.renamed(node, old, to: new, exchanged: exchanged)) }
         if orphaned { removeHidden(node, new, as: request) }
     }
 

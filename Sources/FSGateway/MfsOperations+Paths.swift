@@ -28,10 +28,11 @@ extension MfsOperations {
     }
 
     /// rename and link: both paths on one node (EXDEV otherwise, as across file systems);
-    /// `cached` updates the mount's cache once the call succeeded.
+    /// `instead` may answer without the call (its code), `cached` updates the mount's cache
+    /// once the call succeeded.
     static func twoPaths(
         _ from: UnsafePointer<CChar>?, _ to: UnsafePointer<CChar>?, _ method: String, _ fill: (inout FsRequest) -> Void,
-        cached: (UInt32, FsRequest, FsResponse) -> Void
+        instead: (UInt32, FsRequest) -> Int32? = { _, _ in nil }, cached: (UInt32, FsRequest, FsResponse) -> Void
     ) -> Int32 {
         guard case let .node(source, old) = MfsOperations.mount.place(MfsOperations.path(from)), !old.isEmpty else { return -EACCES }
         guard case let .node(target, new) = MfsOperations.mount.place(MfsOperations.path(to)), !new.isEmpty else { return -EACCES }
@@ -39,6 +40,7 @@ extension MfsOperations {
         var request = MfsOperations.mount.request(old)
         request.path2 = new
         fill(&request)
+        if let code = instead(source, request) { return code }
         let (code, answer) = MfsOperations.mount.call(source, method, request, retry: false)
         if code == 0 { cached(source, request, answer) }
         return code

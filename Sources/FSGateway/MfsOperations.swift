@@ -8,8 +8,6 @@ import Shared
 /// `MfsMount.shared` and answer with 0, a byte count, or a negative errno.
 enum MfsOperations {
     static var mount: MfsMount { MfsMount.shared }
-    /// renameat2's RENAME_EXCHANGE (linux/fs.h): the two names swap their entries.
-    static let renameExchange: UInt32 = 1 << 1
 
     /// `struct stat` for `rest` on `node`: /mfs/N itself keeps its own number whatever
     /// directory the node exports.
@@ -275,23 +273,8 @@ enum MfsOperations {
                 return code
             }
         }
-        ops.rename = { from, to, flags in
-            MfsOperations.twoPaths(from, to, "Rename") { $0.flags = Int32(bitPattern: flags) } cached: { node, request, _ in
-                MfsOperations.mount.cache.renamed(node, request.path, to: request.path2, exchanged: flags & MfsOperations.renameExchange != 0)
-                MfsOperations.mount.renamed(node, request.path, to: request.path2, exchanged: flags & MfsOperations.renameExchange != 0, by: request)
-            }
-        }
-        ops.link = { from, to in
-            MfsOperations.twoPaths(from, to, "Link") { _ in } cached: { node, request, answer in
-                MfsOperations.mount.cache.created(node, request.path2, answer.attr, by: request.cacheCaller)
-                MfsOperations.mount.cache.written(node, request.path)
-                if let attr = answer.attr {
-                    for name in [request.path, request.path2] { MfsOperations.mount.hardLinks.saw(node, name, attr) }
-                }
-                // Every other name of the file has one link more.
-                MfsOperations.mount.changedThrough(node, request.path2)
-            }
-        }
+        ops.rename = { from, to, flags in MfsOperations.rename(from, to, flags) }
+        ops.link = { from, to in MfsOperations.twoPaths(from, to, "Link") { _ in } cached: { MfsOperations.linked($0, $1, $2) } }
         ops.lock = { _, info, command, lock in
             guard let info, let lock else { return -EINVAL }
             return MfsOperations.lock(info, command, lock)

@@ -2,7 +2,8 @@ import Foundation
 
 /// A Python program that changes a file through one of its hard links and reads it through
 /// another at once, as one process on the disk would see it: data appended and written, a
-/// truncate, a mode, a time and the link count (after link, unlink and a rename over a name).
+/// truncate, a mode, a time and the link count (after link, unlink and a rename over a name);
+/// a rename between two names of one file leaves both, the target open or not.
 /// Then two processes write through two names of one file at once while others read, which
 /// end (a change through each name drops the kernel's cache of the other, whose pages a write
 /// in progress may hold); SIGALRM ends a program that hangs. It prints "same N" or the first
@@ -50,7 +51,26 @@ enum HardLinkChecks {
             os.rename("x", "b")
             expect("links of a after a rename over b", os.stat("a").st_nlink, 1)
             expect("b after the rename over it", open("b").read(), "other")
-            checks += 11
+            # A rename between two names of one file leaves both, also when the target is open
+            # (which libfuse hides first), in a directory made through the mount (whose cache
+            # then knows its whole listing).
+            d = "renamed-%d" % round
+            os.mkdir(d)
+            def names(): return sorted(n for n in os.listdir(d) if not n.startswith(".fuse_hidden"))
+            with open(d + "/a", "w") as f: f.write("one")
+            os.link(d + "/a", d + "/y")
+            os.rename(d + "/a", d + "/y")
+            expect("names after a rename of a onto its link y", names(), ["a", "y"])
+            expect("links of a after it", os.stat(d + "/a").st_nlink, 2)
+            held = os.open(d + "/y", os.O_RDONLY)
+            os.rename(d + "/a", d + "/y")
+            # (libfuse hid the open y first: its hidden name counts one link more until the
+            # close, as for any file unlinked while open, but not through the open file.)
+            expect("names after a rename of a onto its link y, held open", names(), ["a", "y"])
+            expect("links of a after it", os.stat(d + "/a").st_nlink, 3)
+            expect("links of the open y after it", os.fstat(held).st_nlink, 2)
+            os.close(held)
+            checks += 16
         # Writers through two names at once, readers through both: no call may hang.
         for name in ("a", "b"):
             if os.path.lexists(name): os.unlink(name)

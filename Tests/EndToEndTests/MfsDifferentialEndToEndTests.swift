@@ -10,7 +10,7 @@ final class MfsDifferentialEndToEndTests: XCTestCase {
         let (cluster, disk) = try await DiscoveryCluster.mountedWithDirectory(subnet: 104, "differential")
         let script = try DifferentialFuzzer.write(in: cluster.dir)
         // Seeds 34 to 49 make renames onto directories holding hidden files, and hard links
-        // renamed onto each other (which the program leaves out: see `DifferentialFuzzer`).
+        // renamed onto each other (open or not).
         for (seed, node) in [(1, 2), (2, 1), (3, 2), (4, 1), (34, 1), (41, 2), (47, 2), (49, 2)] {
             let (through, local) = ("\(disk)/through-\(seed)", "\(cluster.dir)/local-\(seed)")
             for directory in [through, local] { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }

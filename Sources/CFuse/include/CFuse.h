@@ -29,6 +29,9 @@ int omx_fuse_expire_names(void);
 
 /// The calling process's supplementary groups (fuse_getgroups); their number, or -1.
 int omx_fuse_caller_groups(int size, gid_t *groups);
+/// Whether the caller of the request being served is inside rename(2), renameat(2) or
+/// renameat2(2) (its /proc syscall entry; 0 when that cannot be read).
+int omx_fuse_caller_in_rename(void);
 /// Keeps freed large buffers (the 1 MiB chunks of file I/O) in the heap for reuse instead of
 /// giving each back to the kernel: malloc's mmap threshold and trim threshold raised, which
 /// spares a page fault per 4 KiB of every chunk copied.
