@@ -192,24 +192,57 @@ int omx_fuse_caller_groups(int size, gid_t *groups) {
     return fuse_getgroups(size, groups);
 }
 
-int omx_fuse_caller_in_rename(void) {
+/// The system call the caller of the request being served is blocked in, with its arguments
+/// (the kernel names the calling thread: /proc/TID/syscall); -1 when that cannot be read.
+static long caller_syscall(unsigned long args[6]) {
     struct fuse_context *context = fuse_get_context();
-    if (!context || context->pid <= 0) return 0;
-    // The kernel names the calling thread: its syscall entry starts with the number of the
-    // system call it is blocked in.
-    char path[64], text[32];
+    if (!context || context->pid <= 0) return -1;
+    char path[64], text[256];
     snprintf(path, sizeof path, "/proc/%d/syscall", (int)context->pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
+    if (fd < 0) return -1;
     ssize_t got = read(fd, text, sizeof text - 1);
     close(fd);
-    if (got <= 0) return 0;
+    if (got <= 0) return -1;
     text[got] = 0;
-    long number = strtol(text, NULL, 10);
+    char *next = text;
+    long number = strtol(text, &next, 10);
+    if (next == text) return -1;
+    for (int i = 0; i < 6; i++) args[i] = strtoul(next, &next, 0);
+    return number;
+}
+
+int omx_fuse_caller_in_rename(void) {
+    unsigned long args[6];
+    long number = caller_syscall(args);
 #ifdef SYS_rename
     if (number == SYS_rename) return 1;
 #endif
     return number == SYS_renameat || number == SYS_renameat2;
+}
+
+int omx_fuse_caller_by_descriptor(void) {
+    unsigned long args[6];
+    long number = caller_syscall(args);
+    if (number < 0) return -1;
+    switch (number) {
+#ifdef SYS_fstat
+    case SYS_fstat:
+#endif
+    case SYS_fchmod:
+    case SYS_fchown:
+        return 1;
+#ifdef SYS_newfstatat
+    case SYS_newfstatat: return (args[3] & AT_EMPTY_PATH) != 0;
+#endif
+    case SYS_statx: return (args[2] & AT_EMPTY_PATH) != 0;
+    case SYS_fchownat: return (args[4] & AT_EMPTY_PATH) != 0;
+#ifdef SYS_fchmodat2
+    case SYS_fchmodat2: return (args[3] & AT_EMPTY_PATH) != 0;
+#endif
+    case SYS_utimensat: return args[1] == 0;  // futimens: no path
+    default: return 0;
+    }
 }
 
 int omx_daemon_fork(void) {

@@ -61,10 +61,19 @@ extension MfsOperations {
     /// Whether the kernel refused to expire names once already (said once per mount).
     private static let kernelKeepsNamesWarned = Atomic<Bool>(false)
 
+    /// The open file of the caller's user to answer a call on `rest` on `node` through, when
+    /// the path is refused (EACCES: a directory on the way the caller may not search): fstat,
+    /// fchmod, fchown and futimens reach the mount as calls on the file's path. Only for such a
+    /// call (the caller's syscall says so, where it can be read): a call by path is refused, as
+    /// on the disk.
+    static func holdersFile(_ node: UInt32, _ rest: String, _ request: FsRequest) -> UInt64? {
+        guard omx_fuse_caller_by_descriptor() != 0 else { return nil }
+        return mount.heldOpen(node, rest, byUID: request.callerUID)
+    }
+
     /// A mode, owner or times change (`method`) of `rest` on `node`, after the writes queued to
-    /// the file. When the path is refused (EACCES: a directory on the way the caller may not
-    /// search) it is made again through an open file of the caller's user: fchmod, fchown and
-    /// futimens reach the mount as calls on the file's path. Then the mount's cache forgets the
+    /// the file. When the path is refused it is made again through the holder's file
+    /// (`holdersFile`). Then the mount's cache forgets the
     /// file, the kernel its other names, and, for a `directory`, every name it holds (it checks
     /// no permission on a path it has cached; the mount's cache first, or a lookup in between
     /// would find the old permissions there).
@@ -73,7 +82,7 @@ extension MfsOperations {
     ) -> Int32 {
         drainWrites(info, node, rest)
         var code = mount.call(node, method, request).0
-        if code == -EACCES, let id = mount.heldOpen(node, rest, byUID: request.callerUID), mount.callFile(id, method, caller: request, { _ in }).0 == 0 { code = 0 }
+        if code == -EACCES, let id = holdersFile(node, rest, request), mount.callFile(id, method, caller: request, { _ in }).0 == 0 { code = 0 }
         mount.cache.changed(node, rest)
         mount.changedThrough(info, node, rest)
         if code == 0 && directory { expireNames() }

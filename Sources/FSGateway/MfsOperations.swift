@@ -61,9 +61,9 @@ enum MfsOperations {
                 MfsOperations.mount.drainWrites(node: node, path: rest)
                 let generation = MfsOperations.mount.cache.generation(node)
                 let (code, answer) = MfsOperations.mount.call(node, "Getattr", request)
-                if code == -EACCES, let id = MfsOperations.mount.heldOpen(node, rest, byUID: request.callerUID) {
+                if code == -EACCES, let id = MfsOperations.holdersFile(node, rest, request) {
                     // fstat reaches the mount as a stat of the file's path, which a directory on
-                    // the way may no longer let the caller search: its user's open file answers.
+                    // the way may no longer let the caller search: its open file answers.
                     let (heldCode, held) = MfsOperations.mount.callFile(id, "Getattr", caller: request) { _ in }
                     guard heldCode == 0, let attr = held.attr else { return code }
                     fill(stat, attr, node: node)

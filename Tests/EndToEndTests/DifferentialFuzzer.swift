@@ -3,14 +3,11 @@ import Foundation
 /// A seeded random mix of file calls made twice, through /mfs and on a local directory, by one
 /// Python process; every answer (result, errno, bytes, size, mode, listing) must be the same.
 /// Paths (create, write, truncate, rename, unlink, link, mkdir, rmdir, symlink, chmod, stat,
-/// list)
-/// and open descriptors (open with each flag mix, pwrite, append, pread, ftruncate, fstat,
+/// list) and open descriptors (open with each flag mix, pwrite, append, pread, ftruncate, fstat,
 /// fchmod, close) are mixed, several descriptors open at once, across renames, unlinks and hard
 /// links (a change through one name shows at once through the others). One difference is by
 /// design: a file unlinked while open keeps a hidden name until it is closed, so its directory
-/// stays and its other names count one link more meanwhile; and a user holding a file open is
-/// answered through it where a directory on the way refuses its path (fstat reaches the mount as
-/// a stat of the path).
+/// stays and its other names count one link more meanwhile.
 enum DifferentialFuzzer {
     static let source = #"""
         import errno, os, random, stat, sys, time
@@ -29,10 +26,6 @@ enum DifferentialFuzzer {
         def attributes(s): return (stat.S_IFMT(s.st_mode), stat.S_IMODE(s.st_mode), 0 if stat.S_ISDIR(s.st_mode) else s.st_size)
         def hidden_links(root, s):
             return sum(1 for top, _, files in os.walk(root) for f in files if f.startswith(".fuse_hidden") and os.lstat(os.path.join(top, f)).st_ino == s.st_ino)
-        def held_through_mfs(name):
-            try: ino = os.lstat(path(mfs, name)).st_ino
-            except OSError: return False
-            return any(os.fstat(h[0]).st_ino == ino for h in held)
         def named(root, side, name):
             s = os.lstat(path(root, name))
             if stat.S_ISDIR(s.st_mode): return attributes(s)
@@ -108,13 +101,6 @@ enum DifferentialFuzzer {
                 # on its own before it asks the mount, which checks the permissions (/mfs has
                 # no default_permissions: it keeps the node's ACLs).
                 answers = [("error", "either")] * 2
-            names_called = [call[1]] if isinstance(call[1], str) else [n for n in call[1] if isinstance(n, str)]
-            excusable = answers[0][0] == "error" or call[0] in ("stat", "chmod")
-            if answers[1] == ("error", "EACCES") and answers[0] != answers[1] and excusable and any(held_through_mfs(n) for n in names_called):
-                # fstat and fchmod reach the mount as calls on the file's path: a user that holds
-                # the file open is answered through it where a directory on the way refuses the
-                # path (so a failing call may also fail for another reason there).
-                answers = [("held", "open")] * 2
             if answers[0] != answers[1]:
                 print("step %d %s %s: through /mfs %s, on the disk %s" % (step, call[0], call[1], str(answers[0])[:120], str(answers[1])[:120]))
                 for line in history[-12:-1]: print("  after", line)

@@ -228,8 +228,9 @@ final class MfsEndToEndTests: XCTestCase {
         XCTAssertEqual(asNobody(statInside).stdout, "1\n", "its owner's")
         XCTAssertEqual(chown("\(remote)/closing", 0, 0), 0)
         if expires { XCTAssertNotEqual(asNobody(statInside).status, 0, "no more once root owns it through the mount") }
-        // A file held open stays the holder's to fstat, fchmod and futimens when its directory
-        // may no longer be searched (the kernel asks the mount for them by the file's path).
+        // A file held open stays the holder's to fstat, fchmod, fchown and futimens when its
+        // directory may no longer be searched (the kernel asks the mount for them by the file's
+        // path: the mount asks the caller's syscall), but not to stat or chmod by its path.
         let held = """
             import os, sys
             fd = os.open(sys.argv[1] + "/held", os.O_RDWR | os.O_CREAT, 0o644)
@@ -241,12 +242,16 @@ final class MfsEndToEndTests: XCTestCase {
             os.fchown(fd, -1, 65534)
             os.utime(fd, (1000000000, 1000000000))
             print(os.fstat(fd).st_size, oct(os.fstat(fd).st_mode & 0o777), int(os.fstat(fd).st_mtime))
+            # By its path the same user gets no further than on the disk, the file open or not.
+            for call in (os.stat, lambda p: os.chmod(p, 0o600), lambda p: os.utime(p, None)):
+                try: call(sys.argv[1] + "/held"); print("reached by path")
+                except PermissionError: print("refused by path")
             """
         try FileManager.default.createDirectory(atPath: "\(disk)/mine-closing", withIntermediateDirectories: true)
         XCTAssertEqual(chown("\(disk)/mine-closing", 65534, 65534), 0)
         let asNobodyPython = ["--reuid=65534", "--regid=65534", "--clear-groups", PythonClient.python, "-B", "-c"]
         let fstatted = LocalCluster.runAbsolute("/usr/bin/setpriv", asNobodyPython + [held, "\(remote)/mine-closing"])
-        XCTAssertEqual(fstatted.stdout, "5 0o640 1000000000\n", "as on the disk: \(fstatted.stderr)")
+        XCTAssertEqual(fstatted.stdout, "5 0o640 1000000000\n" + String(repeating: "refused by path\n", count: 3), "as on the disk: \(fstatted.stderr)")
         // Without the file open, the same user gets no further than on the disk.
         let unheld = LocalCluster.runAbsolute("/usr/bin/setpriv", asNobodyPython + ["import os, sys; os.chmod(sys.argv[1], 0o600)", "\(remote)/mine-closing/held"])
         XCTAssertTrue(unheld.stderr.contains("PermissionError"), "chmod by path of a file not held open: \(unheld.stderr)")

@@ -32,6 +32,10 @@ int omx_fuse_caller_groups(int size, gid_t *groups);
 /// Whether the caller of the request being served is inside rename(2), renameat(2) or
 /// renameat2(2) (its /proc syscall entry; 0 when that cannot be read).
 int omx_fuse_caller_in_rename(void);
+/// Whether the caller of the request being served named its file by a descriptor: it is in
+/// fstat, fchmod, fchown or futimens (or their *at forms with AT_EMPTY_PATH). 1 or 0, and -1
+/// when its /proc syscall entry cannot be read. (Those calls reach the mount by the file's path.)
+int omx_fuse_caller_by_descriptor(void);
 /// Keeps freed large buffers (the 1 MiB chunks of file I/O) in the heap for reuse instead of
 /// giving each back to the kernel: malloc's mmap threshold and trim threshold raised, which
 /// spares a page fault per 4 KiB of every chunk copied.
