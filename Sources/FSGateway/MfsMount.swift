@@ -180,7 +180,7 @@ final class MfsMount: Sendable {
                 node, instance, answer.handle, via, request.path, request.flags & ~(O_CREAT | O_EXCL | O_TRUNC), request.job,
                 answer.attr.map { ($0.dev, $0.ino) }, false, request.callerUID)
             // Appends go out one at a time: the gateway finds their offset when it writes.
-            if request.flags & O_ACCMODE != O_RDONLY && request.flags & O_APPEND == 0 { writeBehind.track(id, node: node, path: request.path) }
+            if request.flags & O_ACCMODE != O_RDONLY && request.flags & O_APPEND == 0 { writeBehind.track(id, node: node, path: request.path, identity: answer.attr.map { HardLinks.Identity(node: node, dev: $0.dev, ino: $0.ino) }) }
             return id
         }
         if request.flags & O_CREAT != 0, let attr = answer.attr {

@@ -6,8 +6,8 @@ import Synchronization
 /// Write-behind for files open on /mfs, as NFS and sshfs do it: a write is acknowledged once
 /// queued and is sent in the background, with up to `window` writes of a file in flight, so the
 /// kernel's copy, the network and the gateway's disk work overlap instead of taking turns.
-/// A write overlapping one in flight waits for it (the gateway may apply concurrent writes in
-/// any order); reads, stat, truncate, fsync, flush and close of the same file wait for all of
+/// A write overlapping one in flight to the same file, through any handle, waits for it (the
+/// gateway may apply concurrent writes in any order); reads, stat, truncate, fsync, flush and close of the same file wait for all of
 /// its writes. A write whose gateway instance died is sent again for a while (the instance may
 /// be restarting); a failure then sticks to the open file: every later write, fsync and close
 /// of it reports it (any close may be the one a program checks).
@@ -19,11 +19,20 @@ final class WriteBehind: Sendable {
         /// Where the file is: "node:path", shared by every handle open on it (renames through
         /// the mount move it).
         let key: Mutex<String>
+        /// Which file it is on its node (node, device and inode, when known): hard links and
+        /// renames keep it.
+        let identity: HardLinks.Identity?
         let slots = DispatchSemaphore(value: WriteBehind.window)
         let writing = DispatchGroup()
         let state = Mutex<(inFlight: [Range<Int64>], error: Int32, writers: Set<pid_t>)>(([], 0, []))
 
-        init(key: String) { self.key = Mutex(key) }
+        init(key: String, identity: HardLinks.Identity?) {
+            self.key = Mutex(key)
+            self.identity = identity
+        }
+
+        /// Whether a write of `range` is in flight.
+        func writes(_ range: Range<Int64>) -> Bool { state.withLock { $0.inFlight.contains { $0.overlaps(range) } } }
 
         /// Waits until no write of this file is in flight.
         func drain() { writing.wait() }
@@ -47,9 +56,10 @@ final class WriteBehind: Sendable {
     private let files = Mutex<[UInt64: File]>([:])
     private let queue = DispatchQueue(label: "omx-mfs-write-behind", attributes: .concurrent)
 
-    /// Starts tracking writes of our handle `id`, open on `path` of `node`.
-    func track(_ id: UInt64, node: UInt32, path: String) {
-        files.withLock { $0[id] = File(key: "\(node):\(path)") }
+    /// Starts tracking writes of our handle `id`, open on `path` of `node` (the file `identity`
+    /// there, when known).
+    func track(_ id: UInt64, node: UInt32, path: String, identity: HardLinks.Identity?) {
+        files.withLock { $0[id] = File(key: "\(node):\(path)", identity: identity) }
     }
 
     /// The tracked file of handle `id` (nil: its writes go out one at a time, e.g. O_APPEND).
@@ -73,6 +83,20 @@ final class WriteBehind: Sendable {
         }
     }
 
+    /// The tracked handles of `file`'s file, itself among them: the same file on its node when
+    /// known, else the same path.
+    private func sameFile(as file: File) -> [File] {
+        let key = file.identity == nil ? file.key.withLock { $0 } : ""
+        return files.withLock { files in
+            guard files.count > 1 else { return [file] }
+            return files.values.filter { other in
+                if other === file { return true }
+                if let identity = file.identity { return other.identity == identity }
+                return other.key.withLock { $0 }.isSamePath(as: key)
+            }
+        }
+    }
+
     /// Waits for handle `id`'s writes and stops tracking it.
     func finish(_ id: UInt64) {
         guard let file = file(id) else { return }
@@ -88,7 +112,7 @@ final class WriteBehind: Sendable {
         guard failure == 0 else { return failure }
         let range = offset..<offset + Int64(data.count)
         file.slots.wait()
-        if file.state.withLock({ $0.inFlight.contains { $0.overlaps(range) } }) { file.drain() }
+        for other in sameFile(as: file) where other.writes(range) { other.drain() }
         file.state.withLock { state in
             state.inFlight.append(range)
             state.writers.insert(tid)

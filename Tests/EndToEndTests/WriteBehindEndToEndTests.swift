@@ -74,6 +74,27 @@ final class WriteBehindEndToEndTests: XCTestCase {
         XCTAssertEqual(stat("\(disk)/copy.bin", &info), 0)
         XCTAssertEqual(info.st_mtim.tv_sec, 978_307_200, "the modification time set after the writes stays")
 
+        // Two descriptors of one file and one of its hard link, written in turn over each
+        // other's ranges: the last write of each byte wins, as on the disk (the gateway applies
+        // writes in flight together in any order: each waits for those it overlaps).
+        let twice = "\(remote)/twice.bin"
+        let first = open(twice, O_RDWR | O_CREAT | O_TRUNC, 0o644)
+        XCTAssertEqual(link(twice, "\(remote)/twice-link.bin"), 0)
+        let descriptors = [first, open(twice, O_RDWR), open("\(remote)/twice-link.bin", O_RDWR)]
+        // Each 4 KiB region is written three times at once, through each descriptor in turn.
+        var expected = [UInt8](repeating: 0, count: 1024 << 12)
+        for region in 0..<1024 {
+            for turn in 0..<3 {
+                let bytes = [UInt8](repeating: UInt8(truncatingIfNeeded: region &* 3 &+ turn), count: 1 << 12)
+                XCTAssertEqual(pwrite(descriptors[(region + turn) % 3], bytes, bytes.count, off_t(region << 12)), bytes.count)
+                expected.replaceSubrange(region << 12..<(region + 1) << 12, with: bytes)
+            }
+        }
+        for descriptor in descriptors { XCTAssertEqual(close(descriptor), 0) }
+        let landed = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(disk)/twice.bin")))
+        XCTAssertEqual(landed.count, expected.count)
+        XCTAssertTrue(landed == expected, "the last write of each byte wins: \(zip(landed, expected).filter { $0 != $1 }.count) bytes differ")
+
         // A full file system on node 2 (a 1 MiB tmpfs): the failure reaches the writer.
         let small = "\(disk)/small"
         try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
