@@ -82,9 +82,14 @@ extension MfsOperations {
     ) -> Int32 {
         drainWrites(info, node, rest)
         var code = mount.call(node, method, request).0
-        if code == -EACCES, let id = holdersFile(node, rest, request), mount.callFile(id, method, caller: request, { _ in }).0 == 0 { code = 0 }
+        var holder: UInt64?
+        if code == -EACCES, let id = holdersFile(node, rest, request), mount.callFile(id, method, caller: request, { _ in }).0 == 0 {
+            code = 0
+            holder = id
+        }
         mount.cache.changed(node, rest)
-        mount.changedThrough(info, node, rest)
+        // The holder's file is known by its identity: its other names are found by it.
+        if let holder { mount.changedThrough(handle: holder) } else { mount.changedThrough(info, node, rest) }
         if code == 0 && directory { expireNames() }
         return code
     }
