@@ -73,6 +73,18 @@ final class HardLinks: Sendable {
         }
     }
 
+    /// The file `path` on `node` names, when it is known to have several names.
+    func identity(_ node: UInt32, _ path: String) -> Identity? {
+        guard anyKept.load(ordering: .relaxed) else { return nil }
+        return table.withLock { $0.identities[Name(node: node, path: PathKey(path))] }
+    }
+
+    /// Whether file `identity` is known to have several names.
+    func knows(_ identity: Identity) -> Bool {
+        guard anyKept.load(ordering: .relaxed) else { return false }
+        return table.withLock { $0.names[identity] != nil }
+    }
+
     /// `path` on `node` is gone (unlinked, or renamed over); returns the file's other names.
     func removed(_ node: UInt32, _ path: String) -> [String] {
         let others = siblings(node, path)

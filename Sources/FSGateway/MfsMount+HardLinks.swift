@@ -12,22 +12,33 @@ extension MfsMount {
     /// past this time both go on, and those names stay stale for the cache time at most.
     static let invalidationWaitMs = 100
 
+    /// The names of the file at `path` on `node` (or of the file `identity` there) but `path`:
+    /// those the kernel was shown, and, for a file known to have several, those it is open
+    /// under here (a name libfuse hid is known only there).
+    func otherNames(_ node: UInt32, _ path: String, identity: FileIdentity? = nil) -> [String] {
+        let shown = hardLinks.siblings(node, path, identity: identity)
+        let file = identity.map { HardLinks.Identity(node: node, dev: $0.dev, ino: $0.ino) } ?? hardLinks.identity(node, path)
+        guard let file, hardLinks.knows(file) else { return shown }
+        let open = openNames(of: (file.dev, file.ino), on: node).filter { PathKey($0) != PathKey(path) }
+        return Array(Set(shown + open))
+    }
+
     /// Waits for the writes queued to the file at `path` on `node` through any of its names.
     func drainWrites(node: UInt32, path: String) {
         writeBehind.drain(node: node, path: path)
-        for name in hardLinks.siblings(node, path) { writeBehind.drain(node: node, path: name) }
+        for name in otherNames(node, path) { writeBehind.drain(node: node, path: name) }
     }
 
     /// The file at `path` on `node` changed through that name: the kernel forgets what it keeps
     /// of the file's other names.
     func changedThrough(_ node: UInt32, _ path: String) {
-        invalidate(node, hardLinks.siblings(node, path))
+        invalidate(node, otherNames(node, path))
     }
 
     /// The file open as our handle `id` changed through it.
     func changedThrough(handle id: UInt64) {
         guard let open = file(id) else { return }
-        invalidate(open.node, hardLinks.siblings(open.node, open.path, identity: open.identity))
+        invalidate(open.node, otherNames(open.node, open.path, identity: open.identity))
     }
 
     /// The file a call named changed: through its open handle when the call came with one (an

@@ -194,6 +194,16 @@ final class MfsMount: Sendable {
 
     func file(_ id: UInt64) -> OpenFile? { files.withLock { $0.open[id] } }
 
+    /// The names under which file `identity` on `node` is open here.
+    func openNames(of identity: FileIdentity, on node: UInt32) -> [String] {
+        files.withLock { state in
+            state.open.values.filter { open in
+                guard open.node == node, let known = open.identity else { return false }
+                return known.ino == identity.ino && (known.dev == identity.dev || known.dev == 0 || identity.dev == 0)
+            }.map(\.path)
+        }
+    }
+
     /// One of our handles of `path` on `node` that user `uid` opened (nil: none is open).
     func heldOpen(_ node: UInt32, _ path: String, byUID uid: UInt32) -> UInt64? {
         files.withLock { state in

@@ -23,8 +23,8 @@ final class MfsDifferentialEndToEndTests: XCTestCase {
         chmod(cluster.dir, 0o755)
         // Each of these seeds differed before: a holder reached by path (13 to 20), a hard link
         // of a holder's file kept its old mode (26, 35), writes through two descriptors landed
-        // out of order (46).
-        try compare(seeds: [(13, 2), (15, 2), (19, 1), (20, 2), (26, 1), (35, 2), (46, 1)], cluster, disk, uid: 65534)
+        // out of order (46), a file open under a hidden name kept its old size and mode (102).
+        try compare(seeds: [(13, 2), (15, 2), (19, 1), (20, 2), (26, 1), (35, 2), (46, 1), (102, 1)], cluster, disk, uid: 65534)
         await cluster.down()
     }
 
