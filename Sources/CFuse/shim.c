@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <fuse3/fuse_lowlevel.h>
 
 static double cache_timeout = 1.0;
@@ -193,38 +194,58 @@ int omx_fuse_caller_groups(int size, gid_t *groups) {
 }
 
 /// The system call the caller of the request being served is blocked in, with its arguments
-/// (the kernel names the calling thread: /proc/TID/syscall); -1 when that cannot be read.
-static long caller_syscall(unsigned long args[6]) {
+/// and its thread (the kernel names the calling thread: /proc/TID/syscall); -1 when it is in
+/// none (a fault on a mapping), -2 when that cannot be read.
+static long caller_syscall(unsigned long args[6], pid_t *caller) {
     struct fuse_context *context = fuse_get_context();
-    if (!context || context->pid <= 0) return -1;
+    if (!context || context->pid <= 0) return -2;
+    *caller = context->pid;
     char path[64], text[256];
     snprintf(path, sizeof path, "/proc/%d/syscall", (int)context->pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
+    if (fd < 0) return -2;
     ssize_t got = read(fd, text, sizeof text - 1);
     close(fd);
-    if (got <= 0) return -1;
+    if (got <= 0) return -2;
     text[got] = 0;
     char *next = text;
     long number = strtol(text, &next, 10);
-    if (next == text) return -1;
+    if (next == text || number < 0) return -1;  // "running", or "-1 sp pc"
     for (int i = 0; i < 6; i++) args[i] = strtoul(next, &next, 0);
     return number;
 }
 
 int omx_fuse_caller_in_rename(void) {
     unsigned long args[6];
-    long number = caller_syscall(args);
+    pid_t caller;
+    long number = caller_syscall(args, &caller);
 #ifdef SYS_rename
     if (number == SYS_rename) return 1;
 #endif
     return number == SYS_renameat || number == SYS_renameat2;
 }
 
+/// Whether a path a caller passed names a descriptor rather than a place in the tree: none
+/// (NULL), empty (AT_EMPTY_PATH), or a descriptor's own link (/proc/PID/fd/N, /dev/fd/N). Read
+/// from the caller's memory.
+static int path_names_descriptor(pid_t caller, unsigned long address) {
+    if (address == 0) return 1;
+    char text[48];
+    struct iovec local = {text, sizeof text - 1}, remote = {(void *)address, sizeof text - 1};
+    ssize_t got = process_vm_readv(caller, &local, 1, &remote, 1, 0);
+    if (got <= 0) return 0;
+    text[got] = 0;
+    if (text[0] == 0 || strncmp(text, "/dev/fd/", 8) == 0) return 1;
+    return strncmp(text, "/proc/", 6) == 0 && strstr(text + 6, "/fd/") != NULL;
+}
+
 int omx_fuse_caller_by_descriptor(void) {
     unsigned long args[6];
-    long number = caller_syscall(args);
-    if (number < 0) return -1;
+    pid_t caller;
+    long number = caller_syscall(args, &caller);
+    if (number == -2) return -1;
+    if (number == -1) return 1;
+    int path;  // the argument that holds the path
     switch (number) {
 #ifdef SYS_fstat
     case SYS_fstat:
@@ -233,16 +254,35 @@ int omx_fuse_caller_by_descriptor(void) {
     case SYS_fchown:
         return 1;
 #ifdef SYS_newfstatat
-    case SYS_newfstatat: return (args[3] & AT_EMPTY_PATH) != 0;
+    case SYS_newfstatat:
 #endif
-    case SYS_statx: return (args[2] & AT_EMPTY_PATH) != 0;
-    case SYS_fchownat: return (args[4] & AT_EMPTY_PATH) != 0;
 #ifdef SYS_fchmodat2
-    case SYS_fchmodat2: return (args[3] & AT_EMPTY_PATH) != 0;
+    case SYS_fchmodat2:
 #endif
-    case SYS_utimensat: return args[1] == 0;  // futimens: no path
-    default: return 0;
+#ifdef SYS_futimesat
+    case SYS_futimesat:
+#endif
+    case SYS_statx:
+    case SYS_fchownat:
+    case SYS_fchmodat:
+    case SYS_utimensat:
+        path = 1;
+        break;
+#ifdef SYS_stat
+    case SYS_stat:
+    case SYS_lstat:
+    case SYS_chmod:
+    case SYS_chown:
+    case SYS_lchown:
+    case SYS_utime:
+    case SYS_utimes:
+        path = 0;
+        break;
+#endif
+    default:
+        return 0;
     }
+    return path_names_descriptor(caller, args[path]);
 }
 
 int omx_daemon_fork(void) {

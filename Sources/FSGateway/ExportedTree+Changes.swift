@@ -39,8 +39,6 @@ extension ExportedTree {
         }
     }
 
-    /// renameat2's RENAME_NOREPLACE (linux/fs.h): EEXIST instead of replacing the target.
-    static let renameNoReplace: UInt32 = 1 << 0
     /// renameat2's RENAME_EXCHANGE (linux/fs.h): the two names swap their entries.
     static let renameExchange: UInt32 = 1 << 1
 

@@ -15,6 +15,9 @@ final class HardLinks: Sendable {
         let node: UInt32
         let dev: UInt64
         let ino: UInt64
+
+        /// Whether both name one file (see `MfsMount.isSameFile`).
+        func isSame(as other: Identity) -> Bool { node == other.node && MfsMount.isSameFile((dev, ino), (other.dev, other.ino)) }
     }
 
     private struct Name: Hashable {
@@ -64,25 +67,18 @@ final class HardLinks: Sendable {
     /// The other names of the file that `path` names on `node` (or, when given, of the file
     /// `identity` on it): empty when it has no other name known.
     func siblings(_ node: UInt32, _ path: String, identity: MfsMount.FileIdentity? = nil) -> [String] {
-        guard anyKept.load(ordering: .relaxed) else { return [] }
+        others(node, path, identity: identity).names
+    }
+
+    /// `siblings`, and the file when it is known to have several names.
+    func others(_ node: UInt32, _ path: String, identity: MfsMount.FileIdentity? = nil) -> (names: [String], file: Identity?) {
+        guard anyKept.load(ordering: .relaxed) else { return ([], nil) }
         let key = PathKey(path)
         return table.withLock { table in
             let file = identity.map { Identity(node: node, dev: $0.dev, ino: $0.ino) } ?? table.identities[Name(node: node, path: key)]
-            guard let file, let names = table.names[file] else { return [] }
-            return names.filter { $0 != key }.map(\.path)
+            guard let file, let names = table.names[file] else { return ([], nil) }
+            return (names.filter { $0 != key }.map(\.path), file)
         }
-    }
-
-    /// The file `path` on `node` names, when it is known to have several names.
-    func identity(_ node: UInt32, _ path: String) -> Identity? {
-        guard anyKept.load(ordering: .relaxed) else { return nil }
-        return table.withLock { $0.identities[Name(node: node, path: PathKey(path))] }
-    }
-
-    /// Whether file `identity` is known to have several names.
-    func knows(_ identity: Identity) -> Bool {
-        guard anyKept.load(ordering: .relaxed) else { return false }
-        return table.withLock { $0.names[identity] != nil }
     }
 
     /// `path` on `node` is gone (unlinked, or renamed over); returns the file's other names.

@@ -21,6 +21,9 @@ struct HiddenFiles {
     /// When a handle of each file ("node:path") was last released (monotonic ns).
     private var lastClosedNs: [PathKey: UInt64] = [:]
 
+    /// Whether no hidden file waits for its last close.
+    var isEmpty: Bool { pending.isEmpty }
+
     /// Whether `path` names a file as libfuse hides one: ".fuse_hidden" and 16 hex digits
     /// (the hidden node's number and a counter).
     static func isHidden(_ path: String) -> Bool {

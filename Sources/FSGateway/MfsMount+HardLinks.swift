@@ -16,11 +16,10 @@ extension MfsMount {
     /// those the kernel was shown, and, for a file known to have several, those it is open
     /// under here (a name libfuse hid is known only there).
     func otherNames(_ node: UInt32, _ path: String, identity: FileIdentity? = nil) -> [String] {
-        let shown = hardLinks.siblings(node, path, identity: identity)
-        let file = identity.map { HardLinks.Identity(node: node, dev: $0.dev, ino: $0.ino) } ?? hardLinks.identity(node, path)
-        guard let file, hardLinks.knows(file) else { return shown }
+        let (shown, file) = hardLinks.others(node, path, identity: identity)
+        guard let file else { return shown }
         let open = openNames(of: (file.dev, file.ino), on: node).filter { PathKey($0) != PathKey(path) }
-        return Array(Set(shown + open))
+        return open.isEmpty ? shown : Array(Set(shown + open))
     }
 
     /// Waits for the writes queued to the file at `path` on `node` through any of its names.

@@ -194,14 +194,23 @@ final class MfsMount: Sendable {
 
     func file(_ id: UInt64) -> OpenFile? { files.withLock { $0.open[id] } }
 
-    /// The names under which file `identity` on `node` is open here.
+    /// Whether two identities name one file (a device number of 0 is not known, and matches).
+    static func isSameFile(_ one: FileIdentity, _ other: FileIdentity) -> Bool {
+        one.ino == other.ino && (one.dev == other.dev || one.dev == 0 || other.dev == 0)
+    }
+
+    /// The names under which file `identity` on `node` is open here, when libfuse hid a file
+    /// (a name the kernel was shown is known to `hardLinks`; a hidden one only here).
     func openNames(of identity: FileIdentity, on node: UInt32) -> [String] {
         files.withLock { state in
-            state.open.values.filter { open in
-                guard open.node == node, let known = open.identity else { return false }
-                return known.ino == identity.ino && (known.dev == identity.dev || known.dev == 0 || identity.dev == 0)
-            }.map(\.path)
+            guard !state.hidden.isEmpty else { return [] }
+            return state.open.values.filter { open in open.node == node && open.identity.map { MfsMount.isSameFile($0, identity) } ?? false }.map(\.path)
         }
+    }
+
+    /// Which file `path` on `node` is, from a handle of it open here.
+    func openIdentity(_ node: UInt32, _ path: String) -> FileIdentity? {
+        files.withLock { state in state.open.values.first { $0.node == node && $0.identity != nil && PathKey($0.path) == PathKey(path) }?.identity }
     }
 
     /// One of our handles of `path` on `node` that user `uid` opened (nil: none is open).
@@ -311,8 +320,7 @@ final class MfsMount: Sendable {
             logger.warning("FSGateway.\(method) \(open.path) on node \(open.node): the open file was lost and cannot be opened again")
             return (-EIO, FsResponse())
         }
-        if let identity = open.identity, let now = opened.attr,
-           now.ino != identity.ino || (now.dev != identity.dev && now.dev != 0 && identity.dev != 0) {
+        if let identity = open.identity, let now = opened.attr, !MfsMount.isSameFile((now.dev, now.ino), identity) {
             // Another file took the name meanwhile (an editor's save, git checkout, rsync):
             // reading or writing it at the old file's offsets would mix the two. (A gateway
             // older than `dev` sends 0: the inode alone tells then.)

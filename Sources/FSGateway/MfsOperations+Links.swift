@@ -14,11 +14,16 @@ import Synchronization
 /// target gets its name back as a link instead, and the source stays. The hidden name goes at
 /// the last close, as for any file unlinked while open.
 extension MfsOperations {
-    /// A target libfuse hid for a rename.
+    /// A target libfuse hid for a rename, by which caller and when.
     private struct Hide {
         let node: UInt32
         let target: String
         let hidden: String
+        let caller: pid_t
+        let atNs: UInt64
+
+        /// Whether the rename now served may be the second half of this one's.
+        var isCurrent: Bool { caller == (fuse_get_context()?.pointee.pid ?? 0) && monotonicNs() - atNs < 1_000_000_000 }
     }
 
     /// The hide each thread made as the first half of a rename (by `pthread_self()`).
@@ -28,7 +33,7 @@ extension MfsOperations {
         let exchanged = flags & ExportedTree.renameExchange != 0
         let hide = hides.withLock { $0.removeValue(forKey: pthread_self()) }
         return twoPaths(from, to, "Rename") { $0.flags = Int32(bitPattern: flags) } instead: { node, request in
-            guard let hide, !exchanged, hide.node == node, hide.target == request.path2 else { return nil }
+            guard let hide, !exchanged, hide.node == node, hide.target == request.path2, hide.isCurrent else { return nil }
             return relink(hide, ifSameFileAs: request) ? 0 : nil
         } cached: { node, request, answer in
             // Two names of one file: both stay (libfuse's node takes the new name).
@@ -39,7 +44,8 @@ extension MfsOperations {
             mount.cache.renamed(node, request.path, to: request.path2, exchanged: exchanged)
             mount.renamed(node, request.path, to: request.path2, exchanged: exchanged, by: request)
             if flags == 0, HiddenFiles.isHide(request.path, to: request.path2), omx_fuse_caller_in_rename() != 0 {
-                hides.withLock { $0[pthread_self()] = Hide(node: node, target: request.path, hidden: request.path2) }
+                let hide = Hide(node: node, target: request.path, hidden: request.path2, caller: fuse_get_context()?.pointee.pid ?? 0, atNs: monotonicNs())
+                hides.withLock { $0[pthread_self()] = hide }
             }
         }
     }
@@ -58,11 +64,10 @@ extension MfsOperations {
     /// Links `hide`'s file to its name again, as the caller, when the source of `rename` names
     /// that same file. Returns whether it did.
     private static func relink(_ hide: Hide, ifSameFileAs rename: FsRequest) -> Bool {
-        let identities = [rename.path, hide.hidden].map { path -> (UInt64, UInt64)? in
-            let (code, answer) = mount.call(hide.node, "Getattr", mount.request(path))
-            return code == 0 ? answer.attr.map { ($0.dev, $0.ino) } : nil
-        }
-        guard let first = identities[0], let second = identities[1], first == second else { return false }
+        // The hidden file is open here (libfuse hid it for that): its handles know which it is.
+        guard let hidden = mount.openIdentity(hide.node, hide.hidden) else { return false }
+        let (found, source) = mount.call(hide.node, "Getattr", mount.request(rename.path))
+        guard found == 0, let attr = source.attr, MfsMount.isSameFile((attr.dev, attr.ino), hidden) else { return false }
         var link = mount.request(hide.hidden)
         link.path2 = hide.target
         let (code, answer) = mount.call(hide.node, "Link", link, retry: false)

@@ -67,9 +67,16 @@ extension MfsOperations {
     /// call (the caller's syscall says so, where it can be read): a call by path is refused, as
     /// on the disk.
     static func holdersFile(_ node: UInt32, _ rest: String, _ request: FsRequest) -> UInt64? {
-        guard omx_fuse_caller_by_descriptor() != 0 else { return nil }
+        let byDescriptor = omx_fuse_caller_by_descriptor()
+        if byDescriptor < 0 && !callersUnreadableWarned.exchange(true, ordering: .relaxed) {
+            mount.logger.warning("the callers' system calls cannot be read (/proc/PID/syscall: the mount needs root or CAP_SYS_PTRACE): a user's open file answers its stat, chmod, chown and utime by path too where a directory on the way refuses the path")
+        }
+        guard byDescriptor != 0 else { return nil }
         return mount.heldOpen(node, rest, byUID: request.callerUID)
     }
+
+    /// Whether reading a caller's system call failed once already (said once per mount).
+    private static let callersUnreadableWarned = Atomic<Bool>(false)
 
     /// A mode, owner or times change (`method`) of `rest` on `node`, after the writes queued to
     /// the file. When the path is refused it is made again through the holder's file

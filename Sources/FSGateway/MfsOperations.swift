@@ -22,8 +22,9 @@ enum MfsOperations {
         var ops = fuse_operations()
         ops.getattr = { raw, stat, info in
             guard let stat else { return -EINVAL }
-            // An open file (fstat, or the kernel checking its size) is asked through its handle:
-            // it may have been renamed or unlinked on its node meanwhile.
+            // An open file (the kernel checking its size for a read or write; fstat comes by
+            // path) is asked through its handle: it may have been renamed or unlinked on its
+            // node meanwhile.
             if let info, let open = MfsOperations.mount.file(info.pointee.fh) {
                 if let attr = MfsOperations.mount.takeCreatedAttr(handle: info.pointee.fh) {
                     fill(stat, attr, node: open.node)

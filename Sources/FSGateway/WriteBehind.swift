@@ -7,8 +7,8 @@ import Synchronization
 /// queued and is sent in the background, with up to `window` writes of a file in flight, so the
 /// kernel's copy, the network and the gateway's disk work overlap instead of taking turns.
 /// A write overlapping one in flight to the same file, through any handle, waits for it (the
-/// gateway may apply concurrent writes in any order); reads, stat, truncate, fsync, flush and close of the same file wait for all of
-/// its writes. A write whose gateway instance died is sent again for a while (the instance may
+/// gateway may apply concurrent writes in any order); reads, stat, truncate, fsync, flush and
+/// close of the same file wait for all of its writes. A write whose gateway instance died is sent again for a while (the instance may
 /// be restarting); a failure then sticks to the open file: every later write, fsync and close
 /// of it reports it (any close may be the one a program checks).
 final class WriteBehind: Sendable {
@@ -24,15 +24,23 @@ final class WriteBehind: Sendable {
         let identity: HardLinks.Identity?
         let slots = DispatchSemaphore(value: WriteBehind.window)
         let writing = DispatchGroup()
-        let state = Mutex<(inFlight: [Range<Int64>], error: Int32, writers: Set<pid_t>)>(([], 0, []))
+        let state = Mutex<(inFlight: [Flight], error: Int32, writers: Set<pid_t>)>(([], 0, []))
+
+        /// A write in flight: its bytes, and what its end signals.
+        struct Flight {
+            let range: Range<Int64>
+            let done: DispatchGroup
+        }
 
         init(key: String, identity: HardLinks.Identity?) {
             self.key = Mutex(key)
             self.identity = identity
         }
 
-        /// Whether a write of `range` is in flight.
-        func writes(_ range: Range<Int64>) -> Bool { state.withLock { $0.inFlight.contains { $0.overlaps(range) } } }
+        /// The ends of the writes in flight over `range`.
+        func flights(over range: Range<Int64>) -> [DispatchGroup] {
+            state.withLock { $0.inFlight.filter { $0.range.overlaps(range) }.map(\.done) }
+        }
 
         /// Waits until no write of this file is in flight.
         func drain() { writing.wait() }
@@ -84,14 +92,14 @@ final class WriteBehind: Sendable {
     }
 
     /// The tracked handles of `file`'s file, itself among them: the same file on its node when
-    /// known, else the same path.
+    /// both know which, else the same path.
     private func sameFile(as file: File) -> [File] {
-        let key = file.identity == nil ? file.key.withLock { $0 } : ""
+        let key = file.key.withLock { $0 }
         return files.withLock { files in
             guard files.count > 1 else { return [file] }
             return files.values.filter { other in
                 if other === file { return true }
-                if let identity = file.identity { return other.identity == identity }
+                if let identity = file.identity, let otherIdentity = other.identity { return identity.isSame(as: otherIdentity) }
                 return other.key.withLock { $0 }.isSamePath(as: key)
             }
         }
@@ -112,18 +120,23 @@ final class WriteBehind: Sendable {
         guard failure == 0 else { return failure }
         let range = offset..<offset + Int64(data.count)
         file.slots.wait()
-        for other in sameFile(as: file) where other.writes(range) { other.drain() }
+        for other in sameFile(as: file) {
+            for done in other.flights(over: range) { done.wait() }
+        }
+        let done = DispatchGroup()
+        done.enter()
         file.state.withLock { state in
-            state.inFlight.append(range)
+            state.inFlight.append(File.Flight(range: range, done: done))
             state.writers.insert(tid)
         }
         file.writing.enter()
         queue.async {
             let code = send(data)
             file.state.withLock { state in
-                if let index = state.inFlight.firstIndex(of: range) { state.inFlight.remove(at: index) }
+                state.inFlight.removeAll { $0.done === done }
                 if code != 0 && state.error == 0 { state.error = code }
             }
+            done.leave()
             file.writing.leave()
             file.slots.signal()
         }

@@ -65,7 +65,8 @@ enum HardLinkChecks {
             held = os.open(d + "/y", os.O_RDONLY)
             os.rename(d + "/a", d + "/y")
             # (libfuse hid the open y first: its hidden name counts one link more until the
-            # close, as for any file unlinked while open, but not through the open file.)
+            # close, as for any file unlinked while open; through the open file libfuse counts
+            # one less, as it does for every file it hid.)
             expect("names after a rename of a onto its link y, held open", names(), ["a", "y"])
             expect("links of a after it", os.stat(d + "/a").st_nlink, 3)
             expect("links of the open y after it", os.fstat(held).st_nlink, 2)

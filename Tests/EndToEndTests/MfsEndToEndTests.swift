@@ -242,16 +242,21 @@ final class MfsEndToEndTests: XCTestCase {
             os.fchown(fd, -1, 65534)
             os.utime(fd, (1000000000, 1000000000))
             print(os.fstat(fd).st_size, oct(os.fstat(fd).st_mode & 0o777), int(os.fstat(fd).st_mtime))
+            # Through its descriptor's link in /proc, as through the descriptor.
+            os.chmod("/proc/self/fd/%d" % fd, 0o640)
+            print(os.stat("/proc/self/fd/%d" % fd).st_size)
             # By its path the same user gets no further than on the disk, the file open or not.
-            for call in (os.stat, lambda p: os.chmod(p, 0o600), lambda p: os.utime(p, None)):
-                try: call(sys.argv[1] + "/held"); print("reached by path")
-                except PermissionError: print("refused by path")
+            for name, call in (("chmod", lambda p: os.chmod(p, 0o600)), ("utime", lambda p: os.utime(p, None)), ("stat", os.stat)):
+                try: call(sys.argv[1] + "/held"); print(name, "reached by path")
+                except PermissionError: print(name, "refused by path")
             """
         try FileManager.default.createDirectory(atPath: "\(disk)/mine-closing", withIntermediateDirectories: true)
         XCTAssertEqual(chown("\(disk)/mine-closing", 65534, 65534), 0)
         let asNobodyPython = ["--reuid=65534", "--regid=65534", "--clear-groups", PythonClient.python, "-B", "-c"]
         let fstatted = LocalCluster.runAbsolute("/usr/bin/setpriv", asNobodyPython + [held, "\(remote)/mine-closing"])
-        XCTAssertEqual(fstatted.stdout, "5 0o640 1000000000\n" + String(repeating: "refused by path\n", count: 3), "as on the disk: \(fstatted.stderr)")
+        // (A stat by path needs the kernel to look the name up again, which it is told from 6.16.)
+        let refusals = "chmod refused by path\nutime refused by path\n" + (expires ? "stat refused by path\n" : "")
+        XCTAssertTrue(fstatted.stdout.hasPrefix("5 0o640 1000000000\n5\n" + refusals), "as on the disk: \(fstatted.stdout)\(fstatted.stderr)")
         // Without the file open, the same user gets no further than on the disk.
         let unheld = LocalCluster.runAbsolute("/usr/bin/setpriv", asNobodyPython + ["import os, sys; os.chmod(sys.argv[1], 0o600)", "\(remote)/mine-closing/held"])
         XCTAssertTrue(unheld.stderr.contains("PermissionError"), "chmod by path of a file not held open: \(unheld.stderr)")

@@ -32,9 +32,11 @@ int omx_fuse_caller_groups(int size, gid_t *groups);
 /// Whether the caller of the request being served is inside rename(2), renameat(2) or
 /// renameat2(2) (its /proc syscall entry; 0 when that cannot be read).
 int omx_fuse_caller_in_rename(void);
-/// Whether the caller of the request being served named its file by a descriptor: it is in
-/// fstat, fchmod, fchown or futimens (or their *at forms with AT_EMPTY_PATH). 1 or 0, and -1
-/// when its /proc syscall entry cannot be read. (Those calls reach the mount by the file's path.)
+/// Whether the caller of the request being served named its file by a descriptor (those
+/// calls reach the mount by the file's path): it is in fstat, fchmod or fchown, or in a call
+/// taking a path whose path is none, empty (AT_EMPTY_PATH) or a descriptor's link
+/// (/proc/PID/fd/N, /dev/fd/N); or in no system call (a fault on a mapping of the file). 1 or
+/// 0, and -1 when its /proc syscall entry cannot be read.
 int omx_fuse_caller_by_descriptor(void);
 /// Keeps freed large buffers (the 1 MiB chunks of file I/O) in the heap for reuse instead of
 /// giving each back to the kernel: malloc's mmap threshold and trim threshold raised, which
