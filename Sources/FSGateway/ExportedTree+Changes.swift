@@ -94,8 +94,12 @@ extension ExportedTree {
     }
 
     /// chown of the entry itself (lchown); 0xffffffff leaves the uid or gid unchanged.
-    func chown(_ path: String, uid: UInt32, gid: UInt32) throws {
-        try withParent(path) { fd, name in try check(fchownat(fd, name, uid, gid, AT_SYMLINK_NOFOLLOW), path, "chown") }
+    /// Returns the entry's attributes after the change.
+    func chown(_ path: String, uid: UInt32, gid: UInt32) throws -> FileAttr {
+        try withParent(path) { fd, name in
+            try check(fchownat(fd, name, uid, gid, AT_SYMLINK_NOFOLLOW), path, "chown")
+            return try attributes(of: name, in: fd, path)
+        }
     }
 
     /// utimensat of the entry itself; nanoseconds UTIME_NOW / UTIME_OMIT as the syscall takes.

@@ -90,13 +90,14 @@ extension FileGateway {
     }
 
     /// `onFile` on the descriptor of the request's open file (returning 0 or -1 with errno),
-    /// or `onPath` when it names none.
+    /// or `onPath` when it names none (the attributes it returns go in the answer).
     func onHandleOrPath(
-        _ request: FsRequest, _ caller: Caller, _ operation: String, _ onFile: (Int32) -> Int32, onPath: () throws -> Void
+        _ request: FsRequest, _ caller: Caller, _ operation: String, _ onFile: (Int32) -> Int32, onPath: () throws -> FileAttr?
     ) throws -> FsResponse {
         guard request.handle != 0 else {
-            try onPath()
-            return FsResponse()
+            var answer = FsResponse()
+            answer.attr = try onPath()
+            return answer
         }
         let file = try handles.file(request.handle, for: caller, operation)
         guard onFile(file.fd) == 0 else { throw ExportedTree.Failure(errno, file.path, operation) }

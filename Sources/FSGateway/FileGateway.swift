@@ -77,7 +77,7 @@ final class FileGateway: Sendable {
             ("Renew", { _ in .loop }, { r, caller, _ in self.handles.renew([r.handle] + r.handles, by: caller); return FsResponse() }),
             ("Truncate", { r in r.handle != 0 ? self.handleLane(r.handle, data: true) : self.dataLane(r.path) }, { r, caller, _ in try self.truncate(r, caller) }),
             ("Chmod", { r in self.attributeLane(r) }, { r, caller, _ in
-                try self.onHandleOrPath(r, caller, "chmod", { fchmod($0, mode_t(r.mode & 0o7777)) }) { try self.tree.chmod(r.path, mode: r.mode) }
+                try self.onHandleOrPath(r, caller, "chmod", { fchmod($0, mode_t(r.mode & 0o7777)) }) { try self.tree.chmod(r.path, mode: r.mode); return nil }
             }),
             ("Chown", { r in self.attributeLane(r) }, { r, caller, _ in
                 try self.onHandleOrPath(r, caller, "chown", { fchown($0, r.uid, r.gid) }) { try self.tree.chown(r.path, uid: r.uid, gid: r.gid) }
@@ -86,7 +86,7 @@ final class FileGateway: Sendable {
                 try self.onHandleOrPath(r, caller, "utimens", { fd in
                     var times = [ExportedTree.utimeSpec(r.atimeNs), ExportedTree.utimeSpec(r.mtimeNs)]
                     return futimens(fd, &times)
-                }) { try self.tree.utimens(r.path, atimeNs: r.atimeNs, mtimeNs: r.mtimeNs) }
+                }) { try self.tree.utimens(r.path, atimeNs: r.atimeNs, mtimeNs: r.mtimeNs); return nil }
             }),
             ("Access", { r in self.metadataLane(r.path) }, { r, _, _ in try self.tree.access(r.path, mode: Int32(r.mode)); return FsResponse() }),
             ("Mkdir", { r in self.metadataLane(r.path) }, { r, _, _ in var a = FsResponse(); a.attr = try self.tree.mkdir(r.path, mode: r.mode); return a }),

@@ -83,12 +83,14 @@ extension MfsOperations {
     /// (`holdersFile`). Then the mount's cache forgets the
     /// file, the kernel its other names, and, for a `directory`, every name it holds (it checks
     /// no permission on a path it has cached; the mount's cache first, or a lookup in between
-    /// would find the old permissions there).
+    /// would find the old permissions there). A `directory` of nil is told by the answer's
+    /// attributes (a directory when it has none).
     static func changeAttributes(
-        _ method: String, _ request: FsRequest, _ info: UnsafeMutablePointer<fuse_file_info>?, _ node: UInt32, _ rest: String, directory: Bool
+        _ method: String, _ request: FsRequest, _ info: UnsafeMutablePointer<fuse_file_info>?, _ node: UInt32, _ rest: String, directory: Bool?
     ) -> Int32 {
         drainWrites(info, node, rest)
-        var code = mount.call(node, method, request).0
+        let (pathCode, answer) = mount.call(node, method, request)
+        var code = pathCode
         var holder: UInt64?
         if code == -EACCES, let id = holdersFile(node, rest, request), mount.callFile(id, method, caller: request, { _ in }).0 == 0 {
             code = 0
@@ -97,7 +99,8 @@ extension MfsOperations {
         mount.cache.changed(node, rest)
         // The holder's file is known by its identity: its other names are found by it.
         if let holder { mount.changedThrough(handle: holder) } else { mount.changedThrough(info, node, rest) }
-        if code == 0 && directory { expireNames() }
+        // A holder's file is never a directory.
+        if code == 0 && holder == nil && directory ?? answer.attr.map(\.isDirectory) ?? true { expireNames() }
         return code
     }
 

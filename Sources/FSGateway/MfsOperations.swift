@@ -219,11 +219,8 @@ enum MfsOperations {
                 var request = MfsOperations.mount.request(rest)
                 request.uid = uid
                 request.gid = gid
-                // A directory, or what may be one (a file the cache knows is none: chown -R
-                // lists before it changes, and its files need no names expired).
-                var directory = true
-                if case let .attr(attr) = MfsOperations.mount.cache.lookup(node, rest, for: .root) { directory = attr.isDirectory }
-                return MfsOperations.changeAttributes("Chown", request, info, node, rest, directory: directory)
+                // The kernel does not say whether it is a directory: the gateway's answer does.
+                return MfsOperations.changeAttributes("Chown", request, info, node, rest, directory: nil)
             }
         }
         ops.utimens = { raw, times, info in
