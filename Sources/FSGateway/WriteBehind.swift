@@ -23,7 +23,6 @@ final class WriteBehind: Sendable {
         /// renames keep it.
         let identity: HardLinks.Identity?
         let slots = DispatchSemaphore(value: WriteBehind.window)
-        let writing = DispatchGroup()
         let state = Mutex<(inFlight: [Flight], error: Int32, writers: Set<pid_t>)>(([], 0, []))
 
         /// A write in flight: its bytes, and what its end signals.
@@ -42,8 +41,11 @@ final class WriteBehind: Sendable {
             state.withLock { $0.inFlight.filter { $0.range.overlaps(range) }.map(\.done) }
         }
 
-        /// Waits until no write of this file is in flight.
-        func drain() { writing.wait() }
+        /// Waits for the writes of this file in flight now (not for those queued meanwhile: a
+        /// writer that keeps the window full does not hold the caller up without end).
+        func drain() {
+            for done in state.withLock({ $0.inFlight.map(\.done) }) { done.wait() }
+        }
 
         /// The first failure of a write in the background (0: none).
         var failure: Int32 { state.withLock { $0.error } }
@@ -129,7 +131,6 @@ final class WriteBehind: Sendable {
             state.inFlight.append(File.Flight(range: range, done: done))
             state.writers.insert(tid)
         }
-        file.writing.enter()
         queue.async {
             let code = send(data)
             file.state.withLock { state in
@@ -137,7 +138,6 @@ final class WriteBehind: Sendable {
                 if code != 0 && state.error == 0 { state.error = code }
             }
             done.leave()
-            file.writing.leave()
             file.slots.signal()
         }
         return Int32(data.count)
