@@ -80,11 +80,11 @@ extension MfsOperations {
 
     /// A mode, owner or times change (`method`) of `rest` on `node`, after the writes queued to
     /// the file. When the path is refused it is made again through the holder's file
-    /// (`holdersFile`). Then the mount's cache forgets the
-    /// file, the kernel its other names, and, for a `directory`, every name it holds (it checks
-    /// no permission on a path it has cached; the mount's cache first, or a lookup in between
-    /// would find the old permissions there). A `directory` of nil is told by the answer's
-    /// attributes (a directory when it has none).
+    /// (`holdersFile`). Then the mount's cache forgets the file, the kernel its other names,
+    /// and, for a `directory`, every name it holds (it checks no permission on a path it has
+    /// cached; the mount's cache first, or a lookup in between would find the old permissions
+    /// there). A `directory` of nil is told by the answer's attributes (a directory when it has
+    /// none).
     static func changeAttributes(
         _ method: String, _ request: FsRequest, _ info: UnsafeMutablePointer<fuse_file_info>?, _ node: UInt32, _ rest: String, directory: Bool?
     ) -> Int32 {

@@ -8,9 +8,10 @@ import Synchronization
 /// kernel's copy, the network and the gateway's disk work overlap instead of taking turns.
 /// A write overlapping one in flight to the same file, through any handle, waits for it (the
 /// gateway may apply concurrent writes in any order); reads, stat, truncate, fsync, flush and
-/// close of the same file wait for all of its writes. A write whose gateway instance died is sent again for a while (the instance may
-/// be restarting); a failure then sticks to the open file: every later write, fsync and close
-/// of it reports it (any close may be the one a program checks).
+/// close of the same file wait for its writes queued before them. A write whose gateway
+/// instance died is sent again for a while (the instance may be restarting); a failure then
+/// sticks to the open file: every later write, fsync and close of it reports it (any close may
+/// be the one a program checks).
 final class WriteBehind: Sendable {
     static let window = 4
 
