@@ -126,7 +126,7 @@ extension MfsOperations {
         mount.cache.changed(node, directory)
         mount.cache.written(node, path)
         omx_fuse_invalidate_path(WireFileName.cString("/\(node)/\(path)"))
-        mount.invalidate(node, mount.hardLinks.siblings(node, path))
+        mount.changedThrough(node, path)
         expireNames()
     }
 }
