@@ -94,7 +94,8 @@ final class MfsMount: Sendable {
 
     /// Attributes of each file just created, by our handle: libfuse's getattr through the new
     /// handle, within the create itself, is answered from here once, sparing a round trip.
-    /// (Never a lookup by path: another name may take the path at once, by rename or unlink.)
+    /// (Never a lookup by path: another name may take the path at once, by rename or unlink.
+    /// Nor for a file merely opened: libfuse asks through the handle after a change it makes.)
     private let createdAttrs = Mutex<[UInt64: (attr: FileAttr, atNs: UInt64)]>([:])
 
     /// The attributes `open` returned for the file it created under handle `id`, once, if
@@ -164,6 +165,7 @@ final class MfsMount: Sendable {
     /// Opens `request.path` on `node` for the caller; returns our handle for it.
     func open(_ node: UInt32, _ request: FsRequest) throws -> (Int32, UInt64) {
         let via = relayHome(for: node) ?? 0
+        let generation = cache.generation(node)
         let (answer, instance) = try send(node, "Open", request, retry: request.flags & O_CREAT == 0, via: via)
         guard answer.errorNumber == 0 else { return (-answer.errorNumber, 0) }
         if let attr = answer.attr { hardLinks.saw(node, request.path, attr) }
@@ -171,6 +173,10 @@ final class MfsMount: Sendable {
             cache.created(node, request.path, attr, by: request.cacheCaller)
         } else if request.flags & O_TRUNC != 0 {
             cache.written(node, request.path)
+        } else if let attr = answer.attr {
+            // Close-to-open: the file as the open found it, newer than what the cache may
+            // hold while news of a change made on another node is on its way.
+            cache.remember(node, request.path, attr, for: request.cacheCaller, since: generation)
         }
         let id = files.withLock { state in
             let id = state.next

@@ -139,7 +139,13 @@ enum MfsOperations {
         }
         ops.open = { raw, info in
             guard let info else { return -EINVAL }
-            return MfsOperations.onNode(raw) { node, rest in MfsOperations.openFile(node, rest, flags: info.pointee.flags & ~(O_CREAT | O_EXCL), mode: 0, info: info) }
+            let code = MfsOperations.onNode(raw) { node, rest in MfsOperations.openFile(node, rest, flags: info.pointee.flags & ~(O_CREAT | O_EXCL), mode: 0, info: info) }
+            // Close-to-open, as NFS: what was written and closed on another node before this
+            // open is what it reads. The kernel drops the file's pages at an open, not its
+            // size, which it may hold from before (within its cache time): expired, it asks
+            // for the size again at the next read or fstat.
+            if code == 0, let raw { omx_fuse_invalidate_path(raw) }
+            return code
         }
         ops.create = { raw, mode, info in
             guard let info else { return -EINVAL }
@@ -315,14 +321,19 @@ enum MfsOperations {
         var request = MfsOperations.mount.request(rest, job: true)
         request.flags = flags
         request.mode = mode
-        // A truncating open comes after the writes queued to the file before it.
-        if flags & O_TRUNC != 0 { MfsOperations.mount.drainWrites(node: node, path: rest) }
+        // An open comes after the writes queued to the file before it: a truncating one empties
+        // the file of them, and any other finds them in the size it answers.
+        MfsOperations.mount.drainWrites(node: node, path: rest)
         do {
             let (code, handle) = try MfsOperations.mount.open(node, request)
             guard code == 0 else { return code }
             if flags & O_TRUNC != 0 { MfsOperations.mount.changedThrough(node, rest) }
             if flags & O_CREAT != 0 { MfsOperations.mount.createdOn(node) }
             info.pointee.fh = handle
+            // An append must reach the gateway whole: through the page cache the kernel splits
+            // a write at a page it does not hold whole, and the gateway appends each part at the
+            // end of file, where another node's append may land between them.
+            if flags & O_APPEND != 0 { info.pointee.direct_io = 1 }
             return 0
         } catch {
             MfsOperations.mount.logger.warning("FSGateway.Open \(rest) on node \(node): \(error)")

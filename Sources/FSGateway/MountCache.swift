@@ -10,10 +10,10 @@ import Synchronization
 /// they succeed. Nothing beneath a subtree the node cannot watch is kept.
 ///
 /// News of a change takes milliseconds to arrive. Meanwhile an attribute may be stale, as the
-/// kernel's own cache allows for a second anyway; but a name another node just created must not
-/// be said missing, or a file written on one node and opened at once on another would not be
-/// there. So "missing" is answered only in a directory this mount made and in which it has
-/// heard of no change but its own.
+/// kernel's own cache allows for a second anyway (an open renews the file's: close-to-open);
+/// but a name another node just created must not be said missing, or a file written on one
+/// node and opened at once on another would not be there. So "missing" is answered only in a
+/// directory this mount made and in which it has heard of no change but its own.
 ///
 /// A caller gets only what the gateway gave that same caller (root excepted, whom no
 /// permission stops): a user who may not search a directory learns nothing of it from what
