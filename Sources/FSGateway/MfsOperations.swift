@@ -24,13 +24,21 @@ enum MfsOperations {
             guard let stat else { return -EINVAL }
             // An open file (the kernel checking its size for a read or write; fstat comes by
             // path) is asked through its handle: it may have been renamed or unlinked on its
-            // node meanwhile.
+            // node meanwhile. The mount's cache answers only when what it holds of the file's
+            // path is this file (the open renewed it, and every change since emptied it).
             if let info, let open = MfsOperations.mount.file(info.pointee.fh) {
                 if let attr = MfsOperations.mount.takeCreatedAttr(handle: info.pointee.fh) {
                     fill(stat, attr, node: open.node)
                     return 0
                 }
                 MfsOperations.drainWrites(of: info.pointee.fh)
+                if !open.stale, let identity = open.identity,
+                    case let .attr(attr) = MfsOperations.mount.cache.lookup(open.node, open.path, for: MfsOperations.mount.request("").cacheCaller),
+                    MfsMount.isSameFile((attr.dev, attr.ino), identity)
+                {
+                    fill(stat, attr, node: open.node)
+                    return 0
+                }
                 let (code, answer) = MfsOperations.mount.callFile(info.pointee.fh, "Getattr") { _ in }
                 if code == 0, let attr = answer.attr {
                     fill(stat, attr, node: open.node)
