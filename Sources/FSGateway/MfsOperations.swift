@@ -334,6 +334,15 @@ enum MfsOperations {
         MfsOperations.mount.drainWrites(node: node, path: rest)
         do {
             let (code, handle) = try MfsOperations.mount.open(node, request)
+            if code == -ENOENT {
+                // The kernel opens a name it holds from before (its cache time) without asking,
+                // and an open with O_CREAT but not O_EXCL is sent as a plain open: a file removed
+                // on its node (or through another node's mount) meanwhile would stay missing
+                // for it, where the disk makes it anew. ESTALE has the kernel walk the path once
+                // more, asking for every name (a missing one then comes as such, or is created).
+                MfsOperations.mount.cache.removed(node, rest, directory: false)
+                return -ESTALE
+            }
             guard code == 0 else { return code }
             if flags & O_TRUNC != 0 { MfsOperations.mount.changedThrough(node, rest) }
             if flags & O_CREAT != 0 { MfsOperations.mount.createdOn(node) }

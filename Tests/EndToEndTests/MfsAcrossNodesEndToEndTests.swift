@@ -162,4 +162,25 @@ final class MfsAcrossNodesEndToEndTests: XCTestCase {
         XCTAssertGreaterThan(reads, 10)
         XCTAssertEqual(wrong, [], "of \(reads) reads on node 2, these were no whole version")
     }
+
+    func testAFileRemovedThroughOneNodeIsMissingAndMadeAnewAtOnceThroughAnother() async throws {
+        let (cluster, disk) = try await mountedOnBothNodes(subnet: 109)
+        defer { _ = cluster.omx(["cluster", "down", "--dir", cluster.dir]) }
+        let (remover, opener) = ("\(cluster.dir)/node-1/mfs/2\(disk)", "\(cluster.dir)/node-2/mfs/2\(disk)")
+        var info = stat()
+        // Each round node 2 looks at the file (its kernel keeps the name for a second), then it
+        // is removed through node 1's mount or on its node's disk, and node 2 opens it at once.
+        for round in 0..<60 {
+            try Data("\(round)".utf8).write(to: URL(fileURLWithPath: "\(disk)/file"))
+            XCTAssertEqual(stat("\(opener)/file", &info), 0)
+            XCTAssertEqual(round % 2 == 0 ? unlink("\(remover)/file") : unlink("\(disk)/file"), 0)
+            let created = round % 3 != 2
+            let fd = created ? open("\(opener)/file", O_WRONLY | O_CREAT, 0o644) : open("\(opener)/file", O_RDONLY)
+            let failure = fd < 0 ? errno : 0
+            if fd >= 0 { close(fd) }
+            XCTAssertEqual(
+                failure, created ? 0 : ENOENT,
+                "round \(round): \(created ? "O_CREAT made the file anew" : "a plain open found it missing"): \(String(cString: strerror(failure)))")
+        }
+    }
 }
