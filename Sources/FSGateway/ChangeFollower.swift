@@ -35,6 +35,7 @@ final class ChangeFollower: Sendable {
         var since: UInt64 = 0
         var instance: String?
         var unwatched: [String]?
+        var stopped = false
         while true {
             do {
                 let request = ChangesRequest(since: since, waitMs: since == 0 ? 0 : 20_000, client: client)
@@ -46,9 +47,16 @@ final class ChangeFollower: Sendable {
                     cache.follow(node, unwatched: answer.unwatched)
                 }
                 for change in answer.changes { cache.apply(node, change) }
+                if stopped {
+                    logger.notice("following node \(node)'s changes again (gateway \(from)); its files are cached again")
+                    stopped = false
+                }
                 (since, instance, unwatched) = (answer.next, from, answer.unwatched)
             } catch {
-                if since != 0 { logger.notice("stopped following node \(node)'s changes (\(error)); its files are not cached until it answers again") }
+                if since != 0 {
+                    logger.notice("stopped following node \(node)'s changes (\(error)); its files are not cached until it answers again")
+                    stopped = true
+                }
                 cache.stopFollowing(node)
                 (since, instance, unwatched) = (0, nil, nil)
                 usleep(1_000_000)
