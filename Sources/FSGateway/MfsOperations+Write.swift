@@ -8,16 +8,15 @@ extension MfsOperations {
     static func write(_ buffer: UnsafePointer<CChar>?, _ size: Int, _ offset: off_t, _ info: UnsafeMutablePointer<fuse_file_info>?) -> Int32 {
         guard let info, let buffer else { return -EINVAL }
         let id = info.pointee.fh
-        if let open = MfsOperations.mount.file(id) {
-            MfsOperations.mount.forgetCreatedAttr(handle: id)
-            MfsOperations.mount.cache.written(open.node, open.path)
-        }
+        MfsOperations.mount.forgetCreatedAttr(handle: id)
+        forgetWritten(id)
         if let file = MfsOperations.mount.writeBehind.file(id), size <= 1 << 20 {
             let caller = MfsOperations.mount.request("")
             let tid = fuse_get_context()?.pointee.pid ?? 0
             // Queued first: a read or stat through another name waits for it.
             defer { MfsOperations.mount.changedThrough(handle: id) }
             return MfsOperations.mount.writeBehind.write(file, by: tid, offset: Int64(offset), data: Array(UnsafeRawBufferPointer(start: buffer, count: size))) { data in
+                defer { forgetWritten(id) }
                 var done = 0
                 var attempts = 0
                 while done < data.count {
@@ -41,7 +40,10 @@ extension MfsOperations {
         // other handles land first, as they were made first (an append finds its offset at
         // the gateway, after them).
         MfsOperations.drainWrites(of: id)
-        defer { MfsOperations.mount.changedThrough(handle: id) }
+        defer {
+            forgetWritten(id)
+            MfsOperations.mount.changedThrough(handle: id)
+        }
         var done = 0
         while done < size {
             let piece = min(size - done, 1 << 20)
@@ -54,6 +56,14 @@ extension MfsOperations {
             if answer.size == 0 { break }
         }
         return Int32(done)
+    }
+
+    /// The mount's cache forgets the size and times of the file open as our handle `id`: when a
+    /// write is made, and again once it landed (an answer read meanwhile, an open's say, may
+    /// predate it, and the mount hears no news of its own changes).
+    private static func forgetWritten(_ id: UInt64) {
+        guard let open = mount.file(id) else { return }
+        mount.cache.written(open.node, open.path)
     }
 
     /// Waits for the writes queued to the file a metadata call names (through any of its names,

@@ -341,6 +341,9 @@ enum MfsOperations {
                 // for it, where the disk makes it anew. ESTALE has the kernel walk the path once
                 // more, asking for every name (a missing one then comes as such, or is created).
                 MfsOperations.mount.cache.removed(node, rest, directory: false)
+                // Its directory may have gone too (a create's ENOENT): asked for afresh as well.
+                let parent = MountCache.split(rest).parent
+                if !parent.isEmpty { MfsOperations.mount.cache.changed(node, parent) }
                 return -ESTALE
             }
             guard code == 0 else { return code }
