@@ -32,14 +32,15 @@ enum MfsOperations {
                     return 0
                 }
                 MfsOperations.drainWrites(of: info.pointee.fh)
+                let caller = MfsOperations.mount.request("")
                 if !open.stale, let identity = open.identity,
-                    case let .attr(attr) = MfsOperations.mount.cache.lookup(open.node, open.path, for: MfsOperations.mount.request("").cacheCaller),
+                    case let .attr(attr) = MfsOperations.mount.cache.lookup(open.node, open.path, for: caller.cacheCaller),
                     MfsMount.isSameFile((attr.dev, attr.ino), identity)
                 {
                     fill(stat, attr, node: open.node)
                     return 0
                 }
-                let (code, answer) = MfsOperations.mount.callFile(info.pointee.fh, "Getattr") { _ in }
+                let (code, answer) = MfsOperations.mount.callFile(info.pointee.fh, "Getattr", caller: caller) { _ in }
                 if code == 0, let attr = answer.attr {
                     fill(stat, attr, node: open.node)
                     MfsOperations.mount.hardLinks.saw(open.node, open.path, attr)
