@@ -276,9 +276,6 @@ final class Connection {
         let rc = uv_shutdown(request, stream) { request, _ in
             let stream = request!.pointee.handle!
             request!.deallocate()
-            // Cancelled because the handle is being closed already (the loop shutting down):
-            // closing it again would be libuv's assertion.
-            guard uv_is_closing(UnsafeMutableRawPointer(stream).assumingMemoryBound(to: uv_handle_t.self)) == 0 else { return }
             Connection.owner(stream).close(nil)
         }
         if rc < 0 {
@@ -294,6 +291,9 @@ final class Connection {
         closeReason = error
         output = []
         outputBytes = 0
+        // A stopping loop closed it already (a callback of that close, such as a connect
+        // cancelled, led here): closing it twice would be libuv's assertion.
+        guard uv_is_closing(handle) == 0 else { return }
         uv_close(handle) { handle in
             let connection = Unmanaged<Connection>.fromOpaque(handle!.pointee.data!).takeRetainedValue()
             connection.onClose?(connection, connection.closeReason)

@@ -181,7 +181,8 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Stops the loop: every handle still open is closed, the thread ends, and the call returns
-    /// once it has. Owners should close their handles first (servers drain, clients close).
+    /// once it has. Owners should close their handles first (servers drain, clients close); an
+    /// owner's close of a handle the loop closed meanwhile does nothing.
     public func shutdown() async {
         execute { [self] in
             stopping = true

@@ -138,6 +138,8 @@ final class Listener {
             free(handle)
             return
         }
+        // A stopping loop closed it already (see `EventLoop.shutdown`).
+        guard uv_is_closing(handlePointer) == 0 else { return }
         uv_close(handlePointer) { handle in
             Unmanaged<Listener>.fromOpaque(handle!.pointee.data!).release()
             free(handle)

@@ -36,6 +36,8 @@ final class LoopTimer {
         isClosed = true
         callback = nil
         let raw = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self)
+        // A stopping loop closed it already (see `EventLoop.shutdown`).
+        guard uv_is_closing(raw) == 0 else { return }
         uv_close(raw) { handle in
             Unmanaged<LoopTimer>.fromOpaque(handle!.pointee.data!).release()
             UnsafeMutableRawPointer(handle!).assumingMemoryBound(to: uv_timer_t.self).deallocate()
