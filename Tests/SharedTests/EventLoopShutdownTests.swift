@@ -17,30 +17,28 @@ final class EventLoopShutdownTests: XCTestCase {
         private var occupant: RawSocket?
 
         init() throws {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            self.fd = fd
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafeMutablePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-            }
-            guard bound, listen(fd, 0) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EINVAL) }
-            port = Int(UInt16(bigEndian: address.sin_port))
-            // A backlog of 0 holds one connection not yet accepted.
+            (fd, port) = try listeningSocket(backlog: 0)
+            // A backlog of 0 holds one connection not yet accepted: once the kernel queued it,
+            // every further SYN is dropped.
             occupant = try RawSocket(port: port)
+            let deadline = Date().addingTimeInterval(10)
+            while socketLines(state: "0A", localAddress: address).first?[4] != "00000000:00000001" && Date() < deadline { usleep(1_000) }
         }
 
         deinit { Glibc.close(fd) }
 
-        /// Whether some socket is sending SYNs to this listener (state SYN_SENT in /proc/net/tcp).
-        var someoneIsConnecting: Bool {
-            let remote = String(format: "0100007F:%04X", port)
+        /// This listener's address as /proc/net/tcp writes it.
+        private var address: String { String(format: "0100007F:%04X", port) }
+
+        /// Whether some socket is sending SYNs to this listener (state SYN_SENT).
+        var someoneIsConnecting: Bool { !socketLines(state: "02", remoteAddress: address).isEmpty }
+
+        /// The fields of the lines of /proc/net/tcp in `state` with these ends.
+        private func socketLines(state: String, localAddress: String? = nil, remoteAddress: String? = nil) -> [[Substring]] {
             let table = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""
-            return table.split(separator: "\n").contains { line in
-                let fields = line.split(separator: " ")
-                return fields.count > 3 && fields[2] == remote && fields[3] == "02"
+            return table.split(separator: "\n").map { $0.split(separator: " ") }.filter { fields in
+                fields.count > 4 && fields[3] == state && localAddress.map { fields[1] == $0 } ?? true
+                    && remoteAddress.map { fields[2] == $0 } ?? true
             }
         }
     }

@@ -63,7 +63,8 @@ final class RPCFixture {
 }
 
 /// A TCP socket listening on 127.0.0.1 at a port the kernel chose, and that port.
-func listeningSocket() throws -> (fd: Int32, port: Int) {
+/// - Parameter backlog: how many connections the kernel holds for it before `accept`, less one.
+func listeningSocket(backlog: Int32 = 8) throws -> (fd: Int32, port: Int) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
@@ -72,7 +73,7 @@ func listeningSocket() throws -> (fd: Int32, port: Int) {
     let bound = withUnsafeMutablePointer(to: &address) { pointer in
         pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
     }
-    guard bound, listen(fd, 8) == 0 else {
+    guard bound, listen(fd, backlog) == 0 else {
         close(fd)
         throw POSIXError(.EADDRNOTAVAIL)
     }
