@@ -21,7 +21,7 @@ final class ConfigurationEndToEndTests: XCTestCase {
             """)
         defer { _ = cluster.omx(["cluster", "down", "--dir", cluster.dir]) }
 
-        let listening = try String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)
+        let listening = try readTextFile("/proc/net/tcp")
         for (node, port) in [(1, 17701), (2, 17701), (1, 17702), (1, 17703), (2, 17703)] {
             // /proc/net/tcp lists local addresses as little-endian hex IPv4 : hex port.
             let address = String(format: "%02X%02X%02X%02X:%04X", node, 57, 0, 127, port)

@@ -206,9 +206,9 @@ final class DeploymentTests: XCTestCase {
                 return pid_t(line[line.index(line.startIndex, offsetBy: "omx-node: started \(part) (pid ".count)..<end])
             }
         }
-        func mounted() -> Bool { ((try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? "").contains(" \(mountpoint) fuse") }
+        func mounted() -> Bool { ((try? readTextFile("/proc/self/mounts")) ?? "").contains(" \(mountpoint) fuse") }
         func alive(_ pid: pid_t) -> Bool {
-            guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
+            guard let status = try? readTextFile("/proc/\(pid)/status") else { return false }
             return !status.contains("State:\tZ")
         }
         func ping(_ service: String) -> CommandResult { LocalCluster.run("omx", ["ping", service], environment: environment) }

@@ -62,7 +62,7 @@ final class DfsaEndToEndTests: XCTestCase {
         let mounted = LocalCluster.runAbsolute(helper, ["mfs_mnt", target, "-o", "rw,dfsa=1,\(own)"])
         XCTAssertEqual(mounted.status, 0, mounted.stderr)
         defer { _ = LocalCluster.runAbsolute("/bin/fusermount3", ["-u", "-z", target]) }
-        let mountinfo = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        let mountinfo = try readTextFile("/proc/self/mountinfo")
         XCTAssertTrue(mountinfo.contains(" \(target) ") && mountinfo.contains("fuse.mfs mfs_mnt"), "mounted as type mfs from mfs_mnt")
         let listed = await cluster.waitForMount(at: target, nodes: 2)
         XCTAssertTrue(listed, "the helper's mount lists both nodes")

@@ -155,7 +155,7 @@ final class HungMountEndToEndTests: XCTestCase {
         // The mount itself stops on SIGTERM, whichever of its threads the kernel hands the signal:
         // here its event loop's thread, not the one that runs FUSE's loop.
         let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(fuse.pid)/task")) ?? []
-        let loopThread = threads.first { (try? String(contentsOfFile: "/proc/\(fuse.pid)/task/\($0)/comm", encoding: .utf8))?.hasPrefix("omx-loop") == true }
+        let loopThread = threads.first { (try? readTextFile("/proc/\(fuse.pid)/task/\($0)/comm"))?.hasPrefix("omx-loop") == true }
         XCTAssertNotNil(loopThread, "the mount's event loop thread among \(threads)")
         let signalled = LocalCluster.runAbsolute(
             PythonClient.python, ["-c", "import ctypes, sys; sys.exit(ctypes.CDLL('libc.so.6', use_errno=True).tgkill(int(sys.argv[1]), int(sys.argv[2]), 15))", "\(fuse.pid)", loopThread ?? "0"])
@@ -189,7 +189,7 @@ final class HungMountEndToEndTests: XCTestCase {
 
     /// Whether `path` is a mount point in this process's mount table.
     private func isMountPoint(_ path: String) -> Bool {
-        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let table = (try? readTextFile("/proc/self/mountinfo")) ?? ""
         return table.split(separator: "\n").contains { $0.split(separator: " ").count > 4 && $0.split(separator: " ")[4] == path }
     }
 }

@@ -70,7 +70,7 @@ final class LocalUsersEndToEndTests: XCTestCase {
         let printed = await cluster.waitFor(seconds: 10) { cluster.output(of: job) == "only-for-the-job\n" }
         XCTAssertNotNil(printed, cluster.output(of: job))
         let initPID = try XCTUnwrap(cluster.job(job)?["pid"] as? Int)
-        let initEnvironment = try String(decoding: Data(contentsOf: URL(fileURLWithPath: "/proc/\(initPID)/environ")), as: UTF8.self)
+        let initEnvironment = try readTextFile("/proc/\(initPID)/environ")
         XCTAssertFalse(initEnvironment.contains("OMX_MARKER"), "the root init runs without the user's environment: \(initEnvironment)")
         let spool = cluster.spool(of: job)
         var info = stat()
@@ -132,7 +132,7 @@ final class LocalUsersEndToEndTests: XCTestCase {
         // root lacks it) the job says why it cannot move, and stays whole where it is.
         let sleeper = try runAsMember(["--stay"], "exec sleep 60")
         let moved = cluster.omx(["migrate", sleeper, "2"])
-        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let status = try readTextFile("/proc/self/status")
         let capabilities = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") }.flatMap { UInt64($0.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) }
         let expectedNode: Int
         if let capabilities, capabilities & (1 << 24) == 0 {
@@ -148,9 +148,9 @@ final class LocalUsersEndToEndTests: XCTestCase {
         XCTAssertEqual(record["where"] as? Int, expectedNode, "\(record)")
         XCTAssertEqual(record["state"] as? String, "running", "\(record)")
         let initPID = try XCTUnwrap(record["pid"] as? Int)
-        let children = (try? String(contentsOfFile: "/proc/\(initPID)/task/\(initPID)/children", encoding: .utf8)) ?? ""
+        let children = (try? readTextFile("/proc/\(initPID)/task/\(initPID)/children")) ?? ""
         let command = try XCTUnwrap(children.split(separator: " ").first.map(String.init), "the init of \(sleeper) has its command")
-        let commandStatus = try String(contentsOfFile: "/proc/\(command)/status", encoding: .utf8)
+        let commandStatus = try readTextFile("/proc/\(command)/status")
         let groups = commandStatus.split(separator: "\n").first { $0.hasPrefix("Groups:") }.map { $0.split(separator: "\t").dropFirst().joined() }
         XCTAssertEqual(groups?.trimmingCharacters(in: .whitespaces), "4242 4343", commandStatus)
         _ = cluster.omx(["kill", sleeper])
@@ -165,7 +165,7 @@ final class LocalUsersEndToEndTests: XCTestCase {
         // of their own, by their tasks' priorities).
         let migrator = try XCTUnwrap(cluster.pid(1, "migrator"))
         let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(migrator)/task").compactMap { pid_t($0) }
-        let loopThread = threads.first { (try? String(contentsOfFile: "/proc/\(migrator)/task/\($0)/comm", encoding: .utf8)) == "omx-loop\n" }
+        let loopThread = threads.first { (try? readTextFile("/proc/\(migrator)/task/\($0)/comm")) == "omx-loop\n" }
         for thread in [migrator, try XCTUnwrap(loopThread, "the Migrator has its omx-loop thread")] {
             XCTAssertEqual(ProcStat(pid: migrator, thread: thread)?.nice, -5, "thread \(thread) of the Migrator")
         }

@@ -21,8 +21,6 @@ final class EventLoopShutdownTests: XCTestCase {
             // A backlog of 0 holds one connection not yet accepted: once the kernel queued it,
             // every further SYN is dropped.
             occupant = try RawSocket(port: port)
-            let deadline = Date().addingTimeInterval(10)
-            while socketLines(state: "0A", localAddress: address).first?[4] != "00000000:00000001" && Date() < deadline { usleep(1_000) }
         }
 
         deinit { Glibc.close(fd) }
@@ -30,14 +28,23 @@ final class EventLoopShutdownTests: XCTestCase {
         /// This listener's address as /proc/net/tcp writes it.
         private var address: String { String(format: "0100007F:%04X", port) }
 
+        /// Whether the kernel queued the occupant (it answers no SYN from then on).
+        var isFull: Bool { socketLines(state: "0A", localAddress: address).first?[4] == "00000000:00000001" }
+
         /// Whether some socket is sending SYNs to this listener (state SYN_SENT).
         var someoneIsConnecting: Bool { !socketLines(state: "02", remoteAddress: address).isEmpty }
 
+        /// The lines of /proc/net/tcp of the sockets at either end of this listener, for a failure.
+        var sockets: String {
+            socketLines(localAddress: address).map { $0.joined(separator: " ") }.joined(separator: "\n") + "\n"
+                + socketLines(remoteAddress: address).map { $0.joined(separator: " ") }.joined(separator: "\n")
+        }
+
         /// The fields of the lines of /proc/net/tcp in `state` with these ends.
-        private func socketLines(state: String, localAddress: String? = nil, remoteAddress: String? = nil) -> [[Substring]] {
-            let table = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""
+        private func socketLines(state: String? = nil, localAddress: String? = nil, remoteAddress: String? = nil) -> [[Substring]] {
+            let table = (try? readTextFile("/proc/net/tcp")) ?? ""
             return table.split(separator: "\n").map { $0.split(separator: " ") }.filter { fields in
-                fields.count > 4 && fields[3] == state && localAddress.map { fields[1] == $0 } ?? true
+                fields.count > 4 && state.map { fields[3] == $0 } ?? true && localAddress.map { fields[1] == $0 } ?? true
                     && remoteAddress.map { fields[2] == $0 } ?? true
             }
         }
@@ -45,12 +52,15 @@ final class EventLoopShutdownTests: XCTestCase {
 
     func testALoopStoppingWhileAClientIsStillConnectingEndsCleanlyAndFailsTheCall() async throws {
         let listener = try FullListener()
+        // Waits without holding a thread of the cooperative pool, which the call needs.
+        let deadline = Date().addingTimeInterval(10)
+        while !listener.isFull && Date() < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        XCTAssertTrue(listener.isFull, "the listener never queued its occupant:\n\(listener.sockets)")
         let loop = try EventLoop()
         let client = RPCClient(loop: loop, endpoint: .tcp(host: "127.0.0.1", port: listener.port), logger: Logger(label: "test-client"))
         let call = Task { try await client.call("Ping", [], timeout: .seconds(30)) }
-        let deadline = Date().addingTimeInterval(10)
-        while !listener.someoneIsConnecting && Date() < deadline { usleep(1_000) }
-        XCTAssertTrue(listener.someoneIsConnecting, "the client's connect to port \(listener.port) never showed up as SYN_SENT")
+        while !listener.someoneIsConnecting && Date() < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        XCTAssertTrue(listener.someoneIsConnecting, "the client's connect never showed up as SYN_SENT:\n\(listener.sockets)")
         // Closing the connecting handle cancels its connect request: the client hears
         // ECANCELED and closes the connection, which the loop had closed already.
         await loop.shutdown()
