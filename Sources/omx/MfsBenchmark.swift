@@ -125,8 +125,15 @@ struct MfsBenchmark {
             StrictModes no
 
             """)
+        unlink("\(keys)/sshd.pid")
         let sshd = try ChildProcess.spawn("/usr/sbin/sshd", ["-D", "-e", "-f", "\(keys)/sshd_config"], stdoutPath: "\(keys)/sshd.log", stderrPath: "\(keys)/sshd.log")
-        usleep(300_000)
+        // sshd writes its pid file once it listens.
+        for _ in 0..<1_000 where !fileExists("\(keys)/sshd.pid") && sshd.poll() == nil { usleep(10_000) }
+        guard fileExists("\(keys)/sshd.pid") else {
+            let how = sshd.poll() == nil ? "did not listen on 127.0.0.1:2222 within 10 s" : "exited before it listened on 127.0.0.1:2222"
+            sshd.send(SIGTERM)
+            throw ConfigError("sshd \(how): \((try? readTextFile("\(keys)/sshd.log")) ?? "")")
+        }
         let mount = try ChildProcess.spawn("/usr/bin/sshfs", [
             "-p", "2222", "-o", "IdentityFile=\(keys)/client,StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null", "root@127.0.0.1:\(export)", mountpoint,
         ], stdoutPath: "\(keys)/sshfs.log", stderrPath: "\(keys)/sshfs.log")
