@@ -20,6 +20,9 @@ final class ChangeFeed: Sendable {
         var next: UInt64
         /// Changes before this position may be lost.
         var lostBefore: UInt64
+        /// The position the feed had at its last answer: a poll may have taken every change
+        /// before it, so one repeated after them is news again.
+        var answeredBefore: UInt64 = 0
         var watching = false
         var unwatched: [String] = []
         /// Polls waiting for a change, with when they give up.
@@ -43,10 +46,14 @@ final class ChangeFeed: Sendable {
 
     /// Adds a change made by `origin` (0: not through a mount) and wakes the waiting polls.
     /// The same change by the same origin right after itself (a file written piece by piece)
-    /// is kept once.
+    /// is kept once, unless a poll may have taken the first already.
     func record(_ change: TreeChange, origin: UInt64) {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            if let last = state.entries.last, last.change == change, last.origin == origin, last.position >= state.lostBefore { return [] }
+            if let last = state.entries.last, last.change == change, last.origin == origin, last.position >= state.lostBefore,
+                last.position >= state.answeredBefore
+            {
+                return []
+            }
             state.entries.append(Entry(position: state.next, change: change, origin: origin))
             state.next += 1
             if state.entries.count > capacity + capacity / 4 {
@@ -138,7 +145,8 @@ final class ChangeFeed: Sendable {
 
 extension ChangeFeed.State {
     /// The answer to a poll from `since` by `client`, and the position the feed had then.
-    fileprivate func answer(since: UInt64, client: UInt64) -> (ChangesResponse, UInt64) {
+    fileprivate mutating func answer(since: UInt64, client: UInt64) -> (ChangesResponse, UInt64) {
+        answeredBefore = next
         var response = ChangesResponse()
         response.next = next
         response.watching = watching

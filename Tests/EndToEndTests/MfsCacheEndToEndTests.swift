@@ -80,6 +80,17 @@ final class MfsCacheEndToEndTests: XCTestCase {
         }
         XCTAssertNotNil(seen, "every change is seen: a \(String(describing: size("\(remote)/a"))), listing \(listing(remote))")
         XCTAssertEqual(try String(contentsOfFile: "\(remote)/a", encoding: .utf8), "three")
+
+        // The same file written again and again with nothing else changing in between (a log
+        // appended to now and then): every write is news to the mount, not only the first.
+        for round in 1...3 {
+            let appender = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(disk)/a"))
+            try appender.seekToEnd()
+            try appender.write(contentsOf: Data("+".utf8))
+            try appender.close()
+            let grown = await cluster.waitFor(seconds: 5) { self.size("\(remote)/a") == 5 + round }
+            XCTAssertNotNil(grown, "append \(round) is seen: a is \(String(describing: size("\(remote)/a"))) bytes")
+        }
     }
 
     func testChangesThroughAnotherNodesMountReachThisMount() async throws {

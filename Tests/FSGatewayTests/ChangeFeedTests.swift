@@ -72,4 +72,17 @@ final class ChangeFeedTests: XCTestCase {
         let answer = await feed.changes(since: start.next, client: 1, waitMs: 0)
         XCTAssertEqual(answer.changes, [change("log"), change("other"), change("log")])
     }
+
+    func testAChangeRepeatedAfterAPollTookItIsNewsAgain() async {
+        let feed = ChangeFeed()
+        let start = await feed.changes(since: 0, client: 1, waitMs: 0)
+        feed.record(change("log"), origin: 0)
+        let first = await feed.changes(since: start.next, client: 1, waitMs: 0)
+        XCTAssertEqual(first.changes, [change("log")])
+        // The file is written again, nothing else changed meanwhile (a log appended to now
+        // and then): the mount that took the first change must hear of this one too.
+        feed.record(change("log"), origin: 0)
+        let second = await feed.changes(since: first.next, client: 1, waitMs: 0)
+        XCTAssertEqual(second.changes, [change("log")])
+    }
 }
