@@ -109,6 +109,10 @@ final class TreeWatcher: @unchecked Sendable {
                 }
             }
             for fd in descriptors.values { close(fd) }
+            // While events keep coming, the next batch is read after the time the feed gathers
+            // changes for one answer anyway: meanwhile the kernel merges repeated events on one
+            // file into one (a writer's every write is an event).
+            usleep(UInt32(ChangeFeed.gatherNs / 1_000))
         }
     }
 
