@@ -20,8 +20,8 @@ final class ChangeFeed: Sendable {
         var next: UInt64
         /// Changes before this position may be lost.
         var lostBefore: UInt64
-        /// The position the feed had at its last answer: a poll may have taken every change
-        /// before it, so one repeated after them is news again.
+        /// The position the feed had when it last answered a poll, which may have taken every
+        /// change before it: one repeated after them is news again.
         var answeredBefore: UInt64 = 0
         var watching = false
         var unwatched: [String] = []
@@ -100,9 +100,11 @@ final class ChangeFeed: Sendable {
             if !response.changes.isEmpty && woken {
                 // Woken by a change: let the burst it may begin come in, then answer it all.
                 try? await Task.sleep(for: .nanoseconds(ChangeFeed.gatherNs))
-                return state.withLock { $0.answer(since: since, client: client).0 }
+                return state.withLock { $0.handOut(since: since, client: client) }
             }
-            if !response.changes.isEmpty || response.reset || since == 0 || monotonicNs() >= deadline { return response }
+            if !response.changes.isEmpty || response.reset || since == 0 || monotonicNs() >= deadline {
+                return state.withLock { $0.handOut(since: since, client: client) }
+            }
             // Only this client's own changes, or none: wait for more from where they end.
             from = response.next
             await waitForChange(after: seen, until: deadline)
@@ -145,8 +147,13 @@ final class ChangeFeed: Sendable {
 
 extension ChangeFeed.State {
     /// The answer to a poll from `since` by `client`, and the position the feed had then.
-    fileprivate mutating func answer(since: UInt64, client: UInt64) -> (ChangesResponse, UInt64) {
+    /// The answer to a poll that goes out now: a change repeated after it is news again.
+    fileprivate mutating func handOut(since: UInt64, client: UInt64) -> ChangesResponse {
         answeredBefore = next
+        return answer(since: since, client: client).0
+    }
+
+    fileprivate func answer(since: UInt64, client: UInt64) -> (ChangesResponse, UInt64) {
         var response = ChangesResponse()
         response.next = next
         response.watching = watching

@@ -128,7 +128,11 @@ struct MfsBenchmark {
         unlink("\(keys)/sshd.pid")
         let sshd = try ChildProcess.spawn("/usr/sbin/sshd", ["-D", "-e", "-f", "\(keys)/sshd_config"], stdoutPath: "\(keys)/sshd.log", stderrPath: "\(keys)/sshd.log")
         // sshd writes its pid file once it listens.
-        for _ in 0..<1_000 where !fileExists("\(keys)/sshd.pid") && sshd.poll() == nil { usleep(10_000) }
+        var waitedMs = 0
+        while !fileExists("\(keys)/sshd.pid") && sshd.poll() == nil && waitedMs < 10_000 {
+            usleep(10_000)
+            waitedMs += 10
+        }
         guard fileExists("\(keys)/sshd.pid") else {
             let how = sshd.poll() == nil ? "did not listen on 127.0.0.1:2222 within 10 s" : "exited before it listened on 127.0.0.1:2222"
             sshd.send(SIGTERM)
