@@ -61,7 +61,7 @@ let package = Package(
             dependencies: ["Shared", "Discovery", "Migrator", "Balancer", "OMXBench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "OMXBench", dependencies: ["Shared", "Discovery", "Balancer"]),
-        .executableTarget(name: "RawBench"),
+        .executableTarget(name: "RawBench", linkerSettings: [.linkedLibrary("uv")]),
 
         // MARK: Tests
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),

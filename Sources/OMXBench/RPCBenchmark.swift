@@ -51,9 +51,23 @@ public struct RPCBenchmark {
         }
     }
 
+    /// The raw client's ping-pong against one bare libuv loop echoing the frames (no envelope,
+    /// authentication, Swift or task): the least a server on an event loop, as every OMX
+    /// service is, can cost. OMX's own work per call is what it takes beyond this.
+    public struct LoopFloor: Sendable, Encodable {
+        public let transport: String
+        public let p50Us: Double
+        public let p99Us: Double
+        /// p50 against the blocking raw server, measured in the same rounds.
+        public let rawP50Us: Double
+        /// Client and server CPU time per call.
+        public let cpuPerCallUs: Double
+    }
+
     /// Everything measured.
     public struct Report: Sendable, Encodable {
         public var rows: [Row] = []
+        public var loopFloors: [LoopFloor] = []
         public var idleServiceRSSKiB: Int?
         /// Whether clients ran on CPU 0 and servers on CPU 1 (as on two hosts), OMX and raw alike.
         public var pinned = false
@@ -100,26 +114,36 @@ public struct RPCBenchmark {
             serverCPU + [omxPath, "bench", "rpc-server", "--port", "\(basePort)", "--unix", "\(dir)/omx.sock", "--map", mapPath, "--key", "\(dir)/cluster.key"],
             stdoutPath: "\(dir)/omx-server.out", stderrPath: "\(dir)/omx-server.err")
         let rawServer = try spawn(serverCPU + [rawPath, "serve", "127.0.0.1", "\(basePort + 1)", "\(dir)/raw.sock"], stdoutPath: "\(dir)/raw-server.out")
+        // basePort + 2 is the idle service's.
+        let floorServer = try spawn(serverCPU + [rawPath, "serve-uv", "127.0.0.1", "\(basePort + 3)", "\(dir)/uv.sock"], stdoutPath: "\(dir)/uv-server.out")
         defer {
             omxServer.send(SIGTERM)
             rawServer.send(SIGKILL)
+            floorServer.send(SIGKILL)
             omxServer.wait()
             rawServer.wait()
+            floorServer.wait()
         }
         try await waitForLine("ready", in: "\(dir)/omx-server.out", process: omxServer)
         try await waitForLine("ready", in: "\(dir)/raw-server.out", process: rawServer)
+        try await waitForLine("ready", in: "\(dir)/uv-server.out", process: floorServer)
 
         let loop = try EventLoop()
         let logger = Logger(label: "omx-bench")
-        let transports: [(name: String, omx: RPCEndpoint, raw: [String], auth: Authenticator?)] = [
-            ("tcp", .tcp(host: "127.0.0.1", port: basePort), ["tcp", "127.0.0.1", "\(basePort + 1)"], Authenticator(key: key, nodeID: 1)),
-            ("unix", .unix(path: "\(dir)/omx.sock"), ["unix", "\(dir)/raw.sock"], nil),
+        let transports: [(name: String, omx: RPCEndpoint, raw: [String], floor: [String], auth: Authenticator?)] = [
+            (
+                "tcp", .tcp(host: "127.0.0.1", port: basePort), ["tcp", "127.0.0.1", "\(basePort + 1)"], ["tcp", "127.0.0.1", "\(basePort + 3)"],
+                Authenticator(key: key, nodeID: 1)
+            ),
+            ("unix", .unix(path: "\(dir)/omx.sock"), ["unix", "\(dir)/raw.sock"], ["unix", "\(dir)/uv.sock"], nil),
         ]
+        let raw = RawServer(process: rawServer, output: "\(dir)/raw-server.out")
+        let floor = RawServer(process: floorServer, output: "\(dir)/uv-server.out")
         for transport in transports {
             let client = RPCClient(loop: loop, endpoint: transport.omx, configuration: .init(authenticator: transport.auth), logger: logger)
             let perRound = max(options.pingCount / options.rounds, 100)
             progress("\(transport.name): ping-pong latency, 64 B, \(options.rounds) x \(perRound) calls each")
-            var omx = Tally(), omxBlocking = Tally(), raw = Tally()
+            var omx = Tally(), omxBlocking = Tally(), rawTally = Tally(), floorTally = Tally()
             // The blocking client (what /mfs's threads use) waits in recv, as the raw client does.
             let blocking = blockingClient(transport.omx, transport.auth)
             for _ in 0..<options.rounds {
@@ -129,7 +153,8 @@ public struct RPCBenchmark {
                         try await pingPong(count: perRound) { _ = try await client.call(BenchServer.echoMethod, $0) }
                     }
                 }
-                raw.add(try runRaw(["pingpong"] + transport.raw + ["64", "\(perRound)"], dir: dir, server: rawServer))
+                rawTally.add(try runRaw(["pingpong"] + transport.raw + ["64", "\(perRound)"], dir: dir, server: raw))
+                floorTally.add(try runRaw(["pingpong"] + transport.floor + ["64", "\(perRound)"], dir: dir, server: floor))
                 if let blocking {
                     try await omxBlocking.charge(server: omxServer) {
                         try await pingPong(count: perRound) { _ = try blocking.call(BenchServer.echoMethod, $0) }
@@ -138,26 +163,30 @@ public struct RPCBenchmark {
             }
             for (client, tally) in [("", omx), (", blocking client", omxBlocking)] where !tally.samplesUs.isEmpty {
                 for (test, percentile) in [("ping-pong p50", 0.5), ("ping-pong p99", 0.99)] {
-                    let (omxValue, rawValue) = (tally.percentile(percentile), raw.percentile(percentile))
+                    let (omxValue, rawValue) = (tally.percentile(percentile), rawTally.percentile(percentile))
                     report.rows.append(
                         Row(
                             transport: transport.name, test: test + client, unit: "us", omx: omxValue, raw: rawValue, ratio: omxValue / rawValue,
-                            omxTally: tally, rawTally: raw))
+                            omxTally: tally, rawTally: rawTally))
                 }
             }
+            report.loopFloors.append(
+                LoopFloor(
+                    transport: transport.name, p50Us: floorTally.percentile(0.5), p99Us: floorTally.percentile(0.99), rawP50Us: rawTally.percentile(0.5),
+                    cpuPerCallUs: floorTally.cpuPerCallUs))
             for (size, window) in [(64, options.window), (65_536, options.largeWindow)] {
                 let label = size == 64 ? "64 B" : "64 KiB"
                 let seconds = options.seconds / Double(options.rounds)
                 progress("\(transport.name): pipelined \(label), \(window) in flight, \(options.rounds) x \(seconds) s")
-                var omx = Tally(), raw = Tally()
+                var omx = Tally(), rawTally = Tally()
                 for _ in 0..<options.rounds {
                     try await omx.charge(server: omxServer) { try await pipelined(client, bodySize: size, window: window, seconds: seconds, on: loop) }
-                    raw.add(try runRaw(["pipeline"] + transport.raw + ["\(size)", "\(seconds)", "\(window)"], dir: dir, server: rawServer))
+                    rawTally.add(try runRaw(["pipeline"] + transport.raw + ["\(size)", "\(seconds)", "\(window)"], dir: dir, server: raw))
                 }
                 report.rows.append(
                     Row(
-                        transport: transport.name, test: "pipelined \(label)", unit: "calls/s", omx: omx.rate, raw: raw.rate,
-                        ratio: omx.rate / raw.rate, omxTally: omx, rawTally: raw))
+                        transport: transport.name, test: "pipelined \(label)", unit: "calls/s", omx: omx.rate, raw: rawTally.rate,
+                        ratio: omx.rate / rawTally.rate, omxTally: omx, rawTally: rawTally))
             }
             await client.close()
         }
@@ -258,9 +287,9 @@ public struct RPCBenchmark {
     /// Runs one raw client and reads what it measured: each round trip (ping-pong) or its
     /// calls and seconds (pipeline), and the CPU time of the client and of the server thread
     /// that served it (which reports when the client is gone).
-    private func runRaw(_ arguments: [String], dir: String, server: ChildProcess) throws -> Tally {
+    private func runRaw(_ arguments: [String], dir: String, server: RawServer) throws -> Tally {
         let output = "\(dir)/raw-client.out"
-        let served = "\(dir)/raw-server.out"
+        let served = server.output
         unlink(output)
         let reportsBefore = rawServerReports(served).count
         let process = try ChildProcess.spawn(rawPath, arguments, stdoutPath: output)
@@ -296,7 +325,13 @@ public struct RPCBenchmark {
         return tally
     }
 
-    /// The "served FRAMES cpu_ns NS user_ns NS" lines the raw server printed so far.
+    /// A server of `omx-rawbench` (`serve` or `serve-uv`) and the file it reports to.
+    struct RawServer {
+        let process: ChildProcess
+        let output: String
+    }
+
+    /// The "served FRAMES cpu_ns NS user_ns NS" lines a raw server printed so far.
     private func rawServerReports(_ path: String) -> [(frames: Int, cpuNs: UInt64, userNs: UInt64)] {
         ((try? readTextFile(path)) ?? "").split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")

@@ -7,6 +7,9 @@
  *
  *   omx-rawbench serve TCP_HOST TCP_PORT UNIX_PATH   -> "ready", then per closed connection
  *                                                       "served FRAMES cpu_ns NS user_ns NS"
+ *   omx-rawbench serve-uv TCP_HOST TCP_PORT UNIX_PATH
+ *                                                    -> the same, served by one bare libuv loop
+ *                                                       (uv_echo.c): the event-loop floor
  *   omx-rawbench pingpong tcp HOST PORT | unix PATH  BODY_BYTES COUNT
  *                                                    -> every round trip in us, a line each, then
  *                                                       "cpu CLIENT_CPU_NS_PER_CALL CLIENT_USER_NS_PER_CALL"
@@ -31,10 +34,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "uv_echo.h"
+
 static void die(const char *what) {
     fprintf(stderr, "omx-rawbench: %s: %s\n", what, strerror(errno));
     exit(1);
 }
+
+/* A client waits this long for an answer (SO_RCVTIMEO), then fails with ETIMEDOUT: a server
+   that lost a frame ends the run instead of hanging it. */
+static const int answer_timeout_seconds = 10;
 
 static int read_full(int fd, void *buf, size_t len) {
     char *p = buf;
@@ -43,6 +52,7 @@ static int read_full(int fd, void *buf, size_t len) {
         if (n == 0) return 0;
         if (n < 0) {
             if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) errno = ETIMEDOUT;
             return -1;
         }
         p += n;
@@ -169,6 +179,11 @@ static void *accept_loop(void *arg) {
     return NULL;
 }
 
+static void limit_wait_for_answers(int fd) {
+    struct timeval limit = {.tv_sec = answer_timeout_seconds};
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit)) < 0) die("SO_RCVTIMEO");
+}
+
 static int tcp_socket(const char *host, int port, int listening) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) die("socket");
@@ -182,6 +197,7 @@ static int tcp_socket(const char *host, int port, int listening) {
     } else {
         if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) die("connect tcp");
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        limit_wait_for_answers(fd);
     }
     return fd;
 }
@@ -195,8 +211,9 @@ static int unix_socket(const char *path, int listening) {
         unlink(path);
         if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) die("bind unix");
         if (listen(fd, 128) < 0) die("listen unix");
-    } else if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-        die("connect unix");
+    } else {
+        if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) die("connect unix");
+        limit_wait_for_answers(fd);
     }
     return fd;
 }
@@ -233,6 +250,7 @@ static void *pipeline_reader(void *arg) {
         s->received++;
         sem_post(&s->window);
     }
+    if (!s->stop) die("pipeline read");
     return NULL;
 }
 
@@ -252,6 +270,7 @@ static void pipeline(int fd, size_t body, double seconds, int window) {
     }
     while (s.received < sent) sem_wait(&s.window);
     double elapsed = (now_ns() - start) / 1e9;
+    s.stop = 1;
     shutdown(fd, SHUT_RDWR);
     pthread_join(reader, NULL);
     printf("%ld %.6f\ncpu %.0f %.0f\n", sent, elapsed, (double)(process_cpu_ns() - cpu_start) / (double)sent,
@@ -268,6 +287,7 @@ int main(int argc, char **argv) {
         pthread_join(tcp_thread, NULL);
         return 0;
     }
+    if (argc == 5 && strcmp(argv[1], "serve-uv") == 0) return serve_uv_echo(argv[2], atoi(argv[3]), argv[4]);
     if (argc >= 6 && (strcmp(argv[1], "pingpong") == 0 || strcmp(argv[1], "pipeline") == 0)) {
         int tcp = strcmp(argv[2], "tcp") == 0;
         int next = tcp ? 5 : 4;
@@ -282,6 +302,7 @@ int main(int argc, char **argv) {
         }
     }
     fprintf(stderr, "usage: omx-rawbench serve TCP_HOST TCP_PORT UNIX_PATH\n"
+                    "       omx-rawbench serve-uv TCP_HOST TCP_PORT UNIX_PATH\n"
                     "       omx-rawbench pingpong tcp HOST PORT|unix PATH BODY_BYTES COUNT\n"
                     "       omx-rawbench pipeline tcp HOST PORT|unix PATH BODY_BYTES SECONDS WINDOW\n");
     return 2;

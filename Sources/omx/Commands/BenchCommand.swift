@@ -56,6 +56,12 @@ struct BenchCommand: AsyncParsableCommand {
                 formatTable(header: ["TRANSPORT", "TEST", "OMX", "RAW", "OMX/RAW", "CPU/CALL OMX", "CPU/CALL RAW"], rows: rows),
                 terminator: "")
             print("CPU/CALL: client and server CPU time per call, both processes together, and its user-mode part (the rest is the kernel's).")
+            for floor in report.loopFloors {
+                print(
+                    "\(floor.transport) event-loop floor (the raw client against one bare libuv loop echoing: no envelope, auth or Swift):",
+                    "p50 \(String(format: floor.p50Us, decimals: 1)) us (\(String(format: floor.p50Us / floor.rawP50Us, decimals: 2))x raw),",
+                    "p99 \(String(format: floor.p99Us, decimals: 1)) us, CPU/call \(String(format: floor.cpuPerCallUs, decimals: 1)) us")
+            }
             if report.pinned { print("Clients ran on CPU 0 and servers on CPU 1, OMX and raw alike.") }
             if report.guestHaltPollNs == 0 {
                 print(

@@ -1,0 +1,156 @@
+/*
+ * The event-loop floor of `omx bench rpc`: the same echo as `omx-rawbench serve`, served by one
+ * bare libuv loop thread (non-blocking sockets, epoll, read callbacks), as every OMX service
+ * serves, but with no envelope, authentication, Swift or task. What a raw client measures
+ * against it is the least any server on a libuv loop can cost.
+ */
+#define _GNU_SOURCE /* RUSAGE_THREAD */
+#include "uv_echo.h"
+
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <uv.h>
+
+/* One accepted connection: its handle first (libuv hands the handle back), then the bytes read
+   and not yet echoed, and its share of the loop thread's CPU. */
+struct echo_connection {
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_stream_t stream;
+    } handle;
+    char *buffer;
+    size_t capacity, filled;
+    long frames;
+    uint64_t cpu_start_ns, user_start_ns;
+};
+
+/* A write libuv could not finish at once: it owns a copy of the bytes. */
+struct pending_write {
+    uv_write_t request;
+    char bytes[];
+};
+
+static uint64_t thread_cpu_ns(void) {
+    struct timespec cpu;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+    return (uint64_t)cpu.tv_sec * 1000000000ull + (uint64_t)cpu.tv_nsec;
+}
+
+static uint64_t thread_user_ns(void) {
+    struct rusage usage;
+    getrusage(RUSAGE_THREAD, &usage);
+    return (uint64_t)usage.ru_utime.tv_sec * 1000000000ull + (uint64_t)usage.ru_utime.tv_usec * 1000ull;
+}
+
+static void fail(const char *what, int status) {
+    fprintf(stderr, "omx-rawbench: %s: %s\n", what, uv_strerror(status));
+    exit(1);
+}
+
+static void closed(uv_handle_t *handle) {
+    struct echo_connection *connection = (struct echo_connection *)handle;
+    free(connection->buffer);
+    free(connection);
+}
+
+/* Reports the connection's frames and the loop thread's CPU time while it was open (one
+   connection at a time is measured), in `serve`'s format. */
+static void finish(struct echo_connection *connection) {
+    printf("served %ld cpu_ns %llu user_ns %llu\n", connection->frames,
+           (unsigned long long)(thread_cpu_ns() - connection->cpu_start_ns),
+           (unsigned long long)(thread_user_ns() - connection->user_start_ns));
+    fflush(stdout);
+    uv_close((uv_handle_t *)&connection->handle, closed);
+}
+
+static void allocate(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+    struct echo_connection *connection = (struct echo_connection *)handle;
+    (void)suggested;
+    if (connection->capacity - connection->filled < 65536) {
+        connection->capacity = connection->filled + 65536;
+        connection->buffer = realloc(connection->buffer, connection->capacity);
+    }
+    *buf = uv_buf_init(connection->buffer + connection->filled, (unsigned)(connection->capacity - connection->filled));
+}
+
+static void written(uv_write_t *request, int status) {
+    (void)status;
+    free(request);
+}
+
+/* Echoes `length` bytes: at once when the socket takes them, else through a queued write. */
+static void echo(struct echo_connection *connection, const char *bytes, size_t length) {
+    uv_buf_t whole = uv_buf_init((char *)bytes, (unsigned)length);
+    int sent = uv_try_write(&connection->handle.stream, &whole, 1);
+    size_t done = sent > 0 ? (size_t)sent : 0;
+    if (done == length) return;
+    struct pending_write *pending = malloc(sizeof(*pending) + length - done);
+    memcpy(pending->bytes, bytes + done, length - done);
+    uv_buf_t rest = uv_buf_init(pending->bytes, (unsigned)(length - done));
+    int status = uv_write(&pending->request, &connection->handle.stream, &rest, 1, written);
+    if (status < 0) fail("uv_write", status);
+}
+
+/* Echoes every whole frame read so far in one write (an echo's answers are its requests' bytes). */
+static void received(uv_stream_t *stream, ssize_t count, const uv_buf_t *buf) {
+    struct echo_connection *connection = (struct echo_connection *)stream;
+    (void)buf;
+    if (count < 0) {
+        finish(connection);
+        return;
+    }
+    connection->filled += (size_t)count;
+    size_t whole = 0;
+    while (connection->filled - whole >= 4) {
+        uint32_t be;
+        memcpy(&be, connection->buffer + whole, 4);
+        size_t frame = 4 + (size_t)ntohl(be);
+        if (connection->filled - whole < frame) break;
+        whole += frame;
+        connection->frames++;
+    }
+    if (whole == 0) return;
+    echo(connection, connection->buffer, whole);
+    memmove(connection->buffer, connection->buffer + whole, connection->filled - whole);
+    connection->filled -= whole;
+}
+
+static void accepted(uv_stream_t *listener, int status) {
+    if (status < 0) fail("listen", status);
+    struct echo_connection *connection = calloc(1, sizeof(*connection));
+    if (listener->type == UV_TCP) {
+        uv_tcp_init(listener->loop, &connection->handle.tcp);
+    } else {
+        uv_pipe_init(listener->loop, &connection->handle.pipe, 0);
+    }
+    if ((status = uv_accept(listener, &connection->handle.stream)) < 0) fail("accept", status);
+    if (listener->type == UV_TCP) uv_tcp_nodelay(&connection->handle.tcp, 1);
+    connection->cpu_start_ns = thread_cpu_ns();
+    connection->user_start_ns = thread_user_ns();
+    if ((status = uv_read_start(&connection->handle.stream, allocate, received)) < 0) fail("uv_read_start", status);
+}
+
+int serve_uv_echo(const char *tcp_host, int tcp_port, const char *unix_path) {
+    uv_loop_t *loop = uv_default_loop();
+    uv_tcp_t tcp;
+    uv_pipe_t unix_listener;
+    struct sockaddr_in address;
+    int status;
+    if ((status = uv_ip4_addr(tcp_host, tcp_port, &address)) < 0) fail("address", status);
+    uv_tcp_init(loop, &tcp);
+    if ((status = uv_tcp_bind(&tcp, (const struct sockaddr *)&address, 0)) < 0) fail("bind tcp", status);
+    if ((status = uv_listen((uv_stream_t *)&tcp, 128, accepted)) < 0) fail("listen tcp", status);
+    uv_pipe_init(loop, &unix_listener, 0);
+    remove(unix_path);
+    if ((status = uv_pipe_bind(&unix_listener, unix_path)) < 0) fail("bind unix", status);
+    if ((status = uv_listen((uv_stream_t *)&unix_listener, 128, accepted)) < 0) fail("listen unix", status);
+    printf("ready\n");
+    fflush(stdout);
+    return uv_run(loop, UV_RUN_DEFAULT);
+}

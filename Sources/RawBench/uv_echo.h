@@ -1,0 +1,9 @@
+#ifndef OMX_RAWBENCH_UV_ECHO_H
+#define OMX_RAWBENCH_UV_ECHO_H
+
+/* Serves the echo on one bare libuv loop until killed; prints "ready" once both listen, then
+   per closed connection "served FRAMES cpu_ns NS user_ns NS" (the loop thread's CPU time while
+   it was open). */
+int serve_uv_echo(const char *tcp_host, int tcp_port, const char *unix_path);
+
+#endif
