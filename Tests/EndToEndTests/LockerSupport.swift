@@ -60,6 +60,30 @@ struct Locker {
                 print('got', flush=True)
             except Alarm:
                 print('interrupted', flush=True)
+        elif command == 'crowd':  # crowd PATH THREADS REFUSALS: as many threads wait for a write lock on the whole file at once
+            import threading
+            path, threads, refusals = args[0], int(args[1]), int(args[2])
+            outcomes, changed = [], threading.Condition()
+            def wait_for_lock():
+                fd = os.open(path, os.O_RDWR)  # left open: a close would drop the process's locks
+                try:
+                    take(fd, 'fcntl', fcntl.F_WRLCK, 0, 0, True)
+                    outcome = 'got'
+                except OSError as error:
+                    outcome = 'errno %d' % error.errno
+                with changed:
+                    outcomes.append(outcome)
+                    changed.notify_all()
+            waiters = [threading.Thread(target=wait_for_lock) for _ in range(threads)]
+            for waiter in waiters:
+                waiter.start()
+            # Says which errors came once REFUSALS threads failed, or after 30 s, whichever is first.
+            with changed:
+                changed.wait_for(lambda: len(outcomes) >= refusals, timeout=30)
+                print('refused %s' % sorted(o for o in outcomes if o != 'got'), flush=True)
+            for waiter in waiters:
+                waiter.join()
+            print('got %d' % outcomes.count('got'), flush=True)
         elif command == 'count':  # count DATABASE TIMES: adds 1 to the counter TIMES times, one transaction each
             database = sqlite3.connect(args[0], timeout=60, isolation_level=None)
             for _ in range(int(args[1])):

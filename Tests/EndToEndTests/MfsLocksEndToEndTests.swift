@@ -141,6 +141,29 @@ final class MfsLocksEndToEndTests: XCTestCase {
         await cluster.down()
     }
 
+    func testCallersBeyondTheMountsWaiterLimitAreRefusedWithENOLCKAndTheOthersGetTheLock() async throws {
+        // MfsOperations.maxLockWaiters: each waiter keeps one of the mount's threads.
+        let limit = 128
+        let (cluster, locker) = try await mountedCluster(subnet: 110)
+        defer { _ = cluster.omx(["cluster", "down", "--dir", cluster.dir]) }
+        let file = try sharedFile(cluster, "crowded")
+
+        // A process of node 1 holds the whole file; 130 threads of a process on node 2 wait for it.
+        let holder = try locker.start(["hold", "fcntl", file.disk, "write", "0", "0"])
+        XCTAssertEqual(holder.line(), "held")
+        let crowd = try locker.start(["crowd", file.node2, "\(limit + 2)", "2"])
+        XCTAssertEqual(crowd.line(), "refused ['errno \(ENOLCK)', 'errno \(ENOLCK)']", "the two beyond the limit are refused at once, the others wait")
+        XCTAssertTrue(
+            cluster.log(2, "mfs").contains("\(limit) callers wait for locks already; this one is refused (ENOLCK)"),
+            "the mount says why: \(cluster.log(2, "mfs").suffix(2_000))")
+
+        // Once the holder lets go, every waiter gets the lock (one process: they share its locks).
+        holder.finish()
+        XCTAssertEqual(crowd.line(), "got \(limit)")
+        crowd.finish()
+        XCTAssertEqual(locker.run(["try", "fcntl", file.disk, "write", "0", "0"]), "got", "the process's end dropped its lock")
+    }
+
     func testADatabaseWrittenFromEveryNodeLosesNoTransactionAndALockHolderDoesNotMove() async throws {
         try DiscoveryCluster.requireCRIU()
         let (cluster, locker) = try await mountedCluster(subnet: 101)
