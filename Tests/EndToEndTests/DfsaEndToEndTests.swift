@@ -48,6 +48,39 @@ final class DfsaEndToEndTests: XCTestCase {
         await loop.shutdown()
     }
 
+    func testWithDFSAOffAGuestJobsLockIsTakenAtTheFilesNodeThroughItsHome() async throws {
+        try DiscoveryCluster.requireFUSE()
+        try PythonClient.requireAndGenerate()
+        let cluster = try DiscoveryCluster(subnet: 111, nodes: 3, configText: "[mfs]\ndfsa = no\n")
+        defer { _ = cluster.omx(["cluster", "down", "--dir", cluster.dir]) }
+        for node in 1...2 {
+            let listed = await cluster.waitForMount(at: "\(cluster.dir)/node-\(node)/mfs", nodes: 3)
+            XCTAssertTrue(listed, "node \(node)'s /mfs lists nodes 1, 2 and 3")
+        }
+        let locker = try Locker(in: cluster.dir)
+        let shared = "\(cluster.dir)/shared"
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
+        let disk = "\(shared)/guarded"
+        try "0123456789".write(toFile: disk, atomically: false, encoding: .utf8)
+        let flag = "\(cluster.dir)/let-go"
+
+        // A job of node 1 running on node 2 write-locks node 3's file through node 2's mount:
+        // the lock call goes to node 1's gateway, which takes the lock at node 3's.
+        let job = try cluster.run([PythonClient.python, locker.script, "guard", "\(cluster.dir)/node-2/mfs/3\(disk)", flag], options: ["--node", "2"])
+        let held = await cluster.waitFor(seconds: 10) { locker.run(["try", "fcntl", disk, "write", "0", "0"]) == "busy" }
+        XCTAssertNotNil(held, "a process of the file's node finds it locked")
+        XCTAssertEqual(locker.run(["try", "fcntl", "\(cluster.dir)/node-1/mfs/3\(disk)", "write", "5", "1"]), "busy", "so does one through another node's mount")
+        XCTAssertGreaterThan(cluster.metric("omx_rpc_calls_total", [#"node="1""#, "FSGateway.Lock"]), 0, "the job's home relayed the lock")
+        XCTAssertGreaterThan(cluster.metric("omx_rpc_calls_total", [#"node="3""#, "FSGateway.Lock"]), 0, "the file's node took it")
+        XCTAssertEqual(cluster.metric("omx_rpc_calls_total", [#"node="2""#, "FSGateway.Lock"]), 0, "the node the job runs on had no part")
+
+        // The job lets go: the lock is gone at the file's node too.
+        _ = FileManager.default.createFile(atPath: flag, contents: nil)
+        let released = await cluster.waitFor(seconds: 10) { locker.run(["try", "fcntl", disk, "write", "0", "0"]) == "got" }
+        XCTAssertNotNil(released, "the unlock went the same way")
+        _ = cluster.omx(["kill", "-KILL", job])
+    }
+
     func testMountMfsIsTheHelperOfTheHowtosFstabLine() async throws {
         try DiscoveryCluster.requireFUSE()
         let cluster = try DiscoveryCluster(subnet: 61, nodes: 2, gateways: 1)
