@@ -171,7 +171,7 @@ public final class DiscoveryService: @unchecked Sendable {
         let server = host.server
         // Gossip is between nodes' Discoveries (over TCP, signed): a local user on the Unix
         // socket could otherwise evict or resurrect nodes cluster-wide.
-        server.register("Discovery.Probe") { [self] (gossip: Gossip, request) in
+        server.registerImmediate("Discovery.Probe") { [self] (gossip: Gossip, request) in
             try requireNode(request, "Probe")
             received(gossip, from: gossip.fromNode)
             return Gossip(fromNode: selfID, updates: outgoing(to: gossip.fromNode))
@@ -187,12 +187,12 @@ public final class DiscoveryService: @unchecked Sendable {
             }
             return Gossip(fromNode: selfID, updates: outgoing(to: gossip.fromNode), reached: reached)
         }
-        server.register("Discovery.Sync") { [self] (gossip: Gossip, request) in
+        server.registerImmediate("Discovery.Sync") { [self] (gossip: Gossip, request) in
             try requireNode(request, "Sync")
             received(gossip, from: gossip.fromNode)
             return Gossip(fromNode: selfID, updates: membership.fullState)
         }
-        server.register("Discovery.Members") { [self] (_: MembersRequest, _) in members() }
+        server.registerImmediate("Discovery.Members") { [self] (_: MembersRequest, _) in members() }
         server.register("Discovery.Watch") { [self] (request: WatchRequest, _) in
             let deadline = monotonicNs() + UInt64(min(max(request.timeoutMs, 1), 60_000)) * 1_000_000
             while membership.change <= request.afterChange && monotonicNs() < deadline {
@@ -202,7 +202,7 @@ public final class DiscoveryService: @unchecked Sendable {
         }
         // Services register as the user Discovery runs as (root on a real node): any other
         // local user could point the cluster at a service of their own.
-        server.register("Discovery.Register") { [self] (lease: ServiceLease, request) in
+        server.registerImmediate("Discovery.Register") { [self] (lease: ServiceLease, request) in
             try requireLocal(request, "Register", asService: true)
             var instance = lease.instance
             instance.nodeID = selfID
@@ -212,7 +212,7 @@ public final class DiscoveryService: @unchecked Sendable {
             logger.info("registered \(instance.kind) instance \(instance.instance) (pid \(instance.pid)) for \(leaseMs) ms")
             return ServiceLease(instance: instance, leaseMs: leaseMs)
         }
-        server.register("Discovery.Renew") { [self] (lease: ServiceLease, request) in
+        server.registerImmediate("Discovery.Renew") { [self] (lease: ServiceLease, request) in
             try requireLocal(request, "Renew", asService: true)
             let leaseMs = lease.leaseMs == 0 ? DiscoveryService.defaultLeaseMs : min(lease.leaseMs, 60_000)
             guard registry.renew(kind: lease.instance.kind, instance: lease.instance.instance, expiresMs: wallClockMs() + UInt64(leaseMs)) else {
@@ -220,7 +220,7 @@ public final class DiscoveryService: @unchecked Sendable {
             }
             return ServiceLease(instance: lease.instance, leaseMs: leaseMs)
         }
-        server.register("Discovery.Deregister") { [self] (lease: ServiceLease, request) in
+        server.registerImmediate("Discovery.Deregister") { [self] (lease: ServiceLease, request) in
             try requireLocal(request, "Deregister", asService: true)
             guard registry.deregister(kind: lease.instance.kind, instance: lease.instance.instance) else {
                 throw RPCError(.notFound, "\(lease.instance.kind) instance \(lease.instance.instance) is not registered")
@@ -228,10 +228,10 @@ public final class DiscoveryService: @unchecked Sendable {
             membership.setServices(registry.instances)
             return lease
         }
-        server.register("Discovery.Lookup") { [self] (request: LookupRequest, _) in
+        server.registerImmediate("Discovery.Lookup") { [self] (request: LookupRequest, _) in
             LookupResponse(instances: lookup(kind: request.kind, nodeID: request.nodeID))
         }
-        server.register("Discovery.GetMap") { [self] (_: Empty, _) in
+        server.registerImmediate("Discovery.GetMap") { [self] (_: Empty, _) in
             MapText(text: mapText, source: map.source, digest: map.digest)
         }
         server.register("Discovery.SetMap") { [self] (request: MapText, caller) in

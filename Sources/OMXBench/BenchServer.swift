@@ -17,7 +17,7 @@ public enum BenchServer {
                 name: "bench server", authenticator: Authenticator(key: key, nodeID: map.nodes[0].id),
                 allowedAddresses: map.resolvedAddresses()),
             logger: Logger(label: "omx-bench-server"))
-        server.register(echoMethod) { request in request.body }
+        server.registerImmediate(echoMethod) { request in request.body }
         try await server.listen(on: .tcp(host: "127.0.0.1", port: tcpPort))
         try await server.listen(on: .unix(path: unixPath))
         print("ready")

@@ -4,13 +4,18 @@ import Synchronization
 /// Serves calls on TCP and Unix-socket listeners of one event loop.
 ///
 /// Each request is handled in its own task, so a handler that waits never holds up the others.
-/// Handlers placed on `.loop` run on the loop thread (no thread hop: the fastest path, for work
-/// that never blocks); handlers placed on `.pool` run on Swift's global executor (for work that
-/// blocks or computes at length). Either way the response is written by the loop.
+/// Handlers placed on `.loop` run on the loop thread (no thread hop, for work that never
+/// blocks); handlers placed on `.pool` run on Swift's global executor (for work that blocks or
+/// computes at length). Immediate handlers (`registerImmediate`), for answers at hand that
+/// never wait, run as the request arrives, without a task: the cheapest call. Either way the
+/// response is written by the loop.
 public final class RPCServer: @unchecked Sendable {
     /// A method implementation: the request's body in, the response's body out.
     /// Throw `RPCError` to answer with a status; any other error answers INTERNAL.
     public typealias Handler = @Sendable (RPCRequest) async throws -> [UInt8]
+    /// A method implementation that answers at once on the loop thread: it must neither block
+    /// nor wait. Throws as `Handler`.
+    public typealias ImmediateHandler = @Sendable (RPCRequest) throws -> [UInt8]
 
     /// Where a handler runs.
     public enum Placement: Sendable {
@@ -60,7 +65,13 @@ public final class RPCServer: @unchecked Sendable {
     /// RESOURCE_EXHAUSTED (a pipelining client keeps far fewer in flight).
     public static let maxCallsInFlightPerConnection = 4_096
     private let logger: Logger
-    private let handlers = Mutex<[String: (placement: Placement, handler: Handler)]>([:])
+    /// How a registered method is answered.
+    private enum Method {
+        case task(Placement, Handler)
+        case immediate(ImmediateHandler)
+    }
+
+    private let handlers = Mutex<[String: Method]>([:])
     private let allowedAddresses: Mutex<Set<String>?>
     // Loop thread only:
     private var listeners: [Listener] = []
@@ -95,7 +106,20 @@ public final class RPCServer: @unchecked Sendable {
     /// Adds `handler` for `method`, replacing any earlier one.
     /// - Parameter placement: where the handler runs; `.loop` handlers must never block.
     public func register(_ method: String, on placement: Placement = .loop, _ handler: @escaping Handler) {
-        handlers.withLock { $0[method] = (placement, handler) }
+        handlers.withLock { $0[method] = .task(placement, handler) }
+    }
+
+    /// Adds `handler` for `method`, replacing any earlier one, answered on the loop thread as
+    /// each request arrives, without a task: for answers at hand that never block or wait.
+    public func registerImmediate(_ method: String, _ handler: @escaping ImmediateHandler) {
+        handlers.withLock { $0[method] = .immediate(handler) }
+    }
+
+    /// Adds an immediate handler that takes and returns typed messages.
+    public func registerImmediate<Request: WireMessage, Response: WireMessage>(
+        _ method: String, _ handler: @escaping @Sendable (Request, RPCRequest) throws -> Response
+    ) {
+        registerImmediate(method) { request in try handler(try Request(wire: request.body), request).wire() }
     }
 
     /// Adds a handler that takes and returns typed messages.
@@ -202,14 +226,22 @@ public final class RPCServer: @unchecked Sendable {
             connection.send(answer(call, agreeSession(request, on: connection, authenticator)))
             return
         }
-        let admitted: (RPCRequest, Handler, Placement)
+        let admitted: (RPCRequest, Method)
         do {
             admitted = try admit(request, call, from: caller, signer: signer)
         } catch {
             connection.send(answer(call, .failure(error)))
             return
         }
-        let (rpcRequest, handler, placement) = admitted
+        let (rpcRequest, method) = admitted
+        let handler: Handler, placement: Placement
+        switch method {
+        case let .immediate(answerNow):
+            connection.send(answer(call, Result { try answerNow(rpcRequest) }))
+            return
+        case let .task(on, body):
+            (placement, handler) = (on, body)
+        }
         // Each call holds a task until it is answered: one connection may not hold without end.
         guard connection.callsInFlight < RPCServer.maxCallsInFlightPerConnection else {
             connection.send(answer(call, .failure(RPCError(
@@ -267,14 +299,14 @@ public final class RPCServer: @unchecked Sendable {
         /// The keys agreed on the request's connection, which sign a large answer.
         let session: SessionKeys?
         /// The method's handler, if it has one.
-        let known: (placement: Placement, handler: Handler)?
+        let known: Method?
     }
 
     /// Checks a request (whose signature, on TCP, already held) before its handler runs: that
     /// it is one, that the server is not draining and that the method exists.
     /// - Returns: the request as the handler sees it (the caller's node id from the signature).
     /// - Throws: `RPCError` for the refusal.
-    private func admit(_ request: Envelope, _ call: Call, from caller: Caller, signer: UInt32?) throws -> (RPCRequest, Handler, Placement) {
+    private func admit(_ request: Envelope, _ call: Call, from caller: Caller, signer: UInt32?) throws -> (RPCRequest, Method) {
         guard request.kind == .request else {
             throw RPCError(.invalidArgument, "expected a request, got a response to call \(request.callID)")
         }
@@ -283,10 +315,10 @@ public final class RPCServer: @unchecked Sendable {
         guard !isDraining else {
             throw RPCError(.unavailable, "\(configuration.name) is shutting down")
         }
-        guard let (placement, handler) = call.known else {
+        guard let method = call.known else {
             throw RPCError(.unimplemented, "\(configuration.name) has no method '\(request.method)' (it has: \(methods.joined(separator: ", ")))")
         }
-        return (RPCRequest(method: request.method, body: request.body, caller: who, deadlineMs: request.deadlineMs), handler, placement)
+        return (RPCRequest(method: request.method, body: request.body, caller: who, deadlineMs: request.deadlineMs), method)
     }
 
     /// The response to `call` (signed on TCP), counted in the metrics; refusals are logged.

@@ -81,14 +81,14 @@ public final class ServiceHost: @unchecked Sendable {
 
     private func registerCommonMethods() {
         let nodeID = node.id
-        server.register("Ping") { (request: PingRequest, _) in PingResponse(payload: request.payload, nodeID: nodeID) }
-        server.register("Health") { [self] (_: HealthRequest, _) in
+        server.registerImmediate("Ping") { (request: PingRequest, _) in PingResponse(payload: request.payload, nodeID: nodeID) }
+        server.registerImmediate("Health") { [self] (_: HealthRequest, _) in
             HealthResponse(
                 service: kind.rawValue, version: omxVersion, nodeID: nodeID,
                 uptimeMs: (monotonicNs() - startedNs) / 1_000_000, mapDigest: mapDigest, instance: instance,
                 pid: UInt32(getpid()))
         }
-        server.register("Stats") { [self] (_: StatsRequest, _) in
+        server.registerImmediate("Stats") { [self] (_: StatsRequest, _) in
             metrics.set("omx_uptime_seconds", help: "Seconds since the service started.", Double(monotonicNs() - startedNs) / 1e9)
             metrics.set("omx_resident_bytes", help: "The service process's resident memory.", Double((residentKiB(of: getpid()) ?? 0) * 1024))
             return StatsResponse(service: kind.rawValue, nodeID: nodeID, instance: instance, metrics: metrics.snapshot())
