@@ -67,8 +67,10 @@ final class DfsaEndToEndTests: XCTestCase {
         // A job of node 1 running on node 2 write-locks node 3's file through node 2's mount:
         // the lock call goes to node 1's gateway, which takes the lock at node 3's.
         let job = try cluster.run([PythonClient.python, locker.script, "guard", "\(cluster.dir)/node-2/mfs/3\(disk)", flag], options: ["--node", "2"])
-        let held = await cluster.waitFor(seconds: 10) { locker.run(["try", "fcntl", disk, "write", "0", "0"]) == "busy" }
-        XCTAssertNotNil(held, "a process of the file's node finds it locked")
+        // Asked with F_GETLK, which takes no lock: a probe that took one could make the job's
+        // own (non-waiting) attempt fail.
+        let held = await cluster.waitFor(seconds: 10) { locker.run(["test", disk, "0", "0"]).hasPrefix("write 0 0 pid ") }
+        XCTAssertNotNil(held, "a process of the file's node finds it locked; the job: \(cluster.omx(["logs", job]).stdout) \(cluster.omx(["logs", job, "--stderr"]).stdout) \(cluster.omx(["mps"]).stdout)")
         XCTAssertEqual(locker.run(["try", "fcntl", "\(cluster.dir)/node-1/mfs/3\(disk)", "write", "5", "1"]), "busy", "so does one through another node's mount")
         XCTAssertGreaterThan(cluster.metric("omx_rpc_calls_total", [#"node="1""#, "FSGateway.Lock"]), 0, "the job's home relayed the lock")
         XCTAssertGreaterThan(cluster.metric("omx_rpc_calls_total", [#"node="3""#, "FSGateway.Lock"]), 0, "the file's node took it")
@@ -76,7 +78,7 @@ final class DfsaEndToEndTests: XCTestCase {
 
         // The job lets go: the lock is gone at the file's node too.
         _ = FileManager.default.createFile(atPath: flag, contents: nil)
-        let released = await cluster.waitFor(seconds: 10) { locker.run(["try", "fcntl", disk, "write", "0", "0"]) == "got" }
+        let released = await cluster.waitFor(seconds: 10) { locker.run(["test", disk, "0", "0"]) == "unlocked" }
         XCTAssertNotNil(released, "the unlock went the same way")
         _ = cluster.omx(["kill", "-KILL", job])
     }
