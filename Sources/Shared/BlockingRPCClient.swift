@@ -215,27 +215,49 @@ public final class BlockingRPCClient: Sendable {
         }
     }
 
-    /// Reads the answer to call `callID` on `link`: its 4-byte length, then the envelope
-    /// straight into a buffer of that size (a 1 MiB read is copied once on its way in, not
-    /// three times), checked with the link's session keys, if any.
+    /// What the first read of an answer asks for: an answer this small (most are) arrives in
+    /// one recv and is parsed where it lies, on the stack.
+    static let firstReadSize = 4_096
+
+    /// Reads the answer to call `callID` on `link` and checks it with the link's session keys,
+    /// if any: one recv of up to `firstReadSize` bytes, then, for a larger answer, the rest of
+    /// the envelope straight into a buffer of its size (a 1 MiB read is copied once on its way
+    /// in, not three times).
     private func receive(_ callID: UInt64, on link: Link, method: String, deadlineNs: UInt64, timeoutMs: UInt64) throws -> Envelope {
         let fd = link.fd
-        var header = [UInt8](repeating: 0, count: Frame.headerSize)
-        try header.withUnsafeMutableBytes { try receiveExactly($0, from: fd, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs) }
-        let length = header.reduce(0) { $0 << 8 | Int($1) }
-        guard length <= maxFrameSize else {
-            throw ConnectionFailure(rpcError: RPCError(.dataLoss, "\(method) to \(peer): \(FrameError.oversize(length: length, limit: maxFrameSize))"))
+        let wait = (method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
+        return try withUnsafeTemporaryAllocation(byteCount: BlockingRPCClient.firstReadSize, alignment: 8) { first in
+            var got = 0
+            while got < Frame.headerSize { got += try receiveSome(UnsafeMutableRawBufferPointer(rebasing: first[got...]), from: fd, wait) }
+            let length = first.prefix(Frame.headerSize).reduce(0) { $0 << 8 | Int($1) }
+            guard length <= maxFrameSize else {
+                throw ConnectionFailure(rpcError: RPCError(.dataLoss, "\(method) to \(peer): \(FrameError.oversize(length: length, limit: maxFrameSize))"))
+            }
+            let frameSize = Frame.headerSize + length
+            // One call is in flight per connection: nothing may come after its answer.
+            guard got <= frameSize else {
+                throw ConnectionFailure(rpcError: RPCError(.dataLoss, "bad response from \(peer) to \(method): \(got - frameSize) bytes came after the answer"))
+            }
+            if frameSize <= first.count {
+                while got < frameSize { got += try receiveSome(UnsafeMutableRawBufferPointer(rebasing: first[got..<frameSize]), from: fd, wait) }
+                return try checkedAnswer(UnsafeRawBufferPointer(rebasing: first[Frame.headerSize..<frameSize]), to: callID, on: link, method: method)
+            }
+            let payload = try [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+                let head = got - Frame.headerSize
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: first[Frame.headerSize..<got]))
+                try receiveExactly(UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[head...]), from: fd, wait)
+                count = length
+            }
+            return try payload.withUnsafeBytes { try checkedAnswer($0, to: callID, on: link, method: method) }
         }
-        let payload = try [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
-            try receiveExactly(UnsafeMutableRawBufferPointer(buffer), from: fd, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
-            count = length
-        }
+    }
+
+    /// The answer to call `callID` in `payload` (one envelope), its signature checked.
+    private func checkedAnswer(_ payload: UnsafeRawBufferPointer, to callID: UInt64, on link: Link, method: String) throws -> Envelope {
         let answer: Envelope
         do {
             // Refusals come unsigned: a peer that refuses us may be unable to sign.
-            answer = try payload.withUnsafeBytes {
-                try Envelope.received($0, verifiedBy: authenticator, at: link.ends.local, session: link.session, refusalsUnsigned: true).envelope
-            }
+            answer = try Envelope.received(payload, verifiedBy: authenticator, at: link.ends.local, session: link.session, refusalsUnsigned: true).envelope
         } catch {
             let reason = (error as? RefusedSignature)?.error ?? error
             throw ConnectionFailure(rpcError: RPCError(.dataLoss, "bad response from \(peer) to \(method): \(reason)"))
@@ -249,20 +271,31 @@ public final class BlockingRPCClient: Sendable {
         return answer
     }
 
-    /// Fills `buffer` from `fd`, waiting in recv itself (at most the receive timeout at a time).
-    private func receiveExactly(_ buffer: UnsafeMutableRawBufferPointer, from fd: Int32, method: String, deadlineNs: UInt64, timeoutMs: UInt64) throws {
-        var filled = 0
-        while filled < buffer.count {
-            guard monotonicNs() < deadlineNs else {
-                throw ConnectionFailure(rpcError: RPCError(.deadlineExceeded, "\(method) to \(peer) got no answer within \(timeoutMs) ms"))
+    /// Reads what has come from `fd` into `buffer` (at least a byte), waiting in recv itself
+    /// (at most the receive timeout at a time) until the call's deadline.
+    private func receiveSome(
+        _ buffer: UnsafeMutableRawBufferPointer, from fd: Int32, _ wait: (method: String, deadlineNs: UInt64, timeoutMs: UInt64), flags: Int32 = 0
+    ) throws -> Int {
+        while true {
+            guard monotonicNs() < wait.deadlineNs else {
+                throw ConnectionFailure(rpcError: RPCError(.deadlineExceeded, "\(wait.method) to \(peer) got no answer within \(wait.timeoutMs) ms"))
             }
-            let count = recv(fd, buffer.baseAddress! + filled, buffer.count - filled, Int32(MSG_WAITALL))
+            let count = recv(fd, buffer.baseAddress!, buffer.count, flags)
             if count < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) { continue }
             guard count > 0 else {
                 let reason = count == 0 ? "closed by the peer" : String(cString: strerror(errno))
-                throw ConnectionFailure(rpcError: RPCError(.unavailable, "\(method) to \(peer): connection lost: \(reason)"))
+                throw ConnectionFailure(rpcError: RPCError(.unavailable, "\(wait.method) to \(peer): connection lost: \(reason)"))
             }
-            filled += count
+            return count
+        }
+    }
+
+    /// Fills `buffer` from `fd` (MSG_WAITALL: one recv for all of it, unless the receive
+    /// timeout ends a wait first).
+    private func receiveExactly(_ buffer: UnsafeMutableRawBufferPointer, from fd: Int32, _ wait: (method: String, deadlineNs: UInt64, timeoutMs: UInt64)) throws {
+        var filled = 0
+        while filled < buffer.count {
+            filled += try receiveSome(UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]), from: fd, wait, flags: Int32(MSG_WAITALL))
         }
     }
 }

@@ -106,10 +106,44 @@ final class BlockingRPCClientTests: XCTestCase {
         XCTAssertLessThan(monotonicNs() - started, 3_000_000_000, "the thread was not held")
     }
 
+    func testAnAnswerInPiecesIsReadWholeAndBytesAfterAnAnswerEndTheConnection() throws {
+        let (listener, port) = try listeningSocket()
+        defer { close(listener) }
+        let peerDone = DispatchSemaphore(value: 0)
+        // A peer answering by hand: the first answer in three pieces, the second followed by
+        // three bytes no call asked for, the next connection's answer as it should be.
+        Thread.detachNewThread {
+            defer { peerDone.signal() }
+            let first = RawSocket(acceptedBy: listener)
+            guard let one = first.readEnvelope() else { return }
+            let answer = frameBytes(Envelope(callID: one.callID, kind: .response, method: one.method, body: (0..<200).map { UInt8($0) }))
+            for piece in [answer[0..<2], answer[2..<100], answer[100...]] {
+                first.send(Array(piece))
+                usleep(20_000)
+            }
+            guard let two = first.readEnvelope() else { return }
+            first.send(frameBytes(Envelope(callID: two.callID, kind: .response, method: two.method, body: [2])) + [9, 9, 9])
+            let second = RawSocket(acceptedBy: listener)
+            guard let three = second.readEnvelope() else { return }
+            second.send(frameBytes(Envelope(callID: three.callID, kind: .response, method: three.method, body: [3])))
+        }
+        let client = BlockingRPCClient(host: "127.0.0.1", port: port, authenticator: nil, bindAddress: nil)
+        XCTAssertEqual(try client.call("Echo", [1]), (0..<200).map { UInt8($0) }, "the pieces make one answer")
+        assertFails(.dataLoss, containing: "3 bytes came after the answer") { try client.call("Echo", [2]) }
+        XCTAssertEqual(try client.call("Echo", [3]), [3], "the next call takes a new connection")
+        peerDone.wait()
+    }
+
     func testAnotherKeyIsRefusedWithUnauthenticated() async throws {
         let fixture = try RPCFixture()
         try await fixture.listen()
         assertFails(.unauthenticated, containing: "bad MAC") { try client(fixture, key: .generate()).call("Echo", []) }
         await fixture.close()
     }
+}
+
+/// `envelope` as one unsigned frame's bytes.
+private func frameBytes(_ envelope: Envelope) -> [UInt8] {
+    let frame = envelope.frame()
+    return Array(UnsafeRawBufferPointer(start: frame.base, count: frame.count))
 }

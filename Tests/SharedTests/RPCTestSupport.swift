@@ -98,6 +98,13 @@ final class RawSocket {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
+    /// The next connection `listener` accepts (a peer played by hand).
+    init(acceptedBy listener: Int32) {
+        fd = accept(listener, nil, nil)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     deinit { Glibc.close(fd) }
 
     /// This socket's end, which the signatures of answers to it name.
