@@ -79,7 +79,7 @@ struct LocalClusterLauncher {
     /// Stops every process whose pid file is under `dir` (SIGTERM, then SIGKILL after 5 s),
     /// then the jobs still running from its spools.
     /// - Returns: how many services were running.
-    static func down(dir: String) async -> Int {
+    static func down(dir: String) -> Int {
         defer { killJobs(spooledUnder: dir) }
         var pids: [(pid_t, String)] = []
         var node = 1
@@ -94,9 +94,7 @@ struct LocalClusterLauncher {
         }
         for (pid, _) in pids { kill(pid, SIGTERM) }
         let deadline = monotonicNs() + 5_000_000_000
-        while monotonicNs() < deadline && pids.contains(where: { kill($0.0, 0) == 0 }) {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
+        while monotonicNs() < deadline && pids.contains(where: { kill($0.0, 0) == 0 }) { usleep(50_000) }
         for (pid, _) in pids where kill(pid, 0) == 0 { kill(pid, SIGKILL) }
         // Every FUSE mount left in the directory (each node's /mfs, whatever its pid files
         // say): through one, removing the directory would remove every node's files.

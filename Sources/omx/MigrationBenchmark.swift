@@ -47,7 +47,7 @@ struct MigrationBenchmark {
     func run(progress: (String) -> Void) async throws -> Report {
         let launcher = try LocalClusterLauncher(dir: dir)
         _ = try launcher.up(nodes: 2, gateways: 0, firstAddress: firstAddress)
-        defer { Task { _ = await LocalClusterLauncher.down(dir: launcher.dir) } }
+        defer { _ = LocalClusterLauncher.down(dir: launcher.dir) }
         try await launcher.waitUntilAlive(nodes: 2, timeoutSeconds: 20)
         let loop = try EventLoop()
         let client = RPCClient(loop: loop, endpoint: .unix(path: "\(launcher.runDir(node: 1))/migrator.sock"), logger: Logger(label: "bench"))

@@ -162,7 +162,7 @@ struct BenchCommand: AsyncParsableCommand {
             if let log = try? readTextFile("\(dir)/node-1/log/migrator.log") {
                 for line in log.split(separator: "\n") where line.contains("migrated job") && !json { print("... \(line.split(separator: "]").last ?? "")") }
             }
-            _ = await LocalClusterLauncher.down(dir: dir)
+            _ = LocalClusterLauncher.down(dir: dir)
             removeTree(dir)
             if json {
                 printJSON(report)
@@ -343,19 +343,31 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     /// Runs `body` (printing its progress unless `quiet`), which starts a local cluster in
-    /// `dir`; the cluster and `dir` go before and after, whatever happens.
+    /// `dir`; the cluster and `dir` go before and after, whatever happens: also on SIGINT
+    /// (^C) or SIGTERM, which stop the cluster (its services run in sessions of their own, out
+    /// of the signal's reach) and end the benchmark with status 128 + the signal.
     static func onScratchCluster<T>(_ dir: String, quiet: Bool, _ body: ((String) -> Void) async throws -> T) async throws -> T {
-        _ = await LocalClusterLauncher.down(dir: dir)
+        _ = LocalClusterLauncher.down(dir: dir)
         removeTree(dir)
+        let signals = try EventLoop()
+        // On the loop's own thread: it runs even while the benchmark holds every thread of the pool.
+        SignalWatcher.onTermination(on: signals) { signal in
+            printError("omx bench: \(signal == SIGINT ? "interrupted" : "terminated"); stopping the benchmark's cluster in \(dir)")
+            _ = LocalClusterLauncher.down(dir: dir)
+            removeTree(dir)
+            Glibc.exit(128 + signal)
+        }
         defer { removeTree(dir) }
         do {
             let result = try await body { line in
                 if !quiet { print("... \(line)") }
             }
-            _ = await LocalClusterLauncher.down(dir: dir)
+            _ = LocalClusterLauncher.down(dir: dir)
+            await signals.shutdown()
             return result
         } catch {
-            _ = await LocalClusterLauncher.down(dir: dir)
+            _ = LocalClusterLauncher.down(dir: dir)
+            await signals.shutdown()
             throw error
         }
     }

@@ -59,7 +59,7 @@ struct ClusterCommand: AsyncParsableCommand {
         var dir: String
 
         func run() async throws {
-            let stopped = await LocalClusterLauncher.down(dir: dir)
+            let stopped = LocalClusterLauncher.down(dir: dir)
             print("stopped \(stopped) service processes in \(dir)")
         }
     }
