@@ -145,8 +145,8 @@ public struct RPCBenchmark {
             ),
             ("unix", .unix(path: "\(dir)/omx.sock"), ["unix", "\(dir)/raw.sock"], ["unix", "\(dir)/uv.sock"], nil),
         ]
-        let raw = RawServer(process: rawServer, output: "\(dir)/raw-server.out")
-        let floor = RawServer(process: floorServer, output: "\(dir)/uv-server.out")
+        // Where each raw server reports the connections it served.
+        let (raw, floor) = ("\(dir)/raw-server.out", "\(dir)/uv-server.out")
         for transport in transports {
             let client = RPCClient(loop: loop, endpoint: transport.omx, configuration: .init(authenticator: transport.auth), logger: logger)
             let perRound = max(options.pingCount / options.rounds, 100)
@@ -161,8 +161,8 @@ public struct RPCBenchmark {
                         try await pingPong(count: perRound) { _ = try await client.call(BenchServer.echoMethod, $0) }
                     }
                 }
-                rawTally.add(try runRaw(["pingpong"] + transport.raw + ["64", "\(perRound)"], dir: dir, server: raw))
-                floorTally.add(try runRaw(["pingpong"] + transport.floor + ["64", "\(perRound)"], dir: dir, server: floor))
+                rawTally.add(try runRaw(["pingpong"] + transport.raw + ["64", "\(perRound)"], dir: dir, servedBy: raw))
+                floorTally.add(try runRaw(["pingpong"] + transport.floor + ["64", "\(perRound)"], dir: dir, servedBy: floor))
                 if let blocking {
                     try await omxBlocking.charge(server: omxServer) {
                         try await pingPong(count: perRound) { _ = try blocking.call(BenchServer.echoMethod, $0) }
@@ -189,7 +189,7 @@ public struct RPCBenchmark {
                 var omx = Tally(), rawTally = Tally()
                 for _ in 0..<options.rounds {
                     try await omx.charge(server: omxServer) { try await pipelined(client, bodySize: size, window: window, seconds: seconds, on: loop) }
-                    rawTally.add(try runRaw(["pipeline"] + transport.raw + ["\(size)", "\(seconds)", "\(window)"], dir: dir, server: raw))
+                    rawTally.add(try runRaw(["pipeline"] + transport.raw + ["\(size)", "\(seconds)", "\(window)"], dir: dir, servedBy: raw))
                 }
                 report.rows.append(
                     Row(
@@ -296,9 +296,8 @@ public struct RPCBenchmark {
     /// Runs one raw client and reads what it measured: each round trip (ping-pong) or its
     /// calls and seconds (pipeline), and the CPU time of the client and of the server thread
     /// that served it (which reports when the client is gone).
-    private func runRaw(_ arguments: [String], dir: String, server: RawServer) throws -> Tally {
+    private func runRaw(_ arguments: [String], dir: String, servedBy served: String) throws -> Tally {
         let output = "\(dir)/raw-client.out"
-        let served = server.output
         unlink(output)
         let reportsBefore = rawServerReports(served).count
         let process = try ChildProcess.spawn(rawPath, arguments, stdoutPath: output)
@@ -332,12 +331,6 @@ public struct RPCBenchmark {
         tally.cpuNs = clientCPU[0] * Double(report.frames) + Double(report.cpuNs)
         tally.userNs = clientCPU[1] * Double(report.frames) + Double(report.userNs)
         return tally
-    }
-
-    /// A server of `omx-rawbench` (`serve` or `serve-uv`) and the file it reports to.
-    struct RawServer {
-        let process: ChildProcess
-        let output: String
     }
 
     /// The "served FRAMES cpu_ns NS user_ns NS" lines a raw server printed so far.
