@@ -124,14 +124,6 @@ public struct RPCBenchmark {
             rawServer.wait()
             floorServer.wait()
         }
-        // A ^C reaches the servers too (one process group), a SIGTERM to the benchmark alone
-        // not: either stops them and removes the directory, as the end does.
-        let signals = try EventLoop()
-        SignalWatcher.onTermination(on: signals) { signal in
-            for server in [omxServer, rawServer, floorServer] { server.send(SIGKILL) }
-            removeTree(dir)
-            Glibc.exit(128 + signal)
-        }
         try await waitForLine("ready", in: "\(dir)/omx-server.out", process: omxServer)
         try await waitForLine("ready", in: "\(dir)/raw-server.out", process: rawServer)
         try await waitForLine("ready", in: "\(dir)/uv-server.out", process: floorServer)
@@ -201,7 +193,6 @@ public struct RPCBenchmark {
         await loop.shutdown()
         progress("idle omx-discovery: resident memory")
         report.idleServiceRSSKiB = try await idleServiceRSS(dir: dir, mapPath: mapPath, port: basePort + 2)
-        await signals.shutdown()
         return report
     }
 
