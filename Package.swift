@@ -61,7 +61,7 @@ let package = Package(
             dependencies: ["Shared", "Discovery", "Migrator", "Balancer", "OMXBench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "OMXBench", dependencies: ["Shared", "Discovery", "Balancer"]),
-        .executableTarget(name: "RawBench", linkerSettings: [.linkedLibrary("uv")]),
+        .executableTarget(name: "RawBench", dependencies: ["COpenSSL", "OMXProto"], linkerSettings: [.linkedLibrary("uv")]),
 
         // MARK: Tests
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),

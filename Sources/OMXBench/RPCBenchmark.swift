@@ -51,23 +51,27 @@ public struct RPCBenchmark {
         }
     }
 
-    /// The raw client's ping-pong against one bare libuv loop echoing the frames (no envelope,
-    /// authentication, Swift or task): the least a server on an event loop, as every OMX
-    /// service is, can cost. OMX's own work per call is what it takes beyond this.
-    public struct LoopFloor: Sendable, Encodable {
+    /// One client against one server in the ping-pong rounds. Pairing OMX's Swift client and
+    /// server with raw sockets, a bare libuv loop and OMX's protocol written in C
+    /// (`omx-rawbench`) shows where a call's time goes: the kernel, the event loop, the
+    /// protocol itself (envelope, signatures), or the Swift runtime's work on each side.
+    public struct Pairing: Sendable, Encodable {
         public let transport: String
+        public let client: String
+        public let server: String
         public let p50Us: Double
         public let p99Us: Double
-        /// p50 against the blocking raw server, measured in the same rounds.
-        public let rawP50Us: Double
-        /// Client and server CPU time per call.
+        /// p50 against the raw pairing's, measured in the same rounds.
+        public let ratio: Double
+        /// Client and server CPU time per call, and its user-mode part.
         public let cpuPerCallUs: Double
+        public let userPerCallUs: Double
     }
 
     /// Everything measured.
     public struct Report: Sendable, Encodable {
         public var rows: [Row] = []
-        public var loopFloors: [LoopFloor] = []
+        public var pairings: [Pairing] = []
         public var idleServiceRSSKiB: Int?
         /// Whether clients ran on CPU 0 and servers on CPU 1 (as on two hosts), OMX and raw alike.
         public var pinned = false
@@ -110,78 +114,33 @@ public struct RPCBenchmark {
         report.guestHaltPollNs = (try? readTextFile("/sys/module/haltpoll/parameters/guest_halt_poll_ns")).flatMap { Int($0.trimmedWhitespace) }
         let serverCPU = report.pinned ? ["/usr/bin/taskset", "-c", "1"] : []
         if report.pinned { try pin(pid: getpid(), cpu: 0) }
-        let omxServer = try spawn(
-            serverCPU + [omxPath, "bench", "rpc-server", "--port", "\(basePort)", "--unix", "\(dir)/omx.sock", "--map", mapPath, "--key", "\(dir)/cluster.key"],
-            stdoutPath: "\(dir)/omx-server.out", stderrPath: "\(dir)/omx-server.err")
-        let rawServer = try spawn(serverCPU + [rawPath, "serve", "127.0.0.1", "\(basePort + 1)", "\(dir)/raw.sock"], stdoutPath: "\(dir)/raw-server.out")
-        // basePort + 2 is the idle service's.
-        let floorServer = try spawn(serverCPU + [rawPath, "serve-uv", "127.0.0.1", "\(basePort + 3)", "\(dir)/uv.sock"], stdoutPath: "\(dir)/uv-server.out")
-        defer {
-            omxServer.send(SIGTERM)
-            rawServer.send(SIGKILL)
-            floorServer.send(SIGKILL)
-            omxServer.wait()
-            rawServer.wait()
-            floorServer.wait()
-        }
-        try await waitForLine("ready", in: "\(dir)/omx-server.out", process: omxServer)
-        try await waitForLine("ready", in: "\(dir)/raw-server.out", process: rawServer)
-        try await waitForLine("ready", in: "\(dir)/uv-server.out", process: floorServer)
+        let servers = try await Servers.start(self, dir: dir, basePort: basePort, serverCPU: serverCPU)
+        defer { servers.stop() }
 
         let loop = try EventLoop()
         let logger = Logger(label: "omx-bench")
-        let transports: [(name: String, omx: RPCEndpoint, raw: [String], floor: [String], auth: Authenticator?)] = [
-            (
-                "tcp", .tcp(host: "127.0.0.1", port: basePort), ["tcp", "127.0.0.1", "\(basePort + 1)"], ["tcp", "127.0.0.1", "\(basePort + 3)"],
-                Authenticator(key: key, nodeID: 1)
-            ),
-            ("unix", .unix(path: "\(dir)/omx.sock"), ["unix", "\(dir)/raw.sock"], ["unix", "\(dir)/uv.sock"], nil),
+        let keyPath = "\(dir)/cluster.key"
+        let transports = [
+            Transport(
+                name: "tcp", omx: .tcp(host: "127.0.0.1", port: basePort), protocolC: .tcp(host: "127.0.0.1", port: basePort + 4),
+                raw: ["tcp", "127.0.0.1", "\(basePort + 1)"], floor: ["tcp", "127.0.0.1", "\(basePort + 3)"],
+                protocolFloor: ["tcp", "127.0.0.1", "\(basePort + 4)", keyPath], cToOMX: ["tcp", "127.0.0.1", "\(basePort)", keyPath],
+                auth: Authenticator(key: key, nodeID: 1)),
+            Transport(
+                name: "unix", omx: .unix(path: "\(dir)/omx.sock"), protocolC: .unix(path: "\(dir)/protocol.sock"), raw: ["unix", "\(dir)/raw.sock"],
+                floor: ["unix", "\(dir)/uv.sock"], protocolFloor: ["unix", "\(dir)/protocol.sock"], cToOMX: ["unix", "\(dir)/omx.sock"], auth: nil),
         ]
-        // Where each raw server reports the connections it served.
-        let (raw, floor) = ("\(dir)/raw-server.out", "\(dir)/uv-server.out")
         for transport in transports {
             let client = RPCClient(loop: loop, endpoint: transport.omx, configuration: .init(authenticator: transport.auth), logger: logger)
-            let perRound = max(options.pingCount / options.rounds, 100)
-            progress("\(transport.name): ping-pong latency, 64 B, \(options.rounds) x \(perRound) calls each")
-            var omx = Tally(), omxBlocking = Tally(), rawTally = Tally(), floorTally = Tally()
-            // The blocking client (what /mfs's threads use) waits in recv, as the raw client does.
-            let blocking = blockingClient(transport.omx, transport.auth)
-            for _ in 0..<options.rounds {
-                // The measuring code runs on the client's loop thread, as a service's own code does.
-                try await omx.charge(server: omxServer) {
-                    try await withTaskExecutorPreference(loop) {
-                        try await pingPong(count: perRound) { _ = try await client.call(BenchServer.echoMethod, $0) }
-                    }
-                }
-                rawTally.add(try runRaw(["pingpong"] + transport.raw + ["64", "\(perRound)"], dir: dir, servedBy: raw))
-                floorTally.add(try runRaw(["pingpong"] + transport.floor + ["64", "\(perRound)"], dir: dir, servedBy: floor))
-                if let blocking {
-                    try await omxBlocking.charge(server: omxServer) {
-                        try await pingPong(count: perRound) { _ = try blocking.call(BenchServer.echoMethod, $0) }
-                    }
-                }
-            }
-            for (client, tally) in [("", omx), (", blocking client", omxBlocking)] where !tally.samplesUs.isEmpty {
-                for (test, percentile) in [("ping-pong p50", 0.5), ("ping-pong p99", 0.99)] {
-                    let (omxValue, rawValue) = (tally.percentile(percentile), rawTally.percentile(percentile))
-                    report.rows.append(
-                        Row(
-                            transport: transport.name, test: test + client, unit: "us", omx: omxValue, raw: rawValue, ratio: omxValue / rawValue,
-                            omxTally: tally, rawTally: rawTally))
-                }
-            }
-            report.loopFloors.append(
-                LoopFloor(
-                    transport: transport.name, p50Us: floorTally.percentile(0.5), p99Us: floorTally.percentile(0.99), rawP50Us: rawTally.percentile(0.5),
-                    cpuPerCallUs: floorTally.cpuPerCallUs))
+            try await measureLatency(transport, servers, client: client, loop: loop, logger: logger, dir: dir, into: &report, progress: progress)
             for (size, window) in [(64, options.window), (65_536, options.largeWindow)] {
                 let label = size == 64 ? "64 B" : "64 KiB"
                 let seconds = options.seconds / Double(options.rounds)
                 progress("\(transport.name): pipelined \(label), \(window) in flight, \(options.rounds) x \(seconds) s")
                 var omx = Tally(), rawTally = Tally()
                 for _ in 0..<options.rounds {
-                    try await omx.charge(server: omxServer) { try await pipelined(client, bodySize: size, window: window, seconds: seconds, on: loop) }
-                    rawTally.add(try runRaw(["pipeline"] + transport.raw + ["\(size)", "\(seconds)", "\(window)"], dir: dir, servedBy: raw))
+                    try await omx.charge(server: servers.omx) { try await pipelined(client, bodySize: size, window: window, seconds: seconds, on: loop) }
+                    rawTally.add(try runC(["pipeline"] + transport.raw + ["\(size)", "\(seconds)", "\(window)"], dir: dir, against: servers.rawReports))
                 }
                 report.rows.append(
                     Row(
@@ -196,45 +155,74 @@ public struct RPCBenchmark {
         return report
     }
 
-    /// What one side (OMX or raw) measured over the rounds of a test.
-    struct Tally {
-        var samplesUs: [Double] = []
-        var calls = 0
-        var seconds = 0.0
-        var cpuNs = 0.0
-        /// The user-mode part of `cpuNs`.
-        var userNs = 0.0
-
-        /// Calls per second over every round.
-        var rate: Double { Double(calls) / seconds }
-        /// CPU time per call, client and server together.
-        var cpuPerCallUs: Double { cpuNs / 1_000 / Double(max(calls, 1)) }
-        var userPerCallUs: Double { userNs / 1_000 / Double(max(calls, 1)) }
-
-        func percentile(_ fraction: Double) -> Double {
-            let sorted = samplesUs.sorted()
-            return sorted[min(Int(Double(sorted.count) * fraction), sorted.count - 1)]
+    /// The ping-pong rounds of one transport: every pairing of client and server, alternating
+    /// within each round; OMX's own against raw in the report's rows, all of them in its pairings.
+    private func measureLatency(
+        _ transport: Transport, _ servers: Servers, client: RPCClient, loop: EventLoop, logger: Logger, dir: String, into report: inout Report,
+        progress: (String) -> Void
+    ) async throws {
+        let perRound = max(options.pingCount / options.rounds, 100)
+        progress("\(transport.name): ping-pong latency, 64 B, \(options.rounds) x \(perRound) calls each, \(transport.auth == nil ? 6 : 8) pairings")
+        let clientToC = RPCClient(loop: loop, endpoint: transport.protocolC, configuration: .init(authenticator: transport.auth), logger: logger)
+        // Raw frames ("pingpong") or OMX envelopes ("pingpong-omx").
+        let cPingPong = { (mode: String, arguments: [String], server: CServer) in
+            { () async throws -> Tally in try runC([mode] + arguments + ["64", "\(perRound)"], dir: dir, against: server) }
         }
-
-        mutating func add(_ other: Tally) {
-            samplesUs += other.samplesUs
-            calls += other.calls
-            seconds += other.seconds
-            cpuNs += other.cpuNs
-            userNs += other.userNs
+        // The measuring code of OMX's client runs on its loop thread, as a service's own code does.
+        let asyncPingPong = { (client: RPCClient, server: ChildProcess) in
+            { () async throws -> Tally in
+                var tally = Tally()
+                try await tally.charge(server: server) {
+                    try await withTaskExecutorPreference(loop) { try await pingPong(count: perRound) { _ = try await client.call(BenchServer.echoMethod, $0) } }
+                }
+                return tally
+            }
         }
-
-        /// Runs an OMX round and charges the CPU time this process and the server spent
-        /// meanwhile to its calls.
-        mutating func charge(server: ChildProcess, _ round: () async throws -> Tally) async throws {
-            let before = (cpuTimeNs(of: getpid()) ?? 0) + (cpuTimeNs(of: server.pid) ?? 0)
-            let userBefore = (userTimeNs(of: getpid()) ?? 0) + (userTimeNs(of: server.pid) ?? 0)
-            var measured = try await round()
-            let after = (cpuTimeNs(of: getpid()) ?? 0) + (cpuTimeNs(of: server.pid) ?? 0)
-            let userAfter = (userTimeNs(of: getpid()) ?? 0) + (userTimeNs(of: server.pid) ?? 0)
-            measured.cpuNs = Double(after - before)
-            measured.userNs = Double(userAfter - userBefore)
-            add(measured)
+        // The blocking client (what /mfs's threads use) waits in recv, as the raw client does.
+        let blockingPingPong = { (client: BlockingRPCClient, server: ChildProcess) in
+            { () async throws -> Tally in
+                var tally = Tally()
+                try await tally.charge(server: server) { try await pingPong(count: perRound) { _ = try client.call(BenchServer.echoMethod, $0) } }
+                return tally
+            }
+        }
+        let (inC, cOnLibuv) = ("OMX protocol in C", "OMX protocol in C, libuv")
+        var pairings: [(client: String, server: String, round: () async throws -> Tally)] = [
+            ("raw", "raw (a thread per connection)", cPingPong("pingpong", transport.raw, servers.rawReports)),
+            ("raw", "bare libuv loop", cPingPong("pingpong", transport.floor, servers.floorReports)),
+            (inC, cOnLibuv, cPingPong("pingpong-omx", transport.protocolFloor, servers.protocolReports)),
+            (inC, "OMX server", cPingPong("pingpong-omx", transport.cToOMX, .omx(servers.omx))),
+            ("OMX client", cOnLibuv, asyncPingPong(clientToC, servers.protocolC)),
+            ("OMX client", "OMX server", asyncPingPong(client, servers.omx)),
+        ]
+        if let toC = blockingClient(transport.protocolC, transport.auth), let toOMX = blockingClient(transport.omx, transport.auth) {
+            pairings.insert(("OMX blocking client", cOnLibuv, blockingPingPong(toC, servers.protocolC)), at: 5)
+            pairings.append(("OMX blocking client", "OMX server", blockingPingPong(toOMX, servers.omx)))
+        }
+        var tallies = [Tally](repeating: Tally(), count: pairings.count)
+        do {
+            for _ in 0..<options.rounds {
+                for (index, pairing) in pairings.enumerated() { tallies[index].add(try await pairing.round()) }
+            }
+        } catch {
+            await clientToC.close()
+            throw error
+        }
+        await clientToC.close()
+        let raw = tallies[0]
+        for (pairing, tally) in zip(pairings, tallies) {
+            report.pairings.append(
+                Pairing(
+                    transport: transport.name, client: pairing.client, server: pairing.server, p50Us: tally.percentile(0.5), p99Us: tally.percentile(0.99),
+                    ratio: tally.percentile(0.5) / raw.percentile(0.5), cpuPerCallUs: tally.cpuPerCallUs, userPerCallUs: tally.userPerCallUs))
+            guard pairing.server == "OMX server", pairing.client != inC else { continue }
+            for (test, percentile) in [("ping-pong p50", 0.5), ("ping-pong p99", 0.99)] {
+                let (omxValue, rawValue) = (tally.percentile(percentile), raw.percentile(percentile))
+                report.rows.append(
+                    Row(
+                        transport: transport.name, test: test + (pairing.client == "OMX client" ? "" : ", blocking client"), unit: "us", omx: omxValue,
+                        raw: rawValue, ratio: omxValue / rawValue, omxTally: tally, rawTally: raw))
+            }
         }
     }
 
@@ -284,57 +272,6 @@ public struct RPCBenchmark {
         return tally
     }
 
-    /// Runs one raw client and reads what it measured: each round trip (ping-pong) or its
-    /// calls and seconds (pipeline), and the CPU time of the client and of the server thread
-    /// that served it (which reports when the client is gone).
-    private func runRaw(_ arguments: [String], dir: String, servedBy served: String) throws -> Tally {
-        let output = "\(dir)/raw-client.out"
-        unlink(output)
-        let reportsBefore = rawServerReports(served).count
-        let process = try ChildProcess.spawn(rawPath, arguments, stdoutPath: output)
-        let status = process.wait()
-        let lines = ((try? readTextFile(output)) ?? "").split(separator: "\n")
-        let clientCPU = lines.last.flatMap { line in line.hasPrefix("cpu ") ? line.dropFirst(4).split(separator: " ").compactMap { Double($0) } : nil }
-        guard status == 0, let clientCPU, clientCPU.count == 2 else {
-            throw ConfigError("omx-rawbench \(arguments.joined(separator: " ")) failed with status \(status): \(lines.joined(separator: "\n"))")
-        }
-        let deadline = monotonicNs() + 5_000_000_000
-        var reports = rawServerReports(served)
-        while reports.count == reportsBefore && monotonicNs() < deadline {
-            usleep(5_000)
-            reports = rawServerReports(served)
-        }
-        guard reports.count > reportsBefore, let report = reports.last, report.frames > 0 else {
-            throw ConfigError("omx-rawbench serve did not report the connection of \(arguments.joined(separator: " ")) (see \(served))")
-        }
-        var tally = Tally()
-        let values = lines.dropLast().compactMap { line in line.split(separator: " ").map { Double($0) } }
-        if arguments[0] == "pingpong" {
-            tally.samplesUs = values.compactMap { $0.first ?? nil }
-            tally.calls = report.frames
-        } else {
-            guard let figures = values.first, figures.count == 2, let calls = figures[0], let seconds = figures[1] else {
-                throw ConfigError("omx-rawbench \(arguments.joined(separator: " ")) printed no calls and seconds")
-            }
-            tally.calls = Int(calls)
-            tally.seconds = seconds
-        }
-        tally.cpuNs = clientCPU[0] * Double(report.frames) + Double(report.cpuNs)
-        tally.userNs = clientCPU[1] * Double(report.frames) + Double(report.userNs)
-        return tally
-    }
-
-    /// The "served FRAMES cpu_ns NS user_ns NS" lines a raw server printed so far.
-    private func rawServerReports(_ path: String) -> [(frames: Int, cpuNs: UInt64, userNs: UInt64)] {
-        ((try? readTextFile(path)) ?? "").split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: " ")
-            guard fields.count == 6, fields[0] == "served", let frames = Int(fields[1]), let cpu = UInt64(fields[3]), let user = UInt64(fields[5]) else {
-                return nil
-            }
-            return (frames, cpu, user)
-        }
-    }
-
     private func idleServiceRSS(dir: String, mapPath: String, port: Int) async throws -> Int? {
         let service = try ChildProcess.spawn(
             discoveryPath,
@@ -360,7 +297,7 @@ public struct RPCBenchmark {
     }
 
     /// Starts `command`: a program's path, then its arguments.
-    private func spawn(_ command: [String], stdoutPath: String, stderrPath: String? = nil) throws -> ChildProcess {
+    func spawn(_ command: [String], stdoutPath: String, stderrPath: String? = nil) throws -> ChildProcess {
         try ChildProcess.spawn(command[0], Array(command.dropFirst()), stdoutPath: stdoutPath, stderrPath: stderrPath)
     }
 
@@ -371,7 +308,7 @@ public struct RPCBenchmark {
         guard status == 0 else { throw ConfigError("taskset -a -p -c \(cpu) \(pid) failed with status \(status) (util-linux is needed)") }
     }
 
-    private func waitForLine(_ line: String, in path: String, process: ChildProcess) async throws {
+    func waitForLine(_ line: String, in path: String, process: ChildProcess) async throws {
         let deadline = monotonicNs() + 10_000_000_000
         while monotonicNs() < deadline {
             if let text = try? readTextFile(path), text.split(separator: "\n").contains(Substring(line)) { return }

@@ -7,12 +7,18 @@
  *
  *   omx-rawbench serve TCP_HOST TCP_PORT UNIX_PATH   -> "ready", then per closed connection
  *                                                       "served FRAMES cpu_ns NS user_ns NS"
- *   omx-rawbench serve-uv TCP_HOST TCP_PORT UNIX_PATH
+ *   omx-rawbench serve-uv TCP_HOST TCP_PORT UNIX_PATH [KEY_FILE]
  *                                                    -> the same, served by one bare libuv loop
- *                                                       (uv_echo.c): the event-loop floor
+ *                                                       (uv_echo.c): the event-loop floor; with a
+ *                                                       cluster key, OMX envelopes answered as
+ *                                                       Bench.Echo: the protocol floor
  *   omx-rawbench pingpong tcp HOST PORT | unix PATH  BODY_BYTES COUNT
  *                                                    -> every round trip in us, a line each, then
  *                                                       "cpu CLIENT_CPU_NS_PER_CALL CLIENT_USER_NS_PER_CALL"
+ *   omx-rawbench pingpong-omx tcp HOST PORT KEY_FILE | unix PATH  BODY_BYTES COUNT
+ *                                                    -> the same, each call a Bench.Echo envelope
+ *                                                       (signed on TCP, the answer checked), in C
+ *                                                       (omx_protocol.c): the protocol floor's client
  *   omx-rawbench pipeline tcp HOST PORT | unix PATH  BODY_BYTES SECONDS WINDOW
  *                                                    -> "CALLS SECONDS", then "cpu CLIENT_CPU_NS_PER_CALL CLIENT_USER_NS_PER_CALL"
  */
@@ -34,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "omx_protocol.h"
 #include "uv_echo.h"
 
 static void die(const char *what) {
@@ -218,14 +225,49 @@ static int unix_socket(const char *path, int listening) {
     return fd;
 }
 
-static void pingpong(int fd, size_t body, long count) {
+/* A client speaking OMX's protocol (NULL: raw frames): its signer on TCP, its connection's
+   ends as signatures name them, the answer being read. */
+struct protocol_client {
+    struct omx_signer *signer;
+    char local[32], peer[32];
+    struct omx_opened opened;
+    uint8_t *frame;
+    size_t capacity;
+};
+
+/* One Bench.Echo call of `body` through OMX's protocol: the request signed, the answer's
+   signature, call id and status checked. */
+static void protocol_call(int fd, struct protocol_client *client, uint64_t call_id, const char *body, size_t length, char **buf, size_t *cap) {
+    size_t size = omx_pack(client->signer, client->peer, call_id, OMX__ENVELOPE_KIND__REQUEST, "Bench.Echo", OMX__STATUS_CODE__OK,
+                           (const uint8_t *)body, length, client->frame, client->capacity);
+    if (size == 0 || write_full(fd, client->frame, size) < 0) die("pingpong-omx write");
+    long answer = read_frame(fd, buf, cap);
+    if (answer < 0) die("pingpong-omx read");
+    const char *error = NULL;
+    Omx__Envelope *envelope = omx_open(&client->opened, client->signer, client->local, (const uint8_t *)*buf, (size_t)answer, &error);
+    if (!envelope || envelope->call_id != call_id || envelope->status != OMX__STATUS_CODE__OK || envelope->body.len != length) {
+        fprintf(stderr, "omx-rawbench: call %llu: %s\n", (unsigned long long)call_id,
+                envelope ? (envelope->error[0] ? envelope->error : "unexpected answer") : error);
+        exit(1);
+    }
+}
+
+static void pingpong(int fd, size_t body, long count, struct protocol_client *client) {
     char *payload = calloc(1, body ? body : 1), *buf = NULL;
     size_t cap = 0;
     uint64_t *samples = calloc((size_t)count, sizeof(uint64_t));
+    if (client) {
+        client->capacity = body + 512;
+        client->frame = malloc(client->capacity);
+    }
     uint64_t cpu_start = process_cpu_ns(), user_start = process_user_ns();
     for (long i = -count / 10; i < count; i++) {
         uint64_t start = now_ns();
-        if (write_frame(fd, payload, body) < 0 || read_frame(fd, &buf, &cap) < 0) die("pingpong");
+        if (client) {
+            protocol_call(fd, client, (uint64_t)(i + count), payload, body, &buf, &cap);
+        } else if (write_frame(fd, payload, body) < 0 || read_frame(fd, &buf, &cap) < 0) {
+            die("pingpong");
+        }
         if (i >= 0) samples[i] = now_ns() - start;
     }
     double calls = (double)(count + count / 10);
@@ -287,13 +329,29 @@ int main(int argc, char **argv) {
         pthread_join(tcp_thread, NULL);
         return 0;
     }
-    if (argc == 5 && strcmp(argv[1], "serve-uv") == 0) return serve_uv_echo(argv[2], atoi(argv[3]), argv[4]);
+    if ((argc == 5 || argc == 6) && strcmp(argv[1], "serve-uv") == 0) return serve_uv_echo(argv[2], atoi(argv[3]), argv[4], argc == 6 ? argv[5] : NULL);
+    if (argc >= 6 && strcmp(argv[1], "pingpong-omx") == 0) {
+        int tcp = strcmp(argv[2], "tcp") == 0;
+        int next = tcp ? 6 : 4;
+        if (argc == next + 2) {
+            static struct protocol_client client;
+            static struct omx_signer signer;
+            int fd = tcp ? tcp_socket(argv[3], atoi(argv[4]), 0) : unix_socket(argv[3], 0);
+            if (tcp) {
+                if (omx_signer_load(&signer, argv[5], 0) < 0) return 1;
+                client.signer = &signer;
+                if (omx_socket_end(fd, 1, client.local, sizeof(client.local)) < 0 || omx_socket_end(fd, 0, client.peer, sizeof(client.peer)) < 0) die("socket ends");
+            }
+            pingpong(fd, (size_t)atol(argv[next]), atol(argv[next + 1]), &client);
+            return 0;
+        }
+    }
     if (argc >= 6 && (strcmp(argv[1], "pingpong") == 0 || strcmp(argv[1], "pipeline") == 0)) {
         int tcp = strcmp(argv[2], "tcp") == 0;
         int next = tcp ? 5 : 4;
         int fd = tcp ? tcp_socket(argv[3], atoi(argv[4]), 0) : unix_socket(argv[3], 0);
         if (strcmp(argv[1], "pingpong") == 0 && argc == next + 2) {
-            pingpong(fd, (size_t)atol(argv[next]), atol(argv[next + 1]));
+            pingpong(fd, (size_t)atol(argv[next]), atol(argv[next + 1]), NULL);
             return 0;
         }
         if (strcmp(argv[1], "pipeline") == 0 && argc == next + 3) {
@@ -302,8 +360,9 @@ int main(int argc, char **argv) {
         }
     }
     fprintf(stderr, "usage: omx-rawbench serve TCP_HOST TCP_PORT UNIX_PATH\n"
-                    "       omx-rawbench serve-uv TCP_HOST TCP_PORT UNIX_PATH\n"
+                    "       omx-rawbench serve-uv TCP_HOST TCP_PORT UNIX_PATH [KEY_FILE]\n"
                     "       omx-rawbench pingpong tcp HOST PORT|unix PATH BODY_BYTES COUNT\n"
+                    "       omx-rawbench pingpong-omx tcp HOST PORT KEY_FILE|unix PATH BODY_BYTES COUNT\n"
                     "       omx-rawbench pipeline tcp HOST PORT|unix PATH BODY_BYTES SECONDS WINDOW\n");
     return 2;
 }

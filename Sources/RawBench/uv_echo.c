@@ -3,9 +3,13 @@
  * bare libuv loop thread (non-blocking sockets, epoll, read callbacks), as every OMX service
  * serves, but with no envelope, authentication, Swift or task. What a raw client measures
  * against it is the least any server on a libuv loop can cost.
+ *
+ * Given a cluster key it is the protocol floor instead: each frame is an OMX envelope, checked
+ * and answered as an OMX service answers `Bench.Echo` (omx_protocol.c), still with no Swift.
  */
 #define _GNU_SOURCE /* RUSAGE_THREAD */
 #include "uv_echo.h"
+#include "omx_protocol.h"
 
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -28,7 +32,18 @@ struct echo_connection {
     size_t capacity, filled;
     long frames;
     uint64_t cpu_start_ns, user_start_ns;
+    /* Protocol floor only: this side's signer (TCP), the connection's two ends as signatures
+       name them, the envelope being answered and the answers of one read. */
+    struct omx_signer *signer;
+    char local[32], peer[32];
+    struct omx_opened opened;
+    uint8_t *answers;
+    size_t answers_capacity, filled_answers;
 };
+
+/* The protocol floor's signer (TCP) and whether frames are envelopes at all. */
+static struct omx_signer server_signer;
+static int speaks_protocol;
 
 /* A write libuv could not finish at once: it owns a copy of the bytes. */
 struct pending_write {
@@ -56,6 +71,7 @@ static void fail(const char *what, int status) {
 static void closed(uv_handle_t *handle) {
     struct echo_connection *connection = (struct echo_connection *)handle;
     free(connection->buffer);
+    free(connection->answers);
     free(connection);
 }
 
@@ -97,7 +113,31 @@ static void echo(struct echo_connection *connection, const char *bytes, size_t l
     if (status < 0) fail("uv_write", status);
 }
 
-/* Echoes every whole frame read so far in one write (an echo's answers are its requests' bytes). */
+/* Appends the answer to one envelope to the connection's answers: Bench.Echo's body, signed
+   on TCP, or UNIMPLEMENTED (unsigned, as refusals may be) for any other method such as the
+   Session a Swift client offers. Returns -1 when the envelope is refused. */
+static int answer(struct echo_connection *connection, const uint8_t *payload, size_t length) {
+    const char *error = NULL;
+    Omx__Envelope *request = omx_open(&connection->opened, connection->signer, connection->local, payload, length, &error);
+    if (!request) {
+        fprintf(stderr, "omx-rawbench: refused an envelope from %s: %s\n", connection->peer, error);
+        return -1;
+    }
+    int echoes = strcmp(request->method, "Bench.Echo") == 0;
+    size_t room = 256 + strlen(request->method) + request->body.len;
+    if (connection->answers_capacity - connection->filled_answers < room) {
+        connection->answers_capacity = connection->filled_answers + room + 65536;
+        connection->answers = realloc(connection->answers, connection->answers_capacity);
+    }
+    connection->filled_answers += omx_pack(echoes ? connection->signer : NULL, connection->peer, request->call_id, OMX__ENVELOPE_KIND__RESPONSE,
+                                           request->method, echoes ? OMX__STATUS_CODE__OK : OMX__STATUS_CODE__UNIMPLEMENTED,
+                                           echoes ? request->body.data : NULL, echoes ? request->body.len : 0,
+                                           connection->answers + connection->filled_answers, connection->answers_capacity - connection->filled_answers);
+    return 0;
+}
+
+/* Answers every whole frame read so far in one write: the frames themselves (an echo's answers
+   are its requests' bytes), or the protocol floor's answers to them. */
 static void received(uv_stream_t *stream, ssize_t count, const uv_buf_t *buf) {
     struct echo_connection *connection = (struct echo_connection *)stream;
     (void)buf;
@@ -107,16 +147,25 @@ static void received(uv_stream_t *stream, ssize_t count, const uv_buf_t *buf) {
     }
     connection->filled += (size_t)count;
     size_t whole = 0;
+    connection->filled_answers = 0;
     while (connection->filled - whole >= 4) {
         uint32_t be;
         memcpy(&be, connection->buffer + whole, 4);
         size_t frame = 4 + (size_t)ntohl(be);
         if (connection->filled - whole < frame) break;
+        if (speaks_protocol && answer(connection, (const uint8_t *)connection->buffer + whole + 4, frame - 4) < 0) {
+            finish(connection);
+            return;
+        }
         whole += frame;
         connection->frames++;
     }
     if (whole == 0) return;
-    echo(connection, connection->buffer, whole);
+    if (speaks_protocol) {
+        echo(connection, (const char *)connection->answers, connection->filled_answers);
+    } else {
+        echo(connection, connection->buffer, whole);
+    }
     memmove(connection->buffer, connection->buffer + whole, connection->filled - whole);
     connection->filled -= whole;
 }
@@ -130,13 +179,24 @@ static void accepted(uv_stream_t *listener, int status) {
         uv_pipe_init(listener->loop, &connection->handle.pipe, 0);
     }
     if ((status = uv_accept(listener, &connection->handle.stream)) < 0) fail("accept", status);
-    if (listener->type == UV_TCP) uv_tcp_nodelay(&connection->handle.tcp, 1);
+    if (listener->type == UV_TCP) {
+        uv_tcp_nodelay(&connection->handle.tcp, 1);
+        uv_os_fd_t fd;
+        uv_fileno((uv_handle_t *)&connection->handle, &fd);
+        omx_socket_end(fd, 1, connection->local, sizeof(connection->local));
+        omx_socket_end(fd, 0, connection->peer, sizeof(connection->peer));
+        connection->signer = speaks_protocol ? &server_signer : NULL;
+    }
     connection->cpu_start_ns = thread_cpu_ns();
     connection->user_start_ns = thread_user_ns();
     if ((status = uv_read_start(&connection->handle.stream, allocate, received)) < 0) fail("uv_read_start", status);
 }
 
-int serve_uv_echo(const char *tcp_host, int tcp_port, const char *unix_path) {
+int serve_uv_echo(const char *tcp_host, int tcp_port, const char *unix_path, const char *key_path) {
+    if (key_path) {
+        if (omx_signer_load(&server_signer, key_path, 1) < 0) return 1;
+        speaks_protocol = 1;
+    }
     uv_loop_t *loop = uv_default_loop();
     uv_tcp_t tcp;
     uv_pipe_t unix_listener;
