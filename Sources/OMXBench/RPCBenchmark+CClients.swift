@@ -12,11 +12,11 @@ extension RPCBenchmark {
         case omx(ChildProcess)
     }
 
-    /// Runs one C client of `omx-rawbench` and reads what it measured: each round trip
-    /// (ping-pong) or its calls and seconds (pipeline), and the CPU time of the client and of
-    /// the server's share.
-    func runC(_ arguments: [String], dir: String, against server: CServer) throws -> Tally {
-        let output = "\(dir)/raw-client.out"
+    /// Runs one C client of `omx-rawbench` (in the directory of `servers`, stopped with them)
+    /// and reads what it measured: each round trip (ping-pong) or its calls and seconds
+    /// (pipeline), and the CPU time of the client and of the server's share.
+    func runC(_ arguments: [String], against server: CServer, of servers: Servers) throws -> Tally {
+        let output = "\(servers.dir)/raw-client.out"
         unlink(output)
         var reportsBefore = 0
         var serverBefore: (cpu: UInt64, user: UInt64) = (0, 0)
@@ -24,7 +24,7 @@ extension RPCBenchmark {
         case let .reporting(path): reportsBefore = rawServerReports(path).count
         case let .omx(process): serverBefore = (cpuTimeNs(of: process.pid) ?? 0, userTimeNs(of: process.pid) ?? 0)
         }
-        let process = try ChildProcess.spawn(rawPath, arguments, stdoutPath: output)
+        let process = try servers.termination.spawn([rawPath] + arguments, stdoutPath: output)
         let status = process.wait()
         let lines = ((try? readTextFile(output)) ?? "").split(separator: "\n")
         let clientCPU = lines.last.flatMap { line in line.hasPrefix("cpu ") ? line.dropFirst(4).split(separator: " ").compactMap { Double($0) } : nil }

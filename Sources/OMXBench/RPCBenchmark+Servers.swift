@@ -27,6 +27,8 @@ extension RPCBenchmark {
         let floor: ChildProcess
         let protocolC: ChildProcess
         let dir: String
+        /// Stops them, and the clients run against them, when the benchmark is terminated.
+        let termination: BenchTermination
 
         /// Where the `omx-rawbench` servers report the connections they served.
         var rawReports: CServer { .reporting(to: "\(dir)/raw-server.out") }
@@ -35,19 +37,19 @@ extension RPCBenchmark {
 
         /// Starts them on `basePort` (OMX), + 1 (raw), + 3 (bare loop) and + 4 (protocol in C)
         /// and Unix sockets in `dir`, and waits until each is ready. (+ 2 is the idle service's.)
-        static func start(_ bench: RPCBenchmark, dir: String, basePort: Int, serverCPU: [String]) async throws -> Servers {
+        static func start(_ bench: RPCBenchmark, _ termination: BenchTermination, dir: String, basePort: Int, serverCPU: [String]) async throws -> Servers {
             let key = "\(dir)/cluster.key"
             let servers = Servers(
-                omx: try bench.spawn(
+                omx: try termination.spawn(
                     serverCPU + [bench.omxPath, "bench", "rpc-server", "--port", "\(basePort)", "--unix", "\(dir)/omx.sock", "--map", "\(dir)/bench.map", "--key", key],
                     stdoutPath: "\(dir)/omx-server.out", stderrPath: "\(dir)/omx-server.err"),
-                raw: try bench.spawn(serverCPU + [bench.rawPath, "serve", "127.0.0.1", "\(basePort + 1)", "\(dir)/raw.sock"], stdoutPath: "\(dir)/raw-server.out"),
-                floor: try bench.spawn(
+                raw: try termination.spawn(serverCPU + [bench.rawPath, "serve", "127.0.0.1", "\(basePort + 1)", "\(dir)/raw.sock"], stdoutPath: "\(dir)/raw-server.out"),
+                floor: try termination.spawn(
                     serverCPU + [bench.rawPath, "serve-uv", "127.0.0.1", "\(basePort + 3)", "\(dir)/uv.sock"], stdoutPath: "\(dir)/uv-server.out"),
-                protocolC: try bench.spawn(
+                protocolC: try termination.spawn(
                     serverCPU + [bench.rawPath, "serve-uv", "127.0.0.1", "\(basePort + 4)", "\(dir)/protocol.sock", key],
                     stdoutPath: "\(dir)/protocol-server.out", stderrPath: "\(dir)/protocol-server.err"),
-                dir: dir)
+                dir: dir, termination: termination)
             do {
                 for (process, output) in [(servers.omx, "omx"), (servers.raw, "raw"), (servers.floor, "uv"), (servers.protocolC, "protocol")] {
                     try await bench.waitForLine("ready", in: "\(dir)/\(output)-server.out", process: process)

@@ -93,12 +93,22 @@ public struct RPCBenchmark {
         discoveryPath = siblingExecutable("omx-discovery")
     }
 
-    /// Runs every measurement; `progress` receives a line as each one starts.
+    /// Runs every measurement; `progress` receives a line as each one starts. Terminated (SIGTERM
+    /// or ^C), it stops its servers, removes its directory and exits with 128 + the signal.
     public func run(progress: (String) -> Void) async throws -> Report {
-        var template = "/tmp/omx-bench-XXXXXX".utf8CString
-        guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
-            throw ConfigError("cannot create a temporary directory in /tmp")
+        let termination = try await BenchTermination.watch()
+        do {
+            let report = try await measure(termination, progress: progress)
+            await termination.finish()
+            return report
+        } catch {
+            await termination.finish()
+            throw error
         }
+    }
+
+    private func measure(_ termination: BenchTermination, progress: (String) -> Void) async throws -> Report {
+        let dir = try termination.makeDirectory()
         // Last, once the servers stopped: the run's key, map, sockets and server output.
         defer { removeTree(dir) }
         let key = ClusterKey.generate()
@@ -114,7 +124,7 @@ public struct RPCBenchmark {
         report.guestHaltPollNs = (try? readTextFile("/sys/module/haltpoll/parameters/guest_halt_poll_ns")).flatMap { Int($0.trimmedWhitespace) }
         let serverCPU = report.pinned ? ["/usr/bin/taskset", "-c", "1"] : []
         if report.pinned { try pin(pid: getpid(), cpu: 0) }
-        let servers = try await Servers.start(self, dir: dir, basePort: basePort, serverCPU: serverCPU)
+        let servers = try await Servers.start(self, termination, dir: dir, basePort: basePort, serverCPU: serverCPU)
         defer { servers.stop() }
 
         let loop = try EventLoop()
@@ -132,7 +142,7 @@ public struct RPCBenchmark {
         ]
         for transport in transports {
             let client = RPCClient(loop: loop, endpoint: transport.omx, configuration: .init(authenticator: transport.auth), logger: logger)
-            try await measureLatency(transport, servers, client: client, loop: loop, logger: logger, dir: dir, into: &report, progress: progress)
+            try await measureLatency(transport, servers, client: client, loop: loop, logger: logger, into: &report, progress: progress)
             for (size, window) in [(64, options.window), (65_536, options.largeWindow)] {
                 let label = size == 64 ? "64 B" : "64 KiB"
                 let seconds = options.seconds / Double(options.rounds)
@@ -140,7 +150,7 @@ public struct RPCBenchmark {
                 var omx = Tally(), rawTally = Tally()
                 for _ in 0..<options.rounds {
                     try await omx.charge(server: servers.omx) { try await pipelined(client, bodySize: size, window: window, seconds: seconds, on: loop) }
-                    rawTally.add(try runC(["pipeline"] + transport.raw + ["\(size)", "\(seconds)", "\(window)"], dir: dir, against: servers.rawReports))
+                    rawTally.add(try runC(["pipeline"] + transport.raw + ["\(size)", "\(seconds)", "\(window)"], against: servers.rawReports, of: servers))
                 }
                 report.rows.append(
                     Row(
@@ -151,14 +161,14 @@ public struct RPCBenchmark {
         }
         await loop.shutdown()
         progress("idle omx-discovery: resident memory")
-        report.idleServiceRSSKiB = try await idleServiceRSS(dir: dir, mapPath: mapPath, port: basePort + 2)
+        report.idleServiceRSSKiB = try await idleServiceRSS(termination, dir: dir, mapPath: mapPath, port: basePort + 2)
         return report
     }
 
     /// The ping-pong rounds of one transport: every pairing of client and server, alternating
     /// within each round; OMX's own against raw in the report's rows, all of them in its pairings.
     private func measureLatency(
-        _ transport: Transport, _ servers: Servers, client: RPCClient, loop: EventLoop, logger: Logger, dir: String, into report: inout Report,
+        _ transport: Transport, _ servers: Servers, client: RPCClient, loop: EventLoop, logger: Logger, into report: inout Report,
         progress: (String) -> Void
     ) async throws {
         let perRound = max(options.pingCount / options.rounds, 100)
@@ -166,7 +176,7 @@ public struct RPCBenchmark {
         let clientToC = RPCClient(loop: loop, endpoint: transport.protocolC, configuration: .init(authenticator: transport.auth), logger: logger)
         // Raw frames ("pingpong") or OMX envelopes ("pingpong-omx").
         let cPingPong = { (mode: String, arguments: [String], server: CServer) in
-            { () async throws -> Tally in try runC([mode] + arguments + ["64", "\(perRound)"], dir: dir, against: server) }
+            { () async throws -> Tally in try runC([mode] + arguments + ["64", "\(perRound)"], against: server, of: servers) }
         }
         // The measuring code of OMX's client runs on its loop thread, as a service's own code does.
         let asyncPingPong = { (client: RPCClient, server: ChildProcess) in
@@ -272,11 +282,10 @@ public struct RPCBenchmark {
         return tally
     }
 
-    private func idleServiceRSS(dir: String, mapPath: String, port: Int) async throws -> Int? {
-        let service = try ChildProcess.spawn(
-            discoveryPath,
-            ["--map", mapPath, "--key", "\(dir)/cluster.key", "--node-id", "1", "--run-dir", "\(dir)/run", "--port", "\(port)", "--log-level", "warning"],
-            stderrPath: "\(dir)/discovery.err")
+    private func idleServiceRSS(_ termination: BenchTermination, dir: String, mapPath: String, port: Int) async throws -> Int? {
+        let service = try termination.spawn(
+            [discoveryPath, "--map", mapPath, "--key", "\(dir)/cluster.key", "--node-id", "1", "--run-dir", "\(dir)/run", "--port", "\(port)", "--log-level", "warning"],
+            stdoutPath: "/dev/null", stderrPath: "\(dir)/discovery.err")
         defer {
             service.send(SIGTERM)
             service.wait()
@@ -294,11 +303,6 @@ public struct RPCBenchmark {
         guard ready else { throw ConfigError("omx-discovery did not answer within 10 s; see \(dir)/discovery.err") }
         try await Task.sleep(for: .seconds(1))
         return residentKiB(of: service.pid)
-    }
-
-    /// Starts `command`: a program's path, then its arguments.
-    func spawn(_ command: [String], stdoutPath: String, stderrPath: String? = nil) throws -> ChildProcess {
-        try ChildProcess.spawn(command[0], Array(command.dropFirst()), stdoutPath: stdoutPath, stderrPath: stderrPath)
     }
 
     /// Moves every thread of `pid` to `cpu`; threads it starts later inherit that.

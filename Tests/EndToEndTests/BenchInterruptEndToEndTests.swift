@@ -2,9 +2,10 @@ import Foundation
 import Shared
 import XCTest
 
-/// A benchmark that runs its own local cluster (`omx bench locks`, `mfs`, `migrate`), stopped
-/// with ^C or SIGTERM part way: its services run in sessions of their own, out of the signal's
-/// reach, so the benchmark must stop them itself.
+/// A benchmark that runs its own servers (`omx bench rpc`) or local cluster (`omx bench locks`,
+/// `mfs`, `migrate`), stopped with ^C or SIGTERM part way: what it started is out of the
+/// signal's reach (a cluster's services run in sessions of their own; a SIGTERM to the
+/// benchmark alone reaches nothing else), so the benchmark must stop it itself.
 final class BenchInterruptEndToEndTests: XCTestCase {
     func testAnInterruptedBenchmarkLeavesNoClusterOrMountBehind() async throws {
         try DiscoveryCluster.requireFUSE()
@@ -38,12 +39,48 @@ final class BenchInterruptEndToEndTests: XCTestCase {
         }
     }
 
+    /// `omx bench rpc` sent SIGTERM alone (not its process group, which ^C reaches) once its
+    /// four servers answer: it stops them, removes its directory and exits with 143.
+    func testATerminatedRPCBenchmarkLeavesNoServerOrDirectoryBehind() async throws {
+        let output = NSTemporaryDirectory() + "omx-bench-rpc-\(UUID().uuidString.prefix(8)).out"
+        defer { unlink(output) }
+        let bench = try ChildProcess.spawn(siblingExecutable("omx"), ["bench", "rpc", "--pings", "1000000"], stdoutPath: output, stderrPath: output)
+        // Its directory, from the command line of its OMX server ("--unix DIR/omx.sock").
+        var dir: String?
+        let serving = await waitFor(seconds: 30) {
+            dir = processIDs(mentioning: "rpc-server").compactMap { _, line -> String? in
+                guard let unix = line.range(of: "--unix ") else { return nil }
+                let path = line[unix.upperBound...].prefix { $0 != " " }
+                return path.hasSuffix("/omx.sock") && path.contains("omx-bench-") ? String(path.dropLast("/omx.sock".count)) : nil
+            }.first
+            guard let dir else { return false }
+            return ["omx", "raw", "uv", "protocol"].allSatisfy { ((try? readTextFile("\(dir)/\($0)-server.out")) ?? "").hasPrefix("ready\n") }
+        }
+        XCTAssertTrue(serving, "the benchmark started its four servers: \(processes(mentioning: "omx-bench-"))")
+        bench.send(SIGTERM)
+        let status = await bench.wait(milliseconds: 30_000)
+        if status == nil {
+            bench.send(SIGKILL)
+            bench.wait()
+        }
+        XCTAssertEqual(status, 128 + SIGTERM, (try? readTextFile(output)) ?? "")
+        guard let dir else { return }
+        let gone = await waitFor(seconds: 5) { processes(mentioning: dir).isEmpty }
+        XCTAssertTrue(gone, "no server of the benchmark is left: \(processes(mentioning: dir))")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir), "its directory \(dir) is gone")
+        for left in processIDs(mentioning: dir) { kill(left.pid, SIGKILL) }  // should this test fail
+    }
+
     /// The command lines of the processes whose arguments name `text`.
     private func processes(mentioning text: String) -> [String] {
+        processIDs(mentioning: text).map(\.line)
+    }
+
+    private func processIDs(mentioning text: String) -> [(pid: Int32, line: String)] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { name in
-            guard Int32(name) != nil, let bytes = try? readFileBytes("/proc/\(name)/cmdline") else { return nil }
+            guard let pid = Int32(name), let bytes = try? readFileBytes("/proc/\(name)/cmdline") else { return nil }
             let line = String(decoding: bytes.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
-            return line.contains(text) ? line : nil
+            return line.contains(text) ? (pid, line) : nil
         }
     }
 

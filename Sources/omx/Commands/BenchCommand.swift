@@ -361,7 +361,7 @@ struct BenchCommand: AsyncParsableCommand {
         removeTree(dir)
         let signals = try EventLoop()
         // On the loop's own thread: it runs even while the benchmark holds every thread of the pool.
-        SignalWatcher.onTermination(on: signals) { signal in
+        try await SignalWatcher.watchTermination(on: signals) { signal in
             printError("omx bench: \(signal == SIGINT ? "interrupted" : "terminated"); stopping the benchmark's cluster in \(dir)")
             _ = LocalClusterLauncher.down(dir: dir)
             removeTree(dir)
