@@ -129,10 +129,15 @@ static int answer(struct echo_connection *connection, const uint8_t *payload, si
         connection->answers_capacity = connection->filled_answers + room + 65536;
         connection->answers = realloc(connection->answers, connection->answers_capacity);
     }
-    connection->filled_answers += omx_pack(echoes ? connection->signer : NULL, connection->peer, request->call_id, OMX__ENVELOPE_KIND__RESPONSE,
-                                           request->method, echoes ? OMX__STATUS_CODE__OK : OMX__STATUS_CODE__UNIMPLEMENTED,
-                                           echoes ? request->body.data : NULL, echoes ? request->body.len : 0,
-                                           connection->answers + connection->filled_answers, connection->answers_capacity - connection->filled_answers);
+    size_t packed = omx_pack(echoes ? connection->signer : NULL, connection->peer, request->call_id, OMX__ENVELOPE_KIND__RESPONSE,
+                             request->method, echoes ? OMX__STATUS_CODE__OK : OMX__STATUS_CODE__UNIMPLEMENTED,
+                             echoes ? request->body.data : NULL, echoes ? request->body.len : 0,
+                             connection->answers + connection->filled_answers, connection->answers_capacity - connection->filled_answers);
+    if (packed == 0) {
+        fprintf(stderr, "omx-rawbench: no room to answer call %llu of %s\n", (unsigned long long)request->call_id, connection->peer);
+        return -1;
+    }
+    connection->filled_answers += packed;
     return 0;
 }
 
