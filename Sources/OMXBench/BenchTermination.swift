@@ -3,10 +3,11 @@ import Shared
 import Synchronization
 
 /// What a benchmark started, stopped when the benchmark is: a ^C reaches its servers too (one
-/// process group), a SIGTERM sent to the benchmark alone does not. On SIGTERM or SIGINT every
-/// process it spawned through here is killed, its directory removed, and the benchmark exits
-/// with 128 + the signal.
-final class BenchTermination: Sendable {
+/// process group), a SIGTERM sent to the benchmark alone does not, and a local cluster's
+/// services run in sessions of their own, out of either's reach. On SIGTERM or SIGINT every
+/// process spawned through here is killed, the benchmark's own cleanup runs, its directory is
+/// removed, and it exits with 128 + the signal.
+public final class BenchTermination: Sendable {
     private struct State {
         var terminating = false
         var processes: [ChildProcess] = []
@@ -14,19 +15,26 @@ final class BenchTermination: Sendable {
     }
 
     private let state = Mutex(State())
+    /// What the cleanup stops, for the message ("the benchmark's cluster in DIR"); nil: the
+    /// processes spawned here and the directory.
+    private let stopping: String?
+    private let cleanup: @Sendable () -> Void
     /// Watches the signals on a thread of its own: the cleanup runs even while the benchmark
     /// holds every thread of the pool.
     private let loop: EventLoop
 
-    /// Watches the signals from the moment it returns.
-    static func watch() async throws -> BenchTermination {
-        let termination = BenchTermination(loop: try EventLoop())
+    /// Watches the signals from the moment it returns; on one, `cleanup` runs after the
+    /// processes spawned here are stopped and before the directory goes.
+    public static func watch(stopping: String? = nil, cleanup: @escaping @Sendable () -> Void = {}) async throws -> BenchTermination {
+        let termination = BenchTermination(loop: try EventLoop(), stopping: stopping, cleanup: cleanup)
         try await SignalWatcher.watchTermination(on: termination.loop) { [termination] signal in termination.terminate(signal) }
         return termination
     }
 
-    private init(loop: EventLoop) {
+    private init(loop: EventLoop, stopping: String?, cleanup: @escaping @Sendable () -> Void) {
         self.loop = loop
+        self.stopping = stopping
+        self.cleanup = cleanup
     }
 
     /// Whether a signal is being handled: the benchmark's own errors meanwhile (a server it
@@ -57,7 +65,7 @@ final class BenchTermination: Sendable {
 
     /// Stops watching once the benchmark ended by itself; waits for the exit instead when a
     /// signal's cleanup is under way (the benchmark's end, or its error, is that cleanup's doing).
-    func finish() async {
+    public func finish() async {
         if isTerminating { await withUnsafeContinuation { (_: UnsafeContinuation<Void, Never>) in } }
         await loop.shutdown()
     }
@@ -67,9 +75,11 @@ final class BenchTermination: Sendable {
             state.terminating = true
             return (state.processes, state.directory)
         }
-        fputs("omx bench: \(signal == SIGINT ? "interrupted" : "terminated"); stopping its servers\(directory.map { " and removing \($0)" } ?? "")\n", stderr)
+        let what = stopping ?? "its servers\(directory.map { " and removing \($0)" } ?? "")"
+        fputs("omx bench: \(signal == SIGINT ? "interrupted" : "terminated"); stopping \(what)\n", stderr)
         for process in processes { process.send(SIGKILL) }
         for process in processes { process.wait() }
+        cleanup()
         if let directory { removeTree(directory) }
         Glibc.exit(128 + signal)
     }

@@ -35,13 +35,17 @@ extension RPCBenchmark {
         var floorReports: CServer { .reporting(to: "\(dir)/uv-server.out") }
         var protocolReports: CServer { .reporting(to: "\(dir)/protocol-server.out") }
 
+        /// The run's cluster key and map, which every server reads.
+        static func keyPath(in dir: String) -> String { "\(dir)/cluster.key" }
+        static func mapPath(in dir: String) -> String { "\(dir)/bench.map" }
+
         /// Starts them on `basePort` (OMX), + 1 (raw), + 3 (bare loop) and + 4 (protocol in C)
         /// and Unix sockets in `dir`, and waits until each is ready. (+ 2 is the idle service's.)
         static func start(_ bench: RPCBenchmark, _ termination: BenchTermination, dir: String, basePort: Int, serverCPU: [String]) async throws -> Servers {
-            let key = "\(dir)/cluster.key"
+            let key = keyPath(in: dir)
             let servers = Servers(
                 omx: try termination.spawn(
-                    serverCPU + [bench.omxPath, "bench", "rpc-server", "--port", "\(basePort)", "--unix", "\(dir)/omx.sock", "--map", "\(dir)/bench.map", "--key", key],
+                    serverCPU + [bench.omxPath, "bench", "rpc-server", "--port", "\(basePort)", "--unix", "\(dir)/omx.sock", "--map", mapPath(in: dir), "--key", key],
                     stdoutPath: "\(dir)/omx-server.out", stderrPath: "\(dir)/omx-server.err"),
                 raw: try termination.spawn(serverCPU + [bench.rawPath, "serve", "127.0.0.1", "\(basePort + 1)", "\(dir)/raw.sock"], stdoutPath: "\(dir)/raw-server.out"),
                 floor: try termination.spawn(

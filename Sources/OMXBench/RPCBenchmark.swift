@@ -112,8 +112,8 @@ public struct RPCBenchmark {
         // Last, once the servers stopped: the run's key, map, sockets and server output.
         defer { removeTree(dir) }
         let key = ClusterKey.generate()
-        try key.write(to: "\(dir)/cluster.key", overwrite: false)
-        let mapPath = "\(dir)/bench.map"
+        let (keyPath, mapPath) = (Servers.keyPath(in: dir), Servers.mapPath(in: dir))
+        try key.write(to: keyPath, overwrite: false)
         try writeTextFile(mapPath, "1 127.0.0.1 1\n")
         let basePort = Int.random(in: 20_000...40_000)
         // Where the scheduler puts the two ends decides most of a round trip on a small machine
@@ -129,7 +129,6 @@ public struct RPCBenchmark {
 
         let loop = try EventLoop()
         let logger = Logger(label: "omx-bench")
-        let keyPath = "\(dir)/cluster.key"
         let transports = [
             Transport(
                 name: "tcp", omx: .tcp(host: "127.0.0.1", port: basePort), protocolC: .tcp(host: "127.0.0.1", port: basePort + 4),
@@ -284,7 +283,7 @@ public struct RPCBenchmark {
 
     private func idleServiceRSS(_ termination: BenchTermination, dir: String, mapPath: String, port: Int) async throws -> Int? {
         let service = try termination.spawn(
-            [discoveryPath, "--map", mapPath, "--key", "\(dir)/cluster.key", "--node-id", "1", "--run-dir", "\(dir)/run", "--port", "\(port)", "--log-level", "warning"],
+            [discoveryPath, "--map", mapPath, "--key", Servers.keyPath(in: dir), "--node-id", "1", "--run-dir", "\(dir)/run", "--port", "\(port)", "--log-level", "warning"],
             stdoutPath: "/dev/null", stderrPath: "\(dir)/discovery.err")
         defer {
             service.send(SIGTERM)

@@ -359,13 +359,9 @@ struct BenchCommand: AsyncParsableCommand {
     static func onScratchCluster<T>(_ dir: String, quiet: Bool, _ body: ((String) -> Void) async throws -> T) async throws -> T {
         _ = LocalClusterLauncher.down(dir: dir)
         removeTree(dir)
-        let signals = try EventLoop()
-        // On the loop's own thread: it runs even while the benchmark holds every thread of the pool.
-        try await SignalWatcher.watchTermination(on: signals) { signal in
-            printError("omx bench: \(signal == SIGINT ? "interrupted" : "terminated"); stopping the benchmark's cluster in \(dir)")
+        let termination = try await BenchTermination.watch(stopping: "the benchmark's cluster in \(dir)") {
             _ = LocalClusterLauncher.down(dir: dir)
             removeTree(dir)
-            Glibc.exit(128 + signal)
         }
         defer { removeTree(dir) }
         do {
@@ -373,11 +369,11 @@ struct BenchCommand: AsyncParsableCommand {
                 if !quiet { print("... \(line)") }
             }
             _ = LocalClusterLauncher.down(dir: dir)
-            await signals.shutdown()
+            await termination.finish()
             return result
         } catch {
             _ = LocalClusterLauncher.down(dir: dir)
-            await signals.shutdown()
+            await termination.finish()
             throw error
         }
     }
