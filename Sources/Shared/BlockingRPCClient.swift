@@ -92,8 +92,7 @@ public final class BlockingRPCClient: Sendable {
             try send(request.frame(signedBy: authenticator, to: link.ends.peer, session: link.session), on: link.fd, method: method, timeoutMs: timeoutMs)
             let answer = try receive(callID, on: link, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
             idle.withLock { $0.append(link) }
-            guard answer.status == .ok else { throw RPCError(answer.status, answer.error) }
-            return answer.body
+            return try answer.get()
         } catch let error as ConnectionFailure {
             Glibc.close(link.fd)
             throw error.rpcError
@@ -159,8 +158,8 @@ public final class BlockingRPCClient: Sendable {
         link.limitWaits(to: timeoutMs)
         try send(request.frame(signedBy: authenticator, to: link.ends.peer), on: link.fd, method: SessionOffer.method, timeoutMs: timeoutMs)
         let answer = try receive(callID, on: link, method: SessionOffer.method, deadlineNs: monotonicNs() + timeoutMs * 1_000_000, timeoutMs: timeoutMs)
-        guard answer.status == .ok else { return nil }
-        return try? offer.keys(from: answer.body, authenticator: authenticator)
+        guard case let .success(body) = answer else { return nil }
+        return try? offer.keys(from: body, authenticator: authenticator)
     }
 
     private struct ConnectError: Error {
@@ -223,7 +222,7 @@ public final class BlockingRPCClient: Sendable {
     /// if any: one recv of up to `firstReadSize` bytes, then, for a larger answer, the rest of
     /// the envelope straight into a buffer of its size (a 1 MiB read is copied once on its way
     /// in, not three times).
-    private func receive(_ callID: UInt64, on link: Link, method: String, deadlineNs: UInt64, timeoutMs: UInt64) throws -> Envelope {
+    private func receive(_ callID: UInt64, on link: Link, method: String, deadlineNs: UInt64, timeoutMs: UInt64) throws -> Result<[UInt8], RPCError> {
         let fd = link.fd
         let wait = (method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
         return try withUnsafeTemporaryAllocation(byteCount: BlockingRPCClient.firstReadSize, alignment: 8) { first in
@@ -252,23 +251,28 @@ public final class BlockingRPCClient: Sendable {
         }
     }
 
-    /// The answer to call `callID` in `payload` (one envelope), its signature checked.
-    private func checkedAnswer(_ payload: UnsafeRawBufferPointer, to callID: UInt64, on link: Link, method: String) throws -> Envelope {
-        let answer: Envelope
+    /// The answer to call `callID` in `payload` (one envelope), its signature checked, read
+    /// where it lies: its body, or the callee's status and error.
+    private func checkedAnswer(_ payload: UnsafeRawBufferPointer, to callID: UInt64, on link: Link, method: String) throws -> Result<[UInt8], RPCError> {
         do {
             // Refusals come unsigned: a peer that refuses us may be unable to sign.
-            answer = try Envelope.received(payload, verifiedBy: authenticator, at: link.ends.local, session: link.session, refusalsUnsigned: true).envelope
+            return try Envelope.open(payload, verifiedBy: authenticator, at: link.ends.local, session: link.session, refusalsUnsigned: true) { answer, _ in
+                if answer.callID == 0 {
+                    throw ConnectionFailure(rpcError: RPCError(answer.status, "\(method): \(peer) refused: \(String(cString: answer.error))"))
+                }
+                // Our own signed request sent back is no answer, nor is another call's.
+                guard answer.kind == .response, answer.callID == callID else {
+                    let what = answer.kind == .request ? "a request" : "the response to call \(answer.callID)"
+                    throw ConnectionFailure(rpcError: RPCError(.dataLoss, "bad response from \(peer) to \(method): \(what), not the response to call \(callID)"))
+                }
+                return answer.status == .ok ? .success(Array(answer.body)) : .failure(RPCError(answer.status, String(cString: answer.error)))
+            }
+        } catch let failure as ConnectionFailure {
+            throw failure
         } catch {
             let reason = (error as? RefusedSignature)?.error ?? error
             throw ConnectionFailure(rpcError: RPCError(.dataLoss, "bad response from \(peer) to \(method): \(reason)"))
         }
-        if answer.callID == 0 { throw ConnectionFailure(rpcError: RPCError(answer.status, "\(method): \(peer) refused: \(answer.error)")) }
-        // Our own signed request sent back is no answer, nor is another call's.
-        guard answer.kind == .response, answer.callID == callID else {
-            let what = answer.kind == .request ? "a request" : "the response to call \(answer.callID)"
-            throw ConnectionFailure(rpcError: RPCError(.dataLoss, "bad response from \(peer) to \(method): \(what), not the response to call \(callID)"))
-        }
-        return answer
     }
 
     /// Reads what has come from `fd` into `buffer` (at least a byte), waiting in recv itself

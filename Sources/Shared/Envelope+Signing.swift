@@ -12,27 +12,8 @@ extension Envelope {
     /// Hands `body` the signing string of this envelope up to the body, with its own `auth`.
     func withSigningHead<T>(to destination: String, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
         try (auth?.nonce ?? []).withUnsafeBytes { nonce in
-            try withSigningHead(to: destination, nodeID: auth?.nodeID ?? 0, timestampMs: auth?.timestampMs ?? 0, nonce: nonce, body)
-        }
-    }
-
-    /// Hands `body` the signing string of this envelope up to the body, as signed for receiver
-    /// `destination` by `nodeID` at `timestampMs` with `nonce`.
-    func withSigningHead<T>(
-        to destination: String, nodeID: UInt32, timestampMs: UInt64, nonce: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> T
-    ) rethrows -> T {
-        var destination = destination
-        var method = method
-        var error = error
-        return try destination.withUTF8 { destination in
-            try method.withUTF8 { method in
-                try error.withUTF8 { error in
-                    try SigningHead(
-                        destination: UnsafeRawBufferPointer(destination), callID: callID, kind: kind.rawValue, method: UnsafeRawBufferPointer(method),
-                        status: status.rawValue, error: UnsafeRawBufferPointer(error), deadlineMs: deadlineMs, nodeID: nodeID,
-                        timestampMs: timestampMs, nonce: nonce, bodyCount: self.body.count
-                    ).withBytes(body)
-                }
+            try withFields { fields in
+                try fields.withSigningHead(to: destination, nodeID: auth?.nodeID ?? 0, timestampMs: auth?.timestampMs ?? 0, nonce: nonce, body)
             }
         }
     }

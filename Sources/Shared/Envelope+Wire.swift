@@ -1,8 +1,8 @@
 import OMXProto
 
-/// Packing and parsing envelopes with protobuf-c. These run once per call on every connection,
-/// so the C message is built on the stack over Swift's own bytes and parsed into a stack
-/// scratch area: no heap allocation on either side but the frame and the parsed fields.
+/// Packing and parsing envelopes with protobuf-c, through `EnvelopeFields`: the C message is
+/// built on the stack over Swift's own bytes and parsed into a stack scratch area, so neither
+/// side allocates on the heap but for the frame and the parsed fields.
 extension Envelope {
     static let codec = ProtoCodec<Omx__Envelope>(
         name: "omx.Envelope", initialize: { omx__envelope__init($0) },
@@ -21,77 +21,45 @@ extension Envelope {
 
     /// The envelope as one frame ready to send, packed in place: the body is copied once.
     public func frame() -> OutgoingBytes {
-        withCMessage { message in packFrame(message) }
+        withCMessage { packFrame($0) }
     }
 
-    /// The envelope as one frame ready to send, signed by `authenticator` when one is given:
-    /// a fresh timestamp and nonce and the MAC for receiver `destination` ("IPv4:port", as this
-    /// side reached it; with the keys of `session`, when the connection has one and the body is
-    /// large enough) go into the frame, computed on the stack (the envelope's own `auth` is not
-    /// used).
+    /// The envelope as one frame ready to send, signed by `authenticator` when one is given (see
+    /// `EnvelopeFields.frame(signedBy:to:session:nowMs:)`; the envelope's own `auth` is not used).
     public func frame(
         signedBy authenticator: Authenticator?, to destination: String, session: SessionKeys? = nil, nowMs: UInt64 = wallClockMs()
     ) -> OutgoingBytes {
         guard let authenticator else { return frame() }
-        return withCMessage { message in
-            withUnsafeTemporaryAllocation(byteCount: 48, alignment: 8) { stamp in
-                let nonce = UnsafeMutableRawBufferPointer(rebasing: stamp[0..<16])
-                let mac = UnsafeMutableRawBufferPointer(rebasing: stamp[16..<48])
-                authenticator.writeNonce(into: nonce)
-                let (scheme, macSize) = withSigningHead(to: destination, nodeID: authenticator.nodeID, timestampMs: nowMs, nonce: UnsafeRawBufferPointer(nonce)) { head in
-                    body.withUnsafeBytes { authenticator.mac(head: head, body: $0, nonce: UnsafeRawBufferPointer(nonce), session: session, into: mac.baseAddress!) }
-                }
-                var wire = Omx__Auth()
-                omx__auth__init(&wire)
-                wire.node_id = authenticator.nodeID
-                wire.timestamp_ms = nowMs
-                wire.nonce = binaryData(UnsafeRawBufferPointer(nonce))
-                wire.mac = binaryData(UnsafeRawBufferPointer(rebasing: mac[0..<macSize]))
-                wire.scheme = Omx__AuthScheme(rawValue: scheme.rawValue)
-                var signed = message.pointee
-                return withUnsafeMutablePointer(to: &wire) { wire in
-                    signed.auth = wire
-                    return packFrame(&signed)
+        return withFields { $0.frame(signedBy: authenticator, to: destination, session: session, nowMs: nowMs) }
+    }
+
+    /// Hands `body` this envelope's fields, pointing into its own storage for the duration of
+    /// the call.
+    func withFields<T>(_ body: (EnvelopeFields) throws -> T) rethrows -> T {
+        try method.withCString { method in
+            try error.withCString { error in
+                try self.body.withUnsafeBytes { payload in
+                    try body(
+                        EnvelopeFields(callID: callID, kind: kind, method: method, status: status, error: error, deadlineMs: deadlineMs, body: payload))
                 }
             }
         }
     }
 
-    private func packFrame(_ message: UnsafePointer<Omx__Envelope>) -> OutgoingBytes {
-        OutgoingBytes.frame(payloadSize: omx__envelope__get_packed_size(message)) { omx__envelope__pack(message, $0) }
-    }
-
-    /// Hands `body` the C message of this envelope, whose strings and bytes point into this
-    /// envelope's own storage for the duration of the call.
+    /// Hands `body` the C message of this envelope, with its own `auth`.
     private func withCMessage<T>(_ body: (UnsafePointer<Omx__Envelope>) -> T) -> T {
-        var message = Omx__Envelope()
-        omx__envelope__init(&message)
-        message.call_id = callID
-        message.kind = Omx__EnvelopeKind(rawValue: kind.rawValue)
-        message.status = Omx__StatusCode(rawValue: status.rawValue)
-        message.deadline_ms = deadlineMs
-        return method.withCString { method in
-            error.withCString { error in
-                self.body.withUnsafeBytes { payload in
-                    message.method = UnsafeMutablePointer(mutating: method)
-                    message.error = UnsafeMutablePointer(mutating: error)
-                    message.body = binaryData(payload)
-                    guard let auth else { return body(&message) }
-                    var wire = Omx__Auth()
-                    omx__auth__init(&wire)
-                    wire.node_id = auth.nodeID
-                    wire.timestamp_ms = auth.timestampMs
-                    wire.scheme = Omx__AuthScheme(rawValue: auth.scheme.rawValue)
-                    return auth.nonce.withUnsafeBytes { nonce in
-                        auth.mac.withUnsafeBytes { mac in
-                            wire.nonce = binaryData(nonce)
-                            wire.mac = binaryData(mac)
-                            return withUnsafeMutablePointer(to: &wire) { wire in
-                                message.auth = wire
-                                return body(&message)
-                            }
-                        }
-                    }
+        withFields { fields in
+            guard let auth else { return fields.withCMessage(body) }
+            var wire = Omx__Auth()
+            omx__auth__init(&wire)
+            wire.node_id = auth.nodeID
+            wire.timestamp_ms = auth.timestampMs
+            wire.scheme = Omx__AuthScheme(rawValue: auth.scheme.rawValue)
+            return auth.nonce.withUnsafeBytes { nonce in
+                auth.mac.withUnsafeBytes { mac in
+                    wire.nonce = binaryData(nonce)
+                    wire.mac = binaryData(mac)
+                    return fields.withCMessage(auth: &wire, body)
                 }
             }
         }
@@ -114,26 +82,14 @@ extension Envelope {
                     nonce: cBytes(wire.pointee.nonce), mac: cBytes(wire.pointee.mac),
                     scheme: AuthScheme(rawValue: wire.pointee.scheme.rawValue) ?? .clusterHMACSHA256)
             }
-            return try Envelope(message, auth: auth)
+            return Envelope(try EnvelopeFields(message), auth: auth)
         }
     }
 
-    /// The envelope of a C message protobuf-c parsed, with `auth` as given.
-    /// - Throws: `RPCError` (INVALID_ARGUMENT) for an unknown kind or status.
-    init(_ message: Omx__Envelope, auth: EnvelopeAuth?) throws {
-        guard let kind = Kind(rawValue: message.kind.rawValue) else {
-            throw RPCError(.invalidArgument, "envelope has unknown kind \(message.kind.rawValue)")
-        }
-        guard let status = StatusCode(rawValue: message.status.rawValue) else {
-            throw RPCError(.invalidArgument, "envelope has unknown status \(message.status.rawValue)")
-        }
+    /// The envelope of `fields`, copied, with `auth` as given.
+    init(_ fields: EnvelopeFields, method: String? = nil, auth: EnvelopeAuth? = nil) {
         self.init(
-            callID: message.call_id, kind: kind, method: cString(message.method), body: cBytes(message.body),
-            status: status, error: cString(message.error), deadlineMs: message.deadline_ms, auth: auth)
+            callID: fields.callID, kind: fields.kind, method: method ?? fields.methodName, body: Array(fields.body), status: fields.status,
+            error: String(cString: fields.error), deadlineMs: fields.deadlineMs, auth: auth)
     }
-}
-
-/// protobuf-c's view of Swift bytes (which it only reads while packing).
-private func binaryData(_ bytes: UnsafeRawBufferPointer) -> ProtobufCBinaryData {
-    ProtobufCBinaryData(len: bytes.count, data: UnsafeMutablePointer(mutating: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)))
 }

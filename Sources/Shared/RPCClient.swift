@@ -344,40 +344,45 @@ public final class RPCClient: @unchecked Sendable {
     }
 
     private func received(_ payload: UnsafeRawBufferPointer, on connection: Connection) {
-        let envelope: Envelope
         do {
             // Answers that carry data must be signed; refusals are taken as they come, since a
             // peer that refuses us (another key, an address outside its map) may be unable to sign.
-            envelope = try Envelope.received(payload, verifiedBy: signer, at: connection.ends.local, session: session, refusalsUnsigned: true).envelope
-            // Our own signed request sent back (by whoever sits in between) is no answer.
-            guard envelope.kind == .response else { throw RPCError(.dataLoss, "a request (call \(envelope.callID), \(envelope.method)), not a response") }
+            try Envelope.open(payload, verifiedBy: signer, at: connection.ends.local, session: session, refusalsUnsigned: true) { answer, _ in
+                // Our own signed request sent back (by whoever sits in between) is no answer.
+                guard answer.kind == .response else { throw RPCError(.dataLoss, "a request (call \(answer.callID), \(answer.methodName)), not a response") }
+                answered(answer)
+            }
         } catch {
             let reason = (error as? RefusedSignature)?.error ?? error
             logger.warning("bad response from \(endpoint): \(reason)")
             failAll(RPCError(.dataLoss, "bad response from \(endpoint): \(reason)"))
             if case let .connected(connection) = state { connection.close(nil) }
-            return
         }
-        if envelope.callID == 0 {
+    }
+
+    /// Completes the call `answer` (a checked response, read where it lies) belongs to.
+    private func answered(_ answer: EnvelopeFields) {
+        if answer.callID == 0 {
             // The peer refused the connection itself and is closing it. The next call reconnects,
             // at once when the connection had served calls (one bad frame), after the backoff
             // when it had not (a service at its connection limit is not asked again at once).
+            let error = String(cString: answer.error)
             if case let .connected(connection) = state {
                 state = .idle
                 session = nil
                 connection.close(nil)
-                if !answeredOnConnection { waitBeforeConnecting("\(endpoint) refused the last connection: \(envelope.error)") }
+                if !answeredOnConnection { waitBeforeConnecting("\(endpoint) refused the last connection: \(error)") }
             }
-            failAll(RPCError(envelope.status, "\(endpoint) refused: \(envelope.error)"))
+            failAll(RPCError(answer.status, "\(endpoint) refused: \(error)"))
             return
         }
         answeredOnConnection = true
         backoffMs = configuration.initialBackoff.milliseconds
-        guard let call = pending.removeValue(forKey: envelope.callID) else { return }
-        if envelope.status == .ok {
-            call.complete(.success(envelope.body))
+        guard let call = pending.removeValue(forKey: answer.callID) else { return }
+        if answer.status == .ok {
+            call.complete(.success(Array(answer.body)))
         } else {
-            call.complete(.failure(RPCError(envelope.status, envelope.error)))
+            call.complete(.failure(RPCError(answer.status, String(cString: answer.error))))
         }
     }
 

@@ -7,58 +7,10 @@ import Synchronization
 /// Handlers placed on `.loop` run on the loop thread (no thread hop, for work that never
 /// blocks); handlers placed on `.pool` run on Swift's global executor (for work that blocks or
 /// computes at length). Immediate handlers (`registerImmediate`), for answers at hand that
-/// never wait, run as the request arrives, without a task: the cheapest call. Either way the
-/// response is written by the loop.
+/// never wait, run as the request arrives, without a task, and are answered from the request's
+/// parsed fields with no envelope built: the cheapest call. Either way the response is written
+/// by the loop.
 public final class RPCServer: @unchecked Sendable {
-    /// A method implementation: the request's body in, the response's body out.
-    /// Throw `RPCError` to answer with a status; any other error answers INTERNAL.
-    public typealias Handler = @Sendable (RPCRequest) async throws -> [UInt8]
-    /// A method implementation that answers at once on the loop thread: it must neither block
-    /// nor wait. Throws as `Handler`.
-    public typealias ImmediateHandler = @Sendable (RPCRequest) throws -> [UInt8]
-
-    /// Where a handler runs.
-    public enum Placement: Sendable {
-        /// On the loop thread: must not block.
-        case loop
-        /// On Swift's global concurrent executor.
-        case pool
-    }
-
-    /// Settings of a server.
-    public struct Configuration: Sendable {
-        /// Largest accepted frame; a larger one is refused and its connection closed.
-        public var maxFrameSize: Int
-        /// Checks TCP envelopes; nil only for tests and benchmarks that measure without it.
-        public var authenticator: Authenticator?
-        /// TCP peers must come from one of these addresses (the map's); nil accepts any.
-        public var allowedAddresses: Set<String>?
-        /// A name for logs and errors ("discovery").
-        public var name: String
-        /// Where calls are counted per method and status, with their durations.
-        public var metrics: MetricsRegistry?
-        /// Connections a local user other than root may hold at once; more are refused with
-        /// RESOURCE_EXHAUSTED (a user's tools need a few).
-        public var maxConnectionsPerUser = 256
-        /// Connections one TCP peer address may hold at once once they signed a call (a node's
-        /// services and its mount's threads need a few dozen).
-        public var maxConnectionsPerAddress = 1_024
-        /// TCP connections of one address that have signed no call yet; one more closes the oldest.
-        public var maxUnsignedConnectionsPerAddress = 64
-        /// How long a TCP connection may go without signing a call (when calls are checked).
-        public var signInTimeout: Duration = .seconds(10)
-        /// How long a frame may take to arrive whole, and a peer may leave all our answers
-        /// unread while we hold back its requests; then the connection is closed.
-        public var stalledTimeout: Duration = .seconds(30)
-
-        public init(name: String, maxFrameSize: Int = Frame.defaultMaxSize, authenticator: Authenticator?, allowedAddresses: Set<String>?) {
-            self.name = name
-            self.maxFrameSize = maxFrameSize
-            self.authenticator = authenticator
-            self.allowedAddresses = allowedAddresses
-        }
-    }
-
     public let loop: EventLoop
     public let configuration: Configuration
     /// Calls one connection may have unanswered at once; more are refused with
@@ -197,14 +149,35 @@ public final class RPCServer: @unchecked Sendable {
         }
     }
 
+    /// What became of a frame read from a connection.
+    private enum Arrival {
+        /// Answered, or its connection closed, while its fields were at hand.
+        case handled
+        /// A request for the general path, with the node id that signed it and its method.
+        case request(Envelope, signer: UInt32?, known: Method?)
+    }
+
     private func received(_ payload: UnsafeRawBufferPointer, on connection: Connection, from caller: Caller) {
         let authenticator = connection.transport == .tcp ? configuration.authenticator : nil
         let started = monotonicNs()
-        let request: Envelope
-        let signer: UInt32?
+        let arrival: Arrival
         do {
-            (request, signer) = try Envelope.received(
-                payload, verifiedBy: authenticator, at: connection.ends.local, session: connection.session, refusalsUnsigned: false)
+            arrival = try Envelope.open(
+                payload, verifiedBy: authenticator, at: connection.ends.local, session: connection.session, refusalsUnsigned: false
+            ) { fields, signer in
+                // A first valid signature: the connection now counts against its address.
+                guard connectionGuard.signed(connection) else { return .handled }
+                let method = fields.methodName
+                let known = handlers.withLock { $0[method] }
+                // The common call, to a handler whose answer is at hand, is answered from the
+                // parsed fields: no envelope is built either way.
+                if case let .immediate(answerNow)? = known, fields.kind == .request, !isDraining, method != SessionOffer.method {
+                    let request = RPCRequest(method: method, body: Array(fields.body), caller: identified(caller, signer: signer), deadlineMs: fields.deadlineMs)
+                    connection.send(answerAtOnce(fields, request, answerNow, started: started, on: connection, authenticator))
+                    return .handled
+                }
+                return .request(Envelope(fields, method: method), signer: signer, known: known)
+            }
         } catch let refused as RefusedSignature {
             let call = Call(
                 callID: refused.callID, method: refused.method, started: started, peer: connection.peer, replyTo: connection.ends.peer,
@@ -217,11 +190,10 @@ public final class RPCServer: @unchecked Sendable {
             connection.send(Envelope.failure(callID: 0, method: "", failure).frame(signedBy: authenticator, to: connection.ends.peer))
             return
         }
-        // A first valid signature: the connection now counts against its address.
-        guard connectionGuard.signed(connection) else { return }
+        guard case let .request(request, signer, known) = arrival else { return }
         let call = Call(
             callID: request.callID, method: request.method, started: started, peer: connection.peer, replyTo: connection.ends.peer,
-            authenticator: authenticator, session: connection.session, known: handlers.withLock { $0[request.method] })
+            authenticator: authenticator, session: connection.session, known: known)
         if request.method == SessionOffer.method, request.kind == .request, let authenticator {
             connection.send(answer(call, agreeSession(request, on: connection, authenticator)))
             return
@@ -310,15 +282,41 @@ public final class RPCServer: @unchecked Sendable {
         guard request.kind == .request else {
             throw RPCError(.invalidArgument, "expected a request, got a response to call \(request.callID)")
         }
-        var who = caller
-        if let signer, case let .remote(address, _) = caller { who = .remote(address: address, nodeID: signer) }
         guard !isDraining else {
             throw RPCError(.unavailable, "\(configuration.name) is shutting down")
         }
         guard let method = call.known else {
             throw RPCError(.unimplemented, "\(configuration.name) has no method '\(request.method)' (it has: \(methods.joined(separator: ", ")))")
         }
-        return (RPCRequest(method: request.method, body: request.body, caller: who, deadlineMs: request.deadlineMs), method)
+        return (RPCRequest(method: request.method, body: request.body, caller: identified(caller, signer: signer), deadlineMs: request.deadlineMs), method)
+    }
+
+    /// The caller of a request, with the node id that signed it (TCP).
+    private func identified(_ caller: Caller, signer: UInt32?) -> Caller {
+        guard let signer, case let .remote(address, _) = caller else { return caller }
+        return .remote(address: address, nodeID: signer)
+    }
+
+    /// The answer to `request`, read from `fields` (whose call passed every check of `admit`),
+    /// by immediate handler `answerNow`: packed from the request's own fields and the handler's
+    /// body, with no envelope built; a refusal goes the general way (`answer`).
+    private func answerAtOnce(
+        _ fields: EnvelopeFields, _ request: RPCRequest, _ answerNow: @escaping ImmediateHandler, started: UInt64, on connection: Connection, _ authenticator: Authenticator?
+    ) -> OutgoingBytes {
+        let body: [UInt8]
+        do {
+            body = try answerNow(request)
+        } catch {
+            let call = Call(
+                callID: fields.callID, method: request.method, started: started, peer: connection.peer, replyTo: connection.ends.peer,
+                authenticator: authenticator, session: connection.session, known: .immediate(answerNow))
+            return answer(call, .failure(error))
+        }
+        count(request.method, known: true, status: .ok, started: started)
+        return body.withUnsafeBytes { body in
+            EnvelopeFields(callID: fields.callID, kind: .response, method: fields.method, body: body)
+                .frame(signedBy: authenticator, to: connection.ends.peer, session: connection.session)
+        }
     }
 
     /// The response to `call` (signed on TCP), counted in the metrics; refusals are logged.
@@ -336,15 +334,19 @@ public final class RPCServer: @unchecked Sendable {
             }
             response = Envelope.failure(callID: call.callID, method: call.method, failure)
         }
-        if let metrics = configuration.metrics {
-            // Unknown names are counted together: a peer cannot grow the table at will.
-            let method = call.known == nil && call.method != SessionOffer.method ? "(unknown)" : call.method
-            metrics.add("omx_rpc_calls_total", help: "Calls answered, by method and status.", labels: [("method", method), ("status", status.description)])
-            metrics.observe(
-                "omx_rpc_call_seconds", help: "Time from a request's arrival to its response, by method.", labels: [("method", method)],
-                Double(monotonicNs() - call.started) / 1e9)
-        }
+        count(call.method, known: call.known != nil, status: status, started: call.started)
         return response.frame(signedBy: call.authenticator, to: call.replyTo, session: call.session)
+    }
+
+    /// Counts an answered call in the metrics, with its duration since `started`.
+    private func count(_ method: String, known: Bool, status: StatusCode, started: UInt64) {
+        guard let metrics = configuration.metrics else { return }
+        // Unknown names are counted together: a peer cannot grow the table at will.
+        let method = !known && method != SessionOffer.method ? "(unknown)" : method
+        metrics.add("omx_rpc_calls_total", help: "Calls answered, by method and status.", labels: [("method", method), ("status", status.description)])
+        metrics.observe(
+            "omx_rpc_call_seconds", help: "Time from a request's arrival to its response, by method.", labels: [("method", method)],
+            Double(monotonicNs() - started) / 1e9)
     }
 
     private let drainingFlag = Atomic<Bool>(false)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import XCTest
 
 @testable import Shared
@@ -52,6 +53,69 @@ final class RPCImmediateHandlerTests: XCTestCase {
             let echoed = try await client.call("Echo", [9])
             XCTAssertEqual(echoed, [9], "the connection serves on")
         }
+        await fixture.close()
+    }
+
+    /// Immediate handlers are answered straight from the request's parsed fields: the checks
+    /// every call passes still hold for them (a response is no request; a draining server
+    /// refuses), and their calls are counted in the metrics like any other.
+    func testImmediateCallsAreCheckedAndCountedAsEveryCall() async throws {
+        let metrics = MetricsRegistry()
+        let fixture = try RPCFixture { $0.metrics = metrics }
+        let gate = Gate()
+        let holding = Mutex(false)
+        fixture.server.registerImmediate("Where") { request in request.body }
+        fixture.server.registerImmediate("Find") { _ in throw RPCError(.notFound, "no job 2.17") }
+        fixture.server.register("Hold") { _ in
+            holding.withLock { $0 = true }
+            await gate.passed()
+            return []
+        }
+        try await fixture.listen()
+        let tcp = fixture.tcpClient()
+        for client in [tcp, fixture.unixClient()] {
+            for index in 0..<3 {
+                let answer = try await client.call("Where", [UInt8(index)])
+                XCTAssertEqual(answer, [UInt8(index)])
+            }
+            await assertRPCError(.notFound, containing: "no job 2.17") { try await client.call("Find", []) }
+        }
+
+        let raw = try RawSocket(port: fixture.port)
+        let signer = Authenticator(key: fixture.key, nodeID: 2)
+        raw.send(Envelope(callID: 7, kind: .response, method: "Where", body: [1]).frame(signedBy: signer, to: fixture.service).withBytes { Array($0) })
+        let refusal = try XCTUnwrap(raw.readEnvelope(), "a response sent as a call is answered")
+        XCTAssertEqual(refusal.callID, 7)
+        XCTAssertEqual(refusal.status, .invalidArgument)
+        XCTAssertTrue(refusal.error.contains("expected a request, got a response to call 7"), refusal.error)
+
+        let counted = { (name: String, labels: [String]) -> Metric? in
+            metrics.snapshot().first { $0.name == name && $0.labels.flatMap { [$0.0, $0.1] } == labels }
+        }
+        XCTAssertEqual(counted("omx_rpc_calls_total", ["method", "Where", "status", "OK"])?.value, 6)
+        XCTAssertEqual(counted("omx_rpc_calls_total", ["method", "Where", "status", "INVALID_ARGUMENT"])?.value, 1)
+        XCTAssertEqual(counted("omx_rpc_calls_total", ["method", "Find", "status", "NOT_FOUND"])?.value, 2)
+        XCTAssertEqual(counted("omx_rpc_call_seconds", ["method", "Where"])?.count, 7, "each call's duration observed")
+
+        // A call held in flight keeps the draining server's connections open meanwhile.
+        let held = Task { try await tcp.call("Hold", []) }
+        let reached = await waitUntil { holding.withLock { $0 } }
+        XCTAssertTrue(reached, "the Hold call reached its handler")
+        let draining = Task { await fixture.server.shutdown(grace: .seconds(5)) }
+        let refused = await waitUntil {
+            do {
+                _ = try await tcp.call("Where", [1])
+                return false
+            } catch let error as RPCError {
+                return error.status == .unavailable && error.message.contains("test server is shutting down")
+            } catch {
+                return false
+            }
+        }
+        XCTAssertTrue(refused, "an immediate call to a draining server is refused with UNAVAILABLE")
+        gate.open()
+        _ = try await held.value
+        await draining.value
         await fixture.close()
     }
 }

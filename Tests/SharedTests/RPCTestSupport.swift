@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import XCTest
 
 @testable import Shared
@@ -176,5 +177,51 @@ func assertRPCError<T>(
         XCTAssertTrue(error.message.contains(text), "'\(error.message)' lacks '\(text)'", file: file, line: line)
     } catch {
         XCTFail("unexpected \(error)", file: file, line: line)
+    }
+}
+
+/// Holds its callers until it is opened.
+final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func passed() async {
+        await withCheckedContinuation { continuation in
+            let open = state.withLock { state in
+                if !state.open { state.waiting.append(continuation) }
+                return state.open
+            }
+            if open { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let waiting = state.withLock { state in
+            state.open = true
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+}
+
+/// Asks `condition` every 10 ms until it holds or `seconds` pass; says whether it held.
+func waitUntil(seconds: Double = 5, _ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return await condition()
+}
+
+extension Envelope {
+    /// `Envelope.open`, copying the envelope out (without `auth`), with the node id that signed it.
+    static func received(
+        _ payload: UnsafeRawBufferPointer, verifiedBy authenticator: Authenticator?, at receiver: String, session: SessionKeys? = nil,
+        refusalsUnsigned: Bool, nowMs: UInt64 = wallClockMs()
+    ) throws -> (envelope: Envelope, signer: UInt32?) {
+        try open(payload, verifiedBy: authenticator, at: receiver, session: session, refusalsUnsigned: refusalsUnsigned, nowMs: nowMs) {
+            (Envelope($0), $1)
+        }
     }
 }
