@@ -22,6 +22,9 @@ public final class EventLoop: @unchecked Sendable {
     private var loopThread = pthread_t()
     /// Work handed in on the loop thread itself: run in this iteration, no wakeup needed.
     private var localWork: [LocalWork] = []
+    /// The batch of local work being run, kept between batches with its storage so that
+    /// taking a batch allocates nothing (likewise `flushing`).
+    private var runningWork: [LocalWork] = []
 
     /// A closure, or a task's job (kept as it is: wrapping each job in a closure would cost an
     /// allocation per task step).
@@ -31,6 +34,7 @@ public final class EventLoop: @unchecked Sendable {
     }
     /// Connections with buffered output, flushed once per loop iteration (loop thread only).
     var connectionsToFlush: [Connection] = []
+    private var flushing: [Connection] = []
     /// Work on libuv's thread pool not yet finished (loop thread only; `EventLoop+Offload.swift`).
     var offloadedWork: Set<UnsafeMutablePointer<uv_work_t>> = []
     /// Ends a stopping loop whose offloaded work still runs after its grace (loop thread only).
@@ -159,9 +163,9 @@ public final class EventLoop: @unchecked Sendable {
             uv_idle_stop(pendingLocalWork)
             return
         }
-        let work = localWork
-        localWork = []
-        for item in work {
+        swap(&localWork, &runningWork)
+        defer { runningWork.removeAll(keepingCapacity: true) }
+        for item in runningWork {
             switch item {
             case let .closure(closure): closure()
             case let .job(job): job.runSynchronously(on: asUnownedTaskExecutor())
@@ -175,9 +179,9 @@ public final class EventLoop: @unchecked Sendable {
 
     private func flushConnections() {
         guard !connectionsToFlush.isEmpty else { return }
-        let connections = connectionsToFlush
-        connectionsToFlush.removeAll(keepingCapacity: true)
-        for connection in connections { connection.flush() }
+        swap(&connectionsToFlush, &flushing)
+        defer { flushing.removeAll(keepingCapacity: true) }
+        for connection in flushing { connection.flush() }
     }
 
     /// Stops the loop: every handle still open is closed, the thread ends, and the call returns
