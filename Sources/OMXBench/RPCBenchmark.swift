@@ -75,10 +75,11 @@ public struct RPCBenchmark {
         public var idleServiceRSSKiB: Int?
         /// Whether clients ran on CPU 0 and servers on CPU 1 (as on two hosts), OMX and raw alike.
         public var pinned = false
-        /// How long this KVM guest's idle CPUs poll before they halt (haltpoll's
-        /// `guest_halt_poll_ns`), nil when the kernel has no such setting. At 0 every wait halts
-        /// the virtual CPU, and the code that runs after each wakeup finds the caches cold.
-        public var guestHaltPollNs: Int?
+        /// How long this machine's idle CPUs poll before they halt: haltpoll's
+        /// `guest_halt_poll_ns` when the haltpoll cpuidle driver runs them, 0 when no cpuidle
+        /// driver does (the idle loop halts at once), nil when another driver does. At 0 every
+        /// wait halts the virtual CPU, and the code that runs after each wakeup finds the caches cold.
+        public var idlePollNs: Int?
     }
 
     let options: Options
@@ -121,7 +122,7 @@ public struct RPCBenchmark {
         // runs on CPU 0 and every server on CPU 1, so OMX and raw are measured alike.
         var report = Report()
         report.pinned = sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2
-        report.guestHaltPollNs = (try? readTextFile("/sys/module/haltpoll/parameters/guest_halt_poll_ns")).flatMap { Int($0.trimmedWhitespace) }
+        report.idlePollNs = idleCPUPollNs()
         let serverCPU = report.pinned ? ["/usr/bin/taskset", "-c", "1"] : []
         if report.pinned { try pin(pid: getpid(), cpu: 0) }
         let servers = try await Servers.start(self, termination, dir: dir, basePort: basePort, serverCPU: serverCPU)
@@ -321,5 +322,14 @@ public struct RPCBenchmark {
             try await Task.sleep(for: .milliseconds(20))
         }
         throw ConfigError("\(process.command.joined(separator: " ")) was not ready within 10 s")
+    }
+}
+
+/// How long an idle CPU polls before it halts (see `RPCBenchmark.Report.idlePollNs`).
+private func idleCPUPollNs() -> Int? {
+    switch (try? readTextFile("/sys/devices/system/cpu/cpuidle/current_driver"))?.trimmedWhitespace {
+    case "none": return 0
+    case "haltpoll": return (try? readTextFile("/sys/module/haltpoll/parameters/guest_halt_poll_ns")).flatMap { Int($0.trimmedWhitespace) }
+    default: return nil
     }
 }

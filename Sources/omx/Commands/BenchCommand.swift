@@ -73,9 +73,9 @@ struct BenchCommand: AsyncParsableCommand {
                 "the bare libuv loop echoes frames with no envelope at all. A Swift side's own cost is its time beyond its C counterpart's.",
                 separator: "\n")
             if report.pinned { print("Clients ran on CPU 0 and servers on CPU 1, OMX and raw alike.") }
-            if report.guestHaltPollNs == 0 {
+            if report.idlePollNs == 0 {
                 print(
-                    "This virtual machine halts an idle CPU at once (haltpoll guest_halt_poll_ns=0): after each wakeup the caches are cold,",
+                    "This machine halts an idle CPU at once (no cpuidle driver polls first): after each wakeup the caches are cold,",
                     "so a ping-pong call's user-mode work costs several times what it costs pipelined, where the loop never sleeps.",
                     separator: "\n")
             }
