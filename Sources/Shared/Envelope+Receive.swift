@@ -16,11 +16,12 @@ extension Envelope {
     ///   - session: the keys agreed on the connection, if any (for envelopes signed with them).
     ///   - refusalsUnsigned: let envelopes whose status is not OK pass unsigned (a peer that
     ///     refuses us may be unable to sign).
+    ///   - nowMs: this side's wall clock, read here when not given and a signature is checked.
     /// - Throws: `RPCError` (INVALID_ARGUMENT) when the bytes are no valid envelope;
     ///   `RefusedSignature` when the signature is missing or does not hold; what `read` throws.
     static func open<T>(
         _ payload: UnsafeRawBufferPointer, verifiedBy authenticator: Authenticator?, at receiver: String, session: SessionKeys? = nil,
-        refusalsUnsigned: Bool, nowMs: UInt64 = wallClockMs(), _ read: (EnvelopeFields, _ signer: UInt32?) throws -> T
+        refusalsUnsigned: Bool, nowMs: UInt64? = nil, _ read: (EnvelopeFields, _ signer: UInt32?) throws -> T
     ) throws -> T {
         try codec.decode(payload) { message in
             let fields = try EnvelopeFields(message)
@@ -36,7 +37,7 @@ extension Envelope {
                 scheme: auth.scheme.rawValue)
             do {
                 try fields.withSigningHead(to: receiver, nodeID: auth.node_id, timestampMs: auth.timestamp_ms, nonce: nonce) { head in
-                    try authenticator.check(signature, head: head, body: fields.body, session: session, receiver: receiver, nowMs: nowMs)
+                    try authenticator.check(signature, head: head, body: fields.body, session: session, receiver: receiver, nowMs: nowMs ?? wallClockMs())
                 }
             } catch let error as RPCError {
                 throw RefusedSignature(callID: fields.callID, method: fields.methodName, error: error)

@@ -27,7 +27,7 @@ extension Envelope {
     /// The envelope as one frame ready to send, signed by `authenticator` when one is given (see
     /// `EnvelopeFields.frame(signedBy:to:session:nowMs:)`; the envelope's own `auth` is not used).
     public func frame(
-        signedBy authenticator: Authenticator?, to destination: String, session: SessionKeys? = nil, nowMs: UInt64 = wallClockMs()
+        signedBy authenticator: Authenticator?, to destination: String, session: SessionKeys? = nil, nowMs: UInt64? = nil
     ) -> OutgoingBytes {
         guard let authenticator else { return frame() }
         return withFields { $0.frame(signedBy: authenticator, to: destination, session: session, nowMs: nowMs) }

@@ -68,9 +68,11 @@ struct EnvelopeFields {
     /// These fields as one frame ready to send, signed by `authenticator` when one is given: a
     /// fresh timestamp and nonce and the MAC for receiver `destination` ("IPv4:port", as this
     /// side reached it; with the keys of `session`, when the connection has one and the body is
-    /// large enough) go into the frame, computed on the stack.
-    func frame(signedBy authenticator: Authenticator?, to destination: String, session: SessionKeys?, nowMs: UInt64 = wallClockMs()) -> OutgoingBytes {
+    /// large enough) go into the frame, computed on the stack. `nowMs` is the wall clock, read
+    /// here when not given.
+    func frame(signedBy authenticator: Authenticator?, to destination: String, session: SessionKeys?, nowMs: UInt64? = nil) -> OutgoingBytes {
         guard let authenticator else { return withCMessage { packFrame($0) } }
+        let nowMs = nowMs ?? wallClockMs()
         return withUnsafeTemporaryAllocation(byteCount: 48, alignment: 8) { stamp in
             let nonce = UnsafeMutableRawBufferPointer(rebasing: stamp[0..<16])
             let mac = UnsafeMutableRawBufferPointer(rebasing: stamp[16..<48])

@@ -159,11 +159,14 @@ public final class RPCServer: @unchecked Sendable {
 
     private func received(_ payload: UnsafeRawBufferPointer, on connection: Connection, from caller: Caller) {
         let authenticator = connection.transport == .tcp ? configuration.authenticator : nil
-        let started = monotonicNs()
+        // Read once per call, and only where needed: the clock that checks a TCP request signs
+        // its immediate answer; the arrival time is for the metrics.
+        let nowMs = authenticator == nil ? nil : wallClockMs()
+        let started = configuration.metrics == nil ? 0 : monotonicNs()
         let arrival: Arrival
         do {
             arrival = try Envelope.open(
-                payload, verifiedBy: authenticator, at: connection.ends.local, session: connection.session, refusalsUnsigned: false
+                payload, verifiedBy: authenticator, at: connection.ends.local, session: connection.session, refusalsUnsigned: false, nowMs: nowMs
             ) { fields, signer in
                 // A first valid signature: the connection now counts against its address.
                 guard connectionGuard.signed(connection) else { return .handled }
@@ -173,7 +176,7 @@ public final class RPCServer: @unchecked Sendable {
                 // parsed fields: no envelope is built either way.
                 if case let .immediate(answerNow)? = known, fields.kind == .request, !isDraining, method != SessionOffer.method {
                     let request = RPCRequest(method: method, body: Array(fields.body), caller: identified(caller, signer: signer), deadlineMs: fields.deadlineMs)
-                    connection.send(answerAtOnce(fields, request, answerNow, started: started, on: connection, authenticator))
+                    connection.send(answerAtOnce(fields, request, answerNow, started: started, nowMs: nowMs, on: connection, authenticator))
                     return .handled
                 }
                 return .request(Envelope(fields, method: method), signer: signer, known: known)
@@ -263,6 +266,7 @@ public final class RPCServer: @unchecked Sendable {
     private struct Call: Sendable {
         let callID: UInt64
         let method: String
+        /// When the request arrived (monotonic ns), for the metrics; 0 without them.
         let started: UInt64
         let peer: String
         /// The caller's end of a TCP connection, which the answer's signature names.
@@ -301,7 +305,8 @@ public final class RPCServer: @unchecked Sendable {
     /// by immediate handler `answerNow`: packed from the request's own fields and the handler's
     /// body, with no envelope built; a refusal goes the general way (`answer`).
     private func answerAtOnce(
-        _ fields: EnvelopeFields, _ request: RPCRequest, _ answerNow: @escaping ImmediateHandler, started: UInt64, on connection: Connection, _ authenticator: Authenticator?
+        _ fields: EnvelopeFields, _ request: RPCRequest, _ answerNow: @escaping ImmediateHandler, started: UInt64, nowMs: UInt64?, on connection: Connection,
+        _ authenticator: Authenticator?
     ) -> OutgoingBytes {
         let body: [UInt8]
         do {
@@ -315,7 +320,7 @@ public final class RPCServer: @unchecked Sendable {
         count(request.method, known: true, status: .ok, started: started)
         return body.withUnsafeBytes { body in
             EnvelopeFields(callID: fields.callID, kind: .response, method: fields.method, body: body)
-                .frame(signedBy: authenticator, to: connection.ends.peer, session: connection.session)
+                .frame(signedBy: authenticator, to: connection.ends.peer, session: connection.session, nowMs: nowMs)
         }
     }
 
