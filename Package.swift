@@ -39,7 +39,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // Exclusivity is checked at run time in debug builds, which every test runs; release
+            // builds leave it to those: on the per-call path the check costs a thread-local
+            // lookup per access of a class's stored property.
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
 
         // MARK: The per-node services: each a library (shared with tests and benchmarks) and a

@@ -11,7 +11,7 @@
 #
 # Usage: sudo scripts/install.sh [--from DIR] [--root DIR] [--no-deps]
 #   --from DIR   take the executables from DIR (default: build them with
-#                `swift build -c release --static-swift-stdlib --scratch-path .build-static`)
+#                `swift build -c release --static-swift-stdlib`, the main job's build)
 #   --root DIR   install beneath DIR instead of / (packaging, tests); implies --no-deps
 #   --no-deps    do not install Debian packages or CRIU
 set -euo pipefail
@@ -42,8 +42,8 @@ if [[ -z "$from" ]]; then
   command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"   # sudo resets PATH
   command -v swift >/dev/null || die "no swift on PATH to build with (or pass --from DIR with built executables)"
   log "building the release executables (swift build -c release --static-swift-stdlib)"
-  (cd "$repo" && swift build -c release --static-swift-stdlib --scratch-path .build-static >&2)
-  from=$(cd "$repo" && swift build -c release --static-swift-stdlib --scratch-path .build-static --show-bin-path)
+  (cd "$repo" && swift build -c release --static-swift-stdlib >&2)
+  from=$(cd "$repo" && swift build -c release --static-swift-stdlib --show-bin-path)
 fi
 for exe in "${executables[@]}"; do
   [[ -x "$from/$exe" ]] || die "$from/$exe is missing"

@@ -12,9 +12,9 @@ cd "$(dirname "$0")/.."
 # sudo resets PATH: find the Swift toolchain where this machine kind installs it.
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 scripts/setup.sh
-echo "main-job: building (release)"
-swift build -c release
-omx="$(swift build -c release --show-bin-path)/omx"
+echo "main-job: building (release, with the Swift runtime linked in, as scripts/install.sh deploys it)"
+swift build -c release --static-swift-stdlib
+omx="$(swift build -c release --static-swift-stdlib --show-bin-path)/omx"
 
 dir="$(mktemp -d /tmp/omx-main-job.XXXXXX)"
 trap '"$omx" cluster down --dir "$dir" >/dev/null 2>&1 || true' EXIT

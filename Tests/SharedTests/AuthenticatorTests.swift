@@ -187,6 +187,24 @@ final class ReplayWindowTests: XCTestCase {
         XCTAssertEqual(window.admit(epoch: 7, counter: 11, nowMs: 0, retentionMs: 60_000), .fresh)
     }
 
+    func testARingWordIsClearedBeforeItIsReused() {
+        var window = ReplayWindow()
+        // Counters 5 and 6 sit in the ring word that counters 2,048 to 2,111 reuse.
+        for counter: UInt64 in [5, 6, 64 * 20, 2_048 + 10] {
+            XCTAssertEqual(window.admit(epoch: 3, counter: counter, nowMs: 0, retentionMs: 60_000), .fresh, "\(counter)")
+        }
+        XCTAssertEqual(window.admit(epoch: 3, counter: 2_048 + 6, nowMs: 0, retentionMs: 60_000), .fresh, "no stale bit of counter 6")
+        XCTAssertEqual(window.admit(epoch: 3, counter: 2_048 + 6, nowMs: 0, retentionMs: 60_000), .replayed)
+        XCTAssertEqual(window.admit(epoch: 3, counter: 64 * 20, nowMs: 0, retentionMs: 60_000), .replayed)
+        XCTAssertEqual(window.admit(epoch: 3, counter: 64 * 20 + 1, nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 3, counter: 6, nowMs: 0, retentionMs: 60_000), .tooOld(highest: 2_048 + 10))
+        // A jump past the whole ring clears it: 99,584 reuses the word of 1,280.
+        XCTAssertEqual(window.admit(epoch: 3, counter: 100_000, nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 3, counter: 99_584, nowMs: 0, retentionMs: 60_000), .fresh, "no stale bit of counter 1,280")
+        XCTAssertEqual(window.admit(epoch: 3, counter: 100_000 - 1_023, nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 3, counter: 100_000 - 1_024, nowMs: 0, retentionMs: 60_000), .tooOld(highest: 100_000))
+    }
+
     func testEpochsAreIndependentAndForgottenAfterTheirRetention() {
         var window = ReplayWindow()
         XCTAssertEqual(window.admit(epoch: 1, counter: 1, nowMs: 0, retentionMs: 60_000), .fresh)
