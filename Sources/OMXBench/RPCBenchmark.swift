@@ -80,6 +80,9 @@ public struct RPCBenchmark {
         /// driver does (the idle loop halts at once), nil when another driver does. At 0 every
         /// wait halts the virtual CPU, and the code that runs after each wakeup finds the caches cold.
         public var idlePollNs: Int?
+        /// Whether the executables carry the Swift runtime (`--static-swift-stdlib`, as
+        /// `scripts/install.sh` and the image build them) rather than load its shared libraries.
+        public var swiftRuntimeLinkedIn = false
     }
 
     let options: Options
@@ -123,6 +126,7 @@ public struct RPCBenchmark {
         var report = Report()
         report.pinned = sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2
         report.idlePollNs = idleCPUPollNs()
+        report.swiftRuntimeLinkedIn = !((try? readTextFile("/proc/self/maps"))?.contains("/libswiftCore.so") ?? true)
         let serverCPU = report.pinned ? ["/usr/bin/taskset", "-c", "1"] : []
         if report.pinned { try pin(pid: getpid(), cpu: 0) }
         let servers = try await Servers.start(self, termination, dir: dir, basePort: basePort, serverCPU: serverCPU)

@@ -73,6 +73,10 @@ struct BenchCommand: AsyncParsableCommand {
                 "the bare libuv loop echoes frames with no envelope at all. A Swift side's own cost is its time beyond its C counterpart's.",
                 separator: "\n")
             if report.pinned { print("Clients ran on CPU 0 and servers on CPU 1, OMX and raw alike.") }
+            print(
+                report.swiftRuntimeLinkedIn
+                    ? "The executables carry the Swift runtime (--static-swift-stdlib), as they are deployed."
+                    : "The executables load the Swift runtime's shared libraries: build with --static-swift-stdlib to measure them as deployed.")
             if report.idlePollNs == 0 {
                 print(
                     "This machine halts an idle CPU at once (no cpuidle driver polls first): after each wakeup the caches are cold,",
