@@ -24,6 +24,13 @@ public final class RPCServer: @unchecked Sendable {
     }
 
     private let handlers = Mutex<[String: Method]>([:])
+    /// Per method (as counted), the series of its answered calls: its durations from its first
+    /// answer, its OK answers from its first OK one (refusals are counted by their labels).
+    private let callSeries = Mutex<[String: CallSeries]>([:])
+    private struct CallSeries {
+        let seconds: MetricsRegistry.Histogram
+        var answered: MetricsRegistry.Counter?
+    }
     private let allowedAddresses: Mutex<Set<String>?>
     // Loop thread only:
     private var listeners: [Listener] = []
@@ -343,16 +350,33 @@ public final class RPCServer: @unchecked Sendable {
         return response.frame(signedBy: call.authenticator, to: call.replyTo, session: call.session)
     }
 
-    /// Counts an answered call in the metrics, with its duration since `started`.
+    /// Counts an answered call in the metrics, with its duration since `started`: through the
+    /// method's handles (`callSeries`), refusals by their status.
     private func count(_ method: String, known: Bool, status: StatusCode, started: UInt64) {
         guard let metrics = configuration.metrics else { return }
+        let seconds = Double(monotonicNs() - started) / 1e9
         // Unknown names are counted together: a peer cannot grow the table at will.
         let method = !known && method != SessionOffer.method ? "(unknown)" : method
-        metrics.add("omx_rpc_calls_total", help: "Calls answered, by method and status.", labels: [("method", method), ("status", status.description)])
-        metrics.observe(
-            "omx_rpc_call_seconds", help: "Time from a request's arrival to its response, by method.", labels: [("method", method)],
-            Double(monotonicNs() - started) / 1e9)
+        let series = callSeries.withLock { cache in
+            if let found = cache[method], status != .ok || found.answered != nil { return found }
+            var made = cache[method] ?? CallSeries(
+                seconds: metrics.histogram("omx_rpc_call_seconds", help: "Time from a request's arrival to its response, by method.", labels: [("method", method)]))
+            if status == .ok {
+                made.answered = metrics.counter(RPCServer.callsMetric, help: RPCServer.callsHelp, labels: [("method", method), ("status", StatusCode.ok.description)])
+            }
+            cache[method] = made
+            return made
+        }
+        if status == .ok, let answered = series.answered {
+            answered.add()
+        } else {
+            metrics.add(RPCServer.callsMetric, help: RPCServer.callsHelp, labels: [("method", method), ("status", status.description)])
+        }
+        series.seconds.observe(seconds)
     }
+
+    private static let callsMetric = "omx_rpc_calls_total"
+    private static let callsHelp = "Calls answered, by method and status."
 
     private let drainingFlag = Atomic<Bool>(false)
     private var isDraining: Bool { drainingFlag.load(ordering: .relaxed) }

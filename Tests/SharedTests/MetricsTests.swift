@@ -19,6 +19,25 @@ final class MetricsTests: XCTestCase {
         ])
     }
 
+    func testHandlesUpdateTheSeriesTheirNameAndLabelsName() {
+        let metrics = MetricsRegistry()
+        let calls = metrics.counter("calls_total", help: "Calls.", labels: [("method", "Ping")])
+        let waits = metrics.histogram("wait_seconds", help: "Waits.", bounds: [0.1, 1])
+        XCTAssertEqual(metrics.snapshot(), [
+            Metric(name: "calls_total", help: "Calls.", kind: .counter, labels: [("method", "Ping")], value: 0),
+            Metric(name: "wait_seconds", help: "Waits.", kind: .histogram, value: 0, count: 0, bounds: [0.1, 1], buckets: [0, 0]),
+        ], "a handle's series exists from its making")
+        calls.add()
+        metrics.add("calls_total", help: "Calls.", labels: [("method", "Ping")], 2)
+        calls.add(4)
+        waits.observe(0.5)
+        metrics.observe("wait_seconds", help: "Waits.", 0.05, bounds: [0.1, 1])
+        XCTAssertEqual(metrics.snapshot(), [
+            Metric(name: "calls_total", help: "Calls.", kind: .counter, labels: [("method", "Ping")], value: 7),
+            Metric(name: "wait_seconds", help: "Waits.", kind: .histogram, value: 0.55, count: 2, bounds: [0.1, 1], buckets: [1, 2]),
+        ])
+    }
+
     func testStatsTravelAsProtobufAndRenderAsPrometheusText() throws {
         let discovery = StatsResponse(service: "discovery", nodeID: 2, instance: 0, metrics: [
             Metric(name: "omx_rpc_calls_total", help: "Calls answered.", kind: .counter, labels: [("method", "Ping"), ("status", "OK")], value: 4),
