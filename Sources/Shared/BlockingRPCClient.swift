@@ -58,6 +58,8 @@ public final class BlockingRPCClient: Sendable {
         let ends: SocketEnds
         var waitTimeoutMs: UInt64 = 0
         var session: SessionKeys?
+        /// Where each answer is first read, allocated once with the connection.
+        let firstRead = FirstReadArea()
 
         /// Makes a blocking send or recv on this connection wait at most `timeoutMs` (a peer
         /// that stopped reading must not hold a thread forever).
@@ -215,8 +217,15 @@ public final class BlockingRPCClient: Sendable {
     }
 
     /// What the first read of an answer asks for: an answer this small (most are) arrives in
-    /// one recv and is parsed where it lies, on the stack.
+    /// one recv and is parsed where it lies.
     static let firstReadSize = 4_096
+
+    /// A connection's memory for the first read of each answer (a temporary area this large
+    /// would come from the heap on every call: Swift keeps only up to 1 KiB on the stack).
+    private final class FirstReadArea: @unchecked Sendable {
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: BlockingRPCClient.firstReadSize, alignment: 8)
+        deinit { bytes.deallocate() }
+    }
 
     /// Reads the answer to call `callID` on `link` and checks it with the link's session keys,
     /// if any: one recv of up to `firstReadSize` bytes, then, for a larger answer, the rest of
@@ -225,30 +234,29 @@ public final class BlockingRPCClient: Sendable {
     private func receive(_ callID: UInt64, on link: Link, method: String, deadlineNs: UInt64, timeoutMs: UInt64) throws -> Result<[UInt8], RPCError> {
         let fd = link.fd
         let wait = (method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
-        return try withUnsafeTemporaryAllocation(byteCount: BlockingRPCClient.firstReadSize, alignment: 8) { first in
-            var got = 0
-            while got < Frame.headerSize { got += try receiveSome(UnsafeMutableRawBufferPointer(rebasing: first[got...]), from: fd, wait) }
-            let length = first.prefix(Frame.headerSize).reduce(0) { $0 << 8 | Int($1) }
-            guard length <= maxFrameSize else {
-                throw ConnectionFailure(rpcError: RPCError(.dataLoss, "\(method) to \(peer): \(FrameError.oversize(length: length, limit: maxFrameSize))"))
-            }
-            let frameSize = Frame.headerSize + length
-            // One call is in flight per connection: nothing may come after its answer.
-            guard got <= frameSize else {
-                throw ConnectionFailure(rpcError: RPCError(.dataLoss, "bad response from \(peer) to \(method): \(got - frameSize) bytes came after the answer"))
-            }
-            if frameSize <= first.count {
-                while got < frameSize { got += try receiveSome(UnsafeMutableRawBufferPointer(rebasing: first[got..<frameSize]), from: fd, wait) }
-                return try checkedAnswer(UnsafeRawBufferPointer(rebasing: first[Frame.headerSize..<frameSize]), to: callID, on: link, method: method)
-            }
-            let payload = try [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
-                let head = got - Frame.headerSize
-                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: first[Frame.headerSize..<got]))
-                try receiveExactly(UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[head...]), from: fd, wait)
-                count = length
-            }
-            return try payload.withUnsafeBytes { try checkedAnswer($0, to: callID, on: link, method: method) }
+        let first = link.firstRead.bytes
+        var got = 0
+        while got < Frame.headerSize { got += try receiveSome(UnsafeMutableRawBufferPointer(rebasing: first[got...]), from: fd, wait) }
+        let length = first.prefix(Frame.headerSize).reduce(0) { $0 << 8 | Int($1) }
+        guard length <= maxFrameSize else {
+            throw ConnectionFailure(rpcError: RPCError(.dataLoss, "\(method) to \(peer): \(FrameError.oversize(length: length, limit: maxFrameSize))"))
         }
+        let frameSize = Frame.headerSize + length
+        // One call is in flight per connection: nothing may come after its answer.
+        guard got <= frameSize else {
+            throw ConnectionFailure(rpcError: RPCError(.dataLoss, "bad response from \(peer) to \(method): \(got - frameSize) bytes came after the answer"))
+        }
+        if frameSize <= first.count {
+            while got < frameSize { got += try receiveSome(UnsafeMutableRawBufferPointer(rebasing: first[got..<frameSize]), from: fd, wait) }
+            return try checkedAnswer(UnsafeRawBufferPointer(rebasing: first[Frame.headerSize..<frameSize]), to: callID, on: link, method: method)
+        }
+        let payload = try [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+            let head = got - Frame.headerSize
+            UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: first[Frame.headerSize..<got]))
+            try receiveExactly(UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[head...]), from: fd, wait)
+            count = length
+        }
+        return try payload.withUnsafeBytes { try checkedAnswer($0, to: callID, on: link, method: method) }
     }
 
     /// The answer to call `callID` in `payload` (one envelope), its signature checked, read

@@ -54,7 +54,8 @@ public struct ProtoCodec<C> {
 
     /// Parses `bytes` and hands the C message to `read` while it is alive. The message lives in
     /// a scratch area on the stack (protobuf-c allocates nothing on the heap for it unless it
-    /// is larger than that), so `read` must copy what it keeps.
+    /// is larger than that: an envelope with a body of up to about 600 bytes fits), so `read`
+    /// must copy what it keeps.
     /// - Throws: `RPCError` with status INVALID_ARGUMENT naming the message when the bytes do
     ///   not parse.
     public func decode<T>(_ bytes: UnsafeRawBufferPointer, _ read: (C) throws -> T) throws -> T {
@@ -79,7 +80,9 @@ public struct ProtoCodec<C> {
 /// stack, falling back to malloc for what does not fit. Freeing inside the area does nothing;
 /// the whole area goes when the decode returns.
 private struct ScratchAllocator {
-    static let capacity = 4096
+    /// At most what Swift places on the stack for `withUnsafeTemporaryAllocation`: a larger
+    /// area comes from the heap (posix_memalign), on every decode.
+    static let capacity = 1024
     let base: UnsafeMutableRawPointer
     var used = 0
 
