@@ -200,17 +200,23 @@ public struct RPCBenchmark {
                 return tally
             }
         }
-        let (inC, cOnLibuv) = ("OMX protocol in C", "OMX protocol in C, libuv")
+        let (inC, cOnLibuv, bareLibuv) = ("OMX protocol in C", "OMX protocol in C, libuv", "bare libuv loop")
+        // Libuv loops at both ends, as between two OMX services: with no envelope, then with
+        // OMX's protocol in C, are the floors of OMX's client against OMX's server.
         var pairings: [(client: String, server: String, round: () async throws -> Tally)] = [
             ("raw", "raw (a thread per connection)", cPingPong("pingpong", transport.raw, servers.rawReports)),
-            ("raw", "bare libuv loop", cPingPong("pingpong", transport.floor, servers.floorReports)),
+            ("raw", bareLibuv, cPingPong("pingpong", transport.floor, servers.floorReports)),
+            (bareLibuv, bareLibuv, cPingPong("pingpong-uv", transport.floor, servers.floorReports)),
             (inC, cOnLibuv, cPingPong("pingpong-omx", transport.protocolFloor, servers.protocolReports)),
+            (cOnLibuv, cOnLibuv, cPingPong("pingpong-uv-omx", transport.protocolFloor, servers.protocolReports)),
             (inC, "OMX server", cPingPong("pingpong-omx", transport.cToOMX, .omx(servers.omx))),
+            (cOnLibuv, "OMX server", cPingPong("pingpong-uv-omx", transport.cToOMX, .omx(servers.omx))),
             ("OMX client", cOnLibuv, asyncPingPong(clientToC, servers.protocolC)),
             ("OMX client", "OMX server", asyncPingPong(client, servers.omx)),
         ]
         if let toC = blockingClient(transport.protocolC, transport.auth), let toOMX = blockingClient(transport.omx, transport.auth) {
-            pairings.insert(("OMX blocking client", cOnLibuv, blockingPingPong(toC, servers.protocolC)), at: 5)
+            let afterAsyncToC = (pairings.firstIndex { $0.client == "OMX client" } ?? pairings.count - 1) + 1
+            pairings.insert(("OMX blocking client", cOnLibuv, blockingPingPong(toC, servers.protocolC)), at: afterAsyncToC)
             pairings.append(("OMX blocking client", "OMX server", blockingPingPong(toOMX, servers.omx)))
         }
         var tallies = [Tally](repeating: Tally(), count: pairings.count)
@@ -229,7 +235,7 @@ public struct RPCBenchmark {
                 Pairing(
                     transport: transport.name, client: pairing.client, server: pairing.server, p50Us: tally.percentile(0.5), p99Us: tally.percentile(0.99),
                     ratio: tally.percentile(0.5) / raw.percentile(0.5), cpuPerCallUs: tally.cpuPerCallUs, userPerCallUs: tally.userPerCallUs))
-            guard pairing.server == "OMX server", pairing.client != inC else { continue }
+            guard pairing.server == "OMX server", ["OMX client", "OMX blocking client"].contains(pairing.client) else { continue }
             for (test, percentile) in [("ping-pong p50", 0.5), ("ping-pong p99", 0.99)] {
                 let (omxValue, rawValue) = (tally.percentile(percentile), raw.percentile(percentile))
                 report.rows.append(

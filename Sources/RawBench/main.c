@@ -19,6 +19,10 @@
  *                                                    -> the same, each call a Bench.Echo envelope
  *                                                       (signed on TCP, the answer checked), in C
  *                                                       (omx_protocol.c): the protocol floor's client
+ *   omx-rawbench pingpong-uv ... | pingpong-uv-omx ...
+ *                                                    -> as pingpong and pingpong-omx, the calls made
+ *                                                       from one bare libuv loop (uv_pingpong.c):
+ *                                                       the event-loop floor of a client
  *   omx-rawbench pipeline tcp HOST PORT | unix PATH  BODY_BYTES SECONDS WINDOW
  *                                                    -> "CALLS SECONDS", then "cpu CLIENT_CPU_NS_PER_CALL CLIENT_USER_NS_PER_CALL"
  */
@@ -42,6 +46,7 @@
 
 #include "omx_protocol.h"
 #include "uv_echo.h"
+#include "uv_pingpong.h"
 
 static void die(const char *what) {
     fprintf(stderr, "omx-rawbench: %s: %s\n", what, strerror(errno));
@@ -252,23 +257,36 @@ static void protocol_call(int fd, struct protocol_client *client, uint64_t call_
     }
 }
 
-static void pingpong(int fd, size_t body, long count, struct protocol_client *client) {
-    char *payload = calloc(1, body ? body : 1), *buf = NULL;
-    size_t cap = 0;
+/* `count` calls one after the other (after a tenth as many to warm up): blocking reads and
+   writes, or from a bare libuv loop (`on_uv`, uv_pingpong.c); raw frames, or OMX envelopes
+   with `client`. Prints each round trip and the client's CPU time per call. */
+static void pingpong(int fd, int tcp, int on_uv, size_t body, long count, struct protocol_client *client) {
     uint64_t *samples = calloc((size_t)count, sizeof(uint64_t));
-    if (client) {
-        client->capacity = body + 512;
-        client->frame = malloc(client->capacity);
-    }
     uint64_t cpu_start = process_cpu_ns(), user_start = process_user_ns();
-    for (long i = -count / 10; i < count; i++) {
-        uint64_t start = now_ns();
+    if (on_uv) {
+        static struct uv_pingpong_protocol protocol;
         if (client) {
-            protocol_call(fd, client, (uint64_t)(i + count), payload, body, &buf, &cap);
-        } else if (write_frame(fd, payload, body) < 0 || read_frame(fd, &buf, &cap) < 0) {
-            die("pingpong");
+            protocol.signer = client->signer;
+            protocol.local = client->local;
+            protocol.peer = client->peer;
         }
-        if (i >= 0) samples[i] = now_ns() - start;
+        if (uv_pingpong(fd, tcp, client ? &protocol : NULL, body, count, samples) < 0) exit(1);
+    } else {
+        char *payload = calloc(1, body ? body : 1), *buf = NULL;
+        size_t cap = 0;
+        if (client) {
+            client->capacity = body + 512;
+            client->frame = malloc(client->capacity);
+        }
+        for (long i = -count / 10; i < count; i++) {
+            uint64_t start = now_ns();
+            if (client) {
+                protocol_call(fd, client, (uint64_t)(i + count), payload, body, &buf, &cap);
+            } else if (write_frame(fd, payload, body) < 0 || read_frame(fd, &buf, &cap) < 0) {
+                die("pingpong");
+            }
+            if (i >= 0) samples[i] = now_ns() - start;
+        }
     }
     double calls = (double)(count + count / 10);
     double cpu_per_call = (double)(process_cpu_ns() - cpu_start) / calls, user_per_call = (double)(process_user_ns() - user_start) / calls;
@@ -330,7 +348,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if ((argc == 5 || argc == 6) && strcmp(argv[1], "serve-uv") == 0) return serve_uv_echo(argv[2], atoi(argv[3]), argv[4], argc == 6 ? argv[5] : NULL);
-    if (argc >= 6 && strcmp(argv[1], "pingpong-omx") == 0) {
+    int on_uv = argc > 1 && strncmp(argv[1], "pingpong-uv", 11) == 0;
+    if (argc >= 6 && (strcmp(argv[1], "pingpong-omx") == 0 || strcmp(argv[1], "pingpong-uv-omx") == 0)) {
         int tcp = strcmp(argv[2], "tcp") == 0;
         int next = tcp ? 6 : 4;
         if (argc == next + 2) {
@@ -342,16 +361,17 @@ int main(int argc, char **argv) {
                 client.signer = &signer;
                 if (omx_socket_end(fd, 1, client.local, sizeof(client.local)) < 0 || omx_socket_end(fd, 0, client.peer, sizeof(client.peer)) < 0) die("socket ends");
             }
-            pingpong(fd, (size_t)atol(argv[next]), atol(argv[next + 1]), &client);
+            pingpong(fd, tcp, on_uv, (size_t)atol(argv[next]), atol(argv[next + 1]), &client);
             return 0;
         }
     }
-    if (argc >= 6 && (strcmp(argv[1], "pingpong") == 0 || strcmp(argv[1], "pipeline") == 0)) {
+    int raw_pingpong = argc > 1 && (strcmp(argv[1], "pingpong") == 0 || strcmp(argv[1], "pingpong-uv") == 0);
+    if (argc >= 6 && (raw_pingpong || strcmp(argv[1], "pipeline") == 0)) {
         int tcp = strcmp(argv[2], "tcp") == 0;
         int next = tcp ? 5 : 4;
         int fd = tcp ? tcp_socket(argv[3], atoi(argv[4]), 0) : unix_socket(argv[3], 0);
-        if (strcmp(argv[1], "pingpong") == 0 && argc == next + 2) {
-            pingpong(fd, (size_t)atol(argv[next]), atol(argv[next + 1]), NULL);
+        if (raw_pingpong && argc == next + 2) {
+            pingpong(fd, tcp, on_uv, (size_t)atol(argv[next]), atol(argv[next + 1]), NULL);
             return 0;
         }
         if (strcmp(argv[1], "pipeline") == 0 && argc == next + 3) {
@@ -361,8 +381,8 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "usage: omx-rawbench serve TCP_HOST TCP_PORT UNIX_PATH\n"
                     "       omx-rawbench serve-uv TCP_HOST TCP_PORT UNIX_PATH [KEY_FILE]\n"
-                    "       omx-rawbench pingpong tcp HOST PORT|unix PATH BODY_BYTES COUNT\n"
-                    "       omx-rawbench pingpong-omx tcp HOST PORT KEY_FILE|unix PATH BODY_BYTES COUNT\n"
+                    "       omx-rawbench pingpong[-uv] tcp HOST PORT|unix PATH BODY_BYTES COUNT\n"
+                    "       omx-rawbench pingpong[-uv]-omx tcp HOST PORT KEY_FILE|unix PATH BODY_BYTES COUNT\n"
                     "       omx-rawbench pipeline tcp HOST PORT|unix PATH BODY_BYTES SECONDS WINDOW\n");
     return 2;
 }

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE /* RUSAGE_THREAD */
 #include "uv_echo.h"
 #include "omx_protocol.h"
+#include "uv_send.h"
 
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -44,12 +45,6 @@ struct echo_connection {
 /* The protocol floor's signer (TCP) and whether frames are envelopes at all. */
 static struct omx_signer server_signer;
 static int speaks_protocol;
-
-/* A write libuv could not finish at once: it owns a copy of the bytes. */
-struct pending_write {
-    uv_write_t request;
-    char bytes[];
-};
 
 static uint64_t thread_cpu_ns(void) {
     struct timespec cpu;
@@ -95,21 +90,9 @@ static void allocate(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
     *buf = uv_buf_init(connection->buffer + connection->filled, (unsigned)(connection->capacity - connection->filled));
 }
 
-static void written(uv_write_t *request, int status) {
-    (void)status;
-    free(request);
-}
-
 /* Echoes `length` bytes: at once when the socket takes them, else through a queued write. */
 static void echo(struct echo_connection *connection, const char *bytes, size_t length) {
-    uv_buf_t whole = uv_buf_init((char *)bytes, (unsigned)length);
-    int sent = uv_try_write(&connection->handle.stream, &whole, 1);
-    size_t done = sent > 0 ? (size_t)sent : 0;
-    if (done == length) return;
-    struct pending_write *pending = malloc(sizeof(*pending) + length - done);
-    memcpy(pending->bytes, bytes + done, length - done);
-    uv_buf_t rest = uv_buf_init(pending->bytes, (unsigned)(length - done));
-    int status = uv_write(&pending->request, &connection->handle.stream, &rest, 1, written);
+    int status = uv_send(&connection->handle.stream, bytes, length);
     if (status < 0) fail("uv_write", status);
 }
 

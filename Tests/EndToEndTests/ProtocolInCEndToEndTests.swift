@@ -67,35 +67,40 @@ final class ProtocolInCEndToEndTests: XCTestCase {
             [siblingExecutable("omx"), "bench", "rpc-server", "--port", "\(port)", "--unix", "\(dir)/omx.sock", "--map", "\(dir)/bench.map", "--key", keyPath],
             name: "omx-server")
         defer { stop(server) }
-        for transport in [["tcp", "127.0.0.1", "\(port)", keyPath], ["unix", "\(dir)/omx.sock"]] {
-            for size in ["64", "70000"] {
-                let run = LocalCluster.run("omx-rawbench", ["pingpong-omx"] + transport + [size, "200"])
-                XCTAssertEqual(run.status, 0, "C client over \(transport[0]), \(size) B: \(run.stderr)")
-                XCTAssertEqual(run.stdout.split(separator: "\n").dropLast().count, 200, "\(transport[0]), \(size) B: one line per measured call")
+        // Blocking reads and writes, then from a bare libuv loop.
+        for client in ["pingpong-omx", "pingpong-uv-omx"] {
+            for transport in [["tcp", "127.0.0.1", "\(port)", keyPath], ["unix", "\(dir)/omx.sock"]] {
+                for size in ["64", "70000"] {
+                    let run = LocalCluster.run("omx-rawbench", [client] + transport + [size, "200"])
+                    XCTAssertEqual(run.status, 0, "\(client) over \(transport[0]), \(size) B: \(run.stderr)")
+                    XCTAssertEqual(run.stdout.split(separator: "\n").dropLast().count, 200, "\(client), \(transport[0]), \(size) B: one line per measured call")
+                }
             }
+            let refused = LocalCluster.run("omx-rawbench", [client, "tcp", "127.0.0.1", "\(port)", "\(dir)/other.key", "64", "10"])
+            XCTAssertEqual(refused.status, 1, "\(client) with another key: \(refused.stdout)")
+            XCTAssertTrue(refused.stderr.contains("bad MAC"), "the OMX server's refusal reaches \(client): \(refused.stderr)")
         }
-        let refused = LocalCluster.run("omx-rawbench", ["pingpong-omx", "tcp", "127.0.0.1", "\(port)", "\(dir)/other.key", "64", "10"])
-        XCTAssertEqual(refused.status, 1, "a C client with another key: \(refused.stdout)")
-        XCTAssertTrue(refused.stderr.contains("bad MAC"), "the OMX server's refusal reaches the C client: \(refused.stderr)")
     }
 
     func testCClientCallsTheCServer() throws {
         let port = Int.random(in: 41_000...49_000)
         let server = try start([siblingExecutable("omx-rawbench"), "serve-uv", "127.0.0.1", "\(port)", "\(dir)/c.sock", keyPath], name: "c-server")
         defer { stop(server) }
-        for transport in [["tcp", "127.0.0.1", "\(port)", keyPath], ["unix", "\(dir)/c.sock"]] {
-            let run = LocalCluster.run("omx-rawbench", ["pingpong-omx"] + transport + ["64", "200"])
-            XCTAssertEqual(run.status, 0, "protocol floor over \(transport[0]): \(run.stderr)")
+        for client in ["pingpong-omx", "pingpong-uv-omx"] {
+            for transport in [["tcp", "127.0.0.1", "\(port)", keyPath], ["unix", "\(dir)/c.sock"]] {
+                let run = LocalCluster.run("omx-rawbench", [client] + transport + ["64", "200"])
+                XCTAssertEqual(run.status, 0, "protocol floor, \(client) over \(transport[0]): \(run.stderr)")
+            }
         }
-        let refused = LocalCluster.run("omx-rawbench", ["pingpong-omx", "tcp", "127.0.0.1", "\(port)", "\(dir)/other.key", "64", "10"])
+        let refused = LocalCluster.run("omx-rawbench", ["pingpong-uv-omx", "tcp", "127.0.0.1", "\(port)", "\(dir)/other.key", "64", "10"])
         XCTAssertNotEqual(refused.status, 0, "the C server answered a C client with another key")
         let deadline = monotonicNs() + 5_000_000_000
         var served: [Int] = []
-        while served.count < 2 && monotonicNs() < deadline {
+        while served.count < 4 && monotonicNs() < deadline {
             usleep(20_000)
             served = servedFrames("\(dir)/c-server.out")
         }
-        XCTAssertEqual(Array(served.prefix(2)), [220, 220], "frames answered per connection, warm-up included")
+        XCTAssertEqual(Array(served.prefix(4)), [220, 220, 220, 220], "frames answered per connection, warm-up included")
     }
 
     /// Starts a server, its output in `dir`/`name`.out and .err, and waits for its "ready".

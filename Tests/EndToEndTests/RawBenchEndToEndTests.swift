@@ -40,12 +40,15 @@ final class RawBenchEndToEndTests: XCTestCase {
         try waitForReady(served, stderr: "\(dir)/\(mode).err", server)
         var expected: [Int] = []
         for transport in [["tcp", "127.0.0.1", "\(port)"], ["unix", "\(dir)/\(mode).sock"]] {
-            let pingPong = LocalCluster.run("omx-rawbench", ["pingpong"] + transport + ["70000", "200"])
-            XCTAssertEqual(pingPong.status, 0, "\(mode) \(transport[0]) ping-pong: \(pingPong.stderr)")
-            let roundTrips = pingPong.stdout.split(separator: "\n").dropLast()
-            XCTAssertEqual(roundTrips.count, 200, "\(mode) \(transport[0]): one line per measured round trip")
-            XCTAssertTrue(roundTrips.allSatisfy { Double($0).map { $0 > 0 } ?? false }, "\(mode) \(transport[0]): \(roundTrips.prefix(3))")
-            expected.append(220)  // and a tenth as many to warm up
+            // Blocking reads and writes, then from a bare libuv loop.
+            for client in ["pingpong", "pingpong-uv"] {
+                let pingPong = LocalCluster.run("omx-rawbench", [client] + transport + ["70000", "200"])
+                XCTAssertEqual(pingPong.status, 0, "\(mode) \(transport[0]) \(client): \(pingPong.stderr)")
+                let roundTrips = pingPong.stdout.split(separator: "\n").dropLast()
+                XCTAssertEqual(roundTrips.count, 200, "\(mode) \(transport[0]) \(client): one line per measured round trip")
+                XCTAssertTrue(roundTrips.allSatisfy { Double($0).map { $0 > 0 } ?? false }, "\(mode) \(transport[0]) \(client): \(roundTrips.prefix(3))")
+                expected.append(220)  // and a tenth as many to warm up
+            }
 
             let pipeline = LocalCluster.run("omx-rawbench", ["pipeline"] + transport + ["64", "0.2", "128"])
             XCTAssertEqual(pipeline.status, 0, "\(mode) \(transport[0]) pipeline: \(pipeline.stderr)")

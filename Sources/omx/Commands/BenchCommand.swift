@@ -70,7 +70,8 @@ struct BenchCommand: AsyncParsableCommand {
             }
             print(
                 "OMX protocol in C (omx-rawbench): the same envelopes, signatures and checks as OMX's Swift runtime, written from proto/README.md;",
-                "the bare libuv loop echoes frames with no envelope at all. A Swift side's own cost is its time beyond its C counterpart's.",
+                "the bare libuv loop echoes frames with no envelope at all. A client named after a libuv loop calls from one, as OMX's client does:",
+                "two C libuv loops are the floor of OMX at both ends. A Swift side's own cost is its time beyond its C counterpart's.",
                 separator: "\n")
             if report.pinned { print("Clients ran on CPU 0 and servers on CPU 1, OMX and raw alike.") }
             print(
