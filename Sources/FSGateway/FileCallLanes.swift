@@ -37,6 +37,8 @@ final class FileCallLanes: Sendable {
     let shareLimit: Int
     private let logger: Logger
     private let metrics: MetricsRegistry
+    /// The calls counted by lane (handles found once: each call adds one).
+    private let loopCalls, poolCalls, mayHangCalls: MetricsRegistry.Counter
     /// Calls running in the `.mayHang` lane (in all and by share), those waiting for a thread
     /// in arrival order, and when a share was last found full (logged once a minute at most).
     private let mayHangState = Mutex<MayHangState>(MayHangState())
@@ -65,6 +67,12 @@ final class FileCallLanes: Sendable {
         shareLimit = max(mayHangLimit / 2, 1)
         self.logger = logger
         self.metrics = metrics
+        let calls = { (lane: Lane) in
+            metrics.counter(
+                "omx_fs_calls_total", help: "File calls by where they ran: loop (thread), pool, may_hang (the pool's lane for file systems that may hang).",
+                labels: [("lane", lane.label)])
+        }
+        (loopCalls, poolCalls, mayHangCalls) = (calls(.loop), calls(.pool), calls(.mayHang("")))
     }
 
     /// Makes the call `method` in `lane`.
@@ -72,15 +80,15 @@ final class FileCallLanes: Sendable {
     ///   mount asks another instance.
     ///   Whatever `body` throws, it throws too.
     func run(_ lane: Lane, _ method: String, _ body: @escaping @Sendable () throws -> FsResponse) async throws -> FsResponse {
-        metrics.add(
-            "omx_fs_calls_total", help: "File calls by where they ran: loop (thread), pool, may_hang (the pool's lane for file systems that may hang).",
-            labels: [("lane", lane.label)])
         switch lane {
         case .loop:
+            loopCalls.add()
             return try body()
         case .pool:
+            poolCalls.add()
             return try await offload(method, body)
         case let .mayHang(share):
+            mayHangCalls.add()
             await enterMayHang(share, method)
             defer { leaveMayHang(share) }
             return try await offload(method, body)

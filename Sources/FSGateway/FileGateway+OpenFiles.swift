@@ -32,7 +32,7 @@ extension FileGateway {
             if count < size && (fstat(handle.fd, &info) != 0 || Int64(request.offset) + Int64(count) < Int64(info.st_size)) { return nil }
         }
         guard count >= 0 else { throw ExportedTree.Failure(errno, handle.path, "read") }
-        metrics.add("omx_fs_reads_total", help: "Reads answered from the page cache (on the loop thread) or from the disk (on the pool).", labels: [("from", cachedOnly ? "cache" : "disk")])
+        (cachedOnly ? io.readsFromCache : io.readsFromDisk).add()
         response.data.removeLast(size - count)
         response.size = UInt32(count)
         tally(request, caller, read: UInt64(count), written: 0)

@@ -19,6 +19,8 @@ final class FileGateway: Sendable {
     let locks = FileLocks()
     private let counters = Mutex<[String: IoCounter]>([:])
     let metrics: MetricsRegistry
+    /// The series every read or write adds to, found once.
+    let io: IoMetrics
     /// This gateway's node.
     let nodeID: UInt32
     /// Other nodes' gateways, for the calls of this node's guest jobs elsewhere (DFSA off).
@@ -49,6 +51,7 @@ final class FileGateway: Sendable {
         self.feed = feed
         self.logger = logger
         self.metrics = metrics
+        io = IoMetrics(metrics)
     }
 
     /// Registers the file methods on `server`.
@@ -287,8 +290,8 @@ final class FileGateway: Sendable {
     /// other nodes' mounts over TCP are): it could make up jobs without end, or lead the
     /// Balancer astray.
     func tally(_ request: FsRequest, _ caller: Caller, read: UInt64, written: UInt64) {
-        if read > 0 { metrics.add("omx_fs_read_bytes_total", help: "File bytes this gateway read for its callers.", Double(read)) }
-        if written > 0 { metrics.add("omx_fs_written_bytes_total", help: "File bytes this gateway wrote for its callers.", Double(written)) }
+        if read > 0 { io.readBytes.add(Double(read)) }
+        if written > 0 { io.writtenBytes.add(Double(written)) }
         if case let .local(_, uid, _, _) = caller, uid != 0 { return }
         guard !request.job.isEmpty else { return }
         counters.withLock { counters in
