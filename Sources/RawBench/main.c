@@ -3,7 +3,8 @@
  *
  * It does the same exchange as the RPC benchmark -- 4-byte big-endian length frames echoed by
  * a server -- with plain blocking sockets and no envelope, authentication or event loop, so the
- * benchmark can show what the RPC runtime costs on top of the kernel.
+ * benchmark can show what the RPC runtime costs on top of the kernel; and, to show where that
+ * cost lies, the same from bare libuv loops and with OMX's protocol written in C.
  *
  *   omx-rawbench serve TCP_HOST TCP_PORT UNIX_PATH   -> "ready", then per closed connection
  *                                                       "served FRAMES cpu_ns NS user_ns NS"
