@@ -23,13 +23,13 @@ public final class RPCServer: @unchecked Sendable {
         case immediate(ImmediateHandler)
     }
 
-    private let handlers = Mutex<[String: Method]>([:])
-    /// Per method (as counted), the series of its answered calls: its durations from its first
-    /// answer, its OK answers from its first OK one (refusals are counted by their labels).
-    private let callSeries = Mutex<[String: CallSeries]>([:])
-    private struct CallSeries {
-        let seconds: MetricsRegistry.Histogram
-        var answered: MetricsRegistry.Counter?
+    private let handlers = Mutex<[String: Entry]>([:])
+    /// A registered method: how it is answered and, when the server keeps metrics, the series
+    /// its answers are counted in (found once, as it is registered; refusals are counted by
+    /// their labels).
+    private struct Entry: Sendable {
+        let method: Method
+        let series: (seconds: MetricsRegistry.Histogram, answered: MetricsRegistry.Counter)?
     }
     private let allowedAddresses: Mutex<Set<String>?>
     // Loop thread only:
@@ -65,13 +65,21 @@ public final class RPCServer: @unchecked Sendable {
     /// Adds `handler` for `method`, replacing any earlier one.
     /// - Parameter placement: where the handler runs; `.loop` handlers must never block.
     public func register(_ method: String, on placement: Placement = .loop, _ handler: @escaping Handler) {
-        handlers.withLock { $0[method] = .task(placement, handler) }
+        add(method, .task(placement, handler))
     }
 
     /// Adds `handler` for `method`, replacing any earlier one, answered on the loop thread as
     /// each request arrives, without a task: for answers at hand that never block or wait.
     public func registerImmediate(_ method: String, _ handler: @escaping ImmediateHandler) {
-        handlers.withLock { $0[method] = .immediate(handler) }
+        add(method, .immediate(handler))
+    }
+
+    private func add(_ name: String, _ method: Method) {
+        let series = configuration.metrics.map { metrics in
+            (metrics.histogram(RPCServer.secondsMetric, help: RPCServer.secondsHelp, labels: [("method", name)]),
+             metrics.counter(RPCServer.callsMetric, help: RPCServer.callsHelp, labels: [("method", name), ("status", StatusCode.ok.description)]))
+        }
+        handlers.withLock { $0[name] = Entry(method: method, series: series) }
     }
 
     /// Adds an immediate handler that takes and returns typed messages.
@@ -161,7 +169,7 @@ public final class RPCServer: @unchecked Sendable {
         /// Answered, or its connection closed, while its fields were at hand.
         case handled
         /// A request for the general path, with the node id that signed it and its method.
-        case request(Envelope, signer: UInt32?, known: Method?)
+        case request(Envelope, signer: UInt32?, known: Entry?)
     }
 
     private func received(_ payload: UnsafeRawBufferPointer, on connection: Connection, from caller: Caller) {
@@ -181,9 +189,9 @@ public final class RPCServer: @unchecked Sendable {
                 let known = handlers.withLock { $0[method] }
                 // The common call, to a handler whose answer is at hand, is answered from the
                 // parsed fields: no envelope is built either way.
-                if case let .immediate(answerNow)? = known, fields.kind == .request, !isDraining, method != SessionOffer.method {
+                if let known, case let .immediate(answerNow) = known.method, fields.kind == .request, !isDraining, method != SessionOffer.method {
                     let request = RPCRequest(method: method, body: Array(fields.body), caller: identified(caller, signer: signer), deadlineMs: fields.deadlineMs)
-                    connection.send(answerAtOnce(fields, request, answerNow, started: started, nowMs: nowMs, on: connection, authenticator))
+                    connection.send(answerAtOnce(fields, request, answerNow, known, started: started, nowMs: nowMs, on: connection, authenticator))
                     return .handled
                 }
                 return .request(Envelope(fields, method: method), signer: signer, known: known)
@@ -281,8 +289,8 @@ public final class RPCServer: @unchecked Sendable {
         let authenticator: Authenticator?
         /// The keys agreed on the request's connection, which sign a large answer.
         let session: SessionKeys?
-        /// The method's handler, if it has one.
-        let known: Method?
+        /// The method's entry, if it has one.
+        let known: Entry?
     }
 
     /// Checks a request (whose signature, on TCP, already held) before its handler runs: that
@@ -296,7 +304,7 @@ public final class RPCServer: @unchecked Sendable {
         guard !isDraining else {
             throw RPCError(.unavailable, "\(configuration.name) is shutting down")
         }
-        guard let method = call.known else {
+        guard let method = call.known?.method else {
             throw RPCError(.unimplemented, "\(configuration.name) has no method '\(request.method)' (it has: \(methods.joined(separator: ", ")))")
         }
         return (RPCRequest(method: request.method, body: request.body, caller: identified(caller, signer: signer), deadlineMs: request.deadlineMs), method)
@@ -309,11 +317,12 @@ public final class RPCServer: @unchecked Sendable {
     }
 
     /// The answer to `request`, read from `fields` (whose call passed every check of `admit`),
-    /// by immediate handler `answerNow`: packed from the request's own fields and the handler's
-    /// body, with no envelope built; a refusal goes the general way (`answer`).
+    /// by immediate handler `answerNow` (registered as `entry`): packed from the request's own
+    /// fields and the handler's body, with no envelope built; a refusal goes the general way
+    /// (`answer`).
     private func answerAtOnce(
-        _ fields: EnvelopeFields, _ request: RPCRequest, _ answerNow: @escaping ImmediateHandler, started: UInt64, nowMs: UInt64?, on connection: Connection,
-        _ authenticator: Authenticator?
+        _ fields: EnvelopeFields, _ request: RPCRequest, _ answerNow: ImmediateHandler, _ entry: Entry, started: UInt64, nowMs: UInt64?,
+        on connection: Connection, _ authenticator: Authenticator?
     ) -> OutgoingBytes {
         let body: [UInt8]
         do {
@@ -321,10 +330,10 @@ public final class RPCServer: @unchecked Sendable {
         } catch {
             let call = Call(
                 callID: fields.callID, method: request.method, started: started, peer: connection.peer, replyTo: connection.ends.peer,
-                authenticator: authenticator, session: connection.session, known: .immediate(answerNow))
+                authenticator: authenticator, session: connection.session, known: entry)
             return answer(call, .failure(error))
         }
-        count(request.method, known: true, status: .ok, started: started)
+        count(request.method, entry, status: .ok, started: started)
         return body.withUnsafeBytes { body in
             EnvelopeFields(callID: fields.callID, kind: .response, method: fields.method, body: body)
                 .frame(signedBy: authenticator, to: connection.ends.peer, session: connection.session, nowMs: nowMs)
@@ -346,37 +355,30 @@ public final class RPCServer: @unchecked Sendable {
             }
             response = Envelope.failure(callID: call.callID, method: call.method, failure)
         }
-        count(call.method, known: call.known != nil, status: status, started: call.started)
+        count(call.method, call.known, status: status, started: call.started)
         return response.frame(signedBy: call.authenticator, to: call.replyTo, session: call.session)
     }
 
     /// Counts an answered call in the metrics, with its duration since `started`: through the
-    /// method's handles (`callSeries`), refusals by their status.
-    private func count(_ method: String, known: Bool, status: StatusCode, started: UInt64) {
+    /// handles of its method's `entry`, refusals and unknown methods by their labels.
+    private func count(_ method: String, _ entry: Entry?, status: StatusCode, started: UInt64) {
         guard let metrics = configuration.metrics else { return }
         let seconds = Double(monotonicNs() - started) / 1e9
+        if let series = entry?.series {
+            if status == .ok { series.answered.add() }
+            series.seconds.observe(seconds)
+            if status == .ok { return }
+        }
         // Unknown names are counted together: a peer cannot grow the table at will.
-        let method = !known && method != SessionOffer.method ? "(unknown)" : method
-        let series = callSeries.withLock { cache in
-            if let found = cache[method], status != .ok || found.answered != nil { return found }
-            var made = cache[method] ?? CallSeries(
-                seconds: metrics.histogram("omx_rpc_call_seconds", help: "Time from a request's arrival to its response, by method.", labels: [("method", method)]))
-            if status == .ok {
-                made.answered = metrics.counter(RPCServer.callsMetric, help: RPCServer.callsHelp, labels: [("method", method), ("status", StatusCode.ok.description)])
-            }
-            cache[method] = made
-            return made
-        }
-        if status == .ok, let answered = series.answered {
-            answered.add()
-        } else {
-            metrics.add(RPCServer.callsMetric, help: RPCServer.callsHelp, labels: [("method", method), ("status", status.description)])
-        }
-        series.seconds.observe(seconds)
+        let method = entry == nil && method != SessionOffer.method ? "(unknown)" : method
+        metrics.add(RPCServer.callsMetric, help: RPCServer.callsHelp, labels: [("method", method), ("status", status.description)])
+        if entry == nil { metrics.observe(RPCServer.secondsMetric, help: RPCServer.secondsHelp, labels: [("method", method)], seconds) }
     }
 
     private static let callsMetric = "omx_rpc_calls_total"
     private static let callsHelp = "Calls answered, by method and status."
+    private static let secondsMetric = "omx_rpc_call_seconds"
+    private static let secondsHelp = "Time from a request's arrival to its response, by method."
 
     private let drainingFlag = Atomic<Bool>(false)
     private var isDraining: Bool { drainingFlag.load(ordering: .relaxed) }

@@ -80,6 +80,7 @@ final class RPCImmediateHandlerTests: XCTestCase {
             }
             await assertRPCError(.notFound, containing: "no job 2.17") { try await client.call("Find", []) }
         }
+        await assertRPCError(.unimplemented, containing: "no method 'Nowhere'") { try await tcp.call("Nowhere", []) }
 
         let raw = try RawSocket(port: fixture.port)
         let signer = Authenticator(key: fixture.key, nodeID: 2)
@@ -96,6 +97,10 @@ final class RPCImmediateHandlerTests: XCTestCase {
         XCTAssertEqual(counted("omx_rpc_calls_total", ["method", "Where", "status", "INVALID_ARGUMENT"])?.value, 1)
         XCTAssertEqual(counted("omx_rpc_calls_total", ["method", "Find", "status", "NOT_FOUND"])?.value, 2)
         XCTAssertEqual(counted("omx_rpc_call_seconds", ["method", "Where"])?.count, 7, "each call's duration observed")
+        XCTAssertEqual(counted("omx_rpc_call_seconds", ["method", "Find"])?.count, 2, "refusals' durations too")
+        XCTAssertEqual(counted("omx_rpc_calls_total", ["method", "(unknown)", "status", "UNIMPLEMENTED"])?.value, 1, "unknown methods counted together")
+        XCTAssertEqual(counted("omx_rpc_call_seconds", ["method", "(unknown)"])?.count, 1)
+        XCTAssertEqual(counted("omx_rpc_calls_total", ["method", "Hold", "status", "OK"])?.value, 0, "a registered method's series exist from its registration")
 
         // A call held in flight keeps the draining server's connections open meanwhile.
         let held = Task { try await tcp.call("Hold", []) }
