@@ -18,7 +18,7 @@ public final class RPCServer: @unchecked Sendable {
     public static let maxCallsInFlightPerConnection = 4_096
     private let logger: Logger
     /// How a registered method is answered.
-    private enum Method {
+    enum Method {
         case task(Placement, Handler)
         case immediate(ImmediateHandler)
     }
@@ -27,7 +27,7 @@ public final class RPCServer: @unchecked Sendable {
     /// A registered method: how it is answered and, when the server keeps metrics, the series
     /// its answers are counted in (found once, as it is registered; refusals are counted by
     /// their labels).
-    private struct Entry: Sendable {
+    struct Entry: Sendable {
         let method: Method
         let series: (seconds: MetricsRegistry.Histogram, answered: MetricsRegistry.Counter)?
     }
@@ -75,11 +75,7 @@ public final class RPCServer: @unchecked Sendable {
     }
 
     private func add(_ name: String, _ method: Method) {
-        let series = configuration.metrics.map { metrics in
-            (metrics.histogram(RPCServer.secondsMetric, help: RPCServer.secondsHelp, labels: [("method", name)]),
-             metrics.counter(RPCServer.callsMetric, help: RPCServer.callsHelp, labels: [("method", name), ("status", StatusCode.ok.description)]))
-        }
-        handlers.withLock { $0[name] = Entry(method: method, series: series) }
+        handlers.withLock { $0[name] = Entry(method: method, series: callSeries(name)) }
     }
 
     /// Adds an immediate handler that takes and returns typed messages.
@@ -358,27 +354,6 @@ public final class RPCServer: @unchecked Sendable {
         count(call.method, call.known, status: status, started: call.started)
         return response.frame(signedBy: call.authenticator, to: call.replyTo, session: call.session)
     }
-
-    /// Counts an answered call in the metrics, with its duration since `started`: through the
-    /// handles of its method's `entry`, refusals and unknown methods by their labels.
-    private func count(_ method: String, _ entry: Entry?, status: StatusCode, started: UInt64) {
-        guard let metrics = configuration.metrics else { return }
-        let seconds = Double(monotonicNs() - started) / 1e9
-        if let series = entry?.series {
-            if status == .ok { series.answered.add() }
-            series.seconds.observe(seconds)
-            if status == .ok { return }
-        }
-        // Unknown names are counted together: a peer cannot grow the table at will.
-        let method = entry == nil && method != SessionOffer.method ? "(unknown)" : method
-        metrics.add(RPCServer.callsMetric, help: RPCServer.callsHelp, labels: [("method", method), ("status", status.description)])
-        if entry == nil { metrics.observe(RPCServer.secondsMetric, help: RPCServer.secondsHelp, labels: [("method", method)], seconds) }
-    }
-
-    private static let callsMetric = "omx_rpc_calls_total"
-    private static let callsHelp = "Calls answered, by method and status."
-    private static let secondsMetric = "omx_rpc_call_seconds"
-    private static let secondsHelp = "Time from a request's arrival to its response, by method."
 
     private let drainingFlag = Atomic<Bool>(false)
     private var isDraining: Bool { drainingFlag.load(ordering: .relaxed) }
