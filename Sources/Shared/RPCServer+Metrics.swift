@@ -14,9 +14,8 @@ extension RPCServer {
         guard let metrics = configuration.metrics else { return }
         let seconds = Double(monotonicNs() - started) / 1e9
         if let series = entry?.series {
-            if status == .ok { series.answered.add() }
             series.seconds.observe(seconds)
-            if status == .ok { return }
+            if status == .ok { return series.answered.add() }
         }
         // Unknown names are counted together: a peer cannot grow the table at will.
         let method = entry == nil && method != SessionOffer.method ? "(unknown)" : method
