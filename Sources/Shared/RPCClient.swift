@@ -1,7 +1,6 @@
 import Dispatch
 import CLibUV
 import Glibc
-import HeapModule
 import Logging
 import Synchronization
 
@@ -53,12 +52,6 @@ public final class RPCClient: @unchecked Sendable {
         case thread(@Sendable (Result<[UInt8], Error>) -> Void)
     }
 
-    private struct Deadline: Comparable {
-        let ns: UInt64
-        let callID: UInt64
-        static func < (a: Deadline, b: Deadline) -> Bool { (a.ns, a.callID) < (b.ns, b.callID) }
-    }
-
     private enum State {
         case idle
         case connecting(Connection)
@@ -80,9 +73,7 @@ public final class RPCClient: @unchecked Sendable {
     /// the service's end of it).
     private var queued: [Envelope] = []
     private var pending: [UInt64: Pending] = [:]
-    private var deadlines = Heap<Deadline>()
-    private var deadlineTimer: LoopTimer?
-    private var armedForNs = UInt64.max
+    private let deadlines: CallDeadlines
     private var connectTimer: LoopTimer?
     private var backoffMs: UInt64
     /// Whether the current connection has answered any call yet.
@@ -94,6 +85,8 @@ public final class RPCClient: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         backoffMs = configuration.initialBackoff.milliseconds
+        deadlines = CallDeadlines(loop: loop)
+        deadlines.expired = { [weak self] deadline in self?.expired(deadline) }
     }
 
     /// Calls `method` with `body` and returns the response's body.
@@ -174,7 +167,7 @@ public final class RPCClient: @unchecked Sendable {
             state = .closed
             failAll(RPCError(.cancelled, "client of \(endpoint) was closed"))
             connection?.close(nil)
-            deadlineTimer?.close()
+            deadlines.close()
             connectTimer?.close()
         }
     }
@@ -197,7 +190,7 @@ public final class RPCClient: @unchecked Sendable {
             break
         }
         pending[callID] = call
-        addDeadline(Deadline(ns: call.deadlineNs, callID: callID))
+        addDeadline(call.deadlineNs, callID)
         // Signed here, on the loop: the session's keys belong to the connection it goes out on;
         // a call waiting for a connection is signed with the cluster key.
         switch state {
@@ -304,7 +297,7 @@ public final class RPCClient: @unchecked Sendable {
             self?.sessionAnswered(outcome, offer, on: connectionID, authenticator)
         }
         pending[callID] = Pending(waiter: .thread(complete), method: SessionOffer.method, deadlineNs: monotonicNs() + timeoutMs * 1_000_000, timeoutMs: timeoutMs)
-        addDeadline(Deadline(ns: pending[callID]!.deadlineNs, callID: callID))
+        addDeadline(pending[callID]!.deadlineNs, callID)
         let request = Envelope(callID: callID, kind: .request, method: SessionOffer.method, body: offer.request, deadlineMs: UInt32(clamping: timeoutMs))
         connection.send(request.frame(signedBy: authenticator, to: connection.ends.peer))
     }
@@ -393,37 +386,22 @@ public final class RPCClient: @unchecked Sendable {
     private func failAll(_ error: RPCError) {
         let calls = pending
         pending = [:]
-        deadlines = Heap()
+        deadlines.removeAll()
         for call in calls.values {
             call.complete(.failure(RPCError(error.status, "\(call.method): \(error.message)", neverSent: error.neverSent)))
         }
     }
 
-    private func addDeadline(_ deadline: Deadline) {
-        if deadlines.count > 2 * pending.count + 1024 {
-            deadlines = Heap(pending.map { Deadline(ns: $0.value.deadlineNs, callID: $0.key) })
+    private func addDeadline(_ ns: UInt64, _ callID: UInt64) {
+        deadlines.add(CallDeadlines.Deadline(ns: ns, callID: callID), liveCount: pending.count) {
+            pending.map { CallDeadlines.Deadline(ns: $0.value.deadlineNs, callID: $0.key) }
         }
-        deadlines.insert(deadline)
-        if deadline.ns < armedForNs { armDeadlineTimer(deadline.ns) }
     }
 
-    private func armDeadlineTimer(_ ns: UInt64) {
-        if deadlineTimer == nil { deadlineTimer = LoopTimer(loop: loop) }
-        armedForNs = ns
-        let now = monotonicNs()
-        let delayMs = ns > now ? (ns - now + 999_999) / 1_000_000 : 0
-        deadlineTimer!.start(afterMs: delayMs) { [weak self] in self?.expireDeadlines() }
-    }
-
-    private func expireDeadlines() {
-        armedForNs = .max
-        let now = monotonicNs()
-        while let next = deadlines.min, next.ns <= now {
-            deadlines.removeMin()
-            if let call = pending[next.callID], call.deadlineNs == next.ns {
-                fail(next.callID, RPCError(.deadlineExceeded, "\(call.method) to \(endpoint) got no answer within \(call.timeoutMs) ms"))
-            }
+    /// Fails the call whose deadline passed, unless it ended meanwhile.
+    private func expired(_ deadline: CallDeadlines.Deadline) {
+        if let call = pending[deadline.callID], call.deadlineNs == deadline.ns {
+            fail(deadline.callID, RPCError(.deadlineExceeded, "\(call.method) to \(endpoint) got no answer within \(call.timeoutMs) ms"))
         }
-        if let next = deadlines.min { armDeadlineTimer(next.ns) }
     }
 }
