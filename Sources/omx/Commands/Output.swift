@@ -30,4 +30,19 @@ extension String {
     func padding(toLength length: Int) -> String {
         count >= length ? self : self + String(repeating: " ", count: length - count)
     }
+
+    /// `value` with `decimals` digits after the point (`value / 1024` when given KiB as Int).
+    init(format value: Double, decimals: Int) {
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        let scaled = Int((value * scale).rounded())
+        let whole = scaled / Int(scale)
+        let fraction = String(abs(scaled) % Int(scale))
+        self = decimals == 0 ? "\(whole)" : "\(whole).\(String(repeating: "0", count: decimals - fraction.count))\(fraction)"
+    }
+
+    /// KiB as MiB with `decimals` digits.
+    init(format kib: Int, decimals: Int) {
+        self.init(format: Double(kib) / 1024, decimals: decimals)
+    }
 }
