@@ -30,28 +30,6 @@ public final class RPCClient: @unchecked Sendable {
         }
     }
 
-    private struct Pending {
-        /// Who waits for the answer: told once, on the loop thread.
-        let waiter: Waiter
-        let method: String
-        let deadlineNs: UInt64
-        let timeoutMs: UInt64
-
-        func complete(_ result: Result<[UInt8], Error>) {
-            switch waiter {
-            case let .task(continuation): continuation.resume(with: result)
-            case let .thread(complete): complete(result)
-            }
-        }
-    }
-
-    private enum Waiter {
-        /// A task suspended in `call`.
-        case task(UnsafeContinuation<[UInt8], Error>)
-        /// A thread blocked in `callBlocking`.
-        case thread(@Sendable (Result<[UInt8], Error>) -> Void)
-    }
-
     private enum State {
         case idle
         case connecting(Connection)
@@ -72,7 +50,7 @@ public final class RPCClient: @unchecked Sendable {
     /// Requests waiting for the connection, signed once it is made (their signatures name
     /// the service's end of it).
     private var queued: [Envelope] = []
-    private var pending: [UInt64: Pending] = [:]
+    private var pending: [UInt64: PendingCall] = [:]
     private let deadlines: CallDeadlines
     private var connectTimer: LoopTimer?
     private var backoffMs: UInt64
@@ -89,6 +67,18 @@ public final class RPCClient: @unchecked Sendable {
         deadlines.expired = { [weak self] deadline in self?.expired(deadline) }
     }
 
+    /// A client released without `close()` closes its connection and timers all the same (the
+    /// loop holds the connection, which would otherwise stay open to the service).
+    deinit {
+        if case .closed = state { return }
+        let connection = self.connection
+        loop.execute { [connectTimer, deadlines] in
+            connection?.close(nil)
+            connectTimer?.close()
+            deadlines.close()
+        }
+    }
+
     /// Calls `method` with `body` and returns the response's body.
     /// - Parameter timeout: how long to wait for the answer; the callee is told too.
     /// - Throws: `RPCError`: the callee's status, or UNAVAILABLE (cannot connect, with
@@ -98,7 +88,7 @@ public final class RPCClient: @unchecked Sendable {
         let (callID, request, call) = prepare(method, body, timeout: timeout)
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
-                let pending = Pending(waiter: .task(continuation), method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs)
+                let pending = PendingCall(waiter: .task(continuation), method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs)
                 // A task on the loop (a service's own code) starts the call without a hop.
                 if loop.inLoop {
                     start(callID, pending, request)
@@ -123,7 +113,7 @@ public final class RPCClient: @unchecked Sendable {
             result.withLock { $0 = outcome }
             semaphore.signal()
         }
-        guard loop.run({ [self] in start(callID, Pending(waiter: .thread(complete), method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs), request) }) else {
+        guard loop.run({ [self] in start(callID, PendingCall(waiter: .thread(complete), method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs), request) }) else {
             throw RPCError(.unavailable, "\(method) to \(endpoint): the event loop has stopped", neverSent: true)
         }
         semaphore.wait()
@@ -159,11 +149,7 @@ public final class RPCClient: @unchecked Sendable {
     /// Fails the calls in flight with CANCELLED and closes the connection; later calls fail.
     public func close() async {
         _ = try? await loop.submit { [self] in
-            let connection: Connection?
-            switch state {
-            case let .connecting(c), let .connected(c): connection = c
-            default: connection = nil
-            }
+            let connection = self.connection
             state = .closed
             failAll(RPCError(.cancelled, "client of \(endpoint) was closed"))
             connection?.close(nil)
@@ -174,7 +160,15 @@ public final class RPCClient: @unchecked Sendable {
 
     // MARK: Loop thread
 
-    private func start(_ callID: UInt64, _ call: Pending, _ request: Envelope) {
+    /// The connection being made or in use, if any.
+    private var connection: Connection? {
+        switch state {
+        case let .connecting(connection), let .connected(connection): connection
+        default: nil
+        }
+    }
+
+    private func start(_ callID: UInt64, _ call: PendingCall, _ request: Envelope) {
         switch state {
         case .closed:
             call.complete(.failure(RPCError(.failedPrecondition, "client of \(endpoint) is closed", neverSent: true)))
@@ -296,7 +290,7 @@ public final class RPCClient: @unchecked Sendable {
         let complete: @Sendable (Result<[UInt8], Error>) -> Void = { [weak self] outcome in
             self?.sessionAnswered(outcome, offer, on: connectionID, authenticator)
         }
-        pending[callID] = Pending(waiter: .thread(complete), method: SessionOffer.method, deadlineNs: monotonicNs() + timeoutMs * 1_000_000, timeoutMs: timeoutMs)
+        pending[callID] = PendingCall(waiter: .thread(complete), method: SessionOffer.method, deadlineNs: monotonicNs() + timeoutMs * 1_000_000, timeoutMs: timeoutMs)
         addDeadline(pending[callID]!.deadlineNs, callID)
         let request = Envelope(callID: callID, kind: .request, method: SessionOffer.method, body: offer.request, deadlineMs: UInt32(clamping: timeoutMs))
         connection.send(request.frame(signedBy: authenticator, to: connection.ends.peer))

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 import XCTest
 
@@ -310,5 +311,19 @@ final class RPCRuntimeTests: XCTestCase {
         call.cancel()
         await assertRPCError(.cancelled, containing: "Sleep to 127.0.0.1") { try await call.value }
         await fixture.close()
+    }
+
+    func testAClientReleasedWithoutCloseClosesItsConnection() async throws {
+        let loop = try EventLoop()
+        let (listener, port) = try listeningSocket()
+        defer { close(listener) }
+        var client: RPCClient? = RPCClient(loop: loop, endpoint: .tcp(host: "127.0.0.1", port: port), logger: Logger(label: "test-client"))
+        let call = Task { [client] in try await client!.call("Unanswered", [], timeout: .milliseconds(300)) }
+        let peer = RawSocket(acceptedBy: listener)
+        XCTAssertEqual(peer.readEnvelope()?.method, "Unanswered", "the client is connected")
+        await assertRPCError(.deadlineExceeded, containing: "Unanswered") { try await call.value }
+        client = nil
+        XCTAssertTrue(peer.isClosedByPeer(), "the connection went with the last reference to its client")
+        await loop.shutdown()
     }
 }
