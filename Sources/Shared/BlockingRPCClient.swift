@@ -80,7 +80,7 @@ public final class BlockingRPCClient: Sendable {
     ///   connection is dropped).
     public func call(_ method: String, _ body: [UInt8], timeout: Duration = .seconds(5)) throws -> [UInt8] {
         let timeoutMs = max(timeout.milliseconds, 1)
-        let deadlineNs = monotonicNs() + timeoutMs * 1_000_000
+        let deadlineNs = monotonicNs(afterMs: timeoutMs)
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         let request = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
         var link: Link
@@ -92,7 +92,7 @@ public final class BlockingRPCClient: Sendable {
         link.limitWaits(to: timeoutMs)
         do {
             try send(request.frame(signedBy: authenticator, to: link.ends.peer, session: link.session), on: link.fd, method: method, timeoutMs: timeoutMs)
-            let answer = try receive(callID, on: link, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
+            let answer = try receive(callID, on: &link, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
             idle.withLock { $0.append(link) }
             return try answer.get()
         } catch let error as ConnectionFailure {
@@ -159,7 +159,7 @@ public final class BlockingRPCClient: Sendable {
         let request = Envelope(callID: callID, kind: .request, method: SessionOffer.method, body: offer.request, deadlineMs: UInt32(timeoutMs))
         link.limitWaits(to: timeoutMs)
         try send(request.frame(signedBy: authenticator, to: link.ends.peer), on: link.fd, method: SessionOffer.method, timeoutMs: timeoutMs)
-        let answer = try receive(callID, on: link, method: SessionOffer.method, deadlineNs: monotonicNs() + timeoutMs * 1_000_000, timeoutMs: timeoutMs)
+        let answer = try receive(callID, on: &link, method: SessionOffer.method, deadlineNs: monotonicNs(afterMs: timeoutMs), timeoutMs: timeoutMs)
         guard case let .success(body) = answer else { return nil }
         return try? offer.keys(from: body, authenticator: authenticator)
     }
@@ -231,12 +231,11 @@ public final class BlockingRPCClient: Sendable {
     /// if any: one recv of up to `firstReadSize` bytes, then, for a larger answer, the rest of
     /// the envelope straight into a buffer of its size (a 1 MiB read is copied once on its way
     /// in, not three times).
-    private func receive(_ callID: UInt64, on link: Link, method: String, deadlineNs: UInt64, timeoutMs: UInt64) throws -> Result<[UInt8], RPCError> {
-        let fd = link.fd
+    private func receive(_ callID: UInt64, on link: inout Link, method: String, deadlineNs: UInt64, timeoutMs: UInt64) throws -> Result<[UInt8], RPCError> {
         let wait = (method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
         let first = link.firstRead.bytes
         var got = 0
-        while got < Frame.headerSize { got += try receiveSome(UnsafeMutableRawBufferPointer(rebasing: first[got...]), from: fd, wait) }
+        while got < Frame.headerSize { got += try receiveSome(UnsafeMutableRawBufferPointer(rebasing: first[got...]), from: &link, wait) }
         let length = first.prefix(Frame.headerSize).reduce(0) { $0 << 8 | Int($1) }
         guard length <= maxFrameSize else {
             throw ConnectionFailure(rpcError: RPCError(.dataLoss, "\(method) to \(peer): \(FrameError.oversize(length: length, limit: maxFrameSize))"))
@@ -247,13 +246,13 @@ public final class BlockingRPCClient: Sendable {
             throw ConnectionFailure(rpcError: RPCError(.dataLoss, "bad response from \(peer) to \(method): \(got - frameSize) bytes came after the answer"))
         }
         if frameSize <= first.count {
-            while got < frameSize { got += try receiveSome(UnsafeMutableRawBufferPointer(rebasing: first[got..<frameSize]), from: fd, wait) }
+            while got < frameSize { got += try receiveSome(UnsafeMutableRawBufferPointer(rebasing: first[got..<frameSize]), from: &link, wait) }
             return try checkedAnswer(UnsafeRawBufferPointer(rebasing: first[Frame.headerSize..<frameSize]), to: callID, on: link, method: method)
         }
         let payload = try [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
             let head = got - Frame.headerSize
             UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: first[Frame.headerSize..<got]))
-            try receiveExactly(UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[head...]), from: fd, wait)
+            try receiveExactly(UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[head...]), from: &link, wait)
             count = length
         }
         return try payload.withUnsafeBytes { try checkedAnswer($0, to: callID, on: link, method: method) }
@@ -283,16 +282,19 @@ public final class BlockingRPCClient: Sendable {
         }
     }
 
-    /// Reads what has come from `fd` into `buffer` (at least a byte), waiting in recv itself
-    /// (at most the receive timeout at a time) until the call's deadline.
+    /// Reads what has come from `link` into `buffer` (at least a byte), waiting in recv itself
+    /// until the call's deadline (the receive timeout shrinks to the time left when that is less).
     private func receiveSome(
-        _ buffer: UnsafeMutableRawBufferPointer, from fd: Int32, _ wait: (method: String, deadlineNs: UInt64, timeoutMs: UInt64), flags: Int32 = 0
+        _ buffer: UnsafeMutableRawBufferPointer, from link: inout Link, _ wait: (method: String, deadlineNs: UInt64, timeoutMs: UInt64), flags: Int32 = 0
     ) throws -> Int {
         while true {
-            guard monotonicNs() < wait.deadlineNs else {
+            let now = monotonicNs()
+            guard now < wait.deadlineNs else {
                 throw ConnectionFailure(rpcError: RPCError(.deadlineExceeded, "\(wait.method) to \(peer) got no answer within \(wait.timeoutMs) ms"))
             }
-            let count = recv(fd, buffer.baseAddress!, buffer.count, flags)
+            let leftMs = (wait.deadlineNs - now - 1) / 1_000_000 + 1
+            if leftMs < link.waitTimeoutMs { link.limitWaits(to: leftMs) }
+            let count = recv(link.fd, buffer.baseAddress!, buffer.count, flags)
             if count < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) { continue }
             guard count > 0 else {
                 let reason = count == 0 ? "closed by the peer" : String(cString: strerror(errno))
@@ -302,12 +304,12 @@ public final class BlockingRPCClient: Sendable {
         }
     }
 
-    /// Fills `buffer` from `fd` (MSG_WAITALL: one recv for all of it, unless the receive
+    /// Fills `buffer` from `link` (MSG_WAITALL: one recv for all of it, unless the receive
     /// timeout ends a wait first).
-    private func receiveExactly(_ buffer: UnsafeMutableRawBufferPointer, from fd: Int32, _ wait: (method: String, deadlineNs: UInt64, timeoutMs: UInt64)) throws {
+    private func receiveExactly(_ buffer: UnsafeMutableRawBufferPointer, from link: inout Link, _ wait: (method: String, deadlineNs: UInt64, timeoutMs: UInt64)) throws {
         var filled = 0
         while filled < buffer.count {
-            filled += try receiveSome(UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]), from: fd, wait, flags: Int32(MSG_WAITALL))
+            filled += try receiveSome(UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]), from: &link, wait, flags: Int32(MSG_WAITALL))
         }
     }
 }

@@ -44,7 +44,7 @@ final class CallDeadlines {
         if timer == nil { timer = LoopTimer(loop: loop) }
         armedForNs = ns
         let now = monotonicNs()
-        let delayMs = ns > now ? (ns - now + 999_999) / 1_000_000 : 0
+        let delayMs = ns > now ? (ns - now - 1) / 1_000_000 + 1 : 0
         timer!.start(afterMs: delayMs) { [weak self] in self?.expire() }
     }
 

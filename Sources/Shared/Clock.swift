@@ -14,12 +14,23 @@ public func monotonicNs() -> UInt64 {
     return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
 
+/// The monotonic clock `ms` milliseconds from now, for a deadline (the farthest deadline there
+/// is when that lies past the clock's range: a timeout of years means no timeout).
+public func monotonicNs(afterMs ms: UInt64) -> UInt64 {
+    let (ns, tooLong) = ms.multipliedReportingOverflow(by: 1_000_000)
+    let (deadline, pastTheEnd) = monotonicNs().addingReportingOverflow(ns)
+    return tooLong || pastTheEnd ? .max : deadline
+}
+
 extension Duration {
-    /// The duration in whole milliseconds (negative durations count as 0).
+    /// The duration in whole milliseconds (negative durations count as 0, those longer than
+    /// `UInt64.max` milliseconds as that).
     public var milliseconds: UInt64 {
         let (seconds, attoseconds) = components
         guard seconds >= 0 else { return 0 }
-        return UInt64(seconds) * 1_000 + UInt64(attoseconds / 1_000_000_000_000_000)
+        let (whole, tooLong) = UInt64(seconds).multipliedReportingOverflow(by: 1_000)
+        let (total, pastMax) = whole.addingReportingOverflow(UInt64(attoseconds / 1_000_000_000_000_000))
+        return tooLong || pastMax ? .max : total
     }
 }
 

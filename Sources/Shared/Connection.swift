@@ -62,6 +62,9 @@ final class Connection {
     private static let eagerFlushBytes = 64 << 10
     private var flushScheduled = false
     private(set) var isClosed = false
+    /// Set by `closeAfterFlush`: the stream closes once what is queued is written; nothing more
+    /// is sent on it.
+    private(set) var isClosingAfterFlush = false
     private var closeReason: UVError?
     private let readBuffer: UnsafeMutableRawPointer
     private static let readBufferSize = 256 << 10
@@ -87,6 +90,7 @@ final class Connection {
         }
         if transport == .tcp { uv_tcp_nodelay(stream.reinterpreted(as: uv_tcp_t.self), 1) }
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        loop.openConnections[ObjectIdentifier(self)] = self
     }
 
     var handle: UnsafeMutablePointer<uv_handle_t> {
@@ -188,7 +192,7 @@ final class Connection {
     /// Queues one frame; it is written at the end of this loop iteration, or now when the
     /// frames queued meanwhile reach `eagerFlushFrames` or `eagerFlushBytes`.
     func send(_ frame: OutgoingBytes) {
-        guard !isClosed else { return }
+        guard !isClosed, !isClosingAfterFlush else { return }
         output.append(frame)
         outputBytes += frame.count
         if output.count >= Connection.eagerFlushFrames || outputBytes >= Connection.eagerFlushBytes {
@@ -267,10 +271,12 @@ final class Connection {
         }
     }
 
-    /// Writes what is queued, then closes the stream (used after refusing a peer).
+    /// Writes what is queued, then closes the stream (used after refusing a peer). Called again
+    /// meanwhile, it goes on waiting for the writes.
     func closeAfterFlush() {
-        guard !isClosed else { return }
+        guard !isClosed, !isClosingAfterFlush else { return }
         flush()
+        isClosingAfterFlush = true
         uv_read_stop(stream)
         let request = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
         let rc = uv_shutdown(request, stream) { request, _ in
@@ -296,6 +302,7 @@ final class Connection {
         guard uv_is_closing(handle) == 0 else { return }
         uv_close(handle) { handle in
             let connection = Unmanaged<Connection>.fromOpaque(handle!.pointee.data!).takeRetainedValue()
+            connection.loop.openConnections[ObjectIdentifier(connection)] = nil
             connection.onClose?(connection, connection.closeReason)
             connection.onClose = nil
             connection.onFrame = nil

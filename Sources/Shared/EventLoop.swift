@@ -34,6 +34,9 @@ public final class EventLoop: @unchecked Sendable {
     }
     /// Connections with buffered output, flushed once per loop iteration (loop thread only).
     var connectionsToFlush: [Connection] = []
+    /// Every connection not yet closed, which a stopping loop closes as their owners would, so
+    /// that the owners hear of it (loop thread only).
+    var openConnections: [ObjectIdentifier: Connection] = [:]
     private var flushing: [Connection] = []
     /// Work on libuv's thread pool not yet finished (loop thread only; `EventLoop+Offload.swift`).
     var offloadedWork: Set<UnsafeMutablePointer<uv_work_t>> = []
@@ -115,12 +118,14 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Runs a task's job on the loop thread, soon (see `EventLoop+Executor.swift`).
+    /// Runs a task's job on the loop thread, soon (see `EventLoop+Executor.swift`); once the
+    /// loop has stopped, on Swift's global executor, so that the task still ends (a call the
+    /// stopping loop failed must reach its caller).
     func runSoon(_ job: UnownedJob) {
         if inLoop && !stopping {
             addLocalWork(.job(job))
-        } else {
-            execute { [unowned self] in job.runSynchronously(on: asUnownedTaskExecutor()) }
+        } else if !execute({ [unowned self] in job.runSynchronously(on: asUnownedTaskExecutor()) }) {
+            globalConcurrentExecutor.enqueue(ExecutorJob(job))
         }
     }
 
@@ -211,6 +216,8 @@ public final class EventLoop: @unchecked Sendable {
         for item in remaining { item() }
         runLocalWork()
         flushConnections()
+        let cancelled = UVError(code: UV_ECANCELED.rawValue, operation: "event loop stopped")
+        for connection in Array(openConnections.values) { connection.close(cancelled) }
         // Every handle but the grace timer of offloaded work, which closes itself.
         uv_walk(uvLoop, { handle, graceTimer in
             guard let handle, uv_is_closing(handle) == 0, UnsafeMutableRawPointer(handle) != graceTimer else { return }

@@ -48,7 +48,7 @@ public final class PeerClients: Sendable {
         _ id: UInt32, _ method: String, _ request: Request, returning: Response.Type = Response.self, timeoutMs: UInt64
     ) async throws -> Response {
         guard let node = map.node(id: id) else { throw RPCError(.notFound, "node \(id) is not in the map") }
-        let deadline = monotonicNs() + timeoutMs * 1_000_000
+        let deadline = monotonicNs(afterMs: timeoutMs)
         var lastError = RPCError(.unavailable, "node \(id) has no address", neverSent: true)
         for address in node.addresses {
             let remaining = deadline > monotonicNs() ? (deadline - monotonicNs()) / 1_000_000 : 0

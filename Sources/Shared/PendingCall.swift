@@ -1,11 +1,22 @@
+import Synchronization
+
 /// A call of an `RPCClient` waiting for its answer (loop thread only).
 struct PendingCall {
     /// Who waits for the answer: told once, on the loop thread.
     enum Waiter {
-        /// A task suspended in `RPCClient.call`.
-        case task(UnsafeContinuation<[UInt8], Error>)
+        /// A task suspended in `RPCClient.call`, and whether it was cancelled.
+        case task(UnsafeContinuation<[UInt8], Error>, Cancellation)
         /// A thread blocked in `RPCClient.callBlocking`.
         case thread(@Sendable (Result<[UInt8], Error>) -> Void)
+    }
+
+    /// Whether a calling task was cancelled: set on whichever thread cancels it, read on the
+    /// loop, where a cancellation that came before the call did is found.
+    final class Cancellation: Sendable {
+        private let cancelled = Atomic(false)
+
+        func cancel() { cancelled.store(true, ordering: .releasing) }
+        var isCancelled: Bool { cancelled.load(ordering: .acquiring) }
     }
 
     let waiter: Waiter
@@ -13,10 +24,16 @@ struct PendingCall {
     let deadlineNs: UInt64
     let timeoutMs: UInt64
 
+    /// Whether the calling task was cancelled.
+    var isCancelled: Bool {
+        if case let .task(_, cancellation) = waiter { return cancellation.isCancelled }
+        return false
+    }
+
     /// Tells the waiter how the call ended.
     func complete(_ result: Result<[UInt8], Error>) {
         switch waiter {
-        case let .task(continuation): continuation.resume(with: result)
+        case let .task(continuation, _): continuation.resume(with: result)
         case let .thread(complete): complete(result)
         }
     }

@@ -30,7 +30,7 @@ public final class RPCClient: @unchecked Sendable {
         }
     }
 
-    private enum State {
+    enum State {
         case idle
         case connecting(Connection)
         case connected(Connection)
@@ -41,21 +41,21 @@ public final class RPCClient: @unchecked Sendable {
     public let loop: EventLoop
     public let endpoint: RPCEndpoint
     public let configuration: Configuration
-    private let logger: Logger
-    private let nextCallID = Atomic<UInt64>(1)
-    // Loop thread only:
-    private var state = State.idle
+    let logger: Logger
+    let nextCallID = Atomic<UInt64>(1)
+    // Loop thread only (here and in RPCClient+Connecting.swift):
+    var state = State.idle
     /// The keys agreed on the current connection, if any.
-    private var session: SessionKeys?
+    var session: SessionKeys?
     /// Requests waiting for the connection, signed once it is made (their signatures name
     /// the service's end of it).
-    private var queued: [Envelope] = []
-    private var pending: [UInt64: PendingCall] = [:]
-    private let deadlines: CallDeadlines
-    private var connectTimer: LoopTimer?
-    private var backoffMs: UInt64
+    var queued: [Envelope] = []
+    var pending: [UInt64: PendingCall] = [:]
+    let deadlines: CallDeadlines
+    var connectTimer: LoopTimer?
+    var backoffMs: UInt64
     /// Whether the current connection has answered any call yet.
-    private var answeredOnConnection = false
+    var answeredOnConnection = false
 
     public init(loop: EventLoop, endpoint: RPCEndpoint, configuration: Configuration = Configuration(), logger: Logger) {
         self.loop = loop
@@ -86,9 +86,11 @@ public final class RPCClient: @unchecked Sendable {
     ///   cancelled or the client closed).
     public func call(_ method: String, _ body: [UInt8], timeout: Duration = .seconds(5)) async throws -> [UInt8] {
         let (callID, request, call) = prepare(method, body, timeout: timeout)
+        let cancellation = PendingCall.Cancellation()
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
-                let pending = PendingCall(waiter: .task(continuation), method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs)
+                let pending = PendingCall(
+                    waiter: .task(continuation, cancellation), method: method, deadlineNs: call.deadlineNs, timeoutMs: call.timeoutMs)
                 // A task on the loop (a service's own code) starts the call without a hop.
                 if loop.inLoop {
                     start(callID, pending, request)
@@ -97,7 +99,9 @@ public final class RPCClient: @unchecked Sendable {
                 }
             }
         } onCancel: {
-            loop.execute { [self] in fail(callID, RPCError(.cancelled, "\(method) to \(endpoint) was cancelled")) }
+            // Told before the call reaches the loop, `start` finds it cancelled.
+            cancellation.cancel()
+            loop.execute { [self] in fail(callID, cancelledError(method)) }
         }
     }
 
@@ -125,11 +129,11 @@ public final class RPCClient: @unchecked Sendable {
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         let timeoutMs = max(timeout.milliseconds, 1)
         let envelope = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
-        return (callID, envelope, (monotonicNs() + timeoutMs * 1_000_000, timeoutMs))
+        return (callID, envelope, (monotonicNs(afterMs: timeoutMs), timeoutMs))
     }
 
     /// The authenticator that signs requests and checks answers: on TCP only.
-    private var signer: Authenticator? {
+    var signer: Authenticator? {
         if case .tcp = endpoint { return configuration.authenticator }
         return nil
     }
@@ -169,6 +173,7 @@ public final class RPCClient: @unchecked Sendable {
     }
 
     private func start(_ callID: UInt64, _ call: PendingCall, _ request: Envelope) {
+        if call.isCancelled { return call.complete(.failure(cancelledError(call.method))) }
         switch state {
         case .closed:
             call.complete(.failure(RPCError(.failedPrecondition, "client of \(endpoint) is closed", neverSent: true)))
@@ -200,137 +205,7 @@ public final class RPCClient: @unchecked Sendable {
         }
     }
 
-    private func connect() {
-        let connection: Connection
-        do {
-            switch endpoint {
-            case .tcp:
-                connection = try Connection(loop: loop, transport: .tcp, peer: endpoint.description, maxFrameSize: configuration.maxFrameSize)
-            case .unix:
-                connection = try Connection(loop: loop, transport: .unix, peer: endpoint.description, maxFrameSize: configuration.maxFrameSize)
-            }
-        } catch {
-            connectFailed("\(error)")
-            return
-        }
-        state = .connecting(connection)
-        session = nil
-        let request = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
-        request.pointee.data = Unmanaged.passRetained(self).toOpaque()
-        let onConnect: uv_connect_cb = { request, status in
-            let client = Unmanaged<RPCClient>.fromOpaque(request!.pointee.data!).takeRetainedValue()
-            let stream = request!.pointee.handle!
-            request!.deallocate()
-            client.connected(Connection.owner(stream), status: status)
-        }
-        var rc: Int32 = 0
-        switch endpoint {
-        case let .tcp(host, port):
-            if let source = configuration.bindAddress {
-                rc = CLibUV_tcp_bind4(connection.stream.reinterpreted(as: uv_tcp_t.self), source, 0)
-            }
-            if rc == 0 { rc = CLibUV_tcp_connect4(request, connection.stream.reinterpreted(as: uv_tcp_t.self), host, Int32(port), onConnect) }
-        case let .unix(path):
-            uv_pipe_connect(request, connection.stream.reinterpreted(as: uv_pipe_t.self), path, onConnect)
-        }
-        if rc < 0 {
-            Unmanaged<RPCClient>.fromOpaque(request.pointee.data!).release()
-            request.deallocate()
-            connection.close(nil)
-            connectFailed("\(UVError(code: rc, operation: "connect", peer: endpoint.description))")
-            return
-        }
-        if connectTimer == nil { connectTimer = LoopTimer(loop: loop) }
-        connectTimer!.start(afterMs: configuration.connectTimeout.milliseconds) { [weak self] in
-            guard let self else { return }
-            if case let .connecting(attempt) = state, attempt === connection {
-                connectFailed("connect \(endpoint): timed out after \(configuration.connectTimeout.milliseconds) ms")
-                connection.close(nil)
-            }
-        }
-    }
-
-    private func connected(_ connection: Connection, status: Int32) {
-        connectTimer?.stop()
-        guard case let .connecting(attempt) = state, attempt === connection else {
-            connection.close(nil)
-            return
-        }
-        guard status == 0 else {
-            connection.close(nil)
-            connectFailed("\(UVError(code: status, operation: "connect", peer: endpoint.description))")
-            return
-        }
-        state = .connected(connection)
-        connection.readPeer()
-        answeredOnConnection = false
-        connection.onFrame = { [weak self] connection, payload in self?.received(payload, on: connection) }
-        connection.onClose = { [weak self] connection, error in self?.lost(connection, error) }
-        do {
-            try connection.startReading()
-        } catch {
-            // The queued calls fail with the connection: sent later, they would run for nobody.
-            queued = []
-            connection.close(error as? UVError)
-            return
-        }
-        if let authenticator = signer { offerSession(on: connection, authenticator) }
-        for request in queued { connection.send(request.frame(signedBy: signer, to: connection.ends.peer)) }
-        queued = []
-    }
-
-    /// Offers the service a session on a new connection (proto/README.md, "Sessions"). Calls
-    /// made meanwhile are signed with the cluster key, later ones with the session's keys; a
-    /// service that does not agree (another implementation) goes on with the cluster key.
-    private func offerSession(on connection: Connection, _ authenticator: Authenticator) {
-        let offer = SessionOffer()
-        let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
-        let timeoutMs = max(configuration.connectTimeout.milliseconds, 1)
-        let connectionID = ObjectIdentifier(connection)
-        let complete: @Sendable (Result<[UInt8], Error>) -> Void = { [weak self] outcome in
-            self?.sessionAnswered(outcome, offer, on: connectionID, authenticator)
-        }
-        pending[callID] = PendingCall(waiter: .thread(complete), method: SessionOffer.method, deadlineNs: monotonicNs() + timeoutMs * 1_000_000, timeoutMs: timeoutMs)
-        addDeadline(pending[callID]!.deadlineNs, callID)
-        let request = Envelope(callID: callID, kind: .request, method: SessionOffer.method, body: offer.request, deadlineMs: UInt32(clamping: timeoutMs))
-        connection.send(request.frame(signedBy: authenticator, to: connection.ends.peer))
-    }
-
-    /// Takes the keys of an agreed session for the connection the offer went out on.
-    private func sessionAnswered(_ outcome: Result<[UInt8], Error>, _ offer: SessionOffer, on connectionID: ObjectIdentifier, _ authenticator: Authenticator) {
-        guard case let .connected(current) = state, ObjectIdentifier(current) == connectionID else { return }
-        do {
-            session = try offer.keys(from: outcome.get(), authenticator: authenticator)
-        } catch {
-            logger.debug("\(endpoint) agreed on no session (\(error)); calls stay signed with the cluster key")
-        }
-    }
-
-    private func connectFailed(_ reason: String) {
-        queued = []
-        waitBeforeConnecting(reason)
-        // The calls waiting for this connection were only queued.
-        failAll(RPCError(.unavailable, reason, neverSent: true))
-    }
-
-    /// Makes calls fail fast with `reason` for the backoff, which doubles (with jitter) until a
-    /// call is answered.
-    private func waitBeforeConnecting(_ reason: String) {
-        let jitter = UInt64.random(in: 0...(backoffMs / 4 + 1))
-        state = .waiting(untilNs: monotonicNs() + (backoffMs + jitter) * 1_000_000, reason: reason)
-        logger.debug("\(reason); retrying after \(backoffMs + jitter) ms")
-        backoffMs = min(backoffMs * 2, configuration.maxBackoff.milliseconds)
-    }
-
-    private func lost(_ connection: Connection, _ error: UVError?) {
-        guard case let .connected(current) = state, current === connection else { return }
-        state = .idle
-        session = nil
-        let reason = error.map { "\($0)" } ?? "closed by the peer"
-        failAll(RPCError(.unavailable, "connection to \(endpoint) lost: \(reason)"))
-    }
-
-    private func received(_ payload: UnsafeRawBufferPointer, on connection: Connection) {
+    func received(_ payload: UnsafeRawBufferPointer, on connection: Connection) {
         do {
             // Answers that carry data must be signed; refusals are taken as they come, since a
             // peer that refuses us (another key, an address outside its map) may be unable to sign.
@@ -340,11 +215,16 @@ public final class RPCClient: @unchecked Sendable {
                 answered(answer)
             }
         } catch {
-            let reason = (error as? RefusedSignature)?.error ?? error
-            logger.warning("bad response from \(endpoint): \(reason)")
-            failAll(RPCError(.dataLoss, "bad response from \(endpoint): \(reason)"))
-            if case let .connected(connection) = state { connection.close(nil) }
+            dropConnection((error as? RefusedSignature)?.error ?? error)
         }
+    }
+
+    /// Fails every call in flight with DATA_LOSS and closes the connection, which sent `reason`:
+    /// an answer that cannot be read, or a stream that cannot be cut into frames any more.
+    func dropConnection(_ reason: Error) {
+        logger.warning("bad response from \(endpoint): \(reason)")
+        failAll(RPCError(.dataLoss, "bad response from \(endpoint): \(reason)"))
+        if case let .connected(connection) = state { connection.close(nil) }
     }
 
     /// Completes the call `answer` (a checked response, read where it lies) belongs to.
@@ -373,11 +253,15 @@ public final class RPCClient: @unchecked Sendable {
         }
     }
 
+    private func cancelledError(_ method: String) -> RPCError {
+        RPCError(.cancelled, "\(method) to \(endpoint) was cancelled")
+    }
+
     private func fail(_ callID: UInt64, _ error: RPCError) {
         pending.removeValue(forKey: callID)?.complete(.failure(error))
     }
 
-    private func failAll(_ error: RPCError) {
+    func failAll(_ error: RPCError) {
         let calls = pending
         pending = [:]
         deadlines.removeAll()
@@ -386,7 +270,7 @@ public final class RPCClient: @unchecked Sendable {
         }
     }
 
-    private func addDeadline(_ ns: UInt64, _ callID: UInt64) {
+    func addDeadline(_ ns: UInt64, _ callID: UInt64) {
         deadlines.add(CallDeadlines.Deadline(ns: ns, callID: callID), liveCount: pending.count) {
             pending.map { CallDeadlines.Deadline(ns: $0.value.deadlineNs, callID: $0.key) }
         }

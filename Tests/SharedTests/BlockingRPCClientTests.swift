@@ -134,6 +134,29 @@ final class BlockingRPCClientTests: XCTestCase {
         peerDone.wait()
     }
 
+    func testAnAnswerCutShortEndsAtTheCallsDeadlineNotAWaitLater() throws {
+        let (listener, port) = try listeningSocket()
+        defer { close(listener) }
+        let peerDone = DispatchSemaphore(value: 0)
+        // A peer that sends the first bytes of its answer 600 ms into a 1 s call, then nothing.
+        Thread.detachNewThread {
+            defer { peerDone.signal() }
+            let peer = RawSocket(acceptedBy: listener)
+            guard let call = peer.readEnvelope() else { return }
+            usleep(600_000)
+            peer.send(Array(frameBytes(Envelope(callID: call.callID, kind: .response, method: call.method, body: [1, 2, 3])).prefix(6)))
+            _ = peer.isClosedByPeer()
+        }
+        let client = BlockingRPCClient(host: "127.0.0.1", port: port, authenticator: nil, bindAddress: nil)
+        let started = monotonicNs()
+        assertFails(.deadlineExceeded, containing: "Echo to 127.0.0.1:\(port) got no answer within 1000 ms") {
+            try client.call("Echo", [1], timeout: .milliseconds(1000))
+        }
+        // Waiting a whole timeout again after the first piece would end at 1.6 s.
+        XCTAssertLessThan(monotonicNs() - started, 1_400_000_000, "the wait after the first piece ran past the deadline")
+        peerDone.wait()
+    }
+
     func testAnotherKeyIsRefusedWithUnauthenticated() async throws {
         let fixture = try RPCFixture()
         try await fixture.listen()

@@ -298,6 +298,29 @@ final class RPCRuntimeTests: XCTestCase {
         await fixture.close()
     }
 
+    func testAConnectionClosingAfterAFrameErrorStillWritesItsAnswersWhenTheServerDrains() async throws {
+        let fixture = try RPCFixture()
+        fixture.server.register("Big") { _ in [UInt8](repeating: 5, count: 32 << 20) }
+        try await fixture.listen()
+        let raw = try RawSocket(port: fixture.port)
+        raw.send(Envelope(callID: 1, kind: .request, method: "Big").frame(signedBy: Authenticator(key: fixture.key, nodeID: 2), to: fixture.service).withBytes { Array($0) })
+        // The answer is on its way: the rest of it waits in the server's write queue.
+        let header = try XCTUnwrap(raw.read(4), "the answer began")
+        let length = header.reduce(0) { $0 << 8 | Int($1) }
+        raw.send([0xFF, 0xFF, 0xFF, 0xFF])
+        let closing = await waitUntil {
+            (try? await fixture.serverLoop.submit { fixture.serverLoop.openConnections.values.contains { $0.isClosingAfterFlush } }) ?? false
+        }
+        XCTAssertTrue(closing, "the frame error made the connection close once its answers are written")
+        let reader = Task.detached { (raw.read(length).map { try? Envelope(serialized: $0) }, raw.readEnvelope()) }
+        // The drain closes every connection after its answers too: this one is closing already.
+        await fixture.server.shutdown(grace: .seconds(10))
+        let (answer, refusal) = await reader.value
+        XCTAssertEqual(answer??.body.count, 32 << 20, "the answer was written whole")
+        XCTAssertEqual(refusal?.status, .resourceExhausted, "then the refusal of the frame")
+        await fixture.close()
+    }
+
     func testCancellingTheCallingTaskCancelsTheCall() async throws {
         let fixture = try RPCFixture()
         fixture.server.register("Sleep") { _ in

@@ -153,7 +153,8 @@ final class RawSocket {
         return recv(fd, &byte, 1, 0) == 0
     }
 
-    private func read(_ count: Int) -> [UInt8]? {
+    /// Reads `count` bytes; nil at end of stream or after the timeout.
+    func read(_ count: Int) -> [UInt8]? {
         var out = [UInt8](repeating: 0, count: count)
         var done = 0
         while done < count {
