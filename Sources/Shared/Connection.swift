@@ -44,7 +44,9 @@ final class Connection {
     /// The calls read from this connection and not yet answered (a server's count).
     var callsInFlight = 0
     static let queuedOutputLimit = 64 << 20
-    private var readingPaused = false
+    private(set) var readingPaused = false
+    /// The rest of a read during which reading paused: cut into frames once it resumes.
+    private var heldInput: [UInt8] = []
     /// When the frame under way began to arrive; nil with none under way.
     private var frameStartedNs: UInt64?
     /// While reading is paused: when our queued output last shrank, and its size then.
@@ -124,13 +126,21 @@ final class Connection {
     /// Pauses reading while the peer lags behind our output, or resumes once it caught up
     /// (see `pausesReadingWhilePeerLags`).
     private func paceReading() {
-        guard pausesReadingWhilePeerLags, !isClosed else { return }
+        guard pausesReadingWhilePeerLags, !isClosed, !isClosingAfterFlush else { return }
         let queued = uv_stream_get_write_queue_size(stream)
         if !readingPaused && queued > Connection.queuedOutputLimit {
             readingPaused = true
             uv_read_stop(stream)
         } else if readingPaused && queued <= Connection.queuedOutputLimit / 4 {
             readingPaused = false
+            // A frame under way waited for us, not for the peer.
+            if decoder.bufferedCount > 0 { frameStartedNs = monotonicNs() }
+            if !heldInput.isEmpty {
+                let held = heldInput
+                heldInput = []
+                held.withUnsafeBytes { received($0) }
+                guard takesFrames else { return }
+            }
             let rc = beginReading()
             if rc < 0 { close(UVError(code: rc, operation: "read", peer: peer)) }
         }
@@ -149,13 +159,14 @@ final class Connection {
     }
 
     /// Why a server should give up on this connection now: a frame has been arriving for longer
-    /// than `timeoutNs`, or, with reading paused, the peer has read none of our answers for that
-    /// long; nil when neither. Called at intervals by the server.
+    /// than `timeoutNs` while we read, or, with reading paused or the connection closing after
+    /// its writes, the peer has read none of our answers for that long; nil when neither.
+    /// Called at intervals by the server.
     func overdue(nowNs: UInt64, timeoutNs: UInt64) -> String? {
-        if let started = frameStartedNs, nowNs - started > timeoutNs {
+        if !readingPaused, !isClosingAfterFlush, let started = frameStartedNs, nowNs - started > timeoutNs {
             return "a frame began arriving \(secondsText(nowNs - started)) ago and is still incomplete"
         }
-        guard readingPaused else {
+        guard readingPaused || isClosingAfterFlush else {
             outputProgress = nil
             return nil
         }
@@ -167,15 +178,20 @@ final class Connection {
         return nowNs - progress.atNs > timeoutNs ? "the peer read none of its \(queued) bytes of answers for \(secondsText(nowNs - progress.atNs))" : nil
     }
 
+    /// Whether frames are still wanted: not once the connection closes, nor while reading is
+    /// paused (the frames of a read that paused it wait in `heldInput`).
+    private var takesFrames: Bool { !isClosed && !isClosingAfterFlush && !readingPaused }
+
     private func received(_ bytes: UnsafeRawBufferPointer) {
         let hadPartialFrame = decoder.bufferedCount > 0
         var delivered = false
         do {
-            try decoder.feed(bytes) { frame in
+            let taken = try decoder.feed(bytes) { frame in
                 delivered = true
                 onFrame?(self, frame)
-                return !isClosed
+                return takesFrames
             }
+            if taken < bytes.count && readingPaused && !isClosed && !isClosingAfterFlush { heldInput = Array(bytes[taken...]) }
             if decoder.bufferedCount == 0 {
                 frameStartedNs = nil
             } else if delivered || !hadPartialFrame {

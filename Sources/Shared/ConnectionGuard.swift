@@ -87,7 +87,13 @@ final class ConnectionGuard {
             } else if connection.awaitingSignature && now - connection.madeNs > limits.signInTimeoutNs {
                 refuse(connection, "no signed call within \(secondsText(limits.signInTimeoutNs)) of connecting")
             } else if let reason = connection.overdue(nowNs: now, timeoutNs: limits.stalledTimeoutNs) {
-                refuse(connection, reason)
+                if connection.isClosingAfterFlush {
+                    // Told why already: what it left unread goes with the connection.
+                    logger.warning("\(name): closing the connection from \(connection.peer): \(reason)")
+                    connection.close(nil)
+                } else {
+                    refuse(connection, reason)
+                }
             }
         }
     }

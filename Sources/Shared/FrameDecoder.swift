@@ -21,35 +21,39 @@ public struct FrameDecoder {
 
     /// Takes the bytes of one read and hands `deliver` each frame's payload that is now
     /// complete, in order. The payload is valid only during the call; `deliver` returns false
-    /// to stop (the connection closed), and the rest of `bytes` is dropped.
+    /// to stop (the connection closed, or takes no more frames for now).
+    /// - Returns: how many bytes of `bytes` were taken: all of them, unless `deliver` stopped;
+    ///   the rest is the caller's to feed again or drop.
     /// - Throws: `FrameError.oversize` when a frame announces more than `maxFrameSize` bytes,
     ///   as soon as its length arrives; the stream cannot be resynchronised after that.
-    public mutating func feed(_ bytes: UnsafeRawBufferPointer, _ deliver: (UnsafeRawBufferPointer) -> Bool) throws {
+    @discardableResult
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer, _ deliver: (UnsafeRawBufferPointer) -> Bool) throws -> Int {
         var input = bytes[...]
         if !partial.isEmpty {
             if partial.count < Frame.headerSize {
                 let taken = input.prefix(Frame.headerSize - partial.count)
                 partial.append(contentsOf: taken)
                 input = input[taken.endIndex...]
-                guard partial.count == Frame.headerSize else { return }
+                guard partial.count == Frame.headerSize else { return bytes.count }
             }
             let total = Frame.headerSize + (try partial.withUnsafeBytes { try announcedLength($0) })
             let taken = input.prefix(total - partial.count)
             partial.append(contentsOf: taken)
             input = input[taken.endIndex...]
-            guard partial.count == total else { return }
+            guard partial.count == total else { return bytes.count }
             let proceed = partial.withUnsafeBytes { deliver(UnsafeRawBufferPointer(rebasing: $0[Frame.headerSize...])) }
             partial.removeAll(keepingCapacity: partial.capacity <= FrameDecoder.keptCapacity)
-            guard proceed else { return }
+            guard proceed else { return input.startIndex }
         }
         while input.count >= Frame.headerSize {
             let length = try announcedLength(UnsafeRawBufferPointer(rebasing: input))
             guard input.count >= Frame.headerSize + length else { break }
             let start = input.startIndex + Frame.headerSize
-            guard deliver(UnsafeRawBufferPointer(rebasing: input[start..<start + length])) else { return }
+            guard deliver(UnsafeRawBufferPointer(rebasing: input[start..<start + length])) else { return start + length }
             input = input[(start + length)...]
         }
         partial.append(contentsOf: input)
+        return bytes.count
     }
 
     /// The payload length in the header at the start of `bytes`, checked against the maximum.

@@ -13,7 +13,7 @@ final class FrameDecoderTests: XCTestCase {
     private func feed(_ decoder: inout FrameDecoder, _ bytes: [UInt8]) throws -> [[UInt8]] {
         var out: [[UInt8]] = []
         try bytes.withUnsafeBytes { bytes in
-            try decoder.feed(bytes) { frame in
+            _ = try decoder.feed(bytes) { frame in
                 out.append(Array(frame))
                 return true
             }
@@ -52,16 +52,26 @@ final class FrameDecoderTests: XCTestCase {
         }
     }
 
-    func testDeliveryStopsWhenTheReceiverSaysSo() throws {
+    func testDeliveryStopsWhenTheReceiverSaysSoAndTheRestCanBeFedAgain() throws {
         var decoder = FrameDecoder()
-        var delivered = 0
-        try frames([[1], [2], [3]]).withUnsafeBytes { bytes in
-            try decoder.feed(bytes) { _ in
-                delivered += 1
+        let bytes = frames([[1, 2], [3], [4]])
+        var delivered: [[UInt8]] = []
+        // A frame split across reads, then a stop after it: the rest is the caller's.
+        try bytes.prefix(3).withUnsafeBytes { XCTAssertEqual(try decoder.feed($0) { _ in XCTFail("no frame is complete yet"); return true }, 3) }
+        let rest = Array(bytes.dropFirst(3))
+        let taken = try rest.withUnsafeBytes { rest in
+            try decoder.feed(rest) { frame in
+                delivered.append(Array(frame))
                 return false
             }
         }
-        XCTAssertEqual(delivered, 1, "a closed connection takes no more frames")
+        XCTAssertEqual(delivered, [[1, 2]], "a receiver that stops takes no more frames")
+        XCTAssertEqual(taken, 3, "the split frame's last 3 bytes were taken, no more")
+        delivered += try feed(&decoder, Array(rest.dropFirst(taken)))
+        XCTAssertEqual(delivered, [[1, 2], [3], [4]], "fed again, the rest comes out whole")
+        // A stop inside one read, between whole frames.
+        let second = try bytes.withUnsafeBytes { bytes in try decoder.feed(bytes) { _ in false } }
+        XCTAssertEqual(second, 6, "the first frame (4 + 2 bytes) was taken")
     }
 
     func testAFrameCutShortWaitsForItsRest() throws {
@@ -93,7 +103,7 @@ final class FrameDecoderTests: XCTestCase {
             let garbage = (0..<512).map { _ in UInt8.random(in: 0...255, using: &generator) }
             do {
                 try garbage.withUnsafeBytes { bytes in
-                    try decoder.feed(bytes) { frame in
+                    _ = try decoder.feed(bytes) { frame in
                         // A frame cut from garbage must never crash the envelope parser.
                         _ = try? Envelope(serialized: frame)
                         return true
