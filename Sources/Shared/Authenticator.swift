@@ -7,8 +7,9 @@ import Synchronization
 ///
 /// A nonce is 16 bytes: an 8-byte epoch chosen at random once per sender, then an 8-byte
 /// big-endian counter that goes up with each envelope. The receiver remembers, per epoch, the
-/// highest counter and which of the 1,024 below it were seen, so replays are refused in
-/// constant memory per sender.
+/// highest counter and which of the 16,384 below it were seen, so replays are refused in
+/// constant memory per sender. A request stamped before the receiver started is refused too:
+/// the receiver's memory of nonces started with it.
 public final class Authenticator: Sendable {
     /// How far a sender's clock may be from ours, in milliseconds.
     public static let defaultSkewMs: UInt64 = 30_000
@@ -21,6 +22,9 @@ public final class Authenticator: Sendable {
     /// This sender's nonce epoch, chosen at random once.
     private let epoch = randomBytes(8).withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
     private let counter = Atomic<UInt64>(0)
+    /// When this side started (wall clock, ms): requests stamped earlier are refused, since a
+    /// request seen by the process before it could otherwise be replayed to this one.
+    private let startedMs = wallClockMs()
 
     /// - Parameters:
     ///   - key: the cluster key.
@@ -97,7 +101,8 @@ public final class Authenticator: Sendable {
     /// - Parameter receiver: the receiver's end the head names, for the refusal's message.
     /// - Throws: `RPCError` with status UNAUTHENTICATED saying which check failed.
     func check(
-        _ signature: Signature, head: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, session: SessionKeys?, receiver: String, nowMs: UInt64
+        _ signature: Signature, head: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, session: SessionKeys?, receiver: String, nowMs: UInt64,
+        isRequest: Bool
     ) throws {
         let node = signature.nodeID
         guard signature.nonce.count == 16 else {
@@ -127,6 +132,13 @@ public final class Authenticator: Sendable {
         let drift = signature.timestampMs > nowMs ? signature.timestampMs - nowMs : nowMs - signature.timestampMs
         guard drift <= skewMs else {
             throw RPCError(.unauthenticated, "timestamp from node \(node) is \(drift) ms away from this clock (limit \(skewMs) ms)")
+        }
+        // Answers name the caller's own end of its connection, which no other connection has:
+        // only requests can be replayed to a service that restarted.
+        guard !isRequest || signature.timestampMs >= startedMs else {
+            throw RPCError(
+                .unauthenticated,
+                "request from node \(node) stamped \(startedMs - signature.timestampMs) ms before this service started: a replay, or the sender's clock is behind")
         }
         let epoch = UInt64(bigEndian: signature.nonce.loadUnaligned(as: UInt64.self))
         let counter = UInt64(bigEndian: signature.nonce.loadUnaligned(fromByteOffset: 8, as: UInt64.self))

@@ -37,7 +37,9 @@ extension Envelope {
                 scheme: auth.scheme.rawValue)
             do {
                 try fields.withSigningHead(to: receiver, nodeID: auth.node_id, timestampMs: auth.timestamp_ms, nonce: nonce) { head in
-                    try authenticator.check(signature, head: head, body: fields.body, session: session, receiver: receiver, nowMs: nowMs ?? wallClockMs())
+                    try authenticator.check(
+                        signature, head: head, body: fields.body, session: session, receiver: receiver, nowMs: nowMs ?? wallClockMs(),
+                        isRequest: fields.kind == .request)
                 }
             } catch let error as RPCError {
                 throw RefusedSignature(callID: fields.callID, method: fields.methodName, error: error)

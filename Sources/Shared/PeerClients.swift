@@ -9,6 +9,8 @@ public final class PeerClients: Sendable {
     private let port: Int
     private let logger: Logger
     private let clients = Mutex<[String: RPCClient]>([:])
+    /// The address of each node that answered last after the one tried first did not.
+    private let answeredLast = Mutex<[UInt32: String]>([:])
     private let currentMap: Mutex<ClusterMap>
 
     /// Clients that call `port` on the map's nodes, signed by `authenticator`, from `bindAddress`.
@@ -41,25 +43,41 @@ public final class PeerClients: Sendable {
         }
     }
 
-    /// Calls `method` on node `id`: its main address first, then each alias while the node
-    /// cannot be reached (the call was never sent); other failures are final, a lost
-    /// connection included: the call may have been made.
+    /// Calls `method` on node `id` at the address that answered last (its main address at
+    /// first), then at its other addresses while the node cannot be reached (the call was never
+    /// sent); other failures are final, a lost connection included: the call may have been made.
+    /// An address with others after it has half the time left, so that a host that does not
+    /// answer (a dead link) leaves time for the next.
     public func call<Request: WireMessage, Response: WireMessage>(
         _ id: UInt32, _ method: String, _ request: Request, returning: Response.Type = Response.self, timeoutMs: UInt64
     ) async throws -> Response {
         guard let node = map.node(id: id) else { throw RPCError(.notFound, "node \(id) is not in the map") }
         let deadline = monotonicNs(afterMs: timeoutMs)
         var lastError = RPCError(.unavailable, "node \(id) has no address", neverSent: true)
-        for address in node.addresses {
-            let remaining = deadline > monotonicNs() ? (deadline - monotonicNs()) / 1_000_000 : 0
-            guard remaining > 0 else { break }
+        let addresses = inOrderOfTrial(node)
+        for (index, address) in addresses.enumerated() {
+            let now = monotonicNs()
+            guard deadline > now else { break }
+            let leftMs = (deadline - now) / 1_000_000
+            let timeoutMs = index == addresses.count - 1 ? leftMs : leftMs / 2
+            guard timeoutMs > 0 else { continue }
             do {
-                return try await client(for: address).call(method, request, returning: Response.self, timeout: .milliseconds(Int64(remaining)))
-            } catch let error as RPCError where error.status == .unavailable && error.neverSent {
+                let response = try await client(for: address).call(method, request, returning: Response.self, timeout: .milliseconds(Int64(timeoutMs)))
+                if index > 0 { answeredLast.withLock { $0[id] = address } }
+                return response
+            } catch let error as RPCError where error.neverSent {
                 lastError = error
             }
         }
         throw lastError
+    }
+
+    /// A node's addresses, the one that answered last first.
+    private func inOrderOfTrial(_ node: MapNode) -> [String] {
+        guard let last = answeredLast.withLock({ $0[node.id] }), let index = node.addresses.firstIndex(of: last) else { return node.addresses }
+        var addresses = node.addresses
+        addresses.swapAt(0, index)
+        return addresses
     }
 
     /// Closes every client.

@@ -276,9 +276,14 @@ public final class RPCClient: @unchecked Sendable {
         }
     }
 
-    /// Fails the call whose deadline passed, unless it ended meanwhile.
+    /// Fails the call whose deadline passed, unless it ended meanwhile. A call still waiting for
+    /// the connection is taken back, never sent (another address may be tried).
     private func expired(_ deadline: CallDeadlines.Deadline) {
-        if let call = pending[deadline.callID], call.deadlineNs == deadline.ns {
+        guard let call = pending[deadline.callID], call.deadlineNs == deadline.ns else { return }
+        if let index = queued.firstIndex(where: { $0.callID == deadline.callID }) {
+            queued.remove(at: index)
+            fail(deadline.callID, RPCError(.deadlineExceeded, "\(call.method) to \(endpoint): not connected within \(call.timeoutMs) ms", neverSent: true))
+        } else {
             fail(deadline.callID, RPCError(.deadlineExceeded, "\(call.method) to \(endpoint) got no answer within \(call.timeoutMs) ms"))
         }
     }

@@ -5,7 +5,7 @@
 /// `(c / 64) % words`, so a new highest counter clears only the words it moves past, where a
 /// shifted bitmap would move every word on every envelope.
 struct ReplayWindow {
-    static let width: UInt64 = 1024
+    static let width: UInt64 = 16_384
 
     enum Verdict: Equatable {
         case fresh
@@ -16,10 +16,10 @@ struct ReplayWindow {
     private struct Epoch {
         /// Words in the ring: a power of two above `width / 64`, so that the words the window
         /// spans (`width / 64 + 1` when `highest` is not on a word's start) never share one.
-        static let words: UInt64 = 32
+        static let words: UInt64 = 512
         var highest: UInt64
         var lastSeenMs: UInt64
-        var bits = InlineArray<32, UInt64>(repeating: 0)
+        var bits = InlineArray<512, UInt64>(repeating: 0)
 
         init(first counter: UInt64, nowMs: UInt64) {
             highest = counter
@@ -60,10 +60,12 @@ struct ReplayWindow {
     private var epochs: [UInt64: Epoch] = [:]
     private var nextPruneMs: UInt64 = 0
 
-    /// Records the nonce (`epoch`, `counter`); says whether it is new.
+    /// Records the nonce (`epoch`, `counter`); says whether it is new. An epoch is kept for
+    /// `retentionMs` after its last nonce, and then for a millisecond more: a nonce as old as
+    /// that is refused by its timestamp.
     mutating func admit(epoch epochID: UInt64, counter: UInt64, nowMs: UInt64, retentionMs: UInt64) -> Verdict {
         if nowMs >= nextPruneMs {
-            epochs = epochs.filter { $0.value.lastSeenMs + retentionMs > nowMs }
+            epochs = epochs.filter { $0.value.lastSeenMs + retentionMs >= nowMs }
             nextPruneMs = nowMs + 1_000
         }
         // One lookup, and the bits are changed in place through the values' modify accessor.

@@ -172,9 +172,10 @@ final class ReplayWindowTests: XCTestCase {
 
     func testACounterFarBehindTheHighestIsRefused() {
         var window = ReplayWindow()
-        XCTAssertEqual(window.admit(epoch: 1, counter: 5_000, nowMs: 0, retentionMs: 60_000), .fresh)
-        XCTAssertEqual(window.admit(epoch: 1, counter: 5_000 - 1_024, nowMs: 0, retentionMs: 60_000), .tooOld(highest: 5_000))
-        XCTAssertEqual(window.admit(epoch: 1, counter: 5_000 - 1_023, nowMs: 0, retentionMs: 60_000), .fresh)
+        let highest = ReplayWindow.width + 5_000
+        XCTAssertEqual(window.admit(epoch: 1, counter: highest, nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 1, counter: highest - ReplayWindow.width, nowMs: 0, retentionMs: 60_000), .tooOld(highest: highest))
+        XCTAssertEqual(window.admit(epoch: 1, counter: highest - ReplayWindow.width + 1, nowMs: 0, retentionMs: 60_000), .fresh)
     }
 
     func testBitsSurviveShiftsAcrossWords() {
@@ -189,20 +190,31 @@ final class ReplayWindowTests: XCTestCase {
 
     func testARingWordIsClearedBeforeItIsReused() {
         var window = ReplayWindow()
-        // Counters 5 and 6 sit in the ring word that counters 2,048 to 2,111 reuse.
-        for counter: UInt64 in [5, 6, 64 * 20, 2_048 + 10] {
+        // The ring holds 512 words of 64 counters: counters 5 and 6 sit in the word that
+        // counters 32,768 to 32,831 reuse; 31,768 (word 496) stays within the window of 32,778.
+        let ring: UInt64 = 512 * 64
+        let middle = ring - 1_000
+        for counter: UInt64 in [5, 6, middle, ring + 10] {
             XCTAssertEqual(window.admit(epoch: 3, counter: counter, nowMs: 0, retentionMs: 60_000), .fresh, "\(counter)")
         }
-        XCTAssertEqual(window.admit(epoch: 3, counter: 2_048 + 6, nowMs: 0, retentionMs: 60_000), .fresh, "no stale bit of counter 6")
-        XCTAssertEqual(window.admit(epoch: 3, counter: 2_048 + 6, nowMs: 0, retentionMs: 60_000), .replayed)
-        XCTAssertEqual(window.admit(epoch: 3, counter: 64 * 20, nowMs: 0, retentionMs: 60_000), .replayed)
-        XCTAssertEqual(window.admit(epoch: 3, counter: 64 * 20 + 1, nowMs: 0, retentionMs: 60_000), .fresh)
-        XCTAssertEqual(window.admit(epoch: 3, counter: 6, nowMs: 0, retentionMs: 60_000), .tooOld(highest: 2_048 + 10))
-        // A jump past the whole ring clears it: 99,584 reuses the word of 1,280.
-        XCTAssertEqual(window.admit(epoch: 3, counter: 100_000, nowMs: 0, retentionMs: 60_000), .fresh)
-        XCTAssertEqual(window.admit(epoch: 3, counter: 99_584, nowMs: 0, retentionMs: 60_000), .fresh, "no stale bit of counter 1,280")
-        XCTAssertEqual(window.admit(epoch: 3, counter: 100_000 - 1_023, nowMs: 0, retentionMs: 60_000), .fresh)
-        XCTAssertEqual(window.admit(epoch: 3, counter: 100_000 - 1_024, nowMs: 0, retentionMs: 60_000), .tooOld(highest: 100_000))
+        XCTAssertEqual(window.admit(epoch: 3, counter: ring + 6, nowMs: 0, retentionMs: 60_000), .fresh, "no stale bit of counter 6")
+        XCTAssertEqual(window.admit(epoch: 3, counter: ring + 6, nowMs: 0, retentionMs: 60_000), .replayed)
+        XCTAssertEqual(window.admit(epoch: 3, counter: middle, nowMs: 0, retentionMs: 60_000), .replayed)
+        XCTAssertEqual(window.admit(epoch: 3, counter: middle + 1, nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 3, counter: 6, nowMs: 0, retentionMs: 60_000), .tooOld(highest: ring + 10))
+        // A jump past the whole ring clears it: 97,304 (word 1,520, which is 496 in the ring)
+        // has the bit 31,768 had.
+        let jump = 3 * ring + 1_000
+        XCTAssertEqual(window.admit(epoch: 3, counter: jump, nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 3, counter: middle + 2 * ring, nowMs: 0, retentionMs: 60_000), .fresh, "no stale bit of counter \(middle)")
+        XCTAssertEqual(window.admit(epoch: 3, counter: jump - ReplayWindow.width + 1, nowMs: 0, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 3, counter: jump - ReplayWindow.width, nowMs: 0, retentionMs: 60_000), .tooOld(highest: jump))
+    }
+
+    func testAnEpochIsKeptUntilItsNoncesAreRefusedByTheirTimestamps() {
+        var window = ReplayWindow()
+        XCTAssertEqual(window.admit(epoch: 4, counter: 1, nowMs: 1_000, retentionMs: 60_000), .fresh)
+        XCTAssertEqual(window.admit(epoch: 4, counter: 1, nowMs: 61_000, retentionMs: 60_000), .replayed, "still remembered at exactly the retention")
     }
 
     func testEpochsAreIndependentAndForgottenAfterTheirRetention() {

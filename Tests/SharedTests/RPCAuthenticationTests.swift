@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import XCTest
 
 @testable import Shared
@@ -42,6 +43,48 @@ final class RPCAuthenticationTests: XCTestCase {
         let refusal = try XCTUnwrap(again.readEnvelope())
         XCTAssertEqual(refusal.status, .unauthenticated)
         XCTAssertTrue(refusal.error.contains("replayed envelope from node 2"), refusal.error)
+        await fixture.close()
+    }
+
+    func testAFrameReplayedToTheServiceRestartedIsRefused() async throws {
+        let before = try RPCFixture()
+        try await before.listen()
+        let frame = echoFrame(before.key, for: before.service)
+        let raw = try RawSocket(port: before.port)
+        raw.send(frame)
+        XCTAssertEqual(raw.readEnvelope()?.status, .ok)
+        await before.close()
+        // The same service (key, address, port) started again, a millisecond later at least.
+        let signedMs = wallClockMs()
+        while wallClockMs() == signedMs { sched_yield() }
+        let after = try RPCFixture(key: before.key)
+        try await after.listen(port: before.port)
+        let replay = try RawSocket(port: after.port)
+        replay.send(frame)
+        let refusal = try XCTUnwrap(replay.readEnvelope())
+        XCTAssertEqual(refusal.status, .unauthenticated)
+        XCTAssertTrue(refusal.error.contains("before this service started: a replay"), refusal.error)
+        let served = try await after.tcpClient().call("Echo", [2])
+        XCTAssertEqual(served, [2], "calls signed now are served")
+        await after.close()
+    }
+
+    func testAnEnvelopeOvertakenByThousandsOfItsSendersOthersIsStillAccepted() async throws {
+        let fixture = try RPCFixture()
+        try await fixture.listen()
+        // One sender (one authenticator): a request signed first and sent last, on its own
+        // connection, while 2,000 later ones went out on another.
+        let sender = Authenticator(key: fixture.key, nodeID: 2)
+        let late = Envelope(callID: 1, kind: .request, method: "Echo", body: [7]).frame(signedBy: sender, to: fixture.service).withBytes { Array($0) }
+        let client = RPCClient(
+            loop: fixture.clientLoop, endpoint: .tcp(host: "127.0.0.1", port: fixture.port), configuration: .init(authenticator: sender), logger: Logger(label: "test"))
+        for _ in 0..<2_000 { _ = try await client.call("Echo", [1]) }
+        let raw = try RawSocket(port: fixture.port)
+        raw.send(late)
+        let answer = try XCTUnwrap(raw.readEnvelope())
+        XCTAssertEqual(answer.status, .ok, answer.error)
+        XCTAssertEqual(answer.body, [7])
+        await client.close()
         await fixture.close()
     }
 

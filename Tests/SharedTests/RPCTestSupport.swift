@@ -63,13 +63,14 @@ final class RPCFixture {
     }
 }
 
-/// A TCP socket listening on 127.0.0.1 at a port the kernel chose, and that port.
+/// A TCP socket listening on `host` at `port` (0: one the kernel chose), and that port.
 /// - Parameter backlog: how many connections the kernel holds for it before `accept`, less one.
-func listeningSocket(backlog: Int32 = 8) throws -> (fd: Int32, port: Int) {
+func listeningSocket(host: String = "127.0.0.1", port: Int = 0, backlog: Int32 = 8) throws -> (fd: Int32, port: Int) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    inet_pton(AF_INET, host, &address.sin_addr)
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafeMutablePointer(to: &address) { pointer in
         pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
