@@ -43,6 +43,11 @@ final class Connection {
     var pausesReadingWhilePeerLags = false
     /// The calls read from this connection and not yet answered (a server's count).
     var callsInFlight = 0
+    /// A server's tasks running this connection's calls, by token, cancelled when it closes;
+    /// the tokens of calls whose task ended before it could be kept; the next token.
+    var runningCalls: [UInt64: Task<Void, Never>] = [:]
+    var callsEndedAtOnce: Set<UInt64> = []
+    var nextCallToken: UInt64 = 0
     static let queuedOutputLimit = 64 << 20
     private(set) var readingPaused = false
     /// The rest of a read during which reading paused: cut into frames once it resumes.

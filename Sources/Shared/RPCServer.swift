@@ -16,7 +16,7 @@ public final class RPCServer: @unchecked Sendable {
     /// Calls one connection may have unanswered at once; more are refused with
     /// RESOURCE_EXHAUSTED (a pipelining client keeps far fewer in flight).
     public static let maxCallsInFlightPerConnection = 4_096
-    private let logger: Logger
+    let logger: Logger
     /// How a registered method is answered.
     enum Method {
         case task(Placement, Handler)
@@ -148,6 +148,9 @@ public final class RPCServer: @unchecked Sendable {
             connection.closeAfterFlush()
         }
         connection.onClose = { [weak self] connection, _ in
+            // Nobody waits for the answers of its calls any more.
+            for task in connection.runningCalls.values { task.cancel() }
+            connection.runningCalls = [:]
             self?.connections[ObjectIdentifier(connection)] = nil
             self?.connectionGuard.closed(connection)
             self?.endDrainOnceClosed()
@@ -236,6 +239,8 @@ public final class RPCServer: @unchecked Sendable {
         }
         connection.callsInFlight += 1
         inFlight += 1
+        let token = connection.nextCallToken
+        connection.nextCallToken &+= 1
         let run: @Sendable () async -> Void = { [self] in
             let response: OutgoingBytes
             do {
@@ -245,18 +250,17 @@ public final class RPCServer: @unchecked Sendable {
             }
             loop.run { [self] in
                 connection.send(response)
+                if connection.runningCalls.removeValue(forKey: token) == nil && !connection.isClosed { connection.callsEndedAtOnce.insert(token) }
                 connection.callsInFlight -= 1
                 inFlight -= 1
                 if draining && inFlight == 0 { finishDrain() }
             }
         }
-        if placement == .pool {
-            Task(operation: run)
-        } else {
-            // Runs here and now, until the handler first waits (most never do): no trip through
-            // the loop's queue, and the answer goes out in this loop iteration.
-            Task.immediate(executorPreference: loop, operation: run)
-        }
+        // The immediate task runs here and now, until the handler first waits (most never do):
+        // no trip through the loop's queue, and the answer goes out in this loop iteration.
+        let task = placement == .pool ? Task(operation: run) : Task.immediate(executorPreference: loop, operation: run)
+        // Kept, to be cancelled if the connection closes first, unless it ended already.
+        if connection.callsEndedAtOnce.remove(token) == nil && !connection.isClosed { connection.runningCalls[token] = task }
     }
 
     /// Agrees on session keys for a TCP connection (the `Session` call, proto/README.md): the
@@ -271,22 +275,6 @@ public final class RPCServer: @unchecked Sendable {
         let serverRandom = randomBytes(SessionKeys.randomSize)
         connection.session = authenticator.sessionKeys(clientRandom: offer.clientRandom, serverRandom: serverRandom, side: .server)
         return .success(SessionResponse(serverRandom: serverRandom).wire())
-    }
-
-    /// What a response needs to know about its request.
-    private struct Call: Sendable {
-        let callID: UInt64
-        let method: String
-        /// When the request arrived (monotonic ns), for the metrics; 0 without them.
-        let started: UInt64
-        let peer: String
-        /// The caller's end of a TCP connection, which the answer's signature names.
-        let replyTo: String
-        let authenticator: Authenticator?
-        /// The keys agreed on the request's connection, which sign a large answer.
-        let session: SessionKeys?
-        /// The method's entry, if it has one.
-        let known: Entry?
     }
 
     /// Checks a request (whose signature, on TCP, already held) before its handler runs: that
@@ -310,49 +298,6 @@ public final class RPCServer: @unchecked Sendable {
     private func identified(_ caller: Caller, signer: UInt32?) -> Caller {
         guard let signer, case let .remote(address, _) = caller else { return caller }
         return .remote(address: address, nodeID: signer)
-    }
-
-    /// The answer to `request`, read from `fields` (whose call passed every check of `admit`),
-    /// by immediate handler `answerNow` (registered as `entry`): packed from the request's own
-    /// fields and the handler's body, with no envelope built; a refusal goes the general way
-    /// (`answer`).
-    private func answerAtOnce(
-        _ fields: EnvelopeFields, _ request: RPCRequest, _ answerNow: ImmediateHandler, _ entry: Entry, started: UInt64, nowMs: UInt64?,
-        on connection: Connection, _ authenticator: Authenticator?
-    ) -> OutgoingBytes {
-        let body: [UInt8]
-        do {
-            body = try answerNow(request)
-        } catch {
-            let call = Call(
-                callID: fields.callID, method: request.method, started: started, peer: connection.peer, replyTo: connection.ends.peer,
-                authenticator: authenticator, session: connection.session, known: entry)
-            return answer(call, .failure(error))
-        }
-        count(request.method, entry, status: .ok, started: started)
-        return body.withUnsafeBytes { body in
-            EnvelopeFields(callID: fields.callID, kind: .response, method: fields.method, body: body)
-                .frame(signedBy: authenticator, to: connection.ends.peer, session: connection.session, nowMs: nowMs)
-        }
-    }
-
-    /// The response to `call` (signed on TCP), counted in the metrics; refusals are logged.
-    private func answer(_ call: Call, _ outcome: Result<[UInt8], Error>) -> OutgoingBytes {
-        let response: Envelope
-        var status = StatusCode.ok
-        switch outcome {
-        case let .success(body):
-            response = Envelope(callID: call.callID, kind: .response, method: call.method, body: body)
-        case let .failure(error):
-            let failure = error as? RPCError ?? RPCError(.internal, "\(call.method): \(error)")
-            status = failure.status
-            if failure.status == .unauthenticated || failure.status == .permissionDenied {
-                logger.warning("refused \(call.method) from \(call.peer): \(failure.message)")
-            }
-            response = Envelope.failure(callID: call.callID, method: call.method, failure)
-        }
-        count(call.method, call.known, status: status, started: call.started)
-        return response.frame(signedBy: call.authenticator, to: call.replyTo, session: call.session)
     }
 
     private let drainingFlag = Atomic<Bool>(false)

@@ -283,7 +283,7 @@ final class RPCRuntimeTests: XCTestCase {
         let (answering, answered) = AsyncStream<Void>.makeStream()
         fixture.server.register("Big") { _ in
             answered.yield()
-            return [UInt8](repeating: 5, count: 32 << 20)
+            return [UInt8](repeating: 5, count: 15 << 20)
         }
         try await fixture.listen()
         let raw = try RawSocket(port: fixture.port)
@@ -294,13 +294,13 @@ final class RPCRuntimeTests: XCTestCase {
         await fixture.server.shutdown(grace: .seconds(10))
         await fixture.serverLoop.shutdown()
         let answer = await reader.value
-        XCTAssertEqual(answer?.body.count, 32 << 20, "the 32 MiB answer was written whole before the loop stopped")
+        XCTAssertEqual(answer?.body.count, 15 << 20, "the 15 MiB answer was written whole before the loop stopped")
         await fixture.close()
     }
 
     func testAConnectionClosingAfterAFrameErrorStillWritesItsAnswersWhenTheServerDrains() async throws {
         let fixture = try RPCFixture()
-        fixture.server.register("Big") { _ in [UInt8](repeating: 5, count: 32 << 20) }
+        fixture.server.register("Big") { _ in [UInt8](repeating: 5, count: 15 << 20) }
         try await fixture.listen()
         let raw = try RawSocket(port: fixture.port)
         raw.send(Envelope(callID: 1, kind: .request, method: "Big").frame(signedBy: Authenticator(key: fixture.key, nodeID: 2), to: fixture.service).withBytes { Array($0) })
@@ -316,7 +316,7 @@ final class RPCRuntimeTests: XCTestCase {
         // The drain closes every connection after its answers too: this one is closing already.
         await fixture.server.shutdown(grace: .seconds(10))
         let (answer, refusal) = await reader.value
-        XCTAssertEqual(answer??.body.count, 32 << 20, "the answer was written whole")
+        XCTAssertEqual(answer??.body.count, 15 << 20, "the answer was written whole")
         XCTAssertEqual(refusal?.status, .resourceExhausted, "then the refusal of the frame")
         await fixture.close()
     }

@@ -65,7 +65,7 @@ final class RPCServerBackPressureTests: XCTestCase {
 
     func testAConnectionClosingAfterAFrameErrorGoesWhenItsPeerReadsNothing() async throws {
         let fixture = try RPCFixture { $0.stalledTimeout = .milliseconds(500) }
-        fixture.server.registerImmediate("Big") { _ in [UInt8](repeating: 5, count: 32 << 20) }
+        fixture.server.registerImmediate("Big") { _ in [UInt8](repeating: 5, count: 15 << 20) }
         try await fixture.listen()
         let raw = try RawSocket(port: fixture.port)
         raw.send(request("Big", id: 1, fixture))

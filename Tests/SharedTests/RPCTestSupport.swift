@@ -18,7 +18,7 @@ final class RPCFixture {
     /// - Parameter configure: changes the server's settings before it starts.
     init(
         maxFrameSize: Int = Frame.defaultMaxSize, allowedAddresses: Set<String>? = ["127.0.0.1"], key: ClusterKey = .generate(),
-        configure: (inout RPCServer.Configuration) -> Void = { _ in }
+        serverLogger: Logger = Logger(label: "test-server"), configure: (inout RPCServer.Configuration) -> Void = { _ in }
     ) throws {
         self.key = key
         serverLoop = try EventLoop()
@@ -27,7 +27,7 @@ final class RPCFixture {
         var configuration = RPCServer.Configuration(
             name: "test server", maxFrameSize: maxFrameSize, authenticator: Authenticator(key: key, nodeID: 1), allowedAddresses: allowedAddresses)
         configure(&configuration)
-        server = RPCServer(loop: serverLoop, configuration: configuration, logger: Logger(label: "test-server"))
+        server = RPCServer(loop: serverLoop, configuration: configuration, logger: serverLogger)
         server.register("Echo") { request in request.body }
     }
 
@@ -60,6 +60,36 @@ final class RPCFixture {
         await server.shutdown(grace: .seconds(1))
         await serverLoop.shutdown()
         await clientLoop.shutdown()
+    }
+}
+
+/// Keeps the lines logged through its loggers, for tests to read.
+final class CapturedLogs: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    /// A logger whose lines (level and message) go here.
+    func logger(_ label: String) -> Logger {
+        var logger = Logger(label: label) { _ in Handler(logs: self) }
+        logger.logLevel = .debug
+        return logger
+    }
+
+    /// The lines logged so far.
+    var all: [String] { lines.withLock { $0 } }
+
+    private struct Handler: LogHandler {
+        let logs: CapturedLogs
+        var metadata: Logger.Metadata = [:]
+        var logLevel = Logger.Level.debug
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            logs.lines.withLock { $0.append("\(event.level): \(event.message)") }
+        }
     }
 }
 
