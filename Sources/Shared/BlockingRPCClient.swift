@@ -91,7 +91,7 @@ public final class BlockingRPCClient: Sendable {
         }
         link.limitWaits(to: timeoutMs)
         do {
-            try send(request.frame(signedBy: authenticator, to: link.ends.peer, session: link.session), on: link.fd, method: method, timeoutMs: timeoutMs)
+            try send(request.frame(signedBy: authenticator, to: link.ends.peer, session: link.session), on: &link, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
             let answer = try receive(callID, on: &link, method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
             idle.withLock { $0.append(link) }
             return try answer.get()
@@ -157,9 +157,10 @@ public final class BlockingRPCClient: Sendable {
         let timeoutMs = UInt64(max(connectTimeoutMs, 1))
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         let request = Envelope(callID: callID, kind: .request, method: SessionOffer.method, body: offer.request, deadlineMs: UInt32(timeoutMs))
+        let deadlineNs = monotonicNs(afterMs: timeoutMs)
         link.limitWaits(to: timeoutMs)
-        try send(request.frame(signedBy: authenticator, to: link.ends.peer), on: link.fd, method: SessionOffer.method, timeoutMs: timeoutMs)
-        let answer = try receive(callID, on: &link, method: SessionOffer.method, deadlineNs: monotonicNs(afterMs: timeoutMs), timeoutMs: timeoutMs)
+        try send(request.frame(signedBy: authenticator, to: link.ends.peer), on: &link, method: SessionOffer.method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
+        let answer = try receive(callID, on: &link, method: SessionOffer.method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
         guard case let .success(body) = answer else { return nil }
         return try? offer.keys(from: body, authenticator: authenticator)
     }
@@ -201,10 +202,19 @@ public final class BlockingRPCClient: Sendable {
         return fd
     }
 
-    private func send(_ frame: OutgoingBytes, on fd: Int32, method: String, timeoutMs: UInt64) throws {
+    /// Writes `frame` on `link` by the call's deadline (the send timeout shrinks to the time
+    /// left: a peer that reads a little at a time must not hold the thread past it).
+    private func send(_ frame: OutgoingBytes, on link: inout Link, method: String, deadlineNs: UInt64, timeoutMs: UInt64) throws {
         var offset = 0
         while offset < frame.count {
-            let written = Glibc.send(fd, frame.base + offset, frame.count - offset, Int32(MSG_NOSIGNAL))
+            let now = monotonicNs()
+            guard now < deadlineNs else {
+                throw ConnectionFailure(rpcError: RPCError(
+                    .deadlineExceeded, "\(method) to \(peer) could not be sent within \(timeoutMs) ms (\(offset) of \(frame.count) bytes went out)"))
+            }
+            let leftMs = (deadlineNs - now - 1) / 1_000_000 + 1
+            if leftMs < link.waitTimeoutMs { link.limitWaits(to: leftMs) }
+            let written = Glibc.send(link.fd, frame.base + offset, frame.count - offset, Int32(MSG_NOSIGNAL))
             if written < 0 && errno == EINTR { continue }
             if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
                 throw ConnectionFailure(rpcError: RPCError(.deadlineExceeded, "\(method) to \(peer) could not be sent within \(timeoutMs) ms (the peer reads nothing)"))

@@ -1,5 +1,6 @@
 import CLibUV
 import Glibc
+import Synchronization
 
 /// Work that blocks a thread for long (a disk, a network file system, a peer that answers
 /// slowly) goes to libuv's thread pool (`uv_queue_work`), so it holds up neither the loop
@@ -30,14 +31,14 @@ extension EventLoop {
             if inLoop {
                 queue(work)
             } else if !execute({ [self] in queue(work) }) {
-                work.finish(true)
+                work.complete(cancelled: true)
             }
         }
     }
 
     /// Hands `work` to the pool (loop thread only).
     private func queue(_ work: OffloadedWork) {
-        guard !stopping else { return work.finish(true) }
+        guard !stopping else { return work.complete(cancelled: true) }
         let request = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
         request.pointee.data = Unmanaged.passRetained(work).toOpaque()
         let rc = uv_queue_work(
@@ -50,19 +51,19 @@ extension EventLoop {
                 work.loop.offloadedWork.remove(request!)
                 if work.loop.offloadedWork.isEmpty { work.loop.closeOffloadGraceTimer() }
                 request!.deallocate()
-                work.finish(status == UV_ECANCELED.rawValue)
+                work.complete(cancelled: status == UV_ECANCELED.rawValue)
             })
         guard rc == 0 else {
             Unmanaged<OffloadedWork>.fromOpaque(request.pointee.data).release()
             request.deallocate()
-            return work.finish(true)
+            return work.complete(cancelled: true)
         }
         offloadedWork.insert(request)
     }
 
     /// Called as the loop stops: offloaded work not yet begun is cancelled; work still running
     /// has `offloadedWorkGraceMs` to finish, then the loop ends without it (its thread stays
-    /// blocked until the process exits).
+    /// blocked until the process exits) and its callers hear ECANCELED.
     func stopWaitingForOffloadedWork() {
         for request in offloadedWork {
             uv_cancel(request.reinterpreted(as: uv_req_t.self))
@@ -75,6 +76,10 @@ extension EventLoop {
         // Closed when the work finishes first (the loop ends then), else when it fires.
         uv_timer_start(timer, { timer in
             let loop = Unmanaged<EventLoop>.fromOpaque(timer!.pointee.data).takeUnretainedValue()
+            // Their after-work callbacks will not run: the loop ends first.
+            for request in loop.offloadedWork {
+                Unmanaged<OffloadedWork>.fromOpaque(request.pointee.data).takeUnretainedValue().complete(cancelled: true)
+            }
             loop.closeOffloadGraceTimer()
             uv_stop(loop.uvLoop)
         }, EventLoop.offloadedWorkGraceMs, 0)
@@ -88,16 +93,23 @@ extension EventLoop {
     }
 }
 
-/// One `offload` call: `run` on a pool thread, then `finish` on the loop thread (`true` when it
-/// was cancelled before it ran).
+/// One `offload` call: `run` on a pool thread, then `finish` on the loop thread, once (`true`
+/// when it was cancelled before it ran, or given up on as the loop stopped).
 private final class OffloadedWork: @unchecked Sendable {
     let loop: EventLoop
     let run: () -> Void
-    let finish: (_ cancelled: Bool) -> Void
+    private let finish: (_ cancelled: Bool) -> Void
+    private let finished = Atomic(false)
 
     init(loop: EventLoop, run: @escaping () -> Void, finish: @escaping (_ cancelled: Bool) -> Void) {
         self.loop = loop
         self.run = run
         self.finish = finish
+    }
+
+    /// Tells the caller how the work ended, unless it was told already.
+    func complete(cancelled: Bool) {
+        guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        finish(cancelled)
     }
 }

@@ -102,6 +102,9 @@ public final class ServiceHost: @unchecked Sendable {
     ///   - beforeStop: run after the signal, before the server drains.
     /// - Throws: `UVError` or `ConfigError` when an endpoint cannot be bound.
     public func run(background: (@Sendable () async -> Void)? = nil, beforeStop: (@Sendable () async -> Void)? = nil) async throws {
+        // Watched before the service can be reached: a SIGTERM from then on drains it.
+        let (terminations, terminated) = AsyncStream<Int32>.makeStream()
+        try await SignalWatcher.watchTermination(on: loop) { terminated.yield($0) }
         try makeDirectories(runDir)
         for endpoint in [tcpEndpoint] + aliasEndpoints { try await server.listen(on: endpoint) }
         try await server.listen(on: unixEndpoint)
@@ -110,7 +113,8 @@ public final class ServiceHost: @unchecked Sendable {
         let work = background.map { body in Task(executorPreference: loop) { await body() } }
         let registration = kind == .discovery ? nil : ServiceRegistration(host: self)
         let registering = registration.map { registration in Task(executorPreference: loop) { await registration.keepRegistered() } }
-        let signal = await SignalWatcher.waitForTermination(on: loop)
+        var signals = terminations.makeAsyncIterator()
+        let signal = await signals.next() ?? SIGTERM
         logger.info("received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"); draining calls in flight")
         registering?.cancel()
         await registration?.deregister()

@@ -43,6 +43,31 @@ final class ServicesEndToEndTests: XCTestCase {
         XCTAssertEqual(left, [], "sockets left behind: \(left)")
     }
 
+    func testASIGTERMAsSoonAsAServiceCanBeReachedDrainsIt() throws {
+        let cluster = try LocalCluster(subnet: 112, nodes: 1)
+        defer { cluster.stop() }
+        let socket = "\(cluster.runDir(1))/\(ServiceKind.discovery.socketName(instance: 0))"
+        for attempt in 1...10 {
+            unlink(socket)
+            let log = cluster.logPath("discovery-\(attempt)")
+            let process = try ChildProcess.spawn(
+                siblingExecutable(ServiceKind.discovery.executableName),
+                ["--map", cluster.mapPath, "--key", cluster.keyPath, "--node-id", "1", "--run-dir", cluster.runDir(1)], stderrPath: log)
+            // The signal goes the moment the Unix socket appears.
+            let deadline = Date().addingTimeInterval(10)
+            while access(socket, F_OK) != 0 && process.poll() == nil && Date() < deadline {}
+            process.send(SIGTERM)
+            while process.poll() == nil && Date() < deadline { usleep(5_000) }
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            XCTAssertEqual(process.poll(), 0, "attempt \(attempt): \(output)")
+            XCTAssertTrue(output.contains("received SIGTERM") && output.contains("stopped"), "attempt \(attempt): \(output)")
+            if process.poll() == nil {
+                process.send(SIGKILL)
+                _ = process.wait()
+            }
+        }
+    }
+
     func testAServiceWithABrokenMapRefusesToStartNamingFileAndLine() throws {
         let cluster = try LocalCluster(subnet: 73, mapText: "1 127.0.73.1 2\n2 127.0.73.9 1\n")
         defer { cluster.stop() }

@@ -106,6 +106,28 @@ final class BlockingRPCClientTests: XCTestCase {
         XCTAssertLessThan(monotonicNs() - started, 3_000_000_000, "the thread was not held")
     }
 
+    func testASendToAPeerThatReadsALittleAtATimeEndsAtTheDeadline() throws {
+        let (listener, port) = try listeningSocket()
+        defer { close(listener) }
+        let peerDone = DispatchSemaphore(value: 0)
+        let callEnded = Atomic(false)
+        // A peer that takes 64 KiB every 250 ms, until the call ended: each send makes some
+        // progress, slowly.
+        Thread.detachNewThread {
+            defer { peerDone.signal() }
+            let peer = RawSocket(acceptedBy: listener)
+            while !callEnded.load(ordering: .relaxed), peer.read(64 << 10) != nil { usleep(250_000) }
+        }
+        let client = BlockingRPCClient(host: "127.0.0.1", port: port, authenticator: nil, bindAddress: nil)
+        let started = monotonicNs()
+        assertFails(.deadlineExceeded, containing: "could not be sent within 300 ms") {
+            try client.call("Echo", [UInt8](repeating: 1, count: 15 << 20), timeout: .milliseconds(300))
+        }
+        XCTAssertLessThan(monotonicNs() - started, 3_000_000_000, "the thread was held past the deadline")
+        callEnded.store(true, ordering: .relaxed)
+        peerDone.wait()
+    }
+
     func testAnAnswerInPiecesIsReadWholeAndBytesAfterAnAnswerEndTheConnection() throws {
         let (listener, port) = try listeningSocket()
         defer { close(listener) }
