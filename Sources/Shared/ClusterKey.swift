@@ -33,35 +33,53 @@ public struct ClusterKey: Sendable, Equatable {
     /// - Throws: `ConfigError` naming the path when the file cannot be read, holds anything but
     ///   64 hex digits, or can be read by other users (its mode must be 0600 or stricter).
     public static func load(from path: String) throws -> ClusterKey {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
             throw ConfigError("\(path): cannot read the cluster key: \(String(cString: strerror(errno))) (create one with `omx keygen`)")
+        }
+        defer { close(fd) }
+        // Checked on the file opened, not on whatever the path names a moment later.
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw ConfigError("\(path): cannot read the cluster key: \(String(cString: strerror(errno)))")
         }
         guard info.st_mode & 0o077 == 0 else {
             throw ConfigError("\(path): the cluster key is readable by others (mode \(String(info.st_mode & 0o777, radix: 8))); run `chmod 600 \(path)`")
         }
-        let text = try readTextFile(path).trimmedWhitespace
-        guard text.utf8.count == size * 2, let bytes = hexDecode(text) else {
+        var content = [UInt8](repeating: 0, count: 1_024)
+        let count = read(fd, &content, content.count)
+        guard count >= 0 else {
+            throw ConfigError("\(path): cannot read the cluster key: \(String(cString: strerror(errno)))")
+        }
+        let text = String(decoding: content.prefix(count), as: UTF8.self).trimmedWhitespace
+        guard text.utf8.count == size * 2 else {
             throw ConfigError("\(path):1: a cluster key is \(size * 2) hex digits, found \(text.utf8.count) characters")
+        }
+        guard let bytes = hexDecode(text) else {
+            throw ConfigError("\(path):1: a cluster key is \(size * 2) hex digits, found characters that are not hex digits")
         }
         return ClusterKey(bytes: bytes)
     }
 
-    /// Writes the key to `path` with mode 0600.
+    /// Writes the key to `path` with mode 0600. A key replaced is written beside it and renamed
+    /// over it once complete: no service reading it meanwhile sees half a key.
     /// - Parameter overwrite: replace an existing file; otherwise an existing file is an error.
     /// - Throws: `ConfigError` naming the path.
     public func write(to path: String, overwrite: Bool) throws {
-        let flags = O_WRONLY | O_CREAT | O_CLOEXEC | (overwrite ? O_TRUNC : O_EXCL)
-        let fd = open(path, flags, 0o600)
+        let target = overwrite ? "\(path).new-\(getpid())" : path
+        let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let reason = errno == EEXIST ? "file exists (pass --force to replace it)" : String(cString: strerror(errno))
             throw ConfigError("\(path): cannot write the cluster key: \(reason)")
         }
-        defer { close(fd) }
-        fchmod(fd, 0o600)
         let text = Array((hexEncode(bytes) + "\n").utf8)
-        guard Glibc.write(fd, text, text.count) == text.count else {
-            throw ConfigError("\(path): cannot write the cluster key: \(String(cString: strerror(errno)))")
+        let written = Glibc.write(fd, text, text.count) == text.count && fchmod(fd, 0o600) == 0 && fsync(fd) == 0
+        let failure = String(cString: strerror(errno))
+        close(fd)
+        guard written, !overwrite || rename(target, path) == 0 else {
+            let reason = written ? String(cString: strerror(errno)) : failure
+            unlink(target)
+            throw ConfigError("\(path): cannot write the cluster key: \(reason)")
         }
     }
 

@@ -12,10 +12,21 @@ public final class PeerClients: Sendable {
     /// The address of each node that answered last after the one tried first did not.
     private let answeredLast = Mutex<[UInt32: String]>([:])
     private let currentMap: Mutex<ClusterMap>
+    /// Looks up a host name's IPv4 addresses (blocking; run on libuv's pool).
+    private let resolve: @Sendable (String) -> [String]
 
     /// Clients that call `port` on the map's nodes, signed by `authenticator`, from `bindAddress`.
-    public init(loop: EventLoop, map: ClusterMap, port: Int, authenticator: Authenticator, bindAddress: String?, logger: Logger) {
+    public convenience init(loop: EventLoop, map: ClusterMap, port: Int, authenticator: Authenticator, bindAddress: String?, logger: Logger) {
+        self.init(loop: loop, map: map, port: port, authenticator: authenticator, bindAddress: bindAddress, logger: logger, resolve: { resolveIPv4($0) })
+    }
+
+    /// As the public init, looking host names up with `resolve`.
+    init(
+        loop: EventLoop, map: ClusterMap, port: Int, authenticator: Authenticator, bindAddress: String?, logger: Logger,
+        resolve: @escaping @Sendable (String) -> [String]
+    ) {
         self.loop = loop
+        self.resolve = resolve
         currentMap = Mutex(map)
         self.port = port
         self.logger = logger
@@ -33,10 +44,19 @@ public final class PeerClients: Sendable {
         set { currentMap.withLock { $0 = newValue } }
     }
 
-    private func client(for address: String) -> RPCClient {
-        clients.withLock { clients in
+    /// The client of `address`, an address of node `id`; a host name is looked up first, on
+    /// libuv's pool (a slow DNS holds up no socket of the service), and again on the next
+    /// call while it does not resolve.
+    /// - Throws: `RPCError` (UNAVAILABLE, never sent) when the name does not resolve.
+    private func client(for address: String, of id: UInt32) async throws -> RPCClient {
+        if let client = clients.withLock({ $0[address] }) { return client }
+        let resolve = self.resolve
+        let host: String? = IPv4Address(address) != nil ? address : try await loop.offload { resolve(address).first }
+        guard let host else {
+            throw RPCError(.unavailable, "cannot resolve \(address), an address of node \(id), to an IPv4 address", neverSent: true)
+        }
+        return clients.withLock { clients in
             if let client = clients[address] { return client }
-            let host = resolveIPv4(address).first ?? address
             let client = RPCClient(loop: loop, endpoint: .tcp(host: host, port: port), configuration: configuration, logger: logger)
             clients[address] = client
             return client
@@ -62,7 +82,7 @@ public final class PeerClients: Sendable {
             let timeoutMs = index == addresses.count - 1 ? leftMs : leftMs / 2
             guard timeoutMs > 0 else { continue }
             do {
-                let response = try await client(for: address).call(method, request, returning: Response.self, timeout: .milliseconds(Int64(timeoutMs)))
+                let response = try await client(for: address, of: id).call(method, request, returning: Response.self, timeout: .milliseconds(Int64(timeoutMs)))
                 if index > 0 { answeredLast.withLock { $0[id] = address } }
                 return response
             } catch let error as RPCError where error.neverSent {

@@ -141,9 +141,9 @@ public final class RPCServer: @unchecked Sendable {
         connections[ObjectIdentifier(connection)] = connection
         connection.pausesReadingWhilePeerLags = true
         connection.onFrame = { [weak self] connection, payload in self?.received(payload, on: connection, from: caller) }
-        connection.onFrameError = { [logger] connection, error in
-            logger.warning("closing connection from \(connection.peer): \(error)")
-            let refusal = RPCError(.resourceExhausted, "\(error); closing the connection")
+        connection.onFrameError = { [logger, name = configuration.name] connection, error in
+            logger.warning("\(name): closing the connection from \(connection.peer): \(error)")
+            let refusal = RPCError(.resourceExhausted, "\(name): \(error); closing the connection")
             connection.send(Envelope.failure(callID: 0, method: "", refusal).frame())
             connection.closeAfterFlush()
         }

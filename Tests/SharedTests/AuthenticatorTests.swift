@@ -149,12 +149,30 @@ final class AuthenticatorTests: XCTestCase {
         }
     }
 
+    func testAKeyReplacedIsWrittenWholeInPlaceOfTheOld() throws {
+        let path = NSTemporaryDirectory() + "omx-key-\(UUID().uuidString)"
+        defer { unlink(path) }
+        try key.write(to: path, overwrite: false)
+        let replacement = ClusterKey.generate()
+        try replacement.write(to: path, overwrite: true)
+        XCTAssertEqual(try ClusterKey.load(from: path), replacement)
+        var info = stat()
+        stat(path, &info)
+        XCTAssertEqual(info.st_mode & 0o777, 0o600)
+        let left = try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()).filter { $0.hasPrefix((path as NSString).lastPathComponent + ".new") }
+        XCTAssertEqual(left, [], "no file left beside the key")
+    }
+
     func testAMalformedKeyFileNamesThePathAndLine() throws {
         let path = NSTemporaryDirectory() + "omx-key-\(UUID().uuidString)"
         defer { unlink(path) }
         try writeTextFile(path, "not a key\n", mode: 0o600)
         XCTAssertThrowsError(try ClusterKey.load(from: path)) { error in
-            XCTAssertTrue("\(error)".hasPrefix("\(path):1: a cluster key is 64 hex digits"), "\(error)")
+            XCTAssertTrue("\(error)".hasPrefix("\(path):1: a cluster key is 64 hex digits, found 9 characters"), "\(error)")
+        }
+        try writeTextFile(path, String(repeating: "z", count: 64) + "\n", mode: 0o600)
+        XCTAssertThrowsError(try ClusterKey.load(from: path)) { error in
+            XCTAssertTrue("\(error)".hasPrefix("\(path):1: a cluster key is 64 hex digits, found characters that are not hex digits"), "\(error)")
         }
     }
 }

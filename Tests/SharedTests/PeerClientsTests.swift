@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import XCTest
 
 @testable import Shared
@@ -50,6 +51,35 @@ final class PeerClientsTests: XCTestCase {
             }
             XCTAssertTrue(answer.reached, "probe \(probe)")
         }
+        await withTaskExecutorPreference(loop) { await peers.close() }
+        await server.shutdown(grace: .seconds(1))
+        await loop.shutdown()
+    }
+
+    func testAHostNameThatDoesNotResolveYetIsLookedUpAgainOnTheNextCall() async throws {
+        let map = try MapParser.parse(text: "1 127.0.62.1 1\n2 node-two.cluster 1\n", source: "test.map")
+        let key = ClusterKey.generate()
+        let loop = try EventLoop()
+        let server = RPCServer(
+            loop: loop, configuration: .init(name: "node 2", authenticator: Authenticator(key: key, nodeID: 2), allowedAddresses: ["127.0.62.1"]),
+            logger: Logger(label: "test"))
+        server.register("Discovery.Probe") { (gossip: Gossip, _) in Gossip(fromNode: 2, updates: [], reached: gossip.fromNode == 1) }
+        let port = try await server.listen(on: .tcp(host: "127.0.62.2", port: 0))
+        // The name server answers nothing at first (still booting), then the address.
+        let lookups = Mutex(0)
+        let peers = PeerClients(
+            loop: loop, map: map, port: port, authenticator: Authenticator(key: key, nodeID: 1), bindAddress: "127.0.62.1", logger: Logger(label: "test"),
+            resolve: { name in
+                lookups.withLock { $0 += 1 }
+                return name == "node-two.cluster" && lookups.withLock({ $0 }) > 1 ? ["127.0.62.2"] : []
+            })
+        let probe = { try await withTaskExecutorPreference(loop) {
+            try await peers.call(2, "Discovery.Probe", Gossip(fromNode: 1, updates: []), returning: Gossip.self, timeoutMs: 2_000)
+        } }
+        await assertRPCError(.unavailable, containing: "cannot resolve node-two.cluster, an address of node 2") { try await probe() }
+        let answer = try await probe()
+        XCTAssertTrue(answer.reached, "the name resolved on the next call")
+        XCTAssertEqual(lookups.withLock { $0 }, 2)
         await withTaskExecutorPreference(loop) { await peers.close() }
         await server.shutdown(grace: .seconds(1))
         await loop.shutdown()

@@ -119,7 +119,7 @@ final class RPCRuntimeTests: XCTestCase {
         raw.send([0, 0, 0x10, 0])  // announces 4096 bytes
         let refusal = try XCTUnwrap(raw.readEnvelope())
         XCTAssertEqual(refusal.status, .resourceExhausted)
-        XCTAssertEqual(refusal.error, "frame of 4096 bytes exceeds the maximum frame size of 1024 bytes; closing the connection")
+        XCTAssertEqual(refusal.error, "test server: frame of 4096 bytes exceeds the maximum frame size of 1024 bytes; closing the connection")
         XCTAssertTrue(raw.isClosedByPeer())
 
         let client = fixture.tcpClient()
