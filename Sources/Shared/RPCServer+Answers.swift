@@ -71,7 +71,7 @@ extension RPCServer {
                     ? RPCError(.cancelled, "\(call.method) was cancelled: its caller went away") : RPCError(.internal, "\(call.method): \(error)"))
             status = failure.status
             if failure.status == .unauthenticated || failure.status == .permissionDenied {
-                logger.warning("refused \(call.method) from \(call.peer): \(failure.message)")
+                warnThrottled(call.peer, "refused \(call.method) from \(call.peer): \(failure.message)")
             } else if failure.status == .internal {
                 logger.error("\(configuration.name): \(call.method) from \(call.peer) failed: \(failure.message)")
             }

@@ -17,6 +17,8 @@ public final class RPCServer: @unchecked Sendable {
     /// RESOURCE_EXHAUSTED (a pipelining client keeps far fewer in flight).
     public static let maxCallsInFlightPerConnection = 4_096
     let logger: Logger
+    /// Holds back repeated warnings about one peer (bad input can come without end).
+    private let logThrottle = Mutex(LogThrottle())
     /// How a registered method is answered.
     enum Method {
         case task(Placement, Handler)
@@ -111,6 +113,12 @@ public final class RPCServer: @unchecked Sendable {
         }
     }
 
+    /// Logs `message` about `peer` as a warning, unless lines about it are being held back.
+    func warnThrottled(_ peer: String, _ message: @autoclosure () -> String) {
+        guard let held = logThrottle.withLock({ $0.admit(peer) }) else { return }
+        logger.warning("\(message())\(LogThrottle.heldBack(held))")
+    }
+
     private func accept(_ connection: Connection) {
         if draining {
             connection.close(nil)
@@ -122,7 +130,7 @@ public final class RPCServer: @unchecked Sendable {
             let address = connection.ends.peerIP.isEmpty ? "?" : connection.ends.peerIP
             if let allowed = allowedAddresses.withLock({ $0 }), !allowed.contains(address) {
                 let message = "address \(address) is not in the cluster map of \(configuration.name)"
-                logger.warning("refused connection: \(message)")
+                warnThrottled(address, "refused connection: \(message)")
                 connection.send(Envelope.failure(callID: 0, method: "", RPCError(.permissionDenied, message)).frame())
                 connection.closeAfterFlush()
                 return
@@ -202,7 +210,7 @@ public final class RPCServer: @unchecked Sendable {
             connection.send(answer(call, .failure(refused.error)))
             return
         } catch {
-            logger.warning("malformed envelope from \(connection.peer): \(error)")
+            warnThrottled(connection.peer, "malformed envelope from \(connection.peer): \(error)")
             let failure = RPCError(.invalidArgument, "malformed envelope (\(payload.count) bytes) from \(connection.peer)")
             connection.send(Envelope.failure(callID: 0, method: "", failure).frame(signedBy: authenticator, to: connection.ends.peer))
             return

@@ -4,7 +4,8 @@ import XCTest
 
 @testable import Shared
 
-/// What a server does with answers it cannot send as they are, and with handlers that fail.
+/// What a server does with answers it cannot send as they are, with handlers that fail, and
+/// with the log lines about peers who send bad input.
 final class RPCServerAnswerTests: XCTestCase {
     func testAnAnswerLargerThanAFrameIsRefusedAloneAndTheOtherCallsGoOn() async throws {
         let logs = CapturedLogs()
@@ -67,5 +68,30 @@ final class RPCServerAnswerTests: XCTestCase {
         await fixture.server.shutdown(grace: .seconds(30))
         XCTAssertLessThan(ContinuousClock.now - started, .seconds(10), "the drain waited for calls nobody waits for")
         await fixture.close()
+    }
+
+    func testAPeerSendingBadInputWithoutEndGetsOneLogLineAWhile() async throws {
+        let logs = CapturedLogs()
+        let fixture = try RPCFixture(serverLogger: logs.logger("test-server"))
+        try await fixture.listen()
+        let raw = try RawSocket(port: fixture.port)
+        for _ in 1...50 {
+            raw.send([0, 0, 0, 5, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+            XCTAssertEqual(raw.readEnvelope()?.status, .invalidArgument, "each is answered")
+        }
+        let lines = logs.all.filter { $0.contains("malformed envelope from 127.0.0.1") }
+        XCTAssertEqual(lines.count, 1, "\(lines)")
+        await fixture.close()
+    }
+
+    func testTheLineThatGoesThroughAfterAnIntervalSaysHowManyWereHeldBack() {
+        var throttle = LogThrottle(intervalNs: 1_000)
+        XCTAssertEqual(throttle.admit("a", nowNs: 10_000), 0)
+        XCTAssertNil(throttle.admit("a", nowNs: 10_500))
+        XCTAssertEqual(throttle.admit("b", nowNs: 10_500), 0, "another peer has its own interval")
+        XCTAssertNil(throttle.admit("a", nowNs: 10_999))
+        XCTAssertEqual(throttle.admit("a", nowNs: 11_000), 2)
+        XCTAssertEqual(LogThrottle.heldBack(2), " (2 more from this peer held back in the last interval)")
+        XCTAssertEqual(LogThrottle.heldBack(0), "")
     }
 }
