@@ -241,8 +241,10 @@ public final class RPCServer: @unchecked Sendable {
         }
         // Each call holds a task until it is answered: one connection may not hold without end.
         guard connection.callsInFlight < RPCServer.maxCallsInFlightPerConnection else {
-            connection.send(answer(call, .failure(RPCError(
-                .resourceExhausted, "\(RPCServer.maxCallsInFlightPerConnection) calls of this connection are still unanswered; wait for some answers first"))))
+            let refusal = RPCError(
+                .resourceExhausted, "\(RPCServer.maxCallsInFlightPerConnection) calls of this connection are still unanswered; wait for some answers first")
+            warnThrottled(connection.peer, "\(configuration.name): refused \(call.method) from \(connection.peer): \(refusal.message)")
+            connection.send(answer(call, .failure(refusal)))
             return
         }
         connection.callsInFlight += 1

@@ -250,7 +250,8 @@ final class RPCRuntimeTests: XCTestCase {
     }
 
     func testOneConnectionMayLeaveOnlySoManyCallsUnanswered() async throws {
-        let fixture = try RPCFixture()
+        let logs = CapturedLogs()
+        let fixture = try RPCFixture(serverLogger: logs.logger("test-server"))
         let gate = Gate()
         fixture.server.register("Hold") { _ in
             await gate.passed()
@@ -271,6 +272,8 @@ final class RPCRuntimeTests: XCTestCase {
             XCTAssertEqual(refusal?.status, .resourceExhausted)
             XCTAssertTrue(refusal?.error.contains("\(limit) calls of this connection are still unanswered") == true, refusal?.error ?? "no answer")
         }
+        let logged = logs.all.filter { $0.contains("refused Hold from 127.0.0.1: \(limit) calls of this connection are still unanswered") }
+        XCTAssertEqual(logged.count, 1, "one line for the 10 refusals: \(logs.all)")
         gate.open()
         var answered = 0
         while answered < limit, let answer = raw.readEnvelope(), answer.status == .ok { answered += 1 }
