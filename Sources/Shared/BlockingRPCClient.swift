@@ -85,7 +85,7 @@ public final class BlockingRPCClient: Sendable {
         let request = Envelope(callID: callID, kind: .request, method: method, body: body, deadlineMs: UInt32(clamping: timeoutMs))
         var link: Link
         do {
-            link = try connection(for: method)
+            link = try connection(for: method, withinMs: timeoutMs)
         } catch let error as RPCError {
             throw RPCError(error.status, error.message, neverSent: true)
         }
@@ -106,8 +106,9 @@ public final class BlockingRPCClient: Sendable {
         let rpcError: RPCError
     }
 
-    /// An idle connection the peer has not closed meanwhile, or a new one.
-    private func connection(for method: String) throws -> Link {
+    /// An idle connection the peer has not closed meanwhile, or a new one, made and agreed on
+    /// within `withinMs` (or the connect timeout, if shorter).
+    private func connection(for method: String, withinMs: UInt64) throws -> Link {
         while let link = idle.withLock({ $0.popLast() }) {
             // Nothing may be readable on an idle connection: an end of file (the service
             // restarted) or stray bytes mean it is no use.
@@ -121,11 +122,12 @@ public final class BlockingRPCClient: Sendable {
             throw RPCError(.unavailable, "\(method) to \(peer): \(reason); next attempt in \((untilNs - now) / 1_000_000) ms")
         }
         do {
-            let fd = try connect()
+            let waitMs = Int32(clamping: min(UInt64(max(connectTimeoutMs, 1)), withinMs))
+            let fd = try connect(withinMs: waitMs)
             var link = Link(fd: fd, ends: SocketEnds(fd: fd))
             if let authenticator {
                 do {
-                    link.session = try agreeSession(on: &link, authenticator)
+                    link.session = try agreeSession(on: &link, authenticator, withinMs: UInt64(waitMs))
                 } catch let failure as ConnectionFailure {
                     // Refused (a service at its connection limit) or lost: not again at once.
                     Glibc.close(link.fd)
@@ -152,9 +154,8 @@ public final class BlockingRPCClient: Sendable {
     /// Agrees on session keys on a new connection (proto/README.md, "Sessions"); nil when the
     /// service does not agree (another implementation): calls go on with the cluster key.
     /// - Throws: `ConnectionFailure` when the connection fails meanwhile.
-    private func agreeSession(on link: inout Link, _ authenticator: Authenticator) throws -> SessionKeys? {
+    private func agreeSession(on link: inout Link, _ authenticator: Authenticator, withinMs timeoutMs: UInt64) throws -> SessionKeys? {
         let offer = SessionOffer()
-        let timeoutMs = UInt64(max(connectTimeoutMs, 1))
         let callID = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
         let request = Envelope(callID: callID, kind: .request, method: SessionOffer.method, body: offer.request, deadlineMs: UInt32(timeoutMs))
         let deadlineNs = monotonicNs(afterMs: timeoutMs)
@@ -169,8 +170,9 @@ public final class BlockingRPCClient: Sendable {
         let message: String
     }
 
-    /// A connected TCP socket (blocking, no Nagle delay), bound to `bindAddress` when given.
-    private func connect() throws -> Int32 {
+    /// A TCP socket connected within `withinMs` (blocking, no Nagle delay), bound to
+    /// `bindAddress` when given.
+    private func connect(withinMs: Int32) throws -> Int32 {
         func failure(_ what: String, _ code: Int32 = errno) -> ConnectError {
             ConnectError(message: "\(what) \(peer): \(String(cString: strerror(code)))")
         }
@@ -187,7 +189,7 @@ public final class BlockingRPCClient: Sendable {
             if withSocketAddress(target, { Glibc.connect(fd, $0, $1) }) != 0 {
                 guard errno == EINPROGRESS else { throw failure("connect") }
                 var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                guard poll(&poller, 1, connectTimeoutMs) == 1 else { throw ConnectError(message: "connect \(peer): timed out after \(connectTimeoutMs) ms") }
+                guard poll(&poller, 1, withinMs) == 1 else { throw ConnectError(message: "connect \(peer): timed out after \(withinMs) ms") }
                 var code: Int32 = 0
                 var length = socklen_t(MemoryLayout<Int32>.size)
                 getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length)

@@ -128,6 +128,16 @@ final class BlockingRPCClientTests: XCTestCase {
         peerDone.wait()
     }
 
+    func testConnectingToAHostThatDoesNotAnswerTakesNoLongerThanTheCall() async throws {
+        let silent = try FullListener()
+        let full = await silent.becameFull()
+        XCTAssertTrue(full, "the listener never stopped answering:\n\(silent.sockets)")
+        let client = BlockingRPCClient(host: "127.0.0.1", port: silent.port, authenticator: nil, bindAddress: nil, connectTimeoutMs: 5_000)
+        assertFails(.unavailable, containing: "connect 127.0.0.1:\(silent.port): timed out after 200 ms", neverSent: true) {
+            try client.call("Echo", [1], timeout: .milliseconds(200))
+        }
+    }
+
     func testAnAnswerInPiecesIsReadWholeAndBytesAfterAnAnswerEndTheConnection() throws {
         let (listener, port) = try listeningSocket()
         defer { close(listener) }
