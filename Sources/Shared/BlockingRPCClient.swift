@@ -70,6 +70,12 @@ public final class BlockingRPCClient: Sendable {
             setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
             waitTimeoutMs = timeoutMs
         }
+
+        /// Shortens the waits to the time left until `deadlineNs`, when that is less.
+        mutating func limitWaits(until deadlineNs: UInt64, now: UInt64) {
+            let leftMs = millisecondsLeft(until: deadlineNs, from: now)
+            if leftMs < waitTimeoutMs { limitWaits(to: leftMs) }
+        }
     }
 
     private var peer: String { "\(host):\(port)" }
@@ -214,8 +220,7 @@ public final class BlockingRPCClient: Sendable {
                 throw ConnectionFailure(rpcError: RPCError(
                     .deadlineExceeded, "\(method) to \(peer) could not be sent within \(timeoutMs) ms (\(offset) of \(frame.count) bytes went out)"))
             }
-            let leftMs = (deadlineNs - now - 1) / 1_000_000 + 1
-            if leftMs < link.waitTimeoutMs { link.limitWaits(to: leftMs) }
+            link.limitWaits(until: deadlineNs, now: now)
             let written = Glibc.send(link.fd, frame.base + offset, frame.count - offset, Int32(MSG_NOSIGNAL))
             if written < 0 && errno == EINTR { continue }
             if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -304,8 +309,7 @@ public final class BlockingRPCClient: Sendable {
             guard now < wait.deadlineNs else {
                 throw ConnectionFailure(rpcError: RPCError(.deadlineExceeded, "\(wait.method) to \(peer) got no answer within \(wait.timeoutMs) ms"))
             }
-            let leftMs = (wait.deadlineNs - now - 1) / 1_000_000 + 1
-            if leftMs < link.waitTimeoutMs { link.limitWaits(to: leftMs) }
+            link.limitWaits(until: wait.deadlineNs, now: now)
             let count = recv(link.fd, buffer.baseAddress!, buffer.count, flags)
             if count < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) { continue }
             guard count > 0 else {

@@ -43,9 +43,7 @@ final class CallDeadlines {
     private func arm(_ ns: UInt64) {
         if timer == nil { timer = LoopTimer(loop: loop) }
         armedForNs = ns
-        let now = monotonicNs()
-        let delayMs = ns > now ? (ns - now - 1) / 1_000_000 + 1 : 0
-        timer!.start(afterMs: delayMs) { [weak self] in self?.expire() }
+        timer!.start(afterMs: millisecondsLeft(until: ns, from: monotonicNs())) { [weak self] in self?.expire() }
     }
 
     private func expire() {

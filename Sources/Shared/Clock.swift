@@ -22,6 +22,11 @@ public func monotonicNs(afterMs ms: UInt64) -> UInt64 {
     return tooLong || pastTheEnd ? .max : deadline
 }
 
+/// The whole milliseconds from `now` until `deadlineNs` (monotonic), rounded up; 0 once passed.
+func millisecondsLeft(until deadlineNs: UInt64, from now: UInt64) -> UInt64 {
+    deadlineNs > now ? (deadlineNs - now - 1) / 1_000_000 + 1 : 0
+}
+
 extension Duration {
     /// The duration in whole milliseconds (negative durations count as 0, those longer than
     /// `UInt64.max` milliseconds as that).
