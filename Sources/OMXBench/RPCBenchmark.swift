@@ -83,6 +83,8 @@ public struct RPCBenchmark {
         /// Whether the executables carry the Swift runtime (`--static-swift-stdlib`, as
         /// `scripts/install.sh` and the image build them) rather than load its shared libraries.
         public var swiftRuntimeLinkedIn = false
+        /// How long OMX's clients poll for an answer before they sleep (omx.conf's `answer_poll_us`).
+        public var answerPollUs = OMXConfig.active.answerPollMicroseconds
     }
 
     let options: Options
@@ -178,6 +180,10 @@ public struct RPCBenchmark {
         let perRound = max(options.pingCount / options.rounds, 100)
         progress("\(transport.name): ping-pong latency, 64 B, \(options.rounds) x \(perRound) calls each, \(transport.auth == nil ? 6 : 8) pairings")
         let clientToC = RPCClient(loop: loop, endpoint: transport.protocolC, configuration: .init(authenticator: transport.auth), logger: logger)
+        // The same client sleeping as soon as a call is out, as raw's and the C programs' do.
+        var sleepingAtOnce = RPCClient.Configuration(authenticator: transport.auth)
+        sleepingAtOnce.answerPolling = .zero
+        let sleepingClient = RPCClient(loop: loop, endpoint: transport.omx, configuration: sleepingAtOnce, logger: logger)
         // Raw frames ("pingpong") or OMX envelopes ("pingpong-omx").
         let cPingPong = { (mode: String, arguments: [String], server: CServer) in
             { () async throws -> Tally in try runC([mode] + arguments + ["64", "\(perRound)"], against: server, of: servers) }
@@ -213,6 +219,7 @@ public struct RPCBenchmark {
             (cOnLibuv, "OMX server", cPingPong("pingpong-uv-omx", transport.cToOMX, .omx(servers.omx))),
             ("OMX client", cOnLibuv, asyncPingPong(clientToC, servers.protocolC)),
             ("OMX client", "OMX server", asyncPingPong(client, servers.omx)),
+            (RPCBenchmark.sleepingClientName, "OMX server", asyncPingPong(sleepingClient, servers.omx)),
         ]
         if let toC = blockingClient(transport.protocolC, transport.auth), let toOMX = blockingClient(transport.omx, transport.auth) {
             let afterAsyncToC = (pairings.firstIndex { $0.client == "OMX client" } ?? pairings.count - 1) + 1
@@ -226,25 +233,31 @@ public struct RPCBenchmark {
             }
         } catch {
             await clientToC.close()
+            await sleepingClient.close()
             throw error
         }
         await clientToC.close()
+        await sleepingClient.close()
         let raw = tallies[0]
         for (pairing, tally) in zip(pairings, tallies) {
             report.pairings.append(
                 Pairing(
                     transport: transport.name, client: pairing.client, server: pairing.server, p50Us: tally.percentile(0.5), p99Us: tally.percentile(0.99),
                     ratio: tally.percentile(0.5) / raw.percentile(0.5), cpuPerCallUs: tally.cpuPerCallUs, userPerCallUs: tally.userPerCallUs))
-            guard pairing.server == "OMX server", ["OMX client", "OMX blocking client"].contains(pairing.client) else { continue }
+            let rowSuffixes = ["OMX client": "", "OMX blocking client": ", blocking client", RPCBenchmark.sleepingClientName: ", no answer polling"]
+            guard pairing.server == "OMX server", let suffix = rowSuffixes[pairing.client] else { continue }
             for (test, percentile) in [("ping-pong p50", 0.5), ("ping-pong p99", 0.99)] {
                 let (omxValue, rawValue) = (tally.percentile(percentile), raw.percentile(percentile))
                 report.rows.append(
                     Row(
-                        transport: transport.name, test: test + (pairing.client == "OMX client" ? "" : ", blocking client"), unit: "us", omx: omxValue,
+                        transport: transport.name, test: test + suffix, unit: "us", omx: omxValue,
                         raw: rawValue, ratio: omxValue / rawValue, omxTally: tally, rawTally: raw))
             }
         }
     }
+
+    /// OMX's client with no polling for answers (`RPCClient.Configuration.answerPolling` 0).
+    public static let sleepingClientName = "OMX client, no answer polling"
 
     /// `count` sequential calls of 64 bytes made by `call`, after a warm-up of a tenth as many
     /// (calls and CPU count both).

@@ -19,6 +19,7 @@ public final class BlockingRPCClient: Sendable {
     private let initialBackoffMs: UInt64
     private let maxBackoffMs: UInt64
     private let maxFrameSize: Int
+    private let answerPollingNs: UInt64
     private let idle = Mutex<[Link]>([])
     private let nextCallID = Atomic<UInt64>(1)
     private let refusal = Mutex<(untilNs: UInt64, backoffMs: UInt64, reason: String)>((0, 0, ""))
@@ -26,9 +27,12 @@ public final class BlockingRPCClient: Sendable {
     /// - Parameters:
     ///   - authenticator: signs requests and checks answers (every OMX service on TCP needs it).
     ///   - bindAddress: the local IPv4 address calls come from (a node's map address).
+    ///   - answerPolling: how long the calling thread polls for an answer before it sleeps in
+    ///     recv (`EventLoop+AnswerPolling.swift` says why); omx.conf's `answer_poll_us`.
     public init(
         host: String, port: Int, authenticator: Authenticator?, bindAddress: String?, connectTimeoutMs: Int32 = 1_000,
-        initialBackoffMs: UInt64 = 20, maxBackoffMs: UInt64 = 500, maxFrameSize: Int = Frame.defaultMaxSize
+        initialBackoffMs: UInt64 = 20, maxBackoffMs: UInt64 = 500, maxFrameSize: Int = Frame.defaultMaxSize,
+        answerPolling: Duration = .microseconds(OMXConfig.active.answerPollMicroseconds)
     ) {
         self.host = host
         self.port = port
@@ -38,6 +42,7 @@ public final class BlockingRPCClient: Sendable {
         self.initialBackoffMs = initialBackoffMs
         self.maxBackoffMs = maxBackoffMs
         self.maxFrameSize = maxFrameSize
+        answerPollingNs = answerPolling.nanoseconds
         refusal.withLock { $0.backoffMs = initialBackoffMs }
     }
 
@@ -252,7 +257,10 @@ public final class BlockingRPCClient: Sendable {
         let wait = (method: method, deadlineNs: deadlineNs, timeoutMs: timeoutMs)
         let first = link.firstRead.bytes
         var got = 0
-        while got < Frame.headerSize { got += try receiveSome(UnsafeMutableRawBufferPointer(rebasing: first[got...]), from: &link, wait) }
+        let pollUntilNs = answerPollingNs > 0 ? monotonicNs() &+ answerPollingNs : 0
+        while got < Frame.headerSize {
+            got += try receiveSome(UnsafeMutableRawBufferPointer(rebasing: first[got...]), from: &link, wait, pollingUntilNs: pollUntilNs)
+        }
         let length = first.prefix(Frame.headerSize).reduce(0) { $0 << 8 | Int($1) }
         guard length <= maxFrameSize else {
             throw ConnectionFailure(rpcError: RPCError(.dataLoss, "\(method) to \(peer): \(FrameError.oversize(length: length, limit: maxFrameSize))"))
@@ -300,9 +308,11 @@ public final class BlockingRPCClient: Sendable {
     }
 
     /// Reads what has come from `link` into `buffer` (at least a byte), waiting in recv itself
-    /// until the call's deadline (the receive timeout shrinks to the time left when that is less).
+    /// until the call's deadline (the receive timeout shrinks to the time left when that is less),
+    /// after polling for it until `pollingUntilNs`, yielding the CPU between two polls.
     private func receiveSome(
-        _ buffer: UnsafeMutableRawBufferPointer, from link: inout Link, _ wait: (method: String, deadlineNs: UInt64, timeoutMs: UInt64), flags: Int32 = 0
+        _ buffer: UnsafeMutableRawBufferPointer, from link: inout Link, _ wait: (method: String, deadlineNs: UInt64, timeoutMs: UInt64), flags: Int32 = 0,
+        pollingUntilNs: UInt64 = 0
     ) throws -> Int {
         while true {
             let now = monotonicNs()
@@ -310,8 +320,12 @@ public final class BlockingRPCClient: Sendable {
                 throw ConnectionFailure(rpcError: RPCError(.deadlineExceeded, "\(wait.method) to \(peer) got no answer within \(wait.timeoutMs) ms"))
             }
             link.limitWaits(until: wait.deadlineNs, now: now)
-            let count = recv(link.fd, buffer.baseAddress!, buffer.count, flags)
-            if count < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) { continue }
+            let polling = now < pollingUntilNs
+            let count = recv(link.fd, buffer.baseAddress!, buffer.count, polling ? flags | Int32(MSG_DONTWAIT) : flags)
+            if count < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) {
+                if polling { sched_yield() }
+                continue
+            }
             guard count > 0 else {
                 let reason = count == 0 ? "closed by the peer" : String(cString: strerror(errno))
                 throw ConnectionFailure(rpcError: RPCError(.unavailable, "\(wait.method) to \(peer): connection lost: \(reason)"))

@@ -30,11 +30,16 @@ func millisecondsLeft(until deadlineNs: UInt64, from now: UInt64) -> UInt64 {
 extension Duration {
     /// The duration in whole milliseconds (negative durations count as 0, those longer than
     /// `UInt64.max` milliseconds as that).
-    public var milliseconds: UInt64 {
+    public var milliseconds: UInt64 { wholeUnits(perSecond: 1_000) }
+
+    /// The duration in whole nanoseconds (0 when negative, `UInt64.max` when longer).
+    public var nanoseconds: UInt64 { wholeUnits(perSecond: 1_000_000_000) }
+
+    private func wholeUnits(perSecond units: UInt64) -> UInt64 {
         let (seconds, attoseconds) = components
         guard seconds >= 0 else { return 0 }
-        let (whole, tooLong) = UInt64(seconds).multipliedReportingOverflow(by: 1_000)
-        let (total, pastMax) = whole.addingReportingOverflow(UInt64(attoseconds / 1_000_000_000_000_000))
+        let (whole, tooLong) = UInt64(seconds).multipliedReportingOverflow(by: units)
+        let (total, pastMax) = whole.addingReportingOverflow(UInt64(attoseconds) / (1_000_000_000_000_000_000 / units))
         return tooLong || pastMax ? .max : total
     }
 }

@@ -13,6 +13,13 @@ public final class EventLoop: @unchecked Sendable {
     private let beforePoll: UnsafeMutablePointer<uv_prepare_t>
     private let afterPoll: UnsafeMutablePointer<uv_check_t>
     private let pendingLocalWork: UnsafeMutablePointer<uv_idle_t>
+    /// Active while callers on this loop await answers, for a short while after each call
+    /// goes out (`EventLoop+AnswerPolling.swift`); loop thread only, like the two below.
+    let answerPolling: UnsafeMutablePointer<uv_idle_t>
+    /// Calls of this loop's clients awaiting their answers.
+    var answersAwaited = 0
+    /// When the loop stops polling for answers and may sleep again.
+    var answerPollingEndsNs: UInt64 = 0
     /// Work handed in from other threads, and whether the loop still takes any.
     private let queue = Mutex<(open: Bool, work: [() -> Void])>((true, []))
     private let finished = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
@@ -54,16 +61,19 @@ public final class EventLoop: @unchecked Sendable {
         beforePoll = .allocate(capacity: 1)
         afterPoll = .allocate(capacity: 1)
         pendingLocalWork = .allocate(capacity: 1)
+        answerPolling = .allocate(capacity: 1)
         try uvCheck(uv_loop_init(uvLoop), "uv_loop_init")
         try uvCheck(uv_async_init(uvLoop, wakeup, { handle in EventLoop.owner(of: handle!).drainQueue() }), "uv_async_init")
         uv_prepare_init(uvLoop, beforePoll)
         uv_check_init(uvLoop, afterPoll)
         uv_idle_init(uvLoop, pendingLocalWork)
+        uv_idle_init(uvLoop, answerPolling)
         let unmanaged = Unmanaged.passUnretained(self).toOpaque()
         wakeup.pointee.data = unmanaged
         beforePoll.pointee.data = unmanaged
         afterPoll.pointee.data = unmanaged
         pendingLocalWork.pointee.data = unmanaged
+        answerPolling.pointee.data = unmanaged
         // Writes buffered by callbacks go out right after the poll phase that produced them, and
         // writes buffered by timers go out before the loop blocks again.
         uv_prepare_start(beforePoll) { handle in EventLoop.owner(of: handle!).flushConnections() }
@@ -75,6 +85,7 @@ public final class EventLoop: @unchecked Sendable {
         uv_unref(beforePoll.reinterpreted(as: uv_handle_t.self))
         uv_unref(afterPoll.reinterpreted(as: uv_handle_t.self))
         uv_unref(pendingLocalWork.reinterpreted(as: uv_handle_t.self))
+        uv_unref(answerPolling.reinterpreted(as: uv_handle_t.self))
 
         let box = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&thread, nil, { arg in
@@ -94,7 +105,7 @@ public final class EventLoop: @unchecked Sendable {
         loopThread = startedThread.withLock { $0! }
     }
 
-    private static func owner<H>(of handle: UnsafeMutablePointer<H>) -> EventLoop {
+    static func owner<H>(of handle: UnsafeMutablePointer<H>) -> EventLoop {
         let data = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self).pointee.data
         return Unmanaged<EventLoop>.fromOpaque(data!).takeUnretainedValue()
     }

@@ -88,6 +88,9 @@ public struct OMXConfig: Sendable, Equatable {
     public var securePorts = true
     public var disclosure = Disclosure.withoutCommands
     public var logLevel: String?
+    /// Microseconds a caller's loop or thread keeps polling for an answer before it sleeps
+    /// (`EventLoop+AnswerPolling.swift`); 0: it sleeps at once.
+    public var answerPollMicroseconds = 100
     public var ports = Ports()
     public var mfs = MfsSettings()
     public var migrator = MigratorSettings()

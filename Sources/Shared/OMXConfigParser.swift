@@ -76,6 +76,7 @@ extension OMXConfig {
             guard levels.contains(value.text) else { throw value.invalid("one of \(levels.joined(separator: ", "))") }
             config.logLevel = value.text
         },
+        "cluster.answer_poll_us": { $0.answerPollMicroseconds = try $1.integer(in: 0...10_000) },
         "ports.discovery": { $0.ports.discovery = try $1.integer(in: 1...65535) },
         "ports.balancer": { $0.ports.balancer = try $1.integer(in: 1...65535) },
         "ports.migrator": { $0.ports.migrator = try $1.integer(in: 1...65535) },

@@ -38,3 +38,38 @@ struct PendingCall {
         }
     }
 }
+
+/// The calls of one `RPCClient` awaiting their answers, by call id (loop thread only). The
+/// loop counts them with those of its other clients: it polls for answers only while any is
+/// awaited (`EventLoop+AnswerPolling.swift`).
+struct PendingCalls {
+    private(set) var byID: [UInt64: PendingCall] = [:]
+    private unowned let loop: EventLoop
+
+    init(loop: EventLoop) {
+        self.loop = loop
+    }
+
+    var count: Int { byID.count }
+
+    subscript(callID: UInt64) -> PendingCall? { byID[callID] }
+
+    mutating func add(_ call: PendingCall, as callID: UInt64) {
+        if byID.updateValue(call, forKey: callID) == nil { loop.answerAwaited() }
+    }
+
+    /// The call `callID`, no longer pending; nil when it was not.
+    mutating func remove(_ callID: UInt64) -> PendingCall? {
+        guard let call = byID.removeValue(forKey: callID) else { return nil }
+        loop.answersEnded()
+        return call
+    }
+
+    /// Every pending call, none pending any more.
+    mutating func removeAll() -> [PendingCall] {
+        let calls = Array(byID.values)
+        byID = [:]
+        loop.answersEnded(calls.count)
+        return calls
+    }
+}

@@ -82,6 +82,7 @@ extension RPCClient {
         if let authenticator = signer { offerSession(on: connection, authenticator) }
         for request in queued { connection.send(request.frame(signedBy: signer, to: connection.ends.peer)) }
         queued = []
+        loop.pollForAnswers(windowNs: answerPollingNs)
     }
 
     /// Offers the service a session on a new connection (proto/README.md, "Sessions"). Calls
@@ -95,8 +96,9 @@ extension RPCClient {
         let complete: @Sendable (Result<[UInt8], Error>) -> Void = { [weak self] outcome in
             self?.sessionAnswered(outcome, offer, on: connectionID, authenticator)
         }
-        pending[callID] = PendingCall(waiter: .thread(complete), method: SessionOffer.method, deadlineNs: monotonicNs(afterMs: timeoutMs), timeoutMs: timeoutMs)
-        addDeadline(pending[callID]!.deadlineNs, callID)
+        let deadlineNs = monotonicNs(afterMs: timeoutMs)
+        pending.add(PendingCall(waiter: .thread(complete), method: SessionOffer.method, deadlineNs: deadlineNs, timeoutMs: timeoutMs), as: callID)
+        addDeadline(deadlineNs, callID)
         let request = Envelope(callID: callID, kind: .request, method: SessionOffer.method, body: offer.request, deadlineMs: UInt32(clamping: timeoutMs))
         connection.send(request.frame(signedBy: authenticator, to: connection.ends.peer))
     }

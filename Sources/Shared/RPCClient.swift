@@ -23,6 +23,10 @@ public final class RPCClient: @unchecked Sendable {
         public var connectTimeout: Duration = .seconds(3)
         public var initialBackoff: Duration = .milliseconds(50)
         public var maxBackoff: Duration = .seconds(5)
+        /// How long the loop keeps polling for answers, instead of sleeping, after a call goes
+        /// out (`EventLoop+AnswerPolling.swift`); zero: it sleeps at once. omx.conf's
+        /// `answer_poll_us`.
+        public var answerPolling: Duration = .microseconds(OMXConfig.active.answerPollMicroseconds)
 
         public init(authenticator: Authenticator? = nil, bindAddress: String? = nil) {
             self.authenticator = authenticator
@@ -50,12 +54,14 @@ public final class RPCClient: @unchecked Sendable {
     /// Requests waiting for the connection, signed once it is made (their signatures name
     /// the service's end of it).
     var queued: [Envelope] = []
-    var pending: [UInt64: PendingCall] = [:]
+    var pending: PendingCalls
     let deadlines: CallDeadlines
     var connectTimer: LoopTimer?
     var backoffMs: UInt64
     /// Whether the current connection has answered any call yet.
     var answeredOnConnection = false
+    /// `configuration.answerPolling` in nanoseconds.
+    let answerPollingNs: UInt64
 
     public init(loop: EventLoop, endpoint: RPCEndpoint, configuration: Configuration = Configuration(), logger: Logger) {
         self.loop = loop
@@ -63,7 +69,9 @@ public final class RPCClient: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         backoffMs = configuration.initialBackoff.milliseconds
+        answerPollingNs = configuration.answerPolling.nanoseconds
         deadlines = CallDeadlines(loop: loop)
+        pending = PendingCalls(loop: loop)
         deadlines.expired = { [weak self] deadline in self?.expired(deadline) }
     }
 
@@ -71,11 +79,13 @@ public final class RPCClient: @unchecked Sendable {
     /// loop holds the connection, which would otherwise stay open to the service).
     deinit {
         if case .closed = state { return }
-        let connection = self.connection
+        let (connection, loop, unanswered) = (self.connection, self.loop, pending.count)
         loop.execute { [connectTimer, deadlines] in
             connection?.close(nil)
             connectTimer?.close()
             deadlines.close()
+            // The loop need not poll for answers nobody will take.
+            loop.answersEnded(unanswered)
         }
     }
 
@@ -188,13 +198,14 @@ public final class RPCClient: @unchecked Sendable {
         default:
             break
         }
-        pending[callID] = call
+        pending.add(call, as: callID)
         addDeadline(call.deadlineNs, callID)
         // Signed here, on the loop: the session's keys belong to the connection it goes out on;
         // a call waiting for a connection is signed with the cluster key.
         switch state {
         case let .connected(connection):
             connection.send(request.frame(signedBy: signer, to: connection.ends.peer, session: session))
+            loop.pollForAnswers(windowNs: answerPollingNs)
         case .connecting:
             queued.append(request)
         case .idle, .waiting:
@@ -245,7 +256,7 @@ public final class RPCClient: @unchecked Sendable {
         }
         answeredOnConnection = true
         backoffMs = configuration.initialBackoff.milliseconds
-        guard let call = pending.removeValue(forKey: answer.callID) else { return }
+        guard let call = pending.remove(answer.callID) else { return }
         if answer.status == .ok {
             call.complete(.success(Array(answer.body)))
         } else {
@@ -258,21 +269,20 @@ public final class RPCClient: @unchecked Sendable {
     }
 
     private func fail(_ callID: UInt64, _ error: RPCError) {
-        pending.removeValue(forKey: callID)?.complete(.failure(error))
+        pending.remove(callID)?.complete(.failure(error))
     }
 
     func failAll(_ error: RPCError) {
-        let calls = pending
-        pending = [:]
+        let calls = pending.removeAll()
         deadlines.removeAll()
-        for call in calls.values {
+        for call in calls {
             call.complete(.failure(RPCError(error.status, "\(call.method): \(error.message)", neverSent: error.neverSent)))
         }
     }
 
     func addDeadline(_ ns: UInt64, _ callID: UInt64) {
         deadlines.add(CallDeadlines.Deadline(ns: ns, callID: callID), liveCount: pending.count) {
-            pending.map { CallDeadlines.Deadline(ns: $0.value.deadlineNs, callID: $0.key) }
+            pending.byID.map { CallDeadlines.Deadline(ns: $0.value.deadlineNs, callID: $0.key) }
         }
     }
 

@@ -15,6 +15,7 @@ final class OMXConfigTests: XCTestCase {
             secure_ports = no
             disclosure = 0
             log_level = debug
+            answer_poll_us = 0
 
             [ports]
             discovery = 8701
@@ -39,11 +40,13 @@ final class OMXConfigTests: XCTestCase {
         XCTAssertFalse(config.securePorts)
         XCTAssertEqual(config.disclosure, .ownJobsOnly)
         XCTAssertEqual(config.logLevel, "debug")
+        XCTAssertEqual(config.answerPollMicroseconds, 0)
+        XCTAssertEqual(OMXConfig().answerPollMicroseconds, 100)
         XCTAssertEqual(config.ports.discovery, 8701)
         XCTAssertEqual(config.ports.balancer, 7702)
         XCTAssertEqual(config.ports.fsgateway, 8710)
         XCTAssertFalse(config.mfs.enabled)
-        XCTAssertEqual(config.mfs.enabledSetAt, "omx.conf:12")
+        XCTAssertEqual(config.mfs.enabledSetAt, "omx.conf:13")
         XCTAssertEqual(config.mfs.mountpoint, "/cluster")
         XCTAssertEqual(config.mfs.leaseSeconds, 120)
         XCTAssertEqual(config.mfs.ioThreads, 32)
@@ -65,6 +68,7 @@ final class OMXConfigTests: XCTestCase {
             secure_ports = maybe
             key = relative/key
             colour = blue
+            answer_poll_us = 20000
             just words
             [ports]
             migrator = 70000
@@ -87,16 +91,17 @@ final class OMXConfigTests: XCTestCase {
                 /etc/omx/omx.conf:2: cluster.disclosure = "3": expected a whole number from 0 to 2
                 /etc/omx/omx.conf:3: cluster.secure_ports = "maybe": expected yes or no
                 /etc/omx/omx.conf:4: cluster.key = "relative/key": expected an absolute path
-                /etc/omx/omx.conf:5: unknown key "colour" in [cluster] ([cluster] has disclosure, key, log_level, map, run_dir, secure_ports)
-                /etc/omx/omx.conf:6: expected `key = value`, found "just words"
-                /etc/omx/omx.conf:8: ports.migrator = "70000": expected a whole number from 1 to 65535
-                /etc/omx/omx.conf:9: ports.migrator is set twice (first on line 8)
-                /etc/omx/omx.conf:10: unknown section [network] (sections: [balancer], [cluster], [limits], [mfs], [migrator], [ports])
-                /etc/omx/omx.conf:13: balancer.hysteresis = "-1": expected a number from 0 to 10
-                /etc/omx/omx.conf:14: balancer.load_source = "planets": expected machine or jobs
-                /etc/omx/omx.conf:16: mfs.lease_seconds = "1": expected a whole number from 4 to 86400
-                /etc/omx/omx.conf:17: mfs.io_threads = "1": expected a whole number from 2 to 1024
-                /etc/omx/omx.conf:19: limits.connections_per_user = "0": expected a whole number from 1 to 1000000
+                /etc/omx/omx.conf:5: unknown key "colour" in [cluster] ([cluster] has answer_poll_us, disclosure, key, log_level, map, run_dir, secure_ports)
+                /etc/omx/omx.conf:6: cluster.answer_poll_us = "20000": expected a whole number from 0 to 10000
+                /etc/omx/omx.conf:7: expected `key = value`, found "just words"
+                /etc/omx/omx.conf:9: ports.migrator = "70000": expected a whole number from 1 to 65535
+                /etc/omx/omx.conf:10: ports.migrator is set twice (first on line 9)
+                /etc/omx/omx.conf:11: unknown section [network] (sections: [balancer], [cluster], [limits], [mfs], [migrator], [ports])
+                /etc/omx/omx.conf:14: balancer.hysteresis = "-1": expected a number from 0 to 10
+                /etc/omx/omx.conf:15: balancer.load_source = "planets": expected machine or jobs
+                /etc/omx/omx.conf:17: mfs.lease_seconds = "1": expected a whole number from 4 to 86400
+                /etc/omx/omx.conf:18: mfs.io_threads = "1": expected a whole number from 2 to 1024
+                /etc/omx/omx.conf:20: limits.connections_per_user = "0": expected a whole number from 1 to 1000000
                 """)
         }
     }
@@ -129,6 +134,7 @@ final class OMXConfigTests: XCTestCase {
         XCTAssertEqual(defaults.ports, OMXConfig().ports)
         XCTAssertEqual(defaults.securePorts, OMXConfig().securePorts)
         XCTAssertEqual(defaults.disclosure, OMXConfig().disclosure)
+        XCTAssertEqual(defaults.answerPollMicroseconds, OMXConfig().answerPollMicroseconds)
         defaults.mfs.enabledSetAt = nil
         XCTAssertEqual(defaults.mfs.enabled, true)
         XCTAssertEqual(defaults.mfs.mountpoint, OMXConfig().mfs.mountpoint)

@@ -76,6 +76,10 @@ extension BenchCommand {
                     "so a ping-pong call's user-mode work costs several times what it costs pipelined, where the loop never sleeps.",
                     separator: "\n")
             }
+            print(
+                "OMX's clients poll for an answer for up to \(report.answerPollUs) us before they sleep (omx.conf's answer_poll_us),",
+                "which keeps their CPU from halting; \"\(RPCBenchmark.sleepingClientName)\" sleeps at once, as raw and the C programs do.",
+                separator: "\n")
             if let rss = report.idleServiceRSSKiB {
                 print("idle omx-discovery resident memory: \(String(format: rss, decimals: 1)) MiB (target: under 20 MiB)")
             }
