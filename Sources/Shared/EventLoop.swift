@@ -23,7 +23,6 @@ public final class EventLoop: @unchecked Sendable {
     /// Work handed in from other threads, and whether the loop still takes any.
     private let queue = Mutex<(open: Bool, work: [() -> Void])>((true, []))
     private let finished = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-    private var thread = pthread_t()
     private let startedThread = Mutex<pthread_t?>(nil)
     /// The loop thread, fixed once `init` returns.
     private var loopThread = pthread_t()
@@ -87,20 +86,12 @@ public final class EventLoop: @unchecked Sendable {
         uv_unref(pendingLocalWork.reinterpreted(as: uv_handle_t.self))
         uv_unref(answerPolling.reinterpreted(as: uv_handle_t.self))
 
-        let box = Unmanaged.passRetained(self).toOpaque()
-        let rc = pthread_create(&thread, nil, { arg in
-            let loop = Unmanaged<EventLoop>.fromOpaque(arg!).takeRetainedValue()
-            // Named for top -H and perf (a thread otherwise inherits its creator's name).
-            CLibUV_name_this_thread("omx-loop")
-            // Every call is served here: at the service's own priority (`nice -n -5 omx-...`),
-            // whatever thread made the loop.
-            CLibUV_take_process_nice()
-            loop.startedThread.withLock { $0 = pthread_self() }
-            uv_run(loop.uvLoop, UV_RUN_DEFAULT)
-            loop.didFinish()
-            return nil
-        }, box)
-        if rc != 0 { throw UVError(code: -rc, operation: "pthread_create") }
+        // Detached: a loop that stopped leaves no thread, and no stack, behind.
+        try startDetachedThread(named: "omx-loop") { [self] in
+            startedThread.withLock { $0 = pthread_self() }
+            uv_run(uvLoop, UV_RUN_DEFAULT)
+            didFinish()
+        }
         while startedThread.withLock({ $0 }) == nil { sched_yield() }
         loopThread = startedThread.withLock { $0! }
     }
