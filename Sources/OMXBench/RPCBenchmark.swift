@@ -178,7 +178,6 @@ public struct RPCBenchmark {
         progress: (String) -> Void
     ) async throws {
         let perRound = max(options.pingCount / options.rounds, 100)
-        progress("\(transport.name): ping-pong latency, 64 B, \(options.rounds) x \(perRound) calls each, \(transport.auth == nil ? 6 : 8) pairings")
         let clientToC = RPCClient(loop: loop, endpoint: transport.protocolC, configuration: .init(authenticator: transport.auth), logger: logger)
         // The same client sleeping as soon as a call is out, as raw's and the C programs' do.
         var sleepingAtOnce = RPCClient.Configuration(authenticator: transport.auth)
@@ -207,11 +206,17 @@ public struct RPCBenchmark {
             }
         }
         let (inC, cOnLibuv, bareLibuv) = ("OMX protocol in C", "OMX protocol in C, libuv", "bare libuv loop")
+        // The raw client polling for each answer as long as OMX's callers do, before it blocks.
+        let rawPolling = { [pollUs = report.answerPollUs] (arguments: [String], server: CServer) in
+            { () async throws -> Tally in try runC(["pingpong"] + arguments + ["64", "\(perRound)", "\(pollUs)"], against: server, of: servers) }
+        }
         // Libuv loops at both ends, as between two OMX services: with no envelope, then with
         // OMX's protocol in C, are the floors of OMX's client against OMX's server.
         var pairings: [(client: String, server: String, round: () async throws -> Tally)] = [
             ("raw", "raw (a thread per connection)", cPingPong("pingpong", transport.raw, servers.rawReports)),
+            (RPCBenchmark.pollingRawClientName, "raw (a thread per connection)", rawPolling(transport.raw, servers.rawReports)),
             ("raw", bareLibuv, cPingPong("pingpong", transport.floor, servers.floorReports)),
+            (RPCBenchmark.pollingRawClientName, bareLibuv, rawPolling(transport.floor, servers.floorReports)),
             (bareLibuv, bareLibuv, cPingPong("pingpong-uv", transport.floor, servers.floorReports)),
             (inC, cOnLibuv, cPingPong("pingpong-omx", transport.protocolFloor, servers.protocolReports)),
             (cOnLibuv, cOnLibuv, cPingPong("pingpong-uv-omx", transport.protocolFloor, servers.protocolReports)),
@@ -226,6 +231,7 @@ public struct RPCBenchmark {
             pairings.insert(("OMX blocking client", cOnLibuv, blockingPingPong(toC, servers.protocolC)), at: afterAsyncToC)
             pairings.append(("OMX blocking client", "OMX server", blockingPingPong(toOMX, servers.omx)))
         }
+        progress("\(transport.name): ping-pong latency, 64 B, \(options.rounds) x \(perRound) calls each, \(pairings.count) pairings")
         var tallies = [Tally](repeating: Tally(), count: pairings.count)
         do {
             for _ in 0..<options.rounds {
@@ -239,6 +245,7 @@ public struct RPCBenchmark {
         await clientToC.close()
         await sleepingClient.close()
         let raw = tallies[0]
+        let rawPollingToo = tallies[1]
         for (pairing, tally) in zip(pairings, tallies) {
             report.pairings.append(
                 Pairing(
@@ -246,18 +253,24 @@ public struct RPCBenchmark {
                     ratio: tally.percentile(0.5) / raw.percentile(0.5), cpuPerCallUs: tally.cpuPerCallUs, userPerCallUs: tally.userPerCallUs))
             let rowSuffixes = ["OMX client": "", "OMX blocking client": ", blocking client", RPCBenchmark.sleepingClientName: ", no answer polling"]
             guard pairing.server == "OMX server", let suffix = rowSuffixes[pairing.client] else { continue }
-            for (test, percentile) in [("ping-pong p50", 0.5), ("ping-pong p99", 0.99)] {
-                let (omxValue, rawValue) = (tally.percentile(percentile), raw.percentile(percentile))
-                report.rows.append(
-                    Row(
-                        transport: transport.name, test: test + suffix, unit: "us", omx: omxValue,
-                        raw: rawValue, ratio: omxValue / rawValue, omxTally: tally, rawTally: raw))
+            // OMX's client against raw as it stands, and against raw polling as OMX does.
+            let baselines = pairing.client == "OMX client" ? [(suffix, raw), (", raw polling too", rawPollingToo)] : [(suffix, raw)]
+            for (label, baseline) in baselines {
+                for (test, percentile) in [("ping-pong p50", 0.5), ("ping-pong p99", 0.99)] {
+                    let (omxValue, rawValue) = (tally.percentile(percentile), baseline.percentile(percentile))
+                    report.rows.append(
+                        Row(
+                            transport: transport.name, test: test + label, unit: "us", omx: omxValue,
+                            raw: rawValue, ratio: omxValue / rawValue, omxTally: tally, rawTally: baseline))
+                }
             }
         }
     }
 
     /// OMX's client with no polling for answers (`RPCClient.Configuration.answerPolling` 0).
     public static let sleepingClientName = "OMX client, no answer polling"
+    /// The raw client polling for each answer for as long as OMX's callers do before it blocks.
+    public static let pollingRawClientName = "raw, polling for answers"
 
     /// `count` sequential calls of 64 bytes made by `call`, after a warm-up of a tenth as many
     /// (calls and CPU count both).

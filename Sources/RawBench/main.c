@@ -13,9 +13,11 @@
  *                                                       (uv_echo.c): the event-loop floor; with a
  *                                                       cluster key, OMX envelopes answered as
  *                                                       Bench.Echo: the protocol floor
- *   omx-rawbench pingpong tcp HOST PORT | unix PATH  BODY_BYTES COUNT
+ *   omx-rawbench pingpong tcp HOST PORT | unix PATH  BODY_BYTES COUNT [POLL_US]
  *                                                    -> every round trip in us, a line each, then
- *                                                       "cpu CLIENT_CPU_NS_PER_CALL CLIENT_USER_NS_PER_CALL"
+ *                                                       "cpu CLIENT_CPU_NS_PER_CALL CLIENT_USER_NS_PER_CALL";
+ *                                                       with POLL_US, each answer is polled for that
+ *                                                       long before the read blocks, as OMX's callers do
  *   omx-rawbench pingpong-omx tcp HOST PORT KEY_FILE | unix PATH  BODY_BYTES COUNT
  *                                                    -> the same, each call a Bench.Echo envelope
  *                                                       (signed on TCP, the answer checked), in C
@@ -33,6 +35,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,13 +61,22 @@ static void die(const char *what) {
    that lost a frame ends the run instead of hanging it. */
 static const int answer_timeout_seconds = 10;
 
-static int read_full(int fd, void *buf, size_t len) {
+static uint64_t now_ns(void);
+
+/* Reads `len` bytes, polling for them (non-blocking reads, the CPU yielded between two) until
+   `poll_until_ns` on the monotonic clock, then blocking. */
+static int read_full_polling(int fd, void *buf, size_t len, uint64_t poll_until_ns) {
     char *p = buf;
     while (len > 0) {
-        ssize_t n = read(fd, p, len);
+        int polling = poll_until_ns != 0 && now_ns() < poll_until_ns;
+        ssize_t n = recv(fd, p, len, polling ? MSG_DONTWAIT : 0);
         if (n == 0) return 0;
         if (n < 0) {
             if (errno == EINTR) continue;
+            if (polling && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                sched_yield();
+                continue;
+            }
             if (errno == EAGAIN || errno == EWOULDBLOCK) errno = ETIMEDOUT;
             return -1;
         }
@@ -73,6 +85,8 @@ static int read_full(int fd, void *buf, size_t len) {
     }
     return 1;
 }
+
+static int read_full(int fd, void *buf, size_t len) { return read_full_polling(fd, buf, len, 0); }
 
 static int write_full(int fd, const void *buf, size_t len) {
     const char *p = buf;
@@ -89,10 +103,11 @@ static int write_full(int fd, const void *buf, size_t len) {
 }
 
 
-/* Reads one frame into *buf (grown as needed); returns its length, or -1 at end of stream. */
-static long read_frame(int fd, char **buf, size_t *cap) {
+/* Reads one frame into *buf (grown as needed), polling for its header until `poll_until_ns`
+   (0: blocking at once); returns its length, or -1 at end of stream. */
+static long read_frame(int fd, char **buf, size_t *cap, uint64_t poll_until_ns) {
     uint32_t be;
-    if (read_full(fd, &be, 4) <= 0) return -1;
+    if (read_full_polling(fd, &be, 4, poll_until_ns) <= 0) return -1;
     size_t len = ntohl(be);
     if (len > *cap) {
         *buf = realloc(*buf, len);
@@ -157,7 +172,7 @@ static void *echo_connection(void *arg) {
     char *buf = NULL;
     size_t cap = 0;
     long len, frames = 0;
-    while ((len = read_frame(fd, &buf, &cap)) >= 0) {
+    while ((len = read_frame(fd, &buf, &cap, 0)) >= 0) {
         if (write_frame(fd, buf, (size_t)len) < 0) break;
         frames++;
     }
@@ -247,7 +262,7 @@ static void protocol_call(int fd, struct protocol_client *client, uint64_t call_
     size_t size = omx_pack(client->signer, client->peer, call_id, OMX__ENVELOPE_KIND__REQUEST, "Bench.Echo", OMX__STATUS_CODE__OK,
                            (const uint8_t *)body, length, client->frame, client->capacity);
     if (size == 0 || write_full(fd, client->frame, size) < 0) die("pingpong-omx write");
-    long answer = read_frame(fd, buf, cap);
+    long answer = read_frame(fd, buf, cap, 0);
     if (answer < 0) die("pingpong-omx read");
     const char *error = NULL;
     Omx__Envelope *envelope = omx_open(&client->opened, client->signer, client->local, (const uint8_t *)*buf, (size_t)answer, &error);
@@ -260,8 +275,9 @@ static void protocol_call(int fd, struct protocol_client *client, uint64_t call_
 
 /* `count` calls one after the other (after a tenth as many to warm up): blocking reads and
    writes, or from a bare libuv loop (`on_uv`, uv_pingpong.c); raw frames, or OMX envelopes
-   with `client`. Prints each round trip and the client's CPU time per call. */
-static void pingpong(int fd, int tcp, int on_uv, size_t body, long count, struct protocol_client *client) {
+   with `client`; blocking reads polling for each answer for `poll_ns` first. Prints each round
+   trip and the client's CPU time per call. */
+static void pingpong(int fd, int tcp, int on_uv, size_t body, long count, struct protocol_client *client, uint64_t poll_ns) {
     uint64_t *samples = calloc((size_t)count, sizeof(uint64_t));
     uint64_t cpu_start = process_cpu_ns(), user_start = process_user_ns();
     if (on_uv) {
@@ -283,7 +299,7 @@ static void pingpong(int fd, int tcp, int on_uv, size_t body, long count, struct
             uint64_t start = now_ns();
             if (client) {
                 protocol_call(fd, client, (uint64_t)(i + count), payload, body, &buf, &cap);
-            } else if (write_frame(fd, payload, body) < 0 || read_frame(fd, &buf, &cap) < 0) {
+            } else if (write_frame(fd, payload, body) < 0 || read_frame(fd, &buf, &cap, poll_ns ? now_ns() + poll_ns : 0) < 0) {
                 die("pingpong");
             }
             if (i >= 0) samples[i] = now_ns() - start;
@@ -307,7 +323,7 @@ static void *pipeline_reader(void *arg) {
     struct pipeline_state *s = arg;
     char *buf = NULL;
     size_t cap = 0;
-    while (read_frame(s->fd, &buf, &cap) >= 0) {
+    while (read_frame(s->fd, &buf, &cap, 0) >= 0) {
         s->received++;
         sem_post(&s->window);
     }
@@ -362,7 +378,7 @@ int main(int argc, char **argv) {
                 client.signer = &signer;
                 if (omx_socket_end(fd, 1, client.local, sizeof(client.local)) < 0 || omx_socket_end(fd, 0, client.peer, sizeof(client.peer)) < 0) die("socket ends");
             }
-            pingpong(fd, tcp, on_uv, (size_t)atol(argv[next]), atol(argv[next + 1]), &client);
+            pingpong(fd, tcp, on_uv, (size_t)atol(argv[next]), atol(argv[next + 1]), &client, 0);
             return 0;
         }
     }
@@ -371,8 +387,10 @@ int main(int argc, char **argv) {
         int tcp = strcmp(argv[2], "tcp") == 0;
         int next = tcp ? 5 : 4;
         int fd = tcp ? tcp_socket(argv[3], atoi(argv[4]), 0) : unix_socket(argv[3], 0);
-        if (raw_pingpong && argc == next + 2) {
-            pingpong(fd, tcp, on_uv, (size_t)atol(argv[next]), atol(argv[next + 1]), NULL);
+        int polling = !on_uv && argc == next + 3;
+        if (raw_pingpong && (argc == next + 2 || polling)) {
+            uint64_t poll_ns = polling ? (uint64_t)atol(argv[next + 2]) * 1000 : 0;
+            pingpong(fd, tcp, on_uv, (size_t)atol(argv[next]), atol(argv[next + 1]), NULL, poll_ns);
             return 0;
         }
         if (strcmp(argv[1], "pipeline") == 0 && argc == next + 3) {
@@ -382,7 +400,8 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "usage: omx-rawbench serve TCP_HOST TCP_PORT UNIX_PATH\n"
                     "       omx-rawbench serve-uv TCP_HOST TCP_PORT UNIX_PATH [KEY_FILE]\n"
-                    "       omx-rawbench pingpong[-uv] tcp HOST PORT|unix PATH BODY_BYTES COUNT\n"
+                    "       omx-rawbench pingpong tcp HOST PORT|unix PATH BODY_BYTES COUNT [POLL_US]\n"
+                    "       omx-rawbench pingpong-uv tcp HOST PORT|unix PATH BODY_BYTES COUNT\n"
                     "       omx-rawbench pingpong[-uv]-omx tcp HOST PORT KEY_FILE|unix PATH BODY_BYTES COUNT\n"
                     "       omx-rawbench pipeline tcp HOST PORT|unix PATH BODY_BYTES SECONDS WINDOW\n");
     return 2;

@@ -40,9 +40,11 @@ final class RawBenchEndToEndTests: XCTestCase {
         try waitForReady(served, stderr: "\(dir)/\(mode).err", server)
         var expected: [Int] = []
         for transport in [["tcp", "127.0.0.1", "\(port)"], ["unix", "\(dir)/\(mode).sock"]] {
-            // Blocking reads and writes, then from a bare libuv loop.
-            for client in ["pingpong", "pingpong-uv"] {
-                let pingPong = LocalCluster.run("omx-rawbench", [client] + transport + ["70000", "200"])
+            // Blocking reads and writes, from a bare libuv loop, then blocking reads polling
+            // for each answer for 100 us first.
+            for (clientMode, polling) in [("pingpong", [String]()), ("pingpong-uv", []), ("pingpong", ["100"])] {
+                let client = ([clientMode] + polling).joined(separator: " ")
+                let pingPong = LocalCluster.run("omx-rawbench", [clientMode] + transport + ["70000", "200"] + polling)
                 XCTAssertEqual(pingPong.status, 0, "\(mode) \(transport[0]) \(client): \(pingPong.stderr)")
                 let roundTrips = pingPong.stdout.split(separator: "\n").dropLast()
                 XCTAssertEqual(roundTrips.count, 200, "\(mode) \(transport[0]) \(client): one line per measured round trip")

@@ -78,7 +78,8 @@ extension BenchCommand {
             }
             print(
                 "OMX's clients poll for an answer for up to \(report.answerPollUs) us before they sleep (omx.conf's answer_poll_us),",
-                "which keeps their CPU from halting; \"\(RPCBenchmark.sleepingClientName)\" sleeps at once, as raw and the C programs do.",
+                "which keeps their CPU from halting; \"\(RPCBenchmark.sleepingClientName)\" sleeps at once, as raw and the C programs do,",
+                "and \"\(RPCBenchmark.pollingRawClientName)\" (the rows \"raw polling too\") polls as long as OMX's callers before it blocks.",
                 separator: "\n")
             if let rss = report.idleServiceRSSKiB {
                 print("idle omx-discovery resident memory: \(String(format: rss, decimals: 1)) MiB (target: under 20 MiB)")
