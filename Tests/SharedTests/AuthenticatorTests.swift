@@ -85,11 +85,13 @@ final class AuthenticatorTests: XCTestCase {
         // A request to node 2's Discovery, caught on the wire and sent within the clock window
         // to node 3 (whose replay window never saw its nonce), or to node 2's Migrator.
         let sender = Authenticator(key: key, nodeID: 1)
+        // Started before the request was signed: a service refuses requests stamped before it started.
+        let intended = Authenticator(key: key, nodeID: 2)
         let envelope = signedRequest(sender, to: "10.0.0.2:7701")
         for elsewhere in ["10.0.0.3:7701", "10.0.0.2:7703"] {
             assertRefused(envelope, by: Authenticator(key: key, nodeID: 3), at: elsewhere, saying: "signed for another receiver than \(elsewhere)")
         }
-        XCTAssertEqual(try receive(envelope, by: Authenticator(key: key, nodeID: 2), at: "10.0.0.2:7701").signer, 1)
+        XCTAssertEqual(try receive(envelope, by: intended, at: "10.0.0.2:7701").signer, 1)
     }
 
     func testAnotherClustersKeyIsRefused() {
