@@ -5,7 +5,7 @@ import Glibc
 ///
 /// On a virtual machine whose idle CPUs halt (no cpuidle driver polls first), waking a halted
 /// CPU costs more than a whole round trip between two processes: measured on this machine kind,
-/// a loopback call took 60-80 us with the caller's CPU halted for the answer and 22-31 us with
+/// a loopback call took 55-70 us with the caller's CPU halted for the answer and 21-29 us with
 /// it kept busy. So a loop whose clients await answers keeps polling its sockets (an active idle
 /// handle makes libuv poll with no timeout) until every answer came or the window after the last
 /// call sent has passed, yielding its CPU to any other thread that wants it between two polls.
