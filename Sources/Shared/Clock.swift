@@ -36,8 +36,9 @@ extension Duration {
     public var nanoseconds: UInt64 { wholeUnits(perSecond: 1_000_000_000) }
 
     private func wholeUnits(perSecond units: UInt64) -> UInt64 {
+        // A negative duration under a second has 0 seconds and negative attoseconds.
+        guard self > .zero else { return 0 }
         let (seconds, attoseconds) = components
-        guard seconds >= 0 else { return 0 }
         let (whole, tooLong) = UInt64(seconds).multipliedReportingOverflow(by: units)
         let (total, pastMax) = whole.addingReportingOverflow(UInt64(attoseconds) / (1_000_000_000_000_000_000 / units))
         return tooLong || pastMax ? .max : total
