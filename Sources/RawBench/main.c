@@ -35,7 +35,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <sched.h>
 #include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "frame_io.h"
 #include "omx_protocol.h"
 #include "uv_echo.h"
 #include "uv_pingpong.h"
@@ -61,88 +61,8 @@ static void die(const char *what) {
    that lost a frame ends the run instead of hanging it. */
 static const int answer_timeout_seconds = 10;
 
-static uint64_t now_ns(void);
-
-/* Reads `len` bytes, polling for them (non-blocking reads, the CPU yielded between two) until
-   `poll_until_ns` on the monotonic clock, then blocking. */
-static int read_full_polling(int fd, void *buf, size_t len, uint64_t poll_until_ns) {
-    char *p = buf;
-    while (len > 0) {
-        int polling = poll_until_ns != 0 && now_ns() < poll_until_ns;
-        ssize_t n = recv(fd, p, len, polling ? MSG_DONTWAIT : 0);
-        if (n == 0) return 0;
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (polling && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                sched_yield();
-                continue;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) errno = ETIMEDOUT;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 1;
-}
-
-static int read_full(int fd, void *buf, size_t len) { return read_full_polling(fd, buf, len, 0); }
-
-static int write_full(int fd, const void *buf, size_t len) {
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 1;
-}
-
-
-/* Reads one frame into *buf (grown as needed), polling for its header until `poll_until_ns`
-   (0: blocking at once); returns its length, or -1 at end of stream. */
-static long read_frame(int fd, char **buf, size_t *cap, uint64_t poll_until_ns) {
-    uint32_t be;
-    if (read_full_polling(fd, &be, 4, poll_until_ns) <= 0) return -1;
-    size_t len = ntohl(be);
-    if (len > *cap) {
-        *buf = realloc(*buf, len);
-        *cap = len;
-    }
-    if (len > 0 && read_full(fd, *buf, len) <= 0) return -1;
-    return (long)len;
-}
-
-static int write_frame(int fd, const char *payload, size_t len) {
-    char header[4];
-    uint32_t be = htonl((uint32_t)len);
-    memcpy(header, &be, 4);
-    struct iovec parts[2] = {{header, 4}, {(void *)payload, len}};
-    ssize_t n;
-    do {
-        n = writev(fd, parts, 2);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) return -1;
-    size_t done = (size_t)n;
-    if (done < 4) {
-        if (write_full(fd, header + done, 4 - done) < 0) return -1;
-        done = 4;
-    }
-    return write_full(fd, payload + (done - 4), len - (done - 4));
-}
-
 static uint64_t timespec_ns(struct timespec ts) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return timespec_ns(ts);
 }
 
 static uint64_t timeval_ns(struct timeval tv) {
@@ -389,7 +309,18 @@ int main(int argc, char **argv) {
         int fd = tcp ? tcp_socket(argv[3], atoi(argv[4]), 0) : unix_socket(argv[3], 0);
         int polling = !on_uv && argc == next + 3;
         if (raw_pingpong && (argc == next + 2 || polling)) {
-            uint64_t poll_ns = polling ? (uint64_t)atol(argv[next + 2]) * 1000 : 0;
+            uint64_t poll_ns = 0;
+            if (polling) {
+                /* At most 10 s: a read polling for its answer has no receive timeout. */
+                char *end = NULL;
+                errno = 0;
+                unsigned long poll_us = strtoul(argv[next + 2], &end, 10);
+                if (errno != 0 || end == argv[next + 2] || *end != '\0' || argv[next + 2][0] == '-' || poll_us > 10000000ul) {
+                    fprintf(stderr, "omx-rawbench: POLL_US \"%s\": expected microseconds from 0 to 10000000\n", argv[next + 2]);
+                    return 2;
+                }
+                poll_ns = (uint64_t)poll_us * 1000;
+            }
             pingpong(fd, tcp, on_uv, (size_t)atol(argv[next]), atol(argv[next + 1]), NULL, poll_ns);
             return 0;
         }
