@@ -72,9 +72,9 @@ final class AnswerPollingTests: XCTestCase {
     }
 
     func testPollingEndsWithItsWindowWhileTheAnswerIsStillAwaited() async throws {
-        try await whileACallIsHeld(polling: .milliseconds(300)) { loop in
+        try await whileACallIsHeld(polling: .seconds(2)) { loop in
             await assertReaches(Polling(active: true, awaited: 1), on: loop)
-            await assertReaches(Polling(active: false, awaited: 1), on: loop, "the loop sleeps again after 300 ms")
+            await assertReaches(Polling(active: false, awaited: 1), on: loop, "the loop sleeps again after 2 s")
         }
     }
 
@@ -95,6 +95,8 @@ final class AnswerPollingTests: XCTestCase {
         let gate = Gate()
         let fixture = try await fixtureHolding(gate)
         let client = client(fixture, polling: .seconds(600))
+        let echoed = try await client.call("Echo", [1])
+        XCTAssertEqual(echoed, [1], "connected before a call of 50 ms")
         await assertRPCError(.deadlineExceeded, containing: "no answer within 50 ms") { try await client.call("Held", [], timeout: .milliseconds(50)) }
         let cancelled = Task { try await client.call("Held", [], timeout: .seconds(30)) }
         await assertReaches(Polling(active: true, awaited: 1), on: fixture.clientLoop)
@@ -124,6 +126,23 @@ final class AnswerPollingTests: XCTestCase {
         await fixture.close()
     }
 
+    /// A client released while its session offer is still unanswered (a service that accepts
+    /// and never answers) leaves no answer awaited on its loop.
+    func testAClientReleasedWithItsSessionOfferUnansweredLeavesNothingAwaited() async throws {
+        let silent = try listeningSocket()
+        defer { close(silent.fd) }
+        let loop = try EventLoop()
+        var configuration = RPCClient.Configuration(authenticator: Authenticator(key: .generate(), nodeID: 2))
+        configuration.answerPolling = .seconds(600)
+        var client: RPCClient? = RPCClient(loop: loop, endpoint: .tcp(host: "127.0.0.1", port: silent.port), configuration: configuration, logger: Logger(label: "test-client"))
+        await assertRPCError(.deadlineExceeded, containing: "no answer within 200 ms") { try await client!.call("Echo", [], timeout: .milliseconds(200)) }
+        let offerPending = try await polling(loop)
+        XCTAssertEqual(offerPending.awaited, 1, "the session offer awaits its answer (3 s)")
+        client = nil
+        await assertReaches(Polling(active: false, awaited: 0), on: loop, "the released client's offer is no longer awaited")
+        await loop.shutdown()
+    }
+
     /// The blocking client polls for its answer only within its window, then sleeps in recv:
     /// a thread waiting 400 ms for an answer, with a window of 1 ms, hardly uses the CPU.
     func testTheBlockingClientSleepsAfterItsWindowAndTakesTheLateAnswer() async throws {
@@ -141,7 +160,11 @@ final class AnswerPollingTests: XCTestCase {
             let cpuBefore = threadCPUMs()
             XCTAssertEqual(try client.call("Slow", [2]), [2], "answered after 400 ms, with a window of \(window)")
             let cpuMs = threadCPUMs() - cpuBefore
-            if window == .milliseconds(1) { XCTAssertLessThan(cpuMs, 100, "the thread slept after its window of 1 ms") }
+            if window == .milliseconds(1) {
+                XCTAssertLessThan(cpuMs, 100, "the thread slept after its window of 1 ms")
+            } else {
+                XCTAssertGreaterThan(cpuMs, 50, "the thread polled through the 400 ms, its window being 5 s")
+            }
         }
         await fixture.close()
     }
